@@ -1,0 +1,123 @@
+"""The face interface every step talks through, and the parts the faces share."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, TextIO
+
+
+class Face:
+    """Plain-line behaviour; the GitHub, Jenkins and local faces refine it.
+
+    Human lines go to ``self.out``: stderr when ``--json`` owns stdout, else stdout.
+    """
+
+    name = "plain"
+    # How often a progress line may be printed where no terminal can redraw one.
+    progress_interval = 10.0
+
+    def __init__(
+        self,
+        environ: Mapping[str, str],
+        *,
+        json_mode: bool = False,
+        verbose: bool = False,
+        quiet: bool = False,
+        out: TextIO | None = None,
+    ) -> None:
+        self.environ = environ
+        self.json_mode = json_mode
+        self.verbose = verbose
+        self.quiet = quiet
+        self.out = out or (sys.stderr if json_mode else sys.stdout)
+        self._masked: list[str] = []
+        self._last_progress: dict[str, float] = {}
+
+    # ----- lines --------------------------------------------------------------------------
+    def write(self, text: str) -> None:
+        self.out.write(self.scrub(text) + "\n")
+        self.out.flush()
+
+    def info(self, message: str) -> None:
+        if not self.quiet:
+            self.write(message)
+
+    def detail(self, message: str) -> None:
+        """Shown with --verbose only."""
+        if self.verbose:
+            self.write(message)
+
+    def warning(self, message: str) -> None:
+        self.write(f"warning: {message}")
+
+    def error(self, message: str) -> None:
+        self.write(f"error: {message}")
+
+    @contextmanager
+    def group(self, title: str) -> Iterator[None]:
+        self.info(f"── {title}")
+        yield
+
+    @contextmanager
+    def untrusted_lines(self) -> Iterator[None]:
+        """Wraps output the step does not control (training logs)."""
+        yield
+
+    def log_line(self, line: str) -> None:
+        """One line of the training's own output; shown even with --quiet (it is the work)."""
+        self.write(line)
+
+    def progress(self, key: str, message: str, *, final: bool = False) -> None:
+        now = time.monotonic()
+        if final or now - self._last_progress.get(key, 0.0) >= self.progress_interval:
+            self._last_progress[key] = now
+            self.info(message)
+
+    # ----- secrets ------------------------------------------------------------------------
+    def mask(self, value: str) -> None:
+        """Never show this value again; faces with a log masker register it there too."""
+        for line in value.splitlines() or [value]:
+            if line.strip() and line not in self._masked:
+                self._masked.append(line)
+
+    def scrub(self, text: str) -> str:
+        for secret in self._masked:
+            text = text.replace(secret, "***")
+        return text
+
+    # ----- results ------------------------------------------------------------------------
+    def set_outputs(self, step: str, outputs: Mapping[str, str]) -> None:
+        if not self.json_mode and not self.quiet:
+            for name, value in outputs.items():
+                self.write(f"  {name}: {value}")
+
+    def summary(self, step: str, markdown: str) -> None:
+        """A markdown report; only faces with a summary page keep it."""
+
+    def result(
+        self,
+        step: str,
+        *,
+        exit_code: int,
+        outputs: Mapping[str, str],
+        error: str | None,
+        plan: Mapping[str, Any] | None = None,
+    ) -> None:
+        """The one machine-readable line of ``--json`` mode, on stdout."""
+        if self.json_mode:
+            document: dict[str, Any] = {
+                "step": step,
+                "ok": exit_code == 0,
+                "exit_code": exit_code,
+                "outputs": dict(outputs),
+                "error": self.scrub(error) if error else None,
+            }
+            if plan is not None:
+                document["dry_run"] = True
+                document["plan"] = plan["actions"]
+            sys.stdout.write(json.dumps(document) + "\n")
+            sys.stdout.flush()

@@ -1,0 +1,259 @@
+"""The ``mlsteps`` root command: global options, lazy step loading, and the one error handler.
+
+Nothing heavy is imported here: ``mlsteps --help`` and every ``--dry-run`` stay fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+
+from steps import __version__, registry, signals
+from steps.ci import KINDS, Face, make_face
+from steps.config import ConfigFile, Option, Section, find_config_file, load_config_file
+from steps.errors import MlstepsError
+from steps.plan import Plan
+
+
+@dataclass
+class Runtime:
+    """The global options of one invocation, handed to every step."""
+
+    config: str | None = None
+    dry_run: bool = False
+    json_mode: bool = False
+    ci: str = "auto"
+    verbose: bool = False
+    quiet: bool = False
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    face: Face | None = None
+    _config_file: ConfigFile | None = None
+
+    def get_face(self) -> Face:
+        if self.face is None:
+            self.face = make_face(
+                self.ci,
+                self.environ,
+                json_mode=self.json_mode,
+                verbose=self.verbose,
+                quiet=self.quiet,
+            )
+        return self.face
+
+    def config_file(self) -> ConfigFile:
+        if self._config_file is None:
+            path = find_config_file(self.config)
+            self._config_file = load_config_file(path, registry.all_sections())
+        return self._config_file
+
+
+@dataclass(frozen=True)
+class StepResult:
+    outputs: Mapping[str, str]
+    summary: str = ""
+    plan: Plan | None = None  # set by a dry run: the plan is the result
+
+
+class LazyGroup(click.Group):
+    """Loads a step's module only when that step runs or its help is asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*registry.STEP_MODULES, *registry.TOOL_MODULES})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in registry.STEP_MODULES and name not in registry.TOOL_MODULES:
+            return None
+        command: click.Command = registry.load(name).command
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Short help without importing each step: the lines live here, next to the registry.
+        rows = [(name, STEP_HELP.get(name, "")) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+STEP_HELP = {
+    "train": "Run training in a container (or a local process), tracked in MLflow.",
+    "config": "Show the effective configuration or its JSON Schema.",
+}
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config",
+    metavar="PATH",
+    envvar="MLSTEPS_CONFIG",
+    help="Pipeline file (default: ./mlsteps.yaml when present). Env: MLSTEPS_CONFIG.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    envvar="MLSTEPS_DRY_RUN",
+    help="Print the plan and touch nothing (no container, no MLflow run). Env: MLSTEPS_DRY_RUN.",
+)
+@click.option(
+    "--json",
+    "json_mode",
+    is_flag=True,
+    envvar="MLSTEPS_JSON",
+    help="Print one JSON result object on stdout; human lines go to stderr. Env: MLSTEPS_JSON.",
+)
+@click.option(
+    "--ci",
+    type=click.Choice(KINDS),
+    default="auto",
+    envvar="MLSTEPS_CI",
+    show_default=True,
+    help="Which CI face to use; auto reads GITHUB_ACTIONS / JENKINS_URL. Env: MLSTEPS_CI.",
+)
+@click.option("-v", "--verbose", is_flag=True, help="More detail; tracebacks on errors.")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors, outputs and training logs.")
+@click.version_option(__version__, "--version", prog_name="mlsteps")
+@click.pass_context
+def cli(ctx: click.Context, **options: Any) -> None:
+    """mlsteps: reusable ML delivery steps for the CLI, GitHub Actions and Jenkins.
+
+    Exit codes: 0 done, 1 the step failed, 2 bad input or configuration,
+    3 a gate said no, 130/143 interrupted.
+    """
+    runtime: Runtime = ctx.ensure_object(Runtime)
+    for name, value in options.items():
+        setattr(runtime, name, value)
+
+
+def step_command(
+    section: Section,
+    *,
+    help: str,
+    epilog: str = "",
+    takes_command: bool = False,
+    shared: tuple[Section, ...] = (),
+) -> Callable[[Callable[..., StepResult]], click.Command]:
+    """Turn ``run(runtime, flags, command)`` into a click command whose options come from the
+    section and the shared sections it uses (one source for the flag, its help and its
+    environment variable)."""
+
+    def decorate(run: Callable[..., StepResult]) -> click.Command:
+        @click.pass_context
+        def callback(ctx: click.Context, command: tuple[str, ...] = (), **raw: Any) -> None:
+            runtime: Runtime = ctx.find_object(Runtime) or Runtime()
+            given = {
+                name.replace("_", "-"): value
+                for name, value in raw.items()
+                if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+            }
+            result = run(runtime, given, list(command))
+            face = runtime.get_face()
+            if result.plan is not None:
+                face.info("dry run: nothing is created, pulled, pushed or tracked. The plan:")
+                for line in result.plan.lines():
+                    face.info("  " + line)
+                face.result(
+                    section.name, exit_code=0, outputs={}, error=None, plan=result.plan.to_json()
+                )
+                return
+            if result.summary:
+                face.summary(section.name, result.summary)
+            face.set_outputs(section.name, result.outputs)
+            face.result(section.name, exit_code=0, outputs=result.outputs, error=None)
+
+        params: list[click.Parameter] = [
+            _click_option(s.name, o) for s in (section, *shared) for o in s.options if o.cli
+        ]
+        if takes_command:
+            params.append(click.Argument(["command"], nargs=-1, type=click.UNPROCESSED))
+        return click.Command(
+            section.name,
+            callback=callback,
+            params=params,
+            help=help,
+            epilog=epilog,
+            # Everything after the first positional word belongs to the training command.
+            context_settings={
+                "allow_interspersed_args": False,
+                "help_option_names": ["-h", "--help"],
+            },
+        )
+
+    return decorate
+
+
+def _click_option(section: str, option: Option) -> click.Option:
+    help_text = f"{option.help} Env: {option.env_var(section)}."
+    if option.choices:
+        help_text += f" One of: {', '.join(option.choices)}."
+    if option.default not in (None, (), []):
+        help_text += f" Default: {option.default}."
+    # Values stay strings here: config.resolve parses flags, env and file the same way,
+    # so a bad value gets the same message whichever way it came in.
+    return click.Option(
+        [option.flag],
+        multiple=option.kind == "list",
+        metavar=option.metavar or ("[" + "|".join(option.choices) + "]" if option.choices else "TEXT"),
+        help=help_text,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: parse, dispatch, and turn every failure into its exit code and message."""
+    signals.install()
+    runtime = Runtime()
+    step = "mlsteps"
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        with cli.make_context("mlsteps", list(args), obj=runtime) as ctx:
+            step = ctx.invoked_subcommand or (ctx.protected_args[:1] or ["mlsteps"])[0]
+            cli.invoke(ctx)
+        sys.exit(0)
+    except click.exceptions.Exit as exc:  # --help, --version
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:  # usage errors: bad flag, missing argument
+        exc.show()
+        _report(runtime, step, 2, exc.format_message())
+        sys.exit(2)
+    except MlstepsError as exc:
+        _fail(runtime, step, exc.exit_code, exc.message)
+    except signals.Cancelled as exc:
+        _fail(runtime, step, exc.exit_code, f"cancelled by {signals.signal.Signals(exc.signum).name}")
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        _fail(runtime, step, 130, "interrupted")
+    except Exception as exc:  # noqa: BLE001 - the last line of defence, written down in full
+        log = _write_traceback()
+        _fail(
+            runtime,
+            step,
+            1,
+            f"unexpected error: {type(exc).__name__}: {exc}. The traceback is in {log}; "
+            "please attach it to a bug report.",
+        )
+
+
+def _fail(runtime: Runtime, step: str, code: int, message: str) -> None:
+    face = runtime.get_face()
+    face.error(message)
+    if runtime.verbose and sys.exc_info()[0] is not None:
+        traceback.print_exc(file=face.out)
+    face.result(step, exit_code=code, outputs={}, error=message)
+    sys.exit(code)
+
+
+def _report(runtime: Runtime, step: str, code: int, message: str) -> None:
+    if runtime.json_mode:
+        runtime.get_face().result(step, exit_code=code, outputs={}, error=message)
+
+
+def _write_traceback() -> str:
+    handle, path = tempfile.mkstemp(prefix=f"mlsteps-{time.strftime('%Y%m%d-%H%M%S')}-", suffix=".log")
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        traceback.print_exc(file=out)
+    return path

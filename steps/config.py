@@ -1,0 +1,352 @@
+"""mlsteps.yaml + ``MLSTEPS_*`` environment + flags → validated option values, in one place.
+
+Every option has one kebab-case name that maps by a fixed rule onto each face:
+``shm-size`` in section ``train`` is the flag ``--shm-size``, the environment variable
+``MLSTEPS_TRAIN_SHM_SIZE``, the action input ``shm-size``, the Jenkins key ``shmSize`` and
+the file key ``train: {shm-size: …}``. Precedence: flags > environment > file > defaults.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from steps.errors import ConfigError
+
+DEFAULT_CONFIG_FILE = "mlsteps.yaml"
+
+# kind → what a value looks like in the file (for messages and the JSON Schema)
+KINDS = {
+    "str": "a string",
+    "int": "an integer",
+    "float": "a number",
+    "bool": "true or false",
+    "list": "a list of strings",
+    "choice": "one of the listed values",
+    "path": "a path (relative paths in the file are relative to the file)",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Option:
+    """One user-facing option of a config section (a step or a shared section)."""
+
+    name: str
+    help: str
+    kind: str = "str"
+    default: Any = None
+    choices: tuple[str, ...] = ()
+    metavar: str | None = None
+    # Turns a raw string into the typed value; raises ValueError naming the expected form.
+    parse: Callable[[str], Any] | None = None
+    secret: bool = False
+    # Extra environment variables read when the MLSTEPS_ one is unset (e.g. MLFLOW_TRACKING_URI).
+    env_fallbacks: tuple[str, ...] = ()
+    # False for values that do not come as a flag (train's command comes after --).
+    cli: bool = True
+    # How a list arrives in one environment variable: "lines" (one item per line) or
+    # "shell" (shell words, for a command line).
+    env_format: str = "lines"
+
+    def env_var(self, section: str) -> str:
+        return f"MLSTEPS_{section}_{self.name}".upper().replace("-", "_")
+
+    @property
+    def flag(self) -> str:
+        return f"--{self.name}"
+
+    @property
+    def jenkins_key(self) -> str:
+        head, *rest = self.name.split("-")
+        return head + "".join(word.capitalize() for word in rest)
+
+
+@dataclass(frozen=True)
+class Section:
+    name: str
+    help: str
+    options: tuple[Option, ...]
+
+    def option(self, name: str) -> Option:
+        return next(o for o in self.options if o.name == name)
+
+
+MLFLOW = Section(
+    "mlflow",
+    "Where runs, metrics and models are tracked.",
+    (
+        Option(
+            name="tracking-uri",
+            help="MLflow tracking server, e.g. http://127.0.0.1:5000. Unset: no tracking.",
+            env_fallbacks=("MLFLOW_TRACKING_URI",),
+        ),
+        Option(name="experiment", help="MLflow experiment name.", default="Default"),
+    ),
+)
+MODEL = Section(
+    "model",
+    "The model this pipeline delivers.",
+    (Option(name="name", help="Registered model name in MLflow."),),
+)
+
+
+@dataclass(frozen=True)
+class Value:
+    value: Any
+    source: str  # "flag --gpus", "env MLSTEPS_TRAIN_GPUS", "mlsteps.yaml:12", "default"
+
+
+@dataclass
+class ConfigFile:
+    """A parsed mlsteps.yaml with the line of every key, for messages that point at it."""
+
+    path: Path | None
+    data: dict[str, Any] = field(default_factory=dict)
+    lines: dict[tuple[str, ...], int] = field(default_factory=dict)
+
+    def where(self, *key_path: str) -> str:
+        if self.path is None:
+            return "(no file)"
+        line = self.lines.get(tuple(key_path))
+        return f"{self.path}:{line}" if line else str(self.path)
+
+
+def find_config_file(explicit: str | None, cwd: Path | None = None) -> Path | None:
+    """The file named by --config / MLSTEPS_CONFIG, else ./mlsteps.yaml when present."""
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(
+                f"--config {explicit}: no such file. Give the path of an mlsteps.yaml, "
+                "or leave --config out to use ./mlsteps.yaml when present."
+            )
+        return path
+    default = (cwd or Path.cwd()) / DEFAULT_CONFIG_FILE
+    return default if default.is_file() else None
+
+
+def load_config_file(path: Path | None, sections: Sequence[Section]) -> ConfigFile:
+    """Parse and check the file's shape: known sections, known keys, each with its line."""
+    if path is None:
+        return ConfigFile(None)
+    import yaml  # only when a file is there; pyyaml is light but not free
+
+    text = path.read_text(encoding="utf-8")
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: not valid YAML ({problem}). Fix the syntax there.") from None
+    cfg = ConfigFile(path)
+    if root is None:
+        return cfg
+    if not isinstance(root, yaml.MappingNode):
+        raise ConfigError(
+            f"{path}:{root.start_mark.line + 1}: the file must be a mapping of sections "
+            f"({', '.join(s.name for s in sections)})."
+        )
+    known = {s.name: s for s in sections}
+    for key_node, value_node in root.value:
+        name = key_node.value
+        line = key_node.start_mark.line + 1
+        if name not in known:
+            raise ConfigError(_unknown(f"{path}:{line}", "section", name, list(known)))
+        section = known[name]
+        cfg.lines[(name,)] = line
+        if value_node.tag.endswith(":null"):
+            cfg.data[name] = {}
+            continue
+        if not isinstance(value_node, yaml.MappingNode):
+            raise ConfigError(
+                f"{path}:{line}: '{name}' must be a mapping of options, "
+                f"e.g. {name}: {{{section.options[0].name}: …}}."
+            )
+        values: dict[str, Any] = {}
+        option_names = [o.name for o in section.options]
+        for opt_key, opt_value in value_node.value:
+            opt_line = opt_key.start_mark.line + 1
+            if opt_key.value not in option_names:
+                raise ConfigError(
+                    _unknown(f"{path}:{opt_line}", f"key in '{name}'", opt_key.value, option_names)
+                )
+            cfg.lines[(name, opt_key.value)] = opt_line
+            values[opt_key.value] = yaml.safe_load(yaml.serialize(opt_value))
+        cfg.data[name] = values
+    return cfg
+
+
+def _unknown(where: str, what: str, name: str, known: list[str]) -> str:
+    guess = difflib.get_close_matches(name.replace("_", "-"), known, n=1, cutoff=0.6)
+    hint = f" Did you mean '{guess[0]}'?" if guess else ""
+    return f"{where}: unknown {what} '{name}'.{hint} Known: {', '.join(known)}."
+
+
+def resolve(
+    section: Section,
+    flags: Mapping[str, Any],
+    cfg: ConfigFile,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Value]:
+    """Each option's value and where it came from: flags > environment > file > default.
+
+    ``flags`` holds only the flags the user actually gave (raw strings, tuples for lists).
+    """
+    env = os.environ if environ is None else environ
+    file_values = cfg.data.get(section.name, {})
+    base_dir = cfg.path.parent if cfg.path else Path.cwd()
+    resolved: dict[str, Value] = {}
+    for opt in section.options:
+        if opt.name in flags and flags[opt.name] not in (None, ()):
+            raw, source, base = flags[opt.name], f"flag {opt.flag}", Path.cwd()
+        elif (env_name := _first_set(env, (opt.env_var(section.name), *opt.env_fallbacks))):
+            raw, source, base = _from_env(opt, env[env_name]), f"env {env_name}", Path.cwd()
+        elif opt.name in file_values:
+            raw = file_values[opt.name]
+            source, base = cfg.where(section.name, opt.name), base_dir
+        else:
+            resolved[opt.name] = Value(opt.default, "default")
+            continue
+        resolved[opt.name] = Value(_convert(opt, raw, source, base), source)
+    return resolved
+
+
+def _first_set(env: Mapping[str, str], names: Sequence[str]) -> str | None:
+    # An empty variable counts as unset: GitHub passes "" for every input the user left out.
+    return next((n for n in names if env.get(n, "") != ""), None)
+
+
+def _from_env(opt: Option, text: str) -> Any:
+    if opt.kind == "list" and opt.env_format == "shell":
+        import shlex
+
+        return shlex.split(text)
+    if opt.kind == "list":
+        return [line.strip() for line in text.splitlines() if line.strip()]
+    return text
+
+
+def _convert(opt: Option, raw: Any, source: str, base: Path) -> Any:
+    def bad(expected: str) -> ConfigError:
+        shown = "<redacted>" if opt.secret else repr(raw)
+        return ConfigError(f"{source}: {opt.name} = {shown} is not valid: expected {expected}.")
+
+    if raw is None:
+        return opt.default
+    if opt.kind == "list":
+        if isinstance(raw, str | int | float):
+            raw = [raw]
+        if not isinstance(raw, list | tuple) or any(isinstance(i, dict | list) for i in raw):
+            raise bad(KINDS["list"])
+        items = [str(i) for i in raw]
+        if opt.parse:
+            try:
+                return [opt.parse(i) for i in items]
+            except ValueError as exc:
+                raise bad(str(exc)) from None
+        return items
+    if isinstance(raw, dict | list | tuple):
+        raise bad(KINDS.get(opt.kind, "a single value"))
+    text = str(raw).strip() if not isinstance(raw, bool) else str(raw).lower()
+    try:
+        if opt.parse:
+            return opt.parse(text)
+        if opt.kind == "int":
+            return int(text)
+        if opt.kind == "float":
+            return float(text)
+        if opt.kind == "bool":
+            if text.lower() in ("1", "true", "yes", "on"):
+                return True
+            if text.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(KINDS["bool"])
+        if opt.kind == "choice":
+            if text not in opt.choices:
+                raise ValueError("one of " + ", ".join(opt.choices))
+            return text
+        if opt.kind == "path":
+            return str((base / Path(text).expanduser()).resolve())
+        return text
+    except ValueError as exc:
+        raise bad(str(exc) or KINDS.get(opt.kind, "a valid value")) from None
+
+
+# ----- value parsers shared by steps -------------------------------------------------------
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$")
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?$", re.IGNORECASE)
+
+
+def parse_duration(text: str) -> float:
+    """'90s', '30m', '2h', '1.5h' or plain seconds → seconds."""
+    match = _DURATION.match(text.strip().lower())
+    if not match or float(match.group(1)) <= 0:
+        raise ValueError("a positive duration such as 90s, 30m or 2h")
+    scale = {"ms": 0.001, "s": 1, None: 1, "m": 60, "h": 3600}[match.group(2)]
+    return float(match.group(1)) * scale
+
+
+def parse_size(text: str) -> int:
+    """'64m', '2g', '512k', '1GiB' or plain bytes → bytes (binary units, as Docker reads them)."""
+    match = _SIZE.match(text.strip())
+    if not match or float(match.group(1)) <= 0:
+        raise ValueError("a positive size such as 512m or 4g")
+    power = "bkmgt".index(match.group(2).lower() or "b")
+    return int(float(match.group(1)) * 1024**power)
+
+
+def redact_url(url: str) -> str:
+    """Hide credentials in a URL (https://user:pass@host → https://***@host) before showing it."""
+    return re.sub(r"(?<=://)[^/@\s]+@", "***@", url)
+
+
+def show_value(opt: Option, value: Any) -> str:
+    if value is None:
+        return "(unset)"
+    if opt.secret:
+        return "<redacted>"
+    if isinstance(value, list):
+        return "[" + ", ".join(redact_url(str(v)) for v in value) + "]"
+    return redact_url(str(value))
+
+
+def json_schema(sections: Sequence[Section]) -> dict[str, Any]:
+    """A JSON Schema of mlsteps.yaml, for editors (yaml-language-server) and CI linting."""
+    types = {"int": "integer", "float": "number", "bool": "boolean"}
+
+    def option_schema(opt: Option) -> dict[str, Any]:
+        if opt.kind == "list":
+            schema: dict[str, Any] = {"type": "array", "items": {"type": "string"}}
+        elif opt.kind == "choice":
+            schema = {"type": "string", "enum": list(opt.choices)}
+        elif opt.kind in types:
+            schema = {"type": types[opt.kind]}
+        else:
+            schema = {"type": ["string", "number"] if opt.parse else "string"}
+        schema["description"] = opt.help
+        if opt.default is not None:
+            schema["default"] = opt.default
+        return schema
+
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "mlsteps.yaml",
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            s.name: {
+                "type": "object",
+                "description": s.help,
+                "additionalProperties": False,
+                "properties": {o.name: option_schema(o) for o in s.options},
+            }
+            for s in sections
+        },
+    }

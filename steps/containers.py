@@ -1,0 +1,335 @@
+"""Docker Engine plumbing shared by the steps: connect, label, sweep, pull, run, clean up.
+
+Containers are children of the Docker daemon, not of mlsteps: if mlsteps dies, they live on.
+So every container carries labels naming the invocation and the process that owns it;
+cleanup removes by label (which also catches a container whose create call was cut short
+by a signal), and every start sweeps containers whose owner process is gone.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from steps import signals
+from steps.errors import ConfigError, StepFailed
+
+if TYPE_CHECKING:
+    from docker import DockerClient
+    from docker.models.containers import Container
+
+LABEL = "io.mlsteps"
+# Seconds between SIGTERM and SIGKILL when mlsteps stops a container. Docker's default of
+# 10 s outlasts GitHub's 7.5 s between its SIGINT and SIGTERM, and cleanup must finish first.
+STOP_GRACE = 3
+
+
+def _process_start(pid: int) -> str:
+    """The kernel's start time of a process: with the pid, it names the process uniquely
+    (pids are reused; a reused pid has another start time)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who owns the containers of this invocation."""
+
+    step: str
+    invocation: str = field(default_factory=lambda: uuid.uuid4().hex)
+    host: str = field(default_factory=socket.gethostname)
+    pid: int = field(default_factory=os.getpid)
+
+    def labels(self) -> dict[str, str]:
+        return {
+            f"{LABEL}.step": self.step,
+            f"{LABEL}.invocation": self.invocation,
+            f"{LABEL}.owner-host": self.host,
+            f"{LABEL}.owner-pid": str(self.pid),
+            f"{LABEL}.owner-start": _process_start(self.pid),
+        }
+
+
+def connect() -> DockerClient:
+    """A client for the engine in DOCKER_HOST (or the default socket), or a clear failure."""
+    import docker
+    from docker.errors import DockerException
+
+    try:
+        client = docker.from_env()
+        client.ping()
+    except DockerException as exc:
+        host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+        reason = str(exc).split("(", 1)[0].strip()[:200]
+        raise StepFailed(
+            f"cannot reach the Docker daemon at {host} ({reason}). Start it (`sudo systemctl "
+            "start docker`, or `dockerd`), point DOCKER_HOST at it, or use --backend local."
+        ) from None
+    return client
+
+
+def owner_alive(labels: Mapping[str, str], host: str) -> bool:
+    if labels.get(f"{LABEL}.owner-host") != host:
+        return True  # another machine's container: not ours to judge
+    try:
+        pid = int(labels.get(f"{LABEL}.owner-pid", ""))
+    except ValueError:
+        return False
+    start = labels.get(f"{LABEL}.owner-start", "")
+    return os.path.exists(f"/proc/{pid}") and _process_start(pid) == start
+
+
+def sweep_orphans(client: DockerClient, say: Callable[[str], None]) -> list[str]:
+    """Remove containers left by mlsteps processes on this host that are no longer alive."""
+    host = socket.gethostname()
+    removed = []
+    for container in client.containers.list(all=True, filters={"label": f"{LABEL}.owner-host={host}"}):
+        if not owner_alive(container.labels, host):
+            _remove(container)
+            removed.append(container.name)
+    if removed:
+        say(f"removed {len(removed)} container(s) left by mlsteps runs that died: {', '.join(removed)}")
+    return removed
+
+
+def remove_invocation(client: DockerClient, invocation: str) -> None:
+    for container in client.containers.list(all=True, filters={"label": f"{LABEL}.invocation={invocation}"}):
+        _remove(container)
+
+
+def _remove(container: Container) -> None:
+    from docker.errors import APIError, NotFound
+
+    try:
+        if container.status == "running":
+            container.stop(timeout=STOP_GRACE)
+        container.remove(force=True)
+    except NotFound:
+        pass
+    except APIError as exc:
+        if "already in progress" not in str(exc):
+            raise
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    ref: str
+    id: str
+    digest: str  # the repo digest when the image came from a registry, else the image id
+
+
+def ensure_image(
+    client: DockerClient,
+    ref: str,
+    pull: str,
+    platform: str | None,
+    progress: Callable[[str, bool], None],
+) -> ImageInfo:
+    """Find or pull the image according to the pull policy (always | missing | never)."""
+    from docker.errors import APIError, ImageNotFound, NotFound
+
+    image = None
+    if pull != "always":
+        try:
+            image = client.images.get(ref)
+        except ImageNotFound:
+            if pull == "never":
+                raise ConfigError(
+                    f"--image {ref}: not on this Docker engine, and --pull never forbids pulling "
+                    "it. Build or pull it first, or use --pull missing."
+                ) from None
+    if image is None:
+        repository, _, tag = ref.rpartition(":") if ":" in ref.rsplit("/", 1)[-1] else (ref, "", "")
+        try:
+            _pull_with_progress(client, repository or ref, tag or "latest", platform, progress)
+            image = client.images.get(ref if tag else f"{ref}:latest")
+        except (ImageNotFound, NotFound) as exc:
+            raise ConfigError(
+                f"--image {ref}: not found, neither on this engine nor in its registry "
+                f"({_short(exc)}). Check the name and tag, and that you are logged in."
+            ) from None
+        except APIError as exc:
+            raise StepFailed(f"pulling {ref} failed: {_short(exc)}") from None
+    digests = image.attrs.get("RepoDigests") or []
+    digest = digests[0].rsplit("@", 1)[1] if digests else image.id
+    return ImageInfo(ref, image.id, digest)
+
+
+def _pull_with_progress(
+    client: DockerClient,
+    repository: str,
+    tag: str,
+    platform: str | None,
+    progress: Callable[[str, bool], None],
+) -> None:
+    from docker.errors import APIError
+
+    layers: dict[str, tuple[int, int]] = {}
+    for event in client.api.pull(repository, tag=tag, platform=platform, stream=True, decode=True):
+        if "error" in event:
+            message = str(event["error"])
+            if "not found" in message or "manifest unknown" in message:
+                from docker.errors import NotFound
+
+                raise NotFound(message)
+            raise APIError(message)
+        detail = event.get("progressDetail") or {}
+        if event.get("id") and detail.get("total"):
+            layers[event["id"]] = (detail.get("current", 0), detail["total"])
+            done = sum(c for c, _ in layers.values())
+            total = sum(t for _, t in layers.values())
+            progress(f"pulling {repository}:{tag}: {done / 2**20:.0f}/{total / 2**20:.0f} MiB", False)
+    progress(f"pulled {repository}:{tag}", True)
+
+
+def _short(exc: BaseException) -> str:
+    return str(getattr(exc, "explanation", None) or exc)[:300]
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    image: str
+    command: Sequence[str]
+    environment: Mapping[str, str]
+    labels: Mapping[str, str]
+    volumes: Mapping[str, Mapping[str, str]]
+    device_requests: Sequence[Mapping[str, Any]] = ()
+    working_dir: str | None = None
+    user: str | None = None
+    network_mode: str | None = None
+    extra_hosts: Mapping[str, str] | None = None
+    shm_size: int | None = None
+    mem_limit: int | None = None
+    nano_cpus: int | None = None
+    platform: str | None = None
+
+
+@dataclass(frozen=True)
+class ContainerOutcome:
+    exit_code: int
+    oom_killed: bool
+    timed_out: bool
+    log_tail: list[str]
+
+
+def run_container(
+    client: DockerClient,
+    spec: ContainerSpec,
+    invocation: str,
+    *,
+    timeout: float | None,
+    on_line: Callable[[str], None],
+    tail_lines: int = 30,
+) -> ContainerOutcome:
+    """Create, start, stream logs line by line, wait; the container is removed on every path."""
+    import requests
+    from docker.errors import APIError
+    from docker.types import DeviceRequest
+
+    container: Container | None = None
+    create_in_flight = False
+    tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
+    try:
+        create_in_flight = True
+        container = client.containers.create(
+            spec.image,
+            command=list(spec.command) or None,
+            name=f"mlsteps-{spec.labels.get(f'{LABEL}.step', 'step')}-{invocation[:12]}",
+            environment=dict(spec.environment),
+            labels=dict(spec.labels),
+            volumes={host: dict(bind) for host, bind in spec.volumes.items()},
+            device_requests=[DeviceRequest(**r) for r in spec.device_requests] or None,
+            working_dir=spec.working_dir,
+            user=spec.user,
+            network_mode=spec.network_mode,
+            extra_hosts=dict(spec.extra_hosts) if spec.extra_hosts else None,
+            shm_size=spec.shm_size,
+            mem_limit=spec.mem_limit,
+            # Without a swap limit the container would swap instead of hitting its memory limit.
+            memswap_limit=spec.mem_limit,
+            nano_cpus=spec.nano_cpus,
+            platform=spec.platform,
+            detach=True,
+        )
+        create_in_flight = False
+        try:
+            container.start()
+        except APIError as exc:
+            raise _start_error(exc, spec) from None
+        pump = threading.Thread(target=_pump_logs, args=(container, on_line, tail), daemon=True)
+        pump.start()
+        timed_out = False
+        try:
+            status = container.wait(timeout=timeout) if timeout else container.wait()
+            exit_code = int(status.get("StatusCode", -1))
+        except requests.exceptions.RequestException:
+            # The wait call's socket timed out: the training outran --timeout.
+            timed_out = True
+            container.stop(timeout=STOP_GRACE)
+            exit_code = int(container.wait(timeout=STOP_GRACE + 10).get("StatusCode", -1))
+        pump.join(timeout=5)
+        container.reload()
+        oom = bool(container.attrs.get("State", {}).get("OOMKilled"))
+        return ContainerOutcome(exit_code, oom, timed_out, list(tail))
+    finally:
+        with signals.shielded():
+            _cleanup(client, container, invocation, create_in_flight)
+
+
+def _cleanup(
+    client: DockerClient, container: Container | None, invocation: str, create_in_flight: bool
+) -> None:
+    from docker.errors import DockerException
+
+    try:
+        if container is not None:
+            _remove(container)
+        # A signal during the create call leaves a container the daemon is still creating;
+        # give it a moment to appear, then remove it by its label.
+        deadline = time.monotonic() + (3.0 if create_in_flight else 0.0)
+        while True:
+            remove_invocation(client, invocation)
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.25)
+    except DockerException:
+        pass  # the next run's sweep removes what is left; cleanup must not mask the real error
+
+
+def _pump_logs(container: Container, on_line: Callable[[str], None], tail: collections.deque[str]) -> None:
+    buffer = b""
+    try:
+        for chunk in container.logs(stream=True, follow=True):
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            for raw in lines:
+                line = raw.decode("utf-8", errors="replace").rstrip("\r")
+                tail.append(line)
+                on_line(line)
+    except Exception:  # noqa: BLE001 - the container went away under us: the wait reports it
+        pass
+    if buffer:
+        line = buffer.decode("utf-8", errors="replace")
+        tail.append(line)
+        on_line(line)
+
+
+def _start_error(exc: Exception, spec: ContainerSpec) -> Exception:
+    text = str(getattr(exc, "explanation", None) or exc)
+    if spec.device_requests and ("device driver" in text or "gpu" in text.lower()):
+        return StepFailed(
+            f"the Docker engine cannot give this container GPUs ({text[:200]}). Install the "
+            "NVIDIA Container Toolkit on the Docker host (and restart dockerd), or train "
+            "without GPUs with --gpus none (gpus: none in mlsteps.yaml)."
+        )
+    return StepFailed(f"the container did not start: {text[:300]}")

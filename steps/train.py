@@ -1,0 +1,739 @@
+"""``mlsteps train``: run a training image (or a local process) wired to an MLflow run.
+
+Order of work, which the plan lists and ``--dry-run`` prints:
+sweep dead runs' containers → find/pull the image → create or continue the MLflow run and tag
+it → run the container, streaming its log → end the run and read back metrics and model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shlex
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from steps import __version__
+from steps.cli import Runtime, StepResult, step_command
+from steps.config import MLFLOW, Option, Section, parse_duration, parse_size, redact_url, resolve
+from steps.errors import ConfigError, StepFailed
+from steps.plan import Action, Plan
+
+# ----- options ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GpuRequest:
+    """--gpus: none | all | a count | device ids (0,2 or GPU-uuid) | auto."""
+
+    kind: str  # none | all | count | ids | auto
+    count: int = 0
+    ids: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return {"count": str(self.count), "ids": ",".join(self.ids)}.get(self.kind, self.kind)
+
+    def device_requests(self) -> list[dict[str, Any]]:
+        """The DeviceRequest Docker gets (what `docker run --gpus` sends)."""
+        if self.kind in ("none", "auto"):
+            return []
+        request: dict[str, Any] = {"driver": "", "capabilities": [["gpu"]]}
+        if self.kind == "all":
+            request["count"] = -1
+        elif self.kind == "count":
+            request["count"] = self.count
+        else:
+            request["device_ids"] = list(self.ids)
+        return [request]
+
+
+GPU_FORM = "all, none, auto, a count such as 2, or device ids such as 0,2"
+
+
+def parse_gpus(text: str) -> GpuRequest:
+    text = text.strip().lower() if text.strip().lower() in ("all", "none", "auto") else text.strip()
+    if text in ("all", "none", "auto"):
+        return GpuRequest(text)
+    if text.isdigit():
+        return GpuRequest("count", count=int(text)) if int(text) > 0 else GpuRequest("none")
+    ids = tuple(part.strip() for part in text.split(","))
+    if ids and all(re.fullmatch(r"\d+|GPU-[0-9a-fA-F-]+|MIG-[0-9a-zA-Z/-]+", i) for i in ids):
+        return GpuRequest("ids", ids=ids)
+    raise ValueError(GPU_FORM)
+
+
+@dataclass(frozen=True)
+class MountSpec:
+    host: str
+    container: str
+    read_only: bool
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.container}{':ro' if self.read_only else ''}"
+
+
+def parse_mount(text: str) -> MountSpec:
+    parts = text.split(":")
+    mode = parts.pop() if len(parts) == 3 else "rw"
+    if len(parts) != 2 or mode not in ("ro", "rw") or not parts[0] or not parts[1].startswith("/"):
+        raise ValueError("host:container or host:container:ro, with an absolute container path")
+    return MountSpec(str(Path(parts[0]).expanduser().resolve()), parts[1], mode == "ro")
+
+
+def parse_env_pair(text: str) -> str:
+    name = text.split("=", 1)[0]
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise ValueError("KEY=VALUE (or KEY alone to pass this environment's value)")
+    return text
+
+
+def parse_label(text: str) -> str:
+    if "=" not in text or not text.split("=", 1)[0]:
+        raise ValueError("key=value")
+    return text
+
+
+def parse_secret_name(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", text):
+        raise ValueError("an environment variable name such as DB_PASSWORD (the name only)")
+    return text
+
+
+SECTION = Section(
+    "train",
+    "Run training in a container, tracked in MLflow.",
+    (
+        Option(name="image", help="Training image, e.g. registry.example/trainer:1.4."),
+        Option(
+            name="command",
+            kind="list",
+            help="Command and arguments run in the container (on the CLI: after --). "
+            "Env: a shell-quoted string.",
+            cli=False,
+            env_format="shell",
+        ),
+        Option(
+            name="backend",
+            kind="choice",
+            choices=("docker", "local"),
+            default="docker",
+            help="docker runs the image; local runs the command as a process on this machine.",
+        ),
+        Option(name="workdir", help="Working directory of the training command."),
+        Option(
+            name="env",
+            kind="list",
+            parse=parse_env_pair,
+            metavar="KEY=VALUE",
+            help="Environment for the command; KEY alone passes this environment's value.",
+        ),
+        Option(
+            name="secret-env",
+            kind="list",
+            parse=parse_secret_name,
+            metavar="NAME",
+            help="Names of secrets passed in from this environment; values are never shown.",
+        ),
+        Option(
+            name="mount",
+            kind="list",
+            parse=parse_mount,
+            metavar="HOST:CONTAINER[:ro]",
+            help="Bind mount into the container.",
+        ),
+        Option(
+            name="data-dir",
+            kind="path",
+            help="Training data: mounted read-only at /data, its content digest tagged on the run.",
+        ),
+        Option(name="output-dir", kind="path", help="Mounted at /output for the command's files."),
+        Option(
+            name="gpus",
+            parse=parse_gpus,
+            default=GpuRequest("none"),
+            metavar="all|N|IDS|none|auto",
+            help=f"GPUs for the container: {GPU_FORM}. auto uses them when the engine has "
+            "the NVIDIA runtime.",
+        ),
+        Option(name="shm-size", parse=parse_size, metavar="SIZE", help="Size of /dev/shm, e.g. 2g."),
+        Option(name="memory", parse=parse_size, metavar="SIZE", help="Memory limit, e.g. 8g."),
+        Option(name="cpus", kind="float", metavar="N", help="CPU limit, e.g. 1.5."),
+        Option(name="user", help="User (name or uid[:gid]) the command runs as."),
+        Option(
+            name="network",
+            help="Docker network. Default: host when the tracking URI is on loopback "
+            "(so the container reaches it), else Docker's default bridge.",
+        ),
+        Option(
+            name="timeout",
+            parse=parse_duration,
+            metavar="DURATION",
+            help="Stop the training after this long, e.g. 90m or 2h.",
+        ),
+        Option(
+            name="pull",
+            kind="choice",
+            choices=("always", "missing", "never"),
+            default="missing",
+            help="When to pull the image.",
+        ),
+        Option(name="label", kind="list", parse=parse_label, metavar="KEY=VALUE", help="Container label."),
+        Option(name="platform", help="Image platform, e.g. linux/amd64."),
+        Option(name="run-id", help="Continue this MLflow run instead of creating one."),
+        Option(name="run-name", help="Name of the new MLflow run."),
+    ),
+)
+
+OUTPUTS = ("run-id", "experiment-id", "model-uri", "metrics", "image-digest", "exit-code")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    image: str | None
+    command: tuple[str, ...]
+    backend: str
+    workdir: str | None
+    env: tuple[str, ...]
+    secret_env: tuple[str, ...]
+    mounts: tuple[MountSpec, ...]
+    data_dir: str | None
+    output_dir: str | None
+    gpus: GpuRequest
+    shm_size: int | None
+    memory: int | None
+    cpus: float | None
+    user: str | None
+    network: str | None
+    timeout: float | None
+    pull: str
+    labels: tuple[str, ...]
+    platform: str | None
+    run_id: str | None
+    run_name: str | None
+    tracking_uri: str | None
+    experiment: str
+
+    @property
+    def memory_text(self) -> str:
+        return _human_size(self.memory) if self.memory else "none"
+
+
+def _human_size(size: int) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if size >= scale:
+            return f"{size / scale:g} {unit}"
+    return f"{size} B"
+
+
+def load_config(runtime: Runtime, flags: Mapping[str, Any], command: list[str]) -> TrainConfig:
+    cfg = runtime.config_file()
+    values = {k: v.value for k, v in resolve(SECTION, flags, cfg, runtime.environ).items()}
+    tracking = {k: v.value for k, v in resolve(MLFLOW, flags, cfg, runtime.environ).items()}
+    config = TrainConfig(
+        image=values["image"],
+        command=tuple(command or values["command"] or ()),
+        backend=values["backend"],
+        workdir=values["workdir"],
+        env=tuple(values["env"] or ()),
+        secret_env=tuple(values["secret-env"] or ()),
+        mounts=tuple(values["mount"] or ()),
+        data_dir=values["data-dir"],
+        output_dir=values["output-dir"],
+        gpus=values["gpus"],
+        shm_size=values["shm-size"],
+        memory=values["memory"],
+        cpus=values["cpus"],
+        user=values["user"],
+        network=values["network"],
+        timeout=values["timeout"],
+        pull=values["pull"],
+        labels=tuple(values["label"] or ()),
+        platform=values["platform"],
+        run_id=values["run-id"],
+        run_name=values["run-name"],
+        tracking_uri=tracking["tracking-uri"],
+        experiment=tracking["experiment"],
+    )
+    _check(config, runtime.environ)
+    return config
+
+
+def _check(config: TrainConfig, environ: Mapping[str, str]) -> None:
+    """Cross-option checks: each names the option and the fix."""
+    if config.backend == "docker" and not config.image:
+        raise ConfigError(
+            "train needs an image: give --image IMAGE (env MLSTEPS_TRAIN_IMAGE, or train.image "
+            "in mlsteps.yaml), or use --backend local to run the command as a local process."
+        )
+    if config.backend == "local" and not config.command:
+        raise ConfigError(
+            "--backend local needs the command to run: mlsteps train --backend local -- "
+            "python train.py (or train.command in mlsteps.yaml)."
+        )
+    for path, option in ((config.data_dir, "--data-dir"), (config.output_dir, "--output-dir")):
+        if path and option == "--data-dir" and not Path(path).is_dir():
+            raise ConfigError(f"{option} {path}: no such directory. Give an existing directory.")
+    for mount in config.mounts:
+        if not Path(mount.host).exists():
+            raise ConfigError(
+                f"--mount {mount}: the host path {mount.host} does not exist. Create it or fix the path."
+            )
+    missing = [name for name in config.secret_env if name not in environ]
+    if missing:
+        raise ConfigError(
+            f"--secret-env {', '.join(missing)}: not set in this environment. Provide "
+            "it (the secrets step, withCredentials, or a GitHub secret in env:), or drop the name."
+        )
+    if config.run_id and not config.tracking_uri:
+        raise ConfigError(
+            f"--run-id {config.run_id} needs a tracking server: set --tracking-uri "
+            "(env MLSTEPS_MLFLOW_TRACKING_URI, or mlflow.tracking-uri in mlsteps.yaml)."
+        )
+    if (
+        config.backend == "docker"
+        and config.tracking_uri
+        and not config.tracking_uri.startswith(("http://", "https://"))
+    ):
+        raise ConfigError(
+            f"mlflow.tracking-uri {redact_url(config.tracking_uri)}: a training container can "
+            "only reach an MLflow server over http(s). Start `mlflow server` and use its URL, "
+            "or use --backend local."
+        )
+
+
+# ----- plan ---------------------------------------------------------------------------------
+
+
+def _is_loopback(uri: str) -> bool:
+    host = urlsplit(uri).hostname or ""
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def container_network(config: TrainConfig) -> tuple[str | None, str | None, dict[str, str] | None]:
+    """(network mode, tracking URI as the container sees it, extra hosts).
+
+    A server on the host's loopback is reachable from a container only through the host
+    network; on a bridge network the URI is rewritten to host.docker.internal (mapped to the
+    host gateway), which reaches a server listening on the bridge address or 0.0.0.0.
+    """
+    uri = config.tracking_uri
+    if not uri or not _is_loopback(uri):
+        return config.network, uri, None
+    if config.network in (None, "host"):
+        return "host", uri, None
+    parts = urlsplit(uri)
+    netloc = "host.docker.internal" + (f":{parts.port}" if parts.port else "")
+    return config.network, urlunsplit(parts._replace(netloc=netloc)), {"host.docker.internal": "host-gateway"}
+
+
+def build_plan(config: TrainConfig) -> Plan:
+    plan = Plan("train")
+    command_text = shlex.join(config.command) if config.command else "(the image's default command)"
+    env_names = [pair.split("=", 1)[0] for pair in config.env]
+    tracked = bool(config.tracking_uri)
+    if config.backend == "docker":
+        plan.add(
+            "containers.sweep",
+            "remove containers left behind by mlsteps runs on this host that are no longer alive",
+        )
+        plan.add(
+            "image.ensure",
+            f"use image {config.image} (pull: {config.pull}"
+            + (f", platform {config.platform})" if config.platform else ")"),
+            image=config.image,
+            pull=config.pull,
+            platform=config.platform,
+        )
+    if tracked:
+        assert config.tracking_uri is not None
+        uri = redact_url(config.tracking_uri)
+        if config.run_id:
+            line = f"continue MLflow run {config.run_id} at {uri} and tag it"
+        else:
+            line = f"create an MLflow run in experiment '{config.experiment}' at {uri} and tag it"
+        plan.add(
+            "mlflow.start-run",
+            line,
+            tracking_uri=uri,
+            experiment=config.experiment,
+            run_id=config.run_id,
+            run_name=config.run_name,
+            tags=["mlflow.source.git.commit", "mlsteps.ci.run-url", "mlsteps.image-digest",
+                  "mlsteps.gpus", "mlsteps.data-digest"],
+        )
+    if config.backend == "docker":
+        network, _, _ = container_network(config)
+        mounts = [str(m) for m in _all_mounts(config)]
+        gpu_requests = config.gpus.device_requests()
+        line = f"run `{command_text}` in {config.image}; GPUs: {config.gpus}"
+        if mounts:
+            line += f"; mounts: {', '.join(mounts)}"
+        if config.memory:
+            line += f"; memory limit {config.memory_text}"
+        if config.timeout:
+            line += f"; timeout {config.timeout:g}s"
+        plan.add(
+            "container.run",
+            line,
+            image=config.image,
+            command=list(config.command),
+            mounts=mounts,
+            device_requests=[_docker_case(r) for r in gpu_requests],
+            gpus=str(config.gpus),
+            env_names=env_names,
+            secret_env_names=list(config.secret_env),
+            network=network,
+            memory=config.memory,
+            cpus=config.cpus,
+            shm_size=config.shm_size,
+            user=config.user,
+            workdir=config.workdir,
+            timeout=config.timeout,
+            labels=list(config.labels),
+        )
+    else:
+        plan.add(
+            "process.run",
+            f"run `{command_text}` as a local process" + (f" in {config.workdir}" if config.workdir else ""),
+            command=list(config.command),
+            env_names=env_names,
+            secret_env_names=list(config.secret_env),
+            workdir=config.workdir,
+            timeout=config.timeout,
+        )
+    if tracked:
+        plan.add(
+            "mlflow.end-run",
+            "mark the MLflow run FINISHED (FAILED or KILLED if training fails or is "
+            "cancelled) and read back its metrics and logged model",
+        )
+    return plan
+
+
+def _docker_case(request: Mapping[str, Any]) -> dict[str, Any]:
+    """DeviceRequest as the engine's inspect shows it (Driver, Count, DeviceIDs, Capabilities)."""
+    names = {"driver": "Driver", "count": "Count", "device_ids": "DeviceIDs", "capabilities": "Capabilities"}
+    return {names[k]: v for k, v in request.items()}
+
+
+def _all_mounts(config: TrainConfig) -> list[MountSpec]:
+    mounts = list(config.mounts)
+    if config.data_dir:
+        mounts.append(MountSpec(config.data_dir, "/data", True))
+    if config.output_dir:
+        mounts.append(MountSpec(config.output_dir, "/output", False))
+    return mounts
+
+
+# ----- run ----------------------------------------------------------------------------------
+
+
+def data_digest(directory: str) -> str:
+    """Content digest of a data directory, reproducible with coreutils:
+
+        (cd DIR && find . -type f -printf '%P\\n' | LC_ALL=C sort |
+         while IFS= read -r f; do sha256sum "$f"; done) | sha256sum
+
+    i.e. sha256 over the lines "<sha256 of file>  <relative path>\\n" of every regular file,
+    sorted by path bytes. Renaming, adding, removing or editing any file changes it.
+    """
+    root = Path(directory)
+    files = sorted(
+        (p for p in root.rglob("*") if p.is_file()),
+        key=lambda p: p.relative_to(root).as_posix().encode(),
+    )
+    outer = hashlib.sha256()
+    for path in files:
+        inner = hashlib.sha256()
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                inner.update(block)
+        outer.update(f"{inner.hexdigest()}  {path.relative_to(root).as_posix()}\n".encode())
+    return "sha256:" + outer.hexdigest()
+
+
+def _git_commit(environ: Mapping[str, str]) -> str:
+    for name in ("GITHUB_SHA", "GIT_COMMIT"):
+        if environ.get(name):
+            return environ[name]
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def ci_run_url(environ: Mapping[str, str]) -> str:
+    if environ.get("GITHUB_RUN_ID"):
+        server = environ.get("GITHUB_SERVER_URL", "https://github.com")
+        return f"{server}/{environ.get('GITHUB_REPOSITORY', '')}/actions/runs/{environ['GITHUB_RUN_ID']}"
+    return environ.get("BUILD_URL", "")
+
+
+class TrainRun:
+    """The state of one training while its plan is applied."""
+
+    def __init__(self, config: TrainConfig, runtime: Runtime) -> None:
+        from steps.containers import Owner
+
+        self.config = config
+        self.runtime = runtime
+        self.face = runtime.get_face()
+        self.owner = Owner("train")
+        self.client: Any = None
+        self.tracking: Any = None
+        self.run_id = ""
+        self.experiment_id = ""
+        self.image_digest = ""
+        self.exit_code: int | None = None
+        self.run_ended = False
+        self.metrics: dict[str, float] = {}
+        self.model_uri = ""
+
+    # -- handlers, one per plan action kind --
+    def handlers(self) -> dict[str, Any]:
+        return {
+            "containers.sweep": self.sweep,
+            "image.ensure": self.ensure_image,
+            "mlflow.start-run": self.start_run,
+            "container.run": self.run_container,
+            "process.run": self.run_process,
+            "mlflow.end-run": self.end_run,
+        }
+
+    def docker(self) -> Any:
+        if self.client is None:
+            from steps import containers
+
+            self.client = containers.connect()
+        return self.client
+
+    def sweep(self, action: Action) -> None:
+        from steps import containers
+
+        containers.sweep_orphans(self.docker(), self.face.info)
+
+    def ensure_image(self, action: Action) -> None:
+        from steps import containers
+
+        assert self.config.image is not None
+        info = containers.ensure_image(
+            self.docker(),
+            self.config.image,
+            self.config.pull,
+            self.config.platform,
+            lambda text, final: self.face.progress("pull", text, final=final),
+        )
+        self.image_digest = info.digest
+        self.face.detail(f"image {info.ref} is {info.digest}")
+
+    def start_run(self, action: Action) -> None:
+        from steps import tracking
+
+        assert self.config.tracking_uri is not None
+        self.tracking = tracking.connect(self.config.tracking_uri)
+        if self.config.run_id:
+            self.experiment_id = self.tracking.existing_run_experiment(self.config.run_id)
+            self.run_id = self.config.run_id
+        else:
+            self.experiment_id = self.tracking.experiment_id(self.config.experiment)
+            self.run_id = self.tracking.create_run(self.experiment_id, self.config.run_name, {})
+        self.tracking.set_tags(self.run_id, self.run_tags())
+        self.face.info(f"MLflow run {self.run_id} (experiment {self.experiment_id})")
+
+    def run_tags(self) -> dict[str, str]:
+        env = self.runtime.environ
+        tags = {
+            "mlflow.source.git.commit": _git_commit(env),
+            "mlsteps.ci.run-url": ci_run_url(env),
+            "mlsteps.backend": self.config.backend,
+            "mlsteps.version": __version__,
+        }
+        if self.config.backend == "docker":
+            tags.update(
+                {
+                    "mlsteps.image": self.config.image or "",
+                    "mlsteps.image-digest": self.image_digest,
+                    "mlsteps.gpus": str(self.config.gpus),
+                }
+            )
+        if self.config.data_dir:
+            tags["mlsteps.data-digest"] = data_digest(self.config.data_dir)
+        return {k: v for k, v in tags.items() if v}
+
+    def training_env(self, tracking_uri: str | None) -> dict[str, str]:
+        env: dict[str, str] = {}
+        for pair in self.config.env:
+            name, sep, value = pair.partition("=")
+            env[name] = value if sep else self.runtime.environ.get(name, "")
+        for name in self.config.secret_env:
+            value = self.runtime.environ[name]
+            self.face.mask(value)
+            env[name] = value
+        if self.run_id and tracking_uri:
+            env.update(
+                MLFLOW_TRACKING_URI=tracking_uri,
+                MLFLOW_RUN_ID=self.run_id,
+                MLFLOW_EXPERIMENT_ID=self.experiment_id,
+            )
+        return env
+
+    def run_container(self, action: Action) -> None:
+        from steps import containers
+
+        config = self.config
+        network, uri, extra_hosts = container_network(config)
+        if extra_hosts:
+            self.face.warning(
+                f"the tracking server is on the host's loopback but --network is {network}: "
+                "the container reaches it as host.docker.internal, which works only if the "
+                "server listens on the Docker bridge address or 0.0.0.0."
+            )
+        if config.gpus.kind == "auto":
+            runtimes = self.docker().info().get("Runtimes", {})
+            gpus = GpuRequest("all" if "nvidia" in runtimes else "none")
+            self.face.info(f"--gpus auto: {'the engine has the NVIDIA runtime, using all GPUs' if gpus.kind == 'all' else 'no NVIDIA runtime on the engine, training on CPU'}")
+        else:
+            gpus = config.gpus
+        env = self.training_env(uri)
+        env.update({"MLSTEPS_DATA_DIR": "/data"} if config.data_dir else {})
+        env.update({"MLSTEPS_OUTPUT_DIR": "/output"} if config.output_dir else {})
+        labels = dict(pair.split("=", 1) for pair in config.labels)
+        labels.update(self.owner.labels())
+        if self.run_id:
+            labels["io.mlsteps.mlflow-run-id"] = self.run_id
+        spec = containers.ContainerSpec(
+            image=config.image or "",
+            command=config.command,
+            environment=env,
+            labels=labels,
+            volumes={
+                m.host: {"bind": m.container, "mode": "ro" if m.read_only else "rw"}
+                for m in _all_mounts(config)
+            },
+            device_requests=gpus.device_requests(),
+            working_dir=config.workdir,
+            user=config.user,
+            network_mode=network,
+            extra_hosts=extra_hosts,
+            shm_size=config.shm_size,
+            mem_limit=config.memory,
+            nano_cpus=int(config.cpus * 1e9) if config.cpus else None,
+            platform=config.platform,
+        )
+        with self.face.group("training log"), self.face.untrusted_lines():
+            outcome = containers.run_container(
+                self.docker(), spec, self.owner.invocation, timeout=config.timeout, on_line=self.face.log_line
+            )
+        self.exit_code = outcome.exit_code
+        self._judge(outcome.exit_code, outcome.oom_killed, outcome.timed_out, outcome.log_tail)
+
+    def run_process(self, action: Action) -> None:
+        from steps.processes import run_process
+
+        env = {**self.runtime.environ, **self.training_env(self.config.tracking_uri)}
+        with self.face.group("training log"), self.face.untrusted_lines():
+            outcome = run_process(
+                list(self.config.command),
+                env=env,
+                cwd=self.config.workdir,
+                timeout=self.config.timeout,
+                on_line=self.face.log_line,
+            )
+        self.exit_code = outcome.exit_code
+        self._judge(outcome.exit_code, False, outcome.timed_out, outcome.log_tail)
+
+    def _judge(self, code: int, oom: bool, timed_out: bool, tail: list[str]) -> None:
+        shown = "\n".join(f"  | {line}" for line in tail[-20:])
+        if timed_out:
+            raise StepFailed(
+                f"training timed out after {self.config.timeout:g}s (--timeout) and was stopped. "
+                f"Last lines:\n{shown}"
+            )
+        # Exit 137 is SIGKILL; with a memory limit set that is the OOM killer even where the
+        # engine (cgroup v1 without the flag) does not report OOMKilled.
+        if oom or (code == 137 and self.config.memory):
+            raise StepFailed(
+                f"training ran out of memory: the container was killed at its memory limit of "
+                f"{self.config.memory_text} (--memory). Raise --memory or use less memory. "
+                f"Last lines:\n{shown}"
+            )
+        if code != 0:
+            raise StepFailed(f"training exited with code {code}. Last lines:\n{shown}")
+
+    def end_run(self, action: Action) -> None:
+        self.finish("FINISHED")
+        readback = self.tracking.read_back(self.run_id)
+        self.metrics, self.model_uri = readback.metrics, readback.model_uri
+
+    def finish(self, status: str) -> None:
+        if self.tracking is not None and self.run_id and not self.run_ended:
+            self.tracking.end_run(self.run_id, status)
+            self.run_ended = True
+
+    def outputs(self) -> dict[str, str]:
+        return {
+            "run-id": self.run_id,
+            "experiment-id": self.experiment_id,
+            "model-uri": self.model_uri,
+            "metrics": json.dumps(self.metrics, sort_keys=True),
+            "image-digest": self.image_digest,
+            "exit-code": "" if self.exit_code is None else str(self.exit_code),
+        }
+
+    def summary(self) -> str:
+        rows = "\n".join(f"| {name} | `{value}` |" for name, value in self.outputs().items() if value)
+        metrics = "\n".join(f"| {k} | {v:.6g} |" for k, v in sorted(self.metrics.items()))
+        text = f"### mlsteps train\n\n| output | value |\n| --- | --- |\n{rows}\n"
+        if metrics:
+            text += f"\n| metric | value |\n| --- | --- |\n{metrics}\n"
+        return text
+
+
+@step_command(
+    SECTION,
+    shared=(MLFLOW,),
+    takes_command=True,
+    help="Run training in a container (or a local process), tracked in MLflow.\n\n"
+    "mlsteps train --image IMAGE [OPTIONS] -- COMMAND [ARGS]...",
+    epilog="Outputs: " + ", ".join(OUTPUTS) + ". The tracking server must be reachable from "
+    "the container: a loopback URI uses the host network unless --network says otherwise.",
+)
+def command(runtime: Runtime, flags: Mapping[str, Any], cmd: list[str]) -> StepResult:
+    from steps import signals
+
+    config = load_config(runtime, flags, cmd)
+    plan = build_plan(config)
+    face = runtime.get_face()
+    if runtime.dry_run:
+        return StepResult({}, plan=plan)
+    if not config.tracking_uri:
+        face.warning("MLflow tracking is off: set --tracking-uri (or mlflow.tracking-uri) to track runs.")
+    run = TrainRun(config, runtime)
+    try:
+        plan.apply(run.handlers())
+    except signals.Cancelled:
+        with signals.shielded():
+            run.finish("KILLED")
+        raise
+    except BaseException:
+        with signals.shielded():
+            run.finish("FAILED")
+            _emit_partial(run, face)
+        raise
+    return StepResult(run.outputs(), run.summary())
+
+
+def _emit_partial(run: TrainRun, face: Any) -> None:
+    """A failed training still tells CI which run and exit code it had."""
+    outputs = {k: v for k, v in run.outputs().items() if v}
+    if outputs:
+        face.set_outputs("train", outputs)
