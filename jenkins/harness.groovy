@@ -1,0 +1,284 @@
+/*
+ * Runs one vars/*.groovy global variable outside Jenkins, with the pipeline steps it calls bound
+ * to real or recording implementations, and writes a JSON record of every call.
+ *
+ *   JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64 groovy jenkins/harness.groovy INPUT.json
+ *
+ * INPUT.json:
+ *   {"script": "vars/mlTrain.groovy",   // the global variable to load
+ *    "args": {...},                      // the Map passed to call(); omit to call() without one
+ *    "workspace": "/path",               // where sh runs and relative files resolve (default: cwd)
+ *    "env": {"BUILD_TAG": "..."},        // the build's environment (env.X), on top of this process's
+ *    "credentials": {"id": "value" or {"username": .., "password": ..}},
+ *    "record": "/path/record.json"}      // where the record goes (default: stdout, after the log)
+ *
+ * The record: {"status": "SUCCESS"|"FAILURE", "error": null|"message", "errorClass": ...,
+ * "result": <call()'s return value>, "calls": [{"step": "sh", "args": {...}, ...}, ...]}.
+ * The harness exits 0 on SUCCESS, 1 on FAILURE (a pipeline error or exception), 2 on bad input.
+ *
+ * `sh` really runs its script the way Jenkins' `sh` does: written to a file and run with
+ * `/bin/sh -xe` (or by its own #! line), in the workspace, with the environment as withEnv left
+ * it; its output goes to this process's stderr (the "console"), or is returned with
+ * returnStdout; a non-zero exit throws unless returnStatus is set. Everything else is recorded.
+ */
+
+import groovy.json.JsonOutput
+import groovy.json.JsonSlurper
+import org.codehaus.groovy.control.CompilerConfiguration
+import org.codehaus.groovy.control.customizers.ImportCustomizer
+
+/** What `error` throws, like hudson.AbortException: the build fails with this message. */
+class PipelineError extends RuntimeException {
+    PipelineError(String message) { super(message) }
+}
+
+/** `env` as a pipeline sees it: the build's variables, overlaid by the open withEnv blocks. */
+class PipelineEnv {
+    private final List<Map<String, String>> layers = []
+
+    PipelineEnv(Map<String, String> base) { layers << new LinkedHashMap<String, String>(base) }
+
+    Map<String, String> current() {
+        Map<String, String> merged = [:]
+        layers.each { merged.putAll(it) }
+        merged.findAll { k, v -> v != null }
+    }
+
+    void push(Map<String, String> layer) { layers << layer }
+
+    void pop() { layers.remove(layers.size() - 1) }
+
+    def getProperty(String name) { current()[name] }
+
+    void setProperty(String name, value) { layers[0][name] = value == null ? null : value.toString() }
+
+    def getAt(String name) { current()[name] }
+}
+
+def fail(String message) {
+    System.err.println("harness: ${message}")
+    System.exit(2)
+}
+
+if (args.length != 1) {
+    fail('usage: groovy jenkins/harness.groovy INPUT.json')
+}
+def input = new JsonSlurper().parse(new File(args[0]))
+if (!input.script) {
+    fail("${args[0]}: give \"script\": the vars/*.groovy file to run")
+}
+File workspace = new File((input.workspace ?: System.getProperty('user.dir')) as String).canonicalFile
+Map<String, String> baseEnv = new LinkedHashMap<String, String>(System.getenv())
+baseEnv.put('WORKSPACE', workspace.path)
+(input.env ?: [:]).each { k, v -> baseEnv.put(k as String, v == null ? null : v.toString()) }
+def env = new PipelineEnv(baseEnv)
+Map credentialValues = (input.credentials ?: [:]) as Map
+List<Map> calls = []
+def console = System.err
+
+File resolve(File workspace, String path) {
+    File file = new File(path)
+    file.absolute ? file : new File(workspace, path)
+}
+
+// Steps take either named arguments or one positional value, as in Jenkins (sh 'x' == sh(script: 'x')).
+Map named(Object arg, String key) {
+    arg instanceof Map ? (arg as Map) : [(key): arg]
+}
+
+def binding = new Binding()
+binding.setVariable('env', env)
+binding.setVariable('params', input.params ?: [:])
+
+binding.setVariable('echo', { Object message ->
+    calls << [step: 'echo', args: [message: message as String]]
+    console.println(message as String)
+})
+
+binding.setVariable('error', { Object message ->
+    calls << [step: 'error', args: [message: message as String]]
+    throw new PipelineError(message as String)
+})
+
+binding.setVariable('sh', { Object arg ->
+    Map a = named(arg, 'script')
+    String script = a.script as String
+    Map record = [step: 'sh', args: a.collectEntries { k, v -> [(k): v] }, env: env.current().findAll { k, v ->
+        // Only what differs from this process's own environment: the build's and withEnv's.
+        !(System.getenv().containsKey(k) && System.getenv(k) == v)
+    }]
+    calls << record
+    File scriptFile = File.createTempFile('harness-sh-', '.sh')
+    try {
+        scriptFile.text = script
+        List<String> command = script.startsWith('#!') ?
+            ['/bin/sh', '-c', 'chmod +x "$1" && exec "$1"', 'sh', scriptFile.path] :
+            ['/bin/sh', '-xe', scriptFile.path]
+        ProcessBuilder builder = new ProcessBuilder(command).directory(workspace)
+        builder.environment().clear()
+        builder.environment().putAll(env.current())
+        builder.redirectInput(ProcessBuilder.Redirect.from(new File('/dev/null')))
+        // The console is this process's stderr, so a record printed on stdout stays clean.
+        if (a.returnStdout) {
+            builder.redirectError(ProcessBuilder.Redirect.INHERIT)
+        } else {
+            builder.redirectErrorStream(true)
+        }
+        Process process = builder.start()
+        String stdout = null
+        if (a.returnStdout) {
+            stdout = process.inputStream.getText('UTF-8')
+        } else {
+            console << process.inputStream
+            console.flush()
+        }
+        int status = process.waitFor()
+        record.status = status
+        if (stdout != null) {
+            record.stdout = stdout
+        }
+        if (a.returnStatus) {
+            return status
+        }
+        if (status != 0) {
+            throw new PipelineError("script returned exit code ${status}")
+        }
+        return stdout
+    } finally {
+        scriptFile.delete()
+    }
+})
+
+binding.setVariable('withEnv', { List<String> overrides, Closure body ->
+    Map<String, String> layer = [:]
+    overrides.each { String item ->
+        int eq = item.indexOf('=')
+        if (eq < 1) {
+            throw new IllegalArgumentException("withEnv: '${item}' is not NAME=VALUE")
+        }
+        layer[item.substring(0, eq)] = item.substring(eq + 1)
+    }
+    calls << [step: 'withEnv', args: [overrides: overrides.collect { it as String }]]
+    env.push(layer)
+    try {
+        return body.call()
+    } finally {
+        env.pop()
+    }
+})
+
+// Credential bindings return descriptions; withCredentials resolves them from input.credentials.
+binding.setVariable('string', { Map a -> [type: 'string'] + a })
+binding.setVariable('usernamePassword', { Map a -> [type: 'usernamePassword'] + a })
+binding.setVariable('file', { Map a -> [type: 'file'] + a })
+binding.setVariable('withCredentials', { List bindings, Closure body ->
+    calls << [step: 'withCredentials', args: [bindings: bindings]]
+    Map<String, String> layer = [:]
+    List<File> tempFiles = []
+    bindings.each { Map b ->
+        def value = credentialValues[b.credentialsId]
+        if (value == null) {
+            throw new PipelineError("Could not find credentials entry with ID '${b.credentialsId}'")
+        }
+        switch (b.type) {
+            case 'string':
+                layer[b.variable as String] = value as String
+                break
+            case 'usernamePassword':
+                layer[b.usernameVariable as String] = value.username as String
+                layer[b.passwordVariable as String] = value.password as String
+                break
+            case 'file':
+                File f = File.createTempFile('harness-cred-', '')
+                f.text = value as String
+                tempFiles << f
+                layer[b.variable as String] = f.path
+                break
+            default:
+                throw new IllegalArgumentException("withCredentials: unsupported binding ${b.type}")
+        }
+    }
+    env.push(layer)
+    try {
+        return body.call()
+    } finally {
+        env.pop()
+        tempFiles*.delete()
+    }
+})
+
+binding.setVariable('writeFile', { Map a ->
+    calls << [step: 'writeFile', args: [file: a.file, encoding: a.encoding]]
+    File f = resolve(workspace, a.file as String)
+    f.parentFile?.mkdirs()
+    f.setText(a.text as String, (a.encoding ?: 'UTF-8') as String)
+})
+
+binding.setVariable('readFile', { Object arg ->
+    Map a = named(arg, 'file')
+    calls << [step: 'readFile', args: a]
+    resolve(workspace, a.file as String).getText((a.encoding ?: 'UTF-8') as String)
+})
+
+binding.setVariable('fileExists', { Object arg ->
+    Map a = named(arg, 'file')
+    boolean exists = resolve(workspace, a.file as String).exists()
+    calls << [step: 'fileExists', args: a, result: exists]
+    exists
+})
+
+binding.setVariable('readJSON', { Map a ->
+    calls << [step: 'readJSON', args: a.findAll { k, v -> k != 'text' }]
+    if (a.file) {
+        return new JsonSlurper().parse(resolve(workspace, a.file as String), 'UTF-8')
+    }
+    return new JsonSlurper().parseText(a.text as String)
+})
+
+binding.setVariable('archiveArtifacts', { Object arg ->
+    Map a = named(arg, 'artifacts')
+    calls << [step: 'archiveArtifacts', args: a]
+    null
+})
+
+binding.setVariable('pwd', { Object... ignored -> workspace.path })
+
+// Jenkins compiles libraries with @NonCPS importable without an import; define it for plain Groovy.
+def loader = new GroovyClassLoader(this.class.classLoader)
+loader.parseClass('''
+package com.cloudbees.groovy.cps
+import java.lang.annotation.*
+@Retention(RetentionPolicy.RUNTIME)
+@Target([ElementType.METHOD])
+@interface NonCPS {}
+''')
+def compiler = new CompilerConfiguration()
+compiler.addCompilationCustomizers(new ImportCustomizer().addImports('com.cloudbees.groovy.cps.NonCPS'))
+def shell = new GroovyShell(loader, binding, compiler)
+
+Map outcome = [status: 'SUCCESS', error: null, errorClass: null, result: null]
+try {
+    File scriptFile = new File(input.script as String)
+    Script script = shell.parse(scriptFile)
+    // A variable's file name is its step name; record the call itself first.
+    calls << [step: scriptFile.name - '.groovy', args: input.args]
+    outcome.result = input.containsKey('args') ? script.call(input.args) : script.call()
+} catch (PipelineError e) {
+    outcome.status = 'FAILURE'
+    outcome.error = e.message
+    outcome.errorClass = 'PipelineError'
+} catch (Exception e) {
+    outcome.status = 'FAILURE'
+    outcome.error = e.toString()
+    outcome.errorClass = e.class.name
+    e.printStackTrace(console)
+}
+outcome.calls = calls
+
+String json = JsonOutput.prettyPrint(JsonOutput.toJson(outcome))
+if (input.record) {
+    new File(input.record as String).setText(json, 'UTF-8')
+} else {
+    println(json)
+}
+System.exit(outcome.status == 'SUCCESS' ? 0 : 1)
