@@ -35,6 +35,8 @@ class Runtime:
     quiet: bool = False
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
     face: Face | None = None
+    # What a failing step could still tell (run id, exit code), reported with the error.
+    partial_outputs: Mapping[str, str] = field(default_factory=dict)
     _config_file: ConfigFile | None = None
 
     def get_face(self) -> Face:
@@ -120,7 +122,7 @@ STEP_HELP = {
 @click.option("-q", "--quiet", is_flag=True, help="Only errors, outputs and training logs.")
 @click.version_option(__version__, "--version", prog_name="mlsteps")
 @click.pass_context
-def cli(ctx: click.Context, **options: Any) -> None:
+def cli(ctx: click.Context, /, **options: Any) -> None:
     """mlsteps: reusable ML delivery steps for the CLI, GitHub Actions and Jenkins.
 
     Exit codes: 0 done, 1 the step failed, 2 bad input or configuration,
@@ -145,8 +147,18 @@ def step_command(
 
     def decorate(run: Callable[..., StepResult]) -> click.Command:
         @click.pass_context
-        def callback(ctx: click.Context, command: tuple[str, ...] = (), **raw: Any) -> None:
+        def callback(
+            ctx: click.Context,
+            /,
+            command: tuple[str, ...] = (),
+            step_dry_run: bool = False,
+            step_json: bool = False,
+            **raw: Any,
+        ) -> None:
             runtime: Runtime = ctx.find_object(Runtime) or Runtime()
+            # `mlsteps train --dry-run` is what people type; it means the global flag.
+            runtime.dry_run = runtime.dry_run or step_dry_run
+            runtime.json_mode = runtime.json_mode or step_json
             given = {
                 name.replace("_", "-"): value
                 for name, value in raw.items()
@@ -169,6 +181,12 @@ def step_command(
 
         params: list[click.Parameter] = [
             _click_option(s.name, o) for s in (section, *shared) for o in s.options if o.cli
+        ]
+        params += [
+            click.Option(
+                ["--dry-run", "step_dry_run"], is_flag=True, help="Same as mlsteps --dry-run."
+            ),
+            click.Option(["--json", "step_json"], is_flag=True, help="Same as mlsteps --json."),
         ]
         if takes_command:
             params.append(click.Argument(["command"], nargs=-1, type=click.UNPROCESSED))
@@ -199,7 +217,8 @@ def _click_option(section: str, option: Option) -> click.Option:
     return click.Option(
         [option.flag],
         multiple=option.kind == "list",
-        metavar=option.metavar or ("[" + "|".join(option.choices) + "]" if option.choices else "TEXT"),
+        metavar=option.metavar
+        or ("[" + "|".join(option.choices) + "]" if option.choices else "TEXT"),
         help=help_text,
     )
 
@@ -224,7 +243,7 @@ def main(argv: list[str] | None = None) -> None:
     except MlstepsError as exc:
         _fail(runtime, step, exc.exit_code, exc.message)
     except signals.Cancelled as exc:
-        _fail(runtime, step, exc.exit_code, f"cancelled by {signals.signal.Signals(exc.signum).name}")
+        _fail(runtime, step, exc.exit_code, f"cancelled by {exc}")
     except (KeyboardInterrupt, click.exceptions.Abort):
         _fail(runtime, step, 130, "interrupted")
     except Exception as exc:  # noqa: BLE001 - the last line of defence, written down in full
@@ -240,10 +259,12 @@ def main(argv: list[str] | None = None) -> None:
 
 def _fail(runtime: Runtime, step: str, code: int, message: str) -> None:
     face = runtime.get_face()
+    if runtime.partial_outputs:
+        face.set_outputs(step, runtime.partial_outputs)
     face.error(message)
     if runtime.verbose and sys.exc_info()[0] is not None:
         traceback.print_exc(file=face.out)
-    face.result(step, exit_code=code, outputs={}, error=message)
+    face.result(step, exit_code=code, outputs=runtime.partial_outputs, error=message)
     sys.exit(code)
 
 
@@ -253,7 +274,9 @@ def _report(runtime: Runtime, step: str, code: int, message: str) -> None:
 
 
 def _write_traceback() -> str:
-    handle, path = tempfile.mkstemp(prefix=f"mlsteps-{time.strftime('%Y%m%d-%H%M%S')}-", suffix=".log")
+    handle, path = tempfile.mkstemp(
+        prefix=f"mlsteps-{time.strftime('%Y%m%d-%H%M%S')}-", suffix=".log"
+    )
     with os.fdopen(handle, "w", encoding="utf-8") as out:
         traceback.print_exc(file=out)
     return path

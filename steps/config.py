@@ -174,7 +174,7 @@ def load_config_file(path: Path | None, sections: Sequence[Section]) -> ConfigFi
             opt_line = opt_key.start_mark.line + 1
             if opt_key.value not in option_names:
                 raise ConfigError(
-                    _unknown(f"{path}:{opt_line}", f"key in '{name}'", opt_key.value, option_names)
+                    _unknown(f"{path}:{opt_line}", "key", opt_key.value, option_names, name)
                 )
             cfg.lines[(name, opt_key.value)] = opt_line
             values[opt_key.value] = yaml.safe_load(yaml.serialize(opt_value))
@@ -182,10 +182,11 @@ def load_config_file(path: Path | None, sections: Sequence[Section]) -> ConfigFi
     return cfg
 
 
-def _unknown(where: str, what: str, name: str, known: list[str]) -> str:
+def _unknown(where: str, what: str, name: str, known: list[str], section: str = "") -> str:
     guess = difflib.get_close_matches(name.replace("_", "-"), known, n=1, cutoff=0.6)
     hint = f" Did you mean '{guess[0]}'?" if guess else ""
-    return f"{where}: unknown {what} '{name}'.{hint} Known: {', '.join(known)}."
+    inside = f" in section '{section}'" if section else ""
+    return f"{where}: unknown {what} '{name}'{inside}.{hint} Known: {', '.join(known)}."
 
 
 def resolve(
@@ -205,15 +206,18 @@ def resolve(
     for opt in section.options:
         if opt.name in flags and flags[opt.name] not in (None, ()):
             raw, source, base = flags[opt.name], f"flag {opt.flag}", Path.cwd()
-        elif (env_name := _first_set(env, (opt.env_var(section.name), *opt.env_fallbacks))):
+            label = opt.flag
+        elif env_name := _first_set(env, (opt.env_var(section.name), *opt.env_fallbacks)):
             raw, source, base = _from_env(opt, env[env_name]), f"env {env_name}", Path.cwd()
+            label = f"environment variable {env_name}"
         elif opt.name in file_values:
             raw = file_values[opt.name]
             source, base = cfg.where(section.name, opt.name), base_dir
+            label = f"{source}: {section.name}.{opt.name}"
         else:
             resolved[opt.name] = Value(opt.default, "default")
             continue
-        resolved[opt.name] = Value(_convert(opt, raw, source, base), source)
+        resolved[opt.name] = Value(_convert(opt, raw, label, base), source)
     return resolved
 
 
@@ -232,10 +236,10 @@ def _from_env(opt: Option, text: str) -> Any:
     return text
 
 
-def _convert(opt: Option, raw: Any, source: str, base: Path) -> Any:
-    def bad(expected: str) -> ConfigError:
-        shown = "<redacted>" if opt.secret else repr(raw)
-        return ConfigError(f"{source}: {opt.name} = {shown} is not valid: expected {expected}.")
+def _convert(opt: Option, raw: Any, label: str, base: Path) -> Any:
+    def bad(expected: str, value: Any = raw) -> ConfigError:
+        shown = "<redacted>" if opt.secret else repr(value)
+        return ConfigError(f"{label} {shown} is not valid: expected {expected}.")
 
     if raw is None:
         return opt.default
@@ -245,12 +249,13 @@ def _convert(opt: Option, raw: Any, source: str, base: Path) -> Any:
         if not isinstance(raw, list | tuple) or any(isinstance(i, dict | list) for i in raw):
             raise bad(KINDS["list"])
         items = [str(i) for i in raw]
-        if opt.parse:
+        parsed = []
+        for item in items:
             try:
-                return [opt.parse(i) for i in items]
+                parsed.append(opt.parse(item) if opt.parse else item)
             except ValueError as exc:
-                raise bad(str(exc)) from None
-        return items
+                raise bad(str(exc), item) from None
+        return parsed
     if isinstance(raw, dict | list | tuple):
         raise bad(KINDS.get(opt.kind, "a single value"))
     text = str(raw).strip() if not isinstance(raw, bool) else str(raw).lower()

@@ -38,7 +38,9 @@ def show(runtime: Runtime) -> None:
             lines.append(f"  {opt.name}: {shown}    # {value.source}")
             document[section.name][opt.name] = {"value": shown, "source": value.source}
     if runtime.json_mode:
-        sys.stdout.write(json.dumps({"file": str(cfg.path) if cfg.path else None, **document}) + "\n")
+        sys.stdout.write(
+            json.dumps({"file": str(cfg.path) if cfg.path else None, **document}) + "\n"
+        )
     else:
         sys.stdout.write("\n".join(lines) + "\n")
 

@@ -68,11 +68,10 @@ def connect() -> DockerClient:
     try:
         client = docker.from_env()
         client.ping()
-    except DockerException as exc:
+    except DockerException:
         host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-        reason = str(exc).split("(", 1)[0].strip()[:200]
         raise StepFailed(
-            f"cannot reach the Docker daemon at {host} ({reason}). Start it (`sudo systemctl "
+            f"cannot reach the Docker daemon at {host}: no answer there. Start it (`sudo systemctl "
             "start docker`, or `dockerd`), point DOCKER_HOST at it, or use --backend local."
         ) from None
     return client
@@ -93,17 +92,24 @@ def sweep_orphans(client: DockerClient, say: Callable[[str], None]) -> list[str]
     """Remove containers left by mlsteps processes on this host that are no longer alive."""
     host = socket.gethostname()
     removed = []
-    for container in client.containers.list(all=True, filters={"label": f"{LABEL}.owner-host={host}"}):
+    for container in client.containers.list(
+        all=True, filters={"label": f"{LABEL}.owner-host={host}"}
+    ):
         if not owner_alive(container.labels, host):
             _remove(container)
-            removed.append(container.name)
+            removed.append(str(container.name))
     if removed:
-        say(f"removed {len(removed)} container(s) left by mlsteps runs that died: {', '.join(removed)}")
+        say(
+            f"removed {len(removed)} container(s) left by mlsteps runs that died: "
+            + ", ".join(removed)
+        )
     return removed
 
 
 def remove_invocation(client: DockerClient, invocation: str) -> None:
-    for container in client.containers.list(all=True, filters={"label": f"{LABEL}.invocation={invocation}"}):
+    for container in client.containers.list(
+        all=True, filters={"label": f"{LABEL}.invocation={invocation}"}
+    ):
         _remove(container)
 
 
@@ -159,10 +165,15 @@ def ensure_image(
                 f"({_short(exc)}). Check the name and tag, and that you are logged in."
             ) from None
         except APIError as exc:
-            raise StepFailed(f"pulling {ref} failed: {_short(exc)}") from None
+            raise StepFailed(
+                f"--image {ref}: not on this engine, and pulling it failed ({_short(exc)}). Check "
+                "the name, that the registry is reachable and that you are logged in, or build "
+                "the image locally."
+            ) from None
     digests = image.attrs.get("RepoDigests") or []
-    digest = digests[0].rsplit("@", 1)[1] if digests else image.id
-    return ImageInfo(ref, image.id, digest)
+    image_id = str(image.id)
+    digest = str(digests[0]).rsplit("@", 1)[1] if digests else image_id
+    return ImageInfo(ref, image_id, digest)
 
 
 def _pull_with_progress(
@@ -188,7 +199,9 @@ def _pull_with_progress(
             layers[event["id"]] = (detail.get("current", 0), detail["total"])
             done = sum(c for c, _ in layers.values())
             total = sum(t for _, t in layers.values())
-            progress(f"pulling {repository}:{tag}: {done / 2**20:.0f}/{total / 2**20:.0f} MiB", False)
+            progress(
+                f"pulling {repository}:{tag}: {done / 2**20:.0f}/{total / 2**20:.0f} MiB", False
+            )
     progress(f"pulled {repository}:{tag}", True)
 
 
@@ -306,7 +319,9 @@ def _cleanup(
         pass  # the next run's sweep removes what is left; cleanup must not mask the real error
 
 
-def _pump_logs(container: Container, on_line: Callable[[str], None], tail: collections.deque[str]) -> None:
+def _pump_logs(
+    container: Container, on_line: Callable[[str], None], tail: collections.deque[str]
+) -> None:
     buffer = b""
     try:
         for chunk in container.logs(stream=True, follow=True):

@@ -31,7 +31,9 @@ class Tracking(Protocol):
     uri: str
 
     def experiment_id(self, name: str) -> str: ...
-    def create_run(self, experiment_id: str, run_name: str | None, tags: Mapping[str, str]) -> str: ...
+    def create_run(
+        self, experiment_id: str, run_name: str | None, tags: Mapping[str, str]
+    ) -> str: ...
     def existing_run_experiment(self, run_id: str) -> str: ...
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None: ...
     def end_run(self, run_id: str, status: str) -> None: ...
@@ -84,7 +86,9 @@ class RestTracking:
             error = response.json()
         except ValueError:
             error = {"error_code": str(response.status_code), "message": response.text[:300]}
-        raise MlflowApiError(response.status_code, error.get("error_code", ""), error.get("message", ""))
+        raise MlflowApiError(
+            response.status_code, error.get("error_code", ""), error.get("message", "")
+        )
 
     def experiment_id(self, name: str) -> str:
         try:
@@ -208,7 +212,9 @@ class ClientTracking:
         return str(experiment.experiment_id if experiment else self.client.create_experiment(name))
 
     def create_run(self, experiment_id: str, run_name: str | None, tags: Mapping[str, str]) -> str:
-        return str(self.client.create_run(experiment_id, tags=dict(tags), run_name=run_name).info.run_id)
+        return str(
+            self.client.create_run(experiment_id, tags=dict(tags), run_name=run_name).info.run_id
+        )
 
     def existing_run_experiment(self, run_id: str) -> str:
         from mlflow.exceptions import MlflowException

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shlex
 import subprocess
@@ -161,7 +160,9 @@ SECTION = Section(
             help=f"GPUs for the container: {GPU_FORM}. auto uses them when the engine has "
             "the NVIDIA runtime.",
         ),
-        Option(name="shm-size", parse=parse_size, metavar="SIZE", help="Size of /dev/shm, e.g. 2g."),
+        Option(
+            name="shm-size", parse=parse_size, metavar="SIZE", help="Size of /dev/shm, e.g. 2g."
+        ),
         Option(name="memory", parse=parse_size, metavar="SIZE", help="Memory limit, e.g. 8g."),
         Option(name="cpus", kind="float", metavar="N", help="CPU limit, e.g. 1.5."),
         Option(name="user", help="User (name or uid[:gid]) the command runs as."),
@@ -183,7 +184,13 @@ SECTION = Section(
             default="missing",
             help="When to pull the image.",
         ),
-        Option(name="label", kind="list", parse=parse_label, metavar="KEY=VALUE", help="Container label."),
+        Option(
+            name="label",
+            kind="list",
+            parse=parse_label,
+            metavar="KEY=VALUE",
+            help="Container label.",
+        ),
         Option(name="platform", help="Image platform, e.g. linux/amd64."),
         Option(name="run-id", help="Continue this MLflow run instead of creating one."),
         Option(name="run-name", help="Name of the new MLflow run."),
@@ -282,7 +289,8 @@ def _check(config: TrainConfig, environ: Mapping[str, str]) -> None:
     for mount in config.mounts:
         if not Path(mount.host).exists():
             raise ConfigError(
-                f"--mount {mount}: the host path {mount.host} does not exist. Create it or fix the path."
+                f"--mount {mount}: the host path {mount.host} does not exist. "
+                "Create it or fix the path."
             )
     missing = [name for name in config.secret_env if name not in environ]
     if missing:
@@ -329,7 +337,11 @@ def container_network(config: TrainConfig) -> tuple[str | None, str | None, dict
         return "host", uri, None
     parts = urlsplit(uri)
     netloc = "host.docker.internal" + (f":{parts.port}" if parts.port else "")
-    return config.network, urlunsplit(parts._replace(netloc=netloc)), {"host.docker.internal": "host-gateway"}
+    return (
+        config.network,
+        urlunsplit(parts._replace(netloc=netloc)),
+        {"host.docker.internal": "host-gateway"},
+    )
 
 
 def build_plan(config: TrainConfig) -> Plan:
@@ -364,8 +376,13 @@ def build_plan(config: TrainConfig) -> Plan:
             experiment=config.experiment,
             run_id=config.run_id,
             run_name=config.run_name,
-            tags=["mlflow.source.git.commit", "mlsteps.ci.run-url", "mlsteps.image-digest",
-                  "mlsteps.gpus", "mlsteps.data-digest"],
+            tags=[
+                "mlflow.source.git.commit",
+                "mlsteps.ci.run-url",
+                "mlsteps.image-digest",
+                "mlsteps.gpus",
+                "mlsteps.data-digest",
+            ],
         )
     if config.backend == "docker":
         network, _, _ = container_network(config)
@@ -400,7 +417,8 @@ def build_plan(config: TrainConfig) -> Plan:
     else:
         plan.add(
             "process.run",
-            f"run `{command_text}` as a local process" + (f" in {config.workdir}" if config.workdir else ""),
+            f"run `{command_text}` as a local process"
+            + (f" in {config.workdir}" if config.workdir else ""),
             command=list(config.command),
             env_names=env_names,
             secret_env_names=list(config.secret_env),
@@ -418,7 +436,12 @@ def build_plan(config: TrainConfig) -> Plan:
 
 def _docker_case(request: Mapping[str, Any]) -> dict[str, Any]:
     """DeviceRequest as the engine's inspect shows it (Driver, Count, DeviceIDs, Capabilities)."""
-    names = {"driver": "Driver", "count": "Count", "device_ids": "DeviceIDs", "capabilities": "Capabilities"}
+    names = {
+        "driver": "Driver",
+        "count": "Count",
+        "device_ids": "DeviceIDs",
+        "capabilities": "Capabilities",
+    }
     return {names[k]: v for k, v in request.items()}
 
 
@@ -474,7 +497,8 @@ def _git_commit(environ: Mapping[str, str]) -> str:
 def ci_run_url(environ: Mapping[str, str]) -> str:
     if environ.get("GITHUB_RUN_ID"):
         server = environ.get("GITHUB_SERVER_URL", "https://github.com")
-        return f"{server}/{environ.get('GITHUB_REPOSITORY', '')}/actions/runs/{environ['GITHUB_RUN_ID']}"
+        repository = environ.get("GITHUB_REPOSITORY", "")
+        return f"{server}/{repository}/actions/runs/{environ['GITHUB_RUN_ID']}"
     return environ.get("BUILD_URL", "")
 
 
@@ -600,7 +624,11 @@ class TrainRun:
         if config.gpus.kind == "auto":
             runtimes = self.docker().info().get("Runtimes", {})
             gpus = GpuRequest("all" if "nvidia" in runtimes else "none")
-            self.face.info(f"--gpus auto: {'the engine has the NVIDIA runtime, using all GPUs' if gpus.kind == 'all' else 'no NVIDIA runtime on the engine, training on CPU'}")
+            self.face.info(
+                "--gpus auto: the engine has the NVIDIA runtime, using all GPUs"
+                if gpus.kind == "all"
+                else "--gpus auto: no NVIDIA runtime on the engine, training on CPU"
+            )
         else:
             gpus = config.gpus
         env = self.training_env(uri)
@@ -631,7 +659,11 @@ class TrainRun:
         )
         with self.face.group("training log"), self.face.untrusted_lines():
             outcome = containers.run_container(
-                self.docker(), spec, self.owner.invocation, timeout=config.timeout, on_line=self.face.log_line
+                self.docker(),
+                spec,
+                self.owner.invocation,
+                timeout=config.timeout,
+                on_line=self.face.log_line,
             )
         self.exit_code = outcome.exit_code
         self._judge(outcome.exit_code, outcome.oom_killed, outcome.timed_out, outcome.log_tail)
@@ -652,7 +684,7 @@ class TrainRun:
         self._judge(outcome.exit_code, False, outcome.timed_out, outcome.log_tail)
 
     def _judge(self, code: int, oom: bool, timed_out: bool, tail: list[str]) -> None:
-        shown = "\n".join(f"  | {line}" for line in tail[-20:])
+        shown = "\n".join(f"  | {line}" for line in tail[-20:]) or "  | (no output)"
         if timed_out:
             raise StepFailed(
                 f"training timed out after {self.config.timeout:g}s (--timeout) and was stopped. "
@@ -690,7 +722,9 @@ class TrainRun:
         }
 
     def summary(self) -> str:
-        rows = "\n".join(f"| {name} | `{value}` |" for name, value in self.outputs().items() if value)
+        rows = "\n".join(
+            f"| {name} | `{value}` |" for name, value in self.outputs().items() if value
+        )
         metrics = "\n".join(f"| {k} | {v:.6g} |" for k, v in sorted(self.metrics.items()))
         text = f"### mlsteps train\n\n| output | value |\n| --- | --- |\n{rows}\n"
         if metrics:
@@ -716,24 +750,19 @@ def command(runtime: Runtime, flags: Mapping[str, Any], cmd: list[str]) -> StepR
     if runtime.dry_run:
         return StepResult({}, plan=plan)
     if not config.tracking_uri:
-        face.warning("MLflow tracking is off: set --tracking-uri (or mlflow.tracking-uri) to track runs.")
+        face.warning(
+            "MLflow tracking is off: set --tracking-uri (or mlflow.tracking-uri) to track runs."
+        )
     run = TrainRun(config, runtime)
     try:
         plan.apply(run.handlers())
-    except signals.Cancelled:
+    except BaseException as exc:
         with signals.shielded():
-            run.finish("KILLED")
-        raise
-    except BaseException:
-        with signals.shielded():
-            run.finish("FAILED")
-            _emit_partial(run, face)
+            # A failed training still tells CI which run and exit code it had.
+            if run.run_id or run.exit_code is not None:
+                runtime.partial_outputs = run.outputs()
+            run.finish(
+                "KILLED" if isinstance(exc, signals.Cancelled | KeyboardInterrupt) else "FAILED"
+            )
         raise
     return StepResult(run.outputs(), run.summary())
-
-
-def _emit_partial(run: TrainRun, face: Any) -> None:
-    """A failed training still tells CI which run and exit code it had."""
-    outputs = {k: v for k, v in run.outputs().items() if v}
-    if outputs:
-        face.set_outputs("train", outputs)
