@@ -62,6 +62,7 @@ class StepResult:
     outputs: Mapping[str, str]
     summary: str = ""
     plan: Plan | None = None  # set by a dry run: the plan is the result
+    applied: tuple[str, ...] = ()  # the plan actions a run applied, in order
 
 
 class LazyGroup(click.Group):
@@ -177,7 +178,13 @@ def step_command(
             if result.summary:
                 face.summary(section.name, result.summary)
             face.set_outputs(section.name, result.outputs)
-            face.result(section.name, exit_code=0, outputs=result.outputs, error=None)
+            face.result(
+                section.name,
+                exit_code=0,
+                outputs=result.outputs,
+                error=None,
+                applied=result.applied,
+            )
 
         params: list[click.Parameter] = [
             _click_option(s.name, o) for s in (section, *shared) for o in s.options if o.cli

@@ -143,6 +143,10 @@ def load_config_file(path: Path | None, sections: Sequence[Section]) -> ConfigFi
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         problem = getattr(exc, "problem", None) or str(exc)
+        # An unclosed bracket is found at the end of the file; the context names its start.
+        context, start = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        if context and start:
+            problem += f", {context} at line {start.line + 1}"
         raise ConfigError(f"{where}: not valid YAML ({problem}). Fix the syntax there.") from None
     cfg = ConfigFile(path)
     if root is None:
@@ -337,7 +341,8 @@ def json_schema(sections: Sequence[Section]) -> dict[str, Any]:
             schema = {"type": ["string", "number"] if opt.parse else "string"}
         schema["description"] = opt.help
         if opt.default is not None:
-            schema["default"] = opt.default
+            primitive = isinstance(opt.default, str | int | float | bool)
+            schema["default"] = opt.default if primitive else str(opt.default)
         return schema
 
     return {

@@ -755,7 +755,7 @@ def command(runtime: Runtime, flags: Mapping[str, Any], cmd: list[str]) -> StepR
         )
     run = TrainRun(config, runtime)
     try:
-        plan.apply(run.handlers())
+        applied = plan.apply(run.handlers())
     except BaseException as exc:
         with signals.shielded():
             # A failed training still tells CI which run and exit code it had.
@@ -765,4 +765,4 @@ def command(runtime: Runtime, flags: Mapping[str, Any], cmd: list[str]) -> StepR
                 "KILLED" if isinstance(exc, signals.Cancelled | KeyboardInterrupt) else "FAILED"
             )
         raise
-    return StepResult(run.outputs(), run.summary())
+    return StepResult(run.outputs(), run.summary(), applied=tuple(applied))

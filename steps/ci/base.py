@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TextIO
 
@@ -106,6 +106,7 @@ class Face:
         outputs: Mapping[str, str],
         error: str | None,
         plan: Mapping[str, Any] | None = None,
+        applied: Sequence[str] = (),
     ) -> None:
         """The one machine-readable line of ``--json`` mode, on stdout."""
         if self.json_mode:
@@ -119,5 +120,7 @@ class Face:
             if plan is not None:
                 document["dry_run"] = True
                 document["plan"] = plan["actions"]
+            if applied:
+                document["applied"] = list(applied)
             sys.stdout.write(json.dumps(document) + "\n")
             sys.stdout.flush()

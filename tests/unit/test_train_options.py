@@ -1,0 +1,154 @@
+"""train's option parsers, its plan, and the data digest (steps/train.py): no services."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from steps.cli import Runtime
+from steps.errors import ConfigError
+from steps.train import (
+    GpuRequest,
+    TrainConfig,
+    build_plan,
+    container_network,
+    data_digest,
+    load_config,
+    parse_gpus,
+    parse_mount,
+)
+
+
+@pytest.mark.parametrize(
+    ("spec", "requests"),
+    [
+        ("none", []),
+        ("0", []),
+        ("auto", []),
+        ("all", [{"driver": "", "capabilities": [["gpu"]], "count": -1}]),
+        ("2", [{"driver": "", "capabilities": [["gpu"]], "count": 2}]),
+        ("0,2", [{"driver": "", "capabilities": [["gpu"]], "device_ids": ["0", "2"]}]),
+        ("GPU-3f2a-11", [{"driver": "", "capabilities": [["gpu"]], "device_ids": ["GPU-3f2a-11"]}]),
+    ],
+)
+def test_gpus_become_docker_device_requests(spec: str, requests: list[dict[str, object]]) -> None:
+    assert parse_gpus(spec).device_requests() == requests
+
+
+@pytest.mark.parametrize("spec", ["lots", "-1", "0,,2", "gpu0", "all,1"])
+def test_bad_gpu_specs(spec: str) -> None:
+    with pytest.raises(ValueError, match="device ids"):
+        parse_gpus(spec)
+
+
+def test_mounts() -> None:
+    mount = parse_mount("/tmp:/work:ro")
+    assert (mount.host, mount.container, mount.read_only) == ("/tmp", "/work", True)
+    assert not parse_mount("/tmp:/work").read_only
+    for bad in ["/tmp", "/tmp:work", "/tmp:/work:rx", ":/work"]:
+        with pytest.raises(ValueError):
+            parse_mount(bad)
+
+
+def config(tmp_path: Path, *args: str, environ: dict[str, str] | None = None, **flags: object) -> TrainConfig:
+    runtime = Runtime(config=None, environ=environ or {})
+    runtime._config_file = None
+    import os
+
+    cwd = os.getcwd()
+    os.chdir(tmp_path)  # no ./mlsteps.yaml here
+    try:
+        return load_config(runtime, flags, list(args))
+    finally:
+        os.chdir(cwd)
+
+
+def test_plan_lists_image_command_mounts_gpus_and_env_names_never_secret_values(tmp_path: Path) -> None:
+    cfg = config(
+        tmp_path,
+        "python",
+        "train.py",
+        environ={"DB_PASSWORD": "hunter2-secret-value"},
+        image="trainer:1",
+        gpus="0,2",
+        mount=(f"{tmp_path}:/work:ro",),
+        env=("EPOCHS=3",),
+        **{"secret-env": ("DB_PASSWORD",), "tracking-uri": "http://u:pw@127.0.0.1:5000"},
+    )
+    plan = build_plan(cfg)
+    kinds = [a.kind for a in plan.actions]
+    assert kinds == ["containers.sweep", "image.ensure", "mlflow.start-run", "container.run", "mlflow.end-run"]
+    run = plan.to_json()["actions"][3]
+    assert run["image"] == "trainer:1" and run["command"] == ["python", "train.py"]
+    assert run["mounts"] == [f"{tmp_path}:/work:ro"]
+    assert run["device_requests"] == [{"Driver": "", "Capabilities": [["gpu"]], "DeviceIDs": ["0", "2"]}]
+    assert run["env_names"] == ["EPOCHS"] and run["secret_env_names"] == ["DB_PASSWORD"]
+    text = str(plan) + "\n".join(plan.lines())
+    assert "hunter2-secret-value" not in text and ":pw@" not in text
+
+
+def test_plan_without_tracking_has_no_mlflow_actions(tmp_path: Path) -> None:
+    plan = build_plan(config(tmp_path, "true", image="x"))
+    assert [a.kind for a in plan.actions] == ["containers.sweep", "image.ensure", "container.run"]
+
+
+def test_local_backend_plans_a_process(tmp_path: Path) -> None:
+    plan = build_plan(config(tmp_path, "python", "t.py", backend="local"))
+    assert [a.kind for a in plan.actions] == ["process.run"]
+
+
+@pytest.mark.parametrize(
+    ("flags", "environ", "message"),
+    [
+        ({}, {}, "train needs an image: give --image IMAGE"),
+        ({"backend": "local"}, {}, "--backend local needs the command"),
+        ({"image": "x", "secret-env": ("NOT_SET_HERE",)}, {}, "--secret-env NOT_SET_HERE: not set"),
+        ({"image": "x", "run-id": "abc"}, {}, "--run-id abc needs a tracking server"),
+        ({"image": "x", "tracking-uri": "sqlite:///m.db"}, {}, "only reach an MLflow server over http"),
+        ({"image": "x", "mount": ("/no/such/dir:/x",)}, {}, "the host path /no/such/dir does not exist"),
+        ({"image": "x", "data-dir": "/no/such/data"}, {}, "--data-dir /no/such/data: no such directory"),
+    ],
+)
+def test_cross_option_errors(tmp_path: Path, flags: dict[str, object], environ: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        config(tmp_path, environ=environ, **flags)
+    assert message in caught.value.message
+
+
+def test_loopback_tracking_uses_host_network_or_host_gateway(tmp_path: Path) -> None:
+    loopback = config(tmp_path, image="x", **{"tracking-uri": "http://127.0.0.1:5000"})
+    assert container_network(loopback) == ("host", "http://127.0.0.1:5000", None)
+    bridged = config(tmp_path, image="x", network="bridge", **{"tracking-uri": "http://localhost:5000/"})
+    assert container_network(bridged) == (
+        "bridge",
+        "http://host.docker.internal:5000/",
+        {"host.docker.internal": "host-gateway"},
+    )
+    remote = config(tmp_path, image="x", **{"tracking-uri": "https://mlflow.example"})
+    assert container_network(remote) == (None, "https://mlflow.example", None)
+
+
+def test_data_digest_matches_the_documented_coreutils_pipeline(tmp_path: Path) -> None:
+    if not shutil.which("sha256sum"):
+        pytest.skip("coreutils sha256sum not installed")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a.csv").write_text("x,y\n1,2\n")
+    (tmp_path / "b" / "z.bin").write_bytes(bytes(range(256)) * 10)
+    (tmp_path / "B.txt").write_text("upper case sorts first in C locale\n")
+    pipeline = (
+        "(cd \"$0\" && find . -type f -printf '%P\\n' | LC_ALL=C sort | "
+        'while IFS= read -r f; do sha256sum "$f"; done) | sha256sum'
+    )
+    shell = subprocess.run(["bash", "-c", pipeline, str(tmp_path)], capture_output=True, text=True, check=True)
+    assert data_digest(str(tmp_path)) == "sha256:" + shell.stdout.split()[0]
+    before = data_digest(str(tmp_path))
+    (tmp_path / "a.csv").rename(tmp_path / "c.csv")
+    assert data_digest(str(tmp_path)) != before
+
+
+def test_gpu_request_text() -> None:
+    assert [str(parse_gpus(s)) for s in ("all", "2", "0,2", "none")] == ["all", "2", "0,2", "none"]
+    assert GpuRequest("auto").device_requests() == []
