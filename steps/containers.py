@@ -242,6 +242,7 @@ def run_container(
     *,
     timeout: float | None,
     on_line: Callable[[str], None],
+    on_created: Callable[[Container], None] | None = None,
     tail_lines: int = 30,
 ) -> ContainerOutcome:
     """Create, start, stream logs line by line, wait; the container is removed on every path."""
@@ -275,6 +276,8 @@ def run_container(
             detach=True,
         )
         create_in_flight = False
+        if on_created:
+            on_created(container)
         try:
             container.start()
         except APIError as exc:

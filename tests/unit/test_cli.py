@@ -14,9 +14,16 @@ import steps
 HEAVY = ("docker", "mlflow", "requests", "boto3", "hvac", "numpy", "sklearn", "yaml")
 
 
-def mlsteps(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def mlsteps(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "steps", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=60
+        [sys.executable, "-m", "steps", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=60,
     )
 
 
@@ -29,14 +36,20 @@ def imported_after(args: list[str], cwd: Path) -> set[str]:
         "except SystemExit:\n    pass\n"
         "print('MODULES=' + ','.join(sorted({m.split('.')[0] for m in sys.modules})), file=sys.stderr)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd, timeout=60
+    )
     line = next(l for l in done.stderr.splitlines() if l.startswith("MODULES="))
     return set(line.removeprefix("MODULES=").split(","))
 
 
 @pytest.mark.parametrize(
     "args",
-    [["--help"], ["train", "--help"], ["--dry-run", "train", "--image", "x", "--", "python", "t.py"]],
+    [
+        ["--help"],
+        ["train", "--help"],
+        ["--dry-run", "train", "--image", "x", "--", "python", "t.py"],
+    ],
 )
 def test_help_and_dry_run_import_no_heavy_library(args: list[str], tmp_path: Path) -> None:
     loaded = imported_after(args, tmp_path)
@@ -58,7 +71,9 @@ def test_config_error_is_exit_2_one_paragraph_no_traceback(tmp_path: Path) -> No
     (tmp_path / "mlsteps.yaml").write_text("train:\n  image: x\n  gpu: all\n")
     done = mlsteps("train", cwd=tmp_path)
     assert done.returncode == 2
-    assert "mlsteps.yaml:3: unknown key 'gpu' in section 'train'. Did you mean 'gpus'?" in done.stdout
+    assert (
+        "mlsteps.yaml:3: unknown key 'gpu' in section 'train'. Did you mean 'gpus'?" in done.stdout
+    )
     assert "Traceback" not in done.stdout + done.stderr
 
 
@@ -71,21 +86,32 @@ def test_json_mode_prints_exactly_one_document_on_failure(tmp_path: Path) -> Non
 
 
 def test_dry_run_flag_after_the_step_and_json_plan(tmp_path: Path) -> None:
-    done = mlsteps("train", "--dry-run", "--json", "--image", "img:1", "--", "python", "t.py", cwd=tmp_path)
+    done = mlsteps(
+        "train", "--dry-run", "--json", "--image", "img:1", "--", "python", "t.py", cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
     assert document["dry_run"] is True
-    assert [a["kind"] for a in document["plan"]] == ["containers.sweep", "image.ensure", "container.run"]
+    assert [a["kind"] for a in document["plan"]] == [
+        "containers.sweep",
+        "image.ensure",
+        "container.run",
+    ]
     assert "run `python t.py` in img:1" in done.stderr
 
 
 def test_config_show_names_every_source_and_redacts(tmp_path: Path) -> None:
-    (tmp_path / "mlsteps.yaml").write_text("mlflow:\n  tracking-uri: http://me:pw@127.0.0.1:5000\ntrain:\n  image: x\n")
+    (tmp_path / "mlsteps.yaml").write_text(
+        "mlflow:\n  tracking-uri: http://me:pw@127.0.0.1:5000\ntrain:\n  image: x\n"
+    )
     env = {"PATH": "/usr/bin:/bin", "MLSTEPS_TRAIN_PULL": "never"}
     done = mlsteps("--json", "config", "show", cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr
     shown = json.loads(done.stdout)
-    assert shown["mlflow"]["tracking-uri"] == {"value": "http://***@127.0.0.1:5000", "source": f"{tmp_path}/mlsteps.yaml:2"}
+    assert shown["mlflow"]["tracking-uri"] == {
+        "value": "http://***@127.0.0.1:5000",
+        "source": f"{tmp_path}/mlsteps.yaml:2",
+    }
     assert shown["train"]["pull"] == {"value": "never", "source": "env MLSTEPS_TRAIN_PULL"}
     assert shown["train"]["backend"]["source"] == "default"
     assert "pw" not in done.stdout
@@ -102,7 +128,9 @@ def test_unexpected_error_writes_the_traceback_to_a_file(tmp_path: Path) -> None
     # unplanned way: the user sees a short message and where the traceback went.
     (tmp_path / "blocker").write_text("")
     env = {"PATH": "/usr/bin:/bin", "MLSTEPS_OUTPUTS_FILE": str(tmp_path / "blocker" / "o.json")}
-    done = mlsteps("--ci", "jenkins", "train", "--backend", "local", "--", "true", cwd=tmp_path, env=env)
+    done = mlsteps(
+        "--ci", "jenkins", "train", "--backend", "local", "--", "true", cwd=tmp_path, env=env
+    )
     assert done.returncode == 1
     match = next(l for l in done.stdout.splitlines() if "unexpected error" in l)
     log = Path(match.split("The traceback is in ")[1].split(";")[0])

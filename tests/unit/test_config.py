@@ -89,7 +89,9 @@ def test_unknown_section_suggests(tmp_path: Path) -> None:
 
 
 def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"mlsteps.yaml:4: not valid YAML .*flow sequence at line 3"):
+    with pytest.raises(
+        ConfigError, match=r"mlsteps.yaml:4: not valid YAML .*flow sequence at line 3"
+    ):
         load(tmp_path, "train:\n  image: x\n  command: [a, b\n")
 
 
@@ -104,7 +106,9 @@ def test_bad_value_names_the_source_and_the_expected_form(tmp_path: Path) -> Non
         resolve(TRAIN, {}, cfg, {})
     assert "mlsteps.yaml:2: train.gpus 'lots' is not valid" in caught.value.message
     assert "device ids such as 0,2" in caught.value.message
-    with pytest.raises(ConfigError, match=r"^--memory 'lots' is not valid: expected a positive size"):
+    with pytest.raises(
+        ConfigError, match=r"^--memory 'lots' is not valid: expected a positive size"
+    ):
         resolve(TRAIN, {"memory": "lots"}, load(tmp_path, ""), {})
     with pytest.raises(ConfigError, match=r"^environment variable MLSTEPS_TRAIN_TIMEOUT 'soon'"):
         resolve(TRAIN, {}, load(tmp_path, ""), {"MLSTEPS_TRAIN_TIMEOUT": "soon"})
@@ -130,7 +134,9 @@ def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize(("text", "size"), [("64m", 64 << 20), ("2g", 2 << 30), ("1GiB", 1 << 30), ("512", 512)])
+@pytest.mark.parametrize(
+    ("text", "size"), [("64m", 64 << 20), ("2g", 2 << 30), ("1GiB", 1 << 30), ("512", 512)]
+)
 def test_sizes(text: str, size: int) -> None:
     assert parse_size(text) == size
 

@@ -53,7 +53,9 @@ def test_mounts() -> None:
             parse_mount(bad)
 
 
-def config(tmp_path: Path, *args: str, environ: dict[str, str] | None = None, **flags: object) -> TrainConfig:
+def config(
+    tmp_path: Path, *args: str, environ: dict[str, str] | None = None, **flags: object
+) -> TrainConfig:
     runtime = Runtime(config=None, environ=environ or {})
     runtime._config_file = None
     import os
@@ -66,7 +68,9 @@ def config(tmp_path: Path, *args: str, environ: dict[str, str] | None = None, **
         os.chdir(cwd)
 
 
-def test_plan_lists_image_command_mounts_gpus_and_env_names_never_secret_values(tmp_path: Path) -> None:
+def test_plan_lists_image_command_mounts_gpus_and_env_names_never_secret_values(
+    tmp_path: Path,
+) -> None:
     cfg = config(
         tmp_path,
         "python",
@@ -80,11 +84,19 @@ def test_plan_lists_image_command_mounts_gpus_and_env_names_never_secret_values(
     )
     plan = build_plan(cfg)
     kinds = [a.kind for a in plan.actions]
-    assert kinds == ["containers.sweep", "image.ensure", "mlflow.start-run", "container.run", "mlflow.end-run"]
+    assert kinds == [
+        "containers.sweep",
+        "image.ensure",
+        "mlflow.start-run",
+        "container.run",
+        "mlflow.end-run",
+    ]
     run = plan.to_json()["actions"][3]
     assert run["image"] == "trainer:1" and run["command"] == ["python", "train.py"]
     assert run["mounts"] == [f"{tmp_path}:/work:ro"]
-    assert run["device_requests"] == [{"Driver": "", "Capabilities": [["gpu"]], "DeviceIDs": ["0", "2"]}]
+    assert run["device_requests"] == [
+        {"Driver": "", "Capabilities": [["gpu"]], "DeviceIDs": ["0", "2"]}
+    ]
     assert run["env_names"] == ["EPOCHS"] and run["secret_env_names"] == ["DB_PASSWORD"]
     text = str(plan) + "\n".join(plan.lines())
     assert "hunter2-secret-value" not in text and ":pw@" not in text
@@ -107,12 +119,26 @@ def test_local_backend_plans_a_process(tmp_path: Path) -> None:
         ({"backend": "local"}, {}, "--backend local needs the command"),
         ({"image": "x", "secret-env": ("NOT_SET_HERE",)}, {}, "--secret-env NOT_SET_HERE: not set"),
         ({"image": "x", "run-id": "abc"}, {}, "--run-id abc needs a tracking server"),
-        ({"image": "x", "tracking-uri": "sqlite:///m.db"}, {}, "only reach an MLflow server over http"),
-        ({"image": "x", "mount": ("/no/such/dir:/x",)}, {}, "the host path /no/such/dir does not exist"),
-        ({"image": "x", "data-dir": "/no/such/data"}, {}, "--data-dir /no/such/data: no such directory"),
+        (
+            {"image": "x", "tracking-uri": "sqlite:///m.db"},
+            {},
+            "only reach an MLflow server over http",
+        ),
+        (
+            {"image": "x", "mount": ("/no/such/dir:/x",)},
+            {},
+            "the host path /no/such/dir does not exist",
+        ),
+        (
+            {"image": "x", "data-dir": "/no/such/data"},
+            {},
+            "--data-dir /no/such/data: no such directory",
+        ),
     ],
 )
-def test_cross_option_errors(tmp_path: Path, flags: dict[str, object], environ: dict[str, str], message: str) -> None:
+def test_cross_option_errors(
+    tmp_path: Path, flags: dict[str, object], environ: dict[str, str], message: str
+) -> None:
     with pytest.raises(ConfigError) as caught:
         config(tmp_path, environ=environ, **flags)
     assert message in caught.value.message
@@ -121,7 +147,9 @@ def test_cross_option_errors(tmp_path: Path, flags: dict[str, object], environ: 
 def test_loopback_tracking_uses_host_network_or_host_gateway(tmp_path: Path) -> None:
     loopback = config(tmp_path, image="x", **{"tracking-uri": "http://127.0.0.1:5000"})
     assert container_network(loopback) == ("host", "http://127.0.0.1:5000", None)
-    bridged = config(tmp_path, image="x", network="bridge", **{"tracking-uri": "http://localhost:5000/"})
+    bridged = config(
+        tmp_path, image="x", network="bridge", **{"tracking-uri": "http://localhost:5000/"}
+    )
     assert container_network(bridged) == (
         "bridge",
         "http://host.docker.internal:5000/",
@@ -142,7 +170,9 @@ def test_data_digest_matches_the_documented_coreutils_pipeline(tmp_path: Path) -
         "(cd \"$0\" && find . -type f -printf '%P\\n' | LC_ALL=C sort | "
         'while IFS= read -r f; do sha256sum "$f"; done) | sha256sum'
     )
-    shell = subprocess.run(["bash", "-c", pipeline, str(tmp_path)], capture_output=True, text=True, check=True)
+    shell = subprocess.run(
+        ["bash", "-c", pipeline, str(tmp_path)], capture_output=True, text=True, check=True
+    )
     assert data_digest(str(tmp_path)) == "sha256:" + shell.stdout.split()[0]
     before = data_digest(str(tmp_path))
     (tmp_path / "a.csv").rename(tmp_path / "c.csv")

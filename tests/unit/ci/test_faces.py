@@ -44,7 +44,9 @@ def test_github_outputs_survive_multiline_values_and_fake_delimiters(tmp_path: P
     face.set_outputs("train", {"run-id": "abc", "metrics": tricky})
     parsed = parse_github_file(Path(env["GITHUB_OUTPUT"]).read_text())
     assert parsed == {"run-id": "abc", "metrics": tricky}
-    delimiters = re.findall(r"^(?:run-id|metrics)<<(ghadelimiter_\w+)$", Path(env["GITHUB_OUTPUT"]).read_text(), re.M)
+    delimiters = re.findall(
+        r"^(?:run-id|metrics)<<(ghadelimiter_\w+)$", Path(env["GITHUB_OUTPUT"]).read_text(), re.M
+    )
     assert len(set(delimiters)) == 2  # random per value
 
 

@@ -1,0 +1,400 @@
+"""`mlsteps train` against a real Docker Engine and a real MLflow server."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.services import describe, no_labelled_containers
+
+pytestmark = pytest.mark.services
+
+
+def start(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "steps", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def mlsteps(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    proc = start(*args, cwd=cwd, env=env)
+    out, err = proc.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def run_info(uri: str, run_id: str) -> dict[str, Any]:
+    response = requests.get(f"{uri}/api/2.0/mlflow/runs/get", params={"run_id": run_id}, timeout=10)
+    response.raise_for_status()
+    run: dict[str, Any] = response.json()["run"]
+    return run
+
+
+def tags_of(run: dict[str, Any]) -> dict[str, str]:
+    return {t["key"]: t["value"] for t in run["data"].get("tags", [])}
+
+
+def count_runs(uri: str) -> int:
+    experiments = requests.post(
+        f"{uri}/api/2.0/mlflow/experiments/search", json={"max_results": 1000}, timeout=10
+    ).json()["experiments"]
+    ids = [e["experiment_id"] for e in experiments]
+    found = requests.post(
+        f"{uri}/api/2.0/mlflow/runs/search",
+        json={"experiment_ids": ids, "max_results": 1000},
+        timeout=10,
+    ).json()
+    return len(found.get("runs", []))
+
+
+def step_containers(docker_client: Any) -> list[Any]:
+    """Containers mlsteps created (every one carries its invocation label)."""
+    return no_labelled_containers(docker_client, "io.mlsteps.invocation", prefix=None)
+
+
+def assert_nothing_left(docker_client: Any) -> None:
+    left = step_containers(docker_client)
+    assert left == [], describe(left)
+
+
+@pytest.fixture()
+def workdir(tmp_path: Path) -> Path:
+    return tmp_path
+
+
+def test_quickstart_trains_in_a_container_and_lands_in_mlflow(
+    docker_client: Any, trainer_image: str, mlflow_server: Any, workdir: Path
+) -> None:
+    data = workdir / "data"
+    data.mkdir()
+    (data / "notes.txt").write_text("the data dir is mounted read-only and digested\n")
+    done = mlsteps(
+        "--json", "train", "--image", trainer_image, "--tracking-uri", mlflow_server.uri,
+        "--experiment", "it-quickstart", "--data-dir", str(data), "--memory", "2g",
+        "--", "python", "/app/train.py", "--n-estimators", "10",
+        cwd=workdir,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    outputs = result["outputs"]
+    assert result["applied"] == [
+        "containers.sweep",
+        "image.ensure",
+        "mlflow.start-run",
+        "container.run",
+        "mlflow.end-run",
+    ]
+    assert outputs["exit-code"] == "0"
+    assert outputs["model-uri"].startswith("models:/")
+    metrics = json.loads(outputs["metrics"])
+    assert 0.8 < metrics["accuracy"] <= 1.0
+    run = run_info(mlflow_server.uri, outputs["run-id"])
+    assert run["info"]["status"] == "FINISHED"
+    assert run["info"]["experiment_id"] == outputs["experiment-id"]
+    tags = tags_of(run)
+    assert tags["mlsteps.image"] == trainer_image
+    assert (
+        tags["mlsteps.image-digest"]
+        == outputs["image-digest"]
+        == docker_client.images.get(trainer_image).id
+    )
+    assert tags["mlsteps.gpus"] == "none"
+    assert tags["mlsteps.data-digest"].startswith("sha256:")
+    assert {m["key"] for m in run["data"]["metrics"]} >= {"accuracy", "f1"}
+    # the live log reached the terminal line by line
+    assert "accuracy=" in done.stderr
+    assert_nothing_left(docker_client)
+
+
+def test_failing_training_exits_1_marks_the_run_failed_and_shows_the_tail(
+    docker_client: Any, base_image: str, mlflow_server: Any, workdir: Path
+) -> None:
+    done = mlsteps(
+        "--json", "train", "--image", base_image, "--tracking-uri", mlflow_server.uri,
+        "--", "sh", "-c", "echo preparing; echo 'loss exploded' >&2; exit 3",
+        cwd=workdir,
+    )  # fmt: skip
+    assert done.returncode == 1
+    result = json.loads(done.stdout)
+    assert "training exited with code 3" in result["error"]
+    assert "| loss exploded" in result["error"] and "| preparing" in result["error"]
+    assert result["outputs"]["exit-code"] == "3"
+    assert run_info(mlflow_server.uri, result["outputs"]["run-id"])["info"]["status"] == "FAILED"
+    assert "Traceback" not in done.stderr
+    assert_nothing_left(docker_client)
+
+
+def test_out_of_memory_is_named_with_the_limit(
+    docker_client: Any, trainer_image: str, mlflow_server: Any, workdir: Path
+) -> None:
+    done = mlsteps(
+        "train", "--image", trainer_image, "--memory", "64m", "--tracking-uri", mlflow_server.uri,
+        "--", "python", "-c", "x = bytearray(500 * 1024 * 1024); print(len(x))",
+        cwd=workdir,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "training ran out of memory" in done.stdout
+    assert "memory limit of 64 MiB (--memory)" in done.stdout
+    assert_nothing_left(docker_client)
+
+
+def test_sigterm_stops_the_container_and_marks_the_run_killed(
+    docker_client: Any, base_image: str, mlflow_server: Any, workdir: Path
+) -> None:
+    proc = start(
+        "--json", "train", "--image", base_image, "--tracking-uri", mlflow_server.uri,
+        "--", "sh", "-c", "echo started; sleep 300",
+        cwd=workdir,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not step_containers(docker_client):
+        assert time.monotonic() < deadline, "the training container never started"
+        time.sleep(0.1)
+    time.sleep(1)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143, err
+    result = json.loads(out)
+    assert result["error"] == "cancelled by SIGTERM"
+    assert run_info(mlflow_server.uri, result["outputs"]["run-id"])["info"]["status"] == "KILLED"
+    assert_nothing_left(docker_client)
+
+
+@pytest.mark.slow
+def test_github_cancel_schedule_at_20_random_moments_leaves_no_container(
+    docker_client: Any, base_image: str, workdir: Path
+) -> None:
+    """GitHub cancels with SIGINT, then SIGTERM 7.5 s later (then SIGKILL 2.5 s after).
+    Moments are drawn from the window between `pull` and log streaming; seeded, so a failure
+    is reproducible."""
+    moments = random.Random(20261123).sample([i / 100 for i in range(0, 250)], 20)
+    reached_logs = 0
+    for moment in moments:
+        proc = start(
+            "train", "--image", base_image, "--pull", "always" if moment < 0.2 else "missing",
+            "--", "sh", "-c", "echo started; sleep 300",
+            cwd=workdir,
+        )  # fmt: skip
+        time.sleep(moment)
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=7.5)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=2.5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                pytest.fail(f"cleanup outlasted GitHub's grace period (SIGINT at {moment}s)")
+        out, _ = proc.communicate()
+        reached_logs += "started" in out
+        # -2: the signal came while Python itself was still starting, before mlsteps could
+        # install its handlers (and before it could create anything).
+        assert proc.returncode in (130, 143, -signal.SIGINT), (moment, proc.returncode)
+        left = step_containers(docker_client)
+        assert left == [], (moment, describe(left))
+    # The window is meaningful: some cancels hit a streaming container, some came earlier.
+    assert 0 < reached_logs < len(moments), reached_logs
+
+
+def test_gpu_request_the_engine_cannot_serve(
+    docker_client: Any, base_image: str, workdir: Path
+) -> None:
+    done = mlsteps("train", "--image", base_image, "--gpus", "all", "--", "true", cwd=workdir)
+    assert done.returncode == 1
+    assert "NVIDIA Container Toolkit" in done.stdout and "--gpus none" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+    assert_nothing_left(docker_client)
+
+
+def test_gpu_device_request_as_the_engine_records_it(docker_client: Any, base_image: str) -> None:
+    """The DeviceRequest on the created container, read back through the engine's inspect
+    before the failed start removes it."""
+    from steps import containers
+    from steps.errors import StepFailed
+    from steps.train import parse_gpus
+
+    owner = containers.Owner("train")
+    seen: dict[str, Any] = {}
+    spec = containers.ContainerSpec(
+        image=base_image,
+        command=["true"],
+        environment={},
+        labels=owner.labels(),
+        volumes={},
+        device_requests=parse_gpus("0,2").device_requests(),
+    )
+
+    def inspect(container: Any) -> None:
+        seen.update(docker_client.api.inspect_container(container.id)["HostConfig"])
+
+    with pytest.raises(StepFailed, match="NVIDIA Container Toolkit"):
+        containers.run_container(
+            docker_client, spec, owner.invocation, timeout=None, on_line=print, on_created=inspect
+        )
+    assert seen["DeviceRequests"] == [
+        {
+            "Driver": "",
+            "Count": 0,
+            "DeviceIDs": ["0", "2"],
+            "Capabilities": [["gpu"]],
+            "Options": {},
+        }
+    ]
+    assert_nothing_left(docker_client)
+
+
+def test_timeout_stops_the_training(docker_client: Any, base_image: str, workdir: Path) -> None:
+    started = time.monotonic()
+    done = mlsteps(
+        "train", "--image", base_image, "--timeout", "2s", "--", "sleep", "300", cwd=workdir
+    )
+    assert done.returncode == 1
+    assert "training timed out after 2s (--timeout)" in done.stdout
+    assert time.monotonic() - started < 30
+    assert_nothing_left(docker_client)
+
+
+def test_dry_run_creates_nothing(
+    docker_client: Any, trainer_image: str, mlflow_server: Any, workdir: Path
+) -> None:
+    runs_before = count_runs(mlflow_server.uri)
+    containers_before = len(docker_client.containers.list(all=True))
+    env = {"HF_TOKEN": "hf_dry_run_secret_value_123"}
+    done = mlsteps(
+        "--dry-run", "--json", "train", "--image", trainer_image, "--tracking-uri", mlflow_server.uri,
+        "--gpus", "all", "--mount", f"{workdir}:/work:ro", "--env", "EPOCHS=2", "--secret-env", "HF_TOKEN",
+        "--", "python", "/app/train.py",
+        cwd=workdir, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    plan = json.loads(done.stdout)["plan"]
+    run = next(a for a in plan if a["kind"] == "container.run")
+    assert run["image"] == trainer_image and run["command"] == ["python", "/app/train.py"]
+    assert run["mounts"] == [f"{workdir}:/work:ro"]
+    assert run["device_requests"] == [{"Driver": "", "Capabilities": [["gpu"]], "Count": -1}]
+    assert run["env_names"] == ["EPOCHS"] and run["secret_env_names"] == ["HF_TOKEN"]
+    assert "hf_dry_run_secret_value_123" not in done.stdout + done.stderr
+    assert count_runs(mlflow_server.uri) == runs_before
+    assert len(docker_client.containers.list(all=True)) == containers_before
+
+
+def test_dry_run_lists_the_actions_a_run_applies(
+    docker_client: Any, base_image: str, mlflow_server: Any, workdir: Path
+) -> None:
+    args = ["train", "--image", base_image, "--tracking-uri", mlflow_server.uri, "--", "true"]
+    planned = json.loads(mlsteps("--dry-run", "--json", *args, cwd=workdir).stdout)["plan"]
+    applied = json.loads(mlsteps("--json", *args, cwd=workdir).stdout)["applied"]
+    assert [a["kind"] for a in planned] == applied
+
+
+def test_bad_inputs_exit_with_a_clear_message(
+    docker_client: Any, base_image: str, workdir: Path
+) -> None:
+    (workdir / "mlsteps.yaml").write_text("train:\n  image: x\n  gpu: all\n")
+    unknown = mlsteps("train", cwd=workdir)
+    assert unknown.returncode == 2 and "Did you mean 'gpus'?" in unknown.stdout
+    (workdir / "mlsteps.yaml").unlink()
+
+    bad_gpus = mlsteps("train", "--image", base_image, "--gpus", "lots", cwd=workdir)
+    assert bad_gpus.returncode == 2 and "--gpus 'lots' is not valid" in bad_gpus.stdout
+
+    missing = mlsteps("train", "--image", "mlsteps-no-such-image:1", "--pull", "never", cwd=workdir)
+    assert missing.returncode == 2
+    assert "--image mlsteps-no-such-image:1: not on this Docker engine" in missing.stdout
+
+    no_mlflow = mlsteps(
+        "train",
+        "--image",
+        base_image,
+        "--tracking-uri",
+        "http://127.0.0.1:9",
+        "--",
+        "true",
+        cwd=workdir,
+    )
+    assert no_mlflow.returncode == 1
+    assert "cannot reach the MLflow tracking server at http://127.0.0.1:9" in no_mlflow.stdout
+
+    no_docker = mlsteps(
+        "train",
+        "--image",
+        base_image,
+        cwd=workdir,
+        env={"DOCKER_HOST": f"unix://{workdir}/none.sock"},
+    )
+    assert no_docker.returncode == 1
+    assert f"cannot reach the Docker daemon at unix://{workdir}/none.sock" in no_docker.stdout
+    for done in (unknown, bad_gpus, missing, no_mlflow, no_docker):
+        assert "Traceback" not in done.stdout + done.stderr
+    assert_nothing_left(docker_client)
+
+
+def test_sweep_removes_containers_of_dead_runs(
+    docker_client: Any, base_image: str, workdir: Path
+) -> None:
+    from steps import containers
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    labels = containers.Owner("train", pid=dead.pid).labels()
+    labels["io.mlsteps.owner-start"] = "1"  # the pid is gone (or reused): either way not its owner
+    orphan = docker_client.containers.create(base_image, ["sleep", "300"], labels=labels)
+    orphan.start()
+    done = mlsteps("train", "--image", base_image, "--", "true", cwd=workdir)
+    assert done.returncode == 0, done.stdout
+    assert f"left by mlsteps runs that died: {orphan.name}" in done.stdout
+    assert_nothing_left(docker_client)
+
+
+def test_pull_always_from_a_registry_reports_the_repo_digest(
+    docker_client: Any, base_image: str, registry: str, workdir: Path
+) -> None:
+    ref = f"{registry}/mlsteps-base:it"
+    docker_client.images.get(base_image).tag(ref)
+    pushed = docker_client.images.push(f"{registry}/mlsteps-base", tag="it")
+    assert '"error"' not in pushed
+    docker_client.images.remove(ref)
+    done = mlsteps("--json", "train", "--image", ref, "--pull", "always", "--", "true", cwd=workdir)
+    assert done.returncode == 0, done.stdout + done.stderr
+    digest = json.loads(done.stdout)["outputs"]["image-digest"]
+    manifest = requests.head(
+        f"http://{registry}/v2/mlsteps-base/manifests/it",
+        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+        timeout=10,
+    )
+    assert digest == manifest.headers["Docker-Content-Digest"]
+    assert_nothing_left(docker_client)
+
+
+def test_local_backend_trains_the_quickstart_as_a_process(
+    mlflow_server: Any, workdir: Path
+) -> None:
+    pytest.importorskip("sklearn")
+    train_py = Path(__file__).parents[2] / "examples" / "quickstart" / "train.py"
+    done = mlsteps(
+        "--json", "train", "--backend", "local", "--tracking-uri", mlflow_server.uri,
+        "--", sys.executable, str(train_py), "--n-estimators", "5",
+        cwd=workdir,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    outputs = json.loads(done.stdout)["outputs"]
+    assert outputs["model-uri"].startswith("models:/")
+    assert run_info(mlflow_server.uri, outputs["run-id"])["info"]["status"] == "FINISHED"
