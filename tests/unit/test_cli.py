@@ -34,12 +34,13 @@ def imported_after(args: list[str], cwd: Path) -> set[str]:
         f"sys.argv = ['mlsteps', *{args!r}]\n"
         "try:\n    runpy.run_module('steps', run_name='__main__')\n"
         "except SystemExit:\n    pass\n"
-        "print('MODULES=' + ','.join(sorted({m.split('.')[0] for m in sys.modules})), file=sys.stderr)\n"
+        "roots = sorted({m.split('.')[0] for m in sys.modules})\n"
+        "print('MODULES=' + ','.join(roots), file=sys.stderr)\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd, timeout=60
     )
-    line = next(l for l in done.stderr.splitlines() if l.startswith("MODULES="))
+    line = next(x for x in done.stderr.splitlines() if x.startswith("MODULES="))
     return set(line.removeprefix("MODULES=").split(","))
 
 
@@ -132,7 +133,7 @@ def test_unexpected_error_writes_the_traceback_to_a_file(tmp_path: Path) -> None
         "--ci", "jenkins", "train", "--backend", "local", "--", "true", cwd=tmp_path, env=env
     )
     assert done.returncode == 1
-    match = next(l for l in done.stdout.splitlines() if "unexpected error" in l)
+    match = next(x for x in done.stdout.splitlines() if "unexpected error" in x)
     log = Path(match.split("The traceback is in ")[1].split(";")[0])
     assert "Traceback" in log.read_text() and "Traceback" not in done.stdout
     log.unlink()
