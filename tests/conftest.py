@@ -1,0 +1,52 @@
+"""Session-scoped fixtures for the real parts (tests/services.py says how each starts).
+
+Each fixture fails under CI=true when its part is missing, and skips elsewhere with what to
+install. Servers run on free loopback ports in temporary folders and stop when the session ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests import services
+
+if TYPE_CHECKING:
+    from docker import DockerClient
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[DockerClient]:
+    client = services.connect_docker()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def base_image(docker_client: DockerClient) -> str:
+    """The tag of the locally built base image (built here if missing and this user can)."""
+    return services.ensure_base_image(docker_client)
+
+
+@pytest.fixture(scope="session")
+def trainer_image(docker_client: DockerClient, base_image: str) -> str:
+    """The tag of the quickstart trainer, built once per session from its Dockerfile."""
+    return services.build_trainer_image(docker_client)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.MlflowServer]:
+    """A real MLflow tracking server (sqlite backend, local artifacts); `.uri` is its URL."""
+    server = services.start_mlflow(tmp_path_factory.mktemp("mlflow"))
+    yield server
+    server.server.stop()
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real OCI registry on loopback; the value is its host:port."""
+    reg = services.start_registry(tmp_path_factory.mktemp("registry"))
+    yield reg.address
+    reg.server.stop()

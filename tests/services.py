@@ -1,0 +1,307 @@
+"""The real parts the tests drive, started on loopback (see shared/TESTING.md).
+
+`bash .ci/setup` installs and starts what lives outside the project (Docker Engine, the base
+image, the registry and Groovy packages, the venv); the fixtures in conftest.py start the
+per-session servers on free loopback ports and stop them at the end.
+
+With CI=true a part that is missing fails the test that needs it: a CI run must not turn green
+by skipping what it was meant to check. Elsewhere it skips, saying what to install.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import pytest
+
+if TYPE_CHECKING:
+    from docker import DockerClient
+    from docker.models.containers import Container
+
+REPO = Path(__file__).resolve().parent.parent
+QUICKSTART = REPO / "examples" / "quickstart"
+BASE_IMAGE = "mlsteps-base:bookworm"
+TRAINER_IMAGE = "mlsteps-quickstart-trainer:latest"
+LABEL_PREFIX = "io.mlsteps."
+SETUP_HINT = "run `bash .ci/setup` (as root, on Debian bookworm) to install and start it"
+
+# Services we start must not phone home: these machines reach nothing but loopback and the
+# package registries, and the tests should not depend on that either way.
+QUIET_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def missing(what: str, fix: str = SETUP_HINT) -> NoReturn:
+    """Fail (CI) or skip (elsewhere) a test whose real part is not there."""
+    if in_ci():
+        pytest.fail(
+            f"{what}; CI=true, so a missing real part fails the test ({fix})", pytrace=False
+        )
+    pytest.skip(f"{what}; {fix}")
+
+
+def free_port() -> int:
+    # The port is free when we look; the server binds it a moment later. The window is small
+    # and a lost race shows up as the server exiting, which start() reports with its log.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def log_tail(path: Path, lines: int = 30) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+@dataclass
+class Server:
+    """A server process we started in its own process group, with its output in a log."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    @classmethod
+    def start(cls, name: str, argv: list[str], log: Path, cwd: Path) -> Server:
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **QUIET_ENV},
+                # Its own group, so stop() reaches the workers it forks as well.
+                start_new_session=True,
+            )
+        return cls(name, process, log)
+
+    def wait_until(self, ready: Callable[[], bool], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                self.stop()
+                pytest.fail(
+                    f"{self.name} exited with {self.process.returncode} while starting; "
+                    f"its log ({self.log}):\n{log_tail(self.log)}",
+                    pytrace=False,
+                )
+            if ready():
+                return
+            time.sleep(0.25)
+        self.stop()
+        pytest.fail(
+            f"{self.name} did not answer within {timeout:.0f} s; its log ({self.log}):\n"
+            f"{log_tail(self.log)}",
+            pytrace=False,
+        )
+
+    def stop(self, grace: float = 10.0) -> None:
+        if self.process.poll() is None:
+            self._signal(signal.SIGTERM)
+            try:
+                self.process.wait(grace)
+            except subprocess.TimeoutExpired:
+                self._signal(signal.SIGKILL)
+                self.process.wait(grace)
+        else:
+            # The leader is gone, but workers it forked may still hold the port.
+            self._signal(signal.SIGKILL)
+
+    def _signal(self, sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, sig)
+
+
+def http_ok(url: str) -> bool:
+    import requests
+
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+# --- Docker ---------------------------------------------------------------------------------
+
+
+def connect_docker() -> DockerClient:
+    try:
+        import docker
+    except ImportError:
+        missing(
+            "the docker SDK for Python is not installed", "run `bash .ci/setup` (it fills .venv)"
+        )
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        where = os.environ.get("DOCKER_HOST", "/var/run/docker.sock")
+        missing(f"no Docker Engine answers at {where} ({exc})")
+    return client
+
+
+def image_exists(client: DockerClient, tag: str) -> bool:
+    import docker
+
+    try:
+        client.images.get(tag)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
+
+
+def ensure_base_image(client: DockerClient) -> str:
+    """The base image, built by .ci/setup's own stage when it is missing and we can build it."""
+    if not image_exists(client, BASE_IMAGE) and os.geteuid() == 0 and shutil.which("debootstrap"):
+        result = subprocess.run(
+            ["bash", str(REPO / ".ci" / "setup"), "base-image"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            pytest.fail(
+                f"building {BASE_IMAGE} failed:\n{result.stdout}{result.stderr}", pytrace=False
+            )
+    if not image_exists(client, BASE_IMAGE):
+        missing(f"the base image {BASE_IMAGE} is not built")
+    return BASE_IMAGE
+
+
+def build_trainer_image(client: DockerClient) -> str:
+    """Build the quickstart trainer from its Dockerfile; the engine's layer cache makes a
+    rebuild with unchanged inputs take about a second."""
+    import docker
+
+    try:
+        client.images.build(path=str(QUICKSTART), tag=TRAINER_IMAGE, rm=True, forcerm=True)
+    except docker.errors.BuildError as exc:
+        lines = [str(chunk.get("stream") or chunk.get("error") or "") for chunk in exc.build_log]
+        tail = "".join(lines)[-3000:]
+        pytest.fail(f"building {TRAINER_IMAGE} failed: {exc.msg}\n{tail}", pytrace=False)
+    return TRAINER_IMAGE
+
+
+def no_labelled_containers(
+    client: DockerClient,
+    label: str = "io.mlsteps.invocation",
+    prefix: str | None = LABEL_PREFIX,
+) -> list[Container]:
+    """Containers, running or stopped, that carry `label` (a key, or key=value) or any label
+    whose key starts with `prefix` (None: `label` alone). For tests to assert that nothing was
+    left behind: `assert no_labelled_containers(client) == []`.
+    """
+    # Sparse listing reads the engine's list call only: a full listing inspects each container
+    # and fails if one is removed in between, which is exactly when cleanup tests look.
+    key, _, value = label.partition("=")
+    found = []
+    for container in client.containers.list(all=True, sparse=True):
+        labels: dict[str, str] = container.attrs.get("Labels") or {}
+        wanted = key in labels and (not value or labels[key] == value)
+        if wanted or (prefix is not None and any(k.startswith(prefix) for k in labels)):
+            found.append(container)
+    return found
+
+
+def describe(containers: list[Container]) -> list[dict[str, Any]]:
+    """A readable form of containers for assertion messages."""
+    return [
+        {
+            "id": c.id[:12] if c.id else None,
+            "names": c.attrs.get("Names"),
+            "state": c.attrs.get("State"),
+            "labels": c.attrs.get("Labels"),
+        }
+        for c in containers
+    ]
+
+
+# --- MLflow ---------------------------------------------------------------------------------
+
+
+@dataclass
+class MlflowServer:
+    uri: str
+    root: Path
+    server: Server
+
+
+def mlflow_executable() -> str:
+    # The venv running pytest is the one whose mlflow the project pins; prefer it to PATH.
+    beside = Path(sys.executable).parent / "mlflow"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("mlflow")
+    if not found:
+        missing("the `mlflow` command is not installed", "run `bash .ci/setup` (it fills .venv)")
+    return found
+
+
+def start_mlflow(root: Path, timeout: float = 120.0) -> MlflowServer:
+    port = free_port()
+    argv = [
+        mlflow_executable(),
+        "server",
+        "--backend-store-uri", f"sqlite:///{root}/mlflow.db",
+        "--artifacts-destination", str(root / "artifacts"),
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        # One worker: these machines have two cores, and each worker imports all of mlflow.
+        "--workers", "1",
+    ]  # fmt: skip
+    server = Server.start("mlflow server", argv, root / "server.log", cwd=root)
+    uri = f"http://127.0.0.1:{port}"
+    server.wait_until(lambda: http_ok(f"{uri}/health"), timeout)
+    return MlflowServer(uri=uri, root=root, server=server)
+
+
+# --- OCI registry ---------------------------------------------------------------------------
+
+
+@dataclass
+class Registry:
+    address: str  # host:port, as it goes into an image reference
+    root: Path
+    server: Server
+
+
+def start_registry(root: Path, timeout: float = 30.0) -> Registry:
+    binary = shutil.which("docker-registry")
+    if not binary:
+        missing("the `docker-registry` command (Debian package docker-registry) is not installed")
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    config = root / "config.yml"
+    # Loopback needs no TLS: the engine treats 127.0.0.0/8 registries as insecure by default.
+    config.write_text(
+        "version: 0.1\n"
+        "log:\n  level: warn\n"
+        "storage:\n"
+        f"  filesystem:\n    rootdirectory: {root / 'data'}\n"
+        "  delete:\n    enabled: true\n"
+        f"http:\n  addr: {address}\n"
+    )
+    server = Server.start(
+        "docker-registry", [binary, "serve", str(config)], root / "registry.log", cwd=root
+    )
+    server.wait_until(lambda: http_ok(f"http://{address}/v2/"), timeout)
+    return Registry(address=address, root=root, server=server)
