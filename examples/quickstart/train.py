@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,13 @@ def write_data(directory: str) -> Path:
 
 
 def evaluate(model: Any, features: Any, labels: Any) -> dict[str, float]:
-    from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
+    from sklearn.metrics import (
+        accuracy_score,
+        f1_score,
+        precision_score,
+        recall_score,
+        roc_auc_score,
+    )
 
     predicted = model.predict(features)
     binary = len(model.classes_) == 2
@@ -88,12 +95,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {write_data(args.write_data)}")
         return 0
 
+    # Data first: a bad data file should fail before mlflow's import costs two seconds.
+    features, labels, source = load_data(args.data_dir)
+
     import mlflow
     import mlflow.sklearn
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.model_selection import train_test_split
 
-    features, labels, source = load_data(args.data_dir)
     x_train, x_test, y_train, y_test = train_test_split(
         features, labels, test_size=args.test_size, random_state=args.seed, stratify=labels
     )
@@ -126,12 +135,16 @@ def main(argv: list[str] | None = None) -> int:
         # The input example gives the model a signature, which serving needs to check requests.
         # MLflow saves sklearn models with skops, which refuses the trees' node storage unless
         # told to trust it; we trained this model ourselves a line above, so we do.
-        logged = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            input_example=x_test.head(5),
-            skops_trusted_types=["sklearn.tree._tree.Tree"],
-        )
+        with warnings.catch_warnings():
+            # MLflow warns of integer columns that could not hold missing values; ours is the
+            # predicted class, which is never missing.
+            warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
+            logged = mlflow.sklearn.log_model(
+                model,
+                name="model",
+                input_example=x_test.head(5),
+                skops_trusted_types=["sklearn.tree._tree.Tree"],
+            )
         print(f"model logged: {logged.model_uri}")
 
         if args.output_dir:
