@@ -7,6 +7,8 @@
  * INPUT.json:
  *   {"script": "vars/mlTrain.groovy",   // the global variable to load
  *    "args": {...},                      // the Map passed to call(); omit to call() without one
+ *                                        // (an object written {"__map__": [[k, v], ...]} keeps
+ *                                        // its key order, which JsonSlurper would not)
  *    "workspace": "/path",               // where sh runs and relative files resolve (default: cwd)
  *    "env": {"BUILD_TAG": "..."},        // the build's environment (env.X), on top of this process's
  *    "credentials": {"id": "value" or {"username": .., "password": ..}},
@@ -58,6 +60,22 @@ class PipelineEnv {
 def fail(String message) {
     System.err.println("harness: ${message}")
     System.exit(2)
+}
+
+// Groovy map literals keep their order, and the command a step builds follows it.
+Object ordered(Object value) {
+    if (value instanceof Map && value.containsKey('__map__')) {
+        Map result = [:]
+        value.__map__.each { pair -> result[pair[0] as String] = ordered(pair[1]) }
+        return result
+    }
+    if (value instanceof Map) {
+        return value.collectEntries { k, v -> [(k): ordered(v)] }
+    }
+    if (value instanceof List) {
+        return value.collect { ordered(it) }
+    }
+    return value
 }
 
 if (args.length != 1) {
@@ -261,8 +279,8 @@ try {
     File scriptFile = new File(input.script as String)
     Script script = shell.parse(scriptFile)
     // A variable's file name is its step name; record the call itself first.
-    calls << [step: scriptFile.name - '.groovy', args: input.args]
-    outcome.result = input.containsKey('args') ? script.call(input.args) : script.call()
+    calls << [step: scriptFile.name - '.groovy', args: ordered(input.args)]
+    outcome.result = input.containsKey('args') ? script.call(ordered(input.args)) : script.call()
 } catch (PipelineError e) {
     outcome.status = 'FAILURE'
     outcome.error = e.message
