@@ -73,6 +73,12 @@ def tool_env(**extra: str) -> dict[str, str]:
 
 
 @pytest.fixture
+def face_env() -> dict[str, str]:
+    """The environment for a face's tool: Java on PATH, no CI variables of the outer run."""
+    return tool_env()
+
+
+@pytest.fixture
 def mlsteps_cli() -> str:
     """The real CLI: the one installed beside this interpreter, else the project venv's."""
     for candidate in (VENV_BIN / "mlsteps", REPO / ".venv" / "bin" / "mlsteps"):
