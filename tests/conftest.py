@@ -6,6 +6,7 @@ install. Servers run on free loopback ports in temporary folders and stop when t
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,11 @@ from tests import services
 
 if TYPE_CHECKING:
     from docker import DockerClient
+
+# Every process the tests start inherits this: MLflow clients and servers must talk to nothing
+# but each other on loopback, so their usage telemetry is off for the whole session.
+for _name, _value in services.QUIET_ENV.items():
+    os.environ.setdefault(_name, _value)
 
 
 @pytest.fixture(scope="session")
