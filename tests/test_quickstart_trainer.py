@@ -147,3 +147,14 @@ def test_trainer_rejects_a_data_file_without_target(tmp_path: Path) -> None:
     result = _run_local([], {"MLSTEPS_DATA_DIR": str(tmp_path)})
     assert result.returncode == 1
     assert f"{tmp_path / 'data.csv'} has no 'target' column" in result.stderr
+
+
+def test_trainer_pins_the_mlflow_major_version_of_the_server() -> None:
+    """The server the tests and run.sh start is this venv's mlflow; the trainer's client must
+    speak its protocol (MLflow 3 logs models through an API that 2.x servers lack)."""
+    from importlib.metadata import version
+
+    pins = (services.QUICKSTART / "requirements.txt").read_text()
+    pinned = next(line for line in pins.splitlines() if line.startswith("mlflow-skinny=="))
+    client_major = pinned.split("==")[1].split(".")[0]
+    assert version("mlflow").split(".")[0] == client_major
