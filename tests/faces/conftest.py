@@ -27,8 +27,18 @@ JAVA_HOMES = ("/usr/lib/jvm/java-17-openjdk-amd64", "/usr/lib/jvm/default-java")
 
 # Copying the repository for act: what a checkout would not hold.
 _NOT_CHECKED_OUT = shutil.ignore_patterns(
-    ".git", ".venv", "node_modules", "__pycache__", ".pytest_cache", ".mypy_cache",
-    ".ruff_cache", ".mlsteps", "build", "dist", "*.egg-info", "mlruns",
+    ".git",
+    ".venv",
+    "node_modules",
+    "__pycache__",
+    ".pytest_cache",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".mlsteps",
+    "build",
+    "dist",
+    "*.egg-info",
+    "mlruns",
 )
 
 
@@ -201,6 +211,8 @@ class ActRun:
     outputs: dict[str, dict[str, str]] = field(default_factory=dict)
     summaries: dict[str, str] = field(default_factory=dict)
     results: dict[str, str] = field(default_factory=dict)
+    # ::error::/::warning::/::notice:: lines: {"step": top-level id, "level": .., "message": ..}
+    annotations: list[dict[str, str]] = field(default_factory=list)
     log: str = ""
     stderr: str = ""
 
@@ -237,6 +249,10 @@ def parse_act_json(lines: str) -> ActRun:
         step_id = event.get("stepID") or []
         if event.get("raw_output"):
             log.append(event.get("msg", ""))
+        if event.get("command") in ("error", "warning", "notice") and step_id:
+            run.annotations.append(
+                {"step": step_id[0], "level": event["command"], "message": event.get("arg", "")}
+            )
         # Events of a composite action's inner steps carry a longer stepID; the action's own
         # outputs and summary are repeated at its top-level id.
         if len(step_id) != 1:
@@ -285,11 +301,15 @@ def run_act(tmp_path: Path) -> Iterator[Callable[..., ActRun]]:
         workflow = _offline_checkout(workflow)
         (workflows / "workflow.yml").write_text(yaml.safe_dump(workflow, sort_keys=False))
         command = [
-            act, event,
-            "-W", str(workflows / "workflow.yml"),
-            "-P", "ubuntu-latest=-self-hosted",
+            act,
+            event,
+            "-W",
+            str(workflows / "workflow.yml"),
+            "-P",
+            "ubuntu-latest=-self-hosted",
             "--json",
-            "--env", f"MLSTEPS_ACT_SOURCE={source}",
+            "--env",
+            f"MLSTEPS_ACT_SOURCE={source}",
         ]
         for flag, values in (("--env", env), ("--secret", secrets), ("--var", variables)):
             for name, value in (values or {}).items():

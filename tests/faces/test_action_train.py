@@ -1,0 +1,103 @@
+"""actions/train under act (self-hosted: the job runs on this machine), against the real MLflow
+server and the quickstart trainer image: the action installs mlsteps from its own path, trains,
+and its outputs and summary reach the workflow.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+pytestmark = [pytest.mark.faces, pytest.mark.services, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+WORKFLOW = (REPO / "tests" / "faces" / "workflows" / "train.yml").read_text(encoding="utf-8")
+
+
+def mlflow_run(uri: str, run_id: str) -> dict[str, Any]:
+    response = requests.get(f"{uri}/api/2.0/mlflow/runs/get", params={"run_id": run_id}, timeout=10)
+    response.raise_for_status()
+    run: dict[str, Any] = response.json()["run"]
+    return run
+
+
+def test_train_action_trains_and_sets_outputs(
+    run_act: Any, trainer_image: str, mlflow_server: Any
+) -> None:
+    result = run_act(
+        WORKFLOW,
+        variables={"TRAINER_IMAGE": trainer_image, "MLFLOW_TRACKING_URI": mlflow_server.uri},
+    )
+    assert result.returncode == 0, result.log + result.stderr
+    assert result.results["train"] == "success"
+
+    outputs = result.outputs["train"]
+    assert set(outputs) >= {
+        "run-id",
+        "experiment-id",
+        "model-uri",
+        "metrics",
+        "image-digest",
+        "exit-code",
+    }
+    assert outputs["exit-code"] == "0"
+    assert outputs["image-digest"].startswith("sha256:")
+    metrics = json.loads(outputs["metrics"])
+    assert 0.5 < metrics["accuracy"] <= 1.0
+    # A later step of the job sees the same values.
+    assert result.outputs["consume"]["seen-run-id"] == outputs["run-id"]
+
+    run = mlflow_run(mlflow_server.uri, outputs["run-id"])
+    assert run["info"]["status"] == "FINISHED"
+    assert run["info"]["experiment_id"] == outputs["experiment-id"]
+    assert run["info"]["run_name"] == 'act it\'s "quoted"'
+
+    assert outputs["run-id"] in result.summaries["train"]
+
+
+def test_train_action_fails_the_step_on_bad_input(
+    run_act: Any, trainer_image: str, mlflow_server: Any
+) -> None:
+    result = run_act(
+        WORKFLOW,
+        variables={
+            "TRAINER_IMAGE": trainer_image,
+            "MLFLOW_TRACKING_URI": mlflow_server.uri,
+            "GPUS": "lots",
+        },
+    )
+    assert result.returncode != 0
+    assert result.results["train"] == "failure"
+    assert "consume" not in result.results
+    (error,) = [a for a in result.annotations if a["level"] == "error"]
+    assert error["step"] == "train"
+    assert "MLSTEPS_TRAIN_GPUS 'lots' is not valid" in error["message"]
+
+
+def test_example_workflow_runs_end_to_end(
+    run_act: Any, trainer_image: str, mlflow_server: Any, docker_client: Any
+) -> None:
+    example = (REPO / "examples" / "github-workflow.yml").read_text(encoding="utf-8")
+    result = run_act(example, variables={"MLFLOW_TRACKING_URI": mlflow_server.uri})
+    assert result.returncode == 0, result.log + result.stderr
+    # Checkout (copied in), build, train, report, remove the image: all ran and succeeded.
+    assert len(result.results) == 5, result.results
+    assert set(result.results.values()) == {"success"}, result.results
+    outputs = result.outputs["train"]
+    run = mlflow_run(mlflow_server.uri, outputs["run-id"])
+    assert run["info"]["status"] == "FINISHED"
+    assert run["info"]["run_name"].startswith("train-")
+    # The if: always() step removed the image built for the run; the trainer's own tag stays.
+    built = subprocess.run(
+        ["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", "quickstart-trainer"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert built == []
+    assert docker_client.images.get(trainer_image)
