@@ -270,7 +270,7 @@ def _fail(runtime: Runtime, step: str, code: int, message: str) -> None:
         face.set_outputs(step, runtime.partial_outputs)
     face.error(message)
     if runtime.verbose and sys.exc_info()[0] is not None:
-        traceback.print_exc(file=face.out)
+        traceback.print_exc(file=face.err)
     face.result(step, exit_code=code, outputs=runtime.partial_outputs, error=message)
     sys.exit(code)
 

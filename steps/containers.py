@@ -9,12 +9,13 @@ by a signal), and every start sweeps containers whose owner process is gone.
 from __future__ import annotations
 
 import collections
+import math
 import os
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -66,8 +67,8 @@ def connect() -> DockerClient:
     from docker.errors import DockerException
 
     try:
+        # from_env asks the engine for its API version: that call proves it answers.
         client = docker.from_env()
-        client.ping()
     except DockerException:
         host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
         raise StepFailed(
@@ -242,29 +243,26 @@ def run_container(
     *,
     timeout: float | None,
     on_line: Callable[[str], None],
-    on_created: Callable[[Container], None] | None = None,
+    on_created: Callable[[str], None] | None = None,
     tail_lines: int = 30,
 ) -> ContainerOutcome:
-    """Create, start, stream logs line by line, wait; the container is removed on every path."""
+    """Create, attach, start, stream the output line by line, wait; then remove the container,
+    on every path. Low-level API calls, in the order `docker run` makes them: the high-level
+    models add an inspect after each call, and reading logs after start costs a round trip
+    that attaching before start does not."""
     import requests
     from docker.errors import APIError
     from docker.types import DeviceRequest
 
-    container: Container | None = None
+    api = client.api
+    container_id: str | None = None
     create_in_flight = False
+    removed = False
     tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
     try:
-        create_in_flight = True
-        container = client.containers.create(
-            spec.image,
-            command=list(spec.command) or None,
-            name=f"mlsteps-{spec.labels.get(f'{LABEL}.step', 'step')}-{invocation[:12]}",
-            environment=dict(spec.environment),
-            labels=dict(spec.labels),
-            volumes={host: dict(bind) for host, bind in spec.volumes.items()},
+        host_config = api.create_host_config(
+            binds={host: dict(bind) for host, bind in spec.volumes.items()},
             device_requests=[DeviceRequest(**r) for r in spec.device_requests] or None,
-            working_dir=spec.working_dir,
-            user=spec.user,
             network_mode=spec.network_mode,
             extra_hosts=dict(spec.extra_hosts) if spec.extra_hosts else None,
             shm_size=spec.shm_size,
@@ -272,44 +270,69 @@ def run_container(
             # Without a swap limit the container would swap instead of hitting its memory limit.
             memswap_limit=spec.mem_limit,
             nano_cpus=spec.nano_cpus,
-            platform=spec.platform,
-            detach=True,
         )
+        create_in_flight = True
+        created = api.create_container(
+            spec.image,
+            command=list(spec.command) or None,
+            name=f"mlsteps-{spec.labels.get(f'{LABEL}.step', 'step')}-{invocation[:12]}",
+            environment=dict(spec.environment),
+            labels=dict(spec.labels),
+            working_dir=spec.working_dir,
+            user=spec.user,
+            host_config=host_config,
+            platform=spec.platform,
+        )
+        container_id = str(created["Id"])
         create_in_flight = False
         if on_created:
-            on_created(container)
+            on_created(container_id)
+        # Attached before start, so no line is lost and the stream ends when the container does.
+        stream = api.attach(
+            container_id, stdout=True, stderr=True, stream=True, logs=True, demux=True
+        )
+        pump = threading.Thread(target=_pump_lines, args=(stream, on_line, tail), daemon=True)
+        pump.start()
         try:
-            container.start()
+            api.start(container_id)
         except APIError as exc:
             raise _start_error(exc, spec) from None
-        pump = threading.Thread(target=_pump_logs, args=(container, on_line, tail), daemon=True)
-        pump.start()
         timed_out = False
         try:
-            status = container.wait(timeout=timeout) if timeout else container.wait()
-            exit_code = int(status.get("StatusCode", -1))
+            wait_for = math.ceil(timeout) if timeout else None
+            exit_code = int(api.wait(container_id, timeout=wait_for)["StatusCode"])
         except requests.exceptions.RequestException:
             # The wait call's socket timed out: the training outran --timeout.
             timed_out = True
-            container.stop(timeout=STOP_GRACE)
-            exit_code = int(container.wait(timeout=STOP_GRACE + 10).get("StatusCode", -1))
+            api.stop(container_id, timeout=STOP_GRACE)
+            exit_code = int(api.wait(container_id, timeout=STOP_GRACE + 10)["StatusCode"])
         pump.join(timeout=5)
-        container.reload()
-        oom = bool(container.attrs.get("State", {}).get("OOMKilled"))
+        oom = False
+        if exit_code != 0:
+            oom = bool(api.inspect_container(container_id)["State"].get("OOMKilled"))
+        with signals.shielded():
+            api.remove_container(container_id, force=True)
+            removed = True
         return ContainerOutcome(exit_code, oom, timed_out, list(tail))
     finally:
-        with signals.shielded():
-            _cleanup(client, container, invocation, create_in_flight)
+        if not removed:
+            with signals.shielded():
+                _cleanup(client, container_id, invocation, create_in_flight)
 
 
 def _cleanup(
-    client: DockerClient, container: Container | None, invocation: str, create_in_flight: bool
+    client: DockerClient, container_id: str | None, invocation: str, create_in_flight: bool
 ) -> None:
-    from docker.errors import DockerException
+    from docker.errors import DockerException, NotFound
 
     try:
-        if container is not None:
-            _remove(container)
+        if container_id is not None:
+            try:
+                # Stopped with a short grace: GitHub kills the step 7.5 s after its SIGINT.
+                client.api.stop(container_id, timeout=STOP_GRACE)
+                client.api.remove_container(container_id, force=True)
+            except NotFound:
+                pass
         # A signal during the create call leaves a container the daemon is still creating;
         # give it a moment to appear, then remove it by its label.
         deadline = time.monotonic() + (3.0 if create_in_flight else 0.0)
@@ -322,24 +345,32 @@ def _cleanup(
         pass  # the next run's sweep removes what is left; cleanup must not mask the real error
 
 
-def _pump_logs(
-    container: Container, on_line: Callable[[str], None], tail: collections.deque[str]
+def _pump_lines(
+    stream: Iterable[tuple[bytes | None, bytes | None]],
+    on_line: Callable[[str], None],
+    tail: collections.deque[str],
 ) -> None:
-    buffer = b""
-    try:
-        for chunk in container.logs(stream=True, follow=True):
-            buffer += chunk
-            *lines, buffer = buffer.split(b"\n")
-            for raw in lines:
-                line = raw.decode("utf-8", errors="replace").rstrip("\r")
-                tail.append(line)
-                on_line(line)
-    except Exception:  # noqa: BLE001 - the container went away under us: the wait reports it
-        pass
-    if buffer:
-        line = buffer.decode("utf-8", errors="replace")
+    """Split the demultiplexed (stdout, stderr) chunks into lines, one buffer per stream, so a
+    partial line on one stream is never glued to a line of the other."""
+    buffers = [b"", b""]
+
+    def emit(raw: bytes) -> None:
+        line = raw.decode("utf-8", errors="replace").rstrip("\r")
         tail.append(line)
         on_line(line)
+
+    try:
+        for chunks in stream:
+            for index, chunk in enumerate(chunks):
+                if chunk:
+                    *lines, buffers[index] = (buffers[index] + chunk).split(b"\n")
+                    for raw in lines:
+                        emit(raw)
+    except Exception:  # noqa: BLE001 - the container went away under us: the wait reports it
+        pass
+    for rest in buffers:
+        if rest:
+            emit(rest)
 
 
 def _start_error(exc: Exception, spec: ContainerSpec) -> Exception:

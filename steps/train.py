@@ -664,7 +664,7 @@ class TrainRun:
                 self.owner.invocation,
                 timeout=config.timeout,
                 on_line=self.face.log_line,
-                on_created=lambda c: self.face.detail(f"container {c.name} created"),
+                on_created=lambda cid: self.face.detail(f"container {cid[:12]} created"),
             )
         self.exit_code = outcome.exit_code
         self._judge(outcome.exit_code, outcome.oom_killed, outcome.timed_out, outcome.log_tail)

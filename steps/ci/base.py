@@ -14,6 +14,7 @@ class Face:
     """Plain-line behaviour; the GitHub, Jenkins and local faces refine it.
 
     Human lines go to ``self.out``: stderr when ``--json`` owns stdout, else stdout.
+    Warnings and errors go to ``self.err`` (stderr), so `2>` and `| tee` work as usual.
     """
 
     name = "plain"
@@ -28,19 +29,24 @@ class Face:
         verbose: bool = False,
         quiet: bool = False,
         out: TextIO | None = None,
+        err: TextIO | None = None,
     ) -> None:
         self.environ = environ
         self.json_mode = json_mode
         self.verbose = verbose
         self.quiet = quiet
         self.out = out or (sys.stderr if json_mode else sys.stdout)
+        self.err = err or (out if out is not None else sys.stderr)
         self._masked: list[str] = []
         self._last_progress: dict[str, float] = {}
 
     # ----- lines --------------------------------------------------------------------------
-    def write(self, text: str) -> None:
-        self.out.write(self.scrub(text) + "\n")
-        self.out.flush()
+    def write(self, text: str, stream: TextIO | None = None) -> None:
+        stream = stream or self.out
+        if stream is not self.out:
+            self.out.flush()  # keep the order of lines when both streams reach one console
+        stream.write(self.scrub(text) + "\n")
+        stream.flush()
 
     def info(self, message: str) -> None:
         if not self.quiet:
@@ -52,10 +58,10 @@ class Face:
             self.write(message)
 
     def warning(self, message: str) -> None:
-        self.write(f"warning: {message}")
+        self.write(f"warning: {message}", self.err)
 
     def error(self, message: str) -> None:
-        self.write(f"error: {message}")
+        self.write(f"error: {message}", self.err)
 
     @contextmanager
     def group(self, title: str) -> Iterator[None]:

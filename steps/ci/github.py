@@ -37,6 +37,7 @@ class GitHubFace(Face):
     def __init__(self, environ: Mapping[str, str], **kwargs) -> None:  # type: ignore[no-untyped-def]
         # Workflow commands are read from stdout, so the human stream is stdout even with --json.
         kwargs.setdefault("out", sys.stdout)
+        kwargs.setdefault("err", kwargs["out"])
         super().__init__(environ, **kwargs)
 
     def mask(self, value: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TextIO
+
 from steps.ci.base import Face
 
 
@@ -15,11 +17,11 @@ class LocalFace(Face):
         if self.tty:
             self.progress_interval = 0.1
 
-    def write(self, text: str) -> None:
+    def write(self, text: str, stream: TextIO | None = None) -> None:
         if self._live:
             self.out.write("\r\033[K")
             self._live = False
-        super().write(text)
+        super().write(text, stream)
 
     def progress(self, key: str, message: str, *, final: bool = False) -> None:
         if not self.tty or final:
@@ -31,5 +33,5 @@ class LocalFace(Face):
             self._live = True
 
     def error(self, message: str) -> None:
-        prefix = "\033[31merror:\033[0m" if self.tty else "error:"
-        self.write(f"{prefix} {message}")
+        prefix = "\033[31merror:\033[0m" if self.err.isatty() else "error:"
+        self.write(f"{prefix} {message}", self.err)

@@ -20,8 +20,13 @@ from tests.services import describe, no_labelled_containers
 pytestmark = pytest.mark.services
 
 
+# pids of the mlsteps processes these tests started: other suites may share the engine, so
+# "nothing left behind" is checked for the containers these processes own.
+STARTED: set[str] = {str(os.getpid())}
+
+
 def start(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "steps", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -29,6 +34,8 @@ def start(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subproces
         cwd=cwd,
         env={**os.environ, **(env or {})},
     )
+    STARTED.add(str(proc.pid))
+    return proc
 
 
 def mlsteps(
@@ -64,8 +71,11 @@ def count_runs(uri: str) -> int:
 
 
 def step_containers(docker_client: Any) -> list[Any]:
-    """Containers mlsteps created (every one carries its invocation label)."""
-    return no_labelled_containers(docker_client, "io.mlsteps.invocation", prefix=None)
+    """Containers that mlsteps processes of these tests created, in any state."""
+    found = no_labelled_containers(docker_client, "io.mlsteps.invocation", prefix=None)
+    return [
+        c for c in found if (c.attrs.get("Labels") or {}).get("io.mlsteps.owner-pid") in STARTED
+    ]
 
 
 def assert_nothing_left(docker_client: Any) -> None:
@@ -149,8 +159,8 @@ def test_out_of_memory_is_named_with_the_limit(
         cwd=workdir,
     )  # fmt: skip
     assert done.returncode == 1
-    assert "training ran out of memory" in done.stdout
-    assert "memory limit of 64 MiB (--memory)" in done.stdout
+    assert "training ran out of memory" in done.stderr
+    assert "memory limit of 64 MiB (--memory)" in done.stderr
     assert_nothing_left(docker_client)
 
 
@@ -219,7 +229,7 @@ def test_gpu_request_the_engine_cannot_serve(
 ) -> None:
     done = mlsteps("train", "--image", base_image, "--gpus", "all", "--", "true", cwd=workdir)
     assert done.returncode == 1
-    assert "NVIDIA Container Toolkit" in done.stdout and "--gpus none" in done.stdout
+    assert "NVIDIA Container Toolkit" in done.stderr and "--gpus none" in done.stderr
     assert "Traceback" not in done.stdout + done.stderr
     assert_nothing_left(docker_client)
 
@@ -242,8 +252,8 @@ def test_gpu_device_request_as_the_engine_records_it(docker_client: Any, base_im
         device_requests=parse_gpus("0,2").device_requests(),
     )
 
-    def inspect(container: Any) -> None:
-        seen.update(docker_client.api.inspect_container(container.id)["HostConfig"])
+    def inspect(container_id: str) -> None:
+        seen.update(docker_client.api.inspect_container(container_id)["HostConfig"])
 
     with pytest.raises(StepFailed, match="NVIDIA Container Toolkit"):
         containers.run_container(
@@ -267,7 +277,7 @@ def test_timeout_stops_the_training(docker_client: Any, base_image: str, workdir
         "train", "--image", base_image, "--timeout", "2s", "--", "sleep", "300", cwd=workdir
     )
     assert done.returncode == 1
-    assert "training timed out after 2s (--timeout)" in done.stdout
+    assert "training timed out after 2s (--timeout)" in done.stderr
     assert time.monotonic() - started < 30
     assert_nothing_left(docker_client)
 
@@ -311,15 +321,15 @@ def test_bad_inputs_exit_with_a_clear_message(
 ) -> None:
     (workdir / "mlsteps.yaml").write_text("train:\n  image: x\n  gpu: all\n")
     unknown = mlsteps("train", cwd=workdir)
-    assert unknown.returncode == 2 and "Did you mean 'gpus'?" in unknown.stdout
+    assert unknown.returncode == 2 and "Did you mean 'gpus'?" in unknown.stderr
     (workdir / "mlsteps.yaml").unlink()
 
     bad_gpus = mlsteps("train", "--image", base_image, "--gpus", "lots", cwd=workdir)
-    assert bad_gpus.returncode == 2 and "--gpus 'lots' is not valid" in bad_gpus.stdout
+    assert bad_gpus.returncode == 2 and "--gpus 'lots' is not valid" in bad_gpus.stderr
 
     missing = mlsteps("train", "--image", "mlsteps-no-such-image:1", "--pull", "never", cwd=workdir)
     assert missing.returncode == 2
-    assert "--image mlsteps-no-such-image:1: not on this Docker engine" in missing.stdout
+    assert "--image mlsteps-no-such-image:1: not on this Docker engine" in missing.stderr
 
     no_mlflow = mlsteps(
         "train",
@@ -332,7 +342,7 @@ def test_bad_inputs_exit_with_a_clear_message(
         cwd=workdir,
     )
     assert no_mlflow.returncode == 1
-    assert "cannot reach the MLflow tracking server at http://127.0.0.1:9" in no_mlflow.stdout
+    assert "cannot reach the MLflow tracking server at http://127.0.0.1:9" in no_mlflow.stderr
 
     no_docker = mlsteps(
         "train",
@@ -342,7 +352,7 @@ def test_bad_inputs_exit_with_a_clear_message(
         env={"DOCKER_HOST": f"unix://{workdir}/none.sock"},
     )
     assert no_docker.returncode == 1
-    assert f"cannot reach the Docker daemon at unix://{workdir}/none.sock" in no_docker.stdout
+    assert f"cannot reach the Docker daemon at unix://{workdir}/none.sock" in no_docker.stderr
     for done in (unknown, bad_gpus, missing, no_mlflow, no_docker):
         assert "Traceback" not in done.stdout + done.stderr
     assert_nothing_left(docker_client)
@@ -357,10 +367,11 @@ def test_sweep_removes_containers_of_dead_runs(
     dead.wait()
     labels = containers.Owner("train", pid=dead.pid).labels()
     labels["io.mlsteps.owner-start"] = "1"  # the pid is gone (or reused): either way not its owner
+    STARTED.add(str(dead.pid))
     orphan = docker_client.containers.create(base_image, ["sleep", "300"], labels=labels)
     orphan.start()
     done = mlsteps("train", "--image", base_image, "--", "true", cwd=workdir)
-    assert done.returncode == 0, done.stdout
+    assert done.returncode == 0, done.stderr
     assert f"left by mlsteps runs that died: {orphan.name}" in done.stdout
     assert_nothing_left(docker_client)
 

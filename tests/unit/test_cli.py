@@ -73,7 +73,7 @@ def test_config_error_is_exit_2_one_paragraph_no_traceback(tmp_path: Path) -> No
     done = mlsteps("train", cwd=tmp_path)
     assert done.returncode == 2
     assert (
-        "mlsteps.yaml:3: unknown key 'gpu' in section 'train'. Did you mean 'gpus'?" in done.stdout
+        "mlsteps.yaml:3: unknown key 'gpu' in section 'train'. Did you mean 'gpus'?" in done.stderr
     )
     assert "Traceback" not in done.stdout + done.stderr
 
@@ -133,7 +133,7 @@ def test_unexpected_error_writes_the_traceback_to_a_file(tmp_path: Path) -> None
         "--ci", "jenkins", "train", "--backend", "local", "--", "true", cwd=tmp_path, env=env
     )
     assert done.returncode == 1
-    match = next(x for x in done.stdout.splitlines() if "unexpected error" in x)
+    match = next(x for x in done.stderr.splitlines() if "unexpected error" in x)
     log = Path(match.split("The traceback is in ")[1].split(";")[0])
-    assert "Traceback" in log.read_text() and "Traceback" not in done.stdout
+    assert "Traceback" in log.read_text() and "Traceback" not in done.stdout + done.stderr
     log.unlink()
