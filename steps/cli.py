@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
-import time
-import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -270,6 +267,8 @@ def _fail(runtime: Runtime, step: str, code: int, message: str) -> None:
         face.set_outputs(step, runtime.partial_outputs)
     face.error(message)
     if runtime.verbose and sys.exc_info()[0] is not None:
+        import traceback
+
         traceback.print_exc(file=face.err)
     face.result(step, exit_code=code, outputs=runtime.partial_outputs, error=message)
     sys.exit(code)
@@ -281,6 +280,10 @@ def _report(runtime: Runtime, step: str, code: int, message: str) -> None:
 
 
 def _write_traceback() -> str:
+    import tempfile
+    import time
+    import traceback
+
     handle, path = tempfile.mkstemp(
         prefix=f"mlsteps-{time.strftime('%Y%m%d-%H%M%S')}-", suffix=".log"
     )

@@ -17,7 +17,9 @@ REPO = Path(__file__).resolve().parents[2]
 def gen_readme(actions_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(actions_dir / "gen_readme.py"), *args],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -40,7 +42,9 @@ def test_check_reports_drift_and_regenerating_fixes_it(tmp_path: Path) -> None:
     assert "+| `memory` | Memory limit \\| drifted. | no |  |" in drifted.stderr
     assert gen_readme(actions).returncode == 0
     assert gen_readme(actions, "--check").returncode == 0
-    assert "| `memory` | Memory limit \\| drifted. |" in (actions / "train" / "README.md").read_text()
+    assert (
+        "| `memory` | Memory limit \\| drifted. |" in (actions / "train" / "README.md").read_text()
+    )
 
 
 def test_every_input_and_output_is_in_the_readme() -> None:

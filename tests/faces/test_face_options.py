@@ -53,9 +53,27 @@ def default_config_entries() -> list[tuple[str, str]]:
 def test_the_contract_options_are_the_clis() -> None:
     # The contract's table, in its order; a change here is a change of every face.
     assert TRAIN_OPTIONS == [
-        "image", "command", "backend", "workdir", "env", "secret-env", "mount", "data-dir",
-        "output-dir", "gpus", "shm-size", "memory", "cpus", "user", "network", "timeout",
-        "pull", "label", "platform", "run-id", "run-name",
+        "image",
+        "command",
+        "backend",
+        "workdir",
+        "env",
+        "secret-env",
+        "mount",
+        "data-dir",
+        "output-dir",
+        "gpus",
+        "shm-size",
+        "memory",
+        "cpus",
+        "user",
+        "network",
+        "timeout",
+        "pull",
+        "label",
+        "platform",
+        "run-id",
+        "run-name",
     ]
     assert set(SHARED) == {"tracking-uri", "experiment", "config"}
 
@@ -130,5 +148,7 @@ def test_cli_help_lists_each_flag(mlsteps_cli: str) -> None:
         [mlsteps_cli, "train", "--help"], capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 0, proc.stderr
-    missing = [o.flag for o in train.SECTION.options if o.name != "command" and o.flag not in proc.stdout]
+    missing = [
+        o.flag for o in train.SECTION.options if o.name != "command" and o.flag not in proc.stdout
+    ]
     assert missing == []

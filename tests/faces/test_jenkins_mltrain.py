@@ -36,7 +36,7 @@ for variable, content in (("MLSTEPS_OUTPUTS_FILE", "PROBE_OUTPUTS"),
 sys.exit(int(os.environ.get("PROBE_EXIT", "0")))
 """
 
-AWKWARD = "it's \"quoted\" $HOME `id` \\ ; | & *"
+AWKWARD = 'it\'s "quoted" $HOME `id` \\ ; | & *'
 
 OUTPUTS = {
     "run-id": "0123abcd",
@@ -126,11 +126,24 @@ def test_the_shell_hands_every_value_over_unchanged(
     )
     assert run.status == "SUCCESS", run.console
     assert probed(workspace)["argv"] == [
-        "--ci", "jenkins", "train",
-        "--image", "img:1",
-        "--env", f"MSG={AWKWARD}", "--env", "EMPTY=",
-        "--run-name", "ünïcødé ☃",
-        "--", "python", "-c", "print('hi')", AWKWARD, multi_line, "--",
+        "--ci",
+        "jenkins",
+        "train",
+        "--image",
+        "img:1",
+        "--env",
+        f"MSG={AWKWARD}",
+        "--env",
+        "EMPTY=",
+        "--run-name",
+        "ünïcødé ☃",
+        "--",
+        "python",
+        "-c",
+        "print('hi')",
+        AWKWARD,
+        multi_line,
+        "--",
     ]
 
 
@@ -230,8 +243,16 @@ def test_unknown_key_fails_naming_the_known_keys(run_jenkins: Any) -> None:
     ("key", "value", "expected"),
     [
         ("image", ["a", "b"], "mlTrain: key 'image' must be a String or a number, not ArrayList"),
-        ("env", 5, "mlTrain: key 'env' must be a List of 'KEY=VALUE' strings or a Map, not Integer"),
-        ("mount", {"a": "b"}, "mlTrain: key 'mount' must be a List of strings or one String, not LinkedHashMap"),
+        (
+            "env",
+            5,
+            "mlTrain: key 'env' must be a List of 'KEY=VALUE' strings or a Map, not Integer",
+        ),
+        (
+            "mount",
+            {"a": "b"},
+            "mlTrain: key 'mount' must be a List of strings or one String, not LinkedHashMap",
+        ),
     ],
 )
 def test_a_value_of_the_wrong_type_fails(

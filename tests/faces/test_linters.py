@@ -21,7 +21,9 @@ pytestmark = pytest.mark.faces
 REPO = Path(__file__).resolve().parents[2]
 
 ACTIONS = sorted(REPO.glob("actions/*/action.yml"))
-WORKFLOWS = sorted([REPO / "examples" / "github-workflow.yml", *REPO.glob("tests/faces/workflows/*.yml")])
+WORKFLOWS = sorted(
+    [REPO / "examples" / "github-workflow.yml", *REPO.glob("tests/faces/workflows/*.yml")]
+)
 
 BAD_ACTION = """\
 name: bad
@@ -60,7 +62,10 @@ def test_there_is_an_action_and_a_workflow_to_lint() -> None:
 def test_zizmor_finds_nothing_in_actions_and_workflows(python_tool: Any) -> None:
     proc = subprocess.run(
         [python_tool("zizmor"), "--offline", *_files(ACTIONS + WORKFLOWS)],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -84,7 +89,10 @@ def test_zizmor_rejects_an_input_interpolated_into_run(python_tool: Any, tmp_pat
 def test_check_jsonschema_accepts(python_tool: Any, schema: str, paths: list[Path]) -> None:
     proc = subprocess.run(
         [python_tool("check-jsonschema"), "--builtin-schema", schema, *_files(paths)],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -94,7 +102,9 @@ def test_check_jsonschema_rejects_an_action_without_runs(python_tool: Any, tmp_p
     bad.write_text("name: bad\ndescription: no runs\n")
     proc = subprocess.run(
         [python_tool("check-jsonschema"), "--builtin-schema", "vendor.github-actions", str(bad)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 1
     assert "'runs' is a required property" in proc.stdout
@@ -169,12 +179,18 @@ def test_npm_groovy_lint_finds_nothing_in_vars(
     )
     proc = subprocess.run(
         [*groovy_lint, "--noserver", "--output", "json", "--failon", "none", "vars", "control"],
-        cwd=tmp_path, env=face_env, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path,
+        env=face_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     report: dict[str, Any] = json.loads(proc.stdout)
     findings = {
-        str(Path(name).relative_to(tmp_path)): [f"{e['line']}: {e['rule']} {e['msg']}" for e in f["errors"]]
+        str(Path(name).relative_to(tmp_path)): [
+            f"{e['line']}: {e['rule']} {e['msg']}" for e in f["errors"]
+        ]
         for name, f in report["files"].items()
     }
     assert "UnusedVariable" in " ".join(findings["control/bad.groovy"])

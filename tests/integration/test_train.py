@@ -289,9 +289,9 @@ def test_dry_run_creates_nothing(
     containers_before = len(docker_client.containers.list(all=True))
     env = {"HF_TOKEN": "hf_dry_run_secret_value_123"}
     done = mlsteps(
-        "--dry-run", "--json", "train", "--image", trainer_image, "--tracking-uri", mlflow_server.uri,
-        "--gpus", "all", "--mount", f"{workdir}:/work:ro", "--env", "EPOCHS=2",
-        "--secret-env", "HF_TOKEN",
+        "--dry-run", "--json", "train", "--image", trainer_image,
+        "--tracking-uri", mlflow_server.uri, "--gpus", "all", "--mount", f"{workdir}:/work:ro",
+        "--env", "EPOCHS=2", "--secret-env", "HF_TOKEN",
         "--", "python", "/app/train.py",
         cwd=workdir, env=env,
     )  # fmt: skip
