@@ -165,20 +165,32 @@ def _yaml(path: Path) -> Any:
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
-def test_npm_groovy_lint_finds_nothing_in_vars(
+def test_npm_groovy_lint_finds_nothing_in_vars_and_the_jenkinsfile(
     groovy_lint: list[str], face_env: dict[str, str], tmp_path: Path
 ) -> None:
     # One CodeNarc run (about 10 s) over a copy of vars/ and the lint config, beside a file it
     # must reject. Paths stay under the working directory: CodeNarc takes the common parent of
     # its inputs as its base and would walk the whole disk from /.
     shutil.copytree(REPO / "vars", tmp_path / "vars")
+    (tmp_path / "examples").mkdir()
+    shutil.copy(REPO / "examples" / "Jenkinsfile", tmp_path / "examples" / "Jenkinsfile")
     shutil.copy(REPO / ".groovylintrc.yml", tmp_path / ".groovylintrc.yml")
     (tmp_path / "control").mkdir()
     (tmp_path / "control" / "bad.groovy").write_text(
         'def call() {\n    def unused = 1\n    println "x"\n}\n'
     )
     proc = subprocess.run(
-        [*groovy_lint, "--noserver", "--output", "json", "--failon", "none", "vars", "control"],
+        [
+            *groovy_lint,
+            "--noserver",
+            "--output",
+            "json",
+            "--failon",
+            "none",
+            "vars",
+            "examples",
+            "control",
+        ],
         cwd=tmp_path,
         env=face_env,
         capture_output=True,
@@ -194,6 +206,9 @@ def test_npm_groovy_lint_finds_nothing_in_vars(
         for name, f in report["files"].items()
     }
     assert "UnusedVariable" in " ".join(findings["control/bad.groovy"])
-    vars_findings = {name: found for name, found in findings.items() if name.startswith("vars/")}
-    assert set(vars_findings) == {f"vars/{p.name}" for p in (REPO / "vars").glob("*.groovy")}
-    assert all(found == [] for found in vars_findings.values()), vars_findings
+    ours = {name: found for name, found in findings.items() if not name.startswith("control/")}
+    assert set(ours) == {
+        *(f"vars/{p.name}" for p in (REPO / "vars").glob("*.groovy")),
+        "examples/Jenkinsfile",
+    }
+    assert all(found == [] for found in ours.values()), ours
