@@ -7,11 +7,9 @@ it → run the container, streaming its log → end the run and read back metric
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import shlex
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +20,7 @@ from steps import __version__
 from steps.cli import Runtime, StepResult, step_command
 from steps.config import MLFLOW, Option, Section, parse_duration, parse_size, redact_url, resolve
 from steps.errors import ConfigError, StepFailed
+from steps.lineage import ci_run_url, data_digest, git_commit
 from steps.plan import Action, Plan
 
 # ----- options ------------------------------------------------------------------------------
@@ -457,51 +456,6 @@ def _all_mounts(config: TrainConfig) -> list[MountSpec]:
 # ----- run ----------------------------------------------------------------------------------
 
 
-def data_digest(directory: str) -> str:
-    """Content digest of a data directory, reproducible with coreutils:
-
-        (cd DIR && find . -type f -printf '%P\\n' | LC_ALL=C sort |
-         while IFS= read -r f; do sha256sum "$f"; done) | sha256sum
-
-    i.e. sha256 over the lines "<sha256 of file>  <relative path>\\n" of every regular file,
-    sorted by path bytes. Renaming, adding, removing or editing any file changes it.
-    """
-    root = Path(directory)
-    files = sorted(
-        (p for p in root.rglob("*") if p.is_file()),
-        key=lambda p: p.relative_to(root).as_posix().encode(),
-    )
-    outer = hashlib.sha256()
-    for path in files:
-        inner = hashlib.sha256()
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                inner.update(block)
-        outer.update(f"{inner.hexdigest()}  {path.relative_to(root).as_posix()}\n".encode())
-    return "sha256:" + outer.hexdigest()
-
-
-def _git_commit(environ: Mapping[str, str]) -> str:
-    for name in ("GITHUB_SHA", "GIT_COMMIT"):
-        if environ.get(name):
-            return environ[name]
-    try:
-        done = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return ""
-    return done.stdout.strip() if done.returncode == 0 else ""
-
-
-def ci_run_url(environ: Mapping[str, str]) -> str:
-    if environ.get("GITHUB_RUN_ID"):
-        server = environ.get("GITHUB_SERVER_URL", "https://github.com")
-        repository = environ.get("GITHUB_REPOSITORY", "")
-        return f"{server}/{repository}/actions/runs/{environ['GITHUB_RUN_ID']}"
-    return environ.get("BUILD_URL", "")
-
-
 class TrainRun:
     """The state of one training while its plan is applied."""
 
@@ -576,7 +530,7 @@ class TrainRun:
     def run_tags(self) -> dict[str, str]:
         env = self.runtime.environ
         tags = {
-            "mlflow.source.git.commit": _git_commit(env),
+            "mlflow.source.git.commit": git_commit(env),
             "mlsteps.ci.run-url": ci_run_url(env),
             "mlsteps.backend": self.config.backend,
             "mlsteps.version": __version__,

@@ -10,12 +10,12 @@ import pytest
 
 from steps.cli import Runtime
 from steps.errors import ConfigError
+from steps.lineage import data_digest
 from steps.train import (
     GpuRequest,
     TrainConfig,
     build_plan,
     container_network,
-    data_digest,
     load_config,
     parse_gpus,
     parse_mount,
