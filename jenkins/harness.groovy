@@ -22,6 +22,8 @@
  * `/bin/sh -xe` (or by its own #! line), in the workspace, with the environment as withEnv left
  * it; its output goes to this process's stderr (the "console"), or is returned with
  * returnStdout; a non-zero exit throws unless returnStatus is set. Everything else is recorded.
+ * Values bound by withCredentials appear as **** in the recorded environment of sh calls (the
+ * console is not masked).
  */
 
 import groovy.json.JsonOutput
@@ -92,6 +94,8 @@ baseEnv.put('WORKSPACE', workspace.path)
 def env = new PipelineEnv(baseEnv)
 Map credentialValues = (input.credentials ?: [:]) as Map
 List<Map> calls = []
+// Values bound by withCredentials: recorded as **** (Jenkins masks them in its log).
+Set<String> secretValues = [] as Set
 def console = System.err
 
 File resolve(File workspace, String path) {
@@ -124,7 +128,7 @@ binding.setVariable('sh', { Object arg ->
     Map record = [step: 'sh', args: a.collectEntries { k, v -> [(k): v] }, env: env.current().findAll { k, v ->
         // Only what differs from this process's own environment: the build's and withEnv's.
         !(System.getenv().containsKey(k) && System.getenv(k) == v)
-    }]
+    }.collectEntries { k, v -> [(k): secretValues.contains(v) ? '****' : v] }]
     calls << record
     File scriptFile = File.createTempFile('harness-sh-', '.sh')
     try {
@@ -216,6 +220,7 @@ binding.setVariable('withCredentials', { List bindings, Closure body ->
                 throw new IllegalArgumentException("withCredentials: unsupported binding ${b.type}")
         }
     }
+    layer.each { k, v -> if (!tempFiles*.path.contains(v)) { secretValues << v } }
     env.push(layer)
     try {
         return body.call()

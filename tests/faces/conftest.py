@@ -155,7 +155,8 @@ def _ordered(value: Any) -> Any:
 
 @pytest.fixture
 def run_jenkins(tmp_path: Path) -> Callable[..., JenkinsRun]:
-    """run_jenkins('mlTrain', {...}) runs vars/mlTrain.groovy under jenkins/harness.groovy."""
+    """run_jenkins('mlTrain', {...}) runs vars/mlTrain.groovy under jenkins/harness.groovy
+    (or the file given as script=) and returns what it recorded."""
     groovy = shutil.which("groovy")
     require(groovy is not None, "groovy", "apt-get install -y groovy")
     require(java_home() is not None, "Java 17", "apt-get install -y openjdk-17-jre-headless")
@@ -169,6 +170,7 @@ def run_jenkins(tmp_path: Path) -> Callable[..., JenkinsRun]:
         credentials: Mapping[str, Any] | None = None,
         timeout: float = 60,
         extra_env: Mapping[str, str] | None = None,
+        script: Path | None = None,
     ) -> JenkinsRun:
         workspace = workspace or tmp_path / "workspace"
         workspace.mkdir(parents=True, exist_ok=True)
@@ -176,7 +178,7 @@ def run_jenkins(tmp_path: Path) -> Callable[..., JenkinsRun]:
         harness_dir.mkdir(exist_ok=True)
         record_file = harness_dir / f"record-{len(list(harness_dir.iterdir()))}.json"
         spec: dict[str, Any] = {
-            "script": str(REPO / "vars" / f"{step}.groovy"),
+            "script": str(script or REPO / "vars" / f"{step}.groovy"),
             "workspace": str(workspace),
             "env": {"BUILD_TAG": "jenkins-faces-test-1", **(env or {})},
             "credentials": dict(credentials or {}),

@@ -1,0 +1,96 @@
+"""jenkins/harness.groovy behaves as the Jenkins steps it stands in for, so what the vars/
+tests show holds on a controller: sh fails on a non-zero exit unless asked for the status,
+returns stdout on request, runs in the workspace; withEnv and withCredentials scope the
+environment; error fails the build."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.faces
+
+SCRIPT = r"""
+def call(Map config = [:]) {
+    Map seen = [:]
+    seen.status = sh(script: 'echo out; exit 3', returnStatus: true)
+    seen.stdout = sh(script: 'printf "%s|%s" "$PWD" "${GREETING:-unset}"', returnStdout: true)
+    withEnv(["GREETING=hello 'there'"]) {
+        seen.inside = sh(script: 'printf %s "$GREETING"', returnStdout: true)
+        seen.envInside = env.GREETING
+    }
+    seen.after = sh(script: 'printf %s "${GREETING:-unset}"', returnStdout: true)
+    withCredentials([string(credentialsId: 'token', variable: 'TOKEN')]) {
+        seen.secretLength = sh(script: 'printf %s "$TOKEN" | wc -c', returnStdout: true).trim()
+    }
+    seen.tokenAfter = env.TOKEN
+    writeFile(file: 'sub/note.txt', text: 'written')
+    seen.exists = fileExists('sub/note.txt')
+    seen.read = readFile('sub/note.txt')
+    seen.json = readJSON(text: '{"a": [1, 2]}')
+    seen.buildTag = env.BUILD_TAG
+    if (config.fail) {
+        sh 'exit 4'
+    }
+    if (config.abort) {
+        error 'stop here'
+    }
+    return seen
+}
+"""
+
+
+@pytest.fixture
+def probe_script(tmp_path: Path) -> Path:
+    path = tmp_path / "probeStep.groovy"
+    path.write_text(SCRIPT, encoding="utf-8")
+    return path
+
+
+def test_steps_behave_as_in_jenkins(run_jenkins: Any, probe_script: Path, tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    run = run_jenkins(
+        "probeStep",
+        {},
+        script=probe_script,
+        workspace=workspace,
+        credentials={"token": "s3cr3t\nline two"},
+    )
+    assert run.status == "SUCCESS", run.console
+    assert run.result == {
+        "status": 3,
+        "stdout": f"{workspace}|unset",
+        "inside": "hello 'there'",
+        "envInside": "hello 'there'",
+        "after": "unset",
+        "secretLength": "15",
+        "tokenAfter": None,
+        "exists": True,
+        "read": "written",
+        "json": {"a": [1, 2]},
+        "buildTag": "jenkins-faces-test-1",
+    }
+    assert (workspace / "sub" / "note.txt").read_text() == "written"
+    # sh's output that is not returned goes to the console, with the -x trace.
+    assert "+ echo out" in run.console
+    assert [c["step"] for c in run.record["calls"]][:3] == ["probeStep", "sh", "sh"]
+    # The secret reached the shell, but the record holds it masked.
+    (secret_sh,) = [c for c in run.calls("sh") if "TOKEN" in c["env"]]
+    assert secret_sh["env"]["TOKEN"] == "****"
+    assert "s3cr3t" not in str(run.record)
+
+
+def test_sh_without_return_status_fails_the_build(run_jenkins: Any, probe_script: Path) -> None:
+    run = run_jenkins("probeStep", {"fail": True}, script=probe_script, credentials={"token": "x"})
+    assert run.status == "FAILURE"
+    assert run.error == "script returned exit code 4"
+    assert run.returncode == 1
+
+
+def test_error_fails_the_build_with_its_message(run_jenkins: Any, probe_script: Path) -> None:
+    run = run_jenkins("probeStep", {"abort": True}, script=probe_script, credentials={"token": "x"})
+    assert run.status == "FAILURE"
+    assert run.error == "stop here"
+    assert run.calls("error") == [{"step": "error", "args": {"message": "stop here"}}]
