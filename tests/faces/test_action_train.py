@@ -79,6 +79,25 @@ def test_train_action_fails_the_step_on_bad_input(
     assert "MLSTEPS_TRAIN_GPUS 'lots' is not valid" in error["message"]
 
 
+def test_failed_training_fails_the_step_and_still_sets_outputs(
+    run_act: Any, trainer_image: str, mlflow_server: Any
+) -> None:
+    result = run_act(
+        WORKFLOW,
+        variables={
+            "TRAINER_IMAGE": trainer_image,
+            "MLFLOW_TRACKING_URI": mlflow_server.uri,
+            "TRAIN_COMMAND": "python -c 'import sys; sys.exit(3)'",
+        },
+    )
+    assert result.returncode != 0
+    assert result.results["train"] == "failure"
+    outputs = result.outputs["train"]
+    assert outputs["exit-code"] == "3"
+    assert mlflow_run(mlflow_server.uri, outputs["run-id"])["info"]["status"] == "FAILED"
+    assert any(a["level"] == "error" and a["step"] == "train" for a in result.annotations)
+
+
 def test_example_workflow_runs_end_to_end(
     run_act: Any, trainer_image: str, mlflow_server: Any, docker_client: Any
 ) -> None:
