@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -194,7 +195,7 @@ class MlflowApiError(Exception):
 
 
 class ClientTracking:
-    """The same operations through the MLflow client, for file:, sqlite: and other stores."""
+    """The same operations through the MLflow client, for sqlite:, file: and other stores."""
 
     def __init__(self, uri: str) -> None:
         try:
@@ -205,16 +206,32 @@ class ClientTracking:
                 "client: pip install 'mlsteps[mlflow]', or run `mlflow server` and use its URL."
             ) from None
         self.uri = uri
-        self.client = MlflowClient(tracking_uri=uri)
+        with self._refusal("opening the tracking store"):
+            self.client = MlflowClient(tracking_uri=uri)
+
+    @contextmanager
+    def _refusal(self, doing: str) -> Iterator[None]:
+        """MLflow's own exceptions become a step failure that says what was being done."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            yield
+        except MlflowException as exc:
+            raise StepFailed(
+                f"MLflow at {redact_url(self.uri)} refused {doing}: {exc.message[:400]}"
+            ) from None
 
     def experiment_id(self, name: str) -> str:
-        experiment = self.client.get_experiment_by_name(name)
-        return str(experiment.experiment_id if experiment else self.client.create_experiment(name))
+        with self._refusal("looking up the experiment"):
+            experiment = self.client.get_experiment_by_name(name)
+            if experiment:
+                return str(experiment.experiment_id)
+            return str(self.client.create_experiment(name))
 
     def create_run(self, experiment_id: str, run_name: str | None, tags: Mapping[str, str]) -> str:
-        return str(
-            self.client.create_run(experiment_id, tags=dict(tags), run_name=run_name).info.run_id
-        )
+        with self._refusal("creating the run"):
+            run = self.client.create_run(experiment_id, tags=dict(tags), run_name=run_name)
+            return str(run.info.run_id)
 
     def existing_run_experiment(self, run_id: str) -> str:
         from mlflow.exceptions import MlflowException
@@ -222,19 +239,25 @@ class ClientTracking:
         try:
             run = self.client.get_run(run_id)
         except MlflowException:
-            raise ConfigError(f"--run-id {run_id}: no such run in {self.uri}.") from None
-        self.client.update_run(run_id, status="RUNNING")
+            raise ConfigError(
+                f"--run-id {run_id}: no such run in {redact_url(self.uri)}."
+            ) from None
+        with self._refusal("reopening the run"):
+            self.client.update_run(run_id, status="RUNNING")
         return str(run.info.experiment_id)
 
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
-        for key, value in tags.items():
-            self.client.set_tag(run_id, key, value)
+        with self._refusal("tagging the run"):
+            for key, value in tags.items():
+                self.client.set_tag(run_id, key, value)
 
     def end_run(self, run_id: str, status: str) -> None:
-        self.client.set_terminated(run_id, status=status)
+        with self._refusal(f"marking the run {status}"):
+            self.client.set_terminated(run_id, status=status)
 
     def read_back(self, run_id: str) -> RunReadback:
-        run = self.client.get_run(run_id)
+        with self._refusal("reading the run back"):
+            run = self.client.get_run(run_id)
         outputs = getattr(run, "outputs", None)
         model_ids = [o.model_id for o in getattr(outputs, "model_outputs", None) or []]
         return RunReadback(dict(run.data.metrics), _model_uri(run_id, model_ids, run.data.tags))

@@ -410,3 +410,33 @@ def test_local_backend_trains_the_quickstart_as_a_process(
     outputs = json.loads(done.stdout)["outputs"]
     assert outputs["model-uri"].startswith("models:/")
     assert run_info(mlflow_server.uri, outputs["run-id"])["info"]["status"] == "FINISHED"
+
+
+def test_local_backend_with_a_sqlite_store_uses_the_mlflow_client(workdir: Path) -> None:
+    mlflow = pytest.importorskip("mlflow")
+    store = f"sqlite:///{workdir}/mlflow.db"
+    script = "import mlflow; mlflow.log_metric('loss', 0.25)"  # resumes MLFLOW_RUN_ID
+    done = mlsteps(
+        "--json", "train", "--backend", "local", "--tracking-uri", store, "--experiment", "db",
+        "--", sys.executable, "-c", script,
+        cwd=workdir,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    outputs = json.loads(done.stdout)["outputs"]
+    assert json.loads(outputs["metrics"]) == {"loss": 0.25}
+    run = mlflow.tracking.MlflowClient(store).get_run(outputs["run-id"])
+    assert run.info.status == "FINISHED" and run.data.tags["mlsteps.backend"] == "local"
+
+
+def test_a_store_mlflow_refuses_is_a_step_failure_not_a_crash(workdir: Path) -> None:
+    pytest.importorskip("mlflow")
+    # MLflow 3 refuses new writes to the deprecated file store unless told otherwise.
+    env = {"MLFLOW_ALLOW_FILE_STORE": "false"}
+    done = mlsteps(
+        "train", "--backend", "local", "--tracking-uri", f"file://{workdir}/mlruns",
+        "--", sys.executable, "-c", "pass",
+        cwd=workdir, env=env,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert f"MLflow at file://{workdir}/mlruns refused opening the tracking store" in done.stderr
+    assert "unexpected error" not in done.stderr and "Traceback" not in done.stderr
