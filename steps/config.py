@@ -214,6 +214,9 @@ def resolve(
         elif env_name := _first_set(env, (opt.env_var(section.name), *opt.env_fallbacks)):
             raw, source, base = _from_env(opt, env[env_name]), f"env {env_name}", Path.cwd()
             label = f"environment variable {env_name}"
+            if env.get("GITHUB_ACTIONS") == "true" and env_name == opt.env_var(section.name):
+                # The composite actions map each input to this variable: name what the user wrote.
+                label = f"input '{opt.name}' (env {env_name})"
         elif opt.name in file_values:
             raw = file_values[opt.name]
             source, base = cfg.where(section.name, opt.name), base_dir

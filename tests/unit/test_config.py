@@ -114,6 +114,12 @@ def test_bad_value_names_the_source_and_the_expected_form(tmp_path: Path) -> Non
         resolve(TRAIN, {}, load(tmp_path, ""), {"MLSTEPS_TRAIN_TIMEOUT": "soon"})
 
 
+def test_under_github_actions_the_message_names_the_action_input(tmp_path: Path) -> None:
+    env = {"GITHUB_ACTIONS": "true", "MLSTEPS_TRAIN_GPUS": "lots"}
+    with pytest.raises(ConfigError, match=r"^input 'gpus' \(env MLSTEPS_TRAIN_GPUS\) 'lots' is not"):
+        resolve(TRAIN, {}, load(tmp_path, ""), env)
+
+
 def test_list_item_errors_show_the_item(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"^--mount '/tmp:relative' is not valid"):
         resolve(TRAIN, {"mount": ("/tmp:/ok", "/tmp:relative")}, load(tmp_path, ""), {})
