@@ -116,7 +116,9 @@ def test_bad_value_names_the_source_and_the_expected_form(tmp_path: Path) -> Non
 
 def test_under_github_actions_the_message_names_the_action_input(tmp_path: Path) -> None:
     env = {"GITHUB_ACTIONS": "true", "MLSTEPS_TRAIN_GPUS": "lots"}
-    with pytest.raises(ConfigError, match=r"^input 'gpus' \(env MLSTEPS_TRAIN_GPUS\) 'lots' is not"):
+    with pytest.raises(
+        ConfigError, match=r"^input 'gpus' \(env MLSTEPS_TRAIN_GPUS\) 'lots' is not"
+    ):
         resolve(TRAIN, {}, load(tmp_path, ""), env)
 
 
