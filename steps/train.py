@@ -521,10 +521,13 @@ class TrainRun:
         if self.config.run_id:
             self.experiment_id = self.tracking.existing_run_experiment(self.config.run_id)
             self.run_id = self.config.run_id
+            self.tracking.set_tags(self.run_id, self.run_tags())
         else:
             self.experiment_id = self.tracking.experiment_id(self.config.experiment)
-            self.run_id = self.tracking.create_run(self.experiment_id, self.config.run_name, {})
-        self.tracking.set_tags(self.run_id, self.run_tags())
+            # Tags ride along with the create call: one round trip fewer on every run.
+            self.run_id = self.tracking.create_run(
+                self.experiment_id, self.config.run_name, self.run_tags()
+            )
         self.face.info(f"MLflow run {self.run_id} (experiment {self.experiment_id})")
 
     def run_tags(self) -> dict[str, str]:

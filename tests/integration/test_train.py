@@ -466,3 +466,37 @@ def test_a_store_mlflow_refuses_is_a_step_failure_not_a_crash(workdir: Path) -> 
     assert done.returncode == 1
     assert f"MLflow at file://{workdir}/mlruns refused opening the tracking store" in done.stderr
     assert "unexpected error" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_run_id_continues_an_existing_run(
+    docker_client: Any, base_image: str, mlflow_server: Any, workdir: Path
+) -> None:
+    experiment = requests.post(
+        f"{mlflow_server.uri}/api/2.0/mlflow/experiments/create",
+        json={"name": "continued"},
+        timeout=10,
+    ).json()["experiment_id"]
+    created = requests.post(
+        f"{mlflow_server.uri}/api/2.0/mlflow/runs/create",
+        json={"experiment_id": experiment, "run_name": "made-elsewhere"},
+        timeout=10,
+    ).json()["run"]["info"]["run_id"]
+    done = mlsteps(
+        "--json", "train", "--image", base_image, "--tracking-uri", mlflow_server.uri,
+        "--run-id", created, "--", "true",
+        cwd=workdir,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    outputs = json.loads(done.stdout)["outputs"]
+    assert outputs["run-id"] == created and outputs["experiment-id"] == experiment
+    run = run_info(mlflow_server.uri, created)
+    assert run["info"]["status"] == "FINISHED" and tags_of(run)["mlsteps.image"] == base_image
+
+    unknown = mlsteps(
+        "train", "--image", base_image, "--tracking-uri", mlflow_server.uri,
+        "--run-id", "0123456789abcdef0123456789abcdef", "--", "true",
+        cwd=workdir,
+    )  # fmt: skip
+    assert unknown.returncode == 2
+    assert "--run-id 0123456789abcdef0123456789abcdef: no such run" in unknown.stderr
+    assert_nothing_left(docker_client)
