@@ -14,7 +14,6 @@ import os
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -47,7 +46,7 @@ class Owner:
     """Who owns the containers of this invocation."""
 
     step: str
-    invocation: str = field(default_factory=lambda: uuid.uuid4().hex)
+    invocation: str = field(default_factory=lambda: os.urandom(16).hex())
     host: str = field(default_factory=socket.gethostname)
     pid: int = field(default_factory=os.getpid)
 

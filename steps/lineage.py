@@ -6,7 +6,6 @@ Shared by the steps that record lineage (train tags the MLflow run; package labe
 from __future__ import annotations
 
 import hashlib
-import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -39,6 +38,8 @@ def git_commit(environ: Mapping[str, str]) -> str:
     for name in ("GITHUB_SHA", "GIT_COMMIT"):
         if environ.get(name):
             return environ[name]
+    import subprocess  # only when CI did not say which commit this is
+
     try:
         done = subprocess.run(
             ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
