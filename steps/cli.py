@@ -32,6 +32,7 @@ class Runtime:
     quiet: bool = False
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
     face: Face | None = None
+    step: str = "mlsteps"  # the command being run, for results and summaries
     # What a failing step could still tell (run id, exit code), reported with the error.
     partial_outputs: Mapping[str, str] = field(default_factory=dict)
     _config_file: ConfigFile | None = None
@@ -154,6 +155,7 @@ def step_command(
             **raw: Any,
         ) -> None:
             runtime: Runtime = ctx.find_object(Runtime) or Runtime()
+            runtime.step = section.name
             # `mlsteps train --dry-run` is what people type; it means the global flag.
             runtime.dry_run = runtime.dry_run or step_dry_run
             runtime.json_mode = runtime.json_mode or step_json
@@ -231,41 +233,40 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: parse, dispatch, and turn every failure into its exit code and message."""
     signals.install()
     runtime = Runtime()
-    step = "mlsteps"
     args = sys.argv[1:] if argv is None else argv
     try:
         with cli.make_context("mlsteps", list(args), obj=runtime) as ctx:
-            step = ctx.invoked_subcommand or (ctx.protected_args[:1] or ["mlsteps"])[0]
             cli.invoke(ctx)
         sys.exit(0)
     except click.exceptions.Exit as exc:  # --help, --version
         sys.exit(exc.exit_code)
     except click.ClickException as exc:  # usage errors: bad flag, missing argument
         exc.show()
-        _report(runtime, step, 2, exc.format_message())
+        _report(runtime, runtime.step, 2, exc.format_message())
         sys.exit(2)
     except MlstepsError as exc:
-        _fail(runtime, step, exc.exit_code, exc.message)
+        _fail(runtime, exc.exit_code, exc.message)
     except signals.Cancelled as exc:
-        _fail(runtime, step, exc.exit_code, f"cancelled by {exc}")
+        _fail(runtime, exc.exit_code, f"cancelled by {exc}")
     except (KeyboardInterrupt, click.exceptions.Abort):
-        _fail(runtime, step, 130, "interrupted")
+        _fail(runtime, 130, "interrupted")
     except Exception as exc:  # noqa: BLE001 - the last line of defence, written down in full
         log = _write_traceback()
         _fail(
             runtime,
-            step,
             1,
             f"unexpected error: {type(exc).__name__}: {exc}. The traceback is in {log}; "
             "please attach it to a bug report.",
         )
 
 
-def _fail(runtime: Runtime, step: str, code: int, message: str) -> None:
-    face = runtime.get_face()
+def _fail(runtime: Runtime, code: int, message: str) -> None:
+    face, step = runtime.get_face(), runtime.step
     if runtime.partial_outputs:
         face.set_outputs(step, runtime.partial_outputs)
     face.error(message)
+    if step != "mlsteps":  # a step ran: its summary page says how it ended
+        face.summary(step, f"### mlsteps {step} failed (exit {code})\n\n```text\n{message}\n```\n")
     if runtime.verbose and sys.exc_info()[0] is not None:
         import traceback
 

@@ -136,7 +136,12 @@ def load_config_file(path: Path | None, sections: Sequence[Section]) -> ConfigFi
         return ConfigFile(None)
     import yaml  # only when a file is there; pyyaml is light but not free
 
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.start}). Save the file as UTF-8."
+        ) from None
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:

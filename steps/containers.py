@@ -26,9 +26,19 @@ if TYPE_CHECKING:
     from docker.models.containers import Container
 
 LABEL = "io.mlsteps"
-# Seconds between SIGTERM and SIGKILL when mlsteps stops a container. Docker's default of
-# 10 s outlasts GitHub's 7.5 s between its SIGINT and SIGTERM, and cleanup must finish first.
-STOP_GRACE = 3
+STOP_GRACE = signals.STOP_GRACE
+
+
+def _namespace_and_boot() -> str:
+    """Which pid namespace of which boot our pids belong to. Runners in containers that share
+    the host's Docker socket (and, with host networking, its hostname) see other pids: a pid
+    from another namespace or boot says nothing about whether its owner is alive."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as boot:
+            return f"{namespace}@{boot.read().strip()}"
+    except OSError:
+        return ""
 
 
 def _process_start(pid: int) -> str:
@@ -57,6 +67,7 @@ class Owner:
             f"{LABEL}.owner-host": self.host,
             f"{LABEL}.owner-pid": str(self.pid),
             f"{LABEL}.owner-start": _process_start(self.pid),
+            f"{LABEL}.owner-pidns": _namespace_and_boot(),
         }
 
 
@@ -80,6 +91,8 @@ def connect() -> DockerClient:
 def owner_alive(labels: Mapping[str, str], host: str) -> bool:
     if labels.get(f"{LABEL}.owner-host") != host:
         return True  # another machine's container: not ours to judge
+    if labels.get(f"{LABEL}.owner-pidns") != _namespace_and_boot():
+        return True  # another pid namespace (a runner in a container) or an earlier boot
     try:
         pid = int(labels.get(f"{LABEL}.owner-pid", ""))
     except ValueError:
@@ -143,21 +156,25 @@ def ensure_image(
 ) -> ImageInfo:
     """Find or pull the image according to the pull policy (always | missing | never)."""
     from docker.errors import APIError, ImageNotFound, NotFound
+    from docker.utils import parse_repository_tag
 
     image = None
     if pull != "always":
         try:
             image = client.images.get(ref)
-        except ImageNotFound:
+        except APIError as exc:
+            if not isinstance(exc, ImageNotFound):
+                raise _bad_image(ref, exc) from None
             if pull == "never":
                 raise ConfigError(
                     f"--image {ref}: not on this Docker engine, and --pull never forbids pulling "
                     "it. Build or pull it first, or use --pull missing."
                 ) from None
     if image is None:
-        repository, _, tag = ref.rpartition(":") if ":" in ref.rsplit("/", 1)[-1] else (ref, "", "")
+        # parse_repository_tag knows repo:tag, repo@sha256:… and registry:port/repo forms.
+        repository, tag = parse_repository_tag(ref)
         try:
-            _pull_with_progress(client, repository or ref, tag or "latest", platform, progress)
+            _pull_with_progress(client, repository, tag or "latest", platform, progress)
             image = client.images.get(ref if tag else f"{ref}:latest")
         except (ImageNotFound, NotFound) as exc:
             raise ConfigError(
@@ -165,6 +182,8 @@ def ensure_image(
                 f"({_short(exc)}). Check the name and tag, and that you are logged in."
             ) from None
         except APIError as exc:
+            if exc.status_code == 400:
+                raise _bad_image(ref, exc) from None
             raise StepFailed(
                 f"--image {ref}: not on this engine, and pulling it failed ({_short(exc)}). Check "
                 "the name, that the registry is reachable and that you are logged in, or build "
@@ -203,6 +222,13 @@ def _pull_with_progress(
                 f"pulling {repository}:{tag}: {done / 2**20:.0f}/{total / 2**20:.0f} MiB", False
             )
     progress(f"pulled {repository}:{tag}", True)
+
+
+def _bad_image(ref: str, exc: BaseException) -> ConfigError:
+    return ConfigError(
+        f"--image {ref}: the engine refuses this image reference ({_short(exc)}). Use "
+        "name[:tag] or name@sha256:digest, lower case, e.g. registry.example/team/trainer:1.4."
+    )
 
 
 def _short(exc: BaseException) -> str:
@@ -271,17 +297,26 @@ def run_container(
             nano_cpus=spec.nano_cpus,
         )
         create_in_flight = True
-        created = api.create_container(
-            spec.image,
-            command=list(spec.command) or None,
-            name=f"mlsteps-{spec.labels.get(f'{LABEL}.step', 'step')}-{invocation[:12]}",
-            environment=dict(spec.environment),
-            labels=dict(spec.labels),
-            working_dir=spec.working_dir,
-            user=spec.user,
-            host_config=host_config,
-            platform=spec.platform,
-        )
+        try:
+            created = api.create_container(
+                spec.image,
+                command=list(spec.command) or None,
+                name=f"mlsteps-{spec.labels.get(f'{LABEL}.step', 'step')}-{invocation[:12]}",
+                environment=dict(spec.environment),
+                labels=dict(spec.labels),
+                working_dir=spec.working_dir,
+                user=spec.user,
+                host_config=host_config,
+                platform=spec.platform,
+            )
+        except APIError as exc:
+            create_in_flight = False
+            if exc.status_code == 400:  # the engine rejected a value: a limit, a mount, a name
+                raise ConfigError(
+                    f"the Docker engine refused the container settings: {_short(exc)}. "
+                    "Fix the option it names (--memory, --shm-size, --cpus, --mount, --user…)."
+                ) from None
+            raise StepFailed(f"the container could not be created: {_short(exc)}") from None
         container_id = str(created["Id"])
         create_in_flight = False
         if on_created:
@@ -300,7 +335,12 @@ def run_container(
         try:
             wait_for = math.ceil(timeout) if timeout else None
             exit_code = int(api.wait(container_id, timeout=wait_for)["StatusCode"])
-        except requests.exceptions.RequestException:
+        except requests.exceptions.RequestException as exc:
+            if timeout is None or not isinstance(exc, requests.exceptions.Timeout):
+                raise StepFailed(
+                    f"lost the Docker daemon while the training ran ({type(exc).__name__}). "
+                    "Is dockerd still running? The next mlsteps run removes what is left."
+                ) from None
             # The wait call's socket timed out: the training outran --timeout.
             timed_out = True
             api.stop(container_id, timeout=STOP_GRACE)
@@ -309,19 +349,21 @@ def run_container(
         oom = False
         if exit_code != 0:
             oom = bool(api.inspect_container(container_id)["State"].get("OOMKilled"))
+        # A signal during this removal is held, then delivered once the container is gone.
         with signals.shielded():
             api.remove_container(container_id, force=True)
             removed = True
         return ContainerOutcome(exit_code, oom, timed_out, list(tail))
     finally:
         if not removed:
-            with signals.shielded():
+            with signals.shielded(deliver=False):
                 _cleanup(client, container_id, invocation, create_in_flight)
 
 
 def _cleanup(
     client: DockerClient, container_id: str | None, invocation: str, create_in_flight: bool
 ) -> None:
+    import requests
     from docker.errors import DockerException, NotFound
 
     try:
@@ -340,7 +382,7 @@ def _cleanup(
             if time.monotonic() >= deadline:
                 break
             time.sleep(0.25)
-    except DockerException:
+    except (DockerException, requests.exceptions.RequestException):
         pass  # the next run's sweep removes what is left; cleanup must not mask the real error
 
 

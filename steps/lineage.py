@@ -17,11 +17,12 @@ def data_digest(directory: str) -> str:
          while IFS= read -r f; do sha256sum "$f"; done) | sha256sum
 
     i.e. sha256 over the lines "<sha256 of file>  <relative path>\\n" of every regular file,
-    sorted by path bytes. Renaming, adding, removing or editing any file changes it.
+    sorted by path bytes; symbolic links are not followed, as with find -type f. Renaming,
+    adding, removing or editing any file changes it.
     """
     root = Path(directory)
     files = sorted(
-        (p for p in root.rglob("*") if p.is_file()),
+        (p for p in root.rglob("*") if p.is_file() and not p.is_symlink()),
         key=lambda p: p.relative_to(root).as_posix().encode(),
     )
     outer = hashlib.sha256()

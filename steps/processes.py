@@ -13,8 +13,7 @@ from dataclasses import dataclass
 
 from steps import signals
 from steps.errors import ConfigError
-
-STOP_GRACE = 3
+from steps.signals import STOP_GRACE
 
 
 @dataclass(frozen=True)
@@ -50,6 +49,11 @@ def run_process(
         ) from None
     except NotADirectoryError:
         raise ConfigError(f"--workdir {cwd}: not a directory.") from None
+    except PermissionError:
+        raise ConfigError(
+            f"command {command[0]!r} is not executable. Make it executable (chmod +x) or run it "
+            "through its interpreter, e.g. -- python train.py."
+        ) from None
 
     def pump() -> None:
         assert proc.stdout is not None
@@ -68,8 +72,8 @@ def run_process(
             timed_out = True
             code = _stop(proc)
     finally:
-        with signals.shielded():
-            if proc.poll() is None:
+        if proc.poll() is None:
+            with signals.shielded(deliver=False):
                 _stop(proc)
     reader.join(timeout=5)
     return ProcessOutcome(code, timed_out, list(tail))

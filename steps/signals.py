@@ -25,6 +25,10 @@ class Cancelled(BaseException):
         self.exit_code = 128 + signum
 
 
+# Seconds between SIGTERM and SIGKILL when mlsteps stops a container or a process. Docker's
+# default of 10 s outlasts GitHub's 7.5 s between its SIGINT and SIGTERM; cleanup must fit.
+STOP_GRACE = 3
+
 _shield_depth = 0
 _held: list[int] = []
 
@@ -42,15 +46,18 @@ def install() -> None:
 
 
 @contextmanager
-def shielded() -> Iterator[None]:
-    """Run cleanup without being interrupted by the signals that caused it."""
+def shielded(*, deliver: bool = True) -> Iterator[None]:
+    """Run cleanup without being interrupted by signals. A signal that came meanwhile is
+    raised when the outermost shield closes (``deliver``), so it is never lost; cleanup that
+    runs while another exception is already on its way out passes ``deliver=False``."""
     global _shield_depth
     _shield_depth += 1
     try:
         yield
     finally:
         _shield_depth -= 1
-
-
-def held() -> list[int]:
-    return list(_held)
+    if _shield_depth == 0 and _held:
+        signum = _held[0]
+        _held.clear()
+        if deliver:
+            raise Cancelled(signum)

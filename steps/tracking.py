@@ -37,7 +37,7 @@ class Tracking(Protocol):
     ) -> str: ...
     def existing_run_experiment(self, run_id: str) -> str: ...
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None: ...
-    def end_run(self, run_id: str, status: str) -> None: ...
+    def end_run(self, run_id: str, status: str, timeout: float | None = None) -> None: ...
     def read_back(self, run_id: str) -> RunReadback: ...
 
 
@@ -68,12 +68,14 @@ class RestTracking:
         if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
             self.session.verify = False
 
-    def _call(self, method: str, endpoint: str, **kwargs: Any) -> dict[str, Any]:
+    def _call(
+        self, method: str, endpoint: str, timeout: float | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
         import requests
 
         url = f"{self.uri}/api/2.0/mlflow/{endpoint}"
         try:
-            response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+            response = self.session.request(method, url, timeout=timeout or self.timeout, **kwargs)
         except requests.RequestException as exc:
             raise StepFailed(
                 f"cannot reach the MLflow tracking server at {redact_url(self.uri)} "
@@ -86,7 +88,9 @@ class RestTracking:
         try:
             error = response.json()
         except ValueError:
-            error = {"error_code": str(response.status_code), "message": response.text[:300]}
+            # Not MLflow's JSON error: an HTML page from a proxy or another server.
+            hint = " Is this URL an MLflow tracking server?" if response.status_code == 404 else ""
+            error = {"error_code": "", "message": f"not an MLflow API answer.{hint}"}
         raise MlflowApiError(
             response.status_code, error.get("error_code", ""), error.get("message", "")
         )
@@ -140,7 +144,10 @@ class RestTracking:
     def existing_run_experiment(self, run_id: str) -> str:
         run = self._get_run(run_id)
         # A continued run is marked RUNNING again so the UI shows it as live.
-        self._call("POST", "runs/update", json={"run_id": run_id, "status": "RUNNING"})
+        try:
+            self._call("POST", "runs/update", json={"run_id": run_id, "status": "RUNNING"})
+        except MlflowApiError as exc:
+            raise exc.as_step_failed("reopening the run") from None
         return str(run["info"]["experiment_id"])
 
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
@@ -150,10 +157,10 @@ class RestTracking:
         except MlflowApiError as exc:
             raise exc.as_step_failed("tagging the run") from None
 
-    def end_run(self, run_id: str, status: str) -> None:
+    def end_run(self, run_id: str, status: str, timeout: float | None = None) -> None:
         body = {"run_id": run_id, "status": status, "end_time": _now_ms()}
         try:
-            self._call("POST", "runs/update", json=body)
+            self._call("POST", "runs/update", timeout=timeout, json=body)
         except MlflowApiError as exc:
             raise exc.as_step_failed(f"marking the run {status}") from None
 
@@ -251,7 +258,7 @@ class ClientTracking:
             for key, value in tags.items():
                 self.client.set_tag(run_id, key, value)
 
-    def end_run(self, run_id: str, status: str) -> None:
+    def end_run(self, run_id: str, status: str, timeout: float | None = None) -> None:
         with self._refusal(f"marking the run {status}"):
             self.client.set_terminated(run_id, status=status)
 

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 from steps import __version__
 from steps.cli import Runtime, StepResult, step_command
 from steps.config import MLFLOW, Option, Section, parse_duration, parse_size, redact_url, resolve
-from steps.errors import ConfigError, StepFailed
+from steps.errors import ConfigError, MlstepsError, StepFailed
 from steps.lineage import ci_run_url, data_digest, git_commit
 from steps.plan import Action, Plan
 
@@ -196,6 +196,15 @@ SECTION = Section(
     ),
 )
 
+# MLflow's own variables for an authenticated server: passed on to the training. The token
+# and the password are masked like secrets (a user name is not a secret).
+TRACKING_CREDENTIALS = (
+    "MLFLOW_TRACKING_TOKEN",
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+)
+TRACKING_SECRETS = ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_PASSWORD")
+
 OUTPUTS = ("run-id", "experiment-id", "model-uri", "metrics", "image-digest", "exit-code")
 
 
@@ -282,9 +291,36 @@ def _check(config: TrainConfig, environ: Mapping[str, str]) -> None:
             "--backend local needs the command to run: mlsteps train --backend local -- "
             "python train.py (or train.command in mlsteps.yaml)."
         )
-    for path, option in ((config.data_dir, "--data-dir"), (config.output_dir, "--output-dir")):
-        if path and option == "--data-dir" and not Path(path).is_dir():
-            raise ConfigError(f"{option} {path}: no such directory. Give an existing directory.")
+    if config.data_dir and not Path(config.data_dir).is_dir():
+        raise ConfigError(
+            f"--data-dir {config.data_dir}: no such directory. Give an existing directory."
+        )
+    if config.backend == "local":
+        if config.workdir and not Path(config.workdir).is_dir():
+            raise ConfigError(
+                f"--workdir {config.workdir}: no such directory on this machine (--backend local "
+                "runs the command here). Give an existing directory."
+            )
+        docker_only = [
+            flag
+            for flag, value in (
+                ("--image", config.image),
+                ("--mount", config.mounts),
+                ("--gpus", config.gpus.kind != "none"),
+                ("--memory", config.memory),
+                ("--cpus", config.cpus),
+                ("--shm-size", config.shm_size),
+                ("--user", config.user),
+                ("--network", config.network),
+                ("--platform", config.platform),
+            )
+            if value
+        ]
+        if docker_only:
+            raise ConfigError(
+                f"{', '.join(docker_only)}: container options, but --backend local runs the "
+                "command as a process on this machine. Drop them, or use --backend docker."
+            )
     for mount in config.mounts:
         if not Path(mount.host).exists():
             raise ConfigError(
@@ -375,13 +411,7 @@ def build_plan(config: TrainConfig) -> Plan:
             experiment=config.experiment,
             run_id=config.run_id,
             run_name=config.run_name,
-            tags=[
-                "mlflow.source.git.commit",
-                "mlsteps.ci.run-url",
-                "mlsteps.image-digest",
-                "mlsteps.gpus",
-                "mlsteps.data-digest",
-            ],
+            tags=run_tag_names(config),
         )
     if config.backend == "docker":
         network, _, _ = container_network(config)
@@ -431,6 +461,16 @@ def build_plan(config: TrainConfig) -> Plan:
             "cancelled) and read back its metrics and logged model",
         )
     return plan
+
+
+def run_tag_names(config: TrainConfig) -> list[str]:
+    """The tags a run gets, for the plan; TrainRun.run_tags fills the same names in."""
+    names = ["mlflow.source.git.commit", "mlsteps.ci.run-url", "mlsteps.backend", "mlsteps.version"]
+    if config.backend == "docker":
+        names += ["mlsteps.image", "mlsteps.image-digest", "mlsteps.gpus"]
+    if config.data_dir:
+        names.append("mlsteps.data-digest")
+    return names
 
 
 def _docker_case(request: Mapping[str, Any]) -> dict[str, Any]:
@@ -548,6 +588,7 @@ class TrainRun:
             )
         if self.config.data_dir:
             tags["mlsteps.data-digest"] = data_digest(self.config.data_dir)
+        assert set(tags) == set(run_tag_names(self.config)), "keep run_tag_names in step"
         return {k: v for k, v in tags.items() if v}
 
     def training_env(self, tracking_uri: str | None) -> dict[str, str]:
@@ -556,15 +597,17 @@ class TrainRun:
             name, sep, value = pair.partition("=")
             env[name] = value if sep else self.runtime.environ.get(name, "")
         for name in self.config.secret_env:
-            value = self.runtime.environ[name]
-            self.face.mask(value)
-            env[name] = value
+            env[name] = self.runtime.environ[name]
         if self.run_id and tracking_uri:
             env.update(
                 MLFLOW_TRACKING_URI=tracking_uri,
                 MLFLOW_RUN_ID=self.run_id,
                 MLFLOW_EXPERIMENT_ID=self.experiment_id,
             )
+            # The training logs to the same server, so it needs the same credentials.
+            for name in TRACKING_CREDENTIALS:
+                if self.runtime.environ.get(name):
+                    env[name] = self.runtime.environ[name]
         return env
 
     def run_container(self, action: Action) -> None:
@@ -591,6 +634,9 @@ class TrainRun:
         env = self.training_env(uri)
         env.update({"MLSTEPS_DATA_DIR": "/data"} if config.data_dir else {})
         env.update({"MLSTEPS_OUTPUT_DIR": "/output"} if config.output_dir else {})
+        if config.output_dir:
+            # Made here, as the invoking user: Docker would create a missing one owned by root.
+            Path(config.output_dir).mkdir(parents=True, exist_ok=True)
         labels = dict(pair.split("=", 1) for pair in config.labels)
         labels.update(self.owner.labels())
         if self.run_id:
@@ -630,6 +676,11 @@ class TrainRun:
         from steps.processes import run_process
 
         env = {**self.runtime.environ, **self.training_env(self.config.tracking_uri)}
+        if self.config.data_dir:
+            env["MLSTEPS_DATA_DIR"] = self.config.data_dir
+        if self.config.output_dir:
+            Path(self.config.output_dir).mkdir(parents=True, exist_ok=True)
+            env["MLSTEPS_OUTPUT_DIR"] = self.config.output_dir
         with self.face.group("training log"), self.face.untrusted_lines():
             outcome = run_process(
                 list(self.config.command),
@@ -669,6 +720,17 @@ class TrainRun:
             self.tracking.end_run(self.run_id, status)
             self.run_ended = True
 
+    def finish_after_failure(self, status: str) -> None:
+        """Mark the run FAILED or KILLED, quickly (a cancelled CI job is killed seconds after
+        its signal) and without hiding the error that ended the training."""
+        if self.tracking is None or not self.run_id or self.run_ended:
+            return
+        try:
+            self.tracking.end_run(self.run_id, status, timeout=3)
+            self.run_ended = True
+        except MlstepsError as exc:
+            self.face.warning(f"MLflow run {self.run_id} is left RUNNING: {exc.message}")
+
     def outputs(self) -> dict[str, str]:
         return {
             "run-id": self.run_id,
@@ -703,8 +765,14 @@ def command(runtime: Runtime, flags: Mapping[str, Any], cmd: list[str]) -> StepR
     from steps import signals
 
     config = load_config(runtime, flags, cmd)
-    plan = build_plan(config)
     face = runtime.get_face()
+    # Masks first: on GitHub a value is hidden only in lines printed after its add-mask.
+    for name in (*config.secret_env, *TRACKING_SECRETS):
+        if runtime.environ.get(name):
+            face.mask(runtime.environ[name])
+    if config.tracking_uri and (password := urlsplit(config.tracking_uri).password):
+        face.mask(password)
+    plan = build_plan(config)
     if runtime.dry_run:
         return StepResult({}, plan=plan)
     if not config.tracking_uri:
@@ -715,7 +783,7 @@ def command(runtime: Runtime, flags: Mapping[str, Any], cmd: list[str]) -> StepR
     try:
         applied = plan.apply(run.handlers())
     except BaseException as exc:
-        with signals.shielded():
+        with signals.shielded(deliver=False):
             # A failed training still tells CI which run and exit code it had.
             if run.run_id or run.exit_code is not None:
                 runtime.partial_outputs = run.outputs()

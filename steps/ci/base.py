@@ -97,7 +97,8 @@ class Face:
 
     # ----- results ------------------------------------------------------------------------
     def set_outputs(self, step: str, outputs: Mapping[str, str]) -> None:
-        if not self.json_mode and not self.quiet:
+        # Shown with --quiet too: outputs are what a quiet run is for.
+        if not self.json_mode:
             for name, value in outputs.items():
                 self.write(f"  {name}: {value}")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,8 @@ HEAVY = ("docker", "mlflow", "requests", "boto3", "hvac", "numpy", "sklearn", "y
 def mlsteps(
     *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
+    if env is None:  # the developer's own MLSTEPS_* settings must not steer the tests
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MLSTEPS_")}
     return subprocess.run(
         [sys.executable, "-m", "steps", *args],
         capture_output=True,

@@ -29,3 +29,5 @@ def test_owner_labels_name_this_process_and_it_is_alive() -> None:
     assert owner_alive(labels, owner.host)
     assert not owner_alive({**labels, "io.mlsteps.owner-start": "0"}, owner.host)  # pid reused
     assert owner_alive({**labels, "io.mlsteps.owner-host": "elsewhere"}, owner.host)
+    # a runner in a container on the same host and socket: its pids are not ours to look up
+    assert owner_alive({**labels, "io.mlsteps.owner-pidns": "pid:[1]@other-boot"}, owner.host)

@@ -134,6 +134,16 @@ def test_local_backend_plans_a_process(tmp_path: Path) -> None:
             {},
             "--data-dir /no/such/data: no such directory",
         ),
+        (
+            {"backend": "local", "workdir": "/no/such/dir", "command": ("true",)},
+            {},
+            "--workdir /no/such/dir: no such directory",
+        ),
+        (
+            {"backend": "local", "image": "x", "memory": "1g", "command": ("true",)},
+            {},
+            "--image, --memory: container options, but --backend local",
+        ),
     ],
 )
 def test_cross_option_errors(
@@ -166,6 +176,7 @@ def test_data_digest_matches_the_documented_coreutils_pipeline(tmp_path: Path) -
     (tmp_path / "a.csv").write_text("x,y\n1,2\n")
     (tmp_path / "b" / "z.bin").write_bytes(bytes(range(256)) * 10)
     (tmp_path / "B.txt").write_text("upper case sorts first in C locale\n")
+    (tmp_path / "link.csv").symlink_to(tmp_path / "a.csv")  # not followed, as with find -type f
     pipeline = (
         "(cd \"$0\" && find . -type f -printf '%P\\n' | LC_ALL=C sort | "
         'while IFS= read -r f; do sha256sum "$f"; done) | sha256sum'

@@ -125,8 +125,9 @@ def test_quiet_keeps_errors_outputs_json_and_training_logs() -> None:
     face = LocalFace({}, out=out, quiet=True)
     face.info("chatter")
     face.log_line("epoch 1")
+    face.set_outputs("train", {"run-id": "r1"})
     face.error("bad")
-    assert out.getvalue().splitlines() == ["epoch 1", "error: bad"]
+    assert out.getvalue().splitlines() == ["epoch 1", "  run-id: r1", "error: bad"]
 
 
 def test_detection_and_override() -> None:
