@@ -787,8 +787,7 @@ def command(runtime: Runtime, flags: Mapping[str, Any], cmd: list[str]) -> StepR
             # A failed training still tells CI which run and exit code it had.
             if run.run_id or run.exit_code is not None:
                 runtime.partial_outputs = run.outputs()
-            run.finish(
-                "KILLED" if isinstance(exc, signals.Cancelled | KeyboardInterrupt) else "FAILED"
-            )
+            cancelled = isinstance(exc, signals.Cancelled | KeyboardInterrupt)
+            run.finish_after_failure("KILLED" if cancelled else "FAILED")
         raise
     return StepResult(run.outputs(), run.summary(), applied=tuple(applied))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -12,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import docker
 import pytest
 import requests
 
@@ -327,13 +329,85 @@ def test_dry_run_creates_nothing(
     assert len(docker_client.containers.list(all=True)) == containers_before
 
 
-def test_dry_run_lists_the_actions_a_run_applies(
+def test_dry_run_lists_what_a_run_then_does(
     docker_client: Any, base_image: str, mlflow_server: Any, workdir: Path
 ) -> None:
+    """Fidelity against what really happens, not against the plan's own list: each planned
+    container.run is one container the engine creates, each mlflow.start-run one new run."""
     args = ["train", "--image", base_image, "--tracking-uri", mlflow_server.uri, "--", "true"]
-    planned = json.loads(mlsteps("--dry-run", "--json", *args, cwd=workdir).stdout)["plan"]
-    applied = json.loads(mlsteps("--json", *args, cwd=workdir).stdout)["applied"]
-    assert [a["kind"] for a in planned] == applied
+    planned = [
+        a["kind"]
+        for a in json.loads(mlsteps("--dry-run", "--json", *args, cwd=workdir).stdout)["plan"]
+    ]
+    runs_before = count_runs(mlflow_server.uri)
+    since = int(time.time()) - 1
+    done = mlsteps("--json", *args, cwd=workdir)
+    assert done.returncode == 0, done.stderr
+    until = int(time.time()) + 1
+    events = docker_client.events(
+        since=since,
+        until=until,
+        decode=True,
+        filters={"type": "container", "label": "io.mlsteps.step=train"},
+    )
+    mine = [e for e in events if e["Actor"]["Attributes"].get("io.mlsteps.owner-pid") in STARTED]
+    created = sum(e["Action"] == "create" for e in mine)
+    destroyed = sum(e["Action"] == "destroy" for e in mine)
+    assert planned.count("container.run") == created == destroyed == 1
+    assert planned.count("mlflow.start-run") == count_runs(mlflow_server.uri) - runs_before == 1
+    assert json.loads(done.stdout)["applied"] == planned
+
+
+def test_cancel_while_mlflow_stalls_still_ends_at_once(
+    docker_client: Any, base_image: str, tmp_path_factory: pytest.TempPathFactory, workdir: Path
+) -> None:
+    """A cancelled CI job is killed seconds after its signal: closing the MLflow run must not
+    hold the exit (nor turn 143 into 1) when the server does not answer."""
+    from tests.services import start_mlflow
+
+    server = start_mlflow(tmp_path_factory.mktemp("stalling-mlflow"))
+    try:
+        proc = start(
+            "train", "--image", base_image, "--tracking-uri", server.uri,
+            "--", "sh", "-c", "echo started; sleep 300",
+            cwd=workdir,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while not step_containers(docker_client):
+            assert time.monotonic() < deadline, "the training container never started"
+            time.sleep(0.1)
+        os.killpg(os.getpgid(server.server.process.pid), signal.SIGSTOP)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 143, err
+        assert time.monotonic() - started < 9, "cleanup outlasted the CI systems' grace"
+        assert "is left RUNNING" in err
+    finally:
+        os.killpg(os.getpgid(server.server.process.pid), signal.SIGCONT)
+        server.server.stop()
+    assert_nothing_left(docker_client)
+
+
+def test_engine_refusals_are_bad_input(docker_client: Any, base_image: str, workdir: Path) -> None:
+    bad_ref = mlsteps("train", "--image", "Bad Image", "--", "true", cwd=workdir)
+    assert bad_ref.returncode == 2
+    assert "--image Bad Image: the engine refuses this image reference" in bad_ref.stderr
+    tiny = mlsteps("train", "--image", base_image, "--memory", "1k", "--", "true", cwd=workdir)
+    assert tiny.returncode == 2
+    assert "the Docker engine refused the container settings" in tiny.stderr
+    assert "Minimum memory limit" in tiny.stderr
+    for done in (bad_ref, tiny):
+        assert "Traceback" not in done.stderr and "unexpected error" not in done.stderr
+    assert_nothing_left(docker_client)
+
+
+def test_local_command_that_is_not_executable(workdir: Path) -> None:
+    script = workdir / "train.sh"
+    script.write_text("#!/bin/sh\necho hi\n")
+    done = mlsteps("train", "--backend", "local", "--", "./train.sh", cwd=workdir)
+    assert done.returncode == 2
+    assert "command './train.sh' is not executable" in done.stderr
 
 
 def test_bad_inputs_exit_with_a_clear_message(
@@ -419,6 +493,19 @@ def test_pull_always_from_a_registry_reports_the_repo_digest(
         timeout=10,
     )
     assert digest == manifest.headers["Docker-Content-Digest"]
+    # pinned by digest, as delivery pipelines do
+    pinned = f"{registry}/mlsteps-base@{digest}"
+    try:
+        by_digest = mlsteps(
+            "--json", "train", "--image", pinned, "--pull", "always", "--", "true", cwd=workdir
+        )
+    finally:
+        # Untag by reference: the id is the base image's own, which must stay.
+        for reference in (pinned, ref):
+            with contextlib.suppress(docker.errors.ImageNotFound):
+                docker_client.images.remove(reference)
+    assert by_digest.returncode == 0, by_digest.stderr
+    assert json.loads(by_digest.stdout)["outputs"]["image-digest"] == digest
     assert_nothing_left(docker_client)
 
 
