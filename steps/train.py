@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from steps import __version__
-from steps.cli import Runtime, StepResult, step_command
+from steps.cli import STEP_HELP, Runtime, StepResult, step_command
 from steps.config import MLFLOW, Option, Section, parse_duration, parse_size, redact_url, resolve
 from steps.errors import ConfigError, MlstepsError, StepFailed
 from steps.lineage import ci_run_url, data_digest, git_commit
@@ -105,7 +105,7 @@ def parse_secret_name(text: str) -> str:
 
 SECTION = Section(
     "train",
-    "Run training in a container, tracked in MLflow.",
+    STEP_HELP["train"],
     (
         Option(name="image", help="Training image, e.g. registry.example/trainer:1.4."),
         Option(
@@ -756,8 +756,7 @@ class TrainRun:
     SECTION,
     shared=(MLFLOW,),
     takes_command=True,
-    help="Run training in a container (or a local process), tracked in MLflow.\n\n"
-    "mlsteps train --image IMAGE [OPTIONS] -- COMMAND [ARGS]...",
+    help=STEP_HELP["train"] + "\n\nmlsteps train --image IMAGE [OPTIONS] -- COMMAND [ARGS]...",
     epilog="Outputs: " + ", ".join(OUTPUTS) + ". The tracking server must be reachable from "
     "the container: a loopback URI uses the host network unless --network says otherwise.",
 )
