@@ -332,11 +332,14 @@ def run_container(
         except APIError as exc:
             raise _start_error(exc, spec) from None
         timed_out = False
+        wait_for = math.ceil(timeout) if timeout else None
+        waiting_since = time.monotonic()
         try:
-            wait_for = math.ceil(timeout) if timeout else None
             exit_code = int(api.wait(container_id, timeout=wait_for)["StatusCode"])
         except requests.exceptions.RequestException as exc:
-            if timeout is None or not isinstance(exc, requests.exceptions.Timeout):
+            # Over the unix socket a read timeout arrives as a ConnectionError, so the clock,
+            # not the exception's class, tells a --timeout from a daemon that went away.
+            if wait_for is None or time.monotonic() - waiting_since < wait_for - 0.5:
                 raise StepFailed(
                     f"lost the Docker daemon while the training ran ({type(exc).__name__}). "
                     "Is dockerd still running? The next mlsteps run removes what is left."

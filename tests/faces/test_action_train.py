@@ -76,7 +76,8 @@ def test_train_action_fails_the_step_on_bad_input(
     assert "consume" not in result.results
     (error,) = [a for a in result.annotations if a["level"] == "error"]
     assert error["step"] == "train"
-    assert "MLSTEPS_TRAIN_GPUS 'lots' is not valid" in error["message"]
+    # the message names the action input the user wrote
+    assert "input 'gpus' (env MLSTEPS_TRAIN_GPUS) 'lots' is not valid" in error["message"]
 
 
 def test_failed_training_fails_the_step_and_still_sets_outputs(

@@ -341,8 +341,9 @@ def test_dry_run_lists_what_a_run_then_does(
     ]
     runs_before = count_runs(mlflow_server.uri)
     since = int(time.time()) - 1
-    done = mlsteps("--json", *args, cwd=workdir)
-    assert done.returncode == 0, done.stderr
+    proc = start("--json", *args, cwd=workdir)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
     until = int(time.time()) + 1
     events = docker_client.events(
         since=since,
@@ -350,12 +351,15 @@ def test_dry_run_lists_what_a_run_then_does(
         decode=True,
         filters={"type": "container", "label": "io.mlsteps.step=train"},
     )
-    mine = [e for e in events if e["Actor"]["Attributes"].get("io.mlsteps.owner-pid") in STARTED]
+    # this run's containers only: the time window can reach into the previous test
+    mine = [
+        e for e in events if e["Actor"]["Attributes"].get("io.mlsteps.owner-pid") == str(proc.pid)
+    ]
     created = sum(e["Action"] == "create" for e in mine)
     destroyed = sum(e["Action"] == "destroy" for e in mine)
     assert planned.count("container.run") == created == destroyed == 1
     assert planned.count("mlflow.start-run") == count_runs(mlflow_server.uri) - runs_before == 1
-    assert json.loads(done.stdout)["applied"] == planned
+    assert json.loads(out)["applied"] == planned
 
 
 def test_cancel_while_mlflow_stalls_still_ends_at_once(
