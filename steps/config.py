@@ -44,6 +44,9 @@ class Option:
     metavar: str | None = None
     # Turns a raw string into the typed value; raises ValueError naming the expected form.
     parse: Callable[[str], Any] | None = None
+    # The parse function also takes the directory relative paths in the value start from
+    # (the file's for file values, the working directory otherwise), e.g. mount host paths.
+    parse_takes_base: bool = False
     secret: bool = False
     # Extra environment variables read when the MLSTEPS_ one is unset (e.g. MLFLOW_TRACKING_URI).
     env_fallbacks: tuple[str, ...] = ()
@@ -264,7 +267,7 @@ def _convert(opt: Option, raw: Any, label: str, base: Path) -> Any:
         parsed = []
         for item in items:
             try:
-                parsed.append(opt.parse(item) if opt.parse else item)
+                parsed.append(_parse(opt, item, base) if opt.parse else item)
             except ValueError as exc:
                 raise bad(str(exc), item) from None
         return parsed
@@ -273,7 +276,7 @@ def _convert(opt: Option, raw: Any, label: str, base: Path) -> Any:
     text = str(raw).strip() if not isinstance(raw, bool) else str(raw).lower()
     try:
         if opt.parse:
-            return opt.parse(text)
+            return _parse(opt, text, base)
         if opt.kind == "int":
             return int(text)
         if opt.kind == "float":
@@ -293,6 +296,11 @@ def _convert(opt: Option, raw: Any, label: str, base: Path) -> Any:
         return text
     except ValueError as exc:
         raise bad(str(exc) or KINDS.get(opt.kind, "a valid value")) from None
+
+
+def _parse(opt: Option, text: str, base: Path) -> Any:
+    assert opt.parse is not None
+    return opt.parse(text, base) if opt.parse_takes_base else opt.parse(text)  # type: ignore[call-arg]
 
 
 # ----- value parsers shared by steps -------------------------------------------------------

@@ -76,12 +76,15 @@ class MountSpec:
         return f"{self.host}:{self.container}{':ro' if self.read_only else ''}"
 
 
-def parse_mount(text: str) -> MountSpec:
+def parse_mount(text: str, base: Path | None = None) -> MountSpec:
+    """host:container[:ro]; a relative host path starts from ``base`` (the file's directory
+    for a mount written in mlsteps.yaml)."""
     parts = text.split(":")
     mode = parts.pop() if len(parts) == 3 else "rw"
     if len(parts) != 2 or mode not in ("ro", "rw") or not parts[0] or not parts[1].startswith("/"):
         raise ValueError("host:container or host:container:ro, with an absolute container path")
-    return MountSpec(str(Path(parts[0]).expanduser().resolve()), parts[1], mode == "ro")
+    host = ((base or Path.cwd()) / Path(parts[0]).expanduser()).resolve()
+    return MountSpec(str(host), parts[1], mode == "ro")
 
 
 def parse_env_pair(text: str) -> str:
@@ -142,6 +145,7 @@ SECTION = Section(
             name="mount",
             kind="list",
             parse=parse_mount,
+            parse_takes_base=True,
             metavar="HOST:CONTAINER[:ro]",
             help="Bind mount into the container.",
         ),

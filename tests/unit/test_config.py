@@ -74,6 +74,17 @@ def test_relative_paths_in_the_file_are_relative_to_the_file(tmp_path: Path) -> 
     assert resolve(TRAIN, {}, cfg, {})["data-dir"].value == str(tmp_path / "data")
 
 
+def test_mount_host_paths_in_the_file_are_relative_to_the_file(tmp_path: Path) -> None:
+    (tmp_path / "cache").mkdir()
+    cfg = load(tmp_path, "train:\n  mount: ['cache:/root/.cache:ro']\n")
+    (mount,) = resolve(TRAIN, {}, cfg, {})["mount"].value
+    assert (mount.host, mount.container, mount.read_only) == (
+        str(tmp_path / "cache"),
+        "/root/.cache",
+        True,
+    )
+
+
 def test_unknown_key_names_file_line_and_suggests(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load(tmp_path, "train:\n  image: x\n  shm_size: 1g\n")
