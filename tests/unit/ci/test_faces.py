@@ -50,6 +50,15 @@ def test_github_outputs_survive_multiline_values_and_fake_delimiters(tmp_path: P
     assert len(set(delimiters)) == 2  # random per value
 
 
+def test_github_env_exports_are_multiline_safe_and_keep_the_value(tmp_path: Path) -> None:
+    face, out, env = github(tmp_path)
+    value = "-----BEGIN KEY-----\nline%2\n-----END KEY-----"
+    face.mask(value)  # masked in logs, yet the next step must receive the real value
+    face.set_env("SIGNING_KEY", value)
+    assert parse_github_file(Path(env["GITHUB_ENV"]).read_text()) == {"SIGNING_KEY": value}
+    assert value.splitlines()[1] not in out.getvalue().replace("::add-mask::line%252", "")
+
+
 def test_github_masks_every_line_before_printing_and_scrubs_output(tmp_path: Path) -> None:
     face, out, env = github(tmp_path)
     face.mask("first-secret-line\nsecond%line")
