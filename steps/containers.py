@@ -14,12 +14,13 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from steps import signals
 from steps.errors import ConfigError, StepFailed
+from steps.processes import pump_lines
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -325,7 +326,7 @@ def run_container(
         stream = api.attach(
             container_id, stdout=True, stderr=True, stream=True, logs=True, demux=True
         )
-        pump = threading.Thread(target=_pump_lines, args=(stream, on_line, tail), daemon=True)
+        pump = threading.Thread(target=pump_lines, args=(stream, on_line, tail), daemon=True)
         pump.start()
         try:
             api.start(container_id)
@@ -387,34 +388,6 @@ def _cleanup(
             time.sleep(0.25)
     except (DockerException, requests.exceptions.RequestException):
         pass  # the next run's sweep removes what is left; cleanup must not mask the real error
-
-
-def _pump_lines(
-    stream: Iterable[tuple[bytes | None, bytes | None]],
-    on_line: Callable[[str], None],
-    tail: collections.deque[str],
-) -> None:
-    """Split the demultiplexed (stdout, stderr) chunks into lines, one buffer per stream, so a
-    partial line on one stream is never glued to a line of the other."""
-    buffers = [b"", b""]
-
-    def emit(raw: bytes) -> None:
-        line = raw.decode("utf-8", errors="replace").rstrip("\r")
-        tail.append(line)
-        on_line(line)
-
-    try:
-        for chunks in stream:
-            for index, chunk in enumerate(chunks):
-                if chunk:
-                    *lines, buffers[index] = (buffers[index] + chunk).split(b"\n")
-                    for raw in lines:
-                        emit(raw)
-    except Exception:  # noqa: BLE001 - the container went away under us: the wait reports it
-        pass
-    for rest in buffers:
-        if rest:
-            emit(rest)
 
 
 def _start_error(exc: Exception, spec: ContainerSpec) -> Exception:

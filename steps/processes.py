@@ -8,7 +8,7 @@ import os
 import signal
 import subprocess
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from steps import signals
@@ -55,14 +55,9 @@ def run_process(
             "through its interpreter, e.g. -- python train.py."
         ) from None
 
-    def pump() -> None:
-        assert proc.stdout is not None
-        for raw in proc.stdout:
-            line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-            tail.append(line)
-            on_line(line)
-
-    reader = threading.Thread(target=pump, daemon=True)
+    assert proc.stdout is not None
+    chunks = ((chunk, None) for chunk in iter(proc.stdout.readline, b""))
+    reader = threading.Thread(target=pump_lines, args=(chunks, on_line, tail), daemon=True)
     reader.start()
     timed_out = False
     try:
@@ -88,3 +83,31 @@ def _stop(proc: subprocess.Popen[bytes]) -> int:
         return proc.wait()
     except ProcessLookupError:
         return proc.wait()
+
+
+def pump_lines(
+    stream: Iterable[tuple[bytes | None, bytes | None]],
+    on_line: Callable[[str], None],
+    tail: collections.deque[str],
+) -> None:
+    """Split the demultiplexed (stdout, stderr) chunks into lines, one buffer per stream, so a
+    partial line on one stream is never glued to a line of the other."""
+    buffers = [b"", b""]
+
+    def emit(raw: bytes) -> None:
+        line = raw.decode("utf-8", errors="replace").rstrip("\r")
+        tail.append(line)
+        on_line(line)
+
+    try:
+        for chunks in stream:
+            for index, chunk in enumerate(chunks):
+                if chunk:
+                    *lines, buffers[index] = (buffers[index] + chunk).split(b"\n")
+                    for raw in lines:
+                        emit(raw)
+    except Exception:  # noqa: BLE001 - the container went away under us: the wait reports it
+        pass
+    for rest in buffers:
+        if rest:
+            emit(rest)

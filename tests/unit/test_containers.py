@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import collections
 
-from steps.containers import Owner, _pump_lines, owner_alive
+from steps.containers import Owner, owner_alive
+from steps.processes import pump_lines
 
 
 def test_lines_are_split_per_stream_and_never_glued_across_streams() -> None:
     chunks = [(b"one\ntw", None), (None, b"err-a"), (b"o\nthr", b"\n"), (b"ee", None)]
     seen: list[str] = []
     tail: collections.deque[str] = collections.deque(maxlen=2)
-    _pump_lines(iter(chunks), seen.append, tail)
+    pump_lines(iter(chunks), seen.append, tail)
     assert seen == ["one", "two", "err-a", "three"]
     assert list(tail) == ["err-a", "three"]
 
 
 def test_undecodable_bytes_do_not_stop_the_stream() -> None:
     seen: list[str] = []
-    _pump_lines(iter([(b"caf\xe9\r\nok\n", None)]), seen.append, collections.deque())
+    pump_lines(iter([(b"caf\xe9\r\nok\n", None)]), seen.append, collections.deque())
     assert seen == ["caf\ufffd", "ok"]
 
 
