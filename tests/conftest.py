@@ -56,3 +56,30 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     reg = services.start_registry(tmp_path_factory.mktemp("registry"))
     yield reg.address
     reg.server.stop()
+
+
+@pytest.fixture(scope="session")
+def vault_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.VaultServer]:
+    """A real OpenBao dev server (the Vault API), shared by the session: `.addr`,
+    `.root_token`. Tests mount and configure what they need under names of their own
+    (tests/vault_setup.py); a test that seals or breaks a server uses `fresh_vault`."""
+    vault = services.start_vault(tmp_path_factory.mktemp("vault"))
+    yield vault
+    vault.server.stop()
+
+
+@pytest.fixture
+def fresh_vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.VaultServer]:
+    """An OpenBao dev server of this test's own, to seal or otherwise break (about 0.5 s)."""
+    vault = services.start_vault(tmp_path_factory.mktemp("fresh-vault"))
+    yield vault
+    vault.server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.RedisServer]:
+    """A real redis-server on loopback, the database OpenBao's database engine leases users
+    of (tests/vault_setup.py: dynamic_creds_role)."""
+    redis = services.start_redis(tmp_path_factory.mktemp("redis"))
+    yield redis
+    redis.server.stop()

