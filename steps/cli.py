@@ -18,6 +18,7 @@ from steps.ci import KINDS, Face, make_face
 from steps.config import ConfigFile, Option, Section, find_config_file, load_config_file
 from steps.errors import MlstepsError
 from steps.plan import Plan
+from steps.secret import Secret
 
 
 @dataclass
@@ -57,7 +58,7 @@ class Runtime:
 
 @dataclass(frozen=True)
 class StepResult:
-    outputs: Mapping[str, str]
+    outputs: Mapping[str, str | Secret]
     summary: str = ""
     plan: Plan | None = None  # set by a dry run: the plan is the result
     applied: tuple[str, ...] = ()  # the plan actions a run applied, in order
@@ -84,6 +85,7 @@ class LazyGroup(click.Group):
 
 STEP_HELP = {
     "train": "Run training in a container (or a local process), tracked in MLflow.",
+    "secrets": "Read secrets from Vault and hand them on masked: exec, fetch, revoke.",
     "config": "Show the effective configuration or its JSON Schema.",
 }
 
@@ -139,10 +141,16 @@ def step_command(
     epilog: str = "",
     takes_command: bool = False,
     shared: tuple[Section, ...] = (),
+    name: str | None = None,
+    only: tuple[str, ...] | None = None,
 ) -> Callable[[Callable[..., StepResult]], click.Command]:
     """Turn ``run(runtime, flags, command)`` into a click command whose options come from the
     section and the shared sections it uses (one source for the flag, its help and its
-    environment variable)."""
+    environment variable).
+
+    A step with subcommands (``secrets fetch|exec|revoke``) makes one command per ``name``,
+    each taking ``only`` the options it uses.
+    """
 
     def decorate(run: Callable[..., StepResult]) -> click.Command:
         @click.pass_context
@@ -186,7 +194,10 @@ def step_command(
             )
 
         params: list[click.Parameter] = [
-            _click_option(s.name, o) for s in (section, *shared) for o in s.options if o.cli
+            _click_option(s.name, o)
+            for s in (section, *shared)
+            for o in s.options
+            if o.cli and (only is None or o.name in only)
         ]
         params += [
             click.Option(
@@ -197,12 +208,12 @@ def step_command(
         if takes_command:
             params.append(click.Argument(["command"], nargs=-1, type=click.UNPROCESSED))
         return click.Command(
-            section.name,
+            name or section.name,
             callback=callback,
             params=params,
             help=help,
             epilog=epilog,
-            # Everything after the first positional word belongs to the training command.
+            # Everything after the first positional word belongs to the command it runs.
             context_settings={
                 "allow_interspersed_args": False,
                 "help_option_names": ["-h", "--help"],
@@ -222,7 +233,7 @@ def _click_option(section: str, option: Option) -> click.Option:
     # so a bad value gets the same message whichever way it came in.
     return click.Option(
         [option.flag],
-        multiple=option.kind == "list",
+        multiple=option.kind in ("list", "structured"),
         metavar=option.metavar
         or ("[" + "|".join(option.choices) + "]" if option.choices else "TEXT"),
         help=help_text,

@@ -29,6 +29,8 @@ KINDS = {
     "list": "a list of strings",
     "choice": "one of the listed values",
     "path": "a path (relative paths in the file are relative to the file)",
+    # A value with its own shape (text, or a YAML list of mappings), parsed whole by parse.
+    "structured": "the form the option's help describes",
 }
 
 
@@ -43,7 +45,8 @@ class Option:
     choices: tuple[str, ...] = ()
     metavar: str | None = None
     # Turns a raw string into the typed value; raises ValueError naming the expected form.
-    parse: Callable[[str], Any] | None = None
+    # ("structured" options get the raw YAML value: a string or a list.)
+    parse: Callable[[Any], Any] | None = None
     # The parse function also takes the directory relative paths in the value start from
     # (the file's for file values, the working directory otherwise), e.g. mount host paths.
     parse_takes_base: bool = False
@@ -55,6 +58,8 @@ class Option:
     # How a list arrives in one environment variable: "lines" (one item per line) or
     # "shell" (shell words, for a command line).
     env_format: str = "lines"
+    # JSON Schema of a "structured" value, for `config schema`.
+    schema: Mapping[str, Any] | None = None
 
     def env_var(self, section: str) -> str:
         return f"MLSTEPS_{section}_{self.name}".upper().replace("-", "_")
@@ -258,6 +263,12 @@ def _convert(opt: Option, raw: Any, label: str, base: Path) -> Any:
 
     if raw is None:
         return opt.default
+    if opt.kind == "structured":
+        assert opt.parse is not None, "a structured option parses its own shape"
+        try:
+            return opt.parse(list(raw) if isinstance(raw, tuple) else raw)
+        except ValueError as exc:
+            raise bad(str(exc)) from None
     if opt.kind == "list":
         if isinstance(raw, str | int | float):
             raw = [raw]
@@ -347,8 +358,10 @@ def json_schema(sections: Sequence[Section]) -> dict[str, Any]:
     types = {"int": "integer", "float": "number", "bool": "boolean"}
 
     def option_schema(opt: Option) -> dict[str, Any]:
-        if opt.kind == "list":
-            schema: dict[str, Any] = {"type": "array", "items": {"type": "string"}}
+        if opt.schema is not None:
+            schema: dict[str, Any] = dict(opt.schema)
+        elif opt.kind == "list":
+            schema = {"type": "array", "items": {"type": "string"}}
         elif opt.kind == "choice":
             schema = {"type": "string", "enum": list(opt.choices)}
         elif opt.kind in types:

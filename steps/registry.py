@@ -9,6 +9,7 @@ from steps.config import MLFLOW, MODEL, Section
 
 # step name → module holding ``SECTION`` (its options) and ``command`` (its click command)
 STEP_MODULES = {
+    "secrets": "steps.secrets",
     "train": "steps.train",
 }
 # commands that are not steps (no config section)

@@ -9,6 +9,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TextIO
 
+from steps.secret import Secret, json_default
+
 
 class Face:
     """Plain-line behaviour; the GitHub, Jenkins and local faces refine it.
@@ -96,7 +98,9 @@ class Face:
         return text
 
     # ----- results ------------------------------------------------------------------------
-    def set_outputs(self, step: str, outputs: Mapping[str, str]) -> None:
+    def set_outputs(self, step: str, outputs: Mapping[str, str | Secret]) -> None:
+        """Outputs for later steps. A Secret value (opt-in) shows as <redacted>; only a face
+        that hands outputs to a masked store (GitHub) ever writes its value."""
         # Shown with --quiet too: outputs are what a quiet run is for.
         if not self.json_mode:
             for name, value in outputs.items():
@@ -110,7 +114,7 @@ class Face:
         step: str,
         *,
         exit_code: int,
-        outputs: Mapping[str, str],
+        outputs: Mapping[str, str | Secret],
         error: str | None,
         plan: Mapping[str, Any] | None = None,
         applied: Sequence[str] = (),
@@ -129,5 +133,5 @@ class Face:
                 document["plan"] = plan["actions"]
             if applied:
                 document["applied"] = list(applied)
-            sys.stdout.write(json.dumps(document) + "\n")
+            sys.stdout.write(json.dumps(document, default=json_default) + "\n")
             sys.stdout.flush()

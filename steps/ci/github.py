@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from steps.ci.base import Face
+from steps.secret import Secret
 
 
 def _escape_data(text: str) -> str:
@@ -74,14 +75,16 @@ class GitHubFace(Face):
         finally:
             self.write(f"::{token}::")
 
-    def set_outputs(self, step: str, outputs: Mapping[str, str]) -> None:
+    def set_outputs(self, step: str, outputs: Mapping[str, str | Secret]) -> None:
         super().set_outputs(step, outputs)
         path = self.environ.get("GITHUB_OUTPUT")
         if not path:
             self.warning("GITHUB_OUTPUT is not set: step outputs are not recorded")
             return
         for name, value in outputs.items():
-            append_file_command(path, name, self.scrub(value))
+            # A Secret is here only by opt-in (secrets --export-outputs), masked already.
+            text = value.reveal() if isinstance(value, Secret) else self.scrub(value)
+            append_file_command(path, name, text)
 
     def set_env(self, name: str, value: str) -> None:
         path = self.environ.get("GITHUB_ENV")

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from steps.ci.base import Face
+from steps.secret import Secret
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -31,9 +32,9 @@ class JenkinsFace(Face):
     def summary_path(self, step: str) -> Path:
         return Path(self.environ.get("MLSTEPS_SUMMARY_FILE") or f".mlsteps/summary/{step}.md")
 
-    def set_outputs(self, step: str, outputs: Mapping[str, str]) -> None:
+    def set_outputs(self, step: str, outputs: Mapping[str, str | Secret]) -> None:
         super().set_outputs(step, outputs)
-        clean = {name: self.scrub(value) for name, value in outputs.items()}
+        clean = {name: self.scrub(str(value)) for name, value in outputs.items()}
         _write_atomically(self.outputs_path(step), json.dumps(clean, indent=2) + "\n")
 
     def summary(self, step: str, markdown: str) -> None:

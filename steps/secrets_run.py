@@ -1,0 +1,387 @@
+"""Applying a secrets plan: log in, read concurrently, mask, hand the values on, revoke.
+
+Loaded only by a real run (it imports hvac through steps.vault). Every path that fails after
+the login undoes what it made: leases and the login token are revoked, files removed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets as random_tokens
+import subprocess
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from steps import signals
+from steps.cli import Runtime, StepResult
+from steps.errors import ConfigError, MlstepsError, StepFailed
+from steps.plan import Action, Plan
+from steps.secret import Secret
+from steps.secret_specs import SecretSpec, pick
+from steps.secrets import SecretsConfig, default_lease_dir
+from steps.vault import Connection, Credentials, Vault, VaultFailed
+
+MAX_CONCURRENT_READS = 16
+
+
+class CommandExited(MlstepsError):
+    """``secrets exec``'s command failed: mlsteps exits with the command's own code."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class Session:
+    """One login and everything it made, so it can all be revoked."""
+
+    def __init__(self, config: SecretsConfig, runtime: Runtime) -> None:
+        self.config = config
+        self.runtime = runtime
+        self.face = runtime.get_face()
+        if config.tls_skip_verify:
+            self.face.warning(
+                "--tls-skip-verify: the Vault server's certificate is not checked, so anyone "
+                "on the network path could read the secrets. Use --ca-cert outside tests."
+            )
+        self.vault = Vault(
+            Connection(
+                url=config.url,
+                namespace=config.namespace,
+                ca_cert=config.ca_cert,
+                client_cert=config.client_cert,
+                client_key=config.client_key,
+                tls_skip_verify=config.tls_skip_verify,
+                timeout=config.timeout,
+            ),
+            on_retry=self.face.info,
+        )
+        self.token: Secret | None = None
+        self.token_is_ours = False
+        self.leases: list[str] = []
+        self.values: dict[str, Secret] = {}
+        self.sources: dict[str, str] = {}  # name → "path key", for the summary
+
+    # ----- plan actions ------------------------------------------------------------------
+    def login(self, action: Action) -> None:
+        config = self.config
+        for secret in (config.token, config.role_id, config.secret_id, config.jwt):
+            if secret is not None:
+                self.face.mask(secret.reveal())
+        environ = config.environ
+        oidc_token = environ.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+        login = self.vault.login(
+            Credentials(
+                method=config.method,
+                mount=config.mount,
+                role=config.role,
+                token=config.token,
+                role_id=config.role_id,
+                secret_id=config.secret_id,
+                secret_id_wrapped=config.secret_id_wrapped,
+                jwt=config.jwt,
+                oidc_request_url=environ.get("ACTIONS_ID_TOKEN_REQUEST_URL"),
+                oidc_request_token=Secret(oidc_token) if oidc_token else None,
+                jwt_audience=config.jwt_audience,
+                kubernetes_token_path=config.kubernetes_token_path,
+            )
+        )
+        self.face.mask(login.token.reveal())
+        self.token, self.token_is_ours = login.token, login.created
+        self.face.info(
+            f"logged in to Vault with {config.method} (policies: "
+            f"{', '.join(login.policies) or 'none'})"
+        )
+
+    def read(self, action: Action) -> None:
+        config = self.config
+        # One read per path and version, however many keys are taken from it.
+        wanted: dict[tuple[str, int | None], list[SecretSpec]] = {}
+        for spec in config.specs:
+            wanted.setdefault((spec.path, spec.version), []).append(spec)
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=min(MAX_CONCURRENT_READS, len(wanted))) as pool:
+            futures = {
+                key: pool.submit(
+                    self.vault.read, key[0], key[1], optional=all(s.optional for s in specs)
+                )
+                for key, specs in wanted.items()
+            }
+            results = {key: future.result() for key, future in futures.items()}
+        problems = []
+        for key, specs in wanted.items():
+            result = results[key]
+            if result is not None and result.lease_id:
+                self.leases.append(result.lease_id)
+            for spec in specs:
+                picked = pick(spec, result.data) if result is not None else None
+                if picked is None:
+                    if spec.optional:
+                        self.face.info(f"optional secret {spec.describe()} not found: skipped")
+                        continue
+                    keys = ", ".join(sorted(result.data)) if result is not None else "none"
+                    problems.append(f"{spec.describe()}: no key {spec.key!r} (keys: {keys})")
+                    continue
+                for name, value in picked.items():
+                    # Masks first: on GitHub a value is hidden only in lines printed after it.
+                    self.face.mask(value.reveal())
+                    self.values[name] = value
+                    self.sources[name] = spec.describe()
+        if problems:
+            raise VaultFailed(
+                "missing secrets — " + "; ".join(problems) + ". Fix the key, or mark the "
+                "request optional (optional: true in mlsteps.yaml)."
+            )
+        self.face.info(
+            f"read {len(self.values)} secret(s) from {len(wanted)} path(s) in "
+            f"{time.monotonic() - started:.2f} s"
+            + (f"; {len(self.leases)} lease(s) to revoke" if self.leases else "")
+        )
+
+    def revoke(self, action: Action | None = None) -> list[str]:
+        """Revoke every lease and, when the login made it, the token. Returns what failed."""
+        failed: list[str] = []
+        if self.token is None:
+            return failed
+        with signals.shielded(deliver=action is not None):
+            for lease in self.leases:
+                try:
+                    if not self.vault.revoke_lease(lease) and not self.token_is_ours:
+                        failed.append(f"lease {lease}")
+                except VaultFailed as exc:
+                    failed.append(f"lease {lease} ({exc.message})")
+            if self.token_is_ours:
+                try:
+                    self.vault.revoke_self()  # takes the leases made with it along
+                except VaultFailed as exc:
+                    failed.append(f"the login token ({exc.message})")
+            self.token = None
+        if failed:
+            self.face.warning(
+                "could not revoke " + ", ".join(failed) + ": they expire with their TTL; "
+                "revoke them with the Vault CLI if they must end now."
+            )
+        else:
+            revoked = len(self.leases) + (1 if self.token_is_ours else 0)
+            self.face.info(f"revoked {revoked} lease(s)/token(s)")
+        return failed
+
+    def summary(self, delivered: str) -> str:
+        rows = "\n".join(f"| `{name}` | `{self.sources[name]}` |" for name in self.values)
+        return (
+            f"### mlsteps secrets: {len(self.values)} secret(s) {delivered}\n\n"
+            "| name | from |\n| --- | --- |\n" + rows + "\n\nValues are masked; "
+            f"{len(self.leases)} lease(s).\n"
+        )
+
+
+def _apply(plan: Plan, session: Session, handlers: Mapping[str, Any]) -> list[str]:
+    """Apply the plan; on any failure or cancel, revoke what the login made, then re-raise."""
+    try:
+        return plan.apply({"vault.login": session.login, "vault.read": session.read, **handlers})
+    except BaseException:
+        with signals.shielded(deliver=False):
+            session.revoke()
+        raise
+
+
+# ----- fetch -----------------------------------------------------------------------------------
+def run_fetch(config: SecretsConfig, plan: Plan, runtime: Runtime) -> StepResult:
+    session = Session(config, runtime)
+    face = session.face
+    written: list[Path] = []
+    record_path = Path(
+        config.lease_file
+        or default_lease_dir(config.environ)
+        / f"lease-{time.strftime('%Y%m%d-%H%M%S')}-{random_tokens.token_hex(4)}.json"
+    )
+    outputs: dict[str, Any] = {}
+
+    def export_env(action: Action) -> None:
+        from steps.ci.github import GitHubFace
+
+        assert isinstance(face, GitHubFace)
+        if not config.environ.get("GITHUB_ENV"):
+            raise ConfigError("GITHUB_ENV is not set: --export-env works in a GitHub Actions step.")
+        for name, value in session.values.items():
+            face.set_env(name, value.reveal())
+
+    def set_outputs(action: Action) -> None:
+        outputs.update(session.values)
+
+    def write_file(action: Action) -> None:
+        assert config.file is not None
+        path = Path(config.file)
+        if config.file_format == "json":
+            text = json.dumps({n: v.reveal() for n, v in session.values.items()}, indent=2) + "\n"
+        else:
+            text = "".join(f"{n}={_dotenv_quote(v.reveal())}\n" for n, v in session.values.items())
+        write_private(path, text)
+        written.append(path)
+
+    def write_record(action: Action) -> None:
+        record = {
+            "version": 1,
+            "url": config.url,
+            "namespace": config.namespace,
+            "token": session.token.reveal() if session.token and session.token_is_ours else None,
+            "leases": session.leases,
+            "files": [str(p.resolve()) for p in written],
+        }
+        write_private(record_path, json.dumps(record, indent=2) + "\n")
+
+    try:
+        applied = _apply(
+            plan,
+            session,
+            {
+                "github.export-env": export_env,
+                "github.outputs": set_outputs,
+                "file.write": write_file,
+                "record.write": write_record,
+            },
+        )
+    except BaseException:
+        with signals.shielded(deliver=False):
+            for path in written:
+                path.unlink(missing_ok=True)
+        raise
+    outputs.update(
+        {
+            "names": ",".join(session.values),
+            "file": str(Path(config.file).resolve()) if config.file else "",
+            "lease-file": str(record_path.resolve()),
+        }
+    )
+    return StepResult(outputs, session.summary("fetched"), applied=tuple(applied))
+
+
+def _dotenv_quote(value: str) -> str:
+    # Double quotes with escapes: what python-dotenv, docker compose and bash-sourcing with
+    # `set -a` all read back the same, multi-line values included.
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
+    return '"' + escaped.replace("\n", "\\n").replace("\r", "\\r") + '"'
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write text readable by this user only (0600), atomically: never a moment of 0644."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# ----- exec ------------------------------------------------------------------------------------
+def run_exec(config: SecretsConfig, plan: Plan, runtime: Runtime, command: list[str]) -> StepResult:
+    session = Session(config, runtime)
+    exit_code: list[int] = []
+
+    def run_command(action: Action) -> None:
+        env = dict(config.environ)
+        env.update({name: value.reveal() for name, value in session.values.items()})
+        exit_code.append(run_child(command, env))
+
+    applied = _apply(
+        plan,
+        session,
+        {"process.exec": run_command, "vault.revoke": lambda action: session.revoke(action)},
+    )
+    code = exit_code[0]
+    if code != 0:
+        raise CommandExited(f"{command[0]} exited with code {code}", code)
+    return StepResult({"names": ",".join(session.values)}, applied=tuple(applied))
+
+
+def run_child(command: Sequence[str], env: Mapping[str, str]) -> int:
+    """Run command with our stdio; on cancel pass the signal on, then stop it within the grace."""
+    try:
+        proc = subprocess.Popen(list(command), env=dict(env))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"command {command[0]!r} not found. Check the command after --."
+        ) from None
+    except PermissionError:
+        raise ConfigError(f"command {command[0]!r} is not executable.") from None
+    try:
+        code = proc.wait()
+    except signals.Cancelled as cancel:
+        with signals.shielded(deliver=False):
+            proc.send_signal(cancel.signum)
+            try:
+                proc.wait(timeout=signals.STOP_GRACE)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        raise
+    return 128 - code if code < 0 else code  # a signal N shows as -N
+
+
+# ----- revoke ----------------------------------------------------------------------------------
+def run_revoke(records: Sequence[Path], values: Mapping[str, Any], runtime: Runtime) -> StepResult:
+    face = runtime.get_face()
+    if not records:
+        face.info("nothing to revoke: no lease record found")
+        return StepResult({"revoked": "0"})
+    revoked, failures = 0, []
+    for path in records:
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            face.info(f"{path}: already revoked (no such record)")
+            continue
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"--lease-file {path}: not a lease record ({exc}).") from None
+        token = Secret(record["token"]) if record.get("token") else None
+        if token is not None:
+            face.mask(token.reveal())
+        # Files first: they hold values on disk, and removing them needs no server.
+        for file in record.get("files", []):
+            Path(file).unlink(missing_ok=True)
+        if token is None and not record.get("leases"):
+            path.unlink()
+            continue
+        vault = Vault(
+            Connection(
+                url=record["url"],
+                namespace=record.get("namespace"),
+                ca_cert=values["ca-cert"],
+                client_cert=values["client-cert"],
+                client_key=values["client-key"],
+                tls_skip_verify=values["tls-skip-verify"],
+                timeout=values["timeout"],
+            ),
+            on_retry=face.info,
+            token=token,
+        )
+        session_failed = []
+        with signals.shielded():
+            for lease in record.get("leases", []):
+                if vault.revoke_lease(lease) or token is not None:
+                    revoked += 1
+                else:
+                    session_failed.append(lease)
+            if token is not None and not vault.revoke_self():
+                face.info("the login token had already expired or been revoked")
+            revoked += 1 if token is not None else 0
+        if session_failed:
+            failures.append(f"{path}: leases {', '.join(session_failed)}")
+            continue
+        path.unlink()
+    if failures:
+        raise StepFailed(
+            "could not revoke " + "; ".join(failures) + ". The token in the record may lack "
+            "`update` on sys/leases/revoke; the leases end with their TTL. The record is kept "
+            "so revoke can be run again."
+        )
+    face.info(f"revoked {revoked} lease(s)/token(s) from {len(records)} record(s)")
+    return StepResult({"revoked": str(revoked)})
