@@ -480,7 +480,10 @@ def revoke(runtime: Runtime, flags: Mapping[str, Any], _: list[str]) -> StepResu
 
 command = click.Group(
     "secrets",
-    help=STEP_HELP["secrets"] + "\n\n" + (__doc__ or "").split("\n\n")[1],
+    help=STEP_HELP["secrets"]
+    + "\n\nexec runs a command with the values in its environment (nothing on disk) and "
+    "revokes at the end; fetch exports them on GitHub ($GITHUB_ENV) or writes a 0600 file, and "
+    "revoke undoes a fetch. Each subcommand has --help.",
     commands={"fetch": fetch, "exec": exec_, "revoke": revoke},
     context_settings={"help_option_names": ["-h", "--help"]},
 )
