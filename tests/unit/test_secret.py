@@ -1,0 +1,76 @@
+"""The Secret type redacts itself wherever a value could be printed or serialised."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import pickle
+
+import pytest
+
+from steps.ci.base import Face
+from steps.secret import REDACTED, Secret, json_default
+
+VALUE = 'line one\n{"k": "v%$\\\\"}\nünï'
+
+
+def test_every_way_of_showing_it_is_redacted() -> None:
+    secret = Secret(VALUE)
+    shown = [str(secret), repr(secret), f"{secret}", f"{secret!r}", "%s" % secret, f"{secret:>40}"]  # noqa: UP031
+    for text in shown:
+        assert VALUE not in text and "line one" not in text
+        assert REDACTED in text
+    assert json.dumps({"a": [secret]}, default=json_default) == '{"a": ["<redacted>"]}'
+    assert secret.reveal() == VALUE
+
+
+def test_json_without_the_hook_refuses_rather_than_leaks() -> None:
+    with pytest.raises(TypeError):
+        json.dumps(Secret(VALUE))
+
+
+def test_logging_and_exceptions_show_only_the_placeholder() -> None:
+    stream = io.StringIO()
+    logger = logging.getLogger("test_secret")
+    handler = logging.StreamHandler(stream)
+    logger.addHandler(handler)
+    try:
+        logger.warning("value is %s", Secret(VALUE))
+    finally:
+        logger.removeHandler(handler)
+    assert "line one" not in stream.getvalue() and REDACTED in stream.getvalue()
+    error = ValueError(f"bad {Secret(VALUE)}")
+    assert "line one" not in str(error)
+
+
+def test_cannot_be_pickled() -> None:
+    with pytest.raises(TypeError, match="cannot be pickled"):
+        pickle.dumps(Secret(VALUE))
+
+
+def test_equality_compares_values_without_showing_them() -> None:
+    assert Secret("a") == Secret("a") and Secret("a") != Secret("b")
+    assert len({Secret("a"), Secret("a")}) == 1
+    assert not Secret("") and Secret("x")
+    with pytest.raises(TypeError):
+        Secret(b"bytes")  # type: ignore[arg-type]
+
+
+def test_mask_lines_are_every_non_blank_line() -> None:
+    assert Secret("a\n\n  \nb").mask_lines() == ["a", "b"]
+    assert Secret("single").mask_lines() == ["single"]
+    assert Secret("   ").mask_lines() == []
+
+
+def test_faces_print_secret_outputs_redacted_and_json_results_redacted(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = io.StringIO()
+    face = Face({}, out=out)
+    face.set_outputs("secrets", {"DB": Secret(VALUE), "names": "DB"})
+    assert "line one" not in out.getvalue() and f"DB: {REDACTED}" in out.getvalue()
+    json_face = Face({}, json_mode=True, out=io.StringIO())
+    json_face.result("secrets", exit_code=0, outputs={"DB": Secret(VALUE)}, error=None)
+    document = json.loads(capsys.readouterr().out)
+    assert document["outputs"] == {"DB": REDACTED}
