@@ -27,6 +27,9 @@ from steps.secrets import SecretsConfig, default_lease_dir
 from steps.vault import Connection, Credentials, Vault, VaultFailed
 
 MAX_CONCURRENT_READS = 16
+# Seconds revocation may take at most: a cancelled CI job is killed about 10 s after its first
+# signal (GitHub: SIGINT, SIGTERM 7.5 s later, SIGKILL 2.5 s after that).
+REVOKE_BUDGET = 7.0
 
 
 class CommandExited(MlstepsError):
@@ -148,6 +151,7 @@ class Session:
         failed: list[str] = []
         if self.token is None:
             return failed
+        self.vault.restart_clock(min(self.config.timeout, REVOKE_BUDGET))
         with signals.shielded(deliver=action is not None):
             for lease in self.leases:
                 try:

@@ -123,6 +123,12 @@ class Vault:
         )
         self._deadline = time.monotonic() + conn.timeout
 
+    def restart_clock(self, seconds: float) -> None:
+        """A new budget from now. --timeout bounds the login and the reads; revoking at the end
+        gets a budget of its own, or a command that ran longer than --timeout would leave its
+        leases and login token behind."""
+        self._deadline = time.monotonic() + seconds
+
     # ----- the one way every call goes ----------------------------------------------------
     def call(
         self,
