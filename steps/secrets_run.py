@@ -233,7 +233,10 @@ def run_fetch(config: SecretsConfig, plan: Plan, runtime: Runtime) -> StepResult
             "version": 1,
             "url": config.url,
             "namespace": config.namespace,
-            "token": session.token.reveal() if session.token and session.token_is_ours else None,
+            # The token the reads were made with: revoke needs it to revoke their leases, and
+            # revokes the token itself only when the login made it (token_owned).
+            "token": session.token.reveal() if session.token else None,
+            "token_owned": session.token_is_ours,
             "leases": session.leases,
             "files": [str(p.resolve()) for p in written],
         }
@@ -346,12 +349,14 @@ def run_revoke(records: Sequence[Path], values: Mapping[str, Any], runtime: Runt
         except (OSError, ValueError) as exc:
             raise ConfigError(f"--lease-file {path}: not a lease record ({exc}).") from None
         token = Secret(record["token"]) if record.get("token") else None
+        # A record without token_owned holds only a token the login made.
+        owned = token is not None and bool(record.get("token_owned", True))
         if token is not None:
             face.mask(token.reveal())
         # Files first: they hold values on disk, and removing them needs no server.
         for file in record.get("files", []):
             Path(file).unlink(missing_ok=True)
-        if token is None and not record.get("leases"):
+        if not owned and not record.get("leases"):
             path.unlink()
             continue
         vault = Vault(
@@ -370,13 +375,16 @@ def run_revoke(records: Sequence[Path], values: Mapping[str, Any], runtime: Runt
         session_failed = []
         with signals.shielded():
             for lease in record.get("leases", []):
-                if vault.revoke_lease(lease) or token is not None:
+                # Revoking a token we own takes its leases along, so a lease it could not
+                # revoke one by one still ends with it.
+                if vault.revoke_lease(lease) or owned:
                     revoked += 1
                 else:
                     session_failed.append(lease)
-            if token is not None and not vault.revoke_self():
-                face.info("the login token had already expired or been revoked")
-            revoked += 1 if token is not None else 0
+            if owned:
+                if not vault.revoke_self():
+                    face.info("the login token had already expired or been revoked")
+                revoked += 1
         if session_failed:
             failures.append(f"{path}: leases {', '.join(session_failed)}")
             continue
