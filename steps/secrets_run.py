@@ -269,10 +269,14 @@ def run_fetch(config: SecretsConfig, plan: Plan, runtime: Runtime) -> StepResult
 
 
 def _dotenv_quote(value: str) -> str:
-    # Double quotes with escapes: what python-dotenv, docker compose and bash-sourcing with
-    # `set -a` all read back the same, multi-line values included.
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
-    return '"' + escaped.replace("\n", "\\n").replace("\r", "\\r") + '"'
+    # Double quotes as the shell reads them, so `set -a; . FILE` in bash or any POSIX sh gives
+    # back every value exactly: inside "…" only the backslash, ", $ and ` are special, each
+    # escaped with a backslash (an unescaped ` or $( would run a command); new lines stay real,
+    # since the shell keeps "\n" as two characters. python-dotenv (interpolate=False) reads
+    # it back the same, except that it keeps the backslash before $ and `: a reader other
+    # than the shell that must get every value exactly should take --file NAME.json.
+    escaped = "".join("\\" + char if char in '\\"$`' else char for char in value)
+    return '"' + escaped + '"'
 
 
 def write_private(path: Path, text: str) -> None:
