@@ -10,6 +10,7 @@ import json
 import os
 import secrets as random_tokens
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -300,7 +301,8 @@ def run_exec(config: SecretsConfig, plan: Plan, runtime: Runtime, command: list[
     def run_command(action: Action) -> None:
         env = dict(config.environ)
         env.update({name: value.reveal() for name, value in session.values.items()})
-        exit_code.append(run_child(command, env))
+        # With --json, stdout carries the one result object: the command's output goes to stderr.
+        exit_code.append(run_child(command, env, stdout_to_stderr=runtime.json_mode))
 
     applied = _apply(
         plan,
@@ -313,10 +315,14 @@ def run_exec(config: SecretsConfig, plan: Plan, runtime: Runtime, command: list[
     return StepResult({"names": ",".join(session.values)}, applied=tuple(applied))
 
 
-def run_child(command: Sequence[str], env: Mapping[str, str]) -> int:
+def run_child(
+    command: Sequence[str], env: Mapping[str, str], *, stdout_to_stderr: bool = False
+) -> int:
     """Run command with our stdio; on cancel pass the signal on, then stop it within the grace."""
     try:
-        proc = subprocess.Popen(list(command), env=dict(env))
+        proc = subprocess.Popen(
+            list(command), env=dict(env), stdout=sys.stderr if stdout_to_stderr else None
+        )
     except FileNotFoundError:
         raise ConfigError(
             f"command {command[0]!r} not found. Check the command after --."
