@@ -151,10 +151,24 @@ def check_names(specs: Sequence[SecretSpec]) -> None:
 
 
 def pick(spec: SecretSpec, data: Mapping[str, Any]) -> dict[str, Secret] | None:
-    """The named values spec selects from a secret's data; None when its key is missing."""
+    """The named values spec selects from a secret's data; None when its key is missing.
+
+    Raises ValueError when a key of a * request makes no variable name: the value would be
+    lost (or, in a dotenv file, run as a command that prints it).
+    """
     if spec.wildcard:
         prefix = spec.env or ""
-        return {f"{prefix}{env_name_for(k)}": Secret(_text(v)) for k, v in data.items()}
+        picked = {}
+        for key, each in data.items():
+            name = f"{prefix}{env_name_for(key)}"
+            if not ENV_NAME.fullmatch(name):
+                raise ValueError(
+                    f"{spec.describe()}: the key {key!r} makes no variable name ({name!r}); "
+                    f"read it on its own with '{spec.path} {key} | NAME', or give * a prefix "
+                    "('| PREFIX_')"
+                )
+            picked[name] = Secret(_text(each))
+        return picked
     value: Any = data
     # A key with a dot is first looked up whole (keys may contain dots), then as a path.
     if spec.key in data:

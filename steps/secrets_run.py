@@ -117,30 +117,38 @@ class Session:
                 for key, specs in wanted.items()
             }
             results = {key: future.result() for key, future in futures.items()}
-        problems = []
+        missing: list[str] = []
+        problems: list[str] = []  # each a sentence
         for key, specs in wanted.items():
             result = results[key]
             if result is not None and result.lease_id:
                 self.leases.append(result.lease_id)
             for spec in specs:
-                picked = pick(spec, result.data) if result is not None else None
+                try:
+                    picked = pick(spec, result.data) if result is not None else None
+                except ValueError as exc:
+                    problems.append(f"{exc}.")
+                    continue
                 if picked is None:
                     if spec.optional:
                         self.face.info(f"optional secret {spec.describe()} not found: skipped")
                         continue
                     keys = ", ".join(sorted(result.data)) if result is not None else "none"
-                    problems.append(f"{spec.describe()}: no key {spec.key!r} (keys: {keys})")
+                    missing.append(f"{spec.describe()}: no key {spec.key!r} (keys: {keys})")
                     continue
                 for name, value in picked.items():
                     # Masks first: on GitHub a value is hidden only in lines printed after it.
                     self.face.mask(value.reveal())
                     self.values[name] = value
                     self.sources[name] = spec.describe()
-        if problems:
-            raise VaultFailed(
-                "missing secrets — " + "; ".join(problems) + ". Fix the key, or mark the "
-                "request optional (optional: true in mlsteps.yaml)."
+        if missing:
+            problems.insert(
+                0,
+                "missing secrets — " + "; ".join(missing) + ". Fix the key, or mark the "
+                "request optional (optional: true in mlsteps.yaml).",
             )
+        if problems:
+            raise VaultFailed(" ".join(problems))
         self.face.info(
             f"read {len(self.values)} secret(s) from {len(wanted)} path(s) in "
             f"{time.monotonic() - started:.2f} s"
