@@ -112,7 +112,11 @@ class Session:
         with ThreadPoolExecutor(max_workers=min(MAX_CONCURRENT_READS, len(wanted))) as pool:
             futures = {
                 key: pool.submit(
-                    self.vault.read, key[0], key[1], optional=all(s.optional for s in specs)
+                    self.vault.read,
+                    key[0],
+                    key[1],
+                    optional=all(s.optional for s in specs),
+                    keys=[s.key for s in specs if not s.optional],
                 )
                 for key, specs in wanted.items()
             }
@@ -179,9 +183,11 @@ class Session:
                 "could not revoke " + ", ".join(failed) + ": they expire with their TTL; "
                 "revoke them with the Vault CLI if they must end now."
             )
+        elif self.leases or self.token_is_ours:
+            token = " and the login token" if self.token_is_ours else ""
+            self.face.info(f"revoked {len(self.leases)} lease(s){token}")
         else:
-            revoked = len(self.leases) + (1 if self.token_is_ours else 0)
-            self.face.info(f"revoked {revoked} lease(s)/token(s)")
+            self.face.info("nothing to revoke: no leases, and the token is yours to keep")
         return failed
 
     def summary(self, delivered: str) -> str:

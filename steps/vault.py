@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,6 +177,10 @@ class Vault:
                     "server's CA with --ca-cert (env VAULT_CACERT); --tls-skip-verify only "
                     "for a test server."
                 ) from None
+            except (requests.exceptions.ReadTimeout, requests.exceptions.ChunkedEncodingError):
+                # Connected, but the answer never came (or broke off): the server is stuck.
+                reason = "no answer"
+                status = 0
             except requests.exceptions.RequestException as exc:
                 reason = f"cannot connect ({_short(exc)})"
                 status = 0
@@ -192,20 +196,28 @@ class Vault:
                         "An operator must unseal it (`vault operator unseal` / "
                         "`bao operator unseal`); then run the step again."
                     )
-                reason = f"answered {status}" + (f" ({errors})" if errors else "")
+                reason = f"Vault answered {status}" + (f": {errors}" if errors else "")
             delay = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1)) * random.uniform(0.5, 1)
             if time.monotonic() + delay >= self._deadline:
+                tries = "once" if attempt == 1 else f"{attempt} times"
+                if reason == "no answer":
+                    raise VaultFailed(
+                        f"Vault at {self.connection.url} did not answer {what} within the "
+                        f"{self.connection.timeout:g} s timeout (asked {tries}): it accepts "
+                        "connections but is stuck. Check the server, or raise --timeout."
+                    )
                 if status == 0:
                     raise VaultFailed(
                         f"cannot reach Vault at {self.connection.url} for {what}: {reason}, "
-                        f"tried {attempt} times in {self.connection.timeout:g} s. Is the server "
+                        f"tried {tries} in {self.connection.timeout:g} s. Is the server "
                         "running, and is --url (env VAULT_ADDR) right?"
                     )
                 raise VaultFailed(
-                    f"Vault at {self.connection.url} kept failing {what}: {reason} after "
-                    f"{attempt} tries. Try again later or ask the Vault operators."
+                    f"Vault at {self.connection.url} kept failing {what} ({reason}), tried "
+                    f"{tries} in {self.connection.timeout:g} s. Try again later or ask the "
+                    "Vault operators."
                 )
-            self.on_retry(f"Vault {what}: {reason}; retry {attempt} in {delay:.1f} s")
+            self.on_retry(f"{what} failed ({reason}); retry {attempt} in {delay:.1f} s")
             time.sleep(delay)
 
     # ----- login --------------------------------------------------------------------------
@@ -323,9 +335,17 @@ class Vault:
             self._mounts[mount.path if mount else head] = mount
         return mount
 
-    def read(self, path: str, version: int | None, *, optional: bool = False) -> ReadResult | None:
+    def read(
+        self,
+        path: str,
+        version: int | None,
+        *,
+        optional: bool = False,
+        keys: Sequence[str] = (),
+    ) -> ReadResult | None:
         """The data at path (KV v1 or v2 with the same path form, or any engine); None when
-        nothing is there and optional; else a VaultFailed that names the path."""
+        nothing is there and optional; else a VaultFailed that names the path and the keys
+        that were asked of it."""
         mount = self.mount_of(path)
         api_path, params = path, {}
         if mount is not None and mount.kv_version == 2:
@@ -346,15 +366,26 @@ class Vault:
                 return None
             where = f" (KV v{mount.kv_version} mount {mount.path})" if mount else ""
             pinned = f" version {version}" if version is not None else ""
+            asked = f", so no key {', '.join(repr(k) for k in keys)}" if keys else ""
             raise VaultFailed(
-                f"secret {path}{pinned}: nothing there{where}. Check the path (a KV v2 path is "
-                "written without data/, as in the UI), or mark it optional."
+                f"secret {path}{pinned}: nothing there{where}{asked}. Check the path (a KV v2 "
+                "path is written without data/, as in the UI), or mark the request optional."
             )
         if status == 403:
+            policies = ", ".join(self.policies) or "unknown"
+            rule = 'path "' + api_path + '" { capabilities = ["read"] }'
+            if mount is None:
+                # The token may not even see which engine serves the path: name both forms.
+                head, _, rest = path.partition("/")
+                raise VaultFailed(
+                    f"secret {path}: permission denied. The token's policies ({policies}) give "
+                    f"it nothing on the mount {head}/ (or there is no such mount). Ask for a "
+                    f"policy with `{rule}` (on a KV "
+                    f'v2 mount: `path "{head}/data/{rest}"`).'
+                )
             raise VaultFailed(
-                f"secret {path}: permission denied. The token's policies "
-                f"({', '.join(self.policies) or 'unknown'}) do not grant read on {api_path}; "
-                'ask for a policy with `path "' + api_path + '" { capabilities = ["read"] }`.'
+                f"secret {path}: permission denied. The token's policies ({policies}) do not "
+                f"grant read on {api_path}; ask for a policy with `{rule}`."
             )
         _expect_ok(status, body, f"reading {path}")
         data = body.get("data") or {}
