@@ -243,6 +243,9 @@ class ContainerSpec:
     environment: Mapping[str, str]
     labels: Mapping[str, str]
     volumes: Mapping[str, Mapping[str, str]]
+    # Read-only binds (host path, container path) whose host path must exist: the engine
+    # refuses a missing one, where a volume bind would create it empty on the daemon's host.
+    read_only_binds: Sequence[tuple[str, str]] = ()
     device_requests: Sequence[Mapping[str, Any]] = ()
     working_dir: str | None = None
     user: str | None = None
@@ -278,7 +281,7 @@ def run_container(
     that attaching before start does not."""
     import requests
     from docker.errors import APIError
-    from docker.types import DeviceRequest
+    from docker.types import DeviceRequest, Mount
 
     api = client.api
     container_id: str | None = None
@@ -288,6 +291,11 @@ def run_container(
     try:
         host_config = api.create_host_config(
             binds={host: dict(bind) for host, bind in spec.volumes.items()},
+            mounts=[
+                Mount(target, source, type="bind", read_only=True)
+                for source, target in spec.read_only_binds
+            ]
+            or None,
             device_requests=[DeviceRequest(**r) for r in spec.device_requests] or None,
             network_mode=spec.network_mode,
             extra_hosts=dict(spec.extra_hosts) if spec.extra_hosts else None,

@@ -139,7 +139,16 @@ SECTION = Section(
             kind="list",
             parse=parse_secret_name,
             metavar="NAME",
-            help="Names of secrets passed in from this environment; values are never shown.",
+            help="Names of secrets passed in from this environment; values are never shown. "
+            "The training gets each as a file, /run/secrets/NAME, named by NAME_FILE.",
+        ),
+        Option(
+            name="secrets-as-env",
+            kind="bool",
+            default=False,
+            metavar="true|false",
+            help="Pass --secret-env values as environment variables instead of files. Unsafe "
+            "with Docker: anyone with access to the daemon reads them with docker inspect.",
         ),
         Option(
             name="mount",
@@ -220,6 +229,7 @@ class TrainConfig:
     workdir: str | None
     env: tuple[str, ...]
     secret_env: tuple[str, ...]
+    secrets_as_env: bool
     mounts: tuple[MountSpec, ...]
     data_dir: str | None
     output_dir: str | None
@@ -261,6 +271,7 @@ def load_config(runtime: Runtime, flags: Mapping[str, Any], command: list[str]) 
         workdir=values["workdir"],
         env=tuple(values["env"] or ()),
         secret_env=tuple(values["secret-env"] or ()),
+        secrets_as_env=values["secrets-as-env"],
         mounts=tuple(values["mount"] or ()),
         data_dir=values["data-dir"],
         output_dir=values["output-dir"],
@@ -337,6 +348,7 @@ def _check(config: TrainConfig, environ: Mapping[str, str]) -> None:
             f"--secret-env {', '.join(missing)}: not set in this environment. Provide "
             "it (the secrets step, withCredentials, or a GitHub secret in env:), or drop the name."
         )
+    _check_secrets(config)
     if config.run_id and not config.tracking_uri:
         raise ConfigError(
             f"--run-id {config.run_id} needs a tracking server: set --tracking-uri "
@@ -352,6 +364,28 @@ def _check(config: TrainConfig, environ: Mapping[str, str]) -> None:
             "only reach an MLflow server over http(s). Start `mlflow server` and use its URL, "
             "or use --backend local."
         )
+
+
+def _check_secrets(config: TrainConfig) -> None:
+    from steps.secret_files import CONTAINER_DIR, file_variable
+
+    as_files = bool(config.secret_env) and not config.secrets_as_env
+    taken = set(config.secret_env) | (
+        {file_variable(n) for n in config.secret_env} if as_files else set()
+    )
+    clash = [n for n in (pair.split("=", 1)[0] for pair in config.env) if n in taken]
+    if clash:
+        raise ConfigError(
+            f"--env {', '.join(clash)}: that variable carries a --secret-env secret (NAME, or "
+            "NAME_FILE with the path of its file). Drop it from --env."
+        )
+    if as_files and config.backend == "docker":
+        for mount in config.mounts:
+            if (mount.container.rstrip("/") + "/").startswith(CONTAINER_DIR + "/"):
+                raise ConfigError(
+                    f"--mount {mount}: {CONTAINER_DIR} holds the --secret-env files. Mount "
+                    "elsewhere."
+                )
 
 
 # ----- plan ---------------------------------------------------------------------------------
@@ -417,6 +451,7 @@ def build_plan(config: TrainConfig) -> Plan:
             run_name=config.run_name,
             tags=run_tag_names(config),
         )
+    secrets_line = _plan_secrets(plan, config)
     if config.backend == "docker":
         network, _, _ = container_network(config)
         mounts = [str(m) for m in all_mounts(config)]
@@ -430,7 +465,7 @@ def build_plan(config: TrainConfig) -> Plan:
             line += f"; timeout {config.timeout:g}s"
         plan.add(
             "container.run",
-            line,
+            line + secrets_line,
             image=config.image,
             command=list(config.command),
             mounts=mounts,
@@ -438,6 +473,7 @@ def build_plan(config: TrainConfig) -> Plan:
             gpus=str(config.gpus),
             env_names=env_names,
             secret_env_names=list(config.secret_env),
+            secrets_as="env" if config.secrets_as_env else "files",
             network=network,
             memory=config.memory,
             cpus=config.cpus,
@@ -451,10 +487,12 @@ def build_plan(config: TrainConfig) -> Plan:
         plan.add(
             "process.run",
             f"run `{command_text}` as a local process"
-            + (f" in {config.workdir}" if config.workdir else ""),
+            + (f" in {config.workdir}" if config.workdir else "")
+            + secrets_line,
             command=list(config.command),
             env_names=env_names,
             secret_env_names=list(config.secret_env),
+            secrets_as="env" if config.secrets_as_env else "files",
             workdir=config.workdir,
             timeout=config.timeout,
         )
@@ -465,6 +503,55 @@ def build_plan(config: TrainConfig) -> Plan:
             "cancelled) and read back its metrics and logged model",
         )
     return plan
+
+
+def secrets_as_env_warning(config: TrainConfig) -> str:
+    names = ", ".join(config.secret_env)
+    if config.backend == "docker":
+        exposure = (
+            "reach the container as environment variables: anyone with access to the Docker "
+            "daemon can read their values with `docker inspect` while the container exists"
+        )
+    else:
+        exposure = (
+            "reach the training process as environment variables, readable in its "
+            "/proc/PID/environ by this user and root"
+        )
+    return (
+        f"--secrets-as-env: {names} {exposure}. Leave --secrets-as-env off (the default) to "
+        "pass them as files named by NAME_FILE instead."
+    )
+
+
+def _plan_secrets(plan: Plan, config: TrainConfig) -> str:
+    """Add the secrets.write action when secrets go as files; return what the run line says
+    about the secrets. Names only: a plan never holds a value."""
+    from steps.secret_files import CONTAINER_DIR, base_dir, file_variable
+
+    if not config.secret_env:
+        return ""
+    names = ", ".join(config.secret_env)
+    in_container = config.backend == "docker"
+    if config.secrets_as_env:
+        if in_container:
+            return f"; secrets {names} as environment variables (docker inspect shows them)"
+        return f"; secrets {names} as environment variables"
+    base, tmpfs = base_dir()
+    where = f"under {base}" + (" (tmpfs)" if tmpfs else " (not tmpfs: no writable tmpfs here)")
+    mounted = f", mounted read-only at {CONTAINER_DIR}" if in_container else ""
+    variables = [file_variable(n) for n in config.secret_env]
+    plan.add(
+        "secrets.write",
+        f"write {len(config.secret_env)} secret file(s) ({names}) to a private directory "
+        f"{where}{mounted}; {', '.join(variables)} name the files; the directory is removed "
+        "when the training ends (and ones left by dead mlsteps runs first)",
+        names=list(config.secret_env),
+        base=base,
+        tmpfs=tmpfs,
+        container_dir=CONTAINER_DIR if in_container else None,
+        file_env_names=variables,
+    )
+    return f"; secrets {names} as files" + (f" in {CONTAINER_DIR}" if in_container else "")
 
 
 def run_tag_names(config: TrainConfig) -> list[str]:
@@ -517,6 +604,8 @@ def command(runtime: Runtime, flags: Mapping[str, Any], cmd: list[str]) -> StepR
             face.mask(runtime.environ[name])
     if config.tracking_uri and (password := urlsplit(config.tracking_uri).password):
         face.mask(password)
+    if config.secret_env and config.secrets_as_env:
+        face.warning(secrets_as_env_warning(config))
     plan = build_plan(config)
     if runtime.dry_run:
         return StepResult({}, plan=plan)
@@ -529,6 +618,7 @@ def command(runtime: Runtime, flags: Mapping[str, Any], cmd: list[str]) -> StepR
         applied = plan.apply(run.handlers())
     except BaseException as exc:
         with signals.shielded(deliver=False):
+            run.remove_secrets()  # already gone unless the failure came before the training
             # A failed training still tells CI which run and exit code it had.
             if run.run_id or run.exit_code is not None:
                 runtime.partial_outputs = run.outputs()

@@ -6,8 +6,11 @@ and the command.
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from steps import __version__
 from steps.cli import Runtime
@@ -22,6 +25,9 @@ from steps.train import (
     container_network,
     run_tag_names,
 )
+
+if TYPE_CHECKING:
+    from steps.secret_files import SecretFiles
 
 
 class TrainRun:
@@ -43,6 +49,7 @@ class TrainRun:
         self.run_ended = False
         self.metrics: dict[str, float] = {}
         self.model_uri = ""
+        self.secret_files: SecretFiles | None = None
 
     # -- handlers, one per plan action kind --
     def handlers(self) -> dict[str, Any]:
@@ -50,6 +57,7 @@ class TrainRun:
             "containers.sweep": self.sweep,
             "image.ensure": self.ensure_image,
             "mlflow.start-run": self.start_run,
+            "secrets.write": self.write_secrets,
             "container.run": self.run_container,
             "process.run": self.run_process,
             "mlflow.end-run": self.end_run,
@@ -119,13 +127,52 @@ class TrainRun:
         assert set(tags) == set(run_tag_names(self.config)), "keep run_tag_names in step"
         return {k: v for k, v in tags.items() if v}
 
-    def training_env(self, tracking_uri: str | None) -> dict[str, str]:
+    def write_secrets(self, action: Action) -> None:
+        from steps import secret_files, signals
+
+        base = str(action.data["base"])
+        secret_files.sweep(base, self.face.info)
+        # The bytes mlsteps was given: fsencode undoes Python's decoding of the environment.
+        values = {n: os.fsencode(self.runtime.environ[n]) for n in self.config.secret_env}
+        # Shielded: a cancel lands after the directory is recorded for removal, never between.
+        with signals.shielded():
+            self.secret_files = secret_files.write(values, base, self.owner.labels())
+        variables = ", ".join(action.data["file_env_names"])
+        self.face.detail(f"secret files written to {self.secret_files.dir} ({variables})")
+
+    def remove_secrets(self) -> None:
+        """Delete the secret files (idempotent). Callers hold signals off meanwhile."""
+        if self.secret_files is None:
+            return
+        problem = self.secret_files.remove()
+        self.secret_files = None
+        if problem:
+            self.face.warning(f"could not remove the secret files ({problem}): delete it by hand.")
+
+    @contextmanager
+    def secrets_removed_after(self) -> Iterator[None]:
+        """The secret files live as long as the training: removed on every way out of it, with
+        signals held meanwhile (GitHub's second signal must not cut the removal short)."""
+        from steps import signals
+
+        try:
+            yield
+        except BaseException:
+            with signals.shielded(deliver=False):
+                self.remove_secrets()
+            raise
+        with signals.shielded():
+            self.remove_secrets()
+
+    def training_env(self, tracking_uri: str | None, *, in_container: bool) -> dict[str, str]:
         env: dict[str, str] = {}
         for pair in self.config.env:
             name, sep, value = pair.partition("=")
             env[name] = value if sep else self.runtime.environ.get(name, "")
-        for name in self.config.secret_env:
-            env[name] = self.runtime.environ[name]
+        if self.config.secrets_as_env:
+            env.update({n: self.runtime.environ[n] for n in self.config.secret_env})
+        elif self.secret_files is not None:
+            env.update(self.secret_files.env(in_container=in_container))
         if self.run_id and tracking_uri:
             env.update(
                 MLFLOW_TRACKING_URI=tracking_uri,
@@ -139,7 +186,13 @@ class TrainRun:
         return env
 
     def run_container(self, action: Action) -> None:
+        with self.secrets_removed_after():
+            self._run_container()
+
+    def _run_container(self) -> None:
         from steps import containers
+        from steps.errors import ConfigError
+        from steps.secret_files import CONTAINER_DIR
 
         config = self.config
         network, uri, extra_hosts = container_network(config)
@@ -159,7 +212,7 @@ class TrainRun:
             )
         else:
             gpus = config.gpus
-        env = self.training_env(uri)
+        env = self.training_env(uri, in_container=True)
         env.update({"MLSTEPS_DATA_DIR": "/data"} if config.data_dir else {})
         env.update({"MLSTEPS_OUTPUT_DIR": "/output"} if config.output_dir else {})
         if config.output_dir:
@@ -178,6 +231,9 @@ class TrainRun:
                 m.host: {"bind": m.container, "mode": "ro" if m.read_only else "rw"}
                 for m in all_mounts(config)
             },
+            read_only_binds=[(str(self.secret_files.dir), CONTAINER_DIR)]
+            if self.secret_files
+            else [],
             device_requests=gpus.device_requests(),
             working_dir=config.workdir,
             user=config.user,
@@ -189,21 +245,39 @@ class TrainRun:
             platform=config.platform,
         )
         with self.face.group("training log"), self.face.untrusted_lines():
-            outcome = containers.run_container(
-                self.docker(),
-                spec,
-                self.owner.invocation,
-                timeout=config.timeout,
-                on_line=self.face.log_line,
-                on_created=lambda cid: self.face.detail(f"container {cid[:12]} created"),
-            )
+            try:
+                outcome = containers.run_container(
+                    self.docker(),
+                    spec,
+                    self.owner.invocation,
+                    timeout=config.timeout,
+                    on_line=self.face.log_line,
+                    on_created=lambda cid: self.face.detail(f"container {cid[:12]} created"),
+                )
+            except ConfigError as exc:
+                if self.secret_files and str(self.secret_files.root) in exc.message:
+                    raise ConfigError(
+                        f"the Docker daemon cannot see the secret files mlsteps wrote in "
+                        f"{self.secret_files.root}: it runs on another machine or in another "
+                        "mount namespace (e.g. mlsteps runs in a container that shares the "
+                        "host's Docker socket). Run mlsteps where the daemon's files are, or "
+                        "pass --secrets-as-env true (then docker inspect shows the values)."
+                    ) from None
+                raise
         self.exit_code = outcome.exit_code
         self._judge(outcome.exit_code, outcome.oom_killed, outcome.timed_out, outcome.log_tail)
 
     def run_process(self, action: Action) -> None:
+        with self.secrets_removed_after():
+            self._run_process()
+
+    def _run_process(self) -> None:
         from steps.processes import run_process
 
-        env = {**self.runtime.environ, **self.training_env(self.config.tracking_uri)}
+        # Secrets delivered as files are not also left in the process's environment.
+        hidden = () if self.config.secrets_as_env else self.config.secret_env
+        env = {k: v for k, v in self.runtime.environ.items() if k not in hidden}
+        env.update(self.training_env(self.config.tracking_uri, in_container=False))
         if self.config.data_dir:
             env["MLSTEPS_DATA_DIR"] = self.config.data_dir
         if self.config.output_dir:

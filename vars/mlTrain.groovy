@@ -16,7 +16,8 @@ def call(Map userConfig = [:]) {
         backend: null,        // 'docker' runs the image, 'local' runs the command as a local process (mlsteps: docker)
         workdir: null,        // working directory in the container
         env: [],              // environment for the training process: a List of 'KEY=VALUE' or a Map
-        secretEnv: [],        // names of environment variables passed in as secrets (set them with withCredentials)
+        secretEnv: [],        // names of variables passed in as secrets (withCredentials); read as /run/secrets/NAME
+        secretsAsEnv: null,   // true: secrets as environment variables, which docker inspect shows (mlsteps: false)
         mount: [],            // bind mounts: a List of 'host:container[:ro]'
         dataDir: null,        // data directory, mounted read-only at /data; its digest is tagged on the run
         outputDir: null,      // directory mounted at /output
@@ -97,6 +98,12 @@ private static Map<String, String> valueForms() {
     return [command: words, mlsteps: words, env: pairs, label: pairs, secretEnv: words, mount: words]
 }
 
+// Keys that take true or false (a Boolean, or the String 'true' or 'false').
+@NonCPS
+private static List<String> booleanKeys() {
+    return ['secretsAsEnv']
+}
+
 @NonCPS
 private static String invalidKeys(Map userConfig, Map defaultConfig) {
     List<String> known = defaultConfig.keySet()*.toString()
@@ -108,6 +115,13 @@ private static String invalidKeys(Map userConfig, Map defaultConfig) {
     Map<String, String> forms = valueForms()
     for (String key : known) {
         Object value = userConfig[key]
+        if (booleanKeys().contains(key)) {
+            boolean isBoolean = value == null || value instanceof Boolean || value.toString() in ['true', 'false']
+            if (!isBoolean) {
+                return "mlTrain: key '${key}' must be true or false, not '${value}'"
+            }
+            continue
+        }
         String form = forms[key] ?: 'a String or a number'
         boolean ok = value == null ||
             (value instanceof List || value instanceof CharSequence) && forms[key] ||

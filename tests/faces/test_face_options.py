@@ -59,6 +59,7 @@ def test_the_contract_options_are_the_clis() -> None:
         "workdir",
         "env",
         "secret-env",
+        "secrets-as-env",
         "mount",
         "data-dir",
         "output-dir",
@@ -129,10 +130,11 @@ def test_jenkins_passes_each_option_as_its_cli_flag(run_jenkins: Any) -> None:
     args: dict[str, Any] = {"mlsteps": "true"}
     for option in train.SECTION.options:
         if option.name != "command":
-            args[option.jenkins_key] = ["v"] if option.kind == "list" else "v"
+            value = {"list": ["v"], "bool": True}.get(option.kind, "v")
+            args[option.jenkins_key] = value
     run = run_jenkins("mlTrain", args)
     assert run.status == "SUCCESS", run.console
-    flags = re.findall(r"'(--[a-z-]+)' 'v'", run.sh["args"]["script"])
+    flags = re.findall(r"'(--[a-z-]+)' '(?:v|true)'", run.sh["args"]["script"])
     assert flags == [o.flag for o in train.SECTION.options if o.name != "command"]
 
 

@@ -74,6 +74,7 @@ def test_builds_the_exact_command_with_every_value_single_quoted(run_jenkins: An
             "workdir": "/work dir",
             "env": ["A=1", "MSG=it's here"],
             "secretEnv": ["HF_TOKEN", "DB_PASSWORD"],
+            "secretsAsEnv": True,
             "mount": ["/data sets:/data:ro"],
             "dataDir": "data",
             "outputDir": "out",
@@ -97,7 +98,7 @@ def test_builds_the_exact_command_with_every_value_single_quoted(run_jenkins: An
         "'true' '--ci' 'jenkins' '--config' 'conf dir/mlsteps.yaml' 'train'"
         " '--image' 'registry.local/trainer:1.2' '--backend' 'docker' '--workdir' '/work dir'"
         " '--env' 'A=1' '--env' 'MSG=it'\\''s here'"
-        " '--secret-env' 'HF_TOKEN' '--secret-env' 'DB_PASSWORD'"
+        " '--secret-env' 'HF_TOKEN' '--secret-env' 'DB_PASSWORD' '--secrets-as-env' 'true'"
         " '--mount' '/data sets:/data:ro' '--data-dir' 'data' '--output-dir' 'out'"
         " '--gpus' '0,2' '--shm-size' '1g' '--memory' '4g' '--cpus' '1.5'"
         " '--user' '1000:1000' '--network' 'host' '--timeout' '30m' '--pull' 'never'"
@@ -233,8 +234,9 @@ def test_unknown_key_fails_naming_the_known_keys(run_jenkins: Any) -> None:
     assert run.returncode == 1
     assert run.error == (
         "mlTrain: unknown key 'imgae'; known keys: image, command, backend, workdir, env, "
-        "secretEnv, mount, dataDir, outputDir, gpus, shmSize, memory, cpus, user, network, "
-        "timeout, pull, label, platform, runId, runName, trackingUri, experiment, config, mlsteps"
+        "secretEnv, secretsAsEnv, mount, dataDir, outputDir, gpus, shmSize, memory, cpus, user, "
+        "network, timeout, pull, label, platform, runId, runName, trackingUri, experiment, "
+        "config, mlsteps"
     )
     assert run.calls("sh") == []
 
@@ -253,6 +255,7 @@ def test_unknown_key_fails_naming_the_known_keys(run_jenkins: Any) -> None:
             {"a": "b"},
             "mlTrain: key 'mount' must be a List of strings or one String, not LinkedHashMap",
         ),
+        ("secretsAsEnv", "yes", "mlTrain: key 'secretsAsEnv' must be true or false, not 'yes'"),
     ],
 )
 def test_a_value_of_the_wrong_type_fails(

@@ -88,10 +88,11 @@ def test_plan_lists_image_command_mounts_gpus_and_env_names_never_secret_values(
         "containers.sweep",
         "image.ensure",
         "mlflow.start-run",
+        "secrets.write",
         "container.run",
         "mlflow.end-run",
     ]
-    run = plan.to_json()["actions"][3]
+    run = plan.to_json()["actions"][4]
     assert run["image"] == "trainer:1" and run["command"] == ["python", "train.py"]
     assert run["mounts"] == [f"{tmp_path}:/work:ro"]
     assert run["device_requests"] == [
@@ -193,3 +194,117 @@ def test_data_digest_matches_the_documented_coreutils_pipeline(tmp_path: Path) -
 def test_gpu_request_text() -> None:
     assert [str(parse_gpus(s)) for s in ("all", "2", "0,2", "none")] == ["all", "2", "0,2", "none"]
     assert GpuRequest("auto").device_requests() == []
+
+
+SECRETS = {"DB_PASSWORD": "hunter2-secret-value", "HF_TOKEN": "hf_secret_token_value"}
+
+
+def test_plan_writes_secret_files_before_the_run_naming_never_showing_them(
+    tmp_path: Path,
+) -> None:
+    cfg = config(
+        tmp_path,
+        "true",
+        environ=SECRETS,
+        image="trainer:1",
+        **{"secret-env": ("DB_PASSWORD", "HF_TOKEN"), "tracking-uri": "http://127.0.0.1:5000"},
+    )
+    plan = build_plan(cfg)
+    assert [a.kind for a in plan.actions] == [
+        "containers.sweep",
+        "image.ensure",
+        "mlflow.start-run",
+        "secrets.write",
+        "container.run",
+        "mlflow.end-run",
+    ]
+    write = plan.to_json()["actions"][3]
+    assert write["names"] == ["DB_PASSWORD", "HF_TOKEN"]
+    assert write["file_env_names"] == ["DB_PASSWORD_FILE", "HF_TOKEN_FILE"]
+    assert write["container_dir"] == "/run/secrets"
+    assert write["base"] == "/dev/shm" and write["tmpfs"] is True  # this machine has one
+    assert write["line"].startswith(
+        "write 2 secret file(s) (DB_PASSWORD, HF_TOKEN) to a private directory under "
+        "/dev/shm (tmpfs), mounted read-only at /run/secrets"
+    )
+    run = plan.to_json()["actions"][4]
+    assert run["secrets_as"] == "files"
+    assert run["line"].endswith("; secrets DB_PASSWORD, HF_TOKEN as files in /run/secrets")
+    text = str(plan) + "\n".join(plan.lines())
+    assert not any(value in text for value in SECRETS.values())
+
+
+def test_secrets_as_env_plans_no_files_and_says_docker_inspect_shows_them(tmp_path: Path) -> None:
+    cfg = config(
+        tmp_path,
+        "true",
+        environ=SECRETS,
+        image="trainer:1",
+        **{"secret-env": ("HF_TOKEN",), "secrets-as-env": "true"},
+    )
+    assert cfg.secrets_as_env is True
+    plan = build_plan(cfg)
+    assert [a.kind for a in plan.actions] == ["containers.sweep", "image.ensure", "container.run"]
+    run = plan.to_json()["actions"][2]
+    assert run["secrets_as"] == "env"
+    assert run["line"].endswith(
+        "; secrets HF_TOKEN as environment variables (docker inspect shows them)"
+    )
+
+
+def test_local_backend_plans_secret_files_on_the_host(tmp_path: Path) -> None:
+    cfg = config(
+        tmp_path,
+        "python",
+        "t.py",
+        environ=SECRETS,
+        backend="local",
+        **{"secret-env": ("HF_TOKEN",)},
+    )
+    plan = build_plan(cfg)
+    assert [a.kind for a in plan.actions] == ["secrets.write", "process.run"]
+    write = plan.to_json()["actions"][0]
+    assert write["container_dir"] is None and "mounted" not in write["line"]
+    assert plan.actions[1].line.endswith("; secrets HF_TOKEN as files")
+
+
+def test_no_secrets_no_secret_action(tmp_path: Path) -> None:
+    plan = build_plan(config(tmp_path, "true", image="x", **{"secrets-as-env": "false"}))
+    assert "secrets.write" not in [a.kind for a in plan.actions]
+    assert "secrets" not in plan.actions[-1].line
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (
+            {"env": ("HF_TOKEN_FILE=/x",)},
+            "--env HF_TOKEN_FILE: that variable carries a --secret-env secret",
+        ),
+        ({"env": ("HF_TOKEN",)}, "--env HF_TOKEN: that variable carries a --secret-env secret"),
+        (
+            {"mount": ("/tmp:/run/secrets:ro",)},
+            "--mount /tmp:/run/secrets:ro: /run/secrets holds the --secret-env files",
+        ),
+        ({"secrets-as-env": "maybe"}, "--secrets-as-env 'maybe' is not valid: expected true"),
+    ],
+)
+def test_secret_option_clashes(tmp_path: Path, flags: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        config(
+            tmp_path, "true", environ=SECRETS, image="x", **{"secret-env": ("HF_TOKEN",)}, **flags
+        )
+    assert message in caught.value.message
+
+
+def test_secret_file_name_clash_is_fine_when_secrets_go_as_env(tmp_path: Path) -> None:
+    cfg = config(
+        tmp_path,
+        "true",
+        environ=SECRETS,
+        image="x",
+        env=("HF_TOKEN_FILE=/x",),
+        mount=("/tmp:/run/secrets",),
+        **{"secret-env": ("HF_TOKEN",), "secrets-as-env": "yes"},
+    )
+    assert cfg.secrets_as_env
