@@ -1,4 +1,4 @@
-"""README.md's option table is generated from steps/train.py's SECTION; this fails on drift.
+"""README.md's option tables are generated from each step's SECTION; this fails on drift.
 
 Regenerate with: .venv/bin/python tests/test_readme.py --write
 """
@@ -9,39 +9,51 @@ import re
 import sys
 from pathlib import Path
 
+import pytest
+
 README = Path(__file__).resolve().parents[1] / "README.md"
-BEGIN, END = "<!-- train-options:begin -->", "<!-- train-options:end -->"
+STEPS = ("secrets", "train")
 
 
-def render() -> str:
+def markers(step: str) -> tuple[str, str]:
+    return f"<!-- {step}-options:begin -->", f"<!-- {step}-options:end -->"
+
+
+def render(step: str) -> str:
+    from steps import registry
     from steps.config import MLFLOW
-    from steps.train import SECTION
 
+    step_section = registry.load(step).SECTION
     rows = [
         "| option (CLI flag) | environment | Jenkins key | meaning | default |",
         "| --- | --- | --- | --- | --- |",
     ]
-    for section in (SECTION, MLFLOW):
+    # train takes the shared MLflow options too
+    for section in (step_section, MLFLOW) if step == "train" else (step_section,):
         for opt in section.options:
-            flag = f"`{opt.flag}`" if opt.cli else "after `--`"
+            flag = f"`{opt.flag}`" if opt.cli else ("env only" if opt.secret else "after `--`")
             default = "" if opt.default is None else f"`{opt.default}`"
             help_text = opt.help.replace("|", "\\|")
+            env = " / ".join(
+                f"`{name}`" for name in (opt.env_var(section.name), *opt.env_fallbacks)
+            )
             rows.append(
-                f"| `{opt.name}` ({flag}) | `{opt.env_var(section.name)}` | `{opt.jenkins_key}` "
-                f"| {help_text} | {default} |"
+                f"| `{opt.name}` ({flag}) | {env} | `{opt.jenkins_key}` | {help_text} | {default} |"
             )
     return "\n".join(rows)
 
 
-def current() -> str:
+def current(step: str) -> str:
+    begin, end = markers(step)
     text = README.read_text()
-    match = re.search(re.escape(BEGIN) + r"\n(.*?)\n" + re.escape(END), text, re.S)
-    assert match, f"README.md lacks the {BEGIN} … {END} markers"
+    match = re.search(re.escape(begin) + r"\n(.*?)\n" + re.escape(end), text, re.S)
+    assert match, f"README.md lacks the {begin} … {end} markers"
     return match.group(1)
 
 
-def test_readme_option_table_matches_the_code() -> None:
-    assert current() == render(), (
+@pytest.mark.parametrize("step", STEPS)
+def test_readme_option_table_matches_the_code(step: str) -> None:
+    assert current(step) == render(step), (
         "README.md is stale: run .venv/bin/python tests/test_readme.py --write"
     )
 
@@ -58,4 +70,6 @@ def test_readme_holds_the_two_commands_ci_runs() -> None:
 
 if __name__ == "__main__" and "--write" in sys.argv:
     text = README.read_text()
-    README.write_text(text.replace(current(), render()))
+    for step in STEPS:
+        text = text.replace(current(step), render(step))
+    README.write_text(text)
