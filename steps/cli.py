@@ -224,18 +224,21 @@ def step_command(
 
 
 def _click_option(section: str, option: Option) -> click.Option:
-    help_text = f"{option.help} Env: {option.env_var(section)}."
+    help_text = (
+        f"{option.help} Env: {' or '.join((option.env_var(section), *option.env_fallbacks))}."
+    )
     if option.choices:
         help_text += f" One of: {', '.join(option.choices)}."
     if option.default not in (None, (), []):
         help_text += f" Default: {option.default}."
     # Values stay strings here: config.resolve parses flags, env and file the same way,
-    # so a bad value gets the same message whichever way it came in.
+    # so a bad value gets the same message whichever way it came in. That is also why an
+    # on/off option takes a value (--tls-skip-verify true): every face passes it the same way.
+    choices = ("true", "false") if option.kind == "bool" else option.choices
     return click.Option(
         [option.flag],
         multiple=option.kind in ("list", "structured"),
-        metavar=option.metavar
-        or ("[" + "|".join(option.choices) + "]" if option.choices else "TEXT"),
+        metavar=option.metavar or ("[" + "|".join(choices) + "]" if choices else "TEXT"),
         help=help_text,
     )
 

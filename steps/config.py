@@ -258,6 +258,8 @@ def _from_env(opt: Option, text: str) -> Any:
 
 def _convert(opt: Option, raw: Any, label: str, base: Path) -> Any:
     def bad(expected: str, value: Any = raw) -> ConfigError:
+        if isinstance(value, tuple | list) and all(isinstance(v, str) for v in value):
+            value = "; ".join(value)  # repeated flags of a structured option
         shown = "<redacted>" if opt.secret else repr(value)
         return ConfigError(f"{label} {shown} is not valid: expected {expected}.")
 

@@ -407,7 +407,8 @@ def _check_fetch_target(config: SecretsConfig) -> None:
 EPILOG = (
     "Values are masked before anything is printed and never appear in argv, logs, outputs "
     "(unless --export-outputs) or summaries. Credentials come from the environment or files, "
-    "never from flags."
+    "never from flags: VAULT_TOKEN, VAULT_ROLE_ID, VAULT_SECRET_ID, VAULT_JWT (or "
+    "MLSTEPS_SECRETS_TOKEN, _ROLE_ID, _SECRET_ID, _JWT), or the -file options."
 )
 
 

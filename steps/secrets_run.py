@@ -122,6 +122,7 @@ class Session:
             }
             results = {key: future.result() for key, future in futures.items()}
         missing: list[str] = []
+        clashes: list[str] = []
         problems: list[str] = []  # each a sentence
         for key, specs in wanted.items():
             result = results[key]
@@ -143,8 +144,16 @@ class Session:
                 for name, value in picked.items():
                     # Masks first: on GitHub a value is hidden only in lines printed after it.
                     self.face.mask(value.reveal())
+                    if name in self.values and self.sources[name] != spec.describe():
+                        # A * request can name a variable another request names too.
+                        clashes.append(f"{name} from {self.sources[name]} and {spec.describe()}")
                     self.values[name] = value
                     self.sources[name] = spec.describe()
+        if clashes:
+            problems.append(
+                "two requests give the same variable name — " + "; ".join(clashes) + ". Rename "
+                "one with '| OTHER_NAME', or give the * request a prefix ('PATH * | PREFIX_')."
+            )
         if missing:
             problems.insert(
                 0,

@@ -529,6 +529,17 @@ def test_star_takes_every_key_with_and_without_a_prefix(cli: Cli) -> None:
     )  # fmt: skip
     expect_values(prefixed, {"ODD_9LIVES": f"nine-{cli.uid}", "ODD_OK": f"ok-{cli.uid}"})
 
+    # Two requests that give one name (a * and an explicit one) would overwrite each other.
+    clash = cli.run(
+        "secrets", "exec", "--secrets",
+        f"secret/{cli.uid}/ml/api * ; secret/{cli.uid}/ml/odd ok | USER", "--", *cli.child(),
+        env=env,
+    )  # fmt: skip
+    assert clash.code == 1, clash
+    assert "two requests give the same variable name — USER from" in clash.err, clash
+    assert "'PATH * | PREFIX_'" in clash.err, clash
+    assert clash.hashes() == {}
+
 
 def test_optional_keys_and_paths_are_skipped_with_a_line(cli: Cli) -> None:
     path = f"{cli.uid}/ml/db"
