@@ -207,7 +207,9 @@ def test_github_cancel_schedule_at_20_random_moments_leaves_no_container(
     The 20 moments fall between the image pull (from a real registry, --pull always) and log
     streaming; they are seeded, so a failure is reproducible. Before mlsteps is up, a signal
     meets CPython's own startup, where nothing can have been created, so the window starts
-    after the measured startup time."""
+    after the measured startup time. The run has a secret, so its files on tmpfs must go too."""
+    from tests.integration.test_train_secrets import secret_dirs_of
+
     ref = f"{registry}/mlsteps-base:cancel"
     docker_client.images.get(base_image).tag(ref)
     docker_client.images.push(f"{registry}/mlsteps-base", tag="cancel")
@@ -217,9 +219,9 @@ def test_github_cancel_schedule_at_20_random_moments_leaves_no_container(
     try:
         for moment in moments:
             proc = start(
-                "train", "--image", ref, "--pull", "always",
+                "train", "--image", ref, "--pull", "always", "--secret-env", "CANCEL_SECRET",
                 "--", "sh", "-c", "echo started; sleep 300",
-                cwd=workdir,
+                cwd=workdir, env={"CANCEL_SECRET": "cancel-secret-value"},
             )  # fmt: skip
             time.sleep(moment)
             proc.send_signal(signal.SIGINT)
@@ -240,6 +242,7 @@ def test_github_cancel_schedule_at_20_random_moments_leaves_no_container(
             assert proc.returncode in (130, 143), (moment, proc.returncode, err[-500:])
             left = step_containers(docker_client)
             assert left == [], (moment, describe(left))
+            assert secret_dirs_of(proc.pid) == [], moment
     finally:
         docker_client.images.remove(ref, force=True)
     # The window is meaningful: some cancels hit a streaming container, some came earlier.

@@ -380,3 +380,32 @@ def test_a_daemon_that_cannot_see_the_files_is_named(base_image: str, workdir: P
     )
     assert "--secrets-as-env true (then docker inspect shows the values)" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_files_left_by_a_killed_run_are_removed_by_the_next(
+    docker_client: Any, base_image: str, workdir: Path
+) -> None:
+    """kill -9 runs no cleanup; the next run with secrets sweeps what the dead one left."""
+    proc = start(
+        "train", "--image", base_image, "--secret-env", "S", "--", "sh", "-c", "sleep 300",
+        cwd=workdir, env=SECRET_ENV,
+    )  # fmt: skip
+    with Watch(docker_client, proc) as watch:
+        deadline = time.monotonic() + 60
+        while not watch.inspect:
+            assert time.monotonic() < deadline, "the training container never started"
+            time.sleep(0.1)
+        proc.kill()
+        proc.communicate(timeout=30)
+    left = watch.secrets_source().parent
+    assert left.exists() and secret_dirs_of(proc.pid) == [left]
+    done = mlsteps(
+        "train", "--image", base_image, "--secret-env", "S", "--", "true",
+        cwd=workdir, env=SECRET_ENV,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert re.search(
+        r"removed \d+ secret directory\(ies\) left by mlsteps runs that died", done.stdout
+    )
+    assert not left.exists()
+    assert_nothing_left(docker_client)
