@@ -17,14 +17,8 @@ from steps.cli import Runtime
 from steps.errors import MlstepsError, StepFailed
 from steps.lineage import ci_run_url, data_digest, git_commit
 from steps.plan import Action
-from steps.train import (
-    TRACKING_CREDENTIALS,
-    GpuRequest,
-    TrainConfig,
-    all_mounts,
-    container_network,
-    run_tag_names,
-)
+from steps.train import all_mounts, container_network, run_tag_names
+from steps.train_options import TRACKING_CREDENTIALS, GpuRequest, TrainConfig
 
 if TYPE_CHECKING:
     from steps.secret_files import SecretFiles

@@ -264,7 +264,7 @@ def test_gpu_device_request_as_the_engine_records_it(docker_client: Any, base_im
     before the failed start removes it."""
     from steps import containers
     from steps.errors import StepFailed
-    from steps.train import parse_gpus
+    from steps.train_options import parse_gpus
 
     owner = containers.Owner("train")
     seen: dict[str, Any] = {}

@@ -1,4 +1,5 @@
-"""train's option parsers, its plan, and the data digest (steps/train.py): no services."""
+"""train's option parsers (steps/train_options.py), its plan (steps/train.py) and the data
+digest: no services."""
 
 from __future__ import annotations
 
@@ -11,15 +12,8 @@ import pytest
 from steps.cli import Runtime
 from steps.errors import ConfigError
 from steps.lineage import data_digest
-from steps.train import (
-    GpuRequest,
-    TrainConfig,
-    build_plan,
-    container_network,
-    load_config,
-    parse_gpus,
-    parse_mount,
-)
+from steps.train import build_plan, container_network
+from steps.train_options import GpuRequest, TrainConfig, load_config, parse_gpus, parse_mount
 
 
 @pytest.mark.parametrize(
