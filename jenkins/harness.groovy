@@ -9,6 +9,9 @@
  *    "args": {...},                      // the Map passed to call(); omit to call() without one
  *                                        // (an object written {"__map__": [[k, v], ...]} keeps
  *                                        // its key order, which JsonSlurper would not)
+ *    "body": "sh 'make'; return 1",      // optional: Groovy source of the block passed as the
+ *                                        // last argument, call(args) { <body> }; it sees the
+ *                                        // same steps and env
  *    "workspace": "/path",               // where sh runs and relative files resolve (default: cwd)
  *    "env": {"BUILD_TAG": "..."},        // the build's environment (env.X), on top of this process's
  *    "credentials": {"id": "value" or {"username": .., "password": ..}},
@@ -22,12 +25,17 @@
  * `/bin/sh -xe` (or by its own #! line), in the workspace, with the environment as withEnv left
  * it; its output goes to this process's stderr (the "console"), or is returned with
  * returnStdout; a non-zero exit throws unless returnStatus is set. Everything else is recorded.
- * Values bound by withCredentials appear as **** in the recorded environment of sh calls (the
- * console is not masked).
+ *
+ * The console is filtered line by line as Jenkins filters its log: while a withCredentials block
+ * runs, its values show as ****; while a `wrap([$class: 'MaskPasswordsBuildWrapper', ...])` block
+ * runs, its passwords show as ******** (the Mask Passwords plugin). The record never holds those
+ * values: they are replaced the same way in echo messages, withEnv overrides and the recorded
+ * environment of sh calls, and a wrap call records each password's sha256, not the password.
  */
 
 import groovy.json.JsonOutput
 import groovy.json.JsonSlurper
+import java.security.MessageDigest
 import org.codehaus.groovy.control.CompilerConfiguration
 import org.codehaus.groovy.control.customizers.ImportCustomizer
 
@@ -57,6 +65,38 @@ class PipelineEnv {
     void setProperty(String name, value) { layers[0][name] = value == null ? null : value.toString() }
 
     def getAt(String name) { current()[name] }
+}
+
+/**
+ * The values Jenkins hides in its log. Masks apply to the console while their block runs; the
+ * record is scrubbed of every value ever registered.
+ */
+class Masks {
+    private final List<List<String>> active = []
+    private final List<List<String>> registered = []
+
+    /** Register [value, replacement] pairs for a block; returns how many to pop after it. */
+    int push(List<List<String>> masks) {
+        List<List<String>> usable = masks.findAll { it[0] }
+        active.addAll(usable)
+        registered.addAll(usable)
+        return usable.size()
+    }
+
+    void pop(int count) {
+        count.times { active.remove(active.size() - 1) }
+    }
+
+    String console(String line) { replace(line, active) }
+
+    String scrub(String text) { text == null ? null : replace(text, registered) }
+
+    private static String replace(String text, List<List<String>> masks) {
+        // Longest first, so a value that contains another is hidden whole.
+        masks.sort(false) { -it[0].length() }.inject(text) { String out, List<String> mask ->
+            out.replace(mask[0], mask[1])
+        }
+    }
 }
 
 def fail(String message) {
@@ -94,9 +134,8 @@ baseEnv.put('WORKSPACE', workspace.path)
 def env = new PipelineEnv(baseEnv)
 Map credentialValues = (input.credentials ?: [:]) as Map
 List<Map> calls = []
-// Values bound by withCredentials: recorded as **** (Jenkins masks them in its log).
-Set<String> secretValues = [] as Set
-def console = System.err
+def masks = new Masks()
+def console = new PrintStream(new FileOutputStream(FileDescriptor.err), true, 'UTF-8')
 
 File resolve(File workspace, String path) {
     File file = new File(path)
@@ -113,8 +152,8 @@ binding.setVariable('env', env)
 binding.setVariable('params', input.params ?: [:])
 
 binding.setVariable('echo', { Object message ->
-    calls << [step: 'echo', args: [message: message as String]]
-    console.println(message as String)
+    calls << [step: 'echo', args: [message: masks.scrub(message as String)]]
+    (message as String).readLines().each { String line -> console.println(masks.console(line)) }
 })
 
 binding.setVariable('error', { Object message ->
@@ -128,7 +167,7 @@ binding.setVariable('sh', { Object arg ->
     Map record = [step: 'sh', args: a.collectEntries { k, v -> [(k): v] }, env: env.current().findAll { k, v ->
         // Only what differs from this process's own environment: the build's and withEnv's.
         !(System.getenv().containsKey(k) && System.getenv(k) == v)
-    }.collectEntries { k, v -> [(k): secretValues.contains(v) ? '****' : v] }]
+    }.collectEntries { k, v -> [(k): masks.scrub(v)] }]
     calls << record
     File scriptFile = File.createTempFile('harness-sh-', '.sh')
     try {
@@ -151,8 +190,9 @@ binding.setVariable('sh', { Object arg ->
         if (a.returnStdout) {
             stdout = process.inputStream.getText('UTF-8')
         } else {
-            console << process.inputStream
-            console.flush()
+            process.inputStream.withReader('UTF-8') { reader ->
+                reader.eachLine { String line -> console.println(masks.console(line)) }
+            }
         }
         int status = process.waitFor()
         record.status = status
@@ -180,7 +220,7 @@ binding.setVariable('withEnv', { List<String> overrides, Closure body ->
         }
         layer[item.substring(0, eq)] = item.substring(eq + 1)
     }
-    calls << [step: 'withEnv', args: [overrides: overrides.collect { it as String }]]
+    calls << [step: 'withEnv', args: [overrides: overrides.collect { masks.scrub(it as String) }]]
     env.push(layer)
     try {
         return body.call()
@@ -220,13 +260,37 @@ binding.setVariable('withCredentials', { List bindings, Closure body ->
                 throw new IllegalArgumentException("withCredentials: unsupported binding ${b.type}")
         }
     }
-    layer.each { k, v -> if (!tempFiles*.path.contains(v)) { secretValues << v } }
+    int masked = masks.push(layer.findAll { k, v -> !tempFiles*.path.contains(v) }
+        .collect { k, v -> [v, '****'] })
     env.push(layer)
     try {
         return body.call()
     } finally {
         env.pop()
+        masks.pop(masked)
         tempFiles*.delete()
+    }
+})
+
+String sha256(String text) {
+    MessageDigest.getInstance('SHA-256').digest(text.getBytes('UTF-8')).encodeHex().toString()
+}
+
+// Build wrappers by class name; only the Mask Passwords plugin's is known here.
+binding.setVariable('wrap', { Map a, Closure body ->
+    if (a['$class'] != 'MaskPasswordsBuildWrapper') {
+        throw new IllegalArgumentException("wrap: unsupported wrapper ${a['$class']}")
+    }
+    List<Map> pairs = (a.varPasswordPairs ?: []) as List<Map>
+    calls << [step: 'wrap', args: [
+        $class: a['$class'],
+        varPasswordPairs: pairs.collect { Map p -> [var: p.var, passwordSha256: sha256(p.password as String)] },
+    ]]
+    int masked = masks.push(pairs.collect { Map p -> [p.password as String, '********'] })
+    try {
+        return body.call()
+    } finally {
+        masks.pop(masked)
     }
 })
 
@@ -264,7 +328,11 @@ binding.setVariable('archiveArtifacts', { Object arg ->
     null
 })
 
-binding.setVariable('pwd', { Object... ignored -> workspace.path })
+// pwd(tmp: true) is the workspace's @tmp sibling, as in Jenkins; it may not exist yet.
+binding.setVariable('pwd', { Object... a ->
+    boolean tmp = a && a[0] instanceof Map && a[0].tmp
+    tmp ? "${workspace.path}@tmp".toString() : workspace.path
+})
 
 // Jenkins compiles libraries with @NonCPS importable without an import; define it for plain Groovy.
 def loader = new GroovyClassLoader(this.class.classLoader)
@@ -285,7 +353,12 @@ try {
     Script script = shell.parse(scriptFile)
     // A variable's file name is its step name; record the call itself first.
     calls << [step: scriptFile.name - '.groovy', args: ordered(input.args)]
-    outcome.result = input.containsKey('args') ? script.call(ordered(input.args)) : script.call()
+    List callArgs = input.containsKey('args') ? [ordered(input.args)] : []
+    if (input.body != null) {
+        // Compiled by the same shell, so the block resolves steps and env through the binding.
+        callArgs << shell.evaluate("{ -> ${input.body}\n}")
+    }
+    outcome.result = script.invokeMethod('call', callArgs as Object[])
 } catch (PipelineError e) {
     outcome.status = 'FAILURE'
     outcome.error = e.message

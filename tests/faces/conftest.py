@@ -156,7 +156,8 @@ def _ordered(value: Any) -> Any:
 @pytest.fixture
 def run_jenkins(tmp_path: Path) -> Callable[..., JenkinsRun]:
     """run_jenkins('mlTrain', {...}) runs vars/mlTrain.groovy under jenkins/harness.groovy
-    (or the file given as script=) and returns what it recorded."""
+    (or the file given as script=) and returns what it recorded; body= is the Groovy source of
+    a block passed last, as in withVaultSecrets(...) { body }."""
     groovy = shutil.which("groovy")
     require(groovy is not None, "groovy", "apt-get install -y groovy")
     require(java_home() is not None, "Java 17", "apt-get install -y openjdk-17-jre-headless")
@@ -171,6 +172,7 @@ def run_jenkins(tmp_path: Path) -> Callable[..., JenkinsRun]:
         timeout: float = 60,
         extra_env: Mapping[str, str] | None = None,
         script: Path | None = None,
+        body: str | None = None,
     ) -> JenkinsRun:
         workspace = workspace or tmp_path / "workspace"
         workspace.mkdir(parents=True, exist_ok=True)
@@ -186,6 +188,8 @@ def run_jenkins(tmp_path: Path) -> Callable[..., JenkinsRun]:
         }
         if args is not None:
             spec["args"] = _ordered(args)
+        if body is not None:
+            spec["body"] = body  # Groovy source of the block: call(args) { body }
         input_file = record_file.with_suffix(".input.json")
         input_file.write_text(json.dumps(spec), encoding="utf-8")
         proc = subprocess.run(

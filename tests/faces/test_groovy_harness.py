@@ -5,6 +5,8 @@ environment; error fails the build."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -94,3 +96,57 @@ def test_error_fails_the_build_with_its_message(run_jenkins: Any, probe_script: 
     assert run.status == "FAILURE"
     assert run.error == "stop here"
     assert run.calls("error") == [{"step": "error", "args": {"message": "stop here"}}]
+
+
+MASKING_SCRIPT = r"""
+def call(Map config = [:], Closure body) {
+    withCredentials([string(credentialsId: 'token', variable: 'TOKEN')]) {
+        sh 'echo "credential: $TOKEN"'
+    }
+    List pairs = [[var: 'PW', password: 'hunter2']]
+    wrap([$class: 'MaskPasswordsBuildWrapper', varPasswordPairs: pairs]) {
+        withEnv(['PW=hunter2']) {
+            sh 'echo "password: $PW"'
+            echo "echoed: ${env.PW}"
+            body()
+        }
+    }
+    echo 'after: hunter2'
+    return pwd(tmp: true)
+}
+"""
+
+
+def test_masks_apply_to_the_console_while_their_block_runs(
+    run_jenkins: Any, tmp_path: Path
+) -> None:
+    script = tmp_path / "maskStep.groovy"
+    script.write_text(MASKING_SCRIPT, encoding="utf-8")
+    workspace = tmp_path / "ws"
+    run = run_jenkins(
+        "maskStep",
+        {},
+        script=script,
+        workspace=workspace,
+        credentials={"token": "s3cr3t"},
+        body="sh 'echo \"in the block: $PW\"'",
+    )
+    assert run.status == "SUCCESS", run.console
+    assert run.result == f"{workspace}@tmp"
+    # withCredentials' values show as ****, the Mask Passwords plugin's as ********, each
+    # only inside its block (the sh -x trace included): Jenkins masks nothing after it.
+    assert "credential: ****" in run.console
+    assert "password: ********" in run.console
+    assert "echoed: ********" in run.console
+    assert "in the block: ********" in run.console
+    assert "after: hunter2" in run.console
+    assert "s3cr3t" not in run.console
+    assert run.console.count("hunter2") == 1
+    # The record holds the password's sha256, and the values nowhere (not even after the block).
+    (wrap,) = run.calls("wrap")
+    assert wrap["args"]["varPasswordPairs"] == [
+        {"var": "PW", "passwordSha256": hashlib.sha256(b"hunter2").hexdigest()}
+    ]
+    record = json.dumps(run.record)
+    assert "s3cr3t" not in record
+    assert "hunter2" not in record
