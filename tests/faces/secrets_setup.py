@@ -1,0 +1,78 @@
+"""A real OpenBao server set up for one test of a secrets face, and the values it holds.
+
+Shared by the GitHub (act) and Jenkins (Groovy harness) tests of the secrets faces: KV values
+of awkward shapes, a database role that leases Redis users, and an AppRole allowed to read
+both, all under names of the test's own on the session's server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from typing import Any
+
+from tests import vault_setup as vs
+from tests.faces import vault_checks
+
+
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def awkward_values(tag: str) -> dict[str, str]:
+    """Values of the shapes that slip past masks and quoting, and the names they go under."""
+    return {
+        "MULTI_VALUE": f"-----BEGIN KEY {tag}-----\nsecond 'line' {tag}\n\n-----END KEY-----\n",
+        "JSON_VALUE": json.dumps({"user": f"svc-{tag}", "pw": 'p"w\\d;|x'}),
+        "SHELL_VALUE": f'$HOME ${{PATH}} `id` it\'s "q" 100% %s \\n {tag}',
+        "UNICODE_VALUE": f"pässwörd 🔑 日本語 {tag}",
+    }
+
+
+def lines_of(value: str) -> list[str]:
+    """The lines a console shows of a value (blank ones hide nothing)."""
+    return [line for line in value.splitlines() if line.strip()]
+
+
+class VaultSecrets:
+    """KV values (`values`, by variable name), a database role making leased Redis users
+    (`creds_path`) and an AppRole (`auth_mount`, `role_id`, `secret_id`) whose token may read
+    both; `requests` are the vault-action lines that fetch them all."""
+
+    def __init__(self, vault: Any, redis: Any, face: str) -> None:
+        tag = uuid.uuid4().hex[:8]
+        self.vault = vault
+        self.values = awkward_values(tag)
+        self.kv_path = f"faces-{face}/{tag}"
+        vs.put_kv(vault, "secret", self.kv_path, {k.lower(): v for k, v in self.values.items()})
+        self.creds_path = vs.dynamic_creds_role(
+            vault, redis, role="reader", mount=f"database-{tag}"
+        )
+        self.auth_mount = f"approle-{tag}"
+        reader = vs.read_policy(
+            vault, f"faces-{tag}", [f"secret/data/{self.kv_path}", self.creds_path]
+        )
+        self.role_id, self.secret_id = vs.approle(
+            vault, "ci", [reader], mount=self.auth_mount, token_ttl="10m"
+        )
+        self.requests = [f"secret/{self.kv_path} {name.lower()} | {name}" for name in self.values]
+        self.requests += [
+            f"{self.creds_path} username | DB_USERNAME",
+            f"{self.creds_path} password | DB_PASSWORD",
+        ]
+
+    def held(self) -> dict[str, int]:
+        """What the server still holds of this setup's logins: live tokens, leases."""
+        addr, root = self.vault.addr, self.vault.root_token
+        return {
+            "tokens": len(vault_checks.login_tokens(addr, root, self.auth_mount)),
+            "leases": len(vault_checks.leases(addr, root, self.creds_path)),
+        }
+
+    def secrets(self) -> list[str]:
+        """Every value and every shown line of one: what must never appear in a log."""
+        return [s for v in self.values.values() for s in [v, *lines_of(v)]] + [
+            self.role_id,
+            self.secret_id,
+        ]

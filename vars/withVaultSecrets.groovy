@@ -1,0 +1,278 @@
+/*
+ * withVaultSecrets: run a block with secrets from Vault in its environment, masked in the console
+ * log, and revoke the leases and the login token when the block ends, however it ends.
+ *
+ *   withVaultSecrets(url: 'https://vault.internal:8200', method: 'approle',
+ *                    roleIdCredentialsId: 'vault-role-id', secretIdCredentialsId: 'vault-secret-id',
+ *                    secrets: 'secret/ml/mlflow token | MLFLOW_TRACKING_TOKEN') {
+ *       sh './train.sh'   // sees $MLFLOW_TRACKING_TOKEN; the log shows ******** for it
+ *   }
+ *
+ * Keys are the `mlsteps secrets fetch` options in camelCase (option `ca-cert` is key `caCert`);
+ * the credentials (token, role id, secret id, JWT) are never keys: they come from Jenkins
+ * credentials named by the *CredentialsId keys, or from the environment. See
+ * withVaultSecrets.txt. Behaviour lives in mlsteps: this step builds the two command lines
+ * (fetch, revoke), reads back the file fetch writes and wraps the block.
+ */
+
+def call(Closure body) {
+    return call([:], body)
+}
+
+def call(Map userConfig, Closure body = null) {
+    Map defaultConfig = [
+        secrets: null,                 // what to read: vault-action lines, 'secret/ml/db password | DB_PASSWORD'
+        url: null,                     // Vault server, e.g. 'https://vault.internal:8200' (else VAULT_ADDR)
+        namespace: null,               // Vault namespace (X-Vault-Namespace; else VAULT_NAMESPACE)
+        method: null,                  // how to log in: 'token', 'approle', 'jwt' or 'kubernetes' (mlsteps: token)
+        mount: null,                   // path the auth method is mounted at (mlsteps: the method's name)
+        role: null,                    // role to log in as (jwt, kubernetes)
+        tokenCredentialsId: null,      // Secret text credential holding the Vault token (method token)
+        tokenFile: null,               // file holding the Vault token
+        roleIdCredentialsId: null,     // Secret text credential holding the AppRole role id
+        roleIdFile: null,              // file holding the AppRole role id
+        secretIdCredentialsId: null,   // Secret text credential holding the AppRole secret id
+        secretIdFile: null,            // file holding the AppRole secret id
+        secretIdWrapped: null,         // true: the secret id is a response-wrapping token (mlsteps: false)
+        jwtCredentialsId: null,        // Secret text credential holding a JWT (method jwt), e.g. an OIDC id token
+        jwtFile: null,                 // file holding the JWT (method jwt)
+        kubernetesTokenPath: null,     // service-account token (method kubernetes; mlsteps: the pod's mounted token)
+        caCert: null,                  // CA bundle of the server (else VAULT_CACERT)
+        clientCert: null,              // TLS client certificate (else VAULT_CLIENT_CERT)
+        clientKey: null,               // TLS client key (else VAULT_CLIENT_KEY)
+        tlsSkipVerify: null,           // true: do not check the server's certificate (test servers only; mlsteps warns)
+        timeout: null,                 // total time for the login and the reads, e.g. '30s' (mlsteps: 60s)
+        config: null,                  // path of an mlsteps.yaml (mlsteps: ./mlsteps.yaml when present)
+        mlsteps: 'mlsteps',            // the mlsteps executable: a path, or a List of words ['python3', '-m', 'steps']
+    ]
+    String problem = invalidKeys(userConfig, defaultConfig) ?: (body == null ? missingBody() : null)
+    if (problem) {
+        error problem
+    }
+    Map config = defaultConfig + userConfig
+
+    // A directory of this call's own under the workspace's @tmp sibling: nothing lands in the
+    // checkout, and concurrent calls (parallel branches) do not share files.
+    String dir = "${pwd(tmp: true)}/mlsteps-secrets-${UUID.randomUUID().toString().take(8)}"
+    String secretsFile = "${dir}/secrets.json"
+    String leaseFile = "${dir}/lease.json"
+    List<String> environment = [
+        "MLSTEPS_OUTPUTS_FILE=${dir}/outputs.json".toString(),
+        "MLSTEPS_SUMMARY_FILE=${dir}/summary.md".toString(),
+    ]
+    String fetch = fetchCommand(config, defaultConfig, secretsFile, leaseFile)
+    // The record is removed by a successful revoke; the directory goes with it. A failed revoke
+    // keeps both, so the record can be revoked again by hand.
+    String revoke = revokeCommand(config, leaseFile) + ' && rm -rf ' + shellQuote(dir)
+
+    boolean bodyDone = false
+    try {
+        // string() is a pipeline symbol, so the bindings are made here, not in a @NonCPS helper.
+        List bindings = []
+        for (Map binding : credentialBindings(config)) {
+            bindings << string(credentialsId: binding.credentialsId, variable: binding.variable)
+        }
+        int status = 0
+        withCredentials(bindings) {
+            withEnv(environment) {
+                status = sh(script: fetch, returnStatus: true, label: 'mlsteps secrets fetch')
+            }
+        }
+        if (status != 0) {
+            error failureMessage('fetch', status)
+        }
+        Map values = [:]
+        try {
+            values = plainMap(readJSON(file: secretsFile))
+        } finally {
+            // The values now live in this step only; no copy stays on disk while the block runs.
+            sh(script: 'rm -f ' + shellQuote(secretsFile), label: 'remove the secrets file')
+        }
+        // Jenkins masks credentials it binds itself, not values a step reads: the Mask
+        // Passwords plugin masks these, each line of a multi-line value on its own (the console
+        // is filtered line by line).
+        Object result = null
+        wrap([$class: 'MaskPasswordsBuildWrapper', varPasswordPairs: maskPairs(values)]) {
+            withEnv(environmentOf(values)) {
+                result = body()
+            }
+        }
+        bodyDone = true
+        return result
+    } finally {
+        int revoked = sh(script: revoke, returnStatus: true, label: 'mlsteps secrets revoke')
+        if (revoked != 0) {
+            String message = failureMessage('revoke', revoked) + "; the lease record stays in ${dir}"
+            if (bodyDone) {
+                error message
+            }
+            // The block's own failure is what the build reports; this one is only told.
+            echo message
+        }
+    }
+}
+
+// Keys that are not `secrets fetch` flags.
+@NonCPS
+private static List<String> nonFlagKeys() {
+    return ['config', 'mlsteps', 'tokenCredentialsId', 'roleIdCredentialsId', 'secretIdCredentialsId',
+            'jwtCredentialsId']
+}
+
+// Options `secrets revoke` takes too: how to reach the server again.
+@NonCPS
+private static List<String> connectionKeys() {
+    return ['url', 'namespace', 'caCert', 'clientCert', 'clientKey', 'tlsSkipVerify', 'timeout']
+}
+
+// *CredentialsId key → the variable mlsteps reads the credential from.
+@NonCPS
+private static Map<String, String> credentialVariables() {
+    return [
+        tokenCredentialsId: 'MLSTEPS_SECRETS_TOKEN',
+        roleIdCredentialsId: 'MLSTEPS_SECRETS_ROLE_ID',
+        secretIdCredentialsId: 'MLSTEPS_SECRETS_SECRET_ID',
+        jwtCredentialsId: 'MLSTEPS_SECRETS_JWT',
+    ]
+}
+
+@NonCPS
+private static String missingBody() {
+    return 'withVaultSecrets: give the block to run: withVaultSecrets(url: ..., secrets: ...) { sh ... }'
+}
+
+@NonCPS
+private static String invalidKeys(Map userConfig, Map defaultConfig) {
+    List<String> known = defaultConfig.keySet()*.toString()
+    for (Object key : userConfig.keySet()) {
+        if (!known.contains(key.toString())) {
+            return "withVaultSecrets: unknown key '${key}'; known keys: ${known.join(', ')}"
+        }
+    }
+    Map<String, String> forms = [secrets: 'a List of strings or one String', mlsteps: 'a List of strings or one String']
+    for (String key : known) {
+        Object value = userConfig[key]
+        String form = forms[key] ?: 'a String, a number or a boolean'
+        boolean ok = value == null ||
+            (value instanceof List || value instanceof CharSequence) && forms[key] ||
+            (value instanceof CharSequence || value instanceof Number || value instanceof Boolean) && !forms[key]
+        if (!ok) {
+            return "withVaultSecrets: key '${key}' must be ${form}, not ${value.getClass().simpleName}"
+        }
+    }
+    return null
+}
+
+/** camelCase key → kebab-case flag: caCert → --ca-cert. */
+@NonCPS
+private static String flagOf(String key) {
+    return '--' + key.replaceAll('([A-Z])', '-$1').toLowerCase()
+}
+
+@NonCPS
+private static List<String> items(Object value) {
+    switch (value) {
+        case null:
+            return []
+        case List:
+            return value*.toString()
+        default:
+            return [value.toString()]
+    }
+}
+
+/** One word for the shell: single-quoted, with each ' written as '\''. */
+@NonCPS
+private static String shellQuote(Object word) {
+    return "'" + word.toString().replace("'", "'\\''") + "'"
+}
+
+@NonCPS
+private static List<String> prefix(Map config, String subcommand) {
+    List<String> words = items(config.mlsteps)
+    words += ['--ci', 'jenkins']
+    if (config.config) {
+        words += ['--config', config.config.toString()]
+    }
+    return words + ['secrets', subcommand]
+}
+
+@NonCPS
+private static List<String> flags(Map config, List<String> keys) {
+    List<String> words = []
+    for (String key : keys) {
+        // An empty value means "not set", as in the other faces.
+        List<String> values = items(config[key]).findAll { String item -> item != '' }
+        words += values.collectMany { String item -> [flagOf(key), item] }
+    }
+    return words
+}
+
+@NonCPS
+private static String fetchCommand(Map config, Map defaultConfig, String secretsFile, String leaseFile) {
+    List<String> keys = defaultConfig.keySet()*.toString() - nonFlagKeys()
+    List<String> words = prefix(config, 'fetch') + flags(config, keys)
+    words += ['--file', secretsFile, '--lease-file', leaseFile]
+    return words.collect { String word -> shellQuote(word) }.join(' ')
+}
+
+@NonCPS
+private static String revokeCommand(Map config, String leaseFile) {
+    List<String> words = prefix(config, 'revoke') + flags(config, connectionKeys())
+    words += ['--lease-file', leaseFile]
+    return words.collect { String word -> shellQuote(word) }.join(' ')
+}
+
+// Credentials reach mlsteps as variables bound by withCredentials (Secret text credentials), which
+// Jenkins masks; they are never part of a command line or a Groovy string.
+@NonCPS
+private static List<Map> credentialBindings(Map config) {
+    List<Map> bindings = []
+    credentialVariables().each { String key, String variable ->
+        if (config[key]) {
+            bindings << [credentialsId: config[key].toString(), variable: variable]
+        }
+    }
+    return bindings
+}
+
+@NonCPS
+private static List<String> environmentOf(Map values) {
+    return values.collect { name, value -> "${name}=${value}".toString() }
+}
+
+@NonCPS
+private static List<Map> maskPairs(Map values) {
+    List<Map> pairs = []
+    values.each { name, value ->
+        String text = value
+        if (text.trim()) {
+            pairs << [var: name.toString(), password: text]
+        }
+        List<String> lines = text.readLines().findAll { String line -> line.trim() && line != text }
+        lines.eachWithIndex { String line, int index ->
+            pairs << [var: "${name}_LINE_${index + 1}".toString(), password: line]
+        }
+    }
+    return pairs
+}
+
+// readJSON gives a JSONObject in Jenkins; the block gets plain strings.
+@NonCPS
+private static Map plainMap(Object json) {
+    Map result = [:]
+    (json as Map).each { k, v -> result[k.toString()] = v == null ? '' : v.toString() }
+    return result
+}
+
+@NonCPS
+private static String failureMessage(String subcommand, int status) {
+    String meaning = [
+        1: 'the step failed',
+        2: 'bad input or configuration',
+        130: 'interrupted',
+        143: 'terminated',
+    ][status] ?: 'unexpected exit'
+    return "withVaultSecrets: mlsteps secrets ${subcommand} exited with code ${status} (${meaning});" +
+        ' see its message above'
+}
