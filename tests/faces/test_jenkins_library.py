@@ -1,5 +1,5 @@
 """The Jenkins side fits together: the JCasC snippet registers the library the example
-Jenkinsfile loads, and the Jenkinsfile calls mlTrain with keys mlTrain knows."""
+Jenkinsfile loads, and the Jenkinsfile calls mlTrain and withVaultSecrets with keys they know."""
 
 from __future__ import annotations
 
@@ -24,10 +24,13 @@ def test_casc_registers_the_library_the_jenkinsfile_loads() -> None:
     assert re.search(r"^@Library\('mlsteps(@[^']+)?'\) _$", JENKINSFILE, re.MULTILINE)
 
 
-def test_the_jenkinsfile_uses_only_keys_mltrain_knows(run_jenkins: Any) -> None:
-    call = JENKINSFILE.split("mlTrain(", 1)[1].split("\n                )", 1)[0]
-    used = re.findall(r"^\s*(\w+):", call, re.MULTILINE)
-    assert used, "no mlTrain keys found in examples/Jenkinsfile"
-    run = run_jenkins("mlTrain", {"notAKey": 1})
+@pytest.mark.parametrize("step", ["mlTrain", "withVaultSecrets"])
+def test_the_jenkinsfile_uses_only_keys_the_steps_know(run_jenkins: Any, step: str) -> None:
+    found = re.search(rf"\b{step}\((.*?)\n\s*\)", JENKINSFILE, re.DOTALL)
+    assert found, f"no {step}(...) call in examples/Jenkinsfile"
+    used = re.findall(r"^\s*(\w+):", found.group(1), re.MULTILINE)
+    assert used, f"no {step} keys found in examples/Jenkinsfile"
+    block = "return 1" if step == "withVaultSecrets" else None  # it takes a block
+    run = run_jenkins(step, {"notAKey": 1}, body=block)
     known = run.error.split("known keys: ", 1)[1].split(", ")
     assert set(used) <= set(known), set(used) - set(known)
