@@ -61,6 +61,20 @@ def parse_specs(raw: Any) -> tuple[SecretSpec, ...]:
     """
     if raw is None:
         return ()
+    if isinstance(raw, str) and raw.lstrip().startswith("["):
+        # The list form in a flag or an environment variable (an action input, a Jenkins
+        # key): JSON or YAML flow style, so version and optional work outside the file too.
+        import yaml
+
+        try:
+            raw = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise ValueError(
+                "a list such as [{path: secret/ml/db, key: password, version: 2}] "
+                "(it starts with '[' but does not parse)"
+            ) from None
+        if not isinstance(raw, list) or not all(isinstance(i, Mapping) for i in raw):
+            raise ValueError("a list of {path, key, env, version, optional} mappings")
     if isinstance(raw, str):
         return _parse_text(raw)
     if isinstance(raw, list | tuple):

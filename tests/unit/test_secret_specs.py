@@ -182,3 +182,19 @@ def test_a_key_of_star_that_makes_no_name_is_named_in_the_error() -> None:
         pick(SecretSpec("s/x", "*", None), {"ü": "v"})
     # A prefix makes it a name.
     assert reveal(pick(SecretSpec("s/x", "*", "P_"), {"9lives": "v"})) == {"P_9LIVES": "v"}
+
+
+def test_the_list_form_in_a_flag_or_an_environment_variable() -> None:
+    # What an action input or a Jenkins key carries when it needs version or optional.
+    text = (
+        "[{path: secret/ml/db, key: password, env: DB_PW, version: 2},"
+        ' {"path": "kv/x", "key": "t", "optional": true}]'
+    )
+    assert parse_specs(text) == (
+        SecretSpec("secret/ml/db", "password", "DB_PW", 2),
+        SecretSpec("kv/x", "t", None, None, True),
+    )
+    with pytest.raises(ValueError, match="starts with '\\[' but does not parse"):
+        parse_specs("[{path: secret/ml/db")
+    with pytest.raises(ValueError, match="a list of"):
+        parse_specs("[1, 2]")
