@@ -226,7 +226,19 @@ class SecretsConfig:
 
 def resolve_values(runtime: Runtime, flags: Mapping[str, Any]) -> dict[str, Any]:
     resolved = resolve(SECTION, flags, runtime.config_file(), runtime.environ)
-    return {name: value.value for name, value in resolved.items()}
+    values = {name: value.value for name, value in resolved.items()}
+    # TLS files are read by the HTTP library deep in the first request: check them here, so a
+    # typo is a clear exit 2 and not a stack of library errors.
+    for option in ("ca-cert", "client-cert", "client-key"):
+        path = values[option]
+        if path and not Path(path).is_file():
+            raise ConfigError(
+                f"--{option} {path}: no such file (from {resolved[option].source}). Give the "
+                "path of a PEM file."
+            )
+    if values["client-key"] and not values["client-cert"]:
+        raise ConfigError("--client-key needs --client-cert: the key belongs to a certificate.")
+    return values
 
 
 def load_config(runtime: Runtime, flags: Mapping[str, Any], *, need_login: bool) -> SecretsConfig:

@@ -9,6 +9,7 @@ Imported only when a step really talks to Vault: ``--help`` and ``--dry-run`` ne
 from __future__ import annotations
 
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -102,6 +103,10 @@ class Vault:
         verify: bool | str = conn.ca_cert or True
         if conn.tls_skip_verify:
             verify = False
+            import urllib3
+
+            # The step has said it once, as a warning; urllib3 would repeat it per request.
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         session = requests.Session()
         # hvac takes the session's CA and client certificate over its own arguments (and
         # passes them on each request): set them on the session.
@@ -464,4 +469,8 @@ def _short(exc: BaseException) -> str:
     for marker in ("Connection refused", "Name or service not known", "timed out"):
         if marker in text:
             return marker
+    # ssl's own words, e.g. "certificate verify failed: self-signed certificate in chain"
+    tls = re.search(r"\[SSL[^\]]*\] ([^()'\"]+)", text)
+    if tls:
+        return tls.group(1).strip()
     return text[:200]

@@ -353,19 +353,23 @@ def free_port_pair() -> int:
     raise RuntimeError("no two adjacent free loopback ports")
 
 
-def vault_health(addr: str) -> int | None:
+def vault_health(addr: str, ca: Path | None = None) -> int | None:
     """The status code of /v1/sys/health (200 active, 503 sealed), None if nothing answers."""
     import requests
 
     try:
-        return requests.get(f"{addr}/v1/sys/health", timeout=2).status_code
-    except requests.RequestException:
+        verify: bool | str = str(ca) if ca else True
+        return requests.get(f"{addr}/v1/sys/health", timeout=2, verify=verify).status_code
+    except (requests.RequestException, OSError):  # OSError: the CA file is not written yet
         return None
 
 
-def start_vault(root: Path, timeout: float = 30.0) -> VaultServer:
+def start_vault(root: Path, timeout: float = 30.0, *, tls: bool = False) -> VaultServer:
+    """With tls, the dev server makes its own CA and certificate in ROOT/tls (vault-ca.pem)."""
     port = free_port_pair()
-    addr = f"http://127.0.0.1:{port}"
+    addr = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+    ca = root / "tls" / "vault-ca.pem" if tls else None
+    tls_args = ["-dev-tls", f"-dev-tls-cert-dir={root / 'tls'}"] if tls else []
     argv = [
         bao_executable(), "server", "-dev",
         "-dev-root-token-id=root",
@@ -373,9 +377,12 @@ def start_vault(root: Path, timeout: float = 30.0) -> VaultServer:
         # Otherwise the dev server writes its root token to ~/.vault-token, where hvac and the
         # CLI would find it later: a test of "no token given" would then log in as root.
         "-dev-no-store-token",
+        *tls_args,
     ]  # fmt: skip
+    if tls:
+        (root / "tls").mkdir(exist_ok=True)
     server = Server.start("bao server -dev", argv, root / "bao.log", cwd=root)
-    server.wait_until(lambda: vault_health(addr) == 200, timeout)
+    server.wait_until(lambda: vault_health(addr, ca) == 200, timeout)
     return VaultServer(server=server, addr=addr, root_token="root", root=root)
 
 
