@@ -71,5 +71,9 @@ def test_readme_holds_the_two_commands_ci_runs() -> None:
 if __name__ == "__main__" and "--write" in sys.argv:
     text = README.read_text()
     for step in STEPS:
-        text = text.replace(current(step), render(step))
+        # Only between the markers: the table's old text may occur elsewhere too.
+        begin, end = markers(step)
+        block = re.compile(re.escape(begin) + r"\n.*?\n" + re.escape(end), re.S)
+        table = f"{begin}\n{render(step)}\n{end}"
+        text = block.sub(lambda _, table=table: table, text, count=1)
     README.write_text(text)
