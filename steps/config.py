@@ -231,6 +231,15 @@ def resolve(
                 # The composite actions map each input to this variable: name what the user wrote.
                 label = f"input '{opt.name}' (env {env_name})"
         elif opt.name in file_values:
+            if opt.secret:
+                # A pipeline file is committed and read by everyone with the repository.
+                raise ConfigError(
+                    f"{cfg.where(section.name, opt.name)}: {section.name}.{opt.name} is a "
+                    f"credential and does not belong in a file that is committed. Remove it and "
+                    f"give it through the environment ({opt.env_var(section.name)}"
+                    + "".join(f" or {n}" for n in opt.env_fallbacks)
+                    + f") or the --{opt.name}-file option."
+                )
             raw = file_values[opt.name]
             source, base = cfg.where(section.name, opt.name), base_dir
             label = f"{source}: {section.name}.{opt.name}"
@@ -386,7 +395,8 @@ def json_schema(sections: Sequence[Section]) -> dict[str, Any]:
                 "type": "object",
                 "description": s.help,
                 "additionalProperties": False,
-                "properties": {o.name: option_schema(o) for o in s.options},
+                # Credentials come from the environment only: not keys of the file.
+                "properties": {o.name: option_schema(o) for o in s.options if not o.secret},
             }
             for s in sections
         },

@@ -11,6 +11,21 @@ import hmac
 from typing import Any, NoReturn
 
 REDACTED = "<redacted>"
+# Lines of a multi-line value made only of these are structure, not secret: `{`, `},`, `]`.
+# Registered as masks they would star every brace in the rest of the job's log.
+_STRUCTURE = set("{}[](),:;\"' \t")
+
+
+def mask_lines(value: str) -> list[str]:
+    """What a log masker must hide of value. Runners (GitHub, Jenkins) mask line by line, so
+    every line of a multi-line value is registered on its own, except lines that are pure
+    structure (a pretty-printed JSON's braces) or one or two characters long, each without its
+    indentation; a single-line value is registered whole, however short."""
+    lines = [line for line in value.splitlines() if line.strip()]
+    if len(lines) <= 1:
+        return [value.strip("\r\n")] if value.strip() else []
+    # Stripped: the indentation of a pretty-printed line is not there when it is printed compact.
+    return [line.strip() for line in lines if len(line.strip()) > 2 and not set(line) <= _STRUCTURE]
 
 
 class Secret:
@@ -25,10 +40,7 @@ class Secret:
         return self._value
 
     def mask_lines(self) -> list[str]:
-        """What a log masker must hide: every non-blank line, since runners mask line by line."""
-        return [line for line in self._value.splitlines() if line.strip()] or (
-            [self._value] if self._value.strip() else []
-        )
+        return mask_lines(self._value)
 
     def __repr__(self) -> str:
         return f"Secret({REDACTED!r})"

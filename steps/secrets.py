@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -146,7 +146,7 @@ SECTION = Section(
             parse=parse_duration,
             default=60.0,
             metavar="DURATION",
-            help="Total time for login and reads, retries included.",
+            help="Total time for login and reads, retries included (revoke: for revoking).",
         ),
         Option(
             name="export-env",
@@ -185,7 +185,15 @@ LOGIN_OPTIONS = (
 FETCH_OPTIONS = (
     *LOGIN_OPTIONS, "export-env", "export-outputs", "file", "file-format", "lease-file",
 )  # fmt: skip
-REVOKE_OPTIONS = (*CONNECTION_OPTIONS, "lease-file")
+# revoke reaches the server the record names; the TLS options may override the record's.
+REVOKE_OPTIONS = (
+    "ca-cert",
+    "client-cert",
+    "client-key",
+    "tls-skip-verify",
+    "timeout",
+    "lease-file",
+)
 OUTPUTS = ("names", "file", "lease-file")
 
 
@@ -214,7 +222,10 @@ class SecretsConfig:
     file: str | None
     file_format: str
     lease_file: str | None
-    environ: Mapping[str, str]
+    # Delivery to the runner's files: the GitHub face was chosen (--ci or detected).
+    github: bool
+    # Holds the credentials in clear (VAULT_TOKEN, …): never in a repr or an assertion message.
+    environ: Mapping[str, str] = field(repr=False)
 
     def names(self) -> list[str]:
         """The variable names known before reading (a * request's names come with its data)."""
@@ -313,6 +324,7 @@ def load_config(runtime: Runtime, flags: Mapping[str, Any], *, need_login: bool)
         file=values["file"],
         file_format=file_format,
         lease_file=values["lease-file"],
+        github=runtime.get_face().name == "github",
         environ=env,
     )
 
@@ -384,10 +396,9 @@ def build_plan(config: SecretsConfig, mode: str, command: list[str] | None = Non
         plan.add("process.exec", f"run {shown} with {names} in its environment", command=shown)
         plan.add("vault.revoke", "revoke the leases and the login token (always, even on failure)")
         return plan
-    github = config.environ.get("GITHUB_ACTIONS") == "true"
-    if github and config.export_env:
+    if config.github and config.export_env:
         plan.add("github.export-env", f"mask, then export {names} to $GITHUB_ENV")
-    if github and config.export_outputs:
+    if config.github and config.export_outputs:
         plan.add("github.outputs", f"mask, then set {names} as step outputs")
     if config.file:
         plan.add(
@@ -406,8 +417,14 @@ def build_plan(config: SecretsConfig, mode: str, command: list[str] | None = Non
 
 
 def _check_fetch_target(config: SecretsConfig) -> None:
-    github = config.environ.get("GITHUB_ACTIONS") == "true"
-    if not config.file and not (github and (config.export_env or config.export_outputs)):
+    if config.lease_file and Path(config.lease_file).exists():
+        # Overwriting it would lose what it holds: leases and a token nobody could revoke.
+        raise ConfigError(
+            f"--lease-file {config.lease_file}: a lease record is already there. Run "
+            f"`mlsteps secrets revoke --lease-file {config.lease_file}` first, or give another "
+            "path."
+        )
+    if not config.file and not (config.github and (config.export_env or config.export_outputs)):
         raise ConfigError(
             "secrets fetch has nowhere to put the values here: give --file PATH (a 0600 "
             "dotenv or JSON file), or use `mlsteps secrets exec -- CMD` to run a command with "
@@ -418,7 +435,7 @@ def _check_fetch_target(config: SecretsConfig) -> None:
 # ----- commands ------------------------------------------------------------------------------
 EPILOG = (
     "Values are masked before anything is printed and never appear in argv, logs, outputs "
-    "(unless --export-outputs) or summaries. Credentials come from the environment or files, "
+    "or summaries. Credentials come from the environment or files, "
     "never from flags: VAULT_TOKEN, VAULT_ROLE_ID, VAULT_SECRET_ID, VAULT_JWT (or "
     "MLSTEPS_SECRETS_TOKEN, _ROLE_ID, _SECRET_ID, _JWT), or the -file options."
 )
@@ -430,7 +447,8 @@ EPILOG = (
     only=FETCH_OPTIONS,
     help="Read the secrets and hand them on: $GITHUB_ENV on GitHub, or --file (mode 0600). "
     "Leases and the login token stay valid until `mlsteps secrets revoke`.",
-    epilog="Outputs: " + ", ".join(OUTPUTS) + ". " + EPILOG,
+    epilog="Outputs: " + ", ".join(OUTPUTS) + " (and the values, with --export-outputs on "
+    "GitHub). " + EPILOG,
 )
 def fetch(runtime: Runtime, flags: Mapping[str, Any], _: list[str]) -> StepResult:
     config = load_config(runtime, flags, need_login=True)
@@ -483,6 +501,8 @@ def revoke(runtime: Runtime, flags: Mapping[str, Any], _: list[str]) -> StepResu
     )
     if runtime.dry_run:
         plan = Plan("secrets revoke")
+        if not records:
+            plan.add("record.none", "nothing to revoke: no lease record found")
         for record in records:
             plan.add("record.revoke", f"revoke the leases and token in {record}, remove its files")
         return StepResult({}, plan=plan)

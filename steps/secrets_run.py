@@ -14,11 +14,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
 from steps import signals
+from steps.ci.base import Face
 from steps.cli import Runtime, StepResult
 from steps.errors import ConfigError, MlstepsError, StepFailed
 from steps.plan import Action, Plan
@@ -28,6 +29,11 @@ from steps.secrets import SecretsConfig, default_lease_dir
 from steps.vault import Connection, Credentials, Vault, VaultFailed
 
 MAX_CONCURRENT_READS = 16
+# mlsteps' own names for the login credentials; the VAULT_* ones are the user's and stay, since
+# a command may well use the Vault CLI with them.
+LOGIN_CREDENTIALS = frozenset(
+    f"MLSTEPS_SECRETS_{name}" for name in ("TOKEN", "ROLE_ID", "SECRET_ID", "JWT")
+)
 # Seconds revocation may take at most: a cancelled CI job is killed about 10 s after its first
 # signal (GitHub: SIGINT, SIGTERM 7.5 s later, SIGKILL 2.5 s after that).
 REVOKE_BUDGET = 7.0
@@ -109,25 +115,34 @@ class Session:
         for spec in config.specs:
             wanted.setdefault((spec.path, spec.version), []).append(spec)
         started = time.monotonic()
-        with ThreadPoolExecutor(max_workers=min(MAX_CONCURRENT_READS, len(wanted))) as pool:
-            futures = {
-                key: pool.submit(
-                    self.vault.read,
-                    key[0],
-                    key[1],
-                    optional=all(s.optional for s in specs),
-                    keys=[s.key for s in specs if not s.optional],
-                )
-                for key, specs in wanted.items()
-            }
-            results = {key: future.result() for key, future in futures.items()}
+        pool = ThreadPoolExecutor(max_workers=min(MAX_CONCURRENT_READS, len(wanted)))
+        futures = {
+            key: pool.submit(
+                self.vault.read,
+                key[0],
+                key[1],
+                optional=all(s.optional for s in specs),
+                keys=[s.key for s in specs if not s.optional],
+            )
+            for key, specs in wanted.items()
+        }
+        try:
+            wait(futures.values())
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+            # Before any read's failure (or a cancel) is raised: every lease already made is
+            # recorded, so that it is revoked even when the token is the user's and stays.
+            for future in futures.values():
+                if future.done() and not future.cancelled() and future.exception() is None:
+                    result = future.result()
+                    if result is not None and result.lease_id:
+                        self.leases.append(result.lease_id)
+        results = {key: future.result() for key, future in futures.items()}  # the first failure
         missing: list[str] = []
         clashes: list[str] = []
         problems: list[str] = []  # each a sentence
         for key, specs in wanted.items():
             result = results[key]
-            if result is not None and result.lease_id:
-                self.leases.append(result.lease_id)
             for spec in specs:
                 try:
                     picked = pick(spec, result.data) if result is not None else None
@@ -181,9 +196,11 @@ class Session:
                         failed.append(f"lease {lease}")
                 except VaultFailed as exc:
                     failed.append(f"lease {lease} ({exc.message})")
+            token_gone_already = False
             if self.token_is_ours:
                 try:
-                    self.vault.revoke_self()  # takes the leases made with it along
+                    # takes the leases made with it along; refused only when it is gone already
+                    token_gone_already = not self.vault.revoke_self()
                 except VaultFailed as exc:
                     failed.append(f"the login token ({exc.message})")
             self.token = None
@@ -194,6 +211,8 @@ class Session:
             )
         elif self.leases or self.token_is_ours:
             token = " and the login token" if self.token_is_ours else ""
+            if token_gone_already:
+                token = "; the login token had expired already"
             self.face.info(f"revoked {len(self.leases)} lease(s){token}")
         else:
             self.face.info("nothing to revoke: no leases, and the token is yours to keep")
@@ -233,7 +252,8 @@ def run_fetch(config: SecretsConfig, plan: Plan, runtime: Runtime) -> StepResult
     def export_env(action: Action) -> None:
         from steps.ci.github import GitHubFace
 
-        assert isinstance(face, GitHubFace)
+        if not isinstance(face, GitHubFace):  # the plan has this action on the GitHub face only
+            raise RuntimeError("github.export-env planned for another face")
         if not config.environ.get("GITHUB_ENV"):
             raise ConfigError("GITHUB_ENV is not set: --export-env works in a GitHub Actions step.")
         for name, value in session.values.items():
@@ -258,11 +278,22 @@ def run_fetch(config: SecretsConfig, plan: Plan, runtime: Runtime) -> StepResult
             "url": config.url,
             "namespace": config.namespace,
             # The token the reads were made with: revoke needs it to revoke their leases, and
-            # revokes the token itself only when the login made it (token_owned).
-            "token": session.token.reveal() if session.token else None,
+            # revokes the token itself only when the login made it (token_owned). A token the
+            # user gave is kept out of the file when there is nothing for it to revoke.
+            "token": session.token.reveal()
+            if session.token and (session.token_is_ours or session.leases)
+            else None,
             "token_owned": session.token_is_ours,
             "leases": session.leases,
             "files": [str(p.resolve()) for p in written],
+            # How to reach the server again (paths, not contents), so that the cleanup step
+            # needs no TLS options of its own.
+            "tls": {
+                "ca-cert": config.ca_cert,
+                "client-cert": config.client_cert,
+                "client-key": config.client_key,
+                "tls-skip-verify": config.tls_skip_verify,
+            },
         }
         write_private(record_path, json.dumps(record, indent=2) + "\n")
 
@@ -322,7 +353,8 @@ def run_exec(config: SecretsConfig, plan: Plan, runtime: Runtime, command: list[
     exit_code: list[int] = []
 
     def run_command(action: Action) -> None:
-        env = dict(config.environ)
+        # The command gets the secrets, not the credentials that read them.
+        env = {k: v for k, v in config.environ.items() if k not in LOGIN_CREDENTIALS}
         env.update({name: value.reveal() for name, value in session.values.items()})
         # With --json, stdout carries the one result object: the command's output goes to stderr.
         exit_code.append(run_child(command, env, stdout_to_stderr=runtime.json_mode))
@@ -382,8 +414,7 @@ def run_revoke(records: Sequence[Path], values: Mapping[str, Any], runtime: Runt
         except (OSError, ValueError) as exc:
             raise ConfigError(f"--lease-file {path}: not a lease record ({exc}).") from None
         token = Secret(record["token"]) if record.get("token") else None
-        # A record without token_owned holds only a token the login made.
-        owned = token is not None and bool(record.get("token_owned", True))
+        owned = token is not None and record.get("token_owned") is True
         if token is not None:
             face.mask(token.reveal())
         # Files first: they hold values on disk, and removing them needs no server.
@@ -392,41 +423,66 @@ def run_revoke(records: Sequence[Path], values: Mapping[str, Any], runtime: Runt
         if not owned and not record.get("leases"):
             path.unlink()
             continue
-        vault = Vault(
-            Connection(
-                url=record["url"],
-                namespace=record.get("namespace"),
-                ca_cert=values["ca-cert"],
-                client_cert=values["client-cert"],
-                client_key=values["client-key"],
-                tls_skip_verify=values["tls-skip-verify"],
-                timeout=values["timeout"],
-            ),
-            on_retry=face.info,
-            token=token,
-        )
-        session_failed = []
-        with signals.shielded():
-            for lease in record.get("leases", []):
-                # Revoking a token we own takes its leases along, so a lease it could not
-                # revoke one by one still ends with it.
-                if vault.revoke_lease(lease) or owned:
-                    revoked += 1
-                else:
-                    session_failed.append(lease)
-            if owned:
-                if not vault.revoke_self():
-                    face.info("the login token had already expired or been revoked")
-                revoked += 1
-        if session_failed:
-            failures.append(f"{path}: leases {', '.join(session_failed)}")
+        try:
+            revoked += _revoke_record(record, token, owned, values, face)
+        except VaultFailed as exc:  # the next record may be on a server that answers
+            failures.append(f"{path}: {exc.message}")
             continue
         path.unlink()
     if failures:
         raise StepFailed(
-            "could not revoke " + "; ".join(failures) + ". The token in the record may lack "
-            "`update` on sys/leases/revoke; the leases end with their TTL. The record is kept "
-            "so revoke can be run again."
+            "could not revoke everything — " + "; ".join(failures) + " The records are kept "
+            "so revoke can be run again; leases end with their TTL."
         )
     face.info(f"revoked {revoked} lease(s)/token(s) from {len(records)} record(s)")
     return StepResult({"revoked": str(revoked)})
+
+
+def _revoke_record(
+    record: Mapping[str, Any],
+    token: Secret | None,
+    owned: bool,
+    values: Mapping[str, Any],
+    face: Face,
+) -> int:
+    """Revoke one record's leases and (when owned) its token; the count revoked."""
+    tls = record.get("tls") or {}
+    skip = bool(values["tls-skip-verify"] or tls.get("tls-skip-verify"))
+    if skip:
+        face.warning(
+            "--tls-skip-verify: the Vault server's certificate is not checked while revoking."
+        )
+    vault = Vault(
+        Connection(
+            url=record["url"],
+            namespace=record.get("namespace"),
+            # what the fetch used, unless this invocation says otherwise
+            ca_cert=values["ca-cert"] or tls.get("ca-cert"),
+            client_cert=values["client-cert"] or tls.get("client-cert"),
+            client_key=values["client-key"] or tls.get("client-key"),
+            tls_skip_verify=skip,
+            timeout=values["timeout"],
+        ),
+        on_retry=face.info,
+        token=token,
+    )
+    revoked, refused = 0, []
+    with signals.shielded():
+        for lease in record.get("leases", []):
+            # Revoking a token we own takes its leases along, so a lease it could not revoke
+            # one by one still ends with it.
+            if vault.revoke_lease(lease) or owned:
+                revoked += 1
+            else:
+                refused.append(lease)
+        if owned:
+            if vault.revoke_self():
+                revoked += 1
+            else:
+                face.info("the login token had already expired or been revoked")
+    if refused:
+        raise VaultFailed(
+            f"Vault refused to revoke the leases {', '.join(refused)}: the token in the record "
+            "may lack `update` on sys/leases/revoke."
+        )
+    return revoked

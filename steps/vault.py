@@ -144,11 +144,14 @@ class Vault:
         json: Mapping[str, Any] | None = None,
         token: Secret | None = None,
         params: Mapping[str, Any] | None = None,
+        once: bool = False,
     ) -> tuple[int, dict[str, Any]]:
         """(status, body) of one request, retried with jittered backoff until the deadline.
 
         Connection errors and RETRY_STATUSES are retried; other answers return to the caller,
-        which knows what a 403 or 404 means for what it asked.
+        which knows what a 403 or 404 means for what it asked. ``once``: the request makes
+        something (a login makes a token, an unwrap uses up its wrapping token), so it is sent
+        again only when it cannot have been carried out: no connection, 412, 429 or 503.
         """
         import requests
 
@@ -184,6 +187,8 @@ class Vault:
                 ) from None
             except (requests.exceptions.ReadTimeout, requests.exceptions.ChunkedEncodingError):
                 # Connected, but the answer never came (or broke off): the server is stuck.
+                if once:
+                    raise VaultFailed(_maybe_done(self.connection.url, what, "no answer")) from None
                 reason = "no answer"
                 status = 0
             except requests.exceptions.RequestException as exc:
@@ -195,6 +200,8 @@ class Vault:
                 if status < 400 or status not in RETRY_STATUSES:
                     return status, body
                 errors = _errors(body)
+                if once and status in (500, 502, 504):
+                    raise VaultFailed(_maybe_done(self.connection.url, what, f"answered {status}"))
                 if status == 503 and "sealed" in errors.lower():
                     raise VaultFailed(
                         f"Vault at {self.connection.url} is sealed, so it cannot serve {what}. "
@@ -256,7 +263,11 @@ class Vault:
         else:  # parse-time checks make this unreachable
             raise ConfigError(f"--method {method}: unknown. One of: {', '.join(AUTH_METHODS)}.")
         status, body = self.call(
-            "POST", f"auth/{creds.mount}/login", what=f"the {method} login", json=payload
+            "POST",
+            f"auth/{creds.mount}/login",
+            what=f"the {method} login",
+            json=payload,
+            once=True,
         )
         if status >= 400:
             raise VaultFailed(_login_refused(creds, status, _errors(body)))
@@ -268,7 +279,11 @@ class Vault:
 
     def _unwrap_secret_id(self, wrapping_token: Secret) -> Secret:
         status, body = self.call(
-            "POST", "sys/wrapping/unwrap", what="unwrapping the secret id", token=wrapping_token
+            "POST",
+            "sys/wrapping/unwrap",
+            what="unwrapping the secret id",
+            token=wrapping_token,
+            once=True,
         )
         if status >= 400:
             raise VaultFailed(
@@ -426,6 +441,14 @@ def _read_sa_token(creds: Credentials) -> Secret:
             f"--kubernetes-token-path {path}: cannot read the service-account token "
             f"({exc.strerror}). Run in a pod with a mounted service account, or give the path."
         ) from None
+
+
+def _maybe_done(url: str, what: str, said: str) -> str:
+    return (
+        f"Vault at {url} {said} to {what}; it is not sent again because it may have been "
+        "carried out (a second login would leave a token nobody revokes; a wrapping token "
+        "works once). Check the server and run the step again."
+    )
 
 
 def _login_refused(creds: Credentials, status: int, errors: str) -> str:

@@ -9,7 +9,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TextIO
 
-from steps.secret import Secret, json_default
+from steps.secret import Secret, json_default, mask_lines
 
 
 class Face:
@@ -88,8 +88,8 @@ class Face:
     # ----- secrets ------------------------------------------------------------------------
     def mask(self, value: str) -> None:
         """Never show this value again; faces with a log masker register it there too."""
-        for line in value.splitlines() or [value]:
-            if line.strip() and line not in self._masked:
+        for line in mask_lines(value):
+            if line not in self._masked:
                 self._masked.append(line)
 
     def scrub(self, text: str) -> str:

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from steps.ci.base import Face
-from steps.secret import Secret
+from steps.secret import Secret, mask_lines
 
 
 def _escape_data(text: str) -> str:
@@ -45,9 +45,8 @@ class GitHubFace(Face):
         # Every line separately: the runner masks line by line, and a multi-line value
         # registered whole would leave its lines visible when printed one at a time.
         super().mask(value)
-        for line in value.splitlines() or [value]:
-            if line.strip():
-                self.out.write(f"::add-mask::{_escape_data(line)}\n")
+        for line in mask_lines(value):
+            self.out.write(f"::add-mask::{_escape_data(line)}\n")
         self.out.flush()
 
     def warning(self, message: str) -> None:

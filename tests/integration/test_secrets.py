@@ -1034,6 +1034,32 @@ def test_a_bad_request_is_not_retried(cli: Cli) -> None:
     assert "retry" not in done.out
 
 
+def test_a_login_is_not_sent_twice_when_it_may_have_been_carried_out(cli: Cli) -> None:
+    """A 502 to a login may come after Vault made the token: a second login would leave that
+    token alive and unrevoked, so it is not retried; a 429 (nothing was done) is."""
+    policy = vs.read_policy(cli.vault, f"once-{cli.uid}", [f"secret/data/{cli.uid}/*"])
+    role_id, secret_id = vs.approle(cli.vault, f"once-{cli.uid}", [policy])
+    cli.hide(role_id=role_id, secret_id=secret_id)
+    cli.put("secret", f"{cli.uid}/ml/db", {"password": f"pw-{cli.uid}-once"})
+    env = {"VAULT_ROLE_ID": role_id, "VAULT_SECRET_ID": secret_id}
+    request = ["--secrets", f"secret/{cli.uid}/ml/db password | PW"]
+    with FlakyProxy(cli.vault.addr, [502]) as proxy:
+        done = cli.run(
+            "secrets", "exec", "--url", proxy.url, "--method", "approle", *request,
+            "--", *cli.child("PW"), env=env,
+        )  # fmt: skip
+    assert done.code == 1, done
+    assert "answered 502 to the approle login; it is not sent again" in done.err, done
+    assert [(m, p) for m, p, _ in proxy.requests] == [("POST", "/v1/auth/approle/login")]
+    with FlakyProxy(cli.vault.addr, [429]) as proxy:
+        done = cli.run(
+            "secrets", "exec", "--url", proxy.url, "--method", "approle", *request,
+            "--", *cli.child("PW"), env=env,
+        )  # fmt: skip
+    expect_values(done, {"PW": f"pw-{cli.uid}-once"})
+    assert [s for m, p, s in proxy.requests if p == "/v1/auth/approle/login"] == [429, 200]
+
+
 @pytest.fixture
 def black_hole() -> Iterator[str]:
     """A loopback port that accepts connections and never answers."""

@@ -57,10 +57,25 @@ def test_equality_compares_values_without_showing_them() -> None:
         Secret(b"bytes")  # type: ignore[arg-type]
 
 
-def test_mask_lines_are_every_non_blank_line() -> None:
-    assert Secret("a\n\n  \nb").mask_lines() == ["a", "b"]
-    assert Secret("single").mask_lines() == ["single"]
+def test_mask_lines_are_the_lines_that_hold_something() -> None:
+    pretty = '{\n  "user": "ml",\n  "password": "p@ss"\n},\n[\n]'
+    assert Secret(pretty).mask_lines() == ['"user": "ml",', '"password": "p@ss"']
+    assert Secret("key-one\n\n  \nkey-two").mask_lines() == ["key-one", "key-two"]
+    assert Secret("!@#$%\nab\nxyz").mask_lines() == ["!@#$%", "xyz"]  # punctuation is a secret
+    assert Secret("ab").mask_lines() == ["ab"]  # a single-line value, however short
+    assert Secret("single\n").mask_lines() == ["single"]
     assert Secret("   ").mask_lines() == []
+
+
+def test_faces_register_the_same_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    from steps.ci.github import GitHubFace
+
+    value = '{\n  "password": "p@ss%"\n}'
+    face = GitHubFace({}, out=io.StringIO())
+    face.mask(value)
+    assert face.out.getvalue() == '::add-mask::"password": "p@ss%25"\n'  # type: ignore[attr-defined]
+    assert face.scrub('x {"password": "p@ss%"} y') == "x {***} y"
+    assert face.scrub("a { brace") == "a { brace"
 
 
 def test_faces_print_secret_outputs_redacted_and_json_results_redacted(
