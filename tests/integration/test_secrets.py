@@ -824,6 +824,70 @@ def test_a_token_the_user_gave_is_kept_and_its_leases_revoked(
     assert not (cli.cwd / "db.env").exists()
 
 
+def test_a_failing_read_beside_a_dynamic_one_still_revokes_its_lease_under_a_users_token(
+    cli: Cli, redis_server: services.RedisServer
+) -> None:
+    """The user's token is kept, so nothing sweeps the lease along with it: the lease of the
+    read that succeeded must be revoked by itself when another read fails."""
+    creds = vs.dynamic_creds_role(cli.vault, redis_server, role="reader", mount=f"db-{cli.uid}")
+    vs.policy(
+        cli.vault,
+        f"mixed-{cli.uid}",
+        f'path "{creds}" {{ capabilities = ["read"] }}\n'
+        f'path "secret/data/{cli.uid}/*" {{ capabilities = ["read"] }}\n'
+        'path "sys/leases/revoke" { capabilities = ["update"] }\n',
+    )
+    token = vs.token_with_policies(cli.vault, [f"mixed-{cli.uid}"])
+    cli.hide(token=token)
+    done = cli.run(
+        "secrets", "exec", "--secrets",
+        f"{creds} username | DB_USER ; secret/{cli.uid}/ml/gone password | PW",
+        "--", *cli.child("DB_USER"), env={"VAULT_TOKEN": token},
+    )  # fmt: skip
+    assert done.code == 1, done
+    assert f"secret/{cli.uid}/ml/gone" in done.err, done
+    assert leases_under(cli.vault, creds) == []
+    assert vs.token_works(cli.vault, token)
+
+
+def test_credentials_in_the_pipeline_file_are_refused(cli: Cli) -> None:
+    (cli.cwd / "mlsteps.yaml").write_text(
+        "secrets:\n  url: http://127.0.0.1:1\n  token: hvs.committed-by-mistake\n"
+    )
+    done = cli.run("--dry-run", "secrets", "exec", "--secrets", "secret/ml/db pw", "--", "true")
+    assert done.code == 2, done
+    assert "mlsteps.yaml:3: secrets.token is a credential" in done.err, done
+    assert "MLSTEPS_SECRETS_TOKEN or VAULT_TOKEN" in done.err, done
+    assert "hvs.committed-by-mistake" not in done.out + done.err
+    schema = json.loads(cli.run("config", "schema").out)
+    assert "token" not in schema["properties"]["secrets"]["properties"]
+    assert "token-file" in schema["properties"]["secrets"]["properties"]
+
+
+def test_fetch_does_not_overwrite_a_lease_record(cli: Cli) -> None:
+    cli.put("secret", f"{cli.uid}/ml/db", {"password": f"pw-{cli.uid}-rec"})
+    (cli.cwd / "lease.json").write_text("{}")
+    done = cli.run(
+        "secrets", "fetch", "--secrets", f"secret/{cli.uid}/ml/db password | PW",
+        "--file", "x.env", "--lease-file", "lease.json", env=cli.reader(),
+    )  # fmt: skip
+    assert done.code == 2, done
+    assert "a lease record is already there" in done.err, done
+    assert "mlsteps secrets revoke --lease-file" in done.err, done
+    assert not (cli.cwd / "x.env").exists()
+
+
+def test_fetch_on_a_runner_with_the_local_face_needs_a_file(cli: Cli) -> None:
+    """--ci local on a GitHub runner: the face decides, so there is no $GITHUB_ENV export."""
+    done = cli.run(
+        "--ci", "local", "secrets", "fetch", "--secrets", "secret/ml/db pw | PW",
+        env={**cli.reader(), "GITHUB_ACTIONS": "true"},
+    )  # fmt: skip
+    assert done.code == 2, done
+    assert "nowhere to put the values here" in done.err, done
+    assert "Traceback" not in done.err
+
+
 # --- failures: exit code, message, nothing left behind ------------------------------------------
 
 

@@ -4,6 +4,7 @@ from --ca-cert or VAULT_CACERT is trusted; without it the step says how to give 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests import services
+from tests import vault_setup as vs
 
 pytestmark = pytest.mark.services
 
@@ -68,3 +70,36 @@ def test_tls_with_the_servers_ca_and_without_it(tls_vault: services.VaultServer)
     assert missing.returncode == 2
     assert "--ca-cert /nonexistent/ca.pem: no such file" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_revoke_reaches_the_server_with_the_fetchs_tls_settings(
+    tls_vault: services.VaultServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cleanup step (`if: always()`, `finally`) gives no TLS options: the record keeps the
+    CA path the fetch used, so the revoke still verifies the server."""
+    ca = tls_vault.root / "tls" / "vault-ca.pem"
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca))  # for the test's own hvac/requests calls
+    policy = vs.read_policy(tls_vault, "tls-reader", ["secret/data/ml/*"])
+    role_id, secret_id = vs.approle(tls_vault, "tls-ci", [policy])
+    vs.put_kv(tls_vault, "secret", "ml/api", {"token": "tls-" + os.urandom(4).hex()})
+    lease = tmp_path / "lease.json"
+    fetched = subprocess.run(
+        [sys.executable, "-m", "steps", "--ci", "local", "secrets", "fetch",
+         "--method", "approle", "--ca-cert", str(ca), "--secrets", "secret/ml/api token",
+         "--file", str(tmp_path / "api.env"), "--lease-file", str(lease)],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        env={**os.environ, "VAULT_ADDR": tls_vault.addr, "VAULT_ROLE_ID": role_id,
+             "VAULT_SECRET_ID": secret_id},
+    )  # fmt: skip
+    assert fetched.returncode == 0, fetched.stderr
+    token = json.loads(lease.read_text())["token"]
+    assert vs.token_works(tls_vault, token)
+    revoked = subprocess.run(
+        [sys.executable, "-m", "steps", "--ci", "local", "secrets", "revoke",
+         "--lease-file", str(lease)],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "REQUESTS_"))},
+    )  # fmt: skip
+    assert revoked.returncode == 0, revoked.stderr
+    assert not vs.token_works(tls_vault, token)
+    assert not lease.exists() and not (tmp_path / "api.env").exists()
