@@ -25,7 +25,8 @@ from steps.errors import ConfigError, MlstepsError, StepFailed
 from steps.plan import Action, Plan
 from steps.secret import Secret
 from steps.secret_specs import SecretSpec, pick
-from steps.secrets import SecretsConfig, default_lease_dir
+from steps.secrets import default_lease_dir
+from steps.secrets_options import SecretsConfig
 from steps.vault import Connection, Credentials, Vault, VaultFailed
 
 MAX_CONCURRENT_READS = 16
@@ -454,9 +455,9 @@ def _revoke_record(
         )
     vault = Vault(
         Connection(
-            url=record["url"],
-            namespace=record.get("namespace"),
             # what the fetch used, unless this invocation says otherwise
+            url=(values["url"] or record["url"]).rstrip("/"),
+            namespace=values["namespace"] or record.get("namespace"),
             ca_cert=values["ca-cert"] or tls.get("ca-cert"),
             client_cert=values["client-cert"] or tls.get("client-cert"),
             client_key=values["client-key"] or tls.get("client-key"),
