@@ -44,10 +44,10 @@ def run_workflow(run_act: Any, setup: VaultSecrets, **variables: str) -> Any:
 
 
 def leaks(result: Any, setup: VaultSecrets) -> list[str]:
-    """Values (or lines of them) that reached the job's log or a step's outputs, but for the
-    outputs the `direct` step opted into (--export-outputs)."""
+    """The secrets (by name) that reached the job's log or a step's outputs, raw, escaped or by
+    a line, but for the outputs the `direct` step opted into (--export-outputs)."""
     outputs = [v for step, out in result.outputs.items() if step != "direct" for v in out.values()]
-    return [s for s in setup.secrets() if s in result.log or any(s in v for v in outputs)]
+    return setup.leaks(result.log, *outputs)
 
 
 def test_fetch_exports_masked_values_and_the_cleanup_step_revokes(

@@ -21,7 +21,7 @@ import pytest
 
 from tests import vault_setup as vs
 from tests.faces import vault_checks
-from tests.faces.secrets_setup import VaultSecrets, awkward_values, lines_of, sha
+from tests.faces.secrets_setup import VaultSecrets, awkward_values, leaks_in, lines_of, sha
 
 pytestmark = pytest.mark.faces
 
@@ -299,13 +299,7 @@ def test_the_block_gets_the_values_masked_from_the_file_that_is_then_gone(
     assert pairs == expected
     assert "shell sees ********" in run.console
     assert "groovy sees ******** and ********" in run.console
-    leaked = [
-        s
-        for v in values.values()
-        for s in [v, *lines_of(v)]
-        if s in run.console or s in json.dumps(run.record, ensure_ascii=False)
-    ]
-    assert leaked == []
+    assert leaks_in(values, run.console, json.dumps(run.record, ensure_ascii=False)) == []
 
 
 def test_unknown_key_fails_naming_the_known_keys(run_jenkins: Any) -> None:
@@ -460,8 +454,7 @@ def test_real_cli_gives_the_block_the_values_and_revokes_after_it(
     assert set(redis_server.acl_users()) == users_before
     assert not Path(call_dir(run)).exists()
     record = json.dumps(run.record, ensure_ascii=False)
-    leaked = [s for s in setup.secrets() if s in run.console or s in record]
-    assert leaked == []
+    assert setup.leaks(run.console, record) == []
 
 
 @pytest.mark.services

@@ -9,7 +9,6 @@ are swept the same way in tests/faces (test_action_secrets.py, test_jenkins_vaul
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import hashlib
 import json
@@ -29,6 +28,7 @@ from tests import services
 from tests import vault_setup as vs
 from tests.integration.test_secrets import Cli, Done
 from tests.integration.test_train_secrets import Watch
+from tests.leak_forms import leaked
 
 pytestmark = pytest.mark.services
 
@@ -42,28 +42,6 @@ AWKWARD = {
     "unicode": "pässwörd ☃ 𝄞 日本語 ",
     "crlf": "first line\r\nsecond line\r\n",
 }
-
-
-def escaped_forms(value: str) -> set[str]:
-    """The value and its raw, base64, URL- and JSON-escaped shapes, and each line long enough
-    to be told apart from ordinary text."""
-    raw = value.encode()
-    forms = {
-        value,
-        base64.b64encode(raw).decode(),
-        base64.urlsafe_b64encode(raw).decode(),
-        urllib.parse.quote(value, safe=""),
-        urllib.parse.quote_plus(value),
-        json.dumps(value)[1:-1],
-        json.dumps(value, ensure_ascii=False)[1:-1],
-    }
-    forms |= {line.strip() for line in value.splitlines() if len(line.strip()) >= 8}
-    return {f for f in forms if len(f) >= 6}
-
-
-def leaked(text: str, values: Mapping[str, str]) -> list[str]:
-    """Which values show in text, by name only: a failing test must not print them either."""
-    return [name for name, value in values.items() if any(f in text for f in escaped_forms(value))]
 
 
 class ArgvSampler:
