@@ -11,8 +11,27 @@ from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
 STEPS = ("secrets", "train")
+# Each step's Jenkins var: its keys are those of the var's `defaultConfig` map.
+JENKINS_VARS = {"secrets": "withVaultSecrets", "train": "mlTrain"}
+
+
+def jenkins_keys(step: str) -> set[str]:
+    """The keys of the `defaultConfig` map of the step's Jenkins var."""
+    groovy = (ROOT / "vars" / f"{JENKINS_VARS[step]}.groovy").read_text(encoding="utf-8")
+    body = groovy.split("Map defaultConfig = [", 1)[1].split("\n    ]", 1)[0]
+    return set(re.findall(r"^\s*(\w+)\s*:", body, re.M))
+
+
+def jenkins_cell(key: str, keys: set[str]) -> str:
+    """The key when the var takes it; its *CredentialsId key when the value comes from a
+    Jenkins credential instead; else a dash: the option is not set from Jenkins."""
+    for name in (key, f"{key}CredentialsId"):
+        if name in keys:
+            return f"`{name}`"
+    return "—"
 
 
 def markers(step: str) -> tuple[str, str]:
@@ -24,6 +43,7 @@ def render(step: str) -> str:
     from steps.config import MLFLOW
 
     step_section = registry.load(step).SECTION
+    keys = jenkins_keys(step)
     rows = [
         "| option (CLI flag) | environment | Jenkins key | meaning | default |",
         "| --- | --- | --- | --- | --- |",
@@ -38,7 +58,8 @@ def render(step: str) -> str:
                 f"`{name}`" for name in (opt.env_var(section.name), *opt.env_fallbacks)
             )
             rows.append(
-                f"| `{opt.name}` ({flag}) | {env} | `{opt.jenkins_key}` | {help_text} | {default} |"
+                f"| `{opt.name}` ({flag}) | {env} | {jenkins_cell(opt.jenkins_key, keys)} "
+                f"| {help_text} | {default} |"
             )
     return "\n".join(rows)
 
