@@ -249,7 +249,12 @@ private static List<Map> maskPairs(Map values) {
         if (text.trim()) {
             pairs << [var: name.toString(), password: text]
         }
-        List<String> lines = text.readLines().findAll { String line -> line.trim() && line != text }
+        // Each line that holds something, without its indentation, as mlsteps' own faces do
+        // (steps/secret.py mask_lines): a `{` or `},` registered would star every brace in
+        // the log, and lines of one or two characters give nothing away.
+        List<String> lines = text.readLines()*.trim().findAll { String line ->
+            line.size() > 2 && line != text && !(line ==~ /[\{\}\[\]\(\),:;"' \t]+/)
+        }
         lines.eachWithIndex { String line, int index ->
             pairs << [var: "${name}_LINE_${index + 1}".toString(), password: line]
         }

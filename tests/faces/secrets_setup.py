@@ -35,11 +35,6 @@ def awkward_values(tag: str) -> dict[str, str]:
     }
 
 
-def lines_of(value: str) -> list[str]:
-    """The lines a console shows of a value (blank ones hide nothing)."""
-    return [line for line in value.splitlines() if line.strip()]
-
-
 class VaultSecrets:
     """KV values (`values`, by variable name), a database role making leased Redis users
     (`creds_path`) and an AppRole (`auth_mount`, `role_id`, `secret_id`) whose token may read
