@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from steps import signals
 from steps.ci.base import Face
@@ -55,6 +56,12 @@ class Session:
         self.config = config
         self.runtime = runtime
         self.face = runtime.get_face()
+        host = urlsplit(config.url).hostname or ""
+        if config.url.startswith("http://") and host not in ("127.0.0.1", "localhost", "::1"):
+            self.face.warning(
+                f"--url {config.url} is plain http: the login and the secrets cross the network "
+                "unencrypted. Use https outside a test setup."
+            )
         if config.tls_skip_verify:
             self.face.warning(
                 "--tls-skip-verify: the Vault server's certificate is not checked, so anyone "

@@ -850,6 +850,20 @@ def test_a_failing_read_beside_a_dynamic_one_still_revokes_its_lease_under_a_use
     assert vs.token_works(cli.vault, token)
 
 
+def test_plain_http_to_another_host_is_warned_about(cli: Cli) -> None:
+    done = cli.run(
+        "secrets", "exec", "--url", "http://vault.invalid:8200", "--timeout", "1s",
+        "--secrets", "secret/ml/db pw | PW", "--", "true", env=cli.reader(),
+    )  # fmt: skip
+    assert done.code == 1, done
+    assert "warning: --url http://vault.invalid:8200 is plain http" in done.err, done
+    loopback = cli.run(
+        "--dry-run", "secrets", "exec", "--secrets", "secret/ml/db pw", "--", "true",
+        env=cli.reader(),
+    )  # fmt: skip
+    assert "plain http" not in loopback.out + loopback.err
+
+
 def test_credentials_in_the_pipeline_file_are_refused(cli: Cli) -> None:
     (cli.cwd / "mlsteps.yaml").write_text(
         "secrets:\n  url: http://127.0.0.1:1\n  token: hvs.committed-by-mistake\n"
