@@ -9,6 +9,7 @@ by a signal), and every start sweeps containers whose owner process is gone.
 from __future__ import annotations
 
 import collections
+import contextlib
 import math
 import os
 import socket
@@ -121,8 +122,10 @@ def sweep_orphans(client: DockerClient, say: Callable[[str], None]) -> list[str]
 
 
 def remove_invocation(client: DockerClient, invocation: str) -> None:
+    # ignore_removed: a container that goes (or is still being made) between the list and
+    # its inspect must not stop the removal of the others.
     for container in client.containers.list(
-        all=True, filters={"label": f"{LABEL}.invocation={invocation}"}
+        all=True, filters={"label": f"{LABEL}.invocation={invocation}"}, ignore_removed=True
     ):
         _remove(container)
 
@@ -285,7 +288,6 @@ def run_container(
 
     api = client.api
     container_id: str | None = None
-    create_in_flight = False
     removed = False
     tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
     try:
@@ -305,29 +307,30 @@ def run_container(
             memswap_limit=spec.mem_limit,
             nano_cpus=spec.nano_cpus,
         )
-        create_in_flight = True
         try:
-            created = api.create_container(
-                spec.image,
-                command=list(spec.command) or None,
-                name=f"mlsteps-{spec.labels.get(f'{LABEL}.step', 'step')}-{invocation[:12]}",
-                environment=dict(spec.environment),
-                labels=dict(spec.labels),
-                working_dir=spec.working_dir,
-                user=spec.user,
-                host_config=host_config,
-                platform=spec.platform,
-            )
+            # A cancel waits for the create to answer (and is raised right after), so the
+            # container's id is always known to the cleanup: interrupted mid-call, the daemon
+            # would finish making a container nobody knows of.
+            with signals.shielded():
+                created = api.create_container(
+                    spec.image,
+                    command=list(spec.command) or None,
+                    name=f"mlsteps-{spec.labels.get(f'{LABEL}.step', 'step')}-{invocation[:12]}",
+                    environment=dict(spec.environment),
+                    labels=dict(spec.labels),
+                    working_dir=spec.working_dir,
+                    user=spec.user,
+                    host_config=host_config,
+                    platform=spec.platform,
+                )
+                container_id = str(created["Id"])
         except APIError as exc:
-            create_in_flight = False
             if exc.status_code == 400:  # the engine rejected a value: a limit, a mount, a name
                 raise ConfigError(
                     f"the Docker engine refused the container settings: {_short(exc)}. "
                     "Fix the option it names (--memory, --shm-size, --cpus, --mount, --user…)."
                 ) from None
             raise StepFailed(f"the container could not be created: {_short(exc)}") from None
-        container_id = str(created["Id"])
-        create_in_flight = False
         if on_created:
             on_created(container_id)
         # Attached before start, so no line is lost and the stream ends when the container does.
@@ -369,33 +372,26 @@ def run_container(
     finally:
         if not removed:
             with signals.shielded(deliver=False):
-                _cleanup(client, container_id, invocation, create_in_flight)
+                _cleanup(client, container_id, invocation)
 
 
-def _cleanup(
-    client: DockerClient, container_id: str | None, invocation: str, create_in_flight: bool
-) -> None:
+def _cleanup(client: DockerClient, container_id: str | None, invocation: str) -> None:
     import requests
-    from docker.errors import DockerException, NotFound
+    from docker.errors import DockerException
 
-    try:
-        if container_id is not None:
-            try:
-                # Stopped with a short grace: GitHub kills the step 7.5 s after its SIGINT.
-                client.api.stop(container_id, timeout=STOP_GRACE)
-                client.api.remove_container(container_id, force=True)
-            except NotFound:
-                pass
-        # A signal during the create call leaves a container the daemon is still creating;
-        # give it a moment to appear, then remove it by its label.
-        deadline = time.monotonic() + (3.0 if create_in_flight else 0.0)
-        while True:
-            remove_invocation(client, invocation)
-            if time.monotonic() >= deadline:
-                break
-            time.sleep(0.25)
-    except (DockerException, requests.exceptions.RequestException):
-        pass  # the next run's sweep removes what is left; cleanup must not mask the real error
+    # Errors are swallowed here: cleanup must not mask the real error, and the next run's
+    # sweep removes what is left. But one failed call must not end the cleanup either.
+    failures = (DockerException, requests.exceptions.RequestException)
+    if container_id is not None:
+        try:
+            # Stopped with a short grace: GitHub kills the step 7.5 s after its SIGINT.
+            client.api.stop(container_id, timeout=STOP_GRACE)
+            client.api.remove_container(container_id, force=True)
+        except failures:  # NotFound (gone already) included
+            pass
+    # Anything else of this invocation (by its label), should there be any.
+    with contextlib.suppress(*failures):
+        remove_invocation(client, invocation)
 
 
 def _start_error(exc: Exception, spec: ContainerSpec) -> Exception:
