@@ -2,8 +2,8 @@
 
 Containers are children of the Docker daemon, not of mlsteps: if mlsteps dies, they live on.
 So every container carries labels naming the invocation and the process that owns it;
-cleanup removes by label (which also catches a container whose create call was cut short
-by a signal), and every start sweeps containers whose owner process is gone.
+cleanup removes by id and by label, a cancel waits for a create call to answer (so the id is
+always known), and every start sweeps containers whose owner process is gone.
 """
 
 from __future__ import annotations
