@@ -234,7 +234,6 @@ def all_mounts(config: TrainConfig) -> list[MountSpec]:
 )
 def command(runtime: Runtime, flags: Mapping[str, Any], cmd: list[str]) -> StepResult:
     from steps import signals
-    from steps.train_run import TrainRun
 
     config = load_config(runtime, flags, cmd)
     face = runtime.get_face()
@@ -253,6 +252,17 @@ def command(runtime: Runtime, flags: Mapping[str, Any], cmd: list[str]) -> StepR
         face.warning(
             "MLflow tracking is off: set --tracking-uri (or mlflow.tracking-uri) to track runs."
         )
+    # A cancel must not land inside an import: a half-initialised module or an import lock
+    # left held would hang the shielded cleanup that follows (seen as a run that outlived
+    # GitHub's grace period). So the real run's libraries load with signals held; a signal
+    # that came meanwhile is raised as soon as they are in.
+    with signals.shielded():
+        from steps import containers, secret_files, tracking  # noqa: F401
+        from steps.train_run import TrainRun
+
+        if config.backend == "docker":
+            import docker  # noqa: F401
+        import requests  # noqa: F401
     run = TrainRun(config, runtime)
     try:
         applied = plan.apply(run.handlers())
