@@ -20,9 +20,9 @@ JENKINS_VARS = {"secrets": "withVaultSecrets", "train": "mlTrain"}
 
 def jenkins_keys(step: str) -> set[str]:
     """The keys of the `defaultConfig` map of the step's Jenkins var."""
-    groovy = (ROOT / "vars" / f"{JENKINS_VARS[step]}.groovy").read_text(encoding="utf-8")
-    body = groovy.split("Map defaultConfig = [", 1)[1].split("\n    ]", 1)[0]
-    return set(re.findall(r"^\s*(\w+)\s*:", body, re.M))
+    from tests.groovy_config import default_config_entries
+
+    return {key for key, _ in default_config_entries(JENKINS_VARS[step])}
 
 
 def jenkins_cell(key: str, keys: set[str]) -> str:
@@ -90,6 +90,7 @@ def test_readme_holds_the_two_commands_ci_runs() -> None:
 
 
 if __name__ == "__main__" and "--write" in sys.argv:
+    sys.path.insert(0, str(ROOT))  # run as a script: make the tests package importable
     text = README.read_text()
     for step in STEPS:
         # Only between the markers: the table's old text may occur elsewhere too.

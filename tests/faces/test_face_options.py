@@ -15,6 +15,8 @@ import yaml
 
 from steps import train
 from steps.config import MLFLOW
+from tests import groovy_config
+from tests.groovy_config import camel
 
 pytestmark = pytest.mark.faces
 
@@ -29,25 +31,13 @@ SHARED = {o.name: o.env_var("mlflow") for o in MLFLOW.options} | {"config": "MLS
 JENKINS_ONLY = {"mlsteps"}
 
 
-def camel(name: str) -> str:
-    head, *rest = name.split("-")
-    return head + "".join(word.capitalize() for word in rest)
-
-
 def train_step() -> dict[str, Any]:
     (step,) = [s for s in ACTION["runs"]["steps"] if s.get("id") == "train"]
     return step
 
 
 def default_config_entries() -> list[tuple[str, str]]:
-    """(key, comment) of each line of mlTrain's defaultConfig map."""
-    body = GROOVY.split("Map defaultConfig = [", 1)[1].split("\n    ]", 1)[0]
-    entries = []
-    for line in body.strip().splitlines():
-        match = re.fullmatch(r"\s*(\w+): .*?,\s*(?://\s*(.*))?", line)
-        assert match, f"defaultConfig line not of the form `key: value,  // comment`: {line!r}"
-        entries.append((match.group(1), match.group(2) or ""))
-    return entries
+    return groovy_config.default_config_entries("mlTrain")
 
 
 def test_the_contract_options_are_the_clis() -> None:

@@ -17,6 +17,8 @@ import pytest
 import yaml
 
 from steps import secrets
+from tests import groovy_config
+from tests.groovy_config import camel
 
 pytestmark = pytest.mark.faces
 
@@ -48,11 +50,6 @@ ACTION_EXTRA = ["config", "revoke"]
 JENKINS_EXTRA = ["config", "mlsteps"]
 
 
-def camel(name: str) -> str:
-    head, *rest = name.split("-")
-    return head + "".join(word.capitalize() for word in rest)
-
-
 def jenkins_key(name: str) -> str:
     # A credential is named by the Jenkins credential that holds it.
     return camel(name) + ("CredentialsId" if name in CREDENTIALS else "")
@@ -64,13 +61,7 @@ def run_step() -> dict[str, Any]:
 
 
 def default_config_entries() -> list[tuple[str, str]]:
-    body = GROOVY.split("Map defaultConfig = [", 1)[1].split("\n    ]", 1)[0]
-    entries = []
-    for line in body.strip().splitlines():
-        match = re.fullmatch(r"\s*(\w+): .*?,\s*(?://\s*(.*))?", line)
-        assert match, f"defaultConfig line not of the form `key: value,  // comment`: {line!r}"
-        entries.append((match.group(1), match.group(2) or ""))
-    return entries
+    return groovy_config.default_config_entries("withVaultSecrets")
 
 
 def test_the_credentials_have_no_flag_and_everything_else_has_one() -> None:
