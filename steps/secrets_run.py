@@ -49,6 +49,21 @@ class CommandExited(MlstepsError):
         self.exit_code = exit_code
 
 
+def warn_about_transport(face: Face, url: str, *, skip_verify: bool) -> None:
+    """Say so when what crosses the network (credentials, tokens, values) is not protected."""
+    host = urlsplit(url).hostname or ""
+    if url.startswith("http://") and host not in ("127.0.0.1", "localhost", "::1"):
+        face.warning(
+            f"--url {url} is plain http: the login and the secrets cross the network "
+            "unencrypted. Use https outside a test setup."
+        )
+    if skip_verify:
+        face.warning(
+            "--tls-skip-verify: the Vault server's certificate is not checked, so anyone "
+            "on the network path could read the secrets. Use --ca-cert outside tests."
+        )
+
+
 class Session:
     """One login and everything it made, so it can all be revoked."""
 
@@ -56,17 +71,7 @@ class Session:
         self.config = config
         self.runtime = runtime
         self.face = runtime.get_face()
-        host = urlsplit(config.url).hostname or ""
-        if config.url.startswith("http://") and host not in ("127.0.0.1", "localhost", "::1"):
-            self.face.warning(
-                f"--url {config.url} is plain http: the login and the secrets cross the network "
-                "unencrypted. Use https outside a test setup."
-            )
-        if config.tls_skip_verify:
-            self.face.warning(
-                "--tls-skip-verify: the Vault server's certificate is not checked, so anyone "
-                "on the network path could read the secrets. Use --ca-cert outside tests."
-            )
+        warn_about_transport(self.face, config.url, skip_verify=config.tls_skip_verify)
         self.vault = Vault(
             Connection(
                 url=config.url,
@@ -456,14 +461,12 @@ def _revoke_record(
     """Revoke one record's leases and (when owned) its token; the count revoked."""
     tls = record.get("tls") or {}
     skip = bool(values["tls-skip-verify"] or tls.get("tls-skip-verify"))
-    if skip:
-        face.warning(
-            "--tls-skip-verify: the Vault server's certificate is not checked while revoking."
-        )
+    url = (values["url"] or record["url"]).rstrip("/")
+    warn_about_transport(face, url, skip_verify=skip)
     vault = Vault(
         Connection(
             # what the fetch used, unless this invocation says otherwise
-            url=(values["url"] or record["url"]).rstrip("/"),
+            url=url,
             namespace=values["namespace"] or record.get("namespace"),
             ca_cert=values["ca-cert"] or tls.get("ca-cert"),
             client_cert=values["client-cert"] or tls.get("client-cert"),
