@@ -37,6 +37,13 @@ def base_image(docker_client: DockerClient) -> str:
 
 
 @pytest.fixture(scope="session")
+def python_slim_image(docker_client: DockerClient, base_image: str) -> str:
+    """The local tag `python:3.11-slim` that `mlflow models build-docker` builds FROM, made
+    from the base image unless an image of that name that is not ours is already there."""
+    return services.ensure_python_slim_image(docker_client)
+
+
+@pytest.fixture(scope="session")
 def trainer_image(docker_client: DockerClient, base_image: str) -> str:
     """The tag of the quickstart trainer, built once per session from its Dockerfile."""
     return services.build_trainer_image(docker_client)

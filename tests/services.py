@@ -11,12 +11,14 @@ by skipping what it was meant to check. Elsewhere it skips, saying what to insta
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -185,6 +187,79 @@ def ensure_base_image(client: DockerClient) -> str:
     if not image_exists(client, BASE_IMAGE):
         missing(f"the base image {BASE_IMAGE} is not built")
     return BASE_IMAGE
+
+
+# Not under LABEL_PREFIX: a container inherits its image's labels, and every image built FROM
+# this one (the serving images of `mlflow models build-docker`) would then be counted as ours by
+# no_labelled_containers' prefix match.
+PYTHON_SLIM_LABEL = "mlsteps.test-base"
+
+
+def _build_context(files: dict[str, bytes]) -> io.BytesIO:
+    context = io.BytesIO()
+    with tarfile.open(fileobj=context, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(data))
+    context.seek(0)
+    return context
+
+
+def _build_failed(tag: str, exc: Any) -> NoReturn:
+    lines = [str(chunk.get("stream") or chunk.get("error") or "") for chunk in exc.build_log]
+    tail = "".join(lines)[-3000:]
+    pytest.fail(f"building {tag} failed: {exc.msg}\n{tail}", pytrace=False)
+
+
+def ensure_python_slim_image(client: DockerClient, version: str = "3.11") -> str:
+    """Make the local tag `python:VERSION-slim` exist: the base image `mlflow models
+    build-docker` writes into its Dockerfile (FROM python:3.11-slim, then `apt-get update &&
+    apt-get install nginx`, `pip install mlflow==...`, ENTRYPOINT ["python", ...]).
+
+    No image can be pulled here, so it is built FROM the project's base image (Debian
+    bookworm, whose python3 is 3.11: other versions fail the build with a message), made to
+    behave like the official one where build-docker relies on it: `python` and `pip` on PATH in
+    /usr/local/bin, and pip allowed to install system-wide (Debian's EXTERNALLY-MANAGED marker
+    removed). The image carries the label PYTHON_SLIM_LABEL=BASE_IMAGE. A `python:VERSION-slim`
+    without that label (an official one, loaded by someone) is used as it is; ours is rebuilt
+    each session, which the engine's layer cache turns into about a second.
+    """
+    import docker
+
+    tag = f"python:{version}-slim"
+    try:
+        existing = client.images.get(tag)
+    except docker.errors.ImageNotFound:
+        existing = None
+    if existing is not None and PYTHON_SLIM_LABEL not in (existing.labels or {}):
+        return tag
+    base = ensure_base_image(client)
+    dockerfile = f"""FROM {base}
+LABEL {PYTHON_SLIM_LABEL}="{base}"
+ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8
+RUN python3 -c 'import sys; v = "%d.%d" % sys.version_info[:2]; \
+sys.exit(0 if v == "{version}" else "{base} has Python " + v + ", not {version}")' \
+ && ln -sf /usr/bin/python3 /usr/local/bin/python \
+ && printf '#!/bin/sh\\nexec /usr/bin/python3 -m pip "$@"\\n' >/usr/local/bin/pip \
+ && chmod 755 /usr/local/bin/pip \
+ && rm -f /usr/lib/python3*/EXTERNALLY-MANAGED \
+ && grep -qs '^deb \\|^URIs:' /etc/apt/sources.list /etc/apt/sources.list.d/* \
+ && python --version && pip --version
+CMD ["python3"]
+"""
+    try:
+        client.images.build(
+            fileobj=_build_context({"Dockerfile": dockerfile.encode()}),
+            custom_context=True,
+            tag=tag,
+            rm=True,
+            forcerm=True,
+        )
+    except docker.errors.BuildError as exc:
+        _build_failed(tag, exc)
+    return tag
 
 
 def build_trainer_image(client: DockerClient) -> str:

@@ -34,6 +34,62 @@ def test_base_image_has_python_venv_pip_and_ca_bundle(docker_client, base_image:
     assert out.strip().endswith("bundle-ok")
 
 
+@pytest.mark.slow
+def test_python_slim_image_serves_build_docker_and_a_venv(
+    docker_client, python_slim_image: str
+) -> None:
+    # What `mlflow models build-docker` and the package step do in it: apt installs nginx,
+    # `pip` installs system-wide, `python` runs the entrypoint, a venv installs from the index.
+    script = (
+        "set -e; apt-get -y update >/tmp/apt.log 2>&1 || { tail /tmp/apt.log; exit 1; }"
+        "; apt-get install -y --no-install-recommends nginx >/tmp/apt.log 2>&1"
+        " || { tail /tmp/apt.log; exit 1; }"
+        "; nginx -v 2>&1; pip --version"
+        "; pip install --no-cache-dir --quiet six 2>/dev/null"
+        "; python -c 'import six, sys; print(\"system-six\", six.__file__, sys.version)'"
+        "; python3 -m venv /opt/venv && /opt/venv/bin/pip install --no-cache-dir --quiet six"
+        "; /opt/venv/bin/python -c 'import six; print(\"venv-six\", six.__file__)'"
+    )
+    out = docker_client.containers.run(
+        python_slim_image, ["sh", "-c", script], remove=True
+    ).decode()
+    assert "nginx version: nginx/" in out
+    assert "pip " in out and "(python 3.11)" in out
+    assert "system-six /usr/local/lib/python3.11/dist-packages/six.py 3.11." in out
+    assert "venv-six /opt/venv/lib/python3.11/site-packages/six.py" in out
+
+
+def test_python_slim_image_comes_from_the_base_or_is_left_alone(
+    docker_client, base_image: str, python_slim_image: str
+) -> None:
+    image = docker_client.images.get(python_slim_image)
+    if image.labels.get(services.PYTHON_SLIM_LABEL) != base_image:
+        pytest.skip(f"{python_slim_image} is not ours (no {services.PYTHON_SLIM_LABEL} label)")
+    # Built on the base: the base's layers are the first of ours.
+    base_layers = docker_client.images.get(base_image).attrs["RootFS"]["Layers"]
+    assert image.attrs["RootFS"]["Layers"][: len(base_layers)] == base_layers
+    # ... and no image built FROM it makes its containers look like the steps' own.
+    assert not any(key.startswith(services.LABEL_PREFIX) for key in image.labels)
+    assert services.ensure_python_slim_image(docker_client) == python_slim_image
+    assert docker_client.images.get(python_slim_image).id == image.id
+
+
+def test_python_slim_image_not_ours_is_kept_and_a_wrong_version_is_refused(
+    docker_client, base_image: str
+) -> None:
+    version = f"0.{uuid.uuid4().int % 10**8}"  # a tag no real image has
+    tag = f"python:{version}-slim"
+    docker_client.images.get(base_image).tag(tag)  # stands for an official image: no label
+    try:
+        assert services.ensure_python_slim_image(docker_client, version) == tag
+        assert docker_client.images.get(tag).id == docker_client.images.get(base_image).id
+    finally:
+        docker_client.images.remove(tag)
+    with pytest.raises(pytest.fail.Exception, match=rf"has Python 3\.\d+, not {version}"):
+        services.ensure_python_slim_image(docker_client, version)
+    assert not services.image_exists(docker_client, tag)
+
+
 def _tiny_image_context(marker: str) -> io.BytesIO:
     """A build context for an image of one small file, unique per call so a push uploads."""
     context = io.BytesIO()
