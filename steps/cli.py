@@ -86,6 +86,7 @@ class LazyGroup(click.Group):
 STEP_HELP = {
     "train": "Run training in a container (or a local process), tracked in MLflow.",
     "secrets": "Read secrets from Vault and hand them on masked: exec, fetch, revoke.",
+    "package": "Build an MLflow model into a serving image; smoke-test, push and register it.",
     "config": "Show the effective configuration or its JSON Schema.",
 }
 

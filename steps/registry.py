@@ -11,6 +11,7 @@ from steps.config import MLFLOW, MODEL, Section
 STEP_MODULES = {
     "secrets": "steps.secrets",
     "train": "steps.train",
+    "package": "steps.package",
 }
 # commands that are not steps (no config section)
 TOOL_MODULES = {

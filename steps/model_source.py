@@ -1,0 +1,386 @@
+"""Where an MLflow model's files are, and what they say: the resolution of a model URI, the
+MLmodel facts the image build needs, and the download of the files.
+
+All of it speaks MLflow's REST API (and the tracking server's artifact proxy) with requests, or
+reads the disk, or S3 through boto3; never the MLflow client, whose import alone costs about
+2 s. The same reads serve ``--dry-run`` (which must show the Dockerfile and the cache key, so it
+must read the requirements) and the run: the plan cannot drift from what is built.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import yaml
+
+from steps.config import redact_url
+from steps.errors import ConfigError, StepFailed
+
+# Run tags train writes (steps/train_run.py) that the image labels and version tags carry on.
+COMMIT_TAG = "mlflow.source.git.commit"
+DATA_DIGEST_TAG = "mlsteps.data-digest"
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A model URI resolved to the place its files are."""
+
+    uri: str  # as the user gave it
+    kind: str  # run | logged-model | version | s3 | path
+    artifact_uri: str  # mlflow-artifacts:/…, s3://…, file:/… or a local directory
+    run_id: str | None = None
+    model_id: str | None = None
+    name: str | None = None  # registered model, for kind "version"
+    version: str | None = None
+    run_tags: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def registrable(self) -> bool:
+        """Whether registering it creates a version (runs:/ and models:/MODEL_ID do)."""
+        return self.kind in ("run", "logged-model")
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What the build needs from MLmodel and the environment files."""
+
+    python_version: str  # e.g. 3.11.7
+    requirements: tuple[str, ...]
+    requirements_source: str  # which file they came from
+    mlflow_version: str
+    flavors: tuple[str, ...]
+    loader_module: str  # python_function's loader, e.g. mlflow.sklearn
+    serving_example: str | None  # relative path of serving_input_example.json
+    input_example: str | None
+    created: str  # MLmodel utc_time_created
+    model_uuid: str  # MLmodel model_uuid: one per saved model
+
+    @property
+    def python_minor(self) -> str:
+        return ".".join(self.python_version.split(".")[:2])
+
+
+def _rest(tracking_uri: str | None, uri: str) -> Any:
+    from steps.tracking import RestTracking
+
+    if not tracking_uri or not tracking_uri.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"--model-uri {uri}: finding this model needs an MLflow tracking server over "
+            f"http(s), but mlflow.tracking-uri is {tracking_uri or 'unset'}. Set --tracking-uri "
+            "(env MLSTEPS_MLFLOW_TRACKING_URI or MLFLOW_TRACKING_URI) to the server's URL, or "
+            "give the model's directory or s3:// URI."
+        )
+    return RestTracking(tracking_uri)
+
+
+def _get(rest: Any, endpoint: str, uri: str, what: str, **params: str) -> dict[str, Any]:
+    from steps.tracking import MlflowApiError
+
+    try:
+        found: dict[str, Any] = rest._call("GET", endpoint, params=params)
+        return found
+    except MlflowApiError as exc:
+        if exc.code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND") or exc.status == 404:
+            raise ConfigError(
+                f"--model-uri {uri}: {what} not found on {redact_url(rest.uri)}. Check the name, "
+                "version, alias or id (the MLflow UI lists them)."
+            ) from None
+        raise exc.as_step_failed(f"reading {what}") from None
+
+
+def resolve(uri: str, tracking_uri: str | None) -> ModelRef:
+    if uri.startswith("s3://"):
+        return ModelRef(uri, "s3", uri.rstrip("/"))
+    if uri.startswith(("runs:/", "models:/")):
+        return _resolve_tracked(uri, _rest(tracking_uri, uri))
+    if "://" in uri and not uri.startswith("file://"):
+        raise ConfigError(
+            f"--model-uri {uri}: not a form package reads. Give runs:/RUN_ID/PATH, "
+            "models:/NAME/VERSION, models:/NAME@ALIAS, models:/MODEL_ID, s3://… or a directory."
+        )
+    path = Path(uri.removeprefix("file://")).expanduser().resolve()
+    if not (path / "MLmodel").is_file():
+        raise ConfigError(
+            f"--model-uri {uri}: no MLmodel file in {path}. Give the directory MLflow saved "
+            "the model to (the one holding MLmodel)."
+        )
+    return ModelRef(uri, "path", str(path))
+
+
+def _resolve_tracked(uri: str, rest: Any, depth: int = 0) -> ModelRef:
+    if uri.startswith("runs:/"):
+        run_id, _, path = uri.removeprefix("runs:/").partition("/")
+        if not run_id or not path:
+            raise ConfigError(f"--model-uri {uri}: give runs:/RUN_ID/PATH, e.g. runs:/abc/model.")
+        run = _get(rest, "runs/get", uri, f"run {run_id}", run_id=run_id)["run"]
+        tags = {t["key"]: t["value"] for t in run.get("data", {}).get("tags", [])}
+        # MLflow 3 keeps a run's models as logged models named by the path; MLflow 2 put the
+        # files under the run's artifacts.
+        for output in reversed(run.get("outputs", {}).get("model_outputs", [])):
+            info = _logged_model(rest, uri, output["model_id"])
+            if info.get("name") == path:
+                return ModelRef(
+                    uri, "run", info["artifact_uri"], run_id, info["model_id"], run_tags=tags
+                )
+        artifact_uri = f"{run['info']['artifact_uri'].rstrip('/')}/{path}"
+        return ModelRef(uri, "run", artifact_uri, run_id, run_tags=tags)
+    rest_of = uri.removeprefix("models:/").strip("/")
+    if re.fullmatch(r"m-[0-9a-f]{32}", rest_of):
+        info = _logged_model(rest, uri, rest_of)
+        source_run: str | None = info.get("source_run_id") or None
+        return ModelRef(
+            uri, "logged-model", info["artifact_uri"], source_run, rest_of,
+            run_tags=_run_tags(rest, source_run),
+        )  # fmt: skip
+    if "@" in rest_of:
+        name, _, alias = rest_of.partition("@")
+        found = _get(
+            rest, "registered-models/alias", uri, f"alias '{alias}' of model '{name}'",
+            name=name, alias=alias,
+        )  # fmt: skip
+    elif re.fullmatch(r".+/\d+", rest_of):
+        name, _, number = rest_of.rpartition("/")
+        found = _get(
+            rest, "model-versions/get", uri, f"version {number} of model '{name}'",
+            name=name, version=number,
+        )  # fmt: skip
+    else:
+        raise ConfigError(
+            f"--model-uri {uri}: give models:/NAME/VERSION, models:/NAME@ALIAS or "
+            "models:/MODEL_ID (a version number or an alias is needed: 'latest' is ambiguous)."
+        )
+    version = found["model_version"]
+    source = version.get("source", "")
+    model_id = version.get("model_id") or None
+    if source.startswith(("runs:/", "models:/")) and depth == 0:
+        inner = _resolve_tracked(source, rest, depth + 1)
+        artifact_uri, model_id = inner.artifact_uri, model_id or inner.model_id
+    else:
+        artifact_uri = source
+    version_run: str | None = version.get("run_id") or None
+    return ModelRef(
+        uri, "version", artifact_uri, version_run, model_id, version["name"], str(version["version"]),
+        run_tags=_run_tags(rest, version_run),
+    )  # fmt: skip
+
+
+def _logged_model(rest: Any, uri: str, model_id: str) -> dict[str, Any]:
+    found = _get(rest, f"logged-models/{model_id}", uri, f"logged model {model_id}")
+    info: dict[str, Any] = found["model"]["info"]
+    return info
+
+
+def _run_tags(rest: Any, run_id: str | None) -> dict[str, str]:
+    if not run_id:
+        return {}
+    from steps.tracking import MlflowApiError
+
+    try:
+        run = rest._call("GET", "runs/get", params={"run_id": run_id})["run"]
+    except MlflowApiError:
+        return {}  # a deleted source run leaves the model usable, only without its lineage
+    return {t["key"]: t["value"] for t in run.get("data", {}).get("tags", [])}
+
+
+class Artifacts:
+    """Reads and downloads model files wherever the artifact URI points."""
+
+    def __init__(self, tracking_uri: str | None) -> None:
+        self.tracking_uri = tracking_uri
+
+    def _proxy_url(self, artifact_uri: str, rel: str = "") -> str:
+        # mlflow-artifacts:/PATH or mlflow-artifacts://HOST/PATH: served by the tracking server.
+        path = urlsplit(artifact_uri).path.strip("/") + ("/" + rel if rel else "")
+        if not self.tracking_uri or not self.tracking_uri.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"the model's files are at {artifact_uri}, served by the MLflow tracking server: "
+                "set --tracking-uri to the server's http(s) URL."
+            )
+        return f"{self.tracking_uri.rstrip('/')}/api/2.0/mlflow-artifacts/artifacts/{quote(path)}"
+
+    def read(self, artifact_uri: str, rel: str) -> bytes | None:
+        """One file's bytes, or None when it does not exist."""
+        if artifact_uri.startswith("mlflow-artifacts:"):
+            return self._http_get(self._proxy_url(artifact_uri, rel), artifact_uri)
+        if artifact_uri.startswith("s3://"):
+            return _s3_read(artifact_uri, rel)
+        path = Path(_local(artifact_uri)) / rel
+        return path.read_bytes() if path.is_file() else None
+
+    def _http_get(self, url: str, artifact_uri: str) -> bytes | None:
+        import requests
+
+        from steps.tracking import RestTracking
+
+        session = RestTracking(self.tracking_uri or "").session
+        try:
+            answer = session.get(url, timeout=60)
+        except requests.RequestException as exc:
+            raise StepFailed(
+                f"cannot read the model's files at {artifact_uri} ({type(exc).__name__}). Is the "
+                "MLflow server running?"
+            ) from None
+        if answer.status_code == 404:
+            return None
+        if not answer.ok:
+            raise StepFailed(
+                f"the MLflow server refused the model's files at {artifact_uri}: HTTP "
+                f"{answer.status_code} {answer.text[:200]}"
+            )
+        return answer.content
+
+    def download(self, artifact_uri: str, dest: Path) -> None:
+        """Copy every file of the model into dest (an empty directory)."""
+        if artifact_uri.startswith("mlflow-artifacts:"):
+            self._download_proxied(artifact_uri, "", dest)
+        elif artifact_uri.startswith("s3://"):
+            _s3_download(artifact_uri, dest)
+        else:
+            shutil.copytree(_local(artifact_uri), dest, dirs_exist_ok=True, symlinks=False)
+
+    def _download_proxied(self, artifact_uri: str, rel: str, dest: Path) -> None:
+        from steps.tracking import RestTracking
+
+        session = RestTracking(self.tracking_uri or "").session
+        base = urlsplit(artifact_uri).path.strip("/")
+        listing = session.get(
+            f"{self.tracking_uri}/api/2.0/mlflow-artifacts/artifacts",
+            params={"path": f"{base}/{rel}".rstrip("/")},
+            timeout=60,
+        )
+        if not listing.ok:
+            raise StepFailed(
+                f"cannot list the model's files at {artifact_uri}/{rel}: HTTP "
+                f"{listing.status_code} {listing.text[:200]}"
+            )
+        for entry in listing.json().get("files", []):
+            name = entry["path"].rsplit("/", 1)[-1]
+            child = f"{rel}/{name}".lstrip("/")
+            if entry.get("is_dir"):
+                (dest / child).mkdir(parents=True, exist_ok=True)
+                self._download_proxied(artifact_uri, child, dest)
+                continue
+            body = self._http_get(self._proxy_url(artifact_uri, child), artifact_uri)
+            if body is None:
+                raise StepFailed(f"the model file {child} vanished while it was downloaded")
+            (dest / child).parent.mkdir(parents=True, exist_ok=True)
+            (dest / child).write_bytes(body)
+
+
+def _local(artifact_uri: str) -> str:
+    if artifact_uri.startswith("file://"):
+        return urlsplit(artifact_uri).path
+    if "://" in artifact_uri or artifact_uri.startswith("mlflow-artifacts:"):
+        raise ConfigError(
+            f"the model's files are at {artifact_uri}, a store package cannot read. It reads "
+            "the MLflow server's artifact proxy (mlflow-artifacts:), s3:// and local paths."
+        )
+    return artifact_uri
+
+
+def _s3_client() -> Any:
+    import boto3
+
+    # boto3 takes the endpoint from AWS_ENDPOINT_URL(_S3) and the credentials from the usual
+    # chain (environment, profile, instance role).
+    return boto3.client("s3")
+
+
+def _s3_parts(artifact_uri: str, rel: str = "") -> tuple[str, str]:
+    parts = urlsplit(artifact_uri)
+    key = parts.path.strip("/")
+    return parts.netloc, f"{key}/{rel}".strip("/") if rel else key
+
+
+def _s3_read(artifact_uri: str, rel: str) -> bytes | None:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, key = _s3_parts(artifact_uri, rel)
+    try:
+        body: bytes = _s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
+        return body
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            return None
+        raise StepFailed(f"S3 refused s3://{bucket}/{key}: {exc}") from None
+    except BotoCoreError as exc:
+        raise StepFailed(f"cannot read s3://{bucket}/{key}: {exc}") from None
+
+
+def _s3_download(artifact_uri: str, dest: Path) -> None:
+    bucket, prefix = _s3_parts(artifact_uri)
+    client = _s3_client()
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            rel = item["Key"][len(prefix) :].lstrip("/")
+            if rel and not rel.endswith("/"):
+                (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+                client.download_file(bucket, item["Key"], str(dest / rel))
+
+
+def read_facts(ref: ModelRef, artifacts: Artifacts) -> ModelFacts:
+    mlmodel_text = artifacts.read(ref.artifact_uri, "MLmodel")
+    if mlmodel_text is None:
+        raise ConfigError(
+            f"--model-uri {ref.uri}: no MLmodel file at {redact_url(ref.artifact_uri)}. Is it an "
+            "MLflow model (saved with mlflow.<flavor>.log_model or save_model)?"
+        )
+    mlmodel = yaml.safe_load(mlmodel_text) or {}
+    flavors = mlmodel.get("flavors") or {}
+    pyfunc = flavors.get("python_function")
+    if not pyfunc:
+        raise ConfigError(
+            f"--model-uri {ref.uri}: the model has no python_function flavor (flavors: "
+            f"{', '.join(flavors) or 'none'}), so it cannot be served. Log it with a flavor "
+            "that provides one."
+        )
+    env = pyfunc.get("env") or {}
+    env_files = env if isinstance(env, dict) else {"conda": env}
+    python_version = str(pyfunc.get("python_version") or "")
+    requirements: list[str] | None = None
+    source = ""
+    text = artifacts.read(ref.artifact_uri, "requirements.txt")
+    if text is not None:
+        requirements, source = _requirement_lines(text.decode()), "requirements.txt"
+    if (name := env_files.get("virtualenv")) and (text := artifacts.read(ref.artifact_uri, name)):
+        python_env = yaml.safe_load(text) or {}
+        python_version = str(python_env.get("python") or python_version)
+        if requirements is None:
+            deps = [d for d in python_env.get("dependencies") or [] if not d.startswith("-r")]
+            requirements, source = deps, name
+    if requirements is None and (name := env_files.get("conda")):
+        conda = yaml.safe_load(artifacts.read(ref.artifact_uri, name) or b"") or {}
+        for dep in conda.get("dependencies") or []:
+            if isinstance(dep, dict) and "pip" in dep:
+                requirements, source = [str(d) for d in dep["pip"]], name
+            elif isinstance(dep, str) and dep.startswith("python=") and not python_version:
+                python_version = dep.split("=", 1)[1]
+    if not python_version:
+        raise ConfigError(
+            f"--model-uri {ref.uri}: MLmodel names no Python version. Give --base-image with "
+            "the Python the model needs."
+        )
+    example_info = mlmodel.get("saved_input_example_info") or {}
+    return ModelFacts(
+        python_version=python_version,
+        requirements=tuple(requirements or ()),
+        requirements_source=source or "(none: MLflow only)",
+        mlflow_version=str(mlmodel.get("mlflow_version") or ""),
+        flavors=tuple(flavors),
+        loader_module=str(pyfunc.get("loader_module") or ""),
+        serving_example=example_info.get("serving_input_path"),
+        input_example=example_info.get("artifact_path"),
+        created=str(mlmodel.get("utc_time_created") or ""),
+        model_uuid=str(mlmodel.get("model_uuid") or ""),
+    )
+
+
+def _requirement_lines(text: str) -> list[str]:
+    lines = (line.split(" #", 1)[0].strip() for line in text.splitlines())
+    return [line for line in lines if line and not line.startswith("#")]

@@ -1,0 +1,268 @@
+"""Applying package's plan: one handler per plan action, and the cleanup every exit path runs.
+
+Imported only by a real run (it pulls in the Docker SDK and requests).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from steps import containers, image_build, image_push, model_versions, smoke
+from steps.cli import Runtime
+from steps.errors import StepFailed
+from steps.model_source import Artifacts, ModelFacts, ModelRef
+from steps.package import Layout
+from steps.package_options import PackageConfig
+from steps.plan import Action
+
+
+class PackageRun:
+    def __init__(
+        self,
+        config: PackageConfig,
+        runtime: Runtime,
+        ref: ModelRef,
+        facts: ModelFacts,
+        lay: Layout,
+        artifacts: Artifacts,
+    ) -> None:
+        self.config, self.runtime, self.ref, self.facts = config, runtime, ref, facts
+        self.lay, self.artifacts = lay, artifacts
+        self.face = runtime.get_face()
+        self.owner = containers.Owner("package")
+        self.workdir: Path | None = None
+        self.client: Any = None
+        self.creds: image_push.Credentials | None = None
+        self.cache_hit = False
+        self.digest = ""
+        self.version = ""
+        self.smoke: smoke.SmokeResult | None = None
+
+    def handlers(self) -> dict[str, Any]:
+        return {
+            "model.download": self.download,
+            "image.dependencies": self.dependencies,
+            "image.build": self.build,
+            "image.smoke-test": self.smoke_test,
+            "image.push": self.push,
+            "mlflow.register": self.register,
+            "image.unload": self.unload,
+        }
+
+    def docker(self) -> Any:
+        if self.client is None:
+            self.client = containers.connect()
+        return self.client
+
+    def say(self, line: str) -> None:
+        self.face.info(line)
+
+    def credentials(self) -> image_push.Credentials | None:
+        if self.creds is None and self.config.registry:
+            self.creds = image_push.credentials(
+                self.config.registry, self.config.registry_username, self.config.registry_password
+            )
+            if self.creds is not None:
+                self.face.mask(self.creds.password.reveal())
+        return self.creds
+
+    # ----- handlers -----------------------------------------------------------------------
+    def download(self, action: Action) -> None:
+        self.workdir = Path(tempfile.mkdtemp(prefix="mlsteps-package-"))
+        target = self.workdir / "model"
+        target.mkdir()
+        self.say(f"downloading the model files of {self.ref.uri}")
+        self.artifacts.download(self.ref.artifact_uri, target)
+        files = [p for p in target.rglob("*") if p.is_file()]
+        size = sum(p.stat().st_size for p in files)
+        self.say(f"  {len(files)} files, {size / 2**20:.1f} MiB")
+
+    def _has_image(self, ref: str) -> bool:
+        from docker.errors import ImageNotFound
+
+        try:
+            self.docker().images.get(ref)
+            return True
+        except ImageNotFound:
+            return False
+
+    def dependencies(self, action: Action) -> None:
+        lay, config = self.lay, self.config
+        if not config.no_cache:
+            if self._has_image(lay.deps_image):
+                self.cache_hit = True
+                self.say(f"dependencies image {lay.deps_image}: cached here")
+                return
+            if config.registry and config.push:
+                self.say(f"looking for {lay.deps_image} in {config.registry}")
+                if image_push.try_pull(
+                    self.docker(), lay.repository, lay.deps_tag, config.registry,
+                    self.credentials(),
+                ):  # fmt: skip
+                    self.cache_hit = True
+                    self.say(f"dependencies image {lay.deps_image}: pulled from the registry")
+                    return
+        self.say(
+            f"building the dependencies image {lay.deps_image} FROM {lay.deps.base_image} "
+            f"({len(lay.deps.requirements)} requirements; minutes the first time)"
+        )
+        self._build(
+            image_build.context_tar(lay.deps.files()),
+            lay.deps_image,
+            nocache=config.no_cache,
+            failure=(
+                "the dependencies image did not build: the model's requirements "
+                f"({self.facts.requirements_source}) could not be installed on "
+                f"{lay.deps.base_image}"
+            ),
+        )
+
+    def _build(self, context: Any, tag: str, *, failure: str, **kwargs: Any) -> None:
+        try:
+            image_build.build(
+                self.docker(),
+                context,
+                tag,
+                say=self.say,
+                platform=self.config.platform,
+                build_args=self.config.build_args,
+                **kwargs,
+            )
+        except image_build.BuildFailed as exc:
+            tail = "\n".join("    " + line for line in exc.tail[-15:])
+            raise StepFailed(
+                f"{failure}: {exc.message}\nThe end of the build output:\n{tail}\nFix the "
+                "requirement named above (a version that exists for this Python and platform), "
+                "or give --pip-index-url / --base-image."
+            ) from None
+
+    def build(self, action: Action) -> None:
+        assert self.workdir is not None
+        self.say(f"building {self.lay.image}")
+        context = image_build.context_tar(
+            {"Dockerfile": image_build.model_dockerfile(self.lay.deps_image).encode()},
+            {"model": self.workdir / "model"},
+        )
+        self._build(
+            context,
+            self.lay.image,
+            labels=self.lay.labels,
+            failure=f"the model image {self.lay.image} did not build",
+        )
+
+    def smoke_test(self, action: Action) -> None:
+        containers.sweep_orphans(self.docker(), self.say)
+        assert self.workdir is not None
+        example = None
+        if self.facts.serving_example:
+            path = self.workdir / "model" / self.facts.serving_example
+            example = path.read_bytes() if path.is_file() else None
+        self.say(f"smoke test of {self.lay.image}")
+        try:
+            self.smoke = smoke.run(
+                self.docker(),
+                self.lay.image,
+                example,
+                self.owner.labels(),
+                self.config.smoke_timeout,
+                self.say,
+            )
+        except BaseException:
+            # A rejected image keeps no tag that could be pushed by mistake later.
+            self._untag(self.lay.image)
+            raise
+        if self.smoke.checked_predictions:
+            self.say(f"  {self.smoke.rows} predictions equal the model's own")
+        else:
+            self.face.warning(
+                "smoke test: the model has no input example, so only /ping was checked. Log "
+                "the model with input_example=… to have its predictions checked."
+            )
+
+    def push(self, action: Action) -> None:
+        assert self.config.registry
+        creds = self.credentials()
+        self.say(f"pushing {self.lay.image}")
+        self.digest = image_push.push(
+            self.docker(), self.lay.repository, self.lay.tag, self.config.registry, creds,
+            self.say,
+        )  # fmt: skip
+        image_push.push(
+            self.docker(), self.lay.repository, self.lay.deps_tag, self.config.registry, creds,
+            self.say,
+        )  # fmt: skip
+
+    def register(self, action: Action) -> None:
+        from steps.tracking import RestTracking
+
+        assert self.config.tracking_uri
+        tags = model_versions.lineage_tags(
+            self.image_ref, self.digest, self.lay.image, self.lay.labels, self.ref
+        )
+        got = model_versions.register(
+            RestTracking(self.config.tracking_uri),
+            self.ref,
+            self.config.model_name,
+            self.digest,
+            tags,
+        )
+        self.version = got.version
+        how = "registered" if got.created else "tagged existing"
+        self.say(f"{how} version {got.version} of model '{got.name}' with image={self.image_ref}")
+
+    def unload(self, action: Action) -> None:
+        for tag in (self.lay.image, self.lay.deps_image):
+            self._untag(tag)
+        self.say(f"removed {self.lay.image} and {self.lay.deps_image} from this engine")
+
+    def _untag(self, tag: str) -> None:
+        from docker.errors import APIError
+
+        # Already gone, or still used by a container the next sweep removes.
+        with contextlib.suppress(APIError):
+            self.docker().images.remove(tag)
+
+    # ----- results ------------------------------------------------------------------------
+    def cleanup(self) -> None:
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+
+    @property
+    def image_ref(self) -> str:
+        return f"{self.lay.repository}@{self.digest}" if self.digest else ""
+
+    def outputs(self) -> dict[str, str]:
+        return {
+            "image": self.lay.image,
+            "digest": self.digest,
+            "image-ref": self.image_ref,
+            "model-version": self.version,
+            "cache-hit": "true" if self.cache_hit else "false",
+        }
+
+    def summary(self) -> str:
+        rows = [
+            ("model", self.ref.uri),
+            ("image", self.lay.image),
+            ("digest", self.digest or "(not pushed)"),
+            ("dependencies", f"{self.lay.deps_image} (cache hit: {str(self.cache_hit).lower()})"),
+            ("base image", self.lay.deps.base_image),
+        ]
+        if self.smoke is not None:
+            rows.append(
+                (
+                    "smoke test",
+                    f"{self.smoke.rows} predictions equal the model's own"
+                    if self.smoke.checked_predictions
+                    else "/ping only (no input example)",
+                )
+            )
+        if self.version:
+            rows.append(("model version", self.version))
+        body = "\n".join(f"| {k} | `{v}` |" for k, v in rows)
+        return f"### mlsteps package\n\n| | |\n| --- | --- |\n{body}\n"

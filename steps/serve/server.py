@@ -1,0 +1,160 @@
+"""The model server inside images built by ``mlsteps package``.
+
+It speaks the protocol of ``mlflow models serve`` -- /ping, /health, /version and /invocations
+with dataframe_split, dataframe_records, instances, inputs (JSON) or CSV -- by calling MLflow's
+own request parser and prediction encoder (``mlflow.pyfunc.scoring_server.invocations``), so
+existing clients and SageMaker see the same answers. What it drops is the weight around them:
+no nginx, no FastAPI routing or middleware, one small ASGI function under uvicorn, and only
+``mlflow-skinny`` in the image instead of all of MLflow.
+
+This file is copied into the image on its own (/opt/mlsteps/server.py) and imports nothing from
+mlsteps. Commands: ``server.py [serve]`` (SageMaker passes ``serve``), ``server.py healthcheck``
+(the image's HEALTHCHECK: exit 0 when /ping answers 200), ``server.py reference`` (print, as the
+server would encode it, the model's own prediction of its saved input example, loaded the way
+MLflow loads it and passed straight to ``predict``: no HTTP, no request parsing. The smoke test
+compares the server's answer to the serving form of the same example with it).
+
+Environment: PORT (8080), MLSTEPS_MODEL_DIR (/opt/ml/model), MLSTEPS_SERVE_WORKERS (1),
+MLSTEPS_SERVE_ACCESS_LOG (false).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import urllib.request
+from typing import Any
+
+MODEL_DIR = os.environ.get("MLSTEPS_MODEL_DIR", "/opt/ml/model")
+PORT = int(os.environ.get("PORT", "8080"))
+JSON = b"application/json"
+
+
+def _load() -> tuple[Any, Any]:
+    from mlflow.pyfunc import load_model
+
+    model = load_model(MODEL_DIR)
+    return model, model.metadata.get_input_schema()
+
+
+def _invoke(model: Any, schema: Any, body: bytes, content_type: str) -> tuple[int, bytes, bytes]:
+    """(status, body, media type) exactly as mlflow's scoring server answers the request."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.pyfunc import scoring_server
+
+    try:
+        answer = scoring_server.invocations(body, content_type, model, schema)
+    except MlflowException as exc:
+        return exc.get_http_status_code(), exc.serialize_as_json().encode(), JSON
+    return answer.status, answer.response.encode(), answer.mimetype.encode()
+
+
+def create_app() -> Any:
+    from mlflow.version import VERSION
+
+    model, schema = _load()
+    version = VERSION.encode()
+
+    async def respond(send: Any, status: int, body: bytes, media_type: bytes = JSON) -> None:
+        headers = [(b"content-type", media_type), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                kind = message["type"].rsplit(".", 1)[-1]
+                await send({"type": f"lifespan.{kind}.complete"})
+                if kind == "shutdown":
+                    return
+        if scope["type"] != "http":
+            return
+        path, method = scope["path"], scope["method"]
+        if path in ("/ping", "/health"):
+            await respond(send, 200, b"\n")
+        elif path == "/version":
+            await respond(send, 200, version)
+        elif path != "/invocations":
+            await respond(send, 404, b'{"error_code": "NOT_FOUND"}')
+        elif method != "POST":
+            await respond(send, 405, b'{"error_code": "METHOD_NOT_ALLOWED"}')
+        else:
+            chunks = []
+            while True:
+                message = await receive()
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body"):
+                    break
+            headers = dict(scope["headers"])
+            content_type = headers.get(b"content-type", b"").decode("latin-1")
+            # A prediction holds the GIL for its length; in a thread, /ping still answers
+            # (the HEALTHCHECK) while a long batch runs -- mlflow's server does the same.
+            status, body, media_type = await asyncio.to_thread(
+                _invoke, model, schema, b"".join(chunks), content_type
+            )
+            await respond(send, status, body, media_type)
+
+    return app
+
+
+def serve() -> None:
+    import uvicorn
+
+    workers = int(os.environ.get("MLSTEPS_SERVE_WORKERS", "1"))
+    access_log = os.environ.get("MLSTEPS_SERVE_ACCESS_LOG", "false").lower() == "true"
+    print(f"mlsteps serve: model {MODEL_DIR} on port {PORT} ({workers} worker(s))", flush=True)
+    uvicorn.run(
+        # By import string: uvicorn's workers each import the app themselves.
+        f"{os.path.splitext(os.path.basename(__file__))[0]}:create_app",
+        factory=True,
+        app_dir=os.path.dirname(os.path.abspath(__file__)),
+        host="0.0.0.0",
+        port=PORT,
+        workers=workers,
+        access_log=access_log,
+        log_level="info",
+    )
+
+
+def healthcheck() -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{PORT}/ping", timeout=4) as answer:
+            return 0 if answer.status == 200 else 1
+    except OSError:
+        return 1
+
+
+def reference() -> int:
+    from io import StringIO
+
+    from mlflow.models import Model
+    from mlflow.pyfunc import scoring_server
+
+    model, _ = _load()
+    example = Model.load(MODEL_DIR).load_input_example(MODEL_DIR)
+    if example is None:
+        print("the model has no input example", file=sys.stderr)
+        return 1
+    encoded = StringIO()
+    scoring_server.predictions_to_json(model.predict(example), encoded)
+    sys.stdout.write(encoded.getvalue())
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    command = argv[0] if argv else "serve"
+    if command == "serve":
+        serve()
+        return 0
+    if command == "healthcheck":
+        return healthcheck()
+    if command == "reference":
+        return reference()
+    print("usage: server.py [serve | healthcheck | reference]", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
