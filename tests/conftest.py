@@ -66,6 +66,41 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def auth_registry(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[services.AuthRegistry]:
+    """A real OCI registry on loopback that requires a login (htpasswd): `.address`
+    (host:port), `.username`, `.password` (of awkward characters), `.auth_config`."""
+    reg, server = services.start_auth_registry(tmp_path_factory.mktemp("auth-registry"))
+    yield reg
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.MotoServer]:
+    """moto's AWS emulator on loopback: `.url`, `.account_id` (random for the session),
+    `.env()` for a process that talks to it with boto3."""
+    moto = services.start_moto(tmp_path_factory.mktemp("moto"))
+    yield moto
+    moto.server.stop()
+
+
+@pytest.fixture(scope="session")
+def ecr_registry(
+    tmp_path_factory: pytest.TempPathFactory,
+    docker_client: DockerClient,
+    moto_server: services.MotoServer,
+) -> Iterator[services.EcrRegistry]:
+    """A registry named as Amazon ECR names one (`.registry` is
+    `<account>.dkr.ecr.<region>.amazonaws.com:PORT`, resolved to 127.0.0.1 by a line in
+    /etc/hosts for the session) that accepts the login in moto's ECR token: boto3's
+    get_authorization_token against `.moto_url` (`.env()`), base64-decoded, is "AWS:<password>".
+    """
+    with services.ecr_registry(tmp_path_factory.mktemp("ecr-registry"), moto_server) as ecr:
+        yield ecr
+
+
+@pytest.fixture(scope="session")
 def vault_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.VaultServer]:
     """A real OpenBao dev server (the Vault API), shared by the session: `.addr`,
     `.root_token`. Tests mount and configure what they need under names of their own

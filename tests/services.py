@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import random
+import re
 import shutil
 import signal
 import socket
@@ -20,8 +22,9 @@ import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -82,7 +85,9 @@ class Server:
     log: Path
 
     @classmethod
-    def start(cls, name: str, argv: list[str], log: Path, cwd: Path) -> Server:
+    def start(
+        cls, name: str, argv: list[str], log: Path, cwd: Path, env: dict[str, str] | None = None
+    ) -> Server:
         with log.open("wb") as out:
             process = subprocess.Popen(
                 argv,
@@ -90,7 +95,7 @@ class Server:
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, **QUIET_ENV},
+                env={**os.environ, **QUIET_ENV, **(env or {})},
                 # Its own group, so stop() reaches the workers it forks as well.
                 start_new_session=True,
             )
@@ -357,15 +362,56 @@ class Registry:
     address: str  # host:port, as it goes into an image reference
     root: Path
     server: Server
+    users: dict[str, str] = field(default_factory=dict)  # htpasswd logins: user -> password
 
 
-def start_registry(root: Path, timeout: float = 30.0) -> Registry:
+def registry_answers(address: str, auth: bool) -> bool:
+    """/v2/ answers 200, or 401 when the registry requires a login."""
+    import requests
+
+    try:
+        status = requests.get(f"http://{address}/v2/", timeout=2).status_code
+    except requests.RequestException:
+        return False
+    return status == (401 if auth else 200)
+
+
+def start_registry(
+    root: Path,
+    timeout: float = 30.0,
+    *,
+    users: dict[str, str] | None = None,
+    port: int | None = None,
+) -> Registry:
+    """Debian's `docker-registry serve` on 127.0.0.1. With `users` (user -> password) it
+    requires a login (htpasswd, bcrypt hashes): over plain http, which the registry allows.
+
+    What the engine says to a push (docker SDK, stream=True, decode=True), in the last event's
+    "error" (the same text in errorDetail.message):
+    - wrong password:              "unauthorized: authentication required"
+    - no credentials at all:       "no basic auth credentials"
+    - registry down (no listener): "Get \"http://127.0.0.1:PORT/v2/\": dial tcp 127.0.0.1:PORT:
+      connect: connection refused"
+    (tests/test_services.py checks both.)
+    """
     binary = shutil.which("docker-registry")
     if not binary:
         missing("the `docker-registry` command (Debian package docker-registry) is not installed")
-    port = free_port()
-    address = f"127.0.0.1:{port}"
+    address = f"127.0.0.1:{port or free_port()}"
     config = root / "config.yml"
+    auth = ""
+    if users:
+        import bcrypt
+
+        htpasswd = root / "htpasswd"
+        htpasswd.write_text(
+            "".join(
+                f"{user}:{bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=5)).decode()}\n"
+                for user, password in users.items()
+            )
+        )
+        htpasswd.chmod(0o600)
+        auth = f"auth:\n  htpasswd:\n    realm: mlsteps-test\n    path: {htpasswd}\n"
     # Loopback needs no TLS: the engine treats 127.0.0.0/8 registries as insecure by default.
     config.write_text(
         "version: 0.1\n"
@@ -374,12 +420,220 @@ def start_registry(root: Path, timeout: float = 30.0) -> Registry:
         f"  filesystem:\n    rootdirectory: {root / 'data'}\n"
         "  delete:\n    enabled: true\n"
         f"http:\n  addr: {address}\n"
+        f"{auth}"
     )
     server = Server.start(
         "docker-registry", [binary, "serve", str(config)], root / "registry.log", cwd=root
     )
-    server.wait_until(lambda: http_ok(f"http://{address}/v2/"), timeout)
-    return Registry(address=address, root=root, server=server)
+    server.wait_until(lambda: registry_answers(address, auth=bool(users)), timeout)
+    return Registry(address=address, root=root, server=server, users=dict(users or {}))
+
+
+@dataclass
+class AuthRegistry:
+    """A registry that requires a login; `address` is host:port."""
+
+    address: str
+    username: str
+    password: str
+
+    @property
+    def auth_config(self) -> dict[str, str]:
+        """For the docker SDK's push/pull: `auth_config=registry.auth_config`."""
+        return {"username": self.username, "password": self.password}
+
+
+# A password of the shapes that break careless quoting; bcrypt reads at most 72 bytes of it.
+AUTH_REGISTRY_PASSWORD = "pw %s :'\"%%41 é$HOME\\"
+
+
+def start_auth_registry(root: Path, timeout: float = 30.0) -> tuple[AuthRegistry, Server]:
+    username = "mlsteps-test"
+    password = AUTH_REGISTRY_PASSWORD % uuid.uuid4().hex[:12]
+    reg = start_registry(root, timeout, users={username: password})
+    return AuthRegistry(reg.address, username, password), reg.server
+
+
+# --- /etc/hosts -----------------------------------------------------------------------------
+
+HOSTS = Path("/etc/hosts")
+HOSTS_MARK = "# mlsteps-test"
+
+
+@contextlib.contextmanager
+def hosts_entry(name: str, address: str = "127.0.0.1", hosts: Path = HOSTS) -> Iterator[str]:
+    """Add the line `ADDRESS NAME # mlsteps-test ID` to /etc/hosts while the block runs, then
+    remove exactly that line (also when the block raises). The file is changed in place (it
+    may be a bind mount) under an exclusive flock, so that two sessions adding and removing
+    their lines at once do not lose one another's; a session killed with SIGKILL leaves its
+    line behind (unique names, all pointing at loopback). Yields the line."""
+    import fcntl
+
+    line = f"{address} {name} {HOSTS_MARK} {uuid.uuid4().hex}"
+    try:
+        handle = hosts.open("r+", encoding="utf-8")
+    except OSError as exc:
+        missing(f"cannot write {hosts} to name {name} ({exc})", "run the tests as root")
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            text = handle.read()
+            handle.seek(0, os.SEEK_END)
+            handle.write(("" if not text or text.endswith("\n") else "\n") + line + "\n")
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    try:
+        yield line
+    finally:
+        with hosts.open("r+", encoding="utf-8") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                kept = [ln for ln in handle.read().splitlines(keepends=True) if ln.strip() != line]
+                handle.seek(0)
+                handle.write("".join(kept))
+                handle.truncate()
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# --- AWS (moto) -----------------------------------------------------------------------------
+
+
+@dataclass
+class MotoServer:
+    """moto's AWS emulator on loopback: every request answers as account `account_id`
+    (MOTO_ACCOUNT_ID, random per server so that two runs on one machine differ)."""
+
+    url: str  # http://127.0.0.1:PORT
+    account_id: str
+    server: Server
+    region: str = "us-east-1"
+
+    def env(self) -> dict[str, str]:
+        return aws_env(self.url, self.region)
+
+
+def aws_env(url: str, region: str) -> dict[str, str]:
+    """The environment a process needs to reach moto at `url` with boto3 (boto3 reads
+    AWS_ENDPOINT_URL, and AWS_ENDPOINT_URL_<SERVICE> before it): dummy credentials, which
+    moto accepts."""
+    return {
+        "AWS_ENDPOINT_URL": url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": region,
+    }
+
+
+def moto_executable() -> str:
+    beside = Path(sys.executable).parent / "moto_server"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("moto_server")
+    if not found:
+        missing(
+            "the `moto_server` command (PyPI moto[server]) is not installed",
+            "run `bash .ci/setup` (it fills .venv)",
+        )
+    return found
+
+
+def start_moto(root: Path, timeout: float = 60.0, *, account_id: str | None = None) -> MotoServer:
+    account_id = account_id or str(random.randint(10**11, 10**12 - 1))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = Server.start(
+        "moto_server",
+        [moto_executable(), "-H", "127.0.0.1", "-p", str(port)],
+        root / "moto.log",
+        cwd=root,
+        env={"MOTO_ACCOUNT_ID": account_id},
+    )
+    server.wait_until(lambda: http_ok(f"{url}/moto-api/data.json"), timeout)
+    return MotoServer(url=url, account_id=account_id, server=server)
+
+
+# --- Amazon ECR, as moto and a registry make it -------------------------------------------------
+
+ECR_HOST = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?::(\d+))?$")
+
+
+def moto_ecr_password(account_id: str) -> str:
+    """The password in moto's ECR token: get_authorization_token answers, for each registry id
+    (the request's registryIds, else the current account), base64("AWS:<id>-auth-token"),
+    always the same, with an expiresAt of 2015-01-01 (already past) and a proxyEndpoint of
+    https://<id>.dkr.ecr.<region>.amazonaws.com (moto 5.2, moto/ecr/responses.py)."""
+    return f"{account_id}-auth-token"
+
+
+@dataclass
+class EcrRegistry:
+    """A registry under an ECR name: `registry` is `<account>.dkr.ecr.<region>.amazonaws.com:PORT`,
+    which /etc/hosts points at 127.0.0.1 for the session, and which accepts the user AWS with
+    the password in the token moto's ECR hands out (moto_ecr_password)."""
+
+    registry: str
+    moto_url: str
+    region: str
+    account_id: str
+    address: str  # 127.0.0.1:PORT, the same registry by its loopback address
+
+    @property
+    def host(self) -> str:
+        return self.registry.rsplit(":", 1)[0]
+
+    def env(self) -> dict[str, str]:
+        """What a process needs for boto3 to ask moto's ECR for the token."""
+        return aws_env(self.moto_url, self.region)
+
+
+def wait_for_engine_login(
+    client: DockerClient, registry: str, username: str, password: str, timeout: float = 30.0
+) -> None:
+    """Until the engine logs in to `registry`: a new /etc/hosts line reaches dockerd's resolver
+    after up to 5 s (Go re-reads the file at most that often). The login is the engine's own
+    /auth call, which resolves the name, picks http for a loopback address and checks the
+    credentials; the SDK keeps them in this client only, so callers pass a client of their own."""
+    import docker
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            client.login(username, password, registry=registry, reauth=True)
+            return
+        except docker.errors.APIError as exc:
+            if time.monotonic() > deadline:
+                pytest.fail(f"the engine cannot log in to {registry}: {exc}", pytrace=False)
+            time.sleep(0.5)
+
+
+@contextlib.contextmanager
+def ecr_registry(root: Path, moto: MotoServer, region: str = "us-east-1") -> Iterator[EcrRegistry]:
+    """A registry for moto's ECR token, named as ECR names a registry, for as long as the block
+    runs: its /etc/hosts line and the registry go away afterwards."""
+    import docker
+
+    password = moto_ecr_password(moto.account_id)
+    reg = start_registry(root, users={"AWS": password})
+    try:
+        port = reg.address.rsplit(":", 1)[1]
+        host = f"{moto.account_id}.dkr.ecr.{region}.amazonaws.com"
+        with hosts_entry(host):
+            registry = f"{host}:{port}"
+            probe = docker.from_env()
+            try:
+                wait_for_engine_login(probe, registry, "AWS", password)
+            finally:
+                probe.close()
+            yield EcrRegistry(
+                registry=registry,
+                moto_url=moto.url,
+                region=region,
+                account_id=moto.account_id,
+                address=reg.address,
+            )
+    finally:
+        reg.server.stop()
 
 
 # --- Vault API (OpenBao) ----------------------------------------------------------------------
