@@ -165,7 +165,8 @@ def _resolve_tracked(uri: str, rest: Any, depth: int = 0) -> ModelRef:
         artifact_uri = source
     version_run: str | None = version.get("run_id") or None
     return ModelRef(
-        uri, "version", artifact_uri, version_run, model_id, version["name"], str(version["version"]),
+        uri, "version", artifact_uri, version_run, model_id,
+        name=version["name"], version=str(version["version"]),
         run_tags=_run_tags(rest, version_run),
     )  # fmt: skip
 

@@ -32,6 +32,8 @@ from steps.model_source import COMMIT_TAG, DATA_DIGEST_TAG, ModelFacts, ModelRef
 from steps.package_options import OUTPUTS, SECTION, PackageConfig, load_config
 from steps.plan import Plan
 
+DEPS_CACHE_REPOSITORY = "mlsteps-deps"
+
 
 @dataclass(frozen=True)
 class Layout:
@@ -54,6 +56,11 @@ class Layout:
     @property
     def deps_image(self) -> str:
         return f"{self.repository}:{self.deps_tag}"
+
+    @property
+    def deps_cache(self) -> str:
+        """The engine-wide name of the dependencies image: any repository's build finds it."""
+        return f"{DEPS_CACHE_REPOSITORY}:{self.cache_key}"
 
 
 def _repository_name(config: PackageConfig, ref: ModelRef) -> str:
@@ -156,6 +163,7 @@ def build_plan(config: PackageConfig, ref: ModelRef, facts: ModelFacts, lay: Lay
         f"{len(lay.deps.requirements)} requirements ({facts.requirements_source}, mlflow as "
         "mlflow-skinny, plus the server)",
         image=lay.deps_image,
+        cache_image=lay.deps_cache,
         cache_key=lay.cache_key,
         base_image=lay.deps.base_image,
         requirements=list(lay.deps.requirements),
@@ -210,7 +218,8 @@ def build_plan(config: PackageConfig, ref: ModelRef, facts: ModelFacts, lay: Lay
     if not config.load:
         plan.add(
             "image.unload",
-            f"remove {lay.image} and {lay.deps_image} from the local Docker Engine (pushed)",
+            f"remove {lay.image} and {lay.deps_image} from the local Docker Engine (pushed; "
+            f"the cache {lay.deps_cache} stays)",
             tags=[lay.image, lay.deps_image],
         )
     return plan

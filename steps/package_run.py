@@ -93,9 +93,10 @@ class PackageRun:
     def dependencies(self, action: Action) -> None:
         lay, config = self.lay, self.config
         if not config.no_cache:
-            if self._has_image(lay.deps_image):
+            if self._has_image(lay.deps_cache):
                 self.cache_hit = True
-                self.say(f"dependencies image {lay.deps_image}: cached here")
+                self.say(f"dependencies image: cached here ({lay.deps_cache})")
+                self._tag(lay.deps_cache, lay.deps_image)
                 return
             if config.registry and config.push:
                 self.say(f"looking for {lay.deps_image} in {config.registry}")
@@ -104,7 +105,8 @@ class PackageRun:
                     self.credentials(),
                 ):  # fmt: skip
                     self.cache_hit = True
-                    self.say(f"dependencies image {lay.deps_image}: pulled from the registry")
+                    self.say(f"dependencies image: pulled {lay.deps_image}")
+                    self._tag(lay.deps_image, lay.deps_cache)
                     return
         self.say(
             f"building the dependencies image {lay.deps_image} FROM {lay.deps.base_image} "
@@ -112,7 +114,7 @@ class PackageRun:
         )
         self._build(
             image_build.context_tar(lay.deps.files()),
-            lay.deps_image,
+            lay.deps_cache,
             nocache=config.no_cache,
             failure=(
                 "the dependencies image did not build: the model's requirements "
@@ -120,6 +122,11 @@ class PackageRun:
                 f"{lay.deps.base_image}"
             ),
         )
+        self._tag(lay.deps_cache, lay.deps_image)
+
+    def _tag(self, source: str, target: str) -> None:
+        repository, _, tag = target.rpartition(":")
+        self.docker().images.get(source).tag(repository, tag)
 
     def _build(self, context: Any, tag: str, *, failure: str, **kwargs: Any) -> None:
         try:

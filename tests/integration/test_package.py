@@ -1,0 +1,627 @@
+"""`mlsteps package` against a real Docker Engine, real registries (plain, with a login, and
+ECR-named with moto's token), and a real MLflow server.
+
+Builds are the slow part (a dependencies image installs scikit-learn, pandas and mlflow-skinny
+with pip: about a minute). The tests share them the way users do: models with the same
+requirements find the dependencies image by its cache key, so most tests build only a model
+layer.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.integration.test_train import STARTED, assert_nothing_left, mlsteps
+from tests.services import free_port, moto_ecr_password
+
+pytestmark = pytest.mark.services
+
+MODEL_NAME = "it-package-quickstart"
+
+
+# ----- helpers ------------------------------------------------------------------------------
+
+
+def package(*args: str, cwd: Path, env: dict[str, str] | None = None) -> Any:
+    return mlsteps("--json", "package", *args, cwd=cwd, env=env, timeout=900)
+
+
+def outputs_of(done: Any) -> dict[str, str]:
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    outputs: dict[str, str] = result["outputs"]
+    return outputs
+
+
+def versions(uri: str, name: str) -> list[dict[str, Any]]:
+    found = requests.get(
+        f"{uri}/api/2.0/mlflow/model-versions/search",
+        params={"filter": f"name='{name}'"},
+        timeout=10,
+    ).json()
+    return list(found.get("model_versions", []))
+
+
+def version_tags(uri: str, name: str, version: str) -> dict[str, str]:
+    got = requests.get(
+        f"{uri}/api/2.0/mlflow/model-versions/get",
+        params={"name": name, "version": version},
+        timeout=10,
+    ).json()["model_version"]
+    return {t["key"]: t["value"] for t in got.get("tags", [])}
+
+
+def manifest(registry: str, repository: str, digest: str, auth: Any = None) -> requests.Response:
+    """The pushed manifest, read back from the registry by digest."""
+    accept = ", ".join(
+        [
+            "application/vnd.docker.distribution.manifest.v2+json",
+            "application/vnd.oci.image.manifest.v1+json",
+        ]
+    )
+    return requests.get(
+        f"http://{registry}/v2/{repository}/manifests/{digest}",
+        headers={"Accept": accept},
+        auth=auth,
+        timeout=10,
+    )
+
+
+def serve(docker_client: Any, image: str) -> tuple[Any, str]:
+    """Run the image (as a platform would) and return it with its URL once /ping answers."""
+    container = docker_client.containers.run(
+        image, detach=True, ports={"8080/tcp": ("127.0.0.1", None)}
+    )
+    container.reload()
+    url = f"http://127.0.0.1:{container.ports['8080/tcp'][0]['HostPort']}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{url}/ping", timeout=2).status_code == 200:
+                return container, url
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    logs = container.logs().decode()
+    container.remove(force=True)
+    raise AssertionError(f"{image} did not answer /ping:\n{logs}")
+
+
+def temp_dirs() -> set[str]:
+    return {p.name for p in Path(tempfile.gettempdir()).glob("mlsteps-package-*")}
+
+
+def train_quickstart(trainer_image: str, mlflow_uri: str, workdir: Path, seed: int) -> str:
+    data = workdir / "data"
+    data.mkdir(exist_ok=True)
+    (data / "notes.txt").write_text(f"seed {seed}\n")
+    done = mlsteps(
+        "--json", "train", "--image", trainer_image, "--tracking-uri", mlflow_uri,
+        "--experiment", "it-package", "--data-dir", str(data), "--memory", "2g",
+        "--", "python", "/app/train.py", "--n-estimators", "10", "--seed", str(seed),
+        cwd=workdir, env={"GITHUB_SHA": "0123456789abcdef0123456789abcdef01234567"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    model_uri: str = json.loads(done.stdout)["outputs"]["model-uri"]
+    return model_uri
+
+
+@pytest.fixture(scope="module")
+def quickstart_models(
+    trainer_image: str, mlflow_server: Any, tmp_path_factory: pytest.TempPathFactory
+) -> list[str]:
+    """Two models the quickstart trains (two seeds: a retrain with the same requirements)."""
+    workdir = tmp_path_factory.mktemp("package-train")
+    return [train_quickstart(trainer_image, mlflow_server.uri, workdir, s) for s in (1, 2)]
+
+
+@pytest.fixture()
+def workdir(tmp_path: Path) -> Path:
+    return tmp_path
+
+
+@pytest.fixture(autouse=True)
+def _base(python_slim_image: str) -> None:
+    """Every build here starts FROM the local python:3.11-slim (the default base)."""
+
+
+# ----- the happy paths ----------------------------------------------------------------------
+
+
+def test_quickstart_model_is_served_pushed_labelled_and_registered(
+    docker_client: Any, registry: str, mlflow_server: Any, quickstart_models: list[str],
+    workdir: Path,
+) -> None:  # fmt: skip
+    model_uri = quickstart_models[0]
+    before = temp_dirs()
+    done = package(
+        "--model-uri", model_uri, "--registry", registry, "--tracking-uri", mlflow_server.uri,
+        "--name", MODEL_NAME, cwd=workdir,
+        env={"GITHUB_SHA": "fedcba9876543210fedcba9876543210fedcba98"},
+    )  # fmt: skip
+    out = outputs_of(done)
+    repository = f"{registry}/{MODEL_NAME}"
+    assert out["image"].startswith(f"{repository}:model-")
+    assert out["digest"].startswith("sha256:")
+    assert out["image-ref"] == f"{repository}@{out['digest']}"
+    assert json.loads(done.stdout)["applied"] == [
+        "model.download", "image.dependencies", "image.build", "image.smoke-test",
+        "image.push", "mlflow.register",
+    ]  # fmt: skip
+    assert "predictions equal the model's own" in done.stderr + done.stdout
+
+    # The push landed: the registry serves the manifest by the digest we output.
+    got = manifest(registry, MODEL_NAME, out["digest"])
+    assert got.status_code == 200, got.text
+    assert got.headers["Docker-Content-Digest"] == out["digest"]
+
+    # Labels: the OCI set and the lineage, from the run train made.
+    image = docker_client.images.get(out["image"])
+    labels = image.labels
+    model_id = model_uri.removeprefix("models:/")
+    version = out["model-version"]
+    assert labels["org.opencontainers.image.title"] == MODEL_NAME
+    assert labels["org.opencontainers.image.version"] == out["image"].rsplit(":", 1)[1]
+    assert labels["org.opencontainers.image.base.name"] == "python:3.11-slim"
+    assert labels["org.opencontainers.image.created"].endswith("Z")
+    # The commit the model was trained from (the run's tag), not the one packaging it.
+    assert labels["org.opencontainers.image.revision"] == "0123456789abcdef0123456789abcdef01234567"
+    assert labels["io.mlsteps.model.name"] == MODEL_NAME
+    assert labels["io.mlsteps.model.id"] == model_id
+    assert labels["io.mlsteps.model.run-id"]
+    assert labels["io.mlsteps.data-digest"].startswith("sha256:")
+    assert labels["io.mlsteps.version"]
+    assert image.attrs["Config"]["User"] == "10001:10001"
+    assert image.attrs["Config"]["Healthcheck"]["Test"][-1] == "healthcheck"
+    assert "8080/tcp" in image.attrs["Config"]["ExposedPorts"]
+
+    # The version: registered from the logged model and tagged with the image and lineage.
+    found = versions(mlflow_server.uri, MODEL_NAME)
+    assert [v["version"] for v in found] == [version]
+    assert found[0]["run_id"] == labels["io.mlsteps.model.run-id"]
+    tags = version_tags(mlflow_server.uri, MODEL_NAME, version)
+    assert tags["image"] == out["image-ref"]
+    assert tags["mlsteps.image.digest"] == out["digest"]
+    assert tags["mlsteps.lineage.run-id"] == labels["io.mlsteps.model.run-id"]
+    assert tags["mlsteps.lineage.commit"] == labels["org.opencontainers.image.revision"]
+    assert tags["mlsteps.lineage.data-digest"] == labels["io.mlsteps.data-digest"]
+    assert json.loads(tags["mlsteps.image.labels"]) == labels
+
+    # It serves what the model predicts (MLflow's own pyfunc on this machine is the judge).
+    import mlflow
+    import pandas as pd
+    from sklearn.datasets import load_breast_cancer
+
+    mlflow.set_tracking_uri(mlflow_server.uri)
+    rows = load_breast_cancer(as_frame=True).data.sample(40, random_state=3)
+    expected = mlflow.pyfunc.load_model(model_uri).predict(rows)
+    container, url = serve(docker_client, out["image"])
+    try:
+        for body in (
+            {"dataframe_split": json.loads(rows.to_json(orient="split", index=False))},
+            {"dataframe_records": json.loads(rows.to_json(orient="records"))},
+        ):
+            answer = requests.post(f"{url}/invocations", json=body, timeout=30)
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["predictions"] == [int(x) for x in expected]
+        assert requests.get(f"{url}/version", timeout=5).text == mlflow.__version__
+        assert requests.get(f"{url}/health", timeout=5).status_code == 200
+        assert pd.Series(expected).nunique() == 2  # both classes: a check that can fail
+    finally:
+        container.remove(force=True)
+
+    # Idempotent: the same model again gives the same digest and no second version.
+    again = outputs_of(
+        package(
+            "--model-uri",
+            model_uri,
+            "--registry",
+            registry,
+            "--tracking-uri",
+            mlflow_server.uri,
+            "--name",
+            MODEL_NAME,
+            "--smoke-test",
+            "false",
+            cwd=workdir,
+        )  # fmt: skip
+    )
+    assert again["digest"] == out["digest"] and again["model-version"] == version
+    assert again["cache-hit"] == "true"
+    assert [v["version"] for v in versions(mlflow_server.uri, MODEL_NAME)] == [version]
+    assert temp_dirs() == before
+    assert_nothing_left(docker_client)
+
+
+def test_retrain_rebuilds_only_the_model_layer(
+    docker_client: Any, registry: str, mlflow_server: Any, quickstart_models: list[str],
+    workdir: Path,
+) -> None:  # fmt: skip
+    first, second = (
+        outputs_of(
+            package(
+                "--model-uri",
+                uri,
+                "--registry",
+                registry,
+                "--tracking-uri",
+                mlflow_server.uri,
+                "--name",
+                MODEL_NAME,
+                cwd=workdir,
+            )  # fmt: skip
+        )
+        for uri in quickstart_models
+    )
+    assert second["cache-hit"] == "true"
+    assert second["digest"] != first["digest"]
+    assert second["model-version"] != first["model-version"]
+    layers_1 = docker_client.images.get(first["image"]).attrs["RootFS"]["Layers"]
+    layers_2 = docker_client.images.get(second["image"]).attrs["RootFS"]["Layers"]
+    # Everything but the top layer (the model files) is shared.
+    assert layers_1[:-1] == layers_2[:-1] and layers_1[-1] != layers_2[-1]
+
+
+def test_registered_version_and_alias_are_tagged_not_registered_again(
+    docker_client: Any, registry: str, mlflow_server: Any, quickstart_models: list[str],
+    workdir: Path,
+) -> None:  # fmt: skip
+    out = outputs_of(
+        package(
+            "--model-uri",
+            quickstart_models[0],
+            "--registry",
+            registry,
+            "--tracking-uri",
+            mlflow_server.uri,
+            "--name",
+            MODEL_NAME,
+            "--smoke-test",
+            "false",
+            cwd=workdir,
+        )  # fmt: skip
+    )
+    version = out["model-version"]
+    requests.post(
+        f"{mlflow_server.uri}/api/2.0/mlflow/registered-models/alias",
+        json={"name": MODEL_NAME, "alias": "candidate", "version": version},
+        timeout=10,
+    ).raise_for_status()
+    count = len(versions(mlflow_server.uri, MODEL_NAME))
+    by_alias = outputs_of(
+        package(
+            "--model-uri",
+            f"models:/{MODEL_NAME}@candidate",
+            "--registry",
+            registry,
+            "--tracking-uri",
+            mlflow_server.uri,
+            "--smoke-test",
+            "false",
+            cwd=workdir,
+        )  # fmt: skip
+    )
+    assert by_alias["model-version"] == version
+    assert by_alias["image"] == f"{registry}/{MODEL_NAME}:v{version}"
+    assert len(versions(mlflow_server.uri, MODEL_NAME)) == count
+    assert version_tags(mlflow_server.uri, MODEL_NAME, version)["image"] == by_alias["image-ref"]
+
+
+def _pipeline_frame(rows: int, seed: int) -> Any:
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "age": rng.normal(40, 12, rows),
+            "income": rng.lognormal(10, 0.5, rows),
+            "city": rng.choice(["paris", "lyon", "nice"], rows),
+            "plan": rng.choice(["basic", "pro"], rows),
+        }
+    )
+    frame["label"] = ((frame["age"] > 40) ^ (frame["city"] == "nice")).astype(int)
+    return frame
+
+
+def test_a_preprocessing_pipeline_with_nans_and_unseen_categories(
+    docker_client: Any, mlflow_server: Any, workdir: Path
+) -> None:
+    """The shape users ship: imputation, scaling and one-hot on string columns in one sklearn
+    Pipeline, saved as the installed MLflow saves it by default (skops, trusted types
+    recorded), fed rows with NaNs and categories it never saw."""
+    import mlflow
+    import numpy as np
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    train = _pipeline_frame(400, 0)
+    features = train.drop(columns="label")
+    pipeline = Pipeline(
+        [
+            (
+                "prep",
+                ColumnTransformer(
+                    [
+                        (
+                            "num",
+                            make_pipeline(SimpleImputer(), StandardScaler()),
+                            ["age", "income"],
+                        ),
+                        (
+                            "cat",
+                            make_pipeline(
+                                SimpleImputer(strategy="most_frequent"),
+                                OneHotEncoder(handle_unknown="ignore"),
+                            ),
+                            ["city", "plan"],
+                        ),
+                    ]
+                ),
+            ),
+            ("model", LogisticRegression(max_iter=500)),
+        ]
+    ).fit(features, train["label"])
+    mlflow.set_tracking_uri(mlflow_server.uri)
+    mlflow.set_experiment("it-package-pipeline")
+    with mlflow.start_run() as run:
+        info = mlflow.sklearn.log_model(pipeline, name="model", input_example=features.head(3))
+    mlmodel = Path(mlflow.artifacts.download_artifacts(f"{info.model_uri}/MLmodel")).read_text()
+    assert "serialization_format: skops" in mlmodel
+
+    out = outputs_of(
+        package(
+            "--model-uri",
+            f"runs:/{run.info.run_id}/model",
+            "--tracking-uri",
+            mlflow_server.uri,
+            "--name",
+            "it-package-pipeline",
+            "--image",
+            "it-pipeline",
+            cwd=workdir,
+        )  # fmt: skip
+    )
+    assert out["digest"] == "" and out["model-version"] == ""  # no registry: built, not pushed
+
+    rows = _pipeline_frame(30, 7).drop(columns="label")
+    rows.loc[0:4, "age"] = np.nan
+    rows.loc[3:8, "city"] = np.nan
+    rows.loc[10:14, "city"] = "marseille"  # never seen in training
+    rows.loc[15:17, "plan"] = "enterprise"
+    expected = mlflow.pyfunc.load_model(info.model_uri).predict(rows)
+    container, url = serve(docker_client, out["image"])
+    try:
+        body = {"dataframe_split": json.loads(rows.to_json(orient="split", index=False))}
+        answer = requests.post(f"{url}/invocations", json=body, timeout=30)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["predictions"] == [int(x) for x in expected]
+    finally:
+        container.remove(force=True)
+
+
+def test_ecr_registry_with_a_token_from_the_aws_emulator(
+    docker_client: Any, ecr_registry: Any, workdir: Path, iris_model: Path
+) -> None:
+    """ECR path against moto (an emulator, the closest to AWS that runs here): the registry
+    host has ECR's form, the login is the token GetAuthorizationToken gives."""
+    done = package(
+        "--model-uri", str(iris_model), "--registry", ecr_registry.registry, "--image", "iris",
+        "--smoke-test", "false", cwd=workdir, env=ecr_registry.env(),
+    )  # fmt: skip
+    out = outputs_of(done)
+    # No user name or Docker login was given: the only credentials were moto's token.
+    password = moto_ecr_password(ecr_registry.account_id)
+    got = manifest(ecr_registry.address, "iris", out["digest"], auth=("AWS", password))
+    assert got.status_code == 200 and got.headers["Docker-Content-Digest"] == out["digest"]
+    assert password not in done.stdout + done.stderr
+
+
+# ----- a saved iris model for the failure paths (no MLflow server needed) -------------------
+
+
+@pytest.fixture(scope="module")
+def iris_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import mlflow
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = load_iris(return_X_y=True, as_frame=True)
+    path = tmp_path_factory.mktemp("iris") / "model"
+    mlflow.sklearn.save_model(
+        LogisticRegression(max_iter=300).fit(x, y), str(path), input_example=x.head(3)
+    )
+    return path
+
+
+def _copy_model(src: Path, dest: Path) -> Path:
+    shutil.copytree(src, dest)
+    return dest
+
+
+# ----- failure paths ------------------------------------------------------------------------
+
+
+def _assert_clean(docker_client: Any, before: set[str]) -> None:
+    assert temp_dirs() == before
+    assert_nothing_left(docker_client)
+    smoke = docker_client.containers.list(all=True, filters={"name": "mlsteps-smoke-"})
+    mine = [c for c in smoke if c.labels.get("io.mlsteps.owner-pid") in STARTED]
+    assert mine == []
+
+
+def test_model_uri_that_does_not_exist(mlflow_server: Any, workdir: Path) -> None:
+    for uri, says in (
+        (
+            "models:/no-such-model-anywhere/3",
+            "version 3 of model 'no-such-model-anywhere' not found",
+        ),
+        ("models:/no-such-model-anywhere@champion", "alias 'champion'"),
+        ("runs:/0123456789abcdef0123456789abcdef/model", "run 0123456789abcdef"),
+        (str(workdir / "nothing-here"), "no MLmodel file"),
+    ):
+        done = package("--model-uri", uri, "--tracking-uri", mlflow_server.uri, cwd=workdir)
+        assert done.returncode == 2, (uri, done.stderr)
+        error = json.loads(done.stdout)["error"]
+        assert says in error and "--model-uri" in error
+        assert "Traceback" not in done.stderr
+
+
+def test_requirements_that_cannot_be_installed(
+    docker_client: Any, iris_model: Path, workdir: Path
+) -> None:
+    model = _copy_model(iris_model, workdir / "model")
+    with (model / "requirements.txt").open("a") as handle:
+        handle.write("mlsteps-no-such-package-anywhere==9.9.9\n")
+    before = temp_dirs()
+    images_before = {i.id for i in docker_client.images.list(all=True)}
+    done = package("--model-uri", str(model), "--image", "it-broken-reqs", cwd=workdir)
+    assert done.returncode == 1
+    error = json.loads(done.stdout)["error"]
+    assert "requirements" in error and "mlsteps-no-such-package-anywhere" in error
+    assert not docker_client.images.list(name="it-broken-reqs")
+    assert len({i.id for i in docker_client.images.list(all=True)} - images_before) <= 3
+    _assert_clean(docker_client, before)
+
+
+def test_a_server_that_crashes_fails_the_smoke_test(
+    docker_client: Any, iris_model: Path, registry: str, workdir: Path
+) -> None:
+    model = _copy_model(iris_model, workdir / "model")
+    (model / "model.skops").write_bytes(b"not a model")
+    before = temp_dirs()
+    done = package(
+        "--model-uri", str(model), "--image", "it-crash", "--registry", registry,
+        "--smoke-timeout", "60s", cwd=workdir,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    error = json.loads(done.stdout)["error"]
+    assert "smoke test" in error and "exited" in error and "log" in error
+    assert json.loads(done.stdout)["outputs"] == {}
+    # Not pushed, and no local tag left to push by mistake.
+    tags = requests.get(f"http://{registry}/v2/it-crash/tags/list", timeout=10)
+    assert tags.status_code == 404 or not any(
+        t.startswith("model-") for t in tags.json().get("tags") or []
+    )
+    assert not [
+        t for i in docker_client.images.list(name="it-crash") for t in i.tags if ":model-" in t
+    ]
+    _assert_clean(docker_client, before)
+
+
+def test_registry_down(
+    docker_client: Any, iris_model: Path, mlflow_server: Any, workdir: Path
+) -> None:
+    before = temp_dirs()
+    down = f"127.0.0.1:{free_port()}"
+    done = package(
+        "--model-uri", str(iris_model), "--image", "it-down", "--registry", down,
+        "--smoke-test", "false", cwd=workdir,
+    )  # fmt: skip
+    assert done.returncode == 1
+    error = json.loads(done.stdout)["error"]
+    assert f"cannot reach the registry {down}" in error and "running" in error
+    _assert_clean(docker_client, before)
+
+
+def test_wrong_registry_credentials(
+    docker_client: Any, iris_model: Path, auth_registry: Any, workdir: Path
+) -> None:
+    before = temp_dirs()
+    wrong = "wrong-" + auth_registry.password
+    done = package(
+        "--model-uri", str(iris_model), "--image", "it-auth", "--registry",
+        auth_registry.address, "--registry-username", auth_registry.username,
+        "--smoke-test", "false", cwd=workdir,
+        env={"MLSTEPS_PACKAGE_REGISTRY_PASSWORD": wrong},
+    )  # fmt: skip
+    assert done.returncode == 1
+    error = json.loads(done.stdout)["error"]
+    assert f"the registry {auth_registry.address} refused the credentials" in error
+    assert "--registry-username" in error
+    assert wrong not in done.stdout + done.stderr
+    _assert_clean(docker_client, before)
+
+    # And the right password pushes (the same path, so the refusal above meant the password).
+    done = package(
+        "--model-uri", str(iris_model), "--image", "it-auth", "--registry",
+        auth_registry.address, "--registry-username", auth_registry.username,
+        "--smoke-test", "false", cwd=workdir,
+        env={"MLSTEPS_PACKAGE_REGISTRY_PASSWORD": auth_registry.password},
+    )  # fmt: skip
+    assert outputs_of(done)["digest"].startswith("sha256:")
+    assert auth_registry.password not in done.stdout + done.stderr
+
+
+def test_failed_push_registers_no_version(
+    docker_client: Any, mlflow_server: Any, quickstart_models: list[str], workdir: Path
+) -> None:
+    name = "it-package-unpushed"
+    done = package(
+        "--model-uri", quickstart_models[0], "--registry", f"127.0.0.1:{free_port()}",
+        "--tracking-uri", mlflow_server.uri, "--name", name, "--smoke-test", "false",
+        cwd=workdir,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert versions(mlflow_server.uri, name) == []
+
+
+def test_dry_run_shows_the_dockerfiles_and_does_nothing(
+    docker_client: Any, iris_model: Path, registry: str, workdir: Path
+) -> None:
+    images_before = {i.id for i in docker_client.images.list(all=True)}
+    done = mlsteps(
+        "--dry-run", "--json", "package", "--model-uri", str(iris_model), "--registry",
+        registry, "--image", "it-dry", cwd=workdir,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    plan = json.loads(done.stdout)["plan"]
+    kinds = [a["kind"] for a in plan]
+    assert kinds == ["model.download", "image.dependencies", "image.build",
+                     "image.smoke-test", "image.push"]  # fmt: skip
+    deps = plan[1]
+    assert (
+        deps["dockerfile"].startswith("# mlsteps package")
+        and "FROM python:3.11-slim" in deps["dockerfile"]
+    )
+    assert any(r.startswith("mlflow-skinny==") for r in deps["requirements"])
+    assert f"{registry}/it-dry:deps-{deps['cache_key']}" == deps["image"]
+    assert "FROM python:3.11-slim" in done.stderr  # the Dockerfile, printed for a person
+    assert {i.id for i in docker_client.images.list(all=True)} == images_before
+    assert requests.get(f"http://{registry}/v2/it-dry/tags/list", timeout=10).status_code == 404
+
+
+def test_dry_run_lists_what_the_run_then_applies(
+    docker_client: Any, iris_model: Path, workdir: Path
+) -> None:
+    args = ("package", "--model-uri", str(iris_model), "--image", "it-fidelity")
+    planned = mlsteps("--dry-run", "--json", *args, cwd=workdir)
+    ran = mlsteps("--json", *args, cwd=workdir, timeout=900)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    kinds = [a["kind"] for a in json.loads(planned.stdout)["plan"]]
+    assert json.loads(ran.stdout)["applied"] == kinds
+
+
+def test_same_predictions_tolerates_float_noise_only() -> None:
+    from steps.smoke import same_predictions
+
+    assert same_predictions(
+        {"predictions": [1.0, math.nan]}, {"predictions": [1.0 + 1e-12, math.nan]}
+    )
+    assert not same_predictions({"predictions": [1.0]}, {"predictions": [1.001]})
+    assert not same_predictions({"predictions": [1, 0]}, {"predictions": [1]})
+    assert not same_predictions({"predictions": ["a"]}, {"predictions": ["b"]})
+    assert os.environ  # the module is import-clean (no services needed for this one)
