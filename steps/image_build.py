@@ -50,7 +50,7 @@ def serving_requirements(facts: ModelFacts) -> list[str]:
     for line in facts.requirements:
         match = re.match(r"mlflow(\[[^\]]*\])?(?=\s*(?:[<>=!~;@ ]|$))", line)
         if match:
-            lines.append("mlflow-skinny" + line[match.end() :])
+            lines.append("mlflow-skinny" + (match.group(1) or "") + line[match.end() :])
             has_mlflow = True
             continue
         has_mlflow = has_mlflow or re.match(r"mlflow-skinny\b", line) is not None

@@ -129,7 +129,7 @@ def push(
                 done.add(layer)
             detail = chunk.get("progressDetail") or {}
             if detail.get("total"):
-                sizes[layer] = (detail.get("current", 0), detail["total"])
+                sizes[layer] = (min(detail.get("current", 0), detail["total"]), detail["total"])
             if time.monotonic() - last_said > interval and sizes:
                 sent = sum(c for c, _ in sizes.values()) / 2**20
                 total = sum(t for _, t in sizes.values()) / 2**20

@@ -17,8 +17,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import yaml
-
 from steps.config import redact_url
 from steps.errors import ConfigError, StepFailed
 
@@ -326,6 +324,8 @@ def _s3_download(artifact_uri: str, dest: Path) -> None:
 
 
 def read_facts(ref: ModelRef, artifacts: Artifacts) -> ModelFacts:
+    import yaml
+
     mlmodel_text = artifacts.read(ref.artifact_uri, "MLmodel")
     if mlmodel_text is None:
         raise ConfigError(

@@ -75,7 +75,8 @@ def _default_tag(ref: ModelRef, facts: ModelFacts) -> str:
     if ref.version:
         return f"v{ref.version}"
     if facts.model_uuid:
-        return f"model-{facts.model_uuid.replace('-', '')[:12]}"
+        # MLflow 3 uses the logged model's id (m-…) as the uuid: its hex digits name it.
+        return f"model-{facts.model_uuid.removeprefix('m-').replace('-', '')[:12]}"
     return "latest"
 
 

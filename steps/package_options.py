@@ -97,7 +97,9 @@ SECTION = Section(
             name="pip-index-url",
             metavar="URL",
             help="Package index pip installs the model's requirements from (a mirror or proxy). "
-            "Without credentials in it: build settings are recorded in the image.",
+            "Without credentials in it: build settings are recorded in the image. "
+            "HTTP(S)_PROXY and NO_PROXY from the environment reach the build as docker build "
+            "passes them (not recorded).",
         ),
         Option(
             name="pip-extra-index-url",

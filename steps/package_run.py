@@ -19,6 +19,12 @@ from steps.package import Layout
 from steps.package_options import PackageConfig
 from steps.plan import Action
 
+PROXY_VARIABLES = tuple(
+    name
+    for base in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY")
+    for name in (base, base.lower())
+)
+
 
 class PackageRun:
     def __init__(
@@ -129,6 +135,14 @@ class PackageRun:
         self.docker().images.get(source).tag(repository, tag)
 
     def _build(self, context: Any, tag: str, *, failure: str, **kwargs: Any) -> None:
+        # A build behind a proxy: the proxy variables are build arguments Docker predefines
+        # and keeps out of the image's history, as `docker build` passes them from the
+        # environment. They do not change what is built, so they stay out of the cache key.
+        proxies = tuple(
+            f"{name}={self.runtime.environ[name]}"
+            for name in PROXY_VARIABLES
+            if self.runtime.environ.get(name)
+        )
         try:
             image_build.build(
                 self.docker(),
@@ -136,7 +150,7 @@ class PackageRun:
                 tag,
                 say=self.say,
                 platform=self.config.platform,
-                build_args=self.config.build_args,
+                build_args=self.config.build_args + proxies,
                 **kwargs,
             )
         except image_build.BuildFailed as exc:

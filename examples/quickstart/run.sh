@@ -1,22 +1,27 @@
 #!/usr/bin/env bash
-# The quickstart, from nothing to a trained model tracked in MLflow:
+# The quickstart, from nothing to a trained model served from an image in a registry:
 #
 #   bash examples/quickstart/run.sh
 #
 # 1. sets the machine up (.ci/setup: Docker Engine, the base image, the project venv),
-# 2. starts an MLflow server on 127.0.0.1:5000 unless one already answers there (its database
-#    and artifacts stay in examples/quickstart/.mlflow, so runs survive a restart),
+# 2. starts an MLflow server on 127.0.0.1:5000 and an image registry on 127.0.0.1:5050 unless
+#    they already answer there (their data stays in examples/quickstart/.mlflow and .registry,
+#    so runs and images survive a restart),
 # 3. builds the trainer image from this folder's Dockerfile,
-# 4. runs `mlsteps train` here, which reads mlsteps.yaml.
-# Arguments go on to `mlsteps train`: `run.sh --dry-run` prints the plan and trains nothing.
+# 4. runs `mlsteps train` here, which reads mlsteps.yaml,
+# 5. runs `mlsteps package` on the model train logged: a serving image, smoke-tested, pushed
+#    to the registry, and registered in MLflow as a version of quickstart-classifier.
+# Arguments go on to `mlsteps train`: `run.sh --dry-run` prints train's plan and does nothing.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 STATE=$HERE/.mlflow
+REGISTRY_STATE=$HERE/.registry
 IMAGE=mlsteps-quickstart-trainer:latest
 PORT=5000
 URI=http://127.0.0.1:$PORT
+REGISTRY=127.0.0.1:5050   # the same address as package.registry in mlsteps.yaml
 # MLflow's usage telemetry stays off: this server and its clients talk to each other only.
 export MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true
 
@@ -57,6 +62,31 @@ else
     say "MLflow server up (stop it with: kill -- -$pid)"
 fi
 
+mkdir -p "$REGISTRY_STATE"
+if answers "http://$REGISTRY/v2/"; then
+    say "image registry already answering at $REGISTRY"
+else
+    say "starting an image registry at $REGISTRY (images in $REGISTRY_STATE)"
+    printf '%s\n' 'version: 0.1' 'log: {level: warn}' \
+        "storage: {filesystem: {rootdirectory: $REGISTRY_STATE/data}}" \
+        "http: {addr: $REGISTRY}" >"$REGISTRY_STATE/config.yml"
+    # Loopback registries need no TLS: the Docker Engine trusts 127.0.0.0/8 over http.
+    setsid docker-registry serve "$REGISTRY_STATE/config.yml" \
+        >"$REGISTRY_STATE/registry.log" 2>&1 </dev/null &
+    pid=$!
+    for ((i = 0; i < 30; i++)); do
+        answers "http://$REGISTRY/v2/" && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 1
+    done
+    if ! answers "http://$REGISTRY/v2/"; then
+        say "the registry did not start; the end of its log:"
+        tail -n 20 "$REGISTRY_STATE/registry.log" | sed 's/^/    /'
+        exit 1
+    fi
+    say "image registry up (stop it with: kill -- -$pid)"
+fi
+
 say "building $IMAGE from $HERE/Dockerfile (a minute the first time, cached after)"
 if ! docker build -t "$IMAGE" "$HERE" >"$STATE/build.log" 2>&1; then
     say "the image build failed; the end of $STATE/build.log:"
@@ -67,4 +97,15 @@ say "built $IMAGE"
 
 say "training: mlsteps train (reads $HERE/mlsteps.yaml)"
 cd "$HERE"
-exec "$REPO/.venv/bin/mlsteps" train "$@"
+# --json: the outputs come as one JSON document on stdout (the log stays on the terminal),
+# so the next step can take the model from them.
+result=$("$REPO/.venv/bin/mlsteps" --json train "$@")
+model_uri=$("$REPO/.venv/bin/python" -c \
+    'import json, sys; print(json.load(sys.stdin)["outputs"].get("model-uri", ""))' <<<"$result")
+if [[ -z $model_uri ]]; then
+    say "train logged no model (a dry run?): nothing to package"
+    exit 0
+fi
+
+say "packaging: mlsteps package --model-uri $model_uri (reads $HERE/mlsteps.yaml)"
+"$REPO/.venv/bin/mlsteps" package --model-uri "$model_uri"

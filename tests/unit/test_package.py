@@ -1,0 +1,244 @@
+"""package's pure parts: requirements for the image, the dependencies image's cache key, the
+model facts read from a saved model's files, option checks and ECR hosts. No services."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from steps.cli import Runtime
+from steps.errors import ConfigError
+from steps.image_build import DepsBuild, serving_requirements
+from steps.image_push import ecr_region
+from steps.model_source import Artifacts, ModelFacts, read_facts, resolve
+from steps.package_options import load_config, parse_registry
+
+
+def facts(*requirements: str, mlflow_version: str = "3.17.2") -> ModelFacts:
+    return ModelFacts(
+        python_version="3.11.7",
+        requirements=requirements,
+        requirements_source="requirements.txt",
+        mlflow_version=mlflow_version,
+        flavors=("python_function", "sklearn"),
+        loader_module="mlflow.sklearn",
+        serving_example="serving_input_example.json",
+        input_example="input_example.json",
+        created="2026-11-23 10:00:00.0",
+        model_uuid="b1d809572e4e48048aef21549265e132",
+    )
+
+
+@pytest.mark.parametrize(
+    ("given", "expected_mlflow"),
+    [
+        (("mlflow==3.17.2", "scikit-learn==1.9.1"), "mlflow-skinny==3.17.2"),
+        (("mlflow[extras]>=3.1,<4",), "mlflow-skinny[extras]>=3.1,<4"),
+        (("mlflow ; python_version >= '3.10'",), "mlflow-skinny ; python_version >= '3.10'"),
+        (("mlflow-skinny==3.17.2",), "mlflow-skinny==3.17.2"),
+        (("scikit-learn",), "mlflow-skinny==3.17.2"),  # none listed: the model's own version
+    ],
+)
+def test_mlflow_becomes_mlflow_skinny_at_the_same_version(
+    given: tuple[str, ...], expected_mlflow: str
+) -> None:
+    lines = serving_requirements(facts(*given))
+    assert [line for line in lines if line.startswith("mlflow")] == [expected_mlflow]
+    assert sum(line.startswith("uvicorn") for line in lines) == 1
+
+
+def test_a_package_named_like_mlflow_is_left_alone() -> None:
+    lines = serving_requirements(facts("mlflowx==1.0", "mlflow-tracing==3.1"))
+    assert "mlflowx==1.0" in lines and "mlflow-tracing==3.1" in lines
+
+
+def test_cache_key_follows_every_input_of_the_dependencies_image() -> None:
+    base = DepsBuild(base_image="python:3.11-slim", requirements=("numpy==2.4.6",))
+    same = DepsBuild(base_image="python:3.11-slim", requirements=("numpy==2.4.6",))
+    assert base.cache_key() == same.cache_key() and len(base.cache_key()) == 20
+    changed = [
+        DepsBuild(base_image="python:3.12-slim", requirements=("numpy==2.4.6",)),
+        DepsBuild(base_image="python:3.11-slim", requirements=("numpy==2.4.5",)),
+        DepsBuild(base_image="python:3.11-slim", requirements=("numpy==2.4.6",), ca_bundle=b"x"),
+        DepsBuild(
+            base_image="python:3.11-slim",
+            requirements=("numpy==2.4.6",),
+            pip_index_url="https://mirror.example/simple",
+        ),
+        DepsBuild(
+            base_image="python:3.11-slim", requirements=("numpy==2.4.6",), platform="linux/arm64"
+        ),
+        DepsBuild(
+            base_image="python:3.11-slim", requirements=("numpy==2.4.6",), build_args=("A=1",)
+        ),
+    ]
+    keys = {d.cache_key() for d in changed}
+    assert len(keys) == len(changed) and base.cache_key() not in keys
+
+
+def test_dependencies_dockerfile_installs_into_a_venv_as_root_and_serves_as_a_user() -> None:
+    text = DepsBuild(
+        base_image="python:3.11-slim",
+        requirements=("numpy",),
+        pip_extra_index_urls=("https://extra.example/simple",),
+        ca_bundle=b"pem",
+        warm_modules=("mlflow.sklearn",),
+    ).dockerfile()
+    assert text.index("FROM python:3.11-slim") < text.index("RUN python3 -m venv")
+    assert "--extra-index-url https://extra.example/simple" in text
+    assert "--cert /opt/mlsteps/ca-bundle.pem" in text
+    assert "'mlflow.sklearn'" in text
+    assert text.index("USER 10001:10001") > text.index("RUN python3 -m venv")
+    assert 'CMD ["serve"]' in text and "HEALTHCHECK" in text and "EXPOSE 8080" in text
+
+
+def _save(tmp_path: Path, files: dict[str, str]) -> Path:
+    model = tmp_path / "model"
+    model.mkdir()
+    for name, text in files.items():
+        (model / name).write_text(text)
+    return model
+
+
+MLMODEL = """\
+flavors:
+  python_function:
+    env: {conda: conda.yaml, virtualenv: python_env.yaml}
+    loader_module: mlflow.sklearn
+    python_version: 3.11.7
+  sklearn: {serialization_format: skops}
+mlflow_version: 3.17.2
+model_uuid: 0123456789ab4cdef0123456789abcdef
+saved_input_example_info: {artifact_path: input_example.json,
+  serving_input_path: serving_input_example.json, type: dataframe}
+utc_time_created: '2026-11-23 10:00:00.000000'
+"""
+
+
+def test_facts_from_requirements_txt_and_python_env(tmp_path: Path) -> None:
+    model = _save(
+        tmp_path,
+        {
+            "MLmodel": MLMODEL,
+            "requirements.txt": "# pinned\nmlflow==3.17.2\nscikit-learn==1.9.1  # trees\n\n",
+            "python_env.yaml": "python: 3.11.9\ndependencies:\n- -r requirements.txt\n",
+        },
+    )
+    got = read_facts(resolve(str(model), None), Artifacts(None))
+    assert got.requirements == ("mlflow==3.17.2", "scikit-learn==1.9.1")
+    assert got.python_version == "3.11.9" and got.python_minor == "3.11"
+    assert got.loader_module == "mlflow.sklearn" and got.flavors == ("python_function", "sklearn")
+    assert got.serving_example == "serving_input_example.json"
+
+
+def test_facts_fall_back_to_conda_yaml(tmp_path: Path) -> None:
+    model = _save(
+        tmp_path,
+        {
+            "MLmodel": MLMODEL,
+            "conda.yaml": "dependencies:\n- python=3.10.4\n- pip:\n  - mlflow==2.16\n  - torch\n",
+        },
+    )
+    got = read_facts(resolve(str(model), None), Artifacts(None))
+    assert got.requirements == ("mlflow==2.16", "torch")
+    assert got.requirements_source == "conda.yaml"
+
+
+def test_a_model_without_python_function_cannot_be_served(tmp_path: Path) -> None:
+    model = _save(tmp_path, {"MLmodel": "flavors:\n  spark: {}\nmlflow_version: 3.1\n"})
+    with pytest.raises(ConfigError, match="no python_function flavor .*flavors: spark"):
+        read_facts(resolve(str(model), None), Artifacts(None))
+
+
+@pytest.mark.parametrize(
+    ("uri", "says"),
+    [
+        ("runs:/abc/model", "needs an MLflow tracking server"),
+        ("gs://bucket/model", "not a form package reads"),
+    ],
+)
+def test_model_uris_that_need_what_is_missing(uri: str, says: str) -> None:
+    with pytest.raises(ConfigError, match=says):
+        resolve(uri, None)
+
+
+@pytest.mark.parametrize(
+    ("host", "region"),
+    [
+        ("123456789012.dkr.ecr.eu-west-1.amazonaws.com", "eu-west-1"),
+        ("123456789012.dkr.ecr.us-east-1.amazonaws.com:5000/team", "us-east-1"),
+        ("123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com", "us-gov-west-1"),
+        ("ghcr.io/org", None),
+        ("12345.dkr.ecr.eu-west-1.amazonaws.com", None),
+    ],
+)
+def test_ecr_hosts(host: str, region: str | None) -> None:
+    assert ecr_region(host) == region
+
+
+@pytest.mark.parametrize("bad", ["https://ghcr.io", "ghcr.io/Org Name", "host:port"])
+def test_bad_registries(bad: str) -> None:
+    with pytest.raises(ValueError, match="registry host"):
+        parse_registry(bad)
+
+
+def _config(tmp_path: Path, *flags: tuple[str, str], env: dict[str, str] | None = None) -> None:
+    runtime = Runtime(environ=env or {})
+    runtime.config = str(tmp_path / "none.yaml")
+    (tmp_path / "none.yaml").write_text("{}\n")
+    load_config(runtime, dict(flags))
+
+
+@pytest.mark.parametrize(
+    ("flags", "env", "says"),
+    [
+        ((), {}, "package needs a model: give --model-uri"),
+        ((("model-uri", "m"), ("push", "true")), {}, "--push true needs --registry"),
+        ((("model-uri", "m"), ("load", "false")), {}, "--load false removes the image"),
+        (
+            (("model-uri", "m"), ("pip-index-url", "https://u:hunter2@pypi.example/simple")),
+            {},
+            "holds credentials",
+        ),
+        ((("model-uri", "m"), ("pip-index-url", "pypi.example/simple")), {}, "not an http"),
+        ((("model-uri", "m"), ("registry-username", "bot")), {}, "needs its password"),
+        (
+            (("model-uri", "m"),),
+            {"MLSTEPS_PACKAGE_REGISTRY_PASSWORD": "x"},
+            "no user name",
+        ),
+        ((("model-uri", "m"), ("ca-bundle", "/no/such.pem")), {}, "--ca-bundle /no/such.pem"),
+    ],
+)
+def test_option_checks(
+    tmp_path: Path, flags: tuple[tuple[str, str], ...], env: dict[str, str], says: str
+) -> None:
+    with pytest.raises(ConfigError, match=says) as caught:
+        _config(tmp_path, *flags, env=env)
+    assert "hunter2" not in caught.value.message
+
+
+def test_the_registry_password_is_refused_in_the_pipeline_file(tmp_path: Path) -> None:
+    (tmp_path / "mlsteps.yaml").write_text(
+        "package:\n  model-uri: m\n  registry-password: hunter2\n"
+    )
+    runtime = Runtime(environ={}, config=str(tmp_path / "mlsteps.yaml"))
+    with pytest.raises(ConfigError, match="credential and does not belong") as caught:
+        load_config(runtime, {})
+    assert "hunter2" not in caught.value.message
+
+
+def test_gpu_base_gets_python_installed_first() -> None:
+    """The CUDA base has no Python: the dependencies image installs the distribution's before
+    making the venv. (No GPU and no pulls here: the text is what can be checked.)"""
+    from steps.image_build import GPU_BASE_IMAGE, default_base_image
+
+    assert default_base_image(facts("numpy"), gpu=True) == GPU_BASE_IMAGE
+    assert default_base_image(facts("numpy"), gpu=False) == "python:3.11-slim"
+    text = DepsBuild(
+        base_image=GPU_BASE_IMAGE, requirements=("torch",), install_python=True
+    ).dockerfile()
+    assert text.index("apt-get install -y --no-install-recommends python3 python3-venv") < (
+        text.index("python3 -m venv")
+    )
