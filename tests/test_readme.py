@@ -13,9 +13,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-STEPS = ("secrets", "train")
+STEPS = ("secrets", "train", "package")
 # Each step's Jenkins var: its keys are those of the var's `defaultConfig` map.
-JENKINS_VARS = {"secrets": "withVaultSecrets", "train": "mlTrain"}
+JENKINS_VARS = {"secrets": "withVaultSecrets", "train": "mlTrain", "package": "mlPackage"}
+# The shared sections (steps.config) whose options a step takes too, after its own.
+SHARED_SECTIONS = {"train": ("mlflow",), "package": ("mlflow", "model")}
+# Credentials whose Jenkins key is not the option's own key + CredentialsId: the registry's
+# Username with password credential holds the password (and the user name).
+CREDENTIAL_KEYS = {"registryPassword": "registryCredentialsId"}
 
 
 def jenkins_keys(step: str) -> set[str]:
@@ -28,7 +33,7 @@ def jenkins_keys(step: str) -> set[str]:
 def jenkins_cell(key: str, keys: set[str]) -> str:
     """The key when the var takes it; its *CredentialsId key when the value comes from a
     Jenkins credential instead; else a dash: the option is not set from Jenkins."""
-    for name in (key, f"{key}CredentialsId"):
+    for name in (key, f"{key}CredentialsId", CREDENTIAL_KEYS.get(key, "")):
         if name in keys:
             return f"`{name}`"
     return "—"
@@ -39,17 +44,17 @@ def markers(step: str) -> tuple[str, str]:
 
 
 def render(step: str) -> str:
-    from steps import registry
-    from steps.config import MLFLOW
+    from steps import config, registry
 
     step_section = registry.load(step).SECTION
+    shared = {s.name: s for s in (config.MLFLOW, config.MODEL)}
+    sections = (step_section, *(shared[name] for name in SHARED_SECTIONS.get(step, ())))
     keys = jenkins_keys(step)
     rows = [
         "| option (CLI flag) | environment | Jenkins key | meaning | default |",
         "| --- | --- | --- | --- | --- |",
     ]
-    # train takes the shared MLflow options too
-    for section in (step_section, MLFLOW) if step == "train" else (step_section,):
+    for section in sections:
         for opt in section.options:
             flag = f"`{opt.flag}`" if opt.cli else ("env only" if opt.secret else "after `--`")
             default = "" if opt.default is None else f"`{opt.default}`"

@@ -57,8 +57,10 @@ def _files(paths: list[Path]) -> list[str]:
 def test_there_is_an_action_and_a_workflow_to_lint() -> None:
     assert REPO / "actions" / "train" / "action.yml" in ACTIONS
     assert REPO / "actions" / "secrets" / "action.yml" in ACTIONS
+    assert REPO / "actions" / "package" / "action.yml" in ACTIONS
     assert REPO / "examples" / "github-workflow.yml" in WORKFLOWS
     assert REPO / "tests" / "faces" / "workflows" / "secrets.yml" in WORKFLOWS
+    assert REPO / "tests" / "faces" / "workflows" / "package.yml" in WORKFLOWS
 
 
 def test_zizmor_finds_nothing_in_actions_and_workflows(python_tool: Any) -> None:
