@@ -244,6 +244,9 @@ def _check_model(config: PackageConfig, ref: ModelRef) -> None:
 @step_command(
     SECTION,
     shared=(MLFLOW, MODEL),
+    # Of the shared sections: the server and the registered model's name. No --experiment:
+    # package creates no MLflow run.
+    only=(*(o.name for o in SECTION.options), "tracking-uri", "name"),
     help=STEP_HELP["package"] + "\n\nmlsteps package --model-uri URI [--registry HOST] [OPTIONS]",
     epilog="Outputs: " + ", ".join(OUTPUTS) + ". Without --registry the image is built and "
     "smoke-tested here only.",
@@ -280,6 +283,10 @@ def command(runtime: Runtime, flags: Mapping[str, Any], cmd: list[str]) -> StepR
     run = PackageRun(config, runtime, ref, facts, lay, artifacts)
     try:
         applied = plan.apply(run.handlers())
+    except BaseException:
+        if run.digest:  # pushed, then failed (registering): CI still learns what was pushed
+            runtime.partial_outputs = run.outputs()
+        raise
     finally:
         with signals.shielded(deliver=False):
             run.cleanup()

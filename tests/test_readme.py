@@ -46,7 +46,10 @@ def markers(step: str) -> tuple[str, str]:
 def render(step: str) -> str:
     from steps import config, registry
 
-    step_section = registry.load(step).SECTION
+    module = registry.load(step)
+    step_section = module.SECTION
+    # A step may take only some of a shared section's options (package has no --experiment).
+    takes = {p.name for p in module.command.params}
     shared = {s.name: s for s in (config.MLFLOW, config.MODEL)}
     sections = (step_section, *(shared[name] for name in SHARED_SECTIONS.get(step, ())))
     keys = jenkins_keys(step)
@@ -56,6 +59,8 @@ def render(step: str) -> str:
     ]
     for section in sections:
         for opt in section.options:
+            if section is not step_section and opt.name.replace("-", "_") not in takes:
+                continue
             flag = f"`{opt.flag}`" if opt.cli else ("env only" if opt.secret else "after `--`")
             default = "" if opt.default is None else f"`{opt.default}`"
             help_text = opt.help.replace("|", "\\|")

@@ -36,8 +36,8 @@ SHARED_SECTIONS = (MLFLOW, MODEL)
 
 # What each face leaves out, and why.
 LEAVES_OUT = {
-    # package creates no MLflow run: the CLI accepts --experiment (the shared section) but no
-    # code of the step reads it, so an input or a key would do nothing.
+    # package creates no MLflow run: of the shared mlflow section it takes tracking-uri only
+    # (the CLI has no --experiment either; test_cli_takes_no_experiment).
     "experiment",
 }
 ACTION_LEAVES_OUT = LEAVES_OUT | {
@@ -199,3 +199,10 @@ def test_cli_help_lists_each_flag_the_faces_pass(mlsteps_cli: str) -> None:
     missing = [flag for flag in wanted if flag not in proc.stdout]
     assert missing == []
     assert "--registry-password" not in proc.stdout
+
+
+def test_cli_takes_no_experiment() -> None:
+    from steps.package import command
+
+    flags = {flag for p in command.params for flag in getattr(p, "opts", [])}
+    assert "--tracking-uri" in flags and "--name" in flags and "--experiment" not in flags

@@ -386,9 +386,17 @@ def test_a_preprocessing_pipeline_with_nans_and_unseen_categories(
     mlflow.set_tracking_uri(mlflow_server.uri)
     mlflow.set_experiment("it-package-pipeline")
     with mlflow.start_run() as run:
-        info = mlflow.sklearn.log_model(pipeline, name="model", input_example=features.head(3))
-    mlmodel = Path(mlflow.artifacts.download_artifacts(f"{info.model_uri}/MLmodel")).read_text()
-    assert "serialization_format: skops" in mlmodel
+        # skops refuses to load the encoder's dtype unless told to trust it; MLflow records
+        # the trusted types in MLmodel, and the image must load the model with them.
+        info = mlflow.sklearn.log_model(
+            pipeline,
+            name="model",
+            input_example=features.head(3),
+            skops_trusted_types=["numpy.dtype"],
+        )
+    flavor = mlflow.models.Model.load(info.model_uri).flavors["sklearn"]
+    assert flavor["serialization_format"] == "skops"
+    assert "numpy.dtype" in flavor["skops_trusted_types"]
 
     out = outputs_of(
         package(
@@ -596,7 +604,8 @@ def test_login_from_the_docker_config(
     out = outputs_of(done)
     got = manifest(
         auth_registry.address, "it-docker-config", out["digest"],
-        auth=(auth_registry.username, auth_registry.password),
+        # bytes: requests would encode a str password as latin-1, the engine sends UTF-8
+        auth=(auth_registry.username.encode(), auth_registry.password.encode()),
     )  # fmt: skip
     assert got.status_code == 200
 
