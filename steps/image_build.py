@@ -27,20 +27,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from steps.errors import ConfigError
 from steps.model_source import ModelFacts
 
 SERVER_FILE = Path(__file__).parent / "serve" / "server.py"
 # The serving runtime beside the model's own requirements: MLflow's model loading and request
 # parsing without its tracking server, UI and database libraries; uvicorn serves HTTP.
 RUNTIME_REQUIREMENTS = ("uvicorn>=0.20,<1",)
-# A CUDA runtime base for --gpu: NVIDIA's image, with the distribution's Python added on top.
+# A CUDA runtime base for --gpu: NVIDIA's image, with the distribution's Python added on top
+# (Ubuntu 24.04's is 3.12; a model of another Python needs --base-image with that Python).
 GPU_BASE_IMAGE = "nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04"
 SERVE_UID = 10001
 PORT = 8080
 
 
 def default_base_image(facts: ModelFacts, gpu: bool) -> str:
-    return GPU_BASE_IMAGE if gpu else f"python:{facts.python_minor}-slim"
+    if gpu:
+        return GPU_BASE_IMAGE
+    if not facts.python_version:
+        raise ConfigError(
+            "the model's MLmodel names no Python version, so there is no default base image: "
+            "give --base-image with the Python the model needs (e.g. python:3.11-slim)."
+        )
+    return f"python:{facts.python_minor}-slim"
 
 
 def serving_requirements(facts: ModelFacts) -> list[str]:
@@ -58,7 +67,8 @@ def serving_requirements(facts: ModelFacts) -> list[str]:
     if not has_mlflow:
         pin = f"=={facts.mlflow_version}" if facts.mlflow_version else ""
         lines.append(f"mlflow-skinny{pin}")
-    return lines + [r for r in RUNTIME_REQUIREMENTS if r.split(">")[0] not in "\n".join(lines)]
+    names = {re.split(r"[\s\[<>=!~;@]", line, maxsplit=1)[0].lower() for line in lines}
+    return lines + [r for r in RUNTIME_REQUIREMENTS if r.split(">")[0] not in names]
 
 
 @dataclass(frozen=True)

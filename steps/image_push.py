@@ -89,12 +89,21 @@ def _refusal(registry: str, message: str, creds: Credentials | None, doing: str)
             f"cannot reach the registry {registry} while {doing}: {message.strip()[:300]}. Is it "
             "running, and is --registry right?"
         )
-    if any(s in text for s in ("unauthorized", "authentication required", "denied", "401")):
+    if any(
+        s in text
+        for s in ("unauthorized", "authentication required", "denied", "401", "no basic auth")
+    ):
         how = creds.source if creds else "the Docker config's login (docker login)"
         return StepFailed(
             f"the registry {registry} refused the credentials ({how}) while {doing}: "
             f"{message.strip()[:300]}. Check the user name and password or token, and that it "
             "may push to this repository."
+        )
+    if ecr_region(registry) and any(s in text for s in ("name unknown", "does not exist")):
+        return StepFailed(
+            f"the ECR registry {registry} has no such repository ({message.strip()[:200]}): ECR "
+            "does not create repositories on push. Create it first (aws ecr create-repository "
+            "--repository-name NAME) or give --repository of an existing one."
         )
     return StepFailed(f"the registry {registry} failed while {doing}: {message.strip()[:300]}")
 
@@ -125,7 +134,7 @@ def push(
             if aux := chunk.get("aux"):
                 digest = aux.get("Digest", digest)
             status, layer = chunk.get("status", ""), chunk.get("id", "")
-            if status in ("Pushed", "Layer already exists", "Mounted from"):
+            if status in ("Pushed", "Layer already exists") or status.startswith("Mounted from"):
                 done.add(layer)
             detail = chunk.get("progressDetail") or {}
             if detail.get("total"):
@@ -144,24 +153,58 @@ def push(
 
 
 def try_pull(
-    client: Any, repository: str, tag: str, registry: str, creds: Credentials | None
+    client: Any,
+    repository: str,
+    tag: str,
+    registry: str,
+    creds: Credentials | None,
+    say: Callable[[str], None],
+    interval: float = 10.0,
 ) -> bool:
     """Pull REPOSITORY:TAG if the registry has it (a cached dependencies image built by another
     machine). False when it has not; a registry that is down or refuses fails the step."""
     from docker.errors import APIError, NotFound
 
-    kwargs: dict[str, Any] = {"tag": tag}
+    kwargs: dict[str, Any] = {"tag": tag, "stream": True, "decode": True}
     if creds:
         kwargs["auth_config"] = creds.auth_config()
+    sizes: dict[str, tuple[int, int]] = {}
+    last_said = time.monotonic()
     try:
-        client.api.pull(repository, **kwargs)
-        return True
+        for chunk in client.api.pull(repository, **kwargs):
+            if "error" in chunk:
+                message = str(chunk["error"])
+                if _is_missing(message):
+                    return False
+                raise _refusal(registry, message, creds, f"pulling the cached {repository}:{tag}")
+            detail = chunk.get("progressDetail") or {}
+            if chunk.get("id") and detail.get("total"):
+                sizes[chunk["id"]] = (
+                    min(detail.get("current", 0), detail["total"]),
+                    detail["total"],
+                )
+            if time.monotonic() - last_said > interval and sizes:
+                got = sum(c for c, _ in sizes.values()) / 2**20
+                total = sum(t for _, t in sizes.values()) / 2**20
+                say(f"  pulling {repository}:{tag}: {got:.0f}/{total:.0f} MiB")
+                last_said = time.monotonic()
     except NotFound:
         return False
     except APIError as exc:
         message = str(exc.explanation or exc)
-        if any(s in message.lower() for s in ("not found", "manifest unknown", "unknown")):
+        if _is_missing(message):
             return False
         raise _refusal(
             registry, message, creds, f"looking for the cached {repository}:{tag}"
         ) from None
+    return True
+
+
+def _is_missing(message: str) -> bool:
+    """The registry answered that it has no such tag (or repository): a cache miss."""
+    text = message.lower()
+    return any(
+        s in text
+        for s in ("manifest unknown", "not found", "name unknown", "repositorynotfound",
+                  "does not exist")
+    )  # fmt: skip

@@ -48,7 +48,7 @@ class ModelRef:
 class ModelFacts:
     """What the build needs from MLmodel and the environment files."""
 
-    python_version: str  # e.g. 3.11.7
+    python_version: str  # e.g. 3.11.7; "" when the model does not say
     requirements: tuple[str, ...]
     requirements_source: str  # which file they came from
     mlflow_version: str
@@ -324,6 +324,19 @@ def _s3_download(artifact_uri: str, dest: Path) -> None:
 
 
 def read_facts(ref: ModelRef, artifacts: Artifacts) -> ModelFacts:
+    """The facts of the model's files; a file that cannot be parsed is bad input (exit 2)."""
+    import yaml
+
+    try:
+        return _read_facts(ref, artifacts)
+    except (yaml.YAMLError, UnicodeDecodeError, AttributeError, TypeError) as exc:
+        raise ConfigError(
+            f"--model-uri {ref.uri}: its MLmodel or environment files cannot be read "
+            f"({type(exc).__name__}: {str(exc)[:200]}). Save the model again with MLflow."
+        ) from None
+
+
+def _read_facts(ref: ModelRef, artifacts: Artifacts) -> ModelFacts:
     import yaml
 
     mlmodel_text = artifacts.read(ref.artifact_uri, "MLmodel")
@@ -362,11 +375,6 @@ def read_facts(ref: ModelRef, artifacts: Artifacts) -> ModelFacts:
                 requirements, source = [str(d) for d in dep["pip"]], name
             elif isinstance(dep, str) and dep.startswith("python=") and not python_version:
                 python_version = dep.split("=", 1)[1]
-    if not python_version:
-        raise ConfigError(
-            f"--model-uri {ref.uri}: MLmodel names no Python version. Give --base-image with "
-            "the Python the model needs."
-        )
     example_info = mlmodel.get("saved_input_example_info") or {}
     return ModelFacts(
         python_version=python_version,

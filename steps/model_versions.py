@@ -1,9 +1,12 @@
 """The registered model version of a packaged model, and its image and lineage tags.
 
-Idempotent: a version of the same model (same source) already tagged with the same image digest
-is reused, and a version of it with no image yet is adopted, so a re-run of the same package
-creates nothing. If tagging a version this run created fails, the version is deleted again: no
-half-registered version is left behind. Speaks MLflow's REST API (steps/tracking.py).
+Idempotent: a version of the same model (same source) whose image has the same content -- the
+same dependencies image key and the same model files, recorded as CONTENT_TAG -- is reused and
+its image tags updated (a rebuild on another machine gives the same content a new digest: the
+build time is in the image), and a version of it with no image yet is adopted; so a re-run of
+the same package creates nothing. If tagging a version this run created fails, the version is
+deleted again: no half-registered version is left behind. Speaks MLflow's REST API
+(steps/tracking.py).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from steps.tracking import MlflowApiError, RestTracking
 
 IMAGE_TAG = "image"  # the tag the issue and deploy read: REPO@sha256:…
 DIGEST_TAG = "mlsteps.image.digest"
+CONTENT_TAG = "mlsteps.image.content"  # cache key of the dependencies + digest of the model files
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,10 @@ def _source(ref: ModelRef) -> str:
 
 
 def _search(rest: RestTracking, name: str, run_id: str | None) -> list[dict[str, Any]]:
-    clause = f"name='{name}'" + (f" and run_id='{run_id}'" if run_id else "")
+    def quoted(text: str) -> str:  # MLflow's filter strings escape a quote by doubling it
+        return "'" + text.replace("'", "''") + "'"
+
+    clause = f"name={quoted(name)}" + (f" and run_id={quoted(run_id)}" if run_id else "")
     found = rest._call(
         "GET", "model-versions/search", params={"filter": clause, "max_results": 200}
     )
@@ -80,10 +87,12 @@ def register(
         source = _source(ref)
         mine = [v for v in _search(rest, name, ref.run_id) if v.get("source") == source]
         for version in mine:
-            if _tags(version).get(DIGEST_TAG) == digest:
+            if _tags(version).get(CONTENT_TAG) == tags[CONTENT_TAG]:
+                if _tags(version).get(DIGEST_TAG) != digest:  # rebuilt elsewhere: newest image
+                    _set_tags(rest, name, str(version["version"]), tags)
                 return Registered(name, str(version["version"]), False)
         for version in mine:
-            if DIGEST_TAG not in _tags(version):  # registered before, by hand or by MLflow
+            if CONTENT_TAG not in _tags(version):  # registered before, by hand or by MLflow
                 _set_tags(rest, name, str(version["version"]), tags)
                 return Registered(name, str(version["version"]), False)
         body: dict[str, Any] = {"name": name, "source": source}
@@ -122,20 +131,27 @@ def _set_tags(rest: RestTracking, name: str, version: str, tags: Mapping[str, st
 
 
 def lineage_tags(
-    image_ref: str, digest: str, image_tag: str, labels: Mapping[str, str], ref: ModelRef
+    image_ref: str,
+    digest: str,
+    content: str,
+    image_tag: str,
+    labels: Mapping[str, str],
+    ref: ModelRef,
 ) -> dict[str, str]:
     from steps.model_source import COMMIT_TAG, DATA_DIGEST_TAG
 
     tags = {
         IMAGE_TAG: image_ref,
         DIGEST_TAG: digest,
+        CONTENT_TAG: content,
         "mlsteps.image.tag": image_tag,
         "mlsteps.image.labels": json.dumps(dict(labels), sort_keys=True),
         "mlsteps.lineage.model-uri": ref.uri,
     }
     if ref.run_id:
         tags["mlsteps.lineage.run-id"] = ref.run_id
-    if commit := labels.get("org.opencontainers.image.revision") or ref.run_tags.get(COMMIT_TAG):
+    # The commit the model was trained from (its run's tag), not the one packaging it.
+    if commit := ref.run_tags.get(COMMIT_TAG):
         tags["mlsteps.lineage.commit"] = commit
     if data := labels.get("io.mlsteps.data-digest") or ref.run_tags.get(DATA_DIGEST_TAG):
         tags["mlsteps.lineage.data-digest"] = data

@@ -103,8 +103,12 @@ def image_labels(
             labels["org.opencontainers.image.source"] = f"{server}/{repo}"
     elif url := environ.get("GIT_URL"):
         labels["org.opencontainers.image.source"] = redact_url(url)
-    if commit := ref.run_tags.get(COMMIT_TAG) or git_commit(environ):
+    # revision: the commit this image was built from (the pipeline's checkout); the model's
+    # own training commit, from its run, is a label of its own.
+    if commit := git_commit(environ):
         labels["org.opencontainers.image.revision"] = commit
+    if model_commit := ref.run_tags.get(COMMIT_TAG):
+        labels["io.mlsteps.model.commit"] = model_commit
     if data := ref.run_tags.get(DATA_DIGEST_TAG):
         labels["io.mlsteps.data-digest"] = data
     for key, value in (
@@ -154,7 +158,9 @@ def build_plan(config: PackageConfig, ref: ModelRef, facts: ModelFacts, lay: Lay
         python_version=facts.python_version,
         requirements_source=facts.requirements_source,
     )
-    where = " here" + (f" or in {config.registry}" if config.registry else "")
+    where = f" here (as {lay.deps_cache})" + (
+        f" or in {config.registry}" if config.registry and config.push else ""
+    )
     plan.add(
         "image.dependencies",
         f"use the dependencies image {lay.deps_image} (cache key {lay.cache_key}) if it is"
@@ -241,6 +247,23 @@ def _check_model(config: PackageConfig, ref: ModelRef) -> None:
         )
 
 
+def _warnings(config: PackageConfig, ref: ModelRef, facts: ModelFacts) -> list[str]:
+    found = []
+    if config.register and config.push and ref.kind in ("path", "s3") and config.model_name:
+        found.append(
+            f"--model-uri {ref.uri} is a {'directory' if ref.kind == 'path' else 'S3 location'}, "
+            "not a model MLflow tracks: the image is pushed but no model version is registered. "
+            "Give runs:/… or models:/… to register it."
+        )
+    if config.gpu and not config.base_image and facts.python_minor not in ("", "3.12"):
+        found.append(
+            f"--gpu true: the CUDA base gets Ubuntu 24.04's Python 3.12, but the model was saved "
+            f"with Python {facts.python_version}. Give --base-image with a CUDA image that has "
+            f"Python {facts.python_minor} if its pinned packages need it."
+        )
+    return found
+
+
 @step_command(
     SECTION,
     shared=(MLFLOW, MODEL),
@@ -264,6 +287,8 @@ def command(runtime: Runtime, flags: Mapping[str, Any], cmd: list[str]) -> StepR
     facts = model_source.read_facts(ref, artifacts)
     lay = layout(config, ref, facts, runtime.environ)
     plan = build_plan(config, ref, facts, lay)
+    for warning in _warnings(config, ref, facts):
+        face.warning(warning)
     if runtime.dry_run:
         for title, text in (
             (f"dependencies image {lay.deps_image}", lay.deps.dockerfile()),

@@ -108,7 +108,7 @@ class PackageRun:
                 self.say(f"looking for {lay.deps_image} in {config.registry}")
                 if image_push.try_pull(
                     self.docker(), lay.repository, lay.deps_tag, config.registry,
-                    self.credentials(),
+                    self.credentials(), self.say,
                 ):  # fmt: skip
                     self.cache_hit = True
                     self.say(f"dependencies image: pulled {lay.deps_image}")
@@ -178,16 +178,21 @@ class PackageRun:
     def smoke_test(self, action: Action) -> None:
         containers.sweep_orphans(self.docker(), self.say)
         assert self.workdir is not None
+        model_dir = self.workdir / "model"
         example = None
         if self.facts.serving_example:
-            path = self.workdir / "model" / self.facts.serving_example
+            path = model_dir / self.facts.serving_example
             example = path.read_bytes() if path.is_file() else None
         self.say(f"smoke test of {self.lay.image}")
+        reference: tuple[Any, str] = (None, "the model has no input example")
+        if example is not None:
+            reference = smoke.host_reference(model_dir, self.facts.requirements)
         try:
             self.smoke = smoke.run(
                 self.docker(),
                 self.lay.image,
                 example,
+                reference,
                 self.owner.labels(),
                 self.config.smoke_timeout,
                 self.say,
@@ -197,7 +202,9 @@ class PackageRun:
             self._untag(self.lay.image)
             raise
         if self.smoke.checked_predictions:
-            self.say(f"  {self.smoke.rows} predictions equal the model's own")
+            self.say(
+                f"  {self.smoke.rows} predictions equal the model's own ({self.smoke.reference})"
+            )
         else:
             self.face.warning(
                 "smoke test: the model has no input example, so only /ping was checked. Log "
@@ -221,8 +228,10 @@ class PackageRun:
         from steps.tracking import RestTracking
 
         assert self.config.tracking_uri
+        assert self.workdir is not None
+        content = f"{self.lay.cache_key}:{image_build.model_files_digest(self.workdir / 'model')}"
         tags = model_versions.lineage_tags(
-            self.image_ref, self.digest, self.lay.image, self.lay.labels, self.ref
+            self.image_ref, self.digest, content, self.lay.image, self.lay.labels, self.ref
         )
         got = model_versions.register(
             RestTracking(self.config.tracking_uri),
@@ -249,9 +258,18 @@ class PackageRun:
 
     # ----- results ------------------------------------------------------------------------
     def cleanup(self) -> None:
+        """Every exit path: the temporary files, any container of this run (the smoke test's
+        own finally removes its container; this catches one a cancel cut short), and with
+        --load false the image tags even when the push or the registration failed."""
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
+        if self.client is not None:
+            with contextlib.suppress(Exception):
+                containers.remove_invocation(self.client, self.owner.invocation)
+            if not self.config.load:
+                for tag in (self.lay.image, self.lay.deps_image):
+                    self._untag(tag)
 
     @property
     def image_ref(self) -> str:
@@ -278,7 +296,7 @@ class PackageRun:
             rows.append(
                 (
                     "smoke test",
-                    f"{self.smoke.rows} predictions equal the model's own"
+                    f"{self.smoke.rows} predictions equal the model's own ({self.smoke.reference})"
                     if self.smoke.checked_predictions
                     else "/ping only (no input example)",
                 )

@@ -1,23 +1,33 @@
 """The smoke test of a built serving image, before anything is pushed.
 
 Start the image on a loopback port, wait for /ping, send the model's serving input example to
-/invocations, and compare the answer with the model's own prediction of the same example: the
-image's server.py computes it inside the running container (``server.py reference``), straight
-through ``model.predict`` on the example as MLflow loads it -- so the comparison needs no model
-library on this machine, uses the exact versions the image pinned, and checks the whole HTTP
-path (request parsing, schema enforcement, encoding). The container is removed on every path.
+/invocations, and compare the answer with the model's own prediction of the same example:
+``model.predict`` on the example as MLflow loads it, with no HTTP and no request parsing
+(``server.py reference``). That reference is computed on this machine when its Python has
+MLflow and the versions the model pins -- then a wrong library in the image (the mlflow-skinny
+swap, a different scikit-learn) shows as a mismatch; otherwise in the image itself, which still
+checks the whole HTTP path (parsing, schema enforcement, encoding), and the result says so.
+Any failure is exit 1 with the server's log tail; the container is removed on every path.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import re
+import subprocess
+import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from steps.errors import StepFailed
+
+SERVER_FILE = Path(__file__).parent / "serve" / "server.py"
+REFERENCE_MARKER = "MLSTEPS_REFERENCE="
 
 
 @dataclass(frozen=True)
@@ -25,12 +35,13 @@ class SmokeResult:
     checked_predictions: bool
     rows: int
     seconds_to_ready: float
+    reference: str  # where the reference came from, for the summary
 
 
 def same_predictions(served: Any, reference: Any, rel: float = 1e-6) -> bool:
     """Equal JSON trees, numbers within a relative tolerance (and NaN equal to NaN)."""
-    if isinstance(served, bool) or isinstance(reference, bool):
-        return bool(served == reference)
+    if isinstance(served, bool) or isinstance(reference, bool):  # True is not 1 here
+        return type(served) is type(reference) and served == reference
     if isinstance(served, int | float) and isinstance(reference, int | float):
         if math.isnan(served) and math.isnan(reference):
             return True
@@ -54,88 +65,165 @@ def _log_tail(container: Any, lines: int = 25) -> str:
     return "\n".join("    " + line for line in text.splitlines()) or "    (empty log)"
 
 
+def _pins_met(requirements: Sequence[str]) -> str:
+    """'' when this Python has every ``name==version`` the model pins, else the first miss."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    for line in requirements:
+        match = re.fullmatch(r"([A-Za-z0-9_.-]+)\s*==\s*([^\s;]+)", line.strip())
+        if not match:
+            continue
+        name, pinned = match.groups()
+        if name.lower() in ("mlflow", "mlflow-skinny"):
+            name = "mlflow" if name.lower() == "mlflow-skinny" else name  # either serves
+        try:
+            have = version(name)
+        except PackageNotFoundError:
+            try:
+                have = version("mlflow-skinny") if name == "mlflow" else ""
+            except PackageNotFoundError:
+                have = ""
+        if have != pinned:
+            return f"{name} {have or 'missing'} here, {pinned} in the model"
+    return ""
+
+
+def host_reference(model_dir: Path, requirements: Sequence[str]) -> tuple[Any, str]:
+    """(the reference answer, or None; why it is not computed here)."""
+    miss = _pins_met(requirements)
+    if miss:
+        return None, f"this machine's Python differs from the model's pins ({miss})"
+    done = subprocess.run(
+        [sys.executable, str(SERVER_FILE), "reference"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MLSTEPS_MODEL_DIR": str(model_dir)},
+        timeout=600,
+    )
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return None, f"this machine could not load the model ({last[:200]})"
+    return _reference_of(done.stdout), ""
+
+
+def _reference_of(stdout: str) -> Any:
+    # The answer is the last line that carries the marker: a model library may print too.
+    lines = [x for x in stdout.splitlines() if x.startswith(REFERENCE_MARKER)]
+    if not lines:
+        raise ValueError("no reference line in the output")
+    return json.loads(lines[-1].removeprefix(REFERENCE_MARKER))
+
+
+def _failed(what: str, container: Any) -> StepFailed:
+    return StepFailed(f"smoke test: {what}. The end of the server's log:\n{_log_tail(container)}")
+
+
 def run(
     client: Any,
     image: str,
     serving_example: bytes | None,
+    reference: tuple[Any, str],
     labels: Mapping[str, str],
     timeout: float,
     say: Callable[[str], None],
 ) -> SmokeResult:
+    """Serve IMAGE and check it. ``reference`` is host_reference's answer: when it is None,
+    the image computes the reference itself."""
     import requests
 
-    container = client.containers.run(
-        image,
-        detach=True,
-        ports={"8080/tcp": ("127.0.0.1", None)},
-        labels=dict(labels),
-        name=f"mlsteps-smoke-{labels.get('io.mlsteps.invocation', '')[:12] or 'test'}",
-    )
+    container = None
     try:
-        container.reload()
-        port = container.ports["8080/tcp"][0]["HostPort"]
-        url = f"http://127.0.0.1:{port}"
+        # Created inside the try: a cancel right after the create still finds it to remove
+        # (and the run's cleanup removes every container of its invocation besides).
+        container = client.containers.run(
+            image,
+            detach=True,
+            ports={"8080/tcp": ("127.0.0.1", None)},
+            labels=dict(labels),
+            name=f"mlsteps-smoke-{labels.get('io.mlsteps.invocation', '')[:12] or 'test'}",
+        )
         start = time.monotonic()
+        url = ""
         while True:
             container.reload()
             if container.status in ("exited", "dead"):
                 code = container.attrs["State"]["ExitCode"]
-                raise StepFailed(
-                    f"smoke test: the server in {image} exited (code {code}) before answering "
-                    f"/ping. The end of its log:\n{_log_tail(container)}"
+                raise _failed(
+                    f"the server in {image} exited (code {code}) before answering", container
                 )
+            ports = container.ports.get("8080/tcp") or []
+            url = url or (f"http://127.0.0.1:{ports[0]['HostPort']}" if ports else "")
             try:
-                if requests.get(f"{url}/ping", timeout=2).status_code == 200:
+                if url and requests.get(f"{url}/ping", timeout=2).status_code == 200:
                     break
             except requests.RequestException:
                 pass
             if time.monotonic() - start > timeout:
-                raise StepFailed(
-                    f"smoke test: the server in {image} did not answer /ping within "
-                    f"{timeout:g}s (raise --smoke-timeout if the model loads slowly). The end of "
-                    f"its log:\n{_log_tail(container)}"
+                raise _failed(
+                    f"the server in {image} did not answer /ping within {timeout:g}s (raise "
+                    "--smoke-timeout if the model loads slowly)",
+                    container,
                 )
             time.sleep(0.5)
         ready = time.monotonic() - start
         say(f"  server ready after {ready:.1f}s")
         if serving_example is None:
-            return SmokeResult(False, 0, ready)
-        answer = requests.post(
-            f"{url}/invocations",
-            data=serving_example,
-            headers={"Content-Type": "application/json"},
-            timeout=max(timeout, 30),
-        )
+            return SmokeResult(False, 0, ready, "")
+        try:
+            answer = requests.post(
+                f"{url}/invocations",
+                data=serving_example,
+                headers={"Content-Type": "application/json"},
+                timeout=max(timeout, 30),
+            )
+        except requests.RequestException as exc:
+            raise _failed(
+                f"/invocations gave no answer to the model's input example ({type(exc).__name__})",
+                container,
+            ) from None
         if answer.status_code != 200:
-            raise StepFailed(
-                f"smoke test: /invocations answered the model's input example with HTTP "
-                f"{answer.status_code}: {answer.text[:500]}\nThe end of the server's log:\n"
-                f"{_log_tail(container)}"
+            raise _failed(
+                f"/invocations answered the model's input example with HTTP "
+                f"{answer.status_code}: {answer.text[:500]}",
+                container,
             )
-        served = answer.json()
-        code, output = container.exec_run(
-            ["/opt/venv/bin/python", "/opt/mlsteps/server.py", "reference"], demux=True
-        )
-        stdout, stderr = output
-        if code != 0:
-            raise StepFailed(
-                "smoke test: the model's own prediction of its input example failed in the "
-                f"image:\n{(stderr or b'').decode(errors='replace')[-1500:]}"
+        try:
+            served = answer.json()
+        except ValueError:
+            raise _failed(
+                f"/invocations answered with no JSON: {answer.text[:300]}", container
+            ) from None
+        expected, why_not_here = reference
+        where = "computed on this machine"
+        if expected is None:
+            where = f"computed in the image: {why_not_here}"
+            code, output = container.exec_run(
+                ["/opt/venv/bin/python", "/opt/mlsteps/server.py", "reference"], demux=True
             )
-        reference = json.loads(stdout)
-        if not same_predictions(served, reference):
+            stdout, stderr = output
+            try:
+                if code != 0:
+                    raise ValueError((stderr or b"").decode(errors="replace")[-1500:])
+                expected = _reference_of((stdout or b"").decode(errors="replace"))
+            except ValueError as exc:
+                raise _failed(
+                    f"the model's own prediction of its input example failed in the image: {exc}",
+                    container,
+                ) from None
+        if not same_predictions(served, expected):
             raise StepFailed(
                 "smoke test: the served predictions differ from the model's own prediction of "
-                f"its input example.\n  served:    {json.dumps(served)[:400]}\n  "
-                f"reference: {json.dumps(reference)[:400]}"
+                f"its input example ({where}).\n  served:    {json.dumps(served)[:400]}\n  "
+                f"reference: {json.dumps(expected)[:400]}"
             )
         rows = len(served.get("predictions", [])) if isinstance(served, dict) else 0
-        return SmokeResult(True, rows, ready)
+        return SmokeResult(True, rows, ready, where)
     finally:
         from steps import signals
 
-        with signals.shielded():
-            try:
-                container.remove(force=True)
-            except Exception:  # noqa: BLE001 - the sweep of the next run removes it
-                say(f"  could not remove the smoke-test container {container.name}")
+        if container is not None:
+            with signals.shielded(deliver=False):
+                try:
+                    container.remove(force=True)
+                except Exception:  # noqa: BLE001 - the run's cleanup tries again by label
+                    say(f"  could not remove the smoke-test container {container.name}")

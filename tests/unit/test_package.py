@@ -242,3 +242,38 @@ def test_gpu_base_gets_python_installed_first() -> None:
     assert text.index("apt-get install -y --no-install-recommends python3 python3-venv") < (
         text.index("python3 -m venv")
     )
+
+
+def test_same_predictions_tolerates_float_noise_only() -> None:
+    import math
+
+    from steps.smoke import same_predictions
+
+    assert same_predictions(
+        {"predictions": [1.0, math.nan]}, {"predictions": [1.0 + 1e-12, math.nan]}
+    )
+    assert not same_predictions({"predictions": [1.0]}, {"predictions": [1.001]})
+    assert not same_predictions({"predictions": [1, 0]}, {"predictions": [1]})
+    assert not same_predictions({"predictions": ["a"]}, {"predictions": ["b"]})
+    assert not same_predictions({"predictions": [1]}, {"outputs": [1]})
+    assert not same_predictions({"predictions": [True]}, {"predictions": [1]})
+    assert not same_predictions({"predictions": [math.nan]}, {"predictions": [0.0]})
+
+
+def test_the_reference_is_the_marked_line_whatever_else_is_printed() -> None:
+    from steps.smoke import _reference_of
+
+    out = 'loading…\nMLSTEPS_REFERENCE={"predictions": [0, 1]}\n{"noise": 1}\n'
+    assert _reference_of(out) == {"predictions": [0, 1]}
+    with pytest.raises(ValueError):
+        _reference_of('{"predictions": [0, 1]}\n')
+
+
+def test_pins_met_names_the_first_difference() -> None:
+    from importlib.metadata import version
+
+    from steps.smoke import _pins_met
+
+    assert _pins_met([f"pyyaml=={version('pyyaml')}", "click>=1", "-r other.txt"]) == ""
+    assert "pyyaml" in _pins_met(["pyyaml==0.0.1"])
+    assert "missing" in _pins_met(["mlsteps-no-such-dist==1.0"])
