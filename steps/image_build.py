@@ -88,7 +88,7 @@ class DepsBuild:
     warm_modules: tuple[str, ...] = ()
 
     def dockerfile(self) -> str:
-        pip = ["/opt/venv/bin/pip", "install", "--no-cache-dir", "--no-compile"]
+        pip = ["$pip", "install", "--no-cache-dir", "--no-compile"]
         pip += ["--disable-pip-version-check"]
         if self.pip_index_url:
             pip += ["--index-url", self.pip_index_url]
@@ -106,7 +106,8 @@ class DepsBuild:
         if self.install_python:
             lines.append(
                 "RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "
-                "--no-install-recommends python3 python3-venv && rm -rf /var/lib/apt/lists/*"
+                "--no-install-recommends python3 python3-venv python3-pip "
+                "&& rm -rf /var/lib/apt/lists/*"
             )
         warm = ", ".join(
             repr(m) for m in ("mlflow.pyfunc.scoring_server", "uvicorn", *self.warm_modules)
@@ -119,10 +120,17 @@ class DepsBuild:
             # suites of the installed packages (scipy, pandas and numpy ship 100 MB of them);
             # bytecode only for the modules serving imports (compiled by importing them),
             # not for every module pip installed (which doubles the pure-Python size).
-            "RUN python3 -m venv /opt/venv \\\n"
+            # The venv gets no pip of its own when the base's pip can install into it
+            # (pip --python, pip >= 22.3): seconds saved on every first build, and nothing to
+            # remove afterwards. An older or missing pip: the venv's own, removed after.
+            "RUN python3 -m venv --without-pip /opt/venv \\\n"
+            " && if python3 -m pip --python /opt/venv/bin/python --version >/dev/null 2>&1; "
+            'then pip="python3 -m pip --python /opt/venv/bin/python"; '
+            "else /opt/venv/bin/python -m ensurepip --default-pip >/dev/null "
+            '&& pip="/opt/venv/bin/python -m pip"; fi \\\n'
             f" && {' '.join(pip)} \\\n"
-            " && /opt/venv/bin/pip uninstall --yes --quiet --disable-pip-version-check "
-            "pip setuptools wheel \\\n"
+            " && (/opt/venv/bin/python -m pip uninstall --yes --quiet "
+            "--disable-pip-version-check pip setuptools wheel 2>/dev/null || true) \\\n"
             " && find /opt/venv/lib -depth -type d -name tests -path '*/site-packages/*/*' "
             "-exec rm -rf {} + \\\n"
             f' && /opt/venv/bin/python -c "import importlib; [importlib.import_module(m) for m '

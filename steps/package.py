@@ -64,8 +64,8 @@ class Layout:
 
 
 def _repository_name(config: PackageConfig, ref: ModelRef) -> str:
-    if config.image:
-        return config.image
+    if config.repository:
+        return config.repository
     name = ref.name or config.model_name or ""
     cleaned = re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("._-")
     return cleaned or "mlsteps-model"

@@ -61,10 +61,10 @@ SECTION = Section(
             "ghcr.io/my-org. Unset: the image is built and tested here, not pushed.",
         ),
         Option(
-            name="image",
+            name="repository",
             parse=parse_repository,
-            help="Image repository name. Default: the registered model name (model.name), "
-            "lower-cased, else mlsteps-model.",
+            help="Image repository name (without registry or tag). Default: the registered "
+            "model name (model.name), lower-cased, else mlsteps-model.",
         ),
         Option(
             name="tag",
@@ -179,7 +179,7 @@ OUTPUTS = ("image", "digest", "image-ref", "model-version", "cache-hit")
 class PackageConfig:
     model_uri: str
     registry: str | None
-    image: str | None
+    repository: str | None
     tag: str | None
     base_image: str | None
     gpu: bool
@@ -213,7 +213,7 @@ def load_config(runtime: Runtime, flags: Mapping[str, Any]) -> PackageConfig:
     config = PackageConfig(
         model_uri=values["model-uri"] or "",
         registry=values["registry"],
-        image=values["image"],
+        repository=values["repository"],
         tag=values["tag"],
         base_image=values["base-image"],
         gpu=values["gpu"],

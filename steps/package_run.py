@@ -184,9 +184,10 @@ class PackageRun:
             path = model_dir / self.facts.serving_example
             example = path.read_bytes() if path.is_file() else None
         self.say(f"smoke test of {self.lay.image}")
-        reference: tuple[Any, str] = (None, "the model has no input example")
-        if example is not None:
-            reference = smoke.host_reference(model_dir, self.facts.requirements)
+        # Started now: it loads the model here while the container starts.
+        reference = (
+            smoke.HostReference(model_dir, self.facts.requirements) if example is not None else None
+        )
         try:
             self.smoke = smoke.run(
                 self.docker(),

@@ -88,22 +88,40 @@ def _pins_met(requirements: Sequence[str]) -> str:
     return ""
 
 
-def host_reference(model_dir: Path, requirements: Sequence[str]) -> tuple[Any, str]:
-    """(the reference answer, or None; why it is not computed here)."""
-    miss = _pins_met(requirements)
-    if miss:
-        return None, f"this machine's Python differs from the model's pins ({miss})"
-    done = subprocess.run(
-        [sys.executable, str(SERVER_FILE), "reference"],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "MLSTEPS_MODEL_DIR": str(model_dir)},
-        timeout=600,
-    )
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        return None, f"this machine could not load the model ({last[:200]})"
-    return _reference_of(done.stdout), ""
+class HostReference:
+    """The reference computed on this machine, in a process started at once so that it runs
+    while the container starts; ``result()`` is (the answer or None, why it is None)."""
+
+    def __init__(self, model_dir: Path, requirements: Sequence[str]) -> None:
+        self.why_not = _pins_met(requirements)
+        if self.why_not:
+            self.why_not = f"this machine's Python differs from the model's pins ({self.why_not})"
+        self.proc: subprocess.Popen[str] | None = None
+        if not self.why_not:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(SERVER_FILE), "reference"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env={**os.environ, "MLSTEPS_MODEL_DIR": str(model_dir)},
+            )
+
+    def result(self) -> tuple[Any, str]:
+        if self.proc is None:
+            return None, self.why_not
+        out, err = self.proc.communicate(timeout=600)
+        if self.proc.returncode != 0:
+            last = (err.strip().splitlines() or ["no output"])[-1]
+            return None, f"this machine could not load the model ({last[:200]})"
+        try:
+            return _reference_of(out), ""
+        except ValueError:
+            return None, "this machine's reference printed no answer"
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def _reference_of(stdout: str) -> Any:
@@ -122,13 +140,13 @@ def run(
     client: Any,
     image: str,
     serving_example: bytes | None,
-    reference: tuple[Any, str],
+    reference: HostReference | None,
     labels: Mapping[str, str],
     timeout: float,
     say: Callable[[str], None],
 ) -> SmokeResult:
-    """Serve IMAGE and check it. ``reference`` is host_reference's answer: when it is None,
-    the image computes the reference itself."""
+    """Serve IMAGE and check it. Without a host reference (or when it could not be computed
+    here) the image computes the reference itself."""
     import requests
 
     container = None
@@ -193,7 +211,9 @@ def run(
             raise _failed(
                 f"/invocations answered with no JSON: {answer.text[:300]}", container
             ) from None
-        expected, why_not_here = reference
+        expected, why_not_here = (
+            reference.result() if reference else (None, "no reference on this machine")
+        )
         where = "computed on this machine"
         if expected is None:
             where = f"computed in the image: {why_not_here}"
@@ -221,6 +241,8 @@ def run(
     finally:
         from steps import signals
 
+        if reference is not None:
+            reference.stop()
         if container is not None:
             with signals.shielded(deliver=False):
                 try:

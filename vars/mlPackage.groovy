@@ -18,7 +18,7 @@ def call(Map userConfig = [:]) {
     Map defaultConfig = [
         modelUri: null,               // the MLflow model, e.g. models:/NAME@ALIAS or mlTrain's model-uri (see the .txt)
         registry: null,               // registry to push to, 'HOST[:PORT][/NAMESPACE]'; unset: build and test only
-        image: null,                  // image repository name (mlsteps: the registered model name, lower-cased)
+        repository: null,             // image repository name (mlsteps: the registered model name, lower-cased)
         tag: null,                    // image tag (mlsteps: vVERSION for a model version, else model-UUID12)
         baseImage: null,              // base image (mlsteps: python:X.Y-slim for the model's Python, or CUDA with gpu)
         gpu: null,                    // true: a CUDA runtime base image when baseImage is not given (mlsteps: false)

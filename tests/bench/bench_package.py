@@ -354,7 +354,7 @@ def main() -> None:
             def ours(model: Path, tag: str, *extra: str) -> list[str]:
                 return [
                     mlsteps, "--ci", "local", "package", "--model-uri", str(model),
-                    "--image", OURS, "--tag", tag, "--base-image", str(base_name), *extra,
+                    "--repository", OURS, "--tag", tag, "--base-image", str(base_name), *extra,
                 ]  # fmt: skip
 
             def anchor(model: Path, tag: str) -> list[str]:

@@ -71,7 +71,7 @@ def test_the_contract_options_are_the_clis() -> None:
     assert OPTIONS == [
         "model-uri",
         "registry",
-        "image",
+        "repository",
         "tag",
         "base-image",
         "gpu",

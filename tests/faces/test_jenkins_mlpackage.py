@@ -49,7 +49,7 @@ OUTPUTS = {
 }
 
 KNOWN_KEYS = (
-    "modelUri, registry, image, tag, baseImage, gpu, platform, buildArg, pipIndexUrl, "
+    "modelUri, registry, repository, tag, baseImage, gpu, platform, buildArg, pipIndexUrl, "
     "pipExtraIndexUrl, caBundle, noCache, push, load, smokeTest, smokeTimeout, register, "
     "registryUsername, registryCredentialsId, trackingUri, name, config, mlsteps"
 )
@@ -77,7 +77,7 @@ def test_builds_the_exact_command_with_every_value_single_quoted(run_jenkins: An
             "config": "conf dir/mlsteps.yaml",
             "modelUri": "models:/churn@champion",
             "registry": "127.0.0.1:5000/ml",
-            "image": "churn",
+            "repository": "churn",
             "tag": "v3",
             "baseImage": "python:3.11-slim",
             "gpu": False,
@@ -103,7 +103,7 @@ def test_builds_the_exact_command_with_every_value_single_quoted(run_jenkins: An
     assert run.sh["args"]["script"] == (
         "'true' '--ci' 'jenkins' '--config' 'conf dir/mlsteps.yaml' 'package'"
         " '--model-uri' 'models:/churn@champion' '--registry' '127.0.0.1:5000/ml'"
-        " '--image' 'churn' '--tag' 'v3' '--base-image' 'python:3.11-slim' '--gpu' 'false'"
+        " '--repository' 'churn' '--tag' 'v3' '--base-image' 'python:3.11-slim' '--gpu' 'false'"
         " '--platform' 'linux/amd64'"
         " '--build-arg' 'NOTE=it'\\''s \"quoted\" $HOME `id` \\ ; | & *' '--build-arg' 'B=2'"
         " '--pip-index-url' 'https://pypi.internal/simple'"
