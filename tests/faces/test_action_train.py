@@ -6,16 +6,11 @@ and its outputs and summary reach the workflow.
 from __future__ import annotations
 
 import json
-import subprocess
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-
-from tests import vault_setup as vs
-from tests.faces import vault_checks
 
 pytestmark = [pytest.mark.faces, pytest.mark.services, pytest.mark.slow]
 
@@ -101,56 +96,3 @@ def test_failed_training_fails_the_step_and_still_sets_outputs(
     assert outputs["exit-code"] == "3"
     assert mlflow_run(mlflow_server.uri, outputs["run-id"])["info"]["status"] == "FAILED"
     assert any(a["level"] == "error" and a["step"] == "train" for a in result.annotations)
-
-
-def test_example_workflow_runs_end_to_end(
-    run_act: Any, trainer_image: str, mlflow_server: Any, docker_client: Any, vault_server: Any
-) -> None:
-    # The example logs in to Vault with the job's GitHub OIDC token. The runner's id-token
-    # service is played by vault_setup.GitHubOidcEndpoint (no runner here): it hands out JWTs
-    # signed by a key this test made, which the real OpenBao server's JWT auth trusts, for a
-    # role bound to the repository the tokens name.
-    issuer = vs.JwtIssuer()
-    reader = vs.read_policy(vault_server, "example-train", ["secret/data/ml/quickstart"])
-    issuer.configure(
-        vault_server,
-        role="mlsteps-train",
-        bound_claims={"repository": "mlsteps/demo"},
-        policies=[reader],
-    )
-    token = f"mlflow-token-{uuid.uuid4().hex}"
-    vs.put_kv(vault_server, "secret", "ml/quickstart", {"mlflow-token": token})
-    example = (REPO / "examples" / "github-workflow.yml").read_text(encoding="utf-8")
-    # Other tests log in at jwt/ too; the run must leave no token of its own.
-    tokens_before = set(
-        vault_checks.login_tokens(vault_server.addr, vault_server.root_token, "jwt")
-    )
-    with vs.GitHubOidcEndpoint(issuer, repository="mlsteps/demo") as oidc:
-        result = run_act(
-            example,
-            variables={"MLFLOW_TRACKING_URI": mlflow_server.uri, "VAULT_ADDR": vault_server.addr},
-            env=oidc.env(),
-        )
-    assert result.returncode == 0, f"{result.annotations}\n{result.results}\n{result.log}"
-    # Checkout (copied in), build, secrets, train, report, remove the image, revoke: all ran
-    # and succeeded.
-    assert len(result.results) == 7, result.results
-    assert set(result.results.values()) == {"success"}, result.results
-    # One login with the OIDC token; the if: always() step revoked the token it made.
-    assert len(oidc.tokens) == 1
-    tokens_after = vault_checks.login_tokens(vault_server.addr, vault_server.root_token, "jwt")
-    assert set(tokens_after) <= tokens_before
-    assert token not in result.log
-    outputs = result.outputs["train"]
-    run = mlflow_run(mlflow_server.uri, outputs["run-id"])
-    assert run["info"]["status"] == "FINISHED"
-    assert run["info"]["run_name"].startswith("train-")
-    # The if: always() step removed the image built for the run; the trainer's own tag stays.
-    built = subprocess.run(
-        ["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", "quickstart-trainer"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    assert built == []
-    assert docker_client.images.get(trainer_image)

@@ -1,7 +1,8 @@
 """jenkins/harness.groovy behaves as the Jenkins steps it stands in for, so what the vars/
 tests show holds on a controller: sh fails on a non-zero exit unless asked for the status,
 returns stdout on request, runs in the workspace; withEnv and withCredentials scope the
-environment; error fails the build."""
+environment; error fails the build. A declarative Jenkinsfile runs its stages in order, skips
+the rest after a failure, runs post, and calls the library's steps by their file names."""
 
 from __future__ import annotations
 
@@ -150,3 +151,103 @@ def test_masks_apply_to_the_console_while_their_block_runs(
     record = json.dumps(run.record)
     assert "s3cr3t" not in record
     assert "hunter2" not in record
+
+
+PIPELINE = r"""
+// groovylint-disable-next-line CompileStatic, UnusedVariable, VariableName, VariableTypeRequired
+@Library('probe') _
+
+pipeline {
+    agent any
+    options {
+        timeout(time: 30, unit: 'MINUTES')
+    }
+    environment {
+        IMAGE = "img:${env.BUILD_TAG}"
+    }
+    stages {
+        stage('One') {
+            steps {
+                sh 'echo "image is $IMAGE"'
+                script {
+                    env.ANSWER = helper()['answer']
+                }
+            }
+        }
+        stage('Two') {
+            steps {
+                echo "answer ${env.ANSWER}"
+                script {
+                    if (env.FAIL) {
+                        error 'asked to fail'
+                    }
+                }
+            }
+        }
+        stage('Three') {
+            steps {
+                echo 'three'
+            }
+        }
+    }
+    post {
+        always {
+            echo 'always'
+        }
+        success {
+            echo 'succeeded'
+        }
+        failure {
+            echo 'failed'
+        }
+    }
+}
+
+Map helper() {
+    currentBuild.description = 'helped'
+    return greet(who: 'outer') { greet(who: 'inner') }
+}
+"""
+
+GREET = r"""
+def call(Map config, Closure body = null) {
+    echo "hello ${config.who}"
+    return body ? body() : [answer: "${config.who}!"]
+}
+"""
+
+
+@pytest.mark.parametrize("fail", [False, True], ids=["passes", "fails"])
+def test_a_jenkinsfile_runs_its_stages_then_post(
+    run_jenkinsfile: Any, tmp_path: Path, fail: bool
+) -> None:
+    jenkinsfile = tmp_path / "Jenkinsfile"
+    jenkinsfile.write_text(PIPELINE, encoding="utf-8")
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "greet.groovy").write_text(GREET, encoding="utf-8")
+    run = run_jenkinsfile(
+        jenkinsfile,
+        library=tmp_path / "lib",
+        env={"BUILD_TAG": "b-7", **({"FAIL": "yes"} if fail else {})},
+    )
+    assert run.status == ("FAILURE" if fail else "SUCCESS"), run.console
+    assert run.error == ("asked to fail" if fail else None)
+    (pipeline,) = run.calls("pipeline")
+    assert pipeline["args"] == {
+        "agent": "any",
+        "options": [{"option": "timeout", "args": {"time": 30, "unit": "MINUTES"}}],
+    }
+    stages = [(c["args"]["name"], c.get("skipped", False)) for c in run.calls("stage")]
+    assert stages == [("One", False), ("Two", False), ("Three", fail)]
+    post = [c["args"]["condition"] for c in run.calls("post")]
+    assert post == ["always", "failure" if fail else "success"]
+    # environment { } set env for the steps; a library step is called by its file's name and
+    # hands back its block's value; env carries a value from one stage to the next.
+    assert run.calls("sh")[0]["env"]["IMAGE"] == "img:b-7"
+    assert [c["args"] for c in run.calls("greet")] == [{"who": "outer"}, {"who": "inner"}]
+    assert "answer inner!" in run.console
+    assert run.record["currentBuild"] == {
+        "result": run.status,
+        "currentResult": run.status,
+        "description": "helped",
+    }

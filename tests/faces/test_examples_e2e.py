@@ -1,0 +1,267 @@
+"""The examples end to end, as written: examples/github-workflow.yml under act and
+examples/Jenkinsfile under the Groovy harness, against real services. Each fetches the MLflow
+token from OpenBao, builds the trainer image, trains the quickstart against MLflow, and packages
+the model it logged: built on the trainer's base image, smoke-tested, pushed to a registry that
+requires a login, registered as a version of the quickstart's model. Afterwards no login token,
+trainer image or serving image is left, and no secret shows in a log.
+
+The first package build of the session installs the model's requirements into a dependencies
+image (one to two minutes); the other example, and later sessions, find it by its cache key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests import vault_setup as vs
+from tests.faces import vault_checks
+from tests.faces.conftest import NOT_CHECKED_OUT
+from tests.faces.secrets_setup import leaks_in
+
+pytestmark = [pytest.mark.faces, pytest.mark.services, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+MODEL_NAME = "quickstart-classifier"  # model.name in examples/quickstart/mlsteps.yaml
+MANIFEST_TYPES = (
+    "application/vnd.docker.distribution.manifest.v2+json, "
+    "application/vnd.oci.image.manifest.v1+json"
+)
+
+
+def mlflow_get(uri: str, path: str, **params: str) -> dict[str, Any]:
+    response = requests.get(f"{uri}/api/2.0/mlflow/{path}", params=params, timeout=10)
+    response.raise_for_status()
+    found: dict[str, Any] = response.json()
+    return found
+
+
+def mlflow_token(vault_server: Any) -> str:
+    """A new MLflow token at the path both examples read."""
+    token = f"mlflow-token-{uuid.uuid4().hex}"
+    vs.put_kv(vault_server, "secret", "ml/quickstart", {"mlflow-token": token})
+    return token
+
+
+def image_tags(repository: str) -> list[str]:
+    return subprocess.run(
+        ["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", repository],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+
+
+def assert_delivered(
+    mlflow_uri: str, registry: Any, run_id: str, image_ref: str, version: str
+) -> None:
+    """The image is in the registry under the digest in image_ref, the model version of the
+    run train made carries that reference, and the runner keeps no copy of the image."""
+    repository, digest = image_ref.split("@")
+    assert repository == f"{registry.address}/{MODEL_NAME}"
+    manifest = requests.get(
+        f"http://{registry.address}/v2/{MODEL_NAME}/manifests/{digest}",
+        headers={"Accept": MANIFEST_TYPES},
+        # bytes: requests would encode a str password as latin-1, the engine sends UTF-8
+        auth=(registry.username.encode(), registry.password.encode()),
+        timeout=10,
+    )
+    assert manifest.status_code == 200, manifest.text
+    assert manifest.headers["Docker-Content-Digest"] == digest
+    got = mlflow_get(mlflow_uri, "model-versions/get", name=MODEL_NAME, version=version)
+    model_version = got["model_version"]
+    assert model_version["run_id"] == run_id
+    tags = {t["key"]: t["value"] for t in model_version.get("tags", [])}
+    assert tags["image"] == image_ref
+    # load: false in both examples: pushed, then removed from the runner's engine.
+    assert image_tags(repository) == []
+
+
+def test_example_workflow_runs_end_to_end(
+    run_act: Any,
+    trainer_image: str,
+    mlflow_server: Any,
+    docker_client: Any,
+    vault_server: Any,
+    auth_registry: Any,
+) -> None:
+    # The example logs in to Vault with the job's GitHub OIDC token. The runner's id-token
+    # service is played by vault_setup.GitHubOidcEndpoint (no runner here): it hands out JWTs
+    # signed by a key this test made, which the real OpenBao server's JWT auth trusts, for a
+    # role bound to the repository the tokens name.
+    issuer = vs.JwtIssuer()
+    reader = vs.read_policy(vault_server, "example-train", ["secret/data/ml/quickstart"])
+    issuer.configure(
+        vault_server,
+        role="mlsteps-train",
+        bound_claims={"repository": "mlsteps/demo"},
+        policies=[reader],
+    )
+    token = mlflow_token(vault_server)
+    example = (REPO / "examples" / "github-workflow.yml").read_text(encoding="utf-8")
+    # Other tests log in at jwt/ too; the run must leave no token of its own.
+    tokens_before = set(
+        vault_checks.login_tokens(vault_server.addr, vault_server.root_token, "jwt")
+    )
+    with vs.GitHubOidcEndpoint(issuer, repository="mlsteps/demo") as oidc:
+        result = run_act(
+            example,
+            variables={
+                "MLFLOW_TRACKING_URI": mlflow_server.uri,
+                "VAULT_ADDR": vault_server.addr,
+                "IMAGE_REGISTRY": auth_registry.address,
+                "IMAGE_REGISTRY_USERNAME": auth_registry.username,
+            },
+            secrets={"IMAGE_REGISTRY_PASSWORD": auth_registry.password},
+            env=oidc.env(),
+            timeout=1200,
+        )
+    assert result.returncode == 0, f"{result.annotations}\n{result.results}\n{result.log}"
+    # Checkout (copied in), build, secrets, train, package, report, remove the image, revoke:
+    # all ran and succeeded.
+    assert len(result.results) == 8, result.results
+    assert set(result.results.values()) == {"success"}, result.results
+    # One login with the OIDC token; the if: always() step revoked the token it made.
+    assert len(oidc.tokens) == 1
+    tokens_after = vault_checks.login_tokens(vault_server.addr, vault_server.root_token, "jwt")
+    assert set(tokens_after) <= tokens_before
+    assert (
+        leaks_in(
+            {"MLflow token": token, "registry password": auth_registry.password},
+            result.log,
+            result.stderr,
+        )
+        == []
+    )
+    outputs = result.outputs["train"]
+    run = mlflow_get(mlflow_server.uri, "runs/get", run_id=outputs["run-id"])["run"]
+    assert run["info"]["status"] == "FINISHED"
+    assert run["info"]["run_name"].startswith("train-")
+
+    packaged = result.outputs["package"]
+    assert packaged["image-ref"] == f"{auth_registry.address}/{MODEL_NAME}@{packaged['digest']}"
+    assert_delivered(
+        mlflow_server.uri,
+        auth_registry,
+        outputs["run-id"],
+        packaged["image-ref"],
+        packaged["model-version"],
+    )
+    # The report step shows what was delivered.
+    assert f"model version {packaged['model-version']}: {packaged['image-ref']}" in result.log
+    # The if: always() step removed the image built for the run; the trainer's own tag stays.
+    assert image_tags("quickstart-trainer") == []
+    assert docker_client.images.get(trainer_image)
+
+
+def test_example_jenkinsfile_runs_end_to_end(
+    run_jenkinsfile: Any,
+    mlsteps_cli: str,
+    trainer_image: str,
+    mlflow_server: Any,
+    docker_client: Any,
+    vault_server: Any,
+    auth_registry: Any,
+    tmp_path: Path,
+) -> None:
+    # The Jenkinsfile logs in with an AppRole at approle/ whose ids are Secret text credentials.
+    reader = vs.read_policy(vault_server, "example-jenkins", ["secret/data/ml/quickstart"])
+    role_id, secret_id = vs.approle(vault_server, "mlsteps-example", [reader], token_ttl="10m")
+    token = mlflow_token(vault_server)
+    tokens_before = set(
+        vault_checks.login_tokens(vault_server.addr, vault_server.root_token, "approle")
+    )
+    # The checkout: the build runs from the workspace root, as the Jenkinsfile's paths expect.
+    workspace = tmp_path / "ws"
+    shutil.copytree(REPO / "examples", workspace / "examples", ignore=NOT_CHECKED_OUT)
+    build_tag = f"jenkins-mlsteps-example-{uuid.uuid4().hex[:8]}"
+    credentials = {
+        "vault-role-id": role_id,
+        "vault-secret-id": secret_id,
+        "image-registry": {"username": auth_registry.username, "password": auth_registry.password},
+    }
+    run = run_jenkinsfile(
+        REPO / "examples" / "Jenkinsfile",
+        workspace=workspace,
+        env={
+            "BUILD_TAG": build_tag,
+            "VAULT_ADDR": vault_server.addr,
+            "MLFLOW_TRACKING_URI": mlflow_server.uri,
+            "IMAGE_REGISTRY": auth_registry.address,
+            "IMAGE_REGISTRY_CREDENTIALS_ID": "image-registry",
+        },
+        credentials=credentials,
+        # the agent's mlsteps: the one installed beside the tests
+        extra_env={"PATH": f"{Path(mlsteps_cli).parent}:{os.environ['PATH']}"},
+        timeout=1200,
+    )
+    assert run.status == "SUCCESS", run.console
+    stages = [(c["args"]["name"], c.get("skipped", False)) for c in run.calls("stage")]
+    assert stages == [
+        ("Build the trainer image", False),
+        ("Train", False),
+        ("Package", False),
+    ]
+    assert [c["args"]["condition"] for c in run.calls("post")] == ["always"]
+
+    # The exact `mlsteps package` call: the model Train logged (carried in env.MODEL_URI),
+    # the file, the registry and load: false as flags; the tracking URI in the environment;
+    # the registry credential bound to the environment only (the record shows it masked), and
+    # the MLflow token from this stage's own Vault login (masked by Mask Passwords).
+    (package,) = [c for c in run.calls("sh") if c["args"].get("label") == "mlsteps package"]
+    model_uri = package["env"]["MODEL_URI"]
+    assert model_uri.startswith("models:/")
+    assert package["args"]["script"] == (
+        "'mlsteps' '--ci' 'jenkins' '--config' 'examples/quickstart/mlsteps.yaml' 'package'"
+        f" '--model-uri' '{model_uri}' '--registry' '{auth_registry.address}'"
+        " '--load' 'false'"
+    )
+    assert package["env"]["MLSTEPS_MLFLOW_TRACKING_URI"] == mlflow_server.uri
+    assert package["env"]["MLSTEPS_PACKAGE_REGISTRY_USERNAME"] == "****"
+    assert package["env"]["MLSTEPS_PACKAGE_REGISTRY_PASSWORD"] == "****"
+    assert package["env"]["MLFLOW_TRACKING_TOKEN"] == "********"
+    (packaged,) = run.calls("mlPackage")
+    assert packaged["args"]["registryCredentialsId"] == "image-registry"
+    # Two logins, one per stage that needs the token; both tokens revoked when their block ended.
+    assert (
+        len([c for c in run.calls("sh") if c["args"].get("label") == "mlsteps secrets fetch"]) == 2
+    )
+    tokens_after = vault_checks.login_tokens(vault_server.addr, vault_server.root_token, "approle")
+    assert set(tokens_after) <= tokens_before
+
+    # What the build says it delivered, and what the services hold.
+    (delivered,) = [
+        c["args"]["message"]
+        for c in run.calls("echo")
+        if c["args"]["message"].startswith("model version ")
+    ]
+    version, image_ref = delivered.removeprefix("model version ").split(": ")
+    run_id = run.record["currentBuild"]["description"].split()[2].rstrip(";")
+    assert run.record["currentBuild"]["description"] == (
+        f"MLflow run {run_id}; model version {version}"
+    )
+    assert_delivered(mlflow_server.uri, auth_registry, run_id, image_ref, version)
+    assert (
+        leaks_in(
+            {
+                "MLflow token": token,
+                "registry password": auth_registry.password,
+                "role id": role_id,
+                "secret id": secret_id,
+            },
+            run.console,
+            json.dumps(run.record),
+        )
+        == []
+    )
+    # post { always } removed the image built for the build; the trainer's own tag stays.
+    assert image_tags(f"quickstart-trainer:{build_tag}") == []
+    assert docker_client.images.get(trainer_image)
