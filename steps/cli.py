@@ -231,7 +231,7 @@ def _click_option(section: str, option: Option) -> click.Option:
     if option.choices:
         help_text += f" One of: {', '.join(option.choices)}."
     if option.default not in (None, (), []):
-        help_text += f" Default: {option.default}."
+        help_text += f" Default: {option.shown_default}."
     # Values stay strings here: config.resolve parses flags, env and file the same way,
     # so a bad value gets the same message whichever way it came in. That is also why an
     # on/off option takes a value (--tls-skip-verify true): every face passes it the same way.

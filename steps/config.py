@@ -60,6 +60,16 @@ class Option:
     env_format: str = "lines"
     # JSON Schema of a "structured" value, for `config schema`.
     schema: Mapping[str, Any] | None = None
+    # How help and docs show the default when its parsed form reads badly (120.0 for "2m").
+    default_text: str | None = None
+
+    @property
+    def shown_default(self) -> str:
+        if self.default_text is not None:
+            return self.default_text
+        if isinstance(self.default, bool):
+            return str(self.default).lower()
+        return str(self.default)
 
     def env_var(self, section: str) -> str:
         return f"MLSTEPS_{section}_{self.name}".upper().replace("-", "_")

@@ -110,6 +110,7 @@ SECTION = Section(
         Option(
             name="ca-bundle",
             kind="path",
+            metavar="PATH",
             help="CA bundle (PEM) pip trusts during the build: for a proxy that re-signs TLS.",
         ),
         Option(
@@ -146,6 +147,7 @@ SECTION = Section(
             name="smoke-timeout",
             parse=parse_duration,
             default=120.0,
+            default_text="2m",
             metavar="DURATION",
             help="How long the smoke test waits for the server to answer /ping, e.g. 2m.",
         ),

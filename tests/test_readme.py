@@ -62,7 +62,7 @@ def render(step: str) -> str:
             if section is not step_section and opt.name.replace("-", "_") not in takes:
                 continue
             flag = f"`{opt.flag}`" if opt.cli else ("env only" if opt.secret else "after `--`")
-            default = "" if opt.default is None else f"`{opt.default}`"
+            default = "" if opt.default is None else f"`{opt.shown_default}`"
             help_text = opt.help.replace("|", "\\|")
             env = " / ".join(
                 f"`{name}`" for name in (opt.env_var(section.name), *opt.env_fallbacks)
