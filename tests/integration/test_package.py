@@ -24,6 +24,9 @@ from tests.services import free_port, moto_ecr_password
 pytestmark = pytest.mark.services
 
 MODEL_NAME = "it-package-quickstart"
+# The pipeline's commit, which the image's revision label records: the same for every run of
+# the same pipeline (a different commit makes a different image).
+PACKAGING_ENV = {"GITHUB_SHA": "fedcba9876543210fedcba9876543210fedcba98"}
 
 
 # ----- helpers ------------------------------------------------------------------------------
@@ -150,8 +153,7 @@ def test_quickstart_model_is_served_pushed_labelled_and_registered(
     model_uri = quickstart_models[0]
     done = package(
         "--model-uri", model_uri, "--registry", registry, "--tracking-uri", mlflow_server.uri,
-        "--name", MODEL_NAME, cwd=workdir,
-        env={"GITHUB_SHA": "fedcba9876543210fedcba9876543210fedcba98"},
+        "--name", MODEL_NAME, cwd=workdir, env=PACKAGING_ENV,
     )  # fmt: skip
     out = outputs_of(done)
     repository = f"{registry}/{MODEL_NAME}"
@@ -241,6 +243,7 @@ def test_quickstart_model_is_served_pushed_labelled_and_registered(
             "--smoke-test",
             "false",
             cwd=workdir,
+            env=PACKAGING_ENV,
         )  # fmt: skip
     )
     assert again["digest"] == out["digest"] and again["model-version"] == version
@@ -265,6 +268,7 @@ def test_quickstart_model_is_served_pushed_labelled_and_registered(
             "--load",
             "false",
             cwd=workdir,
+            env=PACKAGING_ENV,
         )  # fmt: skip
     )
     assert fresh["digest"] != out["digest"] and fresh["model-version"] == version
@@ -468,6 +472,10 @@ def test_ecr_registry_with_a_token_from_the_aws_emulator(
     got = manifest(ecr_registry.address, "iris", out["digest"], auth=("AWS", password))
     assert got.status_code == 200 and got.headers["Docker-Content-Digest"] == out["digest"]
     assert password not in done.stdout + done.stderr
+    # Nor in the image: its history (build steps and arguments), config and labels.
+    image = docker_client.images.get(out["image"])
+    recorded = json.dumps([image.attrs, image.history()])
+    assert password not in recorded and "AWS:" not in recorded
 
 
 # ----- a saved iris model for the failure paths (no MLflow server needed) -------------------
@@ -757,7 +765,9 @@ def test_a_server_that_dies_answering_fails_with_its_log(
     assert done.returncode == 1, done.stderr
     error = json.loads(done.stdout)["error"]
     assert "/invocations gave no answer" in error and "crashy: dying on a request" in error
-    assert not docker_client.images.list(name="it-crashy")
+    # The rejected image is untagged; the dependencies image stays, as the cache it is.
+    tags = [t for i in docker_client.images.list(name="it-crashy") for t in i.tags]
+    assert tags and not [t for t in tags if ":model-" in t]
     _assert_clean(docker_client, workdir)
 
 
