@@ -73,8 +73,9 @@ class Owner:
         }
 
 
-def connect() -> DockerClient:
-    """A client for the engine in DOCKER_HOST (or the default socket), or a clear failure."""
+def connect(alternative: str = ", or use --backend local") -> DockerClient:
+    """A client for the engine in DOCKER_HOST (or the default socket), or a clear failure
+    ending with the step's ``alternative`` to Docker, if it has one."""
     import docker
     from docker.errors import DockerException
 
@@ -85,7 +86,7 @@ def connect() -> DockerClient:
         host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
         raise StepFailed(
             f"cannot reach the Docker daemon at {host}: no answer there. Start it (`sudo systemctl "
-            "start docker`, or `dockerd`), point DOCKER_HOST at it, or use --backend local."
+            f"start docker`, or `dockerd`) or point DOCKER_HOST at it{alternative}."
         ) from None
     return client
 

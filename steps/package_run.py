@@ -61,7 +61,7 @@ class PackageRun:
 
     def docker(self) -> Any:
         if self.client is None:
-            self.client = containers.connect()
+            self.client = containers.connect(alternative="")
         return self.client
 
     def say(self, line: str) -> None:

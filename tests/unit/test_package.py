@@ -277,3 +277,15 @@ def test_pins_met_names_the_first_difference() -> None:
     assert _pins_met([f"pyyaml=={version('pyyaml')}", "click>=1", "-r other.txt"]) == ""
     assert "pyyaml" in _pins_met(["pyyaml==0.0.1"])
     assert "missing" in _pins_met(["mlsteps-no-such-dist==1.0"])
+
+
+def test_no_docker_daemon_is_named_without_trains_alternative(tmp_path: Path) -> None:
+    from steps.containers import connect
+    from steps.errors import StepFailed
+
+    socket = tmp_path / "docker.sock"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DOCKER_HOST", f"unix://{socket}")
+        with pytest.raises(StepFailed, match="cannot reach the Docker daemon") as caught:
+            connect(alternative="")
+    assert "--backend" not in caught.value.message and str(socket) in caught.value.message
