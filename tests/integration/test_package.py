@@ -143,6 +143,15 @@ def _base(python_slim_image: str) -> None:
     """Every build here starts FROM the local python:3.11-slim (the default base)."""
 
 
+@pytest.fixture(autouse=True)
+def _tracking_uri_stays_in_the_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    """mlflow.set_tracking_uri also sets MLFLOW_TRACKING_URI in os.environ, where every later
+    test's mlsteps process would find it (and track to a server it never asked for): the
+    variable is put back as it was after each test."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+
+
 # ----- the happy paths ----------------------------------------------------------------------
 
 
