@@ -108,6 +108,32 @@ def _refusal(registry: str, message: str, creds: Credentials | None, doing: str)
     return StepFailed(f"the registry {registry} failed while {doing}: {message.strip()[:300]}")
 
 
+class _Progress:
+    """Per-layer byte counts of a push or pull stream, said every ``interval`` seconds."""
+
+    def __init__(self, say: Callable[[str], None], what: str, interval: float) -> None:
+        self.say, self.what, self.interval = say, what, interval
+        self.sizes: dict[str, tuple[int, int]] = {}
+        self.done: set[str] = set()
+        self.last_said = time.monotonic()
+
+    def update(self, chunk: dict[str, Any]) -> None:
+        status, layer = chunk.get("status", ""), chunk.get("id", "")
+        if status in ("Pushed", "Layer already exists", "Pull complete") or status.startswith(
+            "Mounted from"
+        ):
+            self.done.add(layer)
+        detail = chunk.get("progressDetail") or {}
+        if layer and detail.get("total"):
+            current = min(detail.get("current", 0), detail["total"])
+            self.sizes[layer] = (current, detail["total"])
+        if time.monotonic() - self.last_said > self.interval and self.sizes:
+            moved = sum(c for c, _ in self.sizes.values()) / 2**20
+            total = sum(t for _, t in self.sizes.values()) / 2**20
+            self.say(f"  {self.what}: {moved:.0f}/{total:.0f} MiB, {len(self.done)} layers done")
+            self.last_said = time.monotonic()
+
+
 def push(
     client: Any,
     repository: str,
@@ -123,32 +149,20 @@ def push(
     kwargs: dict[str, Any] = {"tag": tag, "stream": True, "decode": True}
     if creds:
         kwargs["auth_config"] = creds.auth_config()
-    done: set[str] = set()
-    sizes: dict[str, tuple[int, int]] = {}
+    progress = _Progress(say, f"pushing {repository}:{tag}", interval)
     digest = ""
-    last_said = time.monotonic()
     try:
         for chunk in client.api.push(repository, **kwargs):
             if "error" in chunk:
                 raise _refusal(registry, str(chunk["error"]), creds, f"pushing {repository}:{tag}")
             if aux := chunk.get("aux"):
                 digest = aux.get("Digest", digest)
-            status, layer = chunk.get("status", ""), chunk.get("id", "")
-            if status in ("Pushed", "Layer already exists") or status.startswith("Mounted from"):
-                done.add(layer)
-            detail = chunk.get("progressDetail") or {}
-            if detail.get("total"):
-                sizes[layer] = (min(detail.get("current", 0), detail["total"]), detail["total"])
-            if time.monotonic() - last_said > interval and sizes:
-                sent = sum(c for c, _ in sizes.values()) / 2**20
-                total = sum(t for _, t in sizes.values()) / 2**20
-                say(f"  pushing {repository}:{tag}: {sent:.0f}/{total:.0f} MiB, {len(done)} done")
-                last_said = time.monotonic()
+            progress.update(chunk)
     except APIError as exc:
         raise _refusal(registry, str(exc.explanation or exc), creds, "pushing") from None
     if not digest:
         raise StepFailed(f"the push of {repository}:{tag} to {registry} gave no digest")
-    say(f"  pushed {repository}:{tag} ({len(done)} layers) → {digest}")
+    say(f"  pushed {repository}:{tag} ({len(progress.done)} layers) → {digest}")
     return str(digest)
 
 
@@ -168,8 +182,7 @@ def try_pull(
     kwargs: dict[str, Any] = {"tag": tag, "stream": True, "decode": True}
     if creds:
         kwargs["auth_config"] = creds.auth_config()
-    sizes: dict[str, tuple[int, int]] = {}
-    last_said = time.monotonic()
+    progress = _Progress(say, f"pulling {repository}:{tag}", interval)
     try:
         for chunk in client.api.pull(repository, **kwargs):
             if "error" in chunk:
@@ -177,17 +190,7 @@ def try_pull(
                 if _is_missing(message):
                     return False
                 raise _refusal(registry, message, creds, f"pulling the cached {repository}:{tag}")
-            detail = chunk.get("progressDetail") or {}
-            if chunk.get("id") and detail.get("total"):
-                sizes[chunk["id"]] = (
-                    min(detail.get("current", 0), detail["total"]),
-                    detail["total"],
-                )
-            if time.monotonic() - last_said > interval and sizes:
-                got = sum(c for c, _ in sizes.values()) / 2**20
-                total = sum(t for _, t in sizes.values()) / 2**20
-                say(f"  pulling {repository}:{tag}: {got:.0f}/{total:.0f} MiB")
-                last_said = time.monotonic()
+            progress.update(chunk)
     except NotFound:
         return False
     except APIError as exc:

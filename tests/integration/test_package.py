@@ -831,3 +831,22 @@ def test_dry_run_lists_what_a_registering_run_applies(
     assert versions(mlflow_server.uri, "it-package-fidelity") == []
     ran = mlsteps("--json", *args, cwd=workdir, env=private_tmp(workdir), timeout=900)
     assert json.loads(ran.stdout)["applied"] == kinds, ran.stderr[-2000:]
+
+
+def test_a_fresh_machine_pulls_the_dependencies_image_from_the_registry(
+    docker_client: Any, iris_model: Path, registry: str, workdir: Path
+) -> None:
+    """The dependencies image is pushed beside the model image; a machine without it in its
+    engine pulls it (cache-hit) instead of building it."""
+    args = ("--model-uri", str(iris_model), "--repository", "it-pull", "--registry", registry,
+            "--smoke-test", "false")  # fmt: skip
+    outputs_of(package(*args, cwd=workdir))
+    plan = json.loads(mlsteps("--dry-run", "--json", "package", *args, cwd=workdir).stdout)
+    key = plan["plan"][1]["cache_key"]
+    # As on a machine that never built it: neither of its names is on the engine.
+    for name in (f"mlsteps-deps:{key}", f"{registry}/it-pull:deps-{key}"):
+        docker_client.images.remove(name)
+    done = package(*args, cwd=workdir)
+    assert outputs_of(done)["cache-hit"] == "true"
+    assert f"dependencies image: pulled {registry}/it-pull:deps-{key}" in done.stderr
+    assert docker_client.images.get(f"mlsteps-deps:{key}")  # the cache name is back
