@@ -179,7 +179,7 @@ def ensure_image(
         # parse_repository_tag knows repo:tag, repo@sha256:… and registry:port/repo forms.
         repository, tag = parse_repository_tag(ref)
         try:
-            _pull_with_progress(client, repository, tag or "latest", platform, progress)
+            pull_with_progress(client, repository, tag or "latest", platform, progress)
             image = client.images.get(ref if tag else f"{ref}:latest")
         except (ImageNotFound, NotFound) as exc:
             raise ConfigError(
@@ -200,17 +200,23 @@ def ensure_image(
     return ImageInfo(ref, image_id, digest)
 
 
-def _pull_with_progress(
+def pull_with_progress(
     client: DockerClient,
     repository: str,
     tag: str,
     platform: str | None,
     progress: Callable[[str, bool], None],
+    auth_config: Mapping[str, str] | None = None,
 ) -> None:
+    """Pull with a progress line per update; NotFound when the registry has no such image,
+    APIError for any other refusal. Without auth_config, the Docker config's login."""
     from docker.errors import APIError
 
     layers: dict[str, tuple[int, int]] = {}
-    for event in client.api.pull(repository, tag=tag, platform=platform, stream=True, decode=True):
+    extra: dict[str, Any] = {"auth_config": dict(auth_config)} if auth_config else {}
+    for event in client.api.pull(
+        repository, tag=tag, platform=platform, stream=True, decode=True, **extra
+    ):
         if "error" in event:
             message = str(event["error"])
             if "not found" in message or "manifest unknown" in message:

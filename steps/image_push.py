@@ -109,7 +109,8 @@ def _refusal(registry: str, message: str, creds: Credentials | None, doing: str)
 
 
 class _Progress:
-    """Per-layer byte counts of a push or pull stream, said every ``interval`` seconds."""
+    """Per-layer byte counts of a push stream, said every ``interval`` seconds (pulls go
+    through containers.pull_with_progress)."""
 
     def __init__(self, say: Callable[[str], None], what: str, interval: float) -> None:
         self.say, self.what, self.interval = say, what, interval
@@ -119,9 +120,7 @@ class _Progress:
 
     def update(self, chunk: dict[str, Any]) -> None:
         status, layer = chunk.get("status", ""), chunk.get("id", "")
-        if status in ("Pushed", "Layer already exists", "Pull complete") or status.startswith(
-            "Mounted from"
-        ):
+        if status in ("Pushed", "Layer already exists") or status.startswith("Mounted from"):
             self.done.add(layer)
         detail = chunk.get("progressDetail") or {}
         if layer and detail.get("total"):
@@ -172,25 +171,17 @@ def try_pull(
     tag: str,
     registry: str,
     creds: Credentials | None,
-    say: Callable[[str], None],
-    interval: float = 10.0,
+    progress: Callable[[str, bool], None],
 ) -> bool:
     """Pull REPOSITORY:TAG if the registry has it (a cached dependencies image built by another
     machine). False when it has not; a registry that is down or refuses fails the step."""
     from docker.errors import APIError, NotFound
 
-    kwargs: dict[str, Any] = {"tag": tag, "stream": True, "decode": True}
-    if creds:
-        kwargs["auth_config"] = creds.auth_config()
-    progress = _Progress(say, f"pulling {repository}:{tag}", interval)
+    from steps.containers import pull_with_progress
+
     try:
-        for chunk in client.api.pull(repository, **kwargs):
-            if "error" in chunk:
-                message = str(chunk["error"])
-                if _is_missing(message):
-                    return False
-                raise _refusal(registry, message, creds, f"pulling the cached {repository}:{tag}")
-            progress.update(chunk)
+        auth = creds.auth_config() if creds else None
+        pull_with_progress(client, repository, tag, None, progress, auth_config=auth)
     except NotFound:
         return False
     except APIError as exc:

@@ -192,6 +192,15 @@ class Artifacts:
 
     def __init__(self, tracking_uri: str | None) -> None:
         self.tracking_uri = tracking_uri
+        self._session: Any = None
+
+    def session(self) -> Any:
+        """One HTTP session (and its connections and auth) for every file of the model."""
+        if self._session is None:
+            from steps.tracking import RestTracking
+
+            self._session = RestTracking(self.tracking_uri or "").session
+        return self._session
 
     def _proxy_url(self, artifact_uri: str, rel: str = "") -> str:
         # mlflow-artifacts:/PATH or mlflow-artifacts://HOST/PATH: served by the tracking server.
@@ -215,11 +224,8 @@ class Artifacts:
     def _http_get(self, url: str, artifact_uri: str) -> bytes | None:
         import requests
 
-        from steps.tracking import RestTracking
-
-        session = RestTracking(self.tracking_uri or "").session
         try:
-            answer = session.get(url, timeout=60)
+            answer = self.session().get(url, timeout=60)
         except requests.RequestException as exc:
             raise StepFailed(
                 f"cannot read the model's files at {artifact_uri} ({type(exc).__name__}). Is the "
@@ -232,7 +238,8 @@ class Artifacts:
                 f"the MLflow server refused the model's files at {artifact_uri}: HTTP "
                 f"{answer.status_code} {answer.text[:200]}"
             )
-        return answer.content
+        body: bytes = answer.content
+        return body
 
     def download(self, artifact_uri: str, dest: Path) -> None:
         """Copy every file of the model into dest (an empty directory)."""
@@ -244,11 +251,8 @@ class Artifacts:
             shutil.copytree(_local(artifact_uri), dest, dirs_exist_ok=True, symlinks=False)
 
     def _download_proxied(self, artifact_uri: str, rel: str, dest: Path) -> None:
-        from steps.tracking import RestTracking
-
-        session = RestTracking(self.tracking_uri or "").session
         base = urlsplit(artifact_uri).path.strip("/")
-        listing = session.get(
+        listing = self.session().get(
             f"{self.tracking_uri}/api/2.0/mlflow-artifacts/artifacts",
             params={"path": f"{base}/{rel}".rstrip("/")},
             timeout=60,

@@ -108,7 +108,8 @@ class PackageRun:
                 self.say(f"looking for {lay.deps_image} in {config.registry}")
                 if image_push.try_pull(
                     self.docker(), lay.repository, lay.deps_tag, config.registry,
-                    self.credentials(), self.say,
+                    self.credentials(),
+                    lambda text, final: self.face.progress("pull", "  " + text, final=final),
                 ):  # fmt: skip
                     self.cache_hit = True
                     self.say(f"dependencies image: pulled {lay.deps_image}")
