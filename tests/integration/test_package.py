@@ -36,6 +36,23 @@ def package(*args: str, cwd: Path, env: dict[str, str] | None = None) -> Any:
     return mlsteps("--json", "package", *args, cwd=cwd, env=private_tmp(cwd, env), timeout=900)
 
 
+def package_registered(
+    model_uri: str,
+    registry: str,
+    mlflow_uri: str,
+    *extra: str,
+    cwd: Path,
+    env: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """Package a tracked model into REGISTRY as a version of MODEL_NAME; its outputs."""
+    return outputs_of(
+        package(
+            "--model-uri", model_uri, "--registry", registry, "--tracking-uri", mlflow_uri,
+            "--name", MODEL_NAME, *extra, cwd=cwd, env=env,
+        )
+    )  # fmt: skip
+
+
 def private_tmp(cwd: Path, env: dict[str, str] | None = None) -> dict[str, str]:
     """The test's own TMPDIR, so what a run leaves there is its own (other runs may share
     the machine's /tmp)."""
@@ -239,22 +256,10 @@ def test_quickstart_model_is_served_pushed_labelled_and_registered(
         container.remove(force=True)
 
     # Idempotent: the same model again gives the same digest and no second version.
-    again = outputs_of(
-        package(
-            "--model-uri",
-            model_uri,
-            "--registry",
-            registry,
-            "--tracking-uri",
-            mlflow_server.uri,
-            "--name",
-            MODEL_NAME,
-            "--smoke-test",
-            "false",
-            cwd=workdir,
-            env=PACKAGING_ENV,
-        )  # fmt: skip
-    )
+    again = package_registered(
+        model_uri, registry, mlflow_server.uri, "--smoke-test", "false", cwd=workdir,
+        env=PACKAGING_ENV,
+    )  # fmt: skip
     assert again["digest"] == out["digest"] and again["model-version"] == version
     assert again["cache-hit"] == "true"
     assert [v["version"] for v in versions(mlflow_server.uri, MODEL_NAME)] == [version]
@@ -262,24 +267,10 @@ def test_quickstart_model_is_served_pushed_labelled_and_registered(
     # As on a fresh CI machine: without the model image here its layer is built again, and the
     # build time in the image gives it a new digest; the content is the same, so is the version.
     docker_client.images.remove(out["image"], force=True)
-    fresh = outputs_of(
-        package(
-            "--model-uri",
-            model_uri,
-            "--registry",
-            registry,
-            "--tracking-uri",
-            mlflow_server.uri,
-            "--name",
-            MODEL_NAME,
-            "--smoke-test",
-            "false",
-            "--load",
-            "false",
-            cwd=workdir,
-            env=PACKAGING_ENV,
-        )  # fmt: skip
-    )
+    fresh = package_registered(
+        model_uri, registry, mlflow_server.uri, "--smoke-test", "false", "--load", "false",
+        cwd=workdir, env=PACKAGING_ENV,
+    )  # fmt: skip
     assert fresh["digest"] != out["digest"] and fresh["model-version"] == version
     assert [v["version"] for v in versions(mlflow_server.uri, MODEL_NAME)] == [version]
     assert version_tags(mlflow_server.uri, MODEL_NAME, version)["image"] == fresh["image-ref"]
@@ -293,19 +284,7 @@ def test_retrain_rebuilds_only_the_model_layer(
     workdir: Path,
 ) -> None:  # fmt: skip
     first, second = (
-        outputs_of(
-            package(
-                "--model-uri",
-                uri,
-                "--registry",
-                registry,
-                "--tracking-uri",
-                mlflow_server.uri,
-                "--name",
-                MODEL_NAME,
-                cwd=workdir,
-            )  # fmt: skip
-        )
+        package_registered(uri, registry, mlflow_server.uri, cwd=workdir)
         for uri in quickstart_models
     )
     assert second["cache-hit"] == "true"
@@ -321,20 +300,8 @@ def test_registered_version_and_alias_are_tagged_not_registered_again(
     docker_client: Any, registry: str, mlflow_server: Any, quickstart_models: list[str],
     workdir: Path,
 ) -> None:  # fmt: skip
-    out = outputs_of(
-        package(
-            "--model-uri",
-            quickstart_models[0],
-            "--registry",
-            registry,
-            "--tracking-uri",
-            mlflow_server.uri,
-            "--name",
-            MODEL_NAME,
-            "--smoke-test",
-            "false",
-            cwd=workdir,
-        )  # fmt: skip
+    out = package_registered(
+        quickstart_models[0], registry, mlflow_server.uri, "--smoke-test", "false", cwd=workdir
     )
     version = out["model-version"]
     requests.post(
