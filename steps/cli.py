@@ -176,7 +176,7 @@ def step_command(
             result = run(runtime, given, list(command))
             face = runtime.get_face()
             if result.plan is not None:
-                face.info("dry run: nothing below is done (no container, login, read or write):")
+                face.info("dry run: nothing below is done (no container, login or write):")
                 for line in result.plan.lines():
                     face.info("  " + line)
                 face.result(

@@ -290,6 +290,10 @@ def command(runtime: Runtime, flags: Mapping[str, Any], cmd: list[str]) -> StepR
     for warning in _warnings(config, ref, facts):
         face.warning(warning)
     if runtime.dry_run:
+        face.info(
+            f"dry run: read {ref.uri}'s MLmodel and {facts.requirements_source} to plan the "
+            "build (the one thing a package dry run reads)"
+        )
         for title, text in (
             (f"dependencies image {lay.deps_image}", lay.deps.dockerfile()),
             (f"model image {lay.image}", model_dockerfile(lay.deps_image)),
