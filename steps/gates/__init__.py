@@ -1,0 +1,7 @@
+"""The judgements behind ``mlsteps gate``: metrics and their intervals (metrics.py), data
+schema, quality and drift (data.py). Each returns ``Check`` values (checks.py); the step
+(steps/gate.py) collects them into one verdict and report.
+
+numpy, pandas, scipy and scikit-learn are imported inside these modules' functions' callers
+only on a real run with a data set: a gate on logged metrics needs none of them.
+"""
