@@ -317,7 +317,10 @@ def check_drift(
             if feature not in names
         ]
         if missing:
-            detail = f"the {' and '.join(missing)} data has no column {feature!r}"
+            if feature in ref_by_name and _drift_kind(reference[ref_by_name[feature]]) != "number":
+                tests = [(test, limit) for test, limit in tests if test == "PSI"]
+            verb = "has" if len(missing) == 1 else "have"
+            detail = f"the {' and '.join(missing)} data {verb} no column {feature!r}"
             checks.extend(_drift(feature, test, limit, None, detail) for test, limit in tests)
             continue
         ref, cur = reference[ref_by_name[feature]], current[cur_by_name[feature]]

@@ -377,9 +377,10 @@ def test_a_categorical_shift_fails_psi_and_has_no_ks() -> None:
 
 def test_psi_matches_a_hand_computed_value() -> None:
     # bins=2 cuts [1, 2, 3, 4] at its median 2.5: reference 2 | 2 | 0 nulls, current 3 | 1 | 0
+    # (a value on the edge counts in the bucket above it)
     numeric = check_drift(
         pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0]}),
-        pd.DataFrame({"x": [1.0, 1.0, 1.0, 3.0]}),
+        pd.DataFrame({"x": [1.0, 1.0, 1.0, 2.5]}),
         DriftRules(bins=2, ks=None),
     )
     expected = (0.75 - 0.5) * math.log(0.75 / 0.5) + (0.25 - 0.5) * math.log(0.25 / 0.5)
@@ -429,12 +430,13 @@ def test_thresholds_per_feature_off_switches_ignore_and_feature_lists() -> None:
 
 
 def test_a_feature_missing_from_either_data_set_fails_every_test() -> None:
-    reference = normal(100).assign(y=1.0)
-    checks = check_drift(reference, normal(100), DriftRules(features=("x", "y", "z")))
-    assert failing(checks) == ["y (PSI)", "y (KS)", "z (PSI)", "z (KS)"]
+    reference = normal(100).assign(y=1.0, c="a")
+    checks = check_drift(reference, normal(100), DriftRules(features=("x", "y", "c", "z")))
+    # a category has no KS; of a column neither has, nothing is known: every test fails
+    assert failing(checks) == ["y (PSI)", "y (KS)", "c (PSI)", "z (PSI)", "z (KS)"]
     details = by_name(checks)
     assert details["y (KS)"].detail == "the current data has no column 'y'"
-    assert details["z (PSI)"].detail == "the reference and current data has no column 'z'"
+    assert details["z (PSI)"].detail == "the reference and current data have no column 'z'"
     # by default only the columns both have are compared: the schema check reports the rest
     assert failing(check_drift(reference, normal(100), DriftRules())) == []
 
