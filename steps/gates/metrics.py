@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,6 +81,10 @@ METRICS: dict[str, MetricSpec] = {
 
 # Metrics defined only when one class is the positive one.
 BINARY_ONLY = frozenset({"roc_auc", "selection_rate"})
+# Metrics from each class's true, predicted and rightly predicted counts.
+_PER_CLASS = frozenset(
+    {"precision", "recall", "f1", "true_positive_rate", "false_positive_rate", "selection_rate"}
+)
 
 _MAX_CLASSES_INFERRED = 20
 
@@ -321,11 +326,19 @@ def bootstrap(
     values = [{name: np.empty(resamples) for name in names} for _ in models]
     rng = np.random.default_rng(seed)
     chunk = max(1, min(resamples, _CHUNK_CELLS // n))
-    for start in range(0, resamples, chunk):
-        counts = _resample_counts(rng, n, min(chunk, resamples - start))
-        for evaluator, out in zip(evaluators, values, strict=True):
-            for name, replicate in evaluator.evaluate(counts).items():
-                out[name][start : start + len(counts)] = replicate
+    starts = range(0, resamples, chunk)
+    # One thread draws the next chunk's counts (numpy frees the GIL) while this one scores the
+    # current chunk; the draws stay in one sequence, so a seed still fixes every replicate.
+    with ThreadPoolExecutor(max_workers=1) as drawer:
+        ahead = drawer.submit(_resample_counts, rng, n, min(chunk, resamples))
+        for start in starts:
+            counts = ahead.result()
+            after = start + chunk
+            if after < resamples:
+                ahead = drawer.submit(_resample_counts, rng, n, min(chunk, resamples - after))
+            for evaluator, out in zip(evaluators, values, strict=True):
+                for name, replicate in evaluator.evaluate(counts).items():
+                    out[name][start : start + len(counts)] = replicate
     alpha = 1.0 - confidence
     result: dict[str, Interval] = {}
     for name in names:
@@ -400,11 +413,19 @@ class _Labels:
         return out
 
 
+def _label_kinds(labels: npt.NDArray[Any]) -> set[str]:
+    if labels.dtype.kind in "US":
+        return {"text"}
+    if labels.dtype.kind == "O":  # pandas keeps text in object columns
+        return {"text" if isinstance(v, str) else "other" for v in labels}
+    return {"other"}
+
+
 def _resolve_labels(models: Sequence[Predictions], metrics: Sequence[str]) -> _Labels:
     metric = metrics[0]
     parts = [np.asarray(a) for m in models for a in (m.y_true, m.y_pred)]
     parts += [np.asarray(m.classes) for m in models if m.classes is not None]
-    if len({"text" if a.dtype.kind in "US" else "other" for a in parts}) > 1:
+    if len({kind for a in parts for kind in _label_kinds(a)}) > 1:
         raise ValueError(
             f"{metric}: true labels, predicted labels and classes mix text and numbers; "
             "give them all as the same type"
@@ -461,27 +482,35 @@ class _Evaluator:
     def __init__(self, preds: Predictions, metrics: list[str], labels: _Labels | None) -> None:
         self.metrics, self.labels = metrics, labels
         n = len(preds.y_true)
-        columns: list[npt.NDArray[Any]] = [np.ones(n)]
+        blocks: dict[str, npt.NDArray[Any]] = {"total": np.ones(n)}
         if labels is None:
             y = _finite(preds.y_true, metrics[0], "true values")
             error = _finite(preds.y_pred, metrics[0], "predictions") - y
             # Centred y keeps Σw·y² − (Σw·y)²/Σw free of cancellation when y sits far from 0.
             centred = y - y.mean()
-            relative = np.abs(error) / np.maximum(np.abs(y), np.finfo(np.float64).eps)
-            columns += [error**2, np.abs(error), relative, centred, centred**2]
+            blocks |= {"squared": error**2, "absolute": np.abs(error), "y": centred}
+            blocks |= {"yy": centred**2}
+            blocks["relative"] = np.abs(error) / np.maximum(np.abs(y), np.finfo(np.float64).eps)
         else:
             truth, predicted = labels.encode(preds.y_true), labels.encode(preds.y_pred)
-            own = np.arange(len(labels.values)) if labels.pos is None else np.array([labels.pos])
-            is_true, is_pred = truth[:, None] == own, predicted[:, None] == own
-            columns += [truth == predicted, is_true & is_pred, is_pred, is_true]
-            self.k = len(own)
+            blocks["correct"] = truth == predicted
+            if set(metrics) & _PER_CLASS:
+                # Binary: only the positive class's counts; multiclass: every class's.
+                own = np.arange(len(labels.values)) if labels.pos is None else [labels.pos]
+                is_true, is_pred = truth[:, None] == own, predicted[:, None] == own
+                blocks |= {"hits": is_true & is_pred, "predicted": is_pred, "true": is_true}
             if "log_loss" in metrics:
                 proba = labels.proba_of(preds, "log_loss")[np.arange(n), truth]
                 eps = np.finfo(np.float64).eps
-                columns.append(-np.log(np.clip(proba, eps, 1 - eps)))
+                blocks["log_loss"] = -np.log(np.clip(proba, eps, 1 - eps))
             if "roc_auc" in metrics:
                 self._prepare_auc(labels.proba_of(preds, "roc_auc"), truth)
-        self.matrix = np.column_stack([c.astype(np.float64) for c in columns])
+        # Where each block's columns sit in the matrix, so one product gives every sum.
+        self.at: dict[str, slice] = {}
+        for name, block in blocks.items():
+            start = sum(s.stop - s.start for s in self.at.values())
+            self.at[name] = slice(start, start + (block.shape[1] if block.ndim == 2 else 1))
+        self.matrix = np.column_stack([b.astype(np.float64) for b in blocks.values()])
 
     def _prepare_auc(self, proba: npt.NDArray[np.float64], truth: npt.NDArray[np.intp]) -> None:
         assert self.labels is not None and self.labels.pos is not None
@@ -513,37 +542,48 @@ class _Evaluator:
     def evaluate(self, weights: npt.NDArray[np.float64]) -> dict[str, npt.NDArray[np.float64]]:
         sums = weights @ self.matrix
         total = sums[:, 0]
+
+        def summed(name: str) -> Any:
+            return sums[:, self.at[name]].sum(axis=1)
+
+        def mean(name: str) -> Any:
+            return _divide(summed(name), total)
+
         if self.labels is None:
-            sse, sae, sape, sy, syy = sums[:, 1:6].T
-            spread = syy - sy * sy / total
+            sse, sy = summed("squared"), summed("y")
+            spread = summed("yy") - _divide(sy * sy, total)
             # scikit-learn's r2 on constant y: 1 for a perfect fit, else 0 (not ±inf).
             r2 = np.where(spread > 0, 1 - _divide(sse, spread), np.where(sse == 0, 1.0, 0.0))
-            found = {"mse": sse / total, "rmse": np.sqrt(sse / total), "mae": sae / total}
-            found |= {"mape": sape / total, "r2": r2}
+            found = {"mse": mean("squared"), "mae": mean("absolute"), "mape": mean("relative")}
+            found |= {"rmse": np.sqrt(found["mse"]), "r2": r2}
             return {m: found[m] for m in self.metrics}
-        k = self.k
-        hits, predicted, true = (sums[:, 2 + i * k : 2 + (i + 1) * k] for i in range(3))
-        per_class = {
-            "precision": _divide(hits, predicted),
-            "recall": _divide(hits, true),
-            "f1": _divide(2 * hits, predicted + true),
-            "false_positive_rate": _divide(predicted - hits, total[:, None] - true),
-            "selection_rate": predicted / total[:, None],
-        }
-        per_class["true_positive_rate"] = per_class["recall"]
         out: dict[str, npt.NDArray[np.float64]] = {}
         for metric in self.metrics:
-            if metric == "accuracy":
-                out[metric] = sums[:, 1] / total
-            elif metric == "log_loss":
-                out[metric] = sums[:, 2 + 3 * k] / total
+            if metric in ("accuracy", "log_loss"):
+                out[metric] = mean("correct" if metric == "accuracy" else metric)
             elif metric == "roc_auc":
                 out[metric] = self._auc(weights)
-            elif k == 1:
-                out[metric] = per_class[metric][:, 0]
             else:
-                out[metric] = _macro(per_class[metric], predicted + true == 0)
+                hits, predicted, true = (sums[:, self.at[b]] for b in ("hits", "predicted", "true"))
+                per_class = _per_class(metric, hits, predicted, true, total[:, None])
+                binary = self.labels.pos is not None
+                out[metric] = (
+                    per_class[:, 0] if binary else _macro(per_class, predicted + true == 0)
+                )
         return out
+
+
+def _per_class(metric: str, hits: Any, predicted: Any, true: Any, total: Any) -> Any:
+    """One value per replicate (rows) and class (columns), from the weighted counts."""
+    if metric == "precision":
+        return _divide(hits, predicted)
+    if metric in ("recall", "true_positive_rate"):
+        return _divide(hits, true)
+    if metric == "f1":  # 2·tp / (2·tp + fp + fn), and 2·tp + fp + fn = predicted + true
+        return _divide(2 * hits, predicted + true)
+    if metric == "false_positive_rate":
+        return _divide(predicted - hits, total - true)
+    return _divide(predicted, total)  # selection_rate
 
 
 def _macro(values: npt.NDArray[np.float64], absent: npt.NDArray[np.bool_]) -> Any:

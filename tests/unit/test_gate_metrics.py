@@ -177,6 +177,9 @@ def test_labels_positive_class_and_column_order() -> None:
         skm.precision_score(y, pred, pos_label="no")
     )
     assert score("roc_auc", flipped) == pytest.approx(8 / 9)
+    # Text in object arrays (how pandas holds it) is the same text.
+    as_objects = Predictions(y.astype(object), pred.astype(object), preds.proba, preds.classes)
+    assert score("roc_auc", as_objects) == score("roc_auc", preds)
     one_column = Predictions(y, pred, p_yes, None)
     assert score("roc_auc", one_column) == score("roc_auc", preds)
     assert score_weighted(["roc_auc"], one_column, np.ones(6))["roc_auc"][0] == pytest.approx(8 / 9)
