@@ -73,7 +73,7 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name not in registry.STEP_MODULES and name not in registry.TOOL_MODULES:
             return None
-        command: click.Command = registry.load(name).command
+        command: click.Command = registry.command(name)
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -87,6 +87,8 @@ STEP_HELP = {
     "train": "Run training in a container (or a local process), tracked in MLflow.",
     "secrets": "Read secrets from Vault and hand them on masked: exec, fetch, revoke.",
     "package": "Build an MLflow model into a serving image; smoke-test, push and register it.",
+    "promote": "Move the champion alias to a gated version (compare-and-set under a lock).",
+    "rollback": "Move the champion alias back to the previous champion (one level of undo).",
     "config": "Show the effective configuration or its JSON Schema.",
 }
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+import click
+
 from steps.config import MLFLOW, MODEL, Section
 
 # step name → module holding ``SECTION`` (its options) and ``command`` (its click command)
@@ -12,6 +14,8 @@ STEP_MODULES = {
     "secrets": "steps.secrets",
     "train": "steps.train",
     "package": "steps.package",
+    "promote": "steps.promote",
+    "rollback": "steps.promote",  # same section as promote: the same lock and aliases
 }
 # commands that are not steps (no config section)
 TOOL_MODULES = {
@@ -19,10 +23,21 @@ TOOL_MODULES = {
 }
 
 
+# commands whose module holds another command as `command`: name → the module's attribute
+COMMAND_ATTRIBUTES = {"rollback": "rollback_command"}
+
+
 def load(name: str) -> ModuleType:
     return importlib.import_module({**STEP_MODULES, **TOOL_MODULES}[name])
 
 
+def command(name: str) -> click.Command:
+    """The click command of a step or tool (a module may serve two: promote and rollback)."""
+    found: click.Command = getattr(load(name), COMMAND_ATTRIBUTES.get(name, "command"))
+    return found
+
+
 def all_sections() -> list[Section]:
     """Every section mlsteps.yaml may have: the shared ones, then one per step."""
-    return [MLFLOW, MODEL, *(load(step).SECTION for step in STEP_MODULES)]
+    steps = {s.name: s for s in (load(step).SECTION for step in STEP_MODULES)}
+    return [MLFLOW, MODEL, *steps.values()]

@@ -1,0 +1,246 @@
+"""``mlsteps promote`` and ``mlsteps rollback``: move the champion alias with compare-and-set.
+
+MLflow has no atomic alias swap, so both commands take a lock (steps/locks.py: a file, a Vault
+KV v2 key, or a DynamoDB item) and, while they hold it, read the champion, compare it with the
+one expected, and only then move the aliases. Two pipelines promoting at once cannot overwrite
+each other: the second finds the champion moved and exits 1 naming both versions.
+
+promote: read the candidate version (the gate must have passed it; its tag names the champion
+it was compared against) → check the approval → take the lock → read the champion; stop if it
+is already the candidate, fail if it is not the expected one → keep the old champion under the
+previous alias → point the alias at the candidate → tag the evidence on it → release the lock.
+rollback: take the lock → read the champion and the previous alias → point the alias back →
+remove the previous alias (one level of undo) → tag the demoted version → release the lock.
+
+A failure after the first alias write puts the aliases back; the lock is released on every
+way out. The options are in steps/promote_options.py; applying the plan (steps/promote_run.py)
+is imported only by a real run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from steps.cli import STEP_HELP, Runtime, StepResult, step_command
+from steps.config import MLFLOW, MODEL, redact_url
+from steps.gates.checks import CHAMPION_TAG, REPORT_DIGEST_TAG, VERDICT_TAG
+from steps.locks import duration
+from steps.plan import Plan
+from steps.promote_options import (
+    ANY_CHAMPION,
+    NO_CHAMPION,
+    OUTPUTS,
+    PROMOTE_OPTIONS,
+    ROLLBACK_OPTIONS,
+    SECTION,
+    PromoteConfig,
+    load_config,
+)
+
+# Tags promote and rollback write on a model version.
+EVIDENCE_TAGS = {
+    "report-digest": "mlsteps.promote.report-digest",  # copied from the gate's tag
+    "ci-run-url": "mlsteps.promote.ci-run-url",
+    "commit": "mlsteps.promote.commit",
+    "approved-by": "mlsteps.promote.approved-by",
+    "previous-version": "mlsteps.promote.previous-version",  # "none" for a first champion
+    "at": "mlsteps.promote.at",  # UTC, ISO 8601
+}
+ROLLED_BACK_AT_TAG = "mlsteps.promote.rolled-back-at"
+ROLLED_BACK_TO_TAG = "mlsteps.promote.rolled-back-to"
+
+
+def describe_lock(config: PromoteConfig) -> str:
+    if config.lock == "file":
+        where = f"the file lock {config.lock_path}"
+    elif config.lock == "vault":
+        where = f"the Vault KV v2 lock {config.lock_path} at {redact_url(config.vault_url or '')}"
+    else:
+        where = f"the DynamoDB lock in table {config.lock_path} (item mlsteps/promote/MODEL)"
+    return (
+        f"{where} (a stale one, older than {duration(config.lock_ttl)}, is taken over; wait up "
+        f"to {duration(config.lock_timeout)})"
+    )
+
+
+def describe_expected(config: PromoteConfig) -> str:
+    expected = config.expected_champion
+    if expected is None:
+        return f"the version the gate compared against (read from the gate's tag {CHAMPION_TAG})"
+    if expected == NO_CHAMPION:
+        return "unset (no champion yet: --expected-champion none)"
+    if expected == ANY_CHAMPION:
+        return "any version (--expected-champion any: no compare-and-set)"
+    return f"version {expected} (--expected-champion)"
+
+
+def github_run(environ: Mapping[str, str]) -> tuple[str, str, str] | None:
+    """(API URL, owner/repo, run id) when this is a GitHub Actions run, else None."""
+    if environ.get("GITHUB_ACTIONS") != "true":
+        return None
+    repo, run_id = environ.get("GITHUB_REPOSITORY"), environ.get("GITHUB_RUN_ID")
+    if not repo or not run_id:
+        return None
+    return environ.get("GITHUB_API_URL") or "https://api.github.com", repo, run_id
+
+
+def describe_approval(config: PromoteConfig, environ: Mapping[str, str]) -> str:
+    if config.approved_by:
+        return f"record the approval of {config.approved_by} (--approved-by)"
+    run = github_run(environ)
+    assert run is not None, "load_config refuses --require-approval with no way to approve"
+    api, repo, run_id = run
+    return (
+        f"read who approved GitHub run {run_id} of {repo} ({api}/repos/{repo}/actions/runs/"
+        f"{run_id}/approvals, with GITHUB_TOKEN): at least one reviewer must have approved"
+    )
+
+
+def build_plan(config: PromoteConfig, environ: Mapping[str, str]) -> Plan:
+    name, version, alias = config.model_name, config.version, config.alias
+    server = redact_url(config.tracking_uri)
+    plan = Plan("promote")
+    gate = (
+        f"its gate verdict ({VERDICT_TAG}) must be pass"
+        if config.require_gate
+        else "its gate verdict is not required (--require-gate false)"
+    )
+    plan.add(
+        "mlflow.read-candidate",
+        f"read version {version} of '{name}' at {server}: {gate}",
+        model=name,
+        version=version,
+        require_gate=config.require_gate,
+    )
+    if config.require_approval or config.approved_by:
+        plan.add(
+            "approval.check",
+            describe_approval(config, environ),
+            require_approval=config.require_approval,
+        )
+    plan.add("lock.acquire", "take " + describe_lock(config), lock=config.lock,
+             lock_path=config.lock_path)  # fmt: skip
+    plan.add(
+        "alias.compare",
+        f"read alias '{alias}' of '{name}': it must be {describe_expected(config)}; already "
+        f"version {version}: stop, nothing to change",
+        alias=alias,
+        expected_champion=config.expected_champion,
+    )
+    plan.add(
+        "alias.set-previous",
+        f"point '{config.previous_alias}' at the old champion (remove it when there was none)",
+        alias=config.previous_alias,
+    )
+    plan.add(
+        "alias.set",
+        f"point '{alias}' at version {version} (on any later failure, both aliases are put back)",
+        alias=alias,
+        version=version,
+    )
+    plan.add(
+        "version.tag",
+        f"tag version {version} with the evidence: "
+        + ", ".join(EVIDENCE_TAGS.values())
+        + f" (report digest copied from {REPORT_DIGEST_TAG})",
+        tags=list(EVIDENCE_TAGS.values()),
+    )
+    plan.add("lock.release", "release the lock (on every exit path, errors and signals too)")
+    return plan
+
+
+def build_rollback_plan(config: PromoteConfig) -> Plan:
+    name, alias, previous = config.model_name, config.alias, config.previous_alias
+    plan = Plan("rollback")
+    plan.add(
+        "mlflow.read-model",
+        f"read registered model '{name}' at {redact_url(config.tracking_uri)}",
+        model=name,
+    )
+    plan.add("lock.acquire", "take " + describe_lock(config), lock=config.lock,
+             lock_path=config.lock_path)  # fmt: skip
+    must = (
+        f" (it must be version {config.expected_champion}: --expected-champion)"
+        if config.expected_champion
+        else ""
+    )
+    plan.add(
+        "alias.compare",
+        f"read alias '{alias}'{must} and '{previous}' of '{name}' (no '{previous}': nothing to "
+        "roll back, exit 2)",
+        alias=alias,
+        previous_alias=previous,
+        expected_champion=config.expected_champion,
+    )
+    plan.add(
+        "alias.set",
+        f"point '{alias}' at the version under '{previous}' (put back on a later failure)",
+        alias=alias,
+    )
+    plan.add(
+        "alias.delete-previous",
+        f"remove '{previous}' (one level of undo: a second rollback has nothing to restore)",
+        alias=previous,
+    )
+    plan.add(
+        "version.tag",
+        f"tag the demoted version with {ROLLED_BACK_AT_TAG} and {ROLLED_BACK_TO_TAG}",
+        tags=[ROLLED_BACK_AT_TAG, ROLLED_BACK_TO_TAG],
+    )
+    plan.add("lock.release", "release the lock (on every exit path, errors and signals too)")
+    return plan
+
+
+EPILOG = (
+    "Outputs: " + ", ".join(OUTPUTS) + " (decision: promoted, unchanged or rolled-back; "
+    "previous-version: the champion this run replaced, empty when none). Exit 1 when the "
+    "champion is not the expected one (another promotion won) or the lock stayed busy; 2 for "
+    "bad input (unknown model or version, never gated, no approval); 3 when the gate rejected "
+    "the version. Tags written on the promoted version: " + ", ".join(EVIDENCE_TAGS.values()) + "."
+)
+
+
+@step_command(
+    SECTION,
+    shared=(MLFLOW, MODEL),
+    only=PROMOTE_OPTIONS,
+    help=STEP_HELP["promote"] + "\n\nmlsteps promote --name MODEL --version N [OPTIONS]",
+    epilog=EPILOG,
+)
+def command(runtime: Runtime, flags: Mapping[str, Any], _: list[str]) -> StepResult:
+    config = load_config(runtime, flags, rollback=False)
+    plan = build_plan(config, runtime.environ)
+    if runtime.dry_run:
+        return StepResult({}, plan=plan)
+    return _run(config, runtime, plan, rollback=False)
+
+
+@step_command(
+    SECTION,
+    name="rollback",
+    shared=(MLFLOW, MODEL),
+    only=ROLLBACK_OPTIONS,
+    help=STEP_HELP["rollback"] + "\n\nmlsteps rollback --name MODEL [OPTIONS]\n\nTakes the "
+    "promote options of the same names (section promote: in mlsteps.yaml, MLSTEPS_PROMOTE_* "
+    "variables): the same lock and aliases as the promotions it undoes.",
+    epilog="Outputs: " + ", ".join(OUTPUTS) + " (decision: rolled-back; previous-version: the "
+    "demoted version). Exit 2 when there is nothing to roll back.",
+)
+def rollback_command(runtime: Runtime, flags: Mapping[str, Any], _: list[str]) -> StepResult:
+    config = load_config(runtime, flags, rollback=True)
+    plan = build_rollback_plan(config)
+    if runtime.dry_run:
+        return StepResult({}, plan=plan)
+    return _run(config, runtime, plan, rollback=True)
+
+
+def _run(config: PromoteConfig, runtime: Runtime, plan: Plan, *, rollback: bool) -> StepResult:
+    from steps import signals
+
+    # Libraries load with signals held (see train.py: a cancel inside an import hangs cleanup).
+    with signals.shielded():
+        import requests  # noqa: F401
+
+        from steps.promote_run import PromoteRun
+    return PromoteRun(config, runtime, rollback=rollback).run(plan)

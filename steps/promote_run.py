@@ -1,0 +1,480 @@
+"""Applying a promote or rollback plan (steps/promote.py) against MLflow's REST API, under the
+lock. Imported only by a real run: it loads requests (and hvac or boto3 for those locks).
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from steps import signals
+from steps.cli import Runtime, StepResult
+from steps.config import redact_url
+from steps.errors import ConfigError, GateRejected, MlstepsError, StepFailed
+from steps.gates.checks import CHAMPION_TAG, REPORT_DIGEST_TAG, VERDICT_TAG
+from steps.lineage import ci_run_url, git_commit
+from steps.locks import DynamoDbLock, FileLock, Lock, VaultLock
+from steps.plan import Action, Plan
+from steps.promote import (
+    EVIDENCE_TAGS,
+    ROLLED_BACK_AT_TAG,
+    ROLLED_BACK_TO_TAG,
+    github_run,
+)
+from steps.promote_options import ANY_CHAMPION, NO_CHAMPION, PromoteConfig
+from steps.secret import Secret
+from steps.tracking import MlflowApiError, RestTracking
+
+
+class Registry:
+    """The few model-registry calls promote makes, each failure told in the user's terms."""
+
+    def __init__(self, uri: str, name: str) -> None:
+        self.rest = RestTracking(uri, timeout=20.0)
+        self.name = name
+
+    def _call(self, doing: str, method: str, endpoint: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            return self.rest._call(method, endpoint, **kwargs)
+        except MlflowApiError as exc:
+            raise exc.as_step_failed(doing) from None
+
+    def model(self) -> dict[str, Any]:
+        try:
+            got = self.rest._call("GET", "registered-models/get", params={"name": self.name})
+        except MlflowApiError as exc:
+            if exc.code == "RESOURCE_DOES_NOT_EXIST" or exc.status == 404:
+                raise ConfigError(
+                    f"--name {self.name}: no registered model '{self.name}' at "
+                    f"{redact_url(self.rest.uri)}. Register one with `mlsteps package` (it "
+                    "registers the model it packages), or check --name and --tracking-uri."
+                ) from None
+            raise exc.as_step_failed(f"reading registered model '{self.name}'") from None
+        model: dict[str, Any] = got["registered_model"]
+        return model
+
+    def version(self, version: str) -> dict[str, Any]:
+        params = {"name": self.name, "version": version}
+        try:
+            got = self.rest._call("GET", "model-versions/get", params=params)
+        except MlflowApiError as exc:
+            if exc.code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                raise exc.as_step_failed(f"reading version {version} of '{self.name}'") from None
+            latest = [str(v.get("version")) for v in self.model().get("latest_versions", [])]
+            newest = max(latest, key=int) if latest else "none"
+            raise ConfigError(
+                f"--version {version}: model '{self.name}' has no version {version} at "
+                f"{redact_url(self.rest.uri)} (its newest is {newest}). Give a registered "
+                "version, e.g. the model-version output of the package step."
+            ) from None
+        found: dict[str, Any] = got["model_version"]
+        return found
+
+    def alias(self, alias: str) -> str | None:
+        params = {"name": self.name, "alias": alias}
+        try:
+            got = self.rest._call("GET", "registered-models/alias", params=params)
+        except MlflowApiError as exc:
+            if _absent(exc):
+                return None
+            raise exc.as_step_failed(f"reading alias '{alias}' of '{self.name}'") from None
+        return str(got["model_version"]["version"])
+
+    def set_alias(self, alias: str, version: str | None) -> None:
+        """Point alias at version; None removes it (absent already is fine)."""
+        if version is None:
+            try:
+                self.rest._call(
+                    "DELETE", "registered-models/alias", json={"name": self.name, "alias": alias}
+                )
+            except MlflowApiError as exc:
+                if not _absent(exc):
+                    raise exc.as_step_failed(f"removing alias '{alias}'") from None
+            return
+        body = {"name": self.name, "alias": alias, "version": version}
+        self._call(f"pointing alias '{alias}' at version {version}", "POST",
+                   "registered-models/alias", json=body)  # fmt: skip
+
+    def set_tag(self, version: str, key: str, value: str) -> None:
+        body = {"name": self.name, "version": version, "key": key, "value": value}
+        self._call(f"tagging version {version} with {key}", "POST", "model-versions/set-tag",
+                   json=body)  # fmt: skip
+
+    def delete_tag(self, version: str, key: str) -> None:
+        body = {"name": self.name, "version": version, "key": key}
+        self._call(f"removing tag {key}", "DELETE", "model-versions/delete-tag", json=body)
+
+
+def _absent(exc: MlflowApiError) -> bool:
+    # MLflow 3 answers a missing alias with 400 INVALID_PARAMETER_VALUE "... not found".
+    return (
+        exc.code == "RESOURCE_DOES_NOT_EXIST"
+        or exc.status == 404
+        or (exc.code == "INVALID_PARAMETER_VALUE" and "not found" in exc.message)
+    )
+
+
+def github_approvers(api: str, repo: str, run_id: str, token: Secret) -> list[str]:
+    """Who approved this workflow run's deployment (an environment's required reviewers)."""
+    import requests
+
+    url = f"{api.rstrip('/')}/repos/{repo}/actions/runs/{run_id}/approvals"
+    headers = {
+        "Authorization": f"Bearer {token.reveal()}",
+        "Accept": "application/vnd.github+json",
+        "X-GitHub-Api-Version": "2022-11-28",
+    }
+    try:
+        response = requests.get(url, headers=headers, timeout=20)
+    except requests.RequestException as exc:
+        raise StepFailed(
+            f"cannot read the run's approvals from {api} ({type(exc).__name__}): try again, or "
+            "give --approved-by."
+        ) from None
+    if response.status_code in (401, 403, 404):
+        raise ConfigError(
+            f"GitHub answered {response.status_code} to reading the approvals of run {run_id} "
+            f"of {repo}: the token cannot read them. Give the job `permissions: actions: read` "
+            "and the step `env: GITHUB_TOKEN: ${{ github.token }}`."
+        )
+    if not response.ok:
+        raise StepFailed(
+            f"GitHub answered {response.status_code} to reading the approvals of run {run_id}."
+        )
+    try:
+        entries = response.json()
+    except ValueError:
+        raise StepFailed(f"{url} did not answer JSON: is GITHUB_API_URL right?") from None
+    return sorted(
+        {
+            str((entry.get("user") or {}).get("login") or "")
+            for entry in entries
+            if isinstance(entry, dict) and entry.get("state") == "approved"
+        }
+        - {""}
+    )
+
+
+def make_lock(config: PromoteConfig, runtime: Runtime, purpose: str) -> Lock:
+    face = runtime.get_face()
+    options: dict[str, Any] = {
+        "ttl": config.lock_ttl,
+        "timeout": config.lock_timeout,
+        "purpose": purpose,
+        "on_wait": lambda line: face.progress("lock", line),
+        "on_warning": face.warning,
+    }
+    if config.lock == "file":
+        return FileLock(config.lock_path, **options)
+    if config.lock == "dynamodb":
+        return DynamoDbLock(config.lock_path, f"mlsteps/promote/{config.model_name}", **options)
+    from steps.vault import Connection, Vault
+
+    assert config.vault_url and config.vault_token is not None
+    face.mask(config.vault_token.reveal())
+    connection = Connection(
+        url=config.vault_url,
+        namespace=config.vault_namespace,
+        ca_cert=config.vault_ca_cert,
+        timeout=VaultLock.REQUEST_BUDGET,
+    )
+    vault = Vault(connection, on_retry=face.detail, token=config.vault_token)
+    return VaultLock(vault, config.lock_path, **options)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _shown(version: str | None) -> str:
+    return f"version {version}" if version else "no champion"
+
+
+class PromoteRun:
+    def __init__(self, config: PromoteConfig, runtime: Runtime, *, rollback: bool) -> None:
+        self.config = config
+        self.runtime = runtime
+        self.face = runtime.get_face()
+        self.rollback = rollback
+        self.registry = Registry(config.tracking_uri, config.model_name)
+        name, version = config.model_name, config.version
+        purpose = (
+            f"mlsteps rollback of '{name}'"
+            if rollback
+            else f"mlsteps promote of version {version} of '{name}'"
+        )
+        if run_url := ci_run_url(runtime.environ):
+            purpose += f" ({run_url})"
+        self.lock = make_lock(config, runtime, purpose)
+        self.expected: str | None = config.expected_champion  # resolved from the gate's tag
+        self.candidate_tags: dict[str, str] = {}
+        self.approver: str | None = config.approved_by
+        # What the aliases were when read under the lock, to put back on a failure.
+        self.champion: str | None = None
+        self.previous: str | None = None
+        self.target: str | None = None  # the version the alias moves to
+        self.moved = False  # an alias write was attempted
+        self.tagged: list[tuple[str, str]] = []  # (version, key) this run wrote
+        self.stop = False  # the alias is already where it should be
+        self.applied: list[str] = []
+
+    # ----- the walk ---------------------------------------------------------------------------
+    def run(self, plan: Plan) -> StepResult:
+        try:
+            plan.apply(self.handlers())
+        except BaseException:
+            with signals.shielded(deliver=False):
+                self.undo()
+            raise
+        finally:
+            with signals.shielded(deliver=False):
+                self._release()
+        return StepResult(self.outputs(), self.summary(), applied=tuple(self.applied))
+
+    def handlers(self) -> Mapping[str, Callable[[Action], None]]:
+        def did(kind: str, work: Callable[[], None]) -> Callable[[Action], None]:
+            def handler(action: Action) -> None:
+                if self.stop and kind not in ("lock.release",):
+                    return
+                work()
+                self.applied.append(kind)
+
+            return handler
+
+        return {
+            "mlflow.read-candidate": did("mlflow.read-candidate", self.read_candidate),
+            "mlflow.read-model": did("mlflow.read-model", self.read_model),
+            "approval.check": did("approval.check", self.check_approval),
+            "lock.acquire": did("lock.acquire", self.lock.acquire),
+            "alias.compare": did("alias.compare", self.compare),
+            "alias.set-previous": did("alias.set-previous", self.set_previous),
+            "alias.set": did("alias.set", self.set_alias),
+            "alias.delete-previous": did("alias.delete-previous", self.delete_previous),
+            "version.tag": did("version.tag", self.tag),
+            "lock.release": did("lock.release", self._release),
+        }
+
+    # ----- promote ----------------------------------------------------------------------------
+    def read_candidate(self) -> None:
+        config, version = self.config, self.config.version
+        assert version is not None
+        found = self.registry.version(version)
+        tags = {t["key"]: t["value"] for t in found.get("tags", [])}
+        self.candidate_tags = tags
+        verdict = tags.get(VERDICT_TAG)
+        if config.require_gate:
+            if verdict == "rejected":
+                raise GateRejected(
+                    f"gate rejected version {version} of '{config.model_name}' ({VERDICT_TAG} "
+                    "is rejected): it is not promoted. Its gate report says why"
+                    + (f": {tags[REPORT_DIGEST_TAG]}" if REPORT_DIGEST_TAG in tags else "")
+                    + "."
+                )
+            if verdict != "pass":
+                raise ConfigError(
+                    f"--version {version}: version {version} of '{config.model_name}' was never "
+                    f"gated (no {VERDICT_TAG} tag" + (f", it is '{verdict}'" if verdict else "")
+                    + "). Run `mlsteps gate` on it first, or --require-gate false to promote "
+                    "without a gate (then give --expected-champion)."
+                )  # fmt: skip
+        gate_champion = tags.get(CHAMPION_TAG)
+        if self.expected is None:
+            if gate_champion is None:
+                raise ConfigError(
+                    f"version {version} of '{config.model_name}' has no {CHAMPION_TAG} tag, so "
+                    "there is no champion to compare against: give --expected-champion N (the "
+                    "champion you expect), none (there is none yet) or any."
+                )
+            self.expected = gate_champion
+        elif gate_champion is not None and gate_champion != self.expected:
+            self.face.warning(
+                f"the gate compared version {version} against {_shown(_version(gate_champion))}, "
+                f"but --expected-champion is {self.expected}: the move is conditional on "
+                f"{self.expected}, which the gate's verdict is not about."
+            )
+
+    def check_approval(self) -> None:
+        if self.approver:
+            return
+        run = github_run(self.runtime.environ)
+        token = self.config.github_token
+        assert run is not None and token is not None, "load_config checked both"
+        self.face.mask(token.reveal())
+        approvers = github_approvers(*run, token)
+        if not approvers:
+            _, repo, run_id = run
+            raise ConfigError(
+                f"--require-approval true, but nobody approved GitHub run {run_id} of {repo}: "
+                "run this job in an environment with required reviewers (Settings → "
+                "Environments → Required reviewers, and `environment: NAME` on the job), or "
+                "give --approved-by."
+            )
+        self.approver = ", ".join(approvers)
+
+    def compare(self) -> None:
+        config, alias = self.config, self.config.alias
+        self.champion = self.registry.alias(alias)
+        self.previous = self.registry.alias(config.previous_alias)
+        if self.rollback:
+            self._compare_rollback()
+            return
+        if self.champion == config.version:
+            self.stop = True
+            self.face.info(
+                f"version {config.version} is already the {alias} of '{config.model_name}': "
+                "nothing to change."
+            )
+            return
+        expected = self.expected
+        if expected == ANY_CHAMPION or _version(expected) == self.champion:
+            return
+        name, version = config.model_name, config.version
+        if config.expected_champion is None:
+            against = f"the gate of version {version} compared against"
+            fix = (
+                f"re-run the gate of version {version} against {_shown(self.champion)}, then "
+                "promote it"
+            )
+        else:
+            against = "--expected-champion says"
+            fix = "check what changed, then give the right --expected-champion"
+        raise StepFailed(
+            f"{alias} of '{name}' is {_shown(self.champion)}, not {_shown(_version(expected))} "
+            f"that {against}: another promotion won; {fix}. Nothing was changed."
+        )
+
+    def set_previous(self) -> None:
+        self.lock.check_still_held()
+        self.moved = True
+        self.registry.set_alias(self.config.previous_alias, self.champion)
+
+    def set_alias(self) -> None:
+        self.lock.check_still_held()
+        self.moved = True
+        self.target = self.config.version if not self.rollback else self.previous
+        self.registry.set_alias(self.config.alias, self.target)
+
+    def tag(self) -> None:
+        if self.rollback:
+            assert self.champion and self.target
+            tags = {ROLLED_BACK_AT_TAG: _now(), ROLLED_BACK_TO_TAG: self.target}
+            version = self.champion
+        else:
+            assert self.config.version
+            version = self.config.version
+            evidence = {
+                "report-digest": self.candidate_tags.get(REPORT_DIGEST_TAG, ""),
+                "ci-run-url": ci_run_url(self.runtime.environ),
+                "commit": git_commit(self.runtime.environ),
+                "approved-by": self.approver or "",
+                "previous-version": self.champion or NO_CHAMPION,
+                "at": _now(),
+            }
+            # Unknown evidence (no CI run, no approver) is left out rather than written empty.
+            tags = {EVIDENCE_TAGS[k]: v for k, v in evidence.items() if v}
+        for key, value in tags.items():
+            self.tagged.append((version, key))
+            self.registry.set_tag(version, key, value)
+
+    # ----- rollback ---------------------------------------------------------------------------
+    def read_model(self) -> None:
+        self.registry.model()  # an unknown model is exit 2 before any lock is taken
+
+    def _compare_rollback(self) -> None:
+        config, name = self.config, self.config.model_name
+        if config.expected_champion and self.champion != config.expected_champion:
+            raise StepFailed(
+                f"{config.alias} of '{name}' is {_shown(self.champion)}, not version "
+                f"{config.expected_champion} (--expected-champion): it moved since; check what "
+                "changed before rolling back. Nothing was changed."
+            )
+        if self.previous is None:
+            raise ConfigError(
+                f"nothing to roll back: '{name}' has no '{config.previous_alias}' alias "
+                "(rollback undoes one promotion; the last one was rolled back already, or "
+                f"there was none). To choose the {config.alias} yourself: mlsteps promote "
+                f"--version N --require-gate false --expected-champion "
+                f"{self.champion or NO_CHAMPION}."
+            )
+
+    def delete_previous(self) -> None:
+        self.registry.set_alias(self.config.previous_alias, None)
+
+    # ----- endings ----------------------------------------------------------------------------
+    def undo(self) -> None:
+        """Put the aliases back as they were when read under the lock, remove our tags."""
+        if not self.moved:
+            return
+        config = self.config
+        try:
+            self.registry.set_alias(config.alias, self.champion)
+            self.registry.set_alias(config.previous_alias, self.previous)
+            for version, key in self.tagged:
+                self.registry.delete_tag(version, key)
+        except MlstepsError as exc:
+            self.face.warning(
+                f"could not put the aliases of '{config.model_name}' back ({exc.message}). Before "
+                f"this run '{config.alias}' was {_shown(self.champion)} and "
+                f"'{config.previous_alias}' was {_shown(self.previous)}: set them so again, "
+                "e.g. with mlflow's MlflowClient.set_registered_model_alias."
+            )
+        else:
+            self.face.warning(
+                f"put the aliases of '{config.model_name}' back: '{config.alias}' is "
+                f"{_shown(self.champion)} again."
+            )
+
+    def _release(self) -> None:
+        try:
+            self.lock.release()
+        except MlstepsError as exc:
+            # The lock expires by itself; what the run did (or did not) stands.
+            self.face.warning(
+                f"could not release the lock {self.lock.where}: {exc.message} It expires by "
+                f"itself after --lock-ttl ({self.config.lock_ttl:g}s)."
+            )
+
+    def outputs(self) -> dict[str, str]:
+        if self.rollback:
+            return {
+                "champion-version": self.target or "",
+                "previous-version": self.champion or "",
+                "decision": "rolled-back",
+            }
+        if self.stop:
+            return {
+                "champion-version": self.config.version or "",
+                "previous-version": "",
+                "decision": "unchanged",
+            }
+        return {
+            "champion-version": self.config.version or "",
+            "previous-version": self.champion or "",
+            "decision": "promoted",
+        }
+
+    def summary(self) -> str:
+        out = self.outputs()
+        name, alias = self.config.model_name, self.config.alias
+        if out["decision"] == "unchanged":
+            line = f"version {out['champion-version']} was already the {alias}: nothing changed."
+        elif out["decision"] == "rolled-back":
+            line = (
+                f"rolled back: version {out['champion-version']} is the {alias} again "
+                f"(version {out['previous-version']} was demoted)."
+            )
+        else:
+            line = (
+                f"version {out['champion-version']} is the {alias} (it replaced "
+                f"{_shown(out['previous-version'] or None)})"
+                + (f", approved by {self.approver}" if self.approver else "")
+                + "."
+            )
+        self.face.info(f"{name}: {line}")
+        return f"### mlsteps {'rollback' if self.rollback else 'promote'}: {name}\n\n{line}\n"
+
+
+def _version(expected: str | None) -> str | None:
+    """The gate's "none" (no champion) as None, a version as itself."""
+    return None if expected in (None, NO_CHAMPION) else expected
