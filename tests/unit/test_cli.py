@@ -70,6 +70,9 @@ def imported_after(args: list[str], cwd: Path) -> set[str]:
             "true",
         ],
         ["--dry-run", "secrets", "revoke"],
+        ["promote", "--help"],
+        ["--dry-run", "promote", "--name", "m", "--version", "2", "--tracking-uri", "http://h:1"],
+        ["--dry-run", "rollback", "--name", "m", "--tracking-uri", "http://h:1"],
     ],
 )
 def test_help_and_dry_run_import_no_heavy_library(args: list[str], tmp_path: Path) -> None:

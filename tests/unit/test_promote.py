@@ -1,0 +1,123 @@
+"""promote's options and plans (steps/promote_options.py, steps/promote.py): pure logic, no
+service. The runs themselves are in tests/integration/test_promote.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from steps.cli import Runtime
+from steps.errors import ConfigError
+from steps.promote import build_plan, build_rollback_plan
+from steps.promote_options import PromoteConfig, load_config
+
+URI = "http://127.0.0.1:5000"
+
+
+@pytest.fixture(autouse=True)
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no ./mlsteps.yaml unless a test writes one
+
+
+def config(
+    *, rollback: bool = False, env: dict[str, str] | None = None, **flags: Any
+) -> PromoteConfig:
+    given = {"tracking-uri": URI, "name": "churn"}
+    given.update({k.replace("_", "-"): v for k, v in flags.items()})
+    if not rollback:
+        given.setdefault("version", "9")
+    given = {k: v for k, v in given.items() if v is not None}
+    runtime = Runtime(environ={"XDG_CACHE_HOME": "/cache", **(env or {})})
+    return load_config(runtime, given, rollback=rollback)
+
+
+def refused(**kwargs: Any) -> str:
+    with pytest.raises(ConfigError) as caught:
+        config(**kwargs)
+    return caught.value.message
+
+
+def test_defaults() -> None:
+    found = config()
+    assert (found.alias, found.previous_alias) == ("champion", "previous-champion")
+    assert found.lock == "file" and found.lock_path == "/cache/mlsteps/locks/churn.lock"
+    assert (found.lock_ttl, found.lock_timeout) == (300.0, 120.0)
+    assert found.require_gate and not found.require_approval
+    assert found.expected_champion is None  # read from the gate's tag at run time
+
+
+def test_environment_and_file_feed_the_same_options(tmp_path: Path) -> None:
+    (tmp_path / "mlsteps.yaml").write_text(
+        "promote:\n  alias: prod\n  lock: dynamodb\n  lock-path: locks\n  lock-ttl: 10m\n"
+    )
+    found = config(env={"MLSTEPS_PROMOTE_EXPECTED_CHAMPION": "NONE"})
+    assert (found.alias, found.lock, found.lock_path) == ("prod", "dynamodb", "locks")
+    assert found.lock_ttl == 600.0 and found.expected_champion == "none"
+
+
+def test_a_vault_token_in_the_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "mlsteps.yaml").write_text("promote:\n  vault-token: s.abc\n")
+    assert "does not belong in a file that is committed" in refused()
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        ({"version": None}, "promote needs the version to promote: give --version N"),
+        ({"version": "v3"}, "--version 'v3' is not valid: expected a model version number"),
+        ({"name": None}, "needs the registered model: give --name"),
+        ({"tracking_uri": "sqlite:///m.db"}, "over HTTP; give its http(s) URL"),
+        ({"tracking_uri": None}, "give --tracking-uri"),
+        ({"alias": "latest"}, "expected an MLflow alias"),
+        ({"previous_alias": "champion"}, "--alias and --previous-alias are both 'champion'"),
+        ({"expected_champion": "seven"}, "a version number, none (no champion) or any"),
+        ({"lock": "redis"}, "one of file, vault, dynamodb"),
+        ({"lock": "vault", "lock_path": "secret/l"}, "--lock vault needs the server"),
+        ({"lock": "dynamodb"}, "--lock dynamodb needs --lock-path"),
+        ({"lock_ttl": "10s"}, "--lock-ttl 10s is too short"),
+        ({"require_approval": "true"}, "give --approved-by NAME"),
+    ],
+)
+def test_bad_input_names_the_option_and_the_fix(flags: dict[str, Any], expected: str) -> None:
+    assert expected in refused(**flags)
+
+
+def test_vault_lock_needs_a_token_from_the_environment() -> None:
+    kwargs: dict[str, Any] = {"lock": "vault", "lock_path": "secret/l"}
+    assert "VAULT_TOKEN" in refused(env={"VAULT_ADDR": "http://v:8200"}, **kwargs)
+    found = config(env={"VAULT_ADDR": "http://v:8200/", "VAULT_TOKEN": "s.token"}, **kwargs)
+    assert found.vault_url == "http://v:8200" and "s.token" not in repr(found)
+    assert found.vault_token is not None and found.vault_token.reveal() == "s.token"
+
+
+def test_github_approval_needs_the_token() -> None:
+    github = {"GITHUB_ACTIONS": "true", "GITHUB_REPOSITORY": "a/b", "GITHUB_RUN_ID": "5"}
+    assert "GITHUB_TOKEN" in refused(require_approval="true", env=github)
+    found = config(require_approval="true", env={**github, "GITHUB_TOKEN": "ghs_x"})
+    line = build_plan(found, {**github, "GITHUB_API_URL": "https://ghe.example/api/v3"})
+    assert "https://ghe.example/api/v3/repos/a/b/actions/runs/5/approvals" in "\n".join(
+        line.lines()
+    )
+
+
+def test_promote_plan_names_the_lock_and_where_the_expected_champion_comes_from() -> None:
+    lines = "\n".join(build_plan(config(), {}).lines())
+    assert "read from the gate's tag mlsteps.gate.champion-version" in lines
+    assert "take the file lock /cache/mlsteps/locks/churn.lock" in lines
+    assert "older than 5m, is taken over; wait up to 2m" in lines
+    explicit = "\n".join(build_plan(config(expected_champion="4"), {}).lines())
+    assert "it must be version 4 (--expected-champion)" in explicit
+    assert "approval" not in lines  # not required, none given: no approval action
+
+
+def test_rollback_takes_no_candidate_and_refuses_none() -> None:
+    found = config(rollback=True)
+    assert found.version is None and not found.require_gate
+    kinds = [a.kind for a in build_rollback_plan(found).actions]
+    assert kinds == [
+        "mlflow.read-model", "lock.acquire", "alias.compare", "alias.set",
+        "alias.delete-previous", "version.tag", "lock.release",
+    ]  # fmt: skip
+    assert "a rollback needs a champion" in refused(rollback=True, expected_champion="none")
