@@ -362,10 +362,9 @@ def bootstrap(
 def _resample_counts(rng: np.random.Generator, n: int, replicates: int) -> npt.NDArray[np.float64]:
     """How often each row is drawn in each replicate (n draws with replacement), as floats so the
     weighted sums run as one BLAS matrix product."""
-    draws = rng.integers(0, n, size=(replicates, n))
     counts = np.empty((replicates, n), dtype=np.float64)
-    for row, drawn in enumerate(draws):
-        counts[row] = np.bincount(drawn, minlength=n)
+    for row in counts:
+        row[:] = np.bincount(rng.integers(0, n, size=n), minlength=n)
     return counts
 
 

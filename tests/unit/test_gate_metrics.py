@@ -204,8 +204,9 @@ def test_infer_task(y: Any, task: str) -> None:
 
 
 def test_a_fixed_seed_gives_the_same_intervals_and_another_seed_others() -> None:
-    cand, champ = binary(500, seed=1), binary(500, seed=1)
-    champ = Predictions(cand.y_true, np.roll(cand.y_pred, 1), cand.proba[::-1], (0, 1))  # type: ignore[index]
+    cand = binary(500, seed=1)
+    assert cand.proba is not None
+    champ = Predictions(cand.y_true, np.roll(cand.y_pred, 1), cand.proba[::-1], (0, 1))
     first = bootstrap(CLASSIFICATION, cand, champ, resamples=200, seed=3)
     assert first == bootstrap(CLASSIFICATION, cand, champ, resamples=200, seed=3)
     other = bootstrap(CLASSIFICATION, cand, champ, resamples=200, seed=4)
