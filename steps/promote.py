@@ -242,5 +242,10 @@ def _run(config: PromoteConfig, runtime: Runtime, plan: Plan, *, rollback: bool)
     with signals.shielded():
         import requests  # noqa: F401
 
+        if config.lock == "dynamodb":
+            import boto3  # noqa: F401
+
         from steps.promote_run import PromoteRun
-    return PromoteRun(config, runtime, rollback=rollback).run(plan)
+
+        run = PromoteRun(config, runtime, rollback=rollback)  # a Vault lock loads hvac here
+    return run.run(plan)

@@ -357,7 +357,9 @@ class PromoteRun:
 
     def tag(self) -> None:
         if self.rollback:
-            assert self.champion and self.target
+            if not self.champion:  # the alias was unset: no version was demoted
+                return
+            assert self.target
             tags = {ROLLED_BACK_AT_TAG: _now(), ROLLED_BACK_TO_TAG: self.target}
             version = self.champion
         else:

@@ -763,3 +763,10 @@ class Relay:
             with contextlib.suppress(OSError):
                 sock.shutdown(2)
             sock.close()
+
+
+def test_rollback_with_no_champion_restores_the_previous_one(model: Model, tmp_path: Path) -> None:
+    model.set_alias("previous-champion", 2)  # the champion alias was removed by hand
+    done = outputs(run(["rollback", *model.args()], base_env(tmp_path), tmp_path))
+    assert done == {"champion-version": "2", "previous-version": "", "decision": "rolled-back"}
+    assert model.alias("champion") == "2" and model.alias("previous-champion") is None
