@@ -192,12 +192,23 @@ def build_rollback_plan(config: PromoteConfig) -> Plan:
     return plan
 
 
+CREDENTIALS = (
+    "Credentials come from the environment only: the Vault token of --lock vault "
+    "(MLSTEPS_PROMOTE_VAULT_TOKEN or VAULT_TOKEN; its policy needs create, read and update on "
+    "MOUNT/data/PATH of --lock-path); for --lock dynamodb, AWS credentials and region as boto3 "
+    "reads them (AWS_REGION, AWS_PROFILE, a role)."
+)
 EPILOG = (
     "Outputs: " + ", ".join(OUTPUTS) + " (decision: promoted, unchanged or rolled-back; "
     "previous-version: the champion this run replaced, empty when none). Exit 1 when the "
     "champion is not the expected one (another promotion won) or the lock stayed busy; 2 for "
     "bad input (unknown model or version, never gated, no approval); 3 when the gate rejected "
-    "the version. Tags written on the promoted version: " + ", ".join(EVIDENCE_TAGS.values()) + "."
+    "the version. Tags written on the promoted version: "
+    + ", ".join(EVIDENCE_TAGS.values())
+    + ". "
+    + CREDENTIALS
+    + " GITHUB_TOKEN (or MLSTEPS_PROMOTE_GITHUB_TOKEN) reads the run's "
+    "approvals for --require-approval on GitHub Actions."
 )
 
 
@@ -225,7 +236,7 @@ def command(runtime: Runtime, flags: Mapping[str, Any], _: list[str]) -> StepRes
     "promote options of the same names (section promote: in mlsteps.yaml, MLSTEPS_PROMOTE_* "
     "variables): the same lock and aliases as the promotions it undoes.",
     epilog="Outputs: " + ", ".join(OUTPUTS) + " (decision: rolled-back; previous-version: the "
-    "demoted version). Exit 2 when there is nothing to roll back.",
+    "demoted version). Exit 2 when there is nothing to roll back. " + CREDENTIALS,
 )
 def rollback_command(runtime: Runtime, flags: Mapping[str, Any], _: list[str]) -> StepResult:
     config = load_config(runtime, flags, rollback=True)
