@@ -42,7 +42,7 @@ CLASSIFICATION = "classification"
 REGRESSION = "regression"
 TASKS = (CLASSIFICATION, REGRESSION)
 
-# Counts of one chunk of replicates held at once (chunk × rows): ~40 MB of float64 per array.
+# Counts of one chunk of replicates held at once (rows × chunk): ~40 MB of float64 per array.
 _CHUNK_CELLS = 5_000_000
 
 
@@ -287,7 +287,7 @@ def score_weighted(
     if matrix.ndim != 2 or matrix.shape[1] != len(preds.y_true):
         raise ValueError(f"weights: need one weight per row ({len(preds.y_true)} per replicate)")
     labels = _resolve_labels([preds], metrics) if preds.task == CLASSIFICATION else None
-    return _Evaluator(preds, list(metrics), labels).evaluate(matrix)
+    return _Evaluator(preds, list(metrics), labels).evaluate(np.ascontiguousarray(matrix.T))
 
 
 def bootstrap(
@@ -338,7 +338,7 @@ def bootstrap(
                 ahead = drawer.submit(_resample_counts, rng, n, min(chunk, resamples - after))
             for evaluator, out in zip(evaluators, values, strict=True):
                 for name, replicate in evaluator.evaluate(counts).items():
-                    out[name][start : start + len(counts)] = replicate
+                    out[name][start : start + counts.shape[1]] = replicate
     alpha = 1.0 - confidence
     result: dict[str, Interval] = {}
     for name in names:
@@ -360,11 +360,11 @@ def bootstrap(
 
 
 def _resample_counts(rng: np.random.Generator, n: int, replicates: int) -> npt.NDArray[np.float64]:
-    """How often each row is drawn in each replicate (n draws with replacement), as floats so the
-    weighted sums run as one BLAS matrix product."""
-    counts = np.empty((replicates, n), dtype=np.float64)
-    for row in counts:
-        row[:] = np.bincount(rng.integers(0, n, size=n), minlength=n)
+    """How often each row is drawn (n draws with replacement): rows × replicates, as floats so
+    the weighted sums run as one BLAS matrix product."""
+    counts = np.empty((n, replicates), dtype=np.float64)
+    for column in range(replicates):
+        counts[:, column] = np.bincount(rng.integers(0, n, size=n), minlength=n)
     return counts
 
 
@@ -476,7 +476,7 @@ def _divide(top: npt.NDArray[np.float64], bottom: npt.NDArray[np.float64]) -> An
 
 class _Evaluator:
     """One model's per-row vectors, prepared once; ``evaluate`` turns a matrix of row weights
-    (replicates × rows) into each metric's value per replicate."""
+    into each metric's value per replicate."""
 
     def __init__(self, preds: Predictions, metrics: list[str], labels: _Labels | None) -> None:
         self.metrics, self.labels = metrics, labels
@@ -526,20 +526,22 @@ class _Evaluator:
         self.tied_not_above = not_above[self.tied]
 
     def _auc(self, weights: npt.NDArray[np.float64]) -> Any:
-        # np.take: a column gather several times faster than fancy indexing on these shapes.
-        negative = np.zeros((len(weights), len(self.negatives) + 1))
-        np.cumsum(np.take(weights, self.negatives, axis=1), axis=1, out=negative[:, 1:])
-        positive = np.take(weights, self.positives, axis=1)
+        # Rows × replicates: gathering whole rows copies contiguous runs, and the cumulative
+        # sum runs down the rows for all replicates at once (twice as fast as replicate rows).
+        negative = np.zeros((len(self.negatives) + 1, weights.shape[1]))
+        np.cumsum(np.take(weights, self.negatives, axis=0), axis=0, out=negative[1:])
+        positive = np.take(weights, self.positives, axis=0)
         # Each (positive, negative) pair scores 1 when the negative is below, ½ when tied.
-        pairs = np.einsum("ij,ij->i", positive, np.take(negative, self.below, axis=1))
+        pairs = np.einsum("ij,ij->j", positive, np.take(negative, self.below, axis=0))
         if self.tied.size:
-            ties = np.take(negative, self.tied_not_above, axis=1)
-            ties -= np.take(negative, self.below[self.tied], axis=1)
-            pairs += 0.5 * np.einsum("ij,ij->i", np.take(positive, self.tied, axis=1), ties)
-        return _divide(pairs, positive.sum(axis=1) * negative[:, -1])
+            ties = np.take(negative, self.tied_not_above, axis=0)
+            ties -= np.take(negative, self.below[self.tied], axis=0)
+            pairs += 0.5 * np.einsum("ij,ij->j", np.take(positive, self.tied, axis=0), ties)
+        return _divide(pairs, positive.sum(axis=0) * negative[-1])
 
     def evaluate(self, weights: npt.NDArray[np.float64]) -> dict[str, npt.NDArray[np.float64]]:
-        sums = weights @ self.matrix
+        """``weights``: rows × replicates. Returns one value per replicate for each metric."""
+        sums = weights.T @ self.matrix
         total = sums[:, 0]
 
         def summed(name: str) -> Any:
