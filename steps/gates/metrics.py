@@ -321,24 +321,7 @@ def bootstrap(
                 "(same true values, same order, same task) for a paired comparison"
             )
     labels = _resolve_labels(models, names) if candidate.task == CLASSIFICATION else None
-    evaluators = [_Evaluator(m, names, labels) for m in models]
-    n = len(candidate.y_true)
-    values = [{name: np.empty(resamples) for name in names} for _ in models]
-    rng = np.random.default_rng(seed)
-    chunk = max(1, min(resamples, _CHUNK_CELLS // n))
-    starts = range(0, resamples, chunk)
-    # One thread draws the next chunk's counts (numpy frees the GIL) while this one scores the
-    # current chunk; the draws stay in one sequence, so a seed still fixes every replicate.
-    with ThreadPoolExecutor(max_workers=1) as drawer:
-        ahead = drawer.submit(_resample_counts, rng, n, min(chunk, resamples))
-        for start in starts:
-            counts = ahead.result()
-            after = start + chunk
-            if after < resamples:
-                ahead = drawer.submit(_resample_counts, rng, n, min(chunk, resamples - after))
-            for evaluator, out in zip(evaluators, values, strict=True):
-                for name, replicate in evaluator.evaluate(counts).items():
-                    out[name][start : start + counts.shape[1]] = replicate
+    values = _replicates([_Evaluator(m, names, labels) for m in models], resamples, seed)
     alpha = 1.0 - confidence
     result: dict[str, Interval] = {}
     for name in names:
@@ -357,6 +340,29 @@ def bootstrap(
             _percentiles(relative, alpha),
         )
     return result
+
+
+def _replicates(
+    evaluators: list[_Evaluator], resamples: int, seed: int
+) -> list[dict[str, npt.NDArray[np.float64]]]:
+    """Each metric of each model in every replicate; a replicate's rows are the same for all."""
+    n = evaluators[0].matrix.shape[0]
+    values = [{name: np.empty(resamples) for name in e.metrics} for e in evaluators]
+    rng = np.random.default_rng(seed)
+    chunk = max(1, min(resamples, _CHUNK_CELLS // n))
+    # One thread draws the next chunk's counts (numpy frees the GIL) while this one scores the
+    # current chunk; the draws stay in one sequence, so a seed still fixes every replicate.
+    with ThreadPoolExecutor(max_workers=1) as drawer:
+        ahead = drawer.submit(_resample_counts, rng, n, chunk)
+        for start in range(0, resamples, chunk):
+            counts = ahead.result()
+            after = start + chunk
+            if after < resamples:
+                ahead = drawer.submit(_resample_counts, rng, n, min(chunk, resamples - after))
+            for evaluator, out in zip(evaluators, values, strict=True):
+                for name, replicate in evaluator.evaluate(counts).items():
+                    out[name][start : start + counts.shape[1]] = replicate
+    return values
 
 
 def _resample_counts(rng: np.random.Generator, n: int, replicates: int) -> npt.NDArray[np.float64]:
