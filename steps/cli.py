@@ -87,6 +87,7 @@ STEP_HELP = {
     "train": "Run training in a container (or a local process), tracked in MLflow.",
     "secrets": "Read secrets from Vault and hand them on masked: exec, fetch, revoke.",
     "package": "Build an MLflow model into a serving image; smoke-test, push and register it.",
+    "gate": "Judge a candidate model against thresholds, the champion, slices and its data.",
     "promote": "Move the champion alias to a gated version (compare-and-set under a lock).",
     "rollback": "Move the champion alias back to the previous champion (one level of undo).",
     "config": "Show the effective configuration or its JSON Schema.",
@@ -262,7 +263,7 @@ def main(argv: list[str] | None = None) -> None:
         _report(runtime, runtime.step, 2, exc.format_message())
         sys.exit(2)
     except MlstepsError as exc:
-        _fail(runtime, exc.exit_code, exc.message)
+        _fail(runtime, exc.exit_code, exc.message, exc.summary)
     except signals.Cancelled as exc:
         _fail(runtime, exc.exit_code, f"cancelled by {exc}")
     except (KeyboardInterrupt, click.exceptions.Abort):
@@ -277,13 +278,18 @@ def main(argv: list[str] | None = None) -> None:
         )
 
 
-def _fail(runtime: Runtime, code: int, message: str) -> None:
+def _fail(runtime: Runtime, code: int, message: str, summary: str = "") -> None:
     face, step = runtime.get_face(), runtime.step
     if runtime.partial_outputs:
         face.set_outputs(step, runtime.partial_outputs)
     face.error(message)
     if step != "mlsteps":  # a step ran: its summary page says how it ended
-        face.summary(step, f"### mlsteps {step} failed (exit {code})\n\n```text\n{message}\n```\n")
+        # A step's own report (gate's table) comes first, then how it ended.
+        face.summary(
+            step,
+            (summary.rstrip("\n") + "\n\n" if summary else "")
+            + f"### mlsteps {step} failed (exit {code})\n\n```text\n{message}\n```\n",
+        )
     if runtime.verbose and sys.exc_info()[0] is not None:
         import traceback
 

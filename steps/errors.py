@@ -12,9 +12,10 @@ class MlstepsError(Exception):
 
     exit_code = 1
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, summary: str = "") -> None:
         super().__init__(message)
         self.message = message
+        self.summary = summary  # markdown for the CI summary page, e.g. a gate's report
 
 
 class StepFailed(MlstepsError):

@@ -241,6 +241,32 @@ class Artifacts:
         body: bytes = answer.content
         return body
 
+    def upload(self, artifact_uri: str, rel: str, body: bytes) -> None:
+        """Write one file under artifact_uri (a run's artifacts), as the MLflow client would."""
+        if artifact_uri.startswith("mlflow-artifacts:"):
+            import requests
+
+            url = self._proxy_url(artifact_uri, rel)
+            try:
+                answer = self.session().put(url, data=body, timeout=60)
+            except requests.RequestException as exc:
+                raise StepFailed(
+                    f"cannot write {rel} to {artifact_uri} ({type(exc).__name__}). Is the MLflow "
+                    "server running?"
+                ) from None
+            if not answer.ok:
+                raise StepFailed(
+                    f"the MLflow server refused to store {rel} in {artifact_uri}: HTTP "
+                    f"{answer.status_code} {answer.text[:200]}"
+                )
+        elif artifact_uri.startswith("s3://"):
+            bucket, key = _s3_parts(artifact_uri, rel)
+            _s3_client().put_object(Bucket=bucket, Key=key, Body=body)
+        else:
+            path = Path(_local(artifact_uri)) / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(body)
+
     def download(self, artifact_uri: str, dest: Path) -> None:
         """Copy every file of the model into dest (an empty directory)."""
         if artifact_uri.startswith("mlflow-artifacts:"):

@@ -14,6 +14,7 @@ STEP_MODULES = {
     "secrets": "steps.secrets",
     "train": "steps.train",
     "package": "steps.package",
+    "gate": "steps.gate",
     "promote": "steps.promote",
     "rollback": "steps.promote",  # same section as promote: the same lock and aliases
 }

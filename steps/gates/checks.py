@@ -59,5 +59,5 @@ class Check:
 
 
 def verdict(checks: Sequence[Check]) -> str:
-    """"pass" unless an enforced check failed."""
+    """The gate's decision: "rejected" when an enforced check failed, else "pass"."""
     return "rejected" if any(c.status == "fail" for c in checks) else "pass"

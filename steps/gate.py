@@ -1,0 +1,135 @@
+"""``mlsteps gate``: judge a candidate model before it is promoted.
+
+Order of work, which the plan lists and ``--dry-run`` prints: find the candidate and the
+champion in MLflow → load the data sets → schema, quality and drift checks on the evaluation
+data → score both models on the same rows with paired bootstrap intervals (or, without data,
+compare the metrics their runs logged) → per-slice checks → write the report (markdown, JSON,
+PNG) → log it to the candidate's run and tag the run and its model version with the verdict.
+
+Nothing is written before the last two actions, so bad input (a missing column, an unknown
+metric) leaves nothing behind. The verdict is exit 0 (pass) or 3 (rejected, every failing
+check named); the report is written either way. The options are in steps/gate_options.py;
+applying the plan (steps/gate_run.py) is imported only by a real run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from steps.cli import STEP_HELP, Runtime, StepResult, step_command
+from steps.config import MLFLOW, MODEL, redact_url
+from steps.gate_options import OUTPUTS, SECTION, GateConfig, load_config
+from steps.plan import Plan
+
+__all__ = ["OUTPUTS", "SECTION", "build_plan", "command"]
+
+REPORT_FILES = ("report.md", "report.json", "report.png")
+REPORT_ARTIFACT_DIR = "mlsteps/gate"
+SCHEMA_ARTIFACT = "mlsteps/schema.json"
+
+
+def build_plan(config: GateConfig) -> Plan:
+    plan = Plan("gate")
+    tracking = redact_url(config.tracking_uri or "")
+    champion = (
+        f"the champion (alias @{config.champion_alias} of model '{config.model_name}')"
+        if config.champion_alias
+        else "no champion (--champion-alias none)"
+    )
+    plan.add(
+        "gate.resolve",
+        f"find the candidate {config.model_uri} and {champion} at {tracking}",
+        model_uri=config.model_uri,
+        model_name=config.model_name,
+        champion_alias=config.champion_alias,
+    )
+    if config.data or config.training_data:
+        names = [p for p in (config.data, config.training_data) if p]
+        plan.add(
+            "gate.load-data",
+            f"read {' and '.join(Path(p).name for p in names)}"
+            + (f" (label column {config.target})" if config.target else ""),
+            data=config.data,
+            training_data=config.training_data,
+            target=config.target,
+        )
+    if config.data and config.schema is not None:
+        source = (
+            f"inferred from {Path(config.training_data).name}"
+            if config.training_data
+            else f"stored with the candidate ({SCHEMA_ARTIFACT}), if any"
+        )
+        plan.add(
+            "gate.schema",
+            f"check {Path(config.data).name} against the training data's schema ({source}): "
+            "columns, types, ranges, categories, null rates",
+            source=source,
+        )
+    if config.quality is not None:
+        plan.add("gate.quality", "check the quality rules on the evaluation data")
+    if config.drift is not None:
+        plan.add(
+            "gate.drift",
+            "measure drift from the training data to the evaluation data per feature (PSI and "
+            "Kolmogorov–Smirnov)",
+        )
+    metrics = ", ".join(config.metrics) or "the task's default metrics"
+    if config.data:
+        intervals = (
+            f"{config.resamples} paired bootstrap resamples (seed {config.seed}, "
+            f"{config.confidence:.0%} intervals)"
+            if config.resamples
+            else "no intervals (--resamples 0)"
+        )
+        line = f"score the candidate and the champion on the same rows: {metrics}; {intervals}"
+    else:
+        line = f"compare the metrics the runs logged: {metrics or 'all they share'}"
+    plan.add(
+        "gate.evaluate", line, metrics=list(config.metrics), resamples=config.resamples,
+        seed=config.seed, confidence=config.confidence,
+    )  # fmt: skip
+    if config.slices is not None:
+        plan.add(
+            "gate.slices",
+            f"per-slice checks by {', '.join(config.slices.columns)} (slices of at least "
+            f"{config.slices.min_size} rows)",
+            columns=list(config.slices.columns),
+        )
+    plan.add(
+        "gate.report",
+        f"write {', '.join(REPORT_FILES)} to {config.report_dir} and the table to the CI summary",
+        report_dir=config.report_dir,
+    )
+    if config.log_report:
+        plan.add(
+            "mlflow.log-report",
+            f"log the report to the candidate's run ({REPORT_ARTIFACT_DIR}/)"
+            + (f" with the inferred schema ({SCHEMA_ARTIFACT})" if config.training_data else "")
+            + " and tag the run and its model version with the verdict (mlsteps.gate.*)",
+            artifact_dir=REPORT_ARTIFACT_DIR,
+        )
+    return plan
+
+
+@step_command(
+    SECTION,
+    help=STEP_HELP["gate"]
+    + "\n\nExit 0 when the candidate passes, 3 when it is rejected (every failing check named), "
+    "2 for bad input, 1 when a service fails. Thresholds, slices and data rules usually live in "
+    "mlsteps.yaml under gate:.",
+    epilog="Example: mlsteps gate --model-uri models:/churn/7 --name churn --data eval.csv "
+    "--target churned --metrics '{roc_auc: {min: 0.8, min-delta: -0.005}}'",
+    shared=(MLFLOW, MODEL),
+    # Of the shared sections: the server and the registered model's name (gate creates no run).
+    only=(*(o.name for o in SECTION.options), "tracking-uri", "name"),
+)
+def command(runtime: Runtime, flags: Mapping[str, Any], command: list[str]) -> StepResult:
+    config = load_config(runtime, flags)
+    plan = build_plan(config)
+    if runtime.dry_run:
+        return StepResult(outputs={}, plan=plan)
+    from steps.gate_run import run
+
+    return run(runtime, config, plan)

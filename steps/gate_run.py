@@ -1,0 +1,360 @@
+"""Applying gate's plan: each action's handler, in the order the plan lists them.
+
+Everything before "gate.report" only reads; the report files and the MLflow writes come last,
+after every input was found good, so bad input leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from steps.cli import Runtime, StepResult
+from steps.config import redact_url
+from steps.errors import ConfigError, GateRejected, StepFailed
+from steps.gate import REPORT_ARTIFACT_DIR, SCHEMA_ARTIFACT
+from steps.gate_options import GateConfig
+from steps.gates.checks import (
+    CHAMPION_TAG,
+    NO_CHAMPION,
+    REPORT_DIGEST_TAG,
+    REPORT_URI_TAG,
+    VERDICT_TAG,
+    Check,
+    verdict,
+)
+from steps.model_source import Artifacts, ModelRef
+from steps.plan import Action, Plan
+from steps.tracking import MlflowApiError, RestTracking
+
+
+@dataclass
+class GateState:
+    """What the handlers find and hand on to each other."""
+
+    rest: RestTracking
+    artifacts: Artifacts
+    candidate: ModelRef | None = None
+    champion: ModelRef | None = None
+    data: Any = None  # pandas.DataFrame
+    training: Any = None
+    data_digest: str = ""
+    inferred_schema: dict[str, Any] | None = None
+    predictions: Any = None  # (candidate, champion | None) metrics.Predictions, for slices
+    task: str = ""
+    checks: list[Check] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    evaluation: str = ""
+    report: dict[str, Any] = field(default_factory=dict)
+    paths: dict[str, Path] = field(default_factory=dict)
+
+
+def run(runtime: Runtime, config: GateConfig, plan: Plan) -> StepResult:
+    from steps import gate_scoring
+
+    face = runtime.get_face()
+    assert config.tracking_uri
+    state = GateState(RestTracking(config.tracking_uri), Artifacts(config.tracking_uri))
+
+    def resolve(action: Action) -> None:
+        _resolve(config, state)
+        face.info(f"candidate: {_describe(state.candidate)}")
+        face.info(f"champion: {_describe(state.champion) if state.champion else 'none'}")
+
+    def load_data(action: Action) -> None:
+        _load_data(config, state)
+
+    def schema(action: Action) -> None:
+        from steps.gates import data, data_rules
+
+        found = _schema(config, state)
+        if found is None:
+            return
+        rules = config.schema if config.schema != "auto" else data_rules.SchemaRules()
+        state.checks += data.check_schema(found, state.data, rules)
+
+    def quality(action: Action) -> None:
+        from steps.gates import data
+
+        state.checks += data.check_quality(config.quality, state.data)
+
+    def drift(action: Action) -> None:
+        from steps.gates import data, data_rules
+
+        rules = config.drift if config.drift != "auto" else data_rules.parse_drift({})
+        assert rules is not None
+        face.info(f"measuring drift of {len(state.data.columns) - 1} features")
+        state.checks += data.check_drift(
+            state.training, state.data, rules, ignore=[config.target] if config.target else []
+        )
+
+    def evaluate(action: Action) -> None:
+        if config.data:
+            gate_scoring.evaluate_on_data(config, state, face)
+        else:
+            gate_scoring.compare_logged(config, state)
+
+    def slices(action: Action) -> None:
+        gate_scoring.judge_slices(config, state)
+
+    def report(action: Action) -> None:
+        from steps import report as reports
+
+        state.checks = [_apply_warn_only(config, c) for c in state.checks]
+        state.report = _report(config, state)
+        state.paths = reports.write(state.report, Path(config.report_dir))
+        face.info(f"report: {', '.join(str(p) for p in state.paths.values())}")
+
+    def log_report(action: Action) -> None:
+        _log_report(config, state)
+
+    applied = plan.apply(
+        {
+            "gate.resolve": resolve,
+            "gate.load-data": load_data,
+            "gate.schema": schema,
+            "gate.quality": quality,
+            "gate.drift": drift,
+            "gate.evaluate": evaluate,
+            "gate.slices": slices,
+            "gate.report": report,
+            "mlflow.log-report": log_report,
+        }
+    )
+    return _result(runtime, state, applied)
+
+
+def _describe(ref: ModelRef | None) -> str:
+    if ref is None:
+        return "none"
+    if ref.version:
+        return f"version {ref.version} of '{ref.name}' (run {ref.run_id})"
+    return f"{ref.uri} (run {ref.run_id})"
+
+
+def _resolve(config: GateConfig, state: GateState) -> None:
+    from steps import model_source
+
+    state.candidate = model_source.resolve(config.model_uri, config.tracking_uri)
+    if not state.candidate.run_id:
+        raise ConfigError(
+            f"--model-uri {config.model_uri}: this model has no MLflow run, and gate compares "
+            "runs' metrics and logs its report to the candidate's run. Give the model as "
+            "logged by a run (runs:/RUN_ID/PATH, or a version registered from a run)."
+        )
+    if not config.champion_alias:
+        state.notes.append("No champion compared (--champion-alias none): value thresholds only.")
+        return
+    name = config.model_name
+    assert name
+    try:
+        state.rest._call("GET", "registered-models/get", params={"name": name})
+    except MlflowApiError as exc:
+        if exc.status == 404 or exc.code == "RESOURCE_DOES_NOT_EXIST":
+            raise ConfigError(
+                f"--name {name}: no registered model of that name on "
+                f"{redact_url(state.rest.uri)}. Check the name (the MLflow UI lists registered "
+                "models); for the very first model, judge it on its own with --champion-alias "
+                "none (package registers it)."
+            ) from None
+        raise exc.as_step_failed("reading the registered model") from None
+    try:
+        found = state.rest._call(
+            "GET", "registered-models/alias", params={"name": name, "alias": config.champion_alias}
+        )
+    except MlflowApiError as exc:
+        if exc.status == 404 or exc.code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            state.notes.append(
+                f"Model '{name}' has no version under @{config.champion_alias} yet: value "
+                "thresholds only; change thresholds were not checked."
+            )
+            return
+        raise exc.as_step_failed("reading the champion alias") from None
+    version = str(found["model_version"]["version"])
+    state.champion = model_source.resolve(f"models:/{name}/{version}", config.tracking_uri)
+    if state.candidate.name == name and state.candidate.version == version:
+        state.notes.append(f"The candidate is the champion (version {version}).")
+
+
+def read_table(path: str) -> Any:
+    import pandas as pd
+
+    if Path(path).suffix.lower() == ".csv":
+        return pd.read_csv(path)
+    return pd.read_parquet(path)
+
+
+def _file_digest(path: str) -> str:
+    import hashlib
+
+    sha = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            sha.update(block)
+    return "sha256:" + sha.hexdigest()
+
+
+def _load_data(config: GateConfig, state: GateState) -> None:
+    if config.data:
+        state.data = _read(config.data, "--data")
+        state.data_digest = _file_digest(config.data)
+        if config.target not in state.data.columns:
+            raise ConfigError(
+                f"--target {config.target}: no such column in --data {config.data} (it has "
+                f"{_columns(state.data)}). Name the label column."
+            )
+    if config.training_data:
+        state.training = _read(config.training_data, "--training-data")
+
+
+def _read(path: str, option: str) -> Any:
+    try:
+        table = read_table(path)
+    except Exception as exc:  # noqa: BLE001 - pandas raises many types for a bad file
+        raise ConfigError(
+            f"{option} {path}: cannot be read ({type(exc).__name__}: {str(exc)[:200]}). Give a "
+            "CSV file with a header row, or a Parquet file."
+        ) from None
+    if len(table) == 0:
+        raise ConfigError(f"{option} {path}: no rows. Give a data set with rows.")
+    return table
+
+
+def _columns(table: Any, limit: int = 12) -> str:
+    names = [str(c) for c in table.columns]
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def _schema(config: GateConfig, state: GateState) -> dict[str, Any] | None:
+    from steps.gates import data
+
+    if state.training is not None:
+        state.inferred_schema = data.infer_schema(state.training)
+        return state.inferred_schema
+    assert state.candidate and state.candidate.run_id
+    run = state.rest._call("GET", "runs/get", params={"run_id": state.candidate.run_id})["run"]
+    stored = state.artifacts.read(run["info"]["artifact_uri"], SCHEMA_ARTIFACT)
+    if stored is None:
+        if config.schema == "auto":  # not asked for: nothing to say
+            return None
+        state.notes.append(
+            "No schema checked: the candidate's run stores none and no --training-data was "
+            "given (a gate with --training-data stores it)."
+        )
+        return None
+    found: dict[str, Any] = json.loads(stored)
+    return found
+
+
+def _apply_warn_only(config: GateConfig, check: Check) -> Check:
+    if check.enforced and not config.enforced(check.kind, check.name):
+        return dataclasses.replace(check, enforced=False)
+    return check
+
+
+def _side(ref: ModelRef | None) -> dict[str, Any] | None:
+    if ref is None:
+        return None
+    return {"uri": ref.uri, "version": ref.version, "run_id": ref.run_id, "model_id": ref.model_id}
+
+
+def _report(config: GateConfig, state: GateState) -> dict[str, Any]:
+    from steps import __version__
+
+    champion = _side(state.champion)
+    if champion is not None:
+        champion["alias"] = config.champion_alias
+    return {
+        "mlsteps": __version__,
+        "step": "gate",
+        "model": config.model_name,
+        "candidate": _side(state.candidate),
+        "champion": champion,
+        "verdict": verdict(state.checks),
+        "evaluation": {
+            "summary": state.evaluation,
+            "data": Path(config.data).name if config.data else None,
+            "data_digest": state.data_digest or None,
+            "rows": int(len(state.data)) if state.data is not None else None,
+            "task": state.task or None,
+            "resamples": config.resamples if config.data else None,
+            "confidence": config.confidence if config.data and config.resamples else None,
+            "seed": config.seed if config.data and config.resamples else None,
+        },
+        "checks": [c.to_json() for c in state.checks],
+        "metrics": state.metrics,
+        "notes": state.notes,
+    }
+
+
+def _log_report(config: GateConfig, state: GateState) -> None:
+    from steps import report as reports
+
+    candidate = state.candidate
+    assert candidate and candidate.run_id
+    run = state.rest._call("GET", "runs/get", params={"run_id": candidate.run_id})["run"]
+    artifact_uri = run["info"]["artifact_uri"].rstrip("/")
+    for path in state.paths.values():
+        rel = f"{REPORT_ARTIFACT_DIR}/{path.name}"
+        state.artifacts.upload(artifact_uri, rel, path.read_bytes())
+    if state.inferred_schema is not None:
+        body = json.dumps(state.inferred_schema, indent=2, sort_keys=True).encode()
+        state.artifacts.upload(artifact_uri, SCHEMA_ARTIFACT, body)
+    tags = {
+        VERDICT_TAG: state.report["verdict"],
+        CHAMPION_TAG: state.champion.version if state.champion and state.champion.version
+        else NO_CHAMPION,
+        REPORT_DIGEST_TAG: reports.digest(state.report),
+        REPORT_URI_TAG: f"{artifact_uri}/{REPORT_ARTIFACT_DIR}/report.json",
+    }  # fmt: skip
+    state.rest.set_tags(candidate.run_id, tags)
+    if candidate.kind == "version" and candidate.name and candidate.version:
+        for key, value in tags.items():
+            try:
+                state.rest._call(
+                    "POST", "model-versions/set-tag",
+                    json={"name": candidate.name, "version": candidate.version, "key": key,
+                          "value": value},
+                )  # fmt: skip
+            except MlflowApiError as exc:
+                raise exc.as_step_failed("tagging the model version with the verdict") from None
+
+
+def _result(runtime: Runtime, state: GateState, applied: list[str]) -> StepResult:
+    from steps import report as reports
+
+    report = state.report
+    failed = [c for c in report["checks"] if c["status"] == "fail"]
+    outputs = {
+        "decision": report["verdict"],
+        "candidate-version": (state.candidate.version or "") if state.candidate else "",
+        "champion-version": state.champion.version or "" if state.champion else "",
+        "report": str(state.paths.get("md", "")),
+        "report-digest": reports.digest(report),
+        "failed": str(len(failed)),
+    }
+    summary = reports.markdown(report)
+    face = runtime.get_face()
+    for check in report["checks"]:
+        if check["status"] == "warn":
+            face.warning(f"warn-only: {reports.reason(check)}")
+    if failed:
+        runtime.partial_outputs = outputs
+        who = _describe(state.candidate)
+        raise GateRejected(
+            f"gate rejected {who}: {len(failed)} check{'s' if len(failed) > 1 else ''} failed: "
+            + "; ".join(reports.reason(c) for c in failed)
+            + f". Report: {state.paths.get('md')}",
+            summary=summary,
+        )
+    face.info(f"gate passed: {_describe(state.candidate)} ({len(report['checks'])} checks)")
+    return StepResult(outputs=outputs, summary=summary, applied=tuple(applied))
+
+
+def step_failed(doing: str, exc: Exception) -> StepFailed:
+    return StepFailed(f"{doing} failed: {type(exc).__name__}: {str(exc)[:300]}")

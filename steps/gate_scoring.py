@@ -1,0 +1,286 @@
+"""The gate's model judgement: both models scored on the same rows (or their runs' logged
+metrics compared), then per-slice checks. Imported only by a real run.
+
+Models are loaded with MLflow's pyfunc (so a model predicts exactly as it would be served);
+class probabilities, for roc_auc and log_loss, come from the underlying scikit-learn model when
+it has ``predict_proba``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from steps.errors import ConfigError, StepFailed
+from steps.gate_options import GateConfig
+from steps.gates.thresholds import Measured, MetricThreshold, fmt, higher_is_better, judge
+
+if TYPE_CHECKING:
+    from steps.ci import Face
+    from steps.gate_run import GateState
+    from steps.gates.metrics import Predictions
+
+DEFAULT_METRICS = {
+    "classification": ("accuracy", "f1", "roc_auc"),
+    "regression": ("rmse", "mae", "r2"),
+}
+
+
+def _known_direction(name: str) -> bool | None:
+    from steps.gates.metrics import METRICS
+
+    spec = METRICS.get(name)
+    return spec.higher_is_better if spec else None
+
+
+def _check_names(config: GateConfig, task: str, names: list[str]) -> None:
+    from steps.gates.metrics import METRICS
+
+    known = sorted(n for n, spec in METRICS.items() if spec.task == task)
+    for name in names:
+        spec = METRICS.get(name)
+        if spec is None or spec.task != task:
+            what = "unknown metric" if spec is None else f"a {spec.task} metric"
+            raise ConfigError(
+                f"--metrics {name}: {what}; with --data the gate computes these {task} metrics: "
+                f"{', '.join(known)}. Fix the name (or the task: --task)."
+            )
+
+
+def _predict(uri: str, table: Any, task: str, face: Face) -> tuple[Any, Any, Any]:
+    """(predictions, probabilities or None, classes or None) of the model at uri."""
+    import mlflow
+    import numpy as np
+
+    try:
+        model = mlflow.pyfunc.load_model(uri)
+    except Exception as exc:  # noqa: BLE001 - MLflow raises many types for a model it cannot load
+        raise StepFailed(
+            f"cannot load the model {uri} ({type(exc).__name__}: {str(exc)[:300]}). Is the "
+            "model's flavor installed where the gate runs (pip install 'mlsteps[gate]' and the "
+            "model's requirements)?"
+        ) from None
+    face.info(f"scoring {uri} on {len(table)} rows")
+    try:
+        predicted = np.asarray(model.predict(table))
+    except Exception as exc:  # noqa: BLE001 - the model's own code raised
+        raise StepFailed(
+            f"the model {uri} failed to predict on --data ({type(exc).__name__}: "
+            f"{str(exc)[:300]}). Do the data's columns and types match the model's signature?"
+        ) from None
+    if predicted.ndim == 2 and predicted.shape[1] == 1:
+        predicted = predicted[:, 0]
+    proba = classes = None
+    if task == "classification" and "sklearn" in model.metadata.flavors:
+        raw = model.get_raw_model()
+        if hasattr(raw, "predict_proba") and hasattr(raw, "classes_"):
+            proba = np.asarray(raw.predict_proba(table))
+            classes = tuple(raw.classes_.tolist())
+    return predicted, proba, classes
+
+
+def evaluate_on_data(config: GateConfig, state: GateState, face: Face) -> None:
+    import os
+
+    import numpy as np
+
+    from steps.gates import metrics as m
+
+    assert config.target and state.candidate
+    y_true = state.data[config.target].to_numpy()
+    features = state.data.drop(columns=[config.target])
+    state.task = config.task if config.task != "auto" else m.infer_task(y_true)
+    judged = list(config.metrics)
+    scored = [*judged, *_slice_metrics(config)]
+    _check_names(config, state.task, scored)
+    # pyfunc resolves models:/ and runs:/ URIs through the tracking server it is pointed at.
+    os.environ["MLFLOW_TRACKING_URI"] = config.tracking_uri or ""
+    preds = []
+    refs = [state.candidate, *([state.champion] if state.champion else [])]
+    for ref in refs:
+        uri = ref.uri if ref is state.candidate else f"models:/{ref.name}/{ref.version}"
+        predicted, proba, classes = _predict(uri, features, state.task, face)
+        preds.append(
+            m.Predictions(y_true=y_true, y_pred=predicted, proba=proba, classes=classes,
+                          task=state.task)
+        )  # fmt: skip
+    candidate, champion = preds[0], (preds[1] if len(preds) > 1 else None)
+    state.predictions = (candidate, champion)
+    if not judged:
+        binary = state.task == "classification" and len(np.unique(y_true)) == 2
+        with_proba = all(p.proba is not None for p in preds)
+        judged = [
+            n for n in DEFAULT_METRICS[state.task]
+            if n != "roc_auc" or (binary and with_proba)
+        ]  # fmt: skip
+    for name in judged:
+        if m.METRICS[name].needs_proba and any(p.proba is None for p in preds):
+            raise ConfigError(
+                f"--metrics {name}: needs class probabilities, and a model here has no "
+                "predict_proba (only scikit-learn models give them to the gate). Judge it on "
+                "accuracy, f1, precision or recall instead."
+            )
+    intervals = {}
+    if config.resamples:
+        face.info(
+            f"bootstrap: {config.resamples} paired resamples of {len(y_true)} rows "
+            f"(seed {config.seed})"
+        )
+        intervals = m.bootstrap(
+            judged, candidate, champion, resamples=config.resamples, seed=config.seed,
+            confidence=config.confidence,
+        )  # fmt: skip
+    for name in judged:
+        value = m.score(name, candidate)
+        base = m.score(name, champion) if champion is not None else None
+        found = intervals.get(name)
+        measured = Measured(
+            name=name,
+            candidate=value,
+            champion=base,
+            candidate_interval=found.candidate if found else None,
+            delta_interval=found.delta if found else None,
+            relative_interval=found.relative_delta if found else None,
+        )
+        rule = config.metrics.get(name)
+        higher = higher_is_better(name, rule, _known_direction(name))
+        state.checks += judge(measured, rule, higher)
+        state.metrics[name] = {
+            "candidate": value,
+            "champion": base,
+            "candidate_interval": _pair(found.candidate) if found else None,
+            "champion_interval": _pair(found.champion) if found and found.champion else None,
+            "delta_interval": _pair(found.delta) if found and found.delta else None,
+            "higher_is_better": higher,
+        }
+    state.evaluation = (
+        f"both scored on the same {len(y_true)} rows of {os.path.basename(config.data or '')}"
+        + (
+            f" with {config.resamples} paired bootstrap resamples ({config.confidence:.0%} "
+            f"intervals, seed {config.seed})"
+            if config.resamples
+            else ""
+        )
+    )
+
+
+def _pair(interval: tuple[float, float]) -> list[float] | None:
+    low, high = (float(v) for v in interval)
+    return None if math.isnan(low) or math.isnan(high) else [low, high]
+
+
+def _slice_metrics(config: GateConfig) -> list[str]:
+    if config.slices is None:
+        return []
+    return [*config.slices.metrics, *config.slices.max_gap]
+
+
+def _run_metrics(state: GateState, run_id: str) -> dict[str, float]:
+    run = state.rest._call("GET", "runs/get", params={"run_id": run_id})["run"]
+    return {m["key"]: float(m["value"]) for m in run.get("data", {}).get("metrics", [])}
+
+
+def compare_logged(config: GateConfig, state: GateState) -> None:
+    assert state.candidate and state.candidate.run_id
+    mine = _run_metrics(state, state.candidate.run_id)
+    theirs: dict[str, float] = {}
+    if state.champion and state.champion.run_id:
+        theirs = _run_metrics(state, state.champion.run_id)
+    for name, wanted in config.metrics.items():
+        if name not in mine:
+            raise ConfigError(
+                f"--metrics {name}: the candidate's run {state.candidate.run_id} logged no metric "
+                f"'{name}' (it logged: {', '.join(sorted(mine)) or 'none'}). Fix the name, or "
+                "give --data and --target to compute it on evaluation data."
+            )
+        changes = wanted.min_delta or wanted.max_delta
+        if changes and state.champion and name not in theirs:
+            raise ConfigError(
+                f"--metrics {name}: a change threshold needs the champion's value, and the "
+                f"champion's run {state.champion.run_id} logged no '{name}'. Give --data and "
+                "--target so both models are scored on the same rows."
+            )
+    names = list(config.metrics) or sorted(set(mine) & set(theirs))
+    if not config.metrics:
+        state.notes.append(
+            "No metric thresholds set and no --data: the logged metrics are shown, not judged."
+        )
+    for name in names:
+        rule = config.metrics.get(name)
+        higher = higher_is_better(name, rule, _known_direction_light(name))
+        measured = Measured(name=name, candidate=mine[name], champion=theirs.get(name))
+        if rule is not None:
+            state.checks += judge(measured, rule, higher)
+        state.metrics[name] = {
+            "candidate": mine[name],
+            "champion": theirs.get(name),
+            "higher_is_better": higher,
+        }
+    state.evaluation = "the metrics their runs logged (no evaluation data: no intervals)"
+
+
+def _known_direction_light(name: str) -> bool | None:
+    # Without --data numpy may be missing: metrics.py is not imported for a logged-metrics gate.
+    try:
+        return _known_direction(name)
+    except ImportError:
+        return None
+
+
+def judge_slices(config: GateConfig, state: GateState) -> None:
+    from steps.gates import metrics as m
+    from steps.gates.checks import Check
+
+    rules = config.slices
+    assert rules is not None and state.predictions is not None
+    candidate, champion = state.predictions
+    for column in rules.columns:
+        if column not in state.data.columns:
+            raise ConfigError(
+                f"--slices columns: no column '{column}' in --data {config.data}. Name a column "
+                "of the evaluation data."
+            )
+        groups = state.data[column].astype("string").fillna("<null>").to_numpy()
+        per_metric: dict[str, dict[str, float]] = {name: {} for name in rules.max_gap}
+        for group in sorted(set(groups)):
+            mask = groups == group
+            size = int(mask.sum())
+            label = f"{column}={group}"
+            if size < rules.min_size:
+                state.notes.append(
+                    f"Slice {label}: {size} rows, fewer than min-size {rules.min_size}: not judged."
+                )
+                continue
+            for name, rule in rules.metrics.items():
+                state.checks += _slice_checks(m, name, rule, label, candidate, champion, mask)
+            for name in rules.max_gap:
+                per_metric[name][group] = m.score(name, candidate, mask)
+        for name, limit in rules.max_gap.items():
+            values = {g: v for g, v in per_metric[name].items() if not math.isnan(v)}
+            if len(values) < 2:
+                state.notes.append(f"Gap of {name} across {column}: fewer than two slices judged.")
+                continue
+            best, worst = max(values, key=values.__getitem__), min(values, key=values.__getitem__)
+            gap = values[best] - values[worst]
+            state.checks.append(
+                Check(
+                    kind="gap", name=f"{name} across {column}", candidate=gap,
+                    threshold=f"≤ {fmt(limit)}", passed=gap <= limit,
+                    detail=f"highest {column}={best} ({fmt(values[best])}), lowest "
+                    f"{column}={worst} ({fmt(values[worst])})",
+                )
+            )  # fmt: skip
+
+
+def _slice_checks(
+    m: Any, name: str, rule: MetricThreshold, label: str,
+    candidate: Predictions, champion: Predictions | None, mask: Any,
+) -> list[Any]:  # fmt: skip
+    measured = Measured(
+        name=f"{name} [{label}]",
+        candidate=m.score(name, candidate, mask),
+        champion=m.score(name, champion, mask) if champion is not None else None,
+    )
+    higher = higher_is_better(name, rule, _known_direction(name))
+    # Per-slice rules are value thresholds: a slice's change is shown, not judged.
+    return judge(measured, rule, higher, kind="slice")

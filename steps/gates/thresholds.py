@@ -1,0 +1,229 @@
+"""Metric thresholds: how mlsteps.yaml states them, and how a candidate's numbers meet them.
+
+A value threshold (``min``/``max``) judges the candidate's own number. A change threshold
+(``min-delta``/``max-delta``) judges candidate − champion, absolute (``0.01``) or relative to
+the champion (``"1%"``). When the numbers come with bootstrap intervals, a change threshold
+passes only when the whole interval clears it: a difference inside the sampling noise neither
+promotes nor, under a non-inferiority margin such as ``min-delta: -0.01``, rejects a model.
+
+No numpy here: the options parse these on ``--help`` and ``--dry-run``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from steps.gates.checks import Check
+
+# Metric names that read as "lower is better" when the gate does not know the metric and the
+# file does not say (`better: higher|lower` overrides).
+_LOWER_IS_BETTER = re.compile(r"(loss|error|rmse|mse|mae|mape|fpr|false_positive)", re.I)
+_KEYS = ("min", "max", "min-delta", "max-delta", "better")
+
+
+@dataclass(frozen=True)
+class Delta:
+    value: float
+    relative: bool  # a fraction of the champion's value ("1%" → 0.01)
+
+    def __str__(self) -> str:
+        if self.relative:
+            return f"{self.value * 100:+g}%"
+        return f"{self.value:+g}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class MetricThreshold:
+    min: float | None = None
+    max: float | None = None
+    min_delta: Delta | None = None
+    max_delta: Delta | None = None
+    better: str | None = None  # "higher" | "lower"; None: known from the metric or its name
+
+    @property
+    def empty(self) -> bool:
+        return self.min is None and self.max is None and not self.min_delta and not self.max_delta
+
+
+def _number(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{key}: {value!r} is not a number")
+    return float(value)
+
+
+def _delta(key: str, value: Any) -> Delta:
+    if isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            return Delta(float(value.strip()[:-1]) / 100, relative=True)
+        except ValueError:
+            raise ValueError(f"{key}: {value!r} is not a percentage such as '-0.5%'") from None
+    return Delta(_number(key, value), relative=False)
+
+
+def load_value(raw: Any) -> Any:
+    """The file gives a mapping; a flag, an environment variable or an action input gives the
+    same mapping as YAML text (several flags are merged)."""
+    if isinstance(raw, list) and all(isinstance(item, str) for item in raw):
+        merged: dict[str, Any] = {}
+        for item in raw:
+            loaded = load_value(item)
+            if not isinstance(loaded, dict):
+                raise ValueError(f"a mapping, got {item!r}")
+            merged.update(loaded)
+        return merged
+    if isinstance(raw, str):
+        import yaml
+
+        try:
+            return yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise ValueError(f"YAML ({str(exc).splitlines()[0]})") from None
+    return raw
+
+
+def load_mapping(raw: Any, what: str) -> dict[str, Any]:
+    value = load_value(raw)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"{what} (a mapping), got {type(value).__name__}")
+    return {str(k): v for k, v in value.items()}
+
+
+def parse_metric_thresholds(raw: Any) -> dict[str, MetricThreshold]:
+    """``{accuracy: {min: 0.9, min-delta: -0.01}, rmse: {max: 3, max-delta: '2%'}}``."""
+    found = {}
+    for name, rule in load_mapping(raw, "metric: {min, max, min-delta, max-delta, better}").items():
+        rule = {} if rule is None else rule
+        if not isinstance(rule, dict):
+            raise ValueError(f"{name}: a mapping of {', '.join(_KEYS)}, got {rule!r}")
+        unknown = sorted(set(map(str, rule)) - set(_KEYS))
+        if unknown:
+            raise ValueError(f"{name}: unknown key {unknown[0]!r} (known: {', '.join(_KEYS)})")
+        better = rule.get("better")
+        if better not in (None, "higher", "lower"):
+            raise ValueError(f"{name}.better: 'higher' or 'lower', got {better!r}")
+        found[name] = MetricThreshold(
+            min=_number(f"{name}.min", rule["min"]) if rule.get("min") is not None else None,
+            max=_number(f"{name}.max", rule["max"]) if rule.get("max") is not None else None,
+            min_delta=_delta(f"{name}.min-delta", rule["min-delta"])
+            if rule.get("min-delta") is not None
+            else None,
+            max_delta=_delta(f"{name}.max-delta", rule["max-delta"])
+            if rule.get("max-delta") is not None
+            else None,
+            better=better,
+        )
+    return found
+
+
+def higher_is_better(name: str, rule: MetricThreshold | None, known: bool | None) -> bool:
+    if rule is not None and rule.better:
+        return rule.better == "higher"
+    if known is not None:
+        return known
+    return not _LOWER_IS_BETTER.search(name)
+
+
+def fmt(value: float | None) -> str:
+    if value is None:
+        return "—"
+    if math.isnan(value):
+        return "nan"
+    return f"{value:.4g}"
+
+
+def fmt_interval(interval: tuple[float, float] | None) -> str:
+    if interval is None:
+        return "—"
+    return f"[{fmt(interval[0])}, {fmt(interval[1])}]"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Measured:
+    """A metric's numbers for one comparison (of the whole data set or of one slice)."""
+
+    name: str
+    candidate: float
+    champion: float | None = None
+    candidate_interval: tuple[float, float] | None = None
+    delta_interval: tuple[float, float] | None = None
+    relative_interval: tuple[float, float] | None = None
+
+    @property
+    def delta(self) -> float | None:
+        return None if self.champion is None else self.candidate - self.champion
+
+
+def judge(
+    m: Measured, rule: MetricThreshold | None, higher: bool, *, kind: str = "metric"
+) -> list[Check]:
+    """The checks of one metric: its value thresholds, its change thresholds, and — with no
+    threshold at all but intervals and a champion — the default "not significantly worse"."""
+    checks = []
+    common: dict[str, Any] = {
+        "name": m.name, "candidate": m.candidate, "champion": m.champion, "delta": m.delta,
+    }  # fmt: skip
+    if rule is not None and rule.min is not None:
+        checks.append(
+            Check(kind=kind, threshold=f"≥ {fmt(rule.min)}", passed=m.candidate >= rule.min,
+                  interval=m.candidate_interval, **common)
+        )  # fmt: skip
+    if rule is not None and rule.max is not None:
+        checks.append(
+            Check(kind=kind, threshold=f"≤ {fmt(rule.max)}", passed=m.candidate <= rule.max,
+                  interval=m.candidate_interval, **common)
+        )  # fmt: skip
+    if m.champion is None:
+        return checks
+    for bound, delta in (("min", rule and rule.min_delta), ("max", rule and rule.max_delta)):
+        if delta:
+            checks.append(_change(m, bound, delta, common))
+    if (rule is None or rule.empty) and m.delta_interval is not None:
+        low, high = m.delta_interval
+        worse = high < 0 if higher else low > 0
+        checks.append(
+            Check(
+                kind="change", threshold="not worse (default)", passed=not worse,
+                interval=m.delta_interval,
+                detail=f"the whole interval is {'below' if higher else 'above'} 0: the "
+                "candidate is worse beyond the sampling noise" if worse else
+                "no threshold set: rejected only when worse beyond the sampling noise",
+                **common,
+            )
+        )  # fmt: skip
+    return checks
+
+
+def _change(m: Measured, bound: str, delta: Delta, common: dict[str, Any]) -> Check:
+    assert m.champion is not None and m.delta is not None
+    if delta.relative:
+        point = m.delta / abs(m.champion) if m.champion else math.nan
+        interval = m.relative_interval
+    else:
+        point, interval = m.delta, m.delta_interval
+    threshold = f"Δ {'≥' if bound == 'min' else '≤'} {delta}"
+
+    def shown(value: float) -> str:
+        return f"{value * 100:+.3g}%" if delta.relative else f"{value:+.4g}"
+
+    if interval is None:  # logged metrics: no interval, the point decides
+        ok = point >= delta.value if bound == "min" else point <= delta.value
+        detail = f"Δ = {shown(point)}"
+    else:
+        low, high = interval
+        ok = low >= delta.value if bound == "min" else high <= delta.value
+        wrong_side = high < delta.value if bound == "min" else low > delta.value
+        where = (
+            "clears the threshold" if ok
+            else "lies wholly on the failing side" if wrong_side
+            else "straddles the threshold: the difference is within the sampling noise"
+        )  # fmt: skip
+        detail = f"Δ interval [{shown(low)}, {shown(high)}] {where}"
+    return Check(
+        kind="change", threshold=threshold, passed=bool(ok),
+        interval=interval if not delta.relative else None, detail=detail, **common,
+    )  # fmt: skip

@@ -1,0 +1,147 @@
+"""The gate's report in its three forms: a markdown table (the CI summary), JSON (machines and
+the digest promote records) and a PNG chart of the compared metrics with their intervals.
+
+The JSON holds no time and no absolute path, so the same models, data and seed give the same
+report and the same digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from steps.gates.thresholds import fmt, fmt_interval
+
+ICONS = {"pass": "✅", "fail": "❌", "warn": "⚠️"}
+
+
+def canonical_json(report: Mapping[str, Any]) -> str:
+    return json.dumps(report, indent=2, sort_keys=True, allow_nan=False, default=str) + "\n"
+
+
+def digest(report: Mapping[str, Any]) -> str:
+    return "sha256:" + hashlib.sha256(canonical_json(report).encode()).hexdigest()
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return fmt(value)
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _side(part: Mapping[str, Any] | None) -> str:
+    if not part:
+        return "none"
+    return f"version {part['version']}" if part.get("version") else part.get("uri", "?")
+
+
+def markdown(report: Mapping[str, Any]) -> str:
+    verdict = report["verdict"]
+    head = "✅ pass" if verdict == "pass" else "❌ rejected"
+    lines = [
+        f"### mlsteps gate: {head}",
+        "",
+        f"Model **{report.get('model') or report['candidate']['uri']}**: candidate "
+        f"{_side(report['candidate'])} against champion {_side(report.get('champion'))}; "
+        f"{report['evaluation']['summary']}.",
+        "",
+    ]
+    failed = [c for c in report["checks"] if c["status"] == "fail"]
+    if failed:
+        lines += ["Rejected by: " + "; ".join(reason(c) for c in failed) + ".", ""]
+    if report["checks"]:
+        lines += [
+            "| check | candidate | champion | delta | interval | threshold | verdict |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for c in report["checks"]:
+            interval = tuple(c["interval"]) if c["interval"] else None
+            name = f"{c['kind']}: {c['name']}"
+            lines.append(
+                "| "
+                + " | ".join(
+                    [
+                        _cell(name),
+                        _cell(c["candidate"]),
+                        _cell(c["champion"]),
+                        _cell(c["delta"]),
+                        fmt_interval(interval),
+                        _cell(c["threshold"]),
+                        f"{ICONS[c['status']]} {c['status']}"
+                        + (f" — {_cell(c['detail'])}" if c["detail"] else ""),
+                    ]
+                )
+                + " |"
+            )
+    else:
+        lines.append("No checks ran.")
+    if report.get("notes"):
+        lines += ["", *(f"- {note}" for note in report["notes"])]
+    lines += ["", f"Report digest `{digest(report)}`."]
+    return "\n".join(lines) + "\n"
+
+
+def reason(check: Mapping[str, Any]) -> str:
+    """One failing check in words: the name, the number, the threshold."""
+    if check["kind"] == "change":  # the detail holds the change (relative or not) or its interval
+        return f"change {check['name']}: {check['detail']}, needs {check['threshold']}"
+    detail = f" ({check['detail']})" if check["detail"] else ""
+    return f"{check['kind']} {check['name']} = {_cell(check['candidate'])}, needs " + (
+        f"{check['threshold']}{detail}"
+    )
+
+
+def chart(report: Mapping[str, Any], path: Path) -> bool:
+    """Candidate and champion per compared metric, with their intervals. False when there is
+    nothing to draw (no metric was compared)."""
+    metrics: Mapping[str, Mapping[str, Any]] = report.get("metrics", {})
+    if not metrics:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display on CI machines
+    import matplotlib.pyplot as plt
+
+    names = list(metrics)
+    fig, axes = plt.subplots(len(names), 1, figsize=(7, 1.1 + 0.9 * len(names)), squeeze=False)
+    for ax, name in zip(axes[:, 0], names, strict=True):
+        m = metrics[name]
+        rows: list[tuple[str, float, Sequence[float] | None, str]] = [
+            ("candidate", m["candidate"], m.get("candidate_interval"), "tab:blue")
+        ]
+        if m.get("champion") is not None:
+            rows.append(("champion", m["champion"], m.get("champion_interval"), "tab:gray"))
+        for y, (label, value, interval, color) in enumerate(rows):
+            err = None
+            if interval and all(v == v for v in interval):  # no NaN
+                err = [[value - interval[0]], [interval[1] - value]]
+            ax.errorbar([value], [y], xerr=err, fmt="o", color=color, capsize=4, label=label)
+        ax.set_yticks(range(len(rows)), [r[0] for r in rows])
+        ax.set_ylim(-0.7, len(rows) - 0.3)
+        better = "higher" if m.get("higher_is_better", True) else "lower"
+        ax.set_title(f"{name} ({better} is better)", fontsize=9, loc="left")
+        ax.grid(axis="x", alpha=0.3)
+    fig.suptitle(f"mlsteps gate: {report['verdict']}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def write(report: Mapping[str, Any], directory: Path) -> dict[str, Path]:
+    """report.md, report.json and (when a metric was compared) report.png in ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = {"md": directory / "report.md", "json": directory / "report.json"}
+    paths["json"].write_text(canonical_json(report), encoding="utf-8")
+    paths["md"].write_text(markdown(report), encoding="utf-8")
+    png = directory / "report.png"
+    if chart(report, png):
+        paths["png"] = png
+    else:
+        png.unlink(missing_ok=True)  # a chart from an earlier run would not belong to this one
+    return paths

@@ -1,0 +1,338 @@
+"""`mlsteps gate` against a real MLflow server: thresholds on logged metrics, both models scored
+on the same rows with paired bootstrap intervals, slices, schema and drift, the report in the
+CI summary and in MLflow, and every bad input refused before anything is written.
+
+The models and data come from tests/integration/gate_setup.py (fixed seeds: exact verdicts).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.integration import gate_setup
+from tests.integration.test_train import mlsteps, run_info, tags_of
+
+pytestmark = pytest.mark.services
+
+MODEL = "it-gate"
+
+
+@pytest.fixture(scope="module")
+def models(mlflow_server: Any, tmp_path_factory: pytest.TempPathFactory) -> gate_setup.GateModels:
+    return gate_setup.build(mlflow_server.uri, MODEL, tmp_path_factory.mktemp("gate-data"))
+
+
+def gate(*args: str, cwd: Path, env: dict[str, str] | None = None) -> Any:
+    cwd.mkdir(parents=True, exist_ok=True)
+    return mlsteps("--json", "gate", *args, cwd=cwd, env=env, timeout=600)
+
+
+def result_of(done: Any) -> dict[str, Any]:
+    # the result is the last line (on GitHub, workflow commands share stdout with it)
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def version_tags(uri: str, name: str, version: str) -> dict[str, str]:
+    found = requests.get(
+        f"{uri}/api/2.0/mlflow/model-versions/get",
+        params={"name": name, "version": version},
+        timeout=10,
+    ).json()["model_version"]
+    return {t["key"]: t["value"] for t in found.get("tags", [])}
+
+
+def artifact(uri: str, run_id: str, rel: str) -> bytes | None:
+    run = run_info(uri, run_id)
+    base = run["info"]["artifact_uri"].removeprefix("mlflow-artifacts:").strip("/")
+    answer = requests.get(f"{uri}/api/2.0/mlflow-artifacts/artifacts/{base}/{rel}", timeout=10)
+    return answer.content if answer.ok else None
+
+
+def gate_tags(uri: str, run_id: str) -> dict[str, str]:
+    return {k: v for k, v in tags_of(run_info(uri, run_id)).items() if k.startswith("mlsteps.gate")}
+
+
+def data_args(models: gate_setup.GateModels, role: str, *extra: str) -> list[str]:
+    return [
+        "--model-uri", f"models:/{MODEL}/{models.versions[role]}", "--name", MODEL,
+        "--data", str(models.eval_csv), "--target", "label", *extra,
+    ]  # fmt: skip
+
+
+# ----- thresholds on the metrics the runs logged ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def logged(mlflow_server: Any) -> dict[str, str]:
+    """A champion and a candidate that only logged metrics (no --data: those are compared)."""
+    uri, name = mlflow_server.uri, "it-gate-logged"
+    champion_run = gate_setup.run_with_metrics(uri, {"accuracy": 0.90, "rmse": 2.0})
+    candidate_run = gate_setup.run_with_metrics(uri, {"accuracy": 0.92, "rmse": 1.9})
+    champion = gate_setup.register_run(uri, name, champion_run)
+    candidate = gate_setup.register_run(uri, name, candidate_run)
+    gate_setup.set_alias(uri, name, "champion", champion)
+    return {"name": name, "champion": champion, "candidate": candidate, "run": candidate_run}
+
+
+@pytest.mark.parametrize(
+    ("thresholds", "failing"),
+    [
+        # higher is better (accuracy) and lower is better (rmse, relative: -5% ≤ -2%)
+        ("{accuracy: {min: 0.9, min-delta: 0.01}, rmse: {max: 2.5, max-delta: '-2%'}}", []),
+        ("{accuracy: {min: 0.95}}", ["metric accuracy = 0.92, needs ≥ 0.95"]),
+        ("{accuracy: {min-delta: 0.05}}", ["change accuracy: Δ = +0.02, needs Δ ≥ +0.05"]),
+        ("{rmse: {max-delta: '-10%'}}", ["change rmse: Δ = -5%, needs Δ ≤ -10%"]),
+        ("{rmse: {max: 1.5}, accuracy: {max-delta: 0.0}}", ["rmse = 1.9", "accuracy: Δ = +0.02"]),
+    ],
+)
+def test_thresholds_on_logged_metrics(
+    mlflow_server: Any, logged: dict[str, str], tmp_path: Path, thresholds: str,
+    failing: list[str],
+) -> None:  # fmt: skip
+    summary = tmp_path / "summary.md"
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary),
+           "GITHUB_OUTPUT": str(tmp_path / "out")}  # fmt: skip
+    done = gate(
+        "--model-uri", f"models:/{logged['name']}/{logged['candidate']}", "--name",
+        logged["name"], "--tracking-uri", mlflow_server.uri, "--metrics", thresholds,
+        cwd=tmp_path, env=env,
+    )  # fmt: skip
+    result = result_of(done)
+    report = json.loads((tmp_path / "mlsteps-gate" / "report.json").read_text())
+    assert report["champion"]["version"] == logged["champion"]
+    tags = version_tags(mlflow_server.uri, logged["name"], logged["candidate"])
+    assert tags["mlsteps.gate.champion-version"] == logged["champion"]
+    assert tags["mlsteps.gate.report-digest"] == result["outputs"]["report-digest"]
+    if not failing:
+        assert done.returncode == 0, done.stderr
+        assert result["outputs"]["decision"] == "pass"
+        assert tags["mlsteps.gate.verdict"] == "pass"
+        assert "✅ pass" in summary.read_text()
+        return
+    assert done.returncode == 3, done.stderr
+    assert result["outputs"]["decision"] == "rejected"
+    assert result["outputs"]["failed"] == str(len(failing))
+    assert tags["mlsteps.gate.verdict"] == "rejected"
+    page = summary.read_text()
+    for words in failing:
+        assert words in result["error"]
+        assert words in page
+    assert "❌ rejected" in page and "| check | candidate | champion |" in page
+    assert "mlsteps gate failed (exit 3)" in page
+
+
+def test_warn_only_shows_a_failure_without_rejecting(
+    mlflow_server: Any, logged: dict[str, str], tmp_path: Path
+) -> None:
+    done = gate(
+        "--model-uri", f"models:/{logged['name']}/{logged['candidate']}", "--name",
+        logged["name"], "--tracking-uri", mlflow_server.uri,
+        "--metrics", "{accuracy: {min: 0.95}}", "--warn-only", "metric", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "warn-only: metric accuracy = 0.92, needs ≥ 0.95" in done.stderr
+    report = json.loads((tmp_path / "mlsteps-gate" / "report.json").read_text())
+    assert [c["status"] for c in report["checks"]] == ["warn"]
+
+
+# ----- both models on the same rows ------------------------------------------------------------
+
+
+def test_a_difference_within_the_noise_is_not_separated(
+    mlflow_server: Any, models: gate_setup.GateModels, tmp_path: Path
+) -> None:
+    """The twin differs from the champion by less than the sampling noise: "better by at
+    least 0" cannot be shown (rejected: the interval straddles 0), and with no threshold the
+    default rule (reject only when worse beyond the noise) lets it pass."""
+    uri = ["--tracking-uri", mlflow_server.uri]
+    strict = gate(*data_args(models, "twin", *uri, "--metrics", "{accuracy: {min-delta: 0}}"),
+                  cwd=tmp_path / "strict")  # fmt: skip
+    assert strict.returncode == 3, strict.stderr
+    assert "within the sampling noise" in result_of(strict)["error"]
+    report = json.loads((tmp_path / "strict" / "mlsteps-gate" / "report.json").read_text())
+    low, high = report["metrics"]["accuracy"]["delta_interval"]
+    assert low < 0 < high
+    default = gate(*data_args(models, "twin", *uri), cwd=tmp_path / "default")
+    assert default.returncode == 0, default.stderr
+    again = gate(*data_args(models, "twin", *uri), cwd=tmp_path / "again")
+    # fixed seed, same models and rows: the same report, to the digest
+    assert (
+        result_of(again)["outputs"]["report-digest"]
+        == result_of(default)["outputs"]["report-digest"]
+    )
+
+
+def test_a_clearly_better_candidate_is_separated(
+    mlflow_server: Any, models: gate_setup.GateModels, tmp_path: Path
+) -> None:
+    gate_setup.set_alias(mlflow_server.uri, MODEL, "weakest", models.versions["weak"])
+    uri = ["--tracking-uri", mlflow_server.uri]
+    better = gate(
+        *data_args(models, "champion", *uri, "--champion-alias", "weakest", "--metrics",
+                   "{accuracy: {min-delta: 0.05}, roc_auc: {min-delta: '5%'}}"),
+        cwd=tmp_path / "better",
+    )  # fmt: skip
+    assert better.returncode == 0, better.stderr
+    report = json.loads((tmp_path / "better" / "mlsteps-gate" / "report.json").read_text())
+    assert report["metrics"]["accuracy"]["delta_interval"][0] > 0.05
+    # the other way round, with no threshold: worse beyond the noise → rejected by default
+    worse = gate(*data_args(models, "weak", *uri), cwd=tmp_path / "worse")
+    assert worse.returncode == 3, worse.stderr
+    assert "worse beyond the sampling noise" in result_of(worse)["error"]
+    png = tmp_path / "worse" / "mlsteps-gate" / "report.png"
+    assert png.read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_candidate_bad_on_one_group_is_rejected_naming_it(
+    mlflow_server: Any, models: gate_setup.GateModels, tmp_path: Path
+) -> None:
+    slices = ("{columns: [group], min-size: 100, metrics: {accuracy: {min: 0.65}}, "
+              "max-gap: {true_positive_rate: 0.15}}")  # fmt: skip
+    done = gate(
+        *data_args(models, "unfair", "--tracking-uri", mlflow_server.uri, "--slices", slices),
+        cwd=tmp_path,
+    )
+    assert done.returncode == 3, done.stderr
+    error = result_of(done)["error"]
+    assert "slice accuracy [group=b]" in error
+    assert "gap true_positive_rate across group" in error
+    assert "[group=a]" not in error
+    # the champion, fair on both groups, passes the same rules
+    fair = gate(
+        *data_args(models, "champion", "--tracking-uri", mlflow_server.uri, "--slices", slices),
+        cwd=tmp_path / "fair",
+    )
+    assert fair.returncode == 0, fair.stderr
+
+
+# ----- data: schema, drift -------------------------------------------------------------------
+
+
+def test_drift_detected_on_shifted_data_and_schema_stored_with_the_model(
+    mlflow_server: Any, models: gate_setup.GateModels, tmp_path: Path
+) -> None:
+    common = [
+        "--model-uri", f"models:/{MODEL}/{models.versions['twin']}", "--name", MODEL,
+        "--tracking-uri", mlflow_server.uri, "--target", "label", "--resamples", "0",
+    ]  # fmt: skip
+    steady = gate(*common, "--data", str(models.eval_csv), "--training-data",
+                  str(models.train_csv), cwd=tmp_path / "steady")  # fmt: skip
+    assert steady.returncode == 0, steady.stderr
+    run = models.runs["twin"]
+    schema = json.loads(artifact(mlflow_server.uri, run, "mlsteps/schema.json") or b"{}")
+    assert set(schema["columns"]) == {*gate_setup.FEATURES, "group", "label"}
+    shifted = gate(*common, "--data", str(models.shifted_csv), "--training-data",
+                   str(models.train_csv), cwd=tmp_path / "shifted")  # fmt: skip
+    assert shifted.returncode == 3, shifted.stderr
+    error = result_of(shifted)["error"]
+    assert "drift x0 (PSI)" in error and "drift x0 (KS)" in error
+    assert "x1 (" not in error
+    # schema violations, named by column, against the schema stored with the model
+    import pandas as pd
+
+    broken = pd.read_csv(models.eval_csv)
+    broken["x3"] = broken["x3"] * 100
+    broken.loc[: len(broken) // 10, "group"] = "c"
+    broken.to_csv(tmp_path / "broken.csv", index=False)
+    checked = gate(*common, "--data", str(tmp_path / "broken.csv"), cwd=tmp_path / "broken")
+    assert checked.returncode == 3, checked.stderr
+    failed = [c["name"] for c in json.loads(
+        (tmp_path / "broken" / "mlsteps-gate" / "report.json").read_text())["checks"]
+        if c["status"] == "fail"]  # fmt: skip
+    assert sorted(failed) == ["group", "x3"]
+
+
+# ----- the report in MLflow ------------------------------------------------------------------
+
+
+def test_report_logged_to_the_candidate_run_and_tagged(
+    mlflow_server: Any, models: gate_setup.GateModels, tmp_path: Path
+) -> None:
+    done = gate(*data_args(models, "twin", "--tracking-uri", mlflow_server.uri), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    outputs = result_of(done)["outputs"]
+    run = models.runs["twin"]
+    local = tmp_path / "mlsteps-gate"
+    for name in ("report.md", "report.json", "report.png"):
+        logged = artifact(mlflow_server.uri, run, f"mlsteps/gate/{name}")
+        assert logged == (local / name).read_bytes()
+    tags = gate_tags(mlflow_server.uri, run)
+    assert tags["mlsteps.gate.verdict"] == "pass"
+    assert tags["mlsteps.gate.champion-version"] == models.versions["champion"]
+    assert tags["mlsteps.gate.report-digest"] == outputs["report-digest"]
+    assert (
+        version_tags(mlflow_server.uri, MODEL, models.versions["twin"])[
+            "mlsteps.gate.report-digest"
+        ]
+        == outputs["report-digest"]
+    )
+    assert outputs["candidate-version"] == models.versions["twin"]
+    assert outputs["champion-version"] == models.versions["champion"]
+
+
+# ----- bad input: exit 2, nothing written ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        (["--metrics", "{accuracyy: {min: 0.5}}"], "--metrics accuracyy: unknown metric"),
+        (["--metrics", "{rmse: {max: 1}}"], "--metrics rmse: a regression metric"),
+        (["--target", "churned"], "--target churned: no such column"),
+        (
+            ["--slices", "{columns: [region], metrics: {accuracy: {min: 0.5}}}"],
+            "no column 'region' in --data",
+        ),
+        (["--name", "it-gate-nobody"], "--name it-gate-nobody: no registered model"),
+        (["--metrics", "{accuracy: {min: high}}"], "accuracy.min: 'high' is not a number"),
+    ],
+)
+def test_bad_input_is_refused_and_leaves_nothing(
+    mlflow_server: Any, models: gate_setup.GateModels, tmp_path: Path, extra: list[str],
+    words: str,
+) -> None:  # fmt: skip
+    run = models.runs["weak"]
+    before = gate_tags(mlflow_server.uri, run)
+    done = gate(*data_args(models, "weak", "--tracking-uri", mlflow_server.uri), *extra,
+                cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert words in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "mlsteps-gate").exists()
+    assert gate_tags(mlflow_server.uri, run) == before
+
+
+def test_threshold_on_a_metric_the_run_did_not_log(
+    mlflow_server: Any, logged: dict[str, str], tmp_path: Path
+) -> None:
+    done = gate(
+        "--model-uri", f"models:/{logged['name']}/{logged['candidate']}", "--name",
+        logged["name"], "--tracking-uri", mlflow_server.uri, "--metrics", "{f1: {min: 0.5}}",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "logged no metric 'f1' (it logged: accuracy, rmse)" in done.stderr
+    assert not (tmp_path / "mlsteps-gate").exists()
+
+
+def test_dry_run_touches_nothing(
+    mlflow_server: Any, models: gate_setup.GateModels, tmp_path: Path
+) -> None:
+    run = models.runs["weak"]
+    before = gate_tags(mlflow_server.uri, run)
+    done = gate(*data_args(models, "weak", "--tracking-uri", mlflow_server.uri, "--dry-run",
+                           "--training-data", str(models.train_csv)), cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    kinds = [a["kind"] for a in result_of(done)["plan"]]
+    assert kinds == [
+        "gate.resolve", "gate.load-data", "gate.schema", "gate.drift", "gate.evaluate",
+        "gate.report", "mlflow.log-report",
+    ]  # fmt: skip
+    assert not (tmp_path / "mlsteps-gate").exists()
+    assert gate_tags(mlflow_server.uri, run) == before
