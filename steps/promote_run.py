@@ -54,6 +54,17 @@ class Registry:
         model: dict[str, Any] = got["registered_model"]
         return model
 
+    def run_tags(self, run_id: str, prefix: str) -> dict[str, str]:
+        """The run's tags that start with prefix; none when the run is gone."""
+        try:
+            run = self.rest._call("GET", "runs/get", params={"run_id": run_id})["run"]
+        except MlflowApiError as exc:
+            if exc.code == "RESOURCE_DOES_NOT_EXIST" or exc.status == 404:
+                return {}
+            raise exc.as_step_failed(f"reading run {run_id}") from None
+        tags = run.get("data", {}).get("tags", [])
+        return {t["key"]: t["value"] for t in tags if t["key"].startswith(prefix)}
+
     def version(self, version: str) -> dict[str, Any]:
         params = {"name": self.name, "version": version}
         try:
@@ -261,6 +272,10 @@ class PromoteRun:
         assert version is not None
         found = self.registry.version(version)
         tags = {t["key"]: t["value"] for t in found.get("tags", [])}
+        if VERDICT_TAG not in tags and found.get("run_id"):
+            # Gated before it was registered (train → gate → package): the verdict is on the
+            # run the version was made from.
+            tags = {**self.registry.run_tags(found["run_id"], prefix="mlsteps.gate."), **tags}
         self.candidate_tags = tags
         verdict = tags.get(VERDICT_TAG)
         if config.require_gate:

@@ -336,3 +336,33 @@ def test_dry_run_touches_nothing(
     ]  # fmt: skip
     assert not (tmp_path / "mlsteps-gate").exists()
     assert gate_tags(mlflow_server.uri, run) == before
+
+
+# ----- gate → promote ------------------------------------------------------------------------
+
+
+def test_a_run_gated_before_registration_is_promoted_on_its_runs_verdict(
+    mlflow_server: Any, tmp_path: Path
+) -> None:
+    """train → gate → package: the verdict is on the run, and promote finds it there."""
+    uri, name = mlflow_server.uri, "it-gate-then-register"
+    passed = gate_setup.run_with_metrics(uri, {"accuracy": 0.95})
+    failed = gate_setup.run_with_metrics(uri, {"accuracy": 0.85})
+    for run_id in (passed, failed):
+        gate(
+            "--model-uri", f"runs:/{run_id}/model", "--champion-alias", "none",
+            "--tracking-uri", uri, "--metrics", "{accuracy: {min: 0.9}}", cwd=tmp_path / run_id,
+        )  # fmt: skip
+    assert gate_tags(uri, passed)["mlsteps.gate.verdict"] == "pass"
+    assert gate_tags(uri, failed)["mlsteps.gate.verdict"] == "rejected"
+    good, bad = (
+        gate_setup.register_run(uri, name, passed),
+        gate_setup.register_run(uri, name, failed),
+    )
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    common = ["--tracking-uri", uri, "--name", name]
+    refused = mlsteps("--json", "promote", *common, "--version", bad, cwd=tmp_path, env=env)
+    assert refused.returncode == 3, refused.stderr
+    done = mlsteps("--json", "promote", *common, "--version", good, cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    assert result_of(done)["outputs"]["champion-version"] == good
