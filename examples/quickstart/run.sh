@@ -10,7 +10,9 @@
 # 3. builds the trainer image from this folder's Dockerfile,
 # 4. runs `mlsteps train` here, which reads mlsteps.yaml,
 # 5. runs `mlsteps package` on the model train logged: a serving image, smoke-tested, pushed
-#    to the registry, and registered in MLflow as a version of quickstart-classifier.
+#    to the registry, and registered in MLflow as a version of quickstart-classifier,
+# 6. runs `mlsteps gate` on that version (mlsteps.yaml's thresholds, against the champion),
+# 7. runs `mlsteps promote`: the version becomes the model's @champion.
 # Arguments go on to `mlsteps train`: `run.sh --dry-run` prints train's plan and does nothing.
 set -euo pipefail
 
@@ -107,5 +109,17 @@ if [[ -z $model_uri ]]; then
     exit 0
 fi
 
+output() {  # output NAME: one output of the JSON result on stdin
+    "$REPO/.venv/bin/python" -c \
+        'import json, sys; print(json.load(sys.stdin)["outputs"].get(sys.argv[1], ""))' "$1"
+}
+
 say "packaging: mlsteps package --model-uri $model_uri (reads $HERE/mlsteps.yaml)"
-"$REPO/.venv/bin/mlsteps" package --model-uri "$model_uri"
+version=$("$REPO/.venv/bin/mlsteps" --json package --model-uri "$model_uri" | output model-version)
+
+say "gate: mlsteps gate --model-uri models:/quickstart-classifier/$version"
+# Exit 3 (rejected) stops here: the report says which threshold the model missed.
+"$REPO/.venv/bin/mlsteps" gate --model-uri "models:/quickstart-classifier/$version"
+
+say "promote: mlsteps promote --version $version"
+"$REPO/.venv/bin/mlsteps" promote --version "$version"
