@@ -1,0 +1,248 @@
+"""gate's pure parts: thresholds as written and as judged, the report's forms, the options'
+checks, and a dry run that loads no data library."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from steps import report
+from steps.gates.checks import Check, verdict
+from steps.gates.thresholds import Delta, Measured, judge, parse_metric_thresholds
+from tests.unit.test_cli import HEAVY, imported_after, mlsteps
+
+# ----- thresholds as written -----------------------------------------------------------------
+
+
+def test_thresholds_in_every_form() -> None:
+    found = parse_metric_thresholds(
+        "{accuracy: {min: 0.9, min-delta: -0.01}, rmse: {max: 3, max-delta: '2%'}, "
+        "latency: {better: lower}}"
+    )
+    assert found["accuracy"].min == 0.9 and found["accuracy"].min_delta == Delta(-0.01, False)
+    assert found["rmse"].max_delta == Delta(0.02, True)
+    assert found["latency"].better == "lower" and found["latency"].empty
+    # repeated flags merge; the file's mapping is taken as it is
+    merged = parse_metric_thresholds(["{accuracy: {min: 0.9}}", "{f1: {min: 0.8}}"])
+    assert set(merged) == {"accuracy", "f1"}
+    assert parse_metric_thresholds({"f1": {"min": 1}})["f1"].min == 1.0
+
+
+@pytest.mark.parametrize(
+    ("raw", "words"),
+    [
+        ("{accuracy: {minimum: 0.9}}", "accuracy: unknown key 'minimum'"),
+        ("{accuracy: {min: high}}", "accuracy.min: 'high' is not a number"),
+        ("{accuracy: {min-delta: 'ten%'}}", "accuracy.min-delta: 'ten%' is not a percentage"),
+        ("{accuracy: {better: up}}", "accuracy.better: 'higher' or 'lower'"),
+        ("{accuracy: 0.9}", "accuracy: a mapping of min, max"),
+        ("[accuracy]", "a mapping"),
+        ("{accuracy: {min: [", "YAML"),
+    ],
+)
+def test_bad_thresholds_name_the_key(raw: str, words: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        parse_metric_thresholds(raw)
+    assert words in str(caught.value)
+
+
+# ----- thresholds as judged ------------------------------------------------------------------
+
+
+def one(checks: list[Check]) -> Check:
+    assert len(checks) == 1, checks
+    return checks[0]
+
+
+def test_value_thresholds_judge_the_candidate_alone() -> None:
+    rule = parse_metric_thresholds("{accuracy: {min: 0.9, max: 0.99}}")["accuracy"]
+    passed = judge(Measured(name="accuracy", candidate=0.95), rule, higher=True)
+    assert [c.passed for c in passed] == [True, True]
+    failed = judge(Measured(name="accuracy", candidate=0.85), rule, higher=True)
+    assert [c.threshold for c in failed if not c.passed] == ["≥ 0.9"]
+
+
+@pytest.mark.parametrize(
+    ("interval", "passed", "words"),
+    [
+        ((0.01, 0.03), True, "clears the threshold"),
+        ((-0.01, 0.02), False, "within the sampling noise"),
+        ((-0.04, -0.01), False, "wholly on the failing side"),
+    ],
+)
+def test_a_change_threshold_passes_only_when_the_interval_clears_it(
+    interval: tuple[float, float], passed: bool, words: str
+) -> None:
+    rule = parse_metric_thresholds("{accuracy: {min-delta: 0}}")["accuracy"]
+    m = Measured(name="accuracy", candidate=0.9, champion=0.89, delta_interval=interval)
+    check = one(judge(m, rule, higher=True))
+    assert (check.passed, check.kind) == (passed, "change")
+    assert words in check.detail
+
+
+def test_relative_change_on_a_lower_is_better_metric() -> None:
+    rule = parse_metric_thresholds("{rmse: {max-delta: '-2%'}}")["rmse"]
+    improved = Measured(name="rmse", candidate=1.9, champion=2.0)  # -5%
+    assert one(judge(improved, rule, higher=False)).passed
+    flat = Measured(name="rmse", candidate=1.99, champion=2.0)  # -0.5%
+    check = one(judge(flat, rule, higher=False))
+    assert not check.passed and check.detail == "Δ = -0.5%"
+    with_interval = Measured(
+        name="rmse", candidate=1.9, champion=2.0, relative_interval=(-0.08, -0.01)
+    )
+    assert not one(judge(with_interval, rule, higher=False)).passed  # -1% end is above -2%
+
+
+@pytest.mark.parametrize(
+    ("higher", "interval", "passed"),
+    [
+        (True, (-0.02, -0.001), False),  # higher is better, significantly lower: worse
+        (True, (-0.02, 0.01), True),  # within the noise
+        (False, (0.001, 0.02), False),  # lower is better, significantly higher: worse
+        (False, (-0.02, -0.001), True),  # significantly better
+    ],
+)
+def test_no_threshold_rejects_only_what_is_worse_beyond_the_noise(
+    higher: bool, interval: tuple[float, float], passed: bool
+) -> None:
+    m = Measured(name="m", candidate=1.0, champion=1.0, delta_interval=interval)
+    check = one(judge(m, None, higher=higher))
+    assert check.threshold == "not worse (default)" and check.passed is passed
+
+
+def test_no_champion_no_change_checks() -> None:
+    rule = parse_metric_thresholds("{accuracy: {min: 0.5, min-delta: 0}}")["accuracy"]
+    checks = judge(Measured(name="accuracy", candidate=0.9), rule, higher=True)
+    assert [c.kind for c in checks] == ["metric"]
+
+
+def test_verdict_ignores_warn_only_failures() -> None:
+    failing = Check(kind="metric", name="a", passed=False, threshold="≥ 1", enforced=False)
+    assert failing.status == "warn" and verdict([failing]) == "pass"
+    assert verdict([Check(kind="metric", name="a", passed=False, threshold="≥ 1")]) == "rejected"
+
+
+# ----- the report ----------------------------------------------------------------------------
+
+
+def sample_report(checks: list[Check]) -> dict[str, Any]:
+    return {
+        "model": "churn",
+        "candidate": {"uri": "models:/churn/7", "version": "7"},
+        "champion": {"uri": "models:/churn/5", "version": "5"},
+        "verdict": verdict(checks),
+        "evaluation": {"summary": "both scored on the same 10 rows"},
+        "checks": [c.to_json() for c in checks],
+        "metrics": {
+            "accuracy": {
+                "candidate": 0.9,
+                "champion": 0.8,
+                "candidate_interval": [0.85, 0.95],
+                "champion_interval": [0.75, 0.85],
+                "higher_is_better": True,
+            },
+        },  # fmt: skip
+        "notes": ["Slice group=c: 3 rows, fewer than min-size 30: not judged."],
+    }
+
+
+def test_markdown_names_every_failure_with_numbers_and_threshold(tmp_path: Path) -> None:
+    checks = [
+        Check(kind="metric", name="accuracy", passed=True, threshold="≥ 0.8", candidate=0.9),
+        Check(kind="slice", name="recall [group=b]", passed=False, threshold="≥ 0.7",
+              candidate=0.41, champion=0.72),
+        Check(kind="drift", name="age (PSI)", passed=False, threshold="≤ 0.2", candidate=0.31,
+              detail="10 bins"),
+    ]  # fmt: skip
+    page = report.markdown(sample_report(checks))
+    assert page.startswith("### mlsteps gate: ❌ rejected")
+    assert "slice recall [group=b] = 0.41, needs ≥ 0.7" in page
+    assert "drift age (PSI) = 0.31, needs ≤ 0.2 (10 bins)" in page
+    assert "| slice: recall [group=b] | 0.41 | 0.72 |" in page
+    assert "- Slice group=c: 3 rows" in page
+    paths = report.write(sample_report(checks), tmp_path)
+    assert paths["png"].read_bytes().startswith(b"\x89PNG")
+    assert json.loads(paths["json"].read_text())["verdict"] == "rejected"
+
+
+def test_the_digest_is_stable_and_refuses_nan() -> None:
+    checks = [Check(kind="metric", name="a", passed=True, threshold="≥ 1", candidate=2.0)]
+    assert report.digest(sample_report(checks)) == report.digest(sample_report(checks))
+    changed = sample_report(checks)
+    changed["checks"][0]["candidate"] = 2.5
+    assert report.digest(changed) != report.digest(sample_report(checks))
+    with pytest.raises(ValueError):
+        report.digest({"x": math.nan})
+
+
+# ----- options -------------------------------------------------------------------------------
+
+
+CANDIDATE = ["--model-uri", "models:/m/1", "--name", "m", "--tracking-uri", "http://h:1"]
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        ([], "gate needs a candidate: give --model-uri"),
+        (["--model-uri", "s3://b/m"], "gate judges a model MLflow tracks"),
+        (["--model-uri", "models:/m/1", "--name", "m"], "set --tracking-uri"),
+        (
+            ["--model-uri", "models:/m/1", "--tracking-uri", "http://h:1"],
+            "--champion-alias champion: finding the champion needs the registered model's name",
+        ),
+        (
+            [*CANDIDATE, "--data", "eval.csv"],
+            "scoring the models needs the label column: give --target",
+        ),
+        ([*CANDIDATE, "--data", "missing.csv", "--target", "y"], "no such file"),
+        (
+            [*CANDIDATE, "--slices", "{columns: [g], metrics: {accuracy: {min: 0.5}}}"],
+            "--slices check the evaluation data: give --data",
+        ),
+        ([*CANDIDATE, "--resamples", "50"], "--resamples 50: intervals need at least 100"),
+        ([*CANDIDATE, "--confidence", "1.5"], "--confidence 1.5: a level between 0.5 and 1"),
+        ([*CANDIDATE, "--slices", "{columns: [g], size: 3}"], "unknown key 'size'"),
+        ([*CANDIDATE, "--drift", "{psi: high}"], "--drift"),
+    ],
+)
+def test_option_checks_exit_2_naming_the_option(
+    args: list[str], words: str, tmp_path: Path
+) -> None:
+    (tmp_path / "eval.csv").write_text("x,y\n1,0\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLSTEPS_", "MLFLOW_"))}
+    done = mlsteps("gate", *args, cwd=tmp_path, env=env)
+    assert done.returncode == 2, done.stderr
+    assert words in done.stderr and "Traceback" not in done.stderr
+
+
+def test_help_and_a_full_dry_run_load_no_data_library(tmp_path: Path) -> None:
+    (tmp_path / "eval.csv").write_text("x,g,y\n1,a,0\n")
+    (tmp_path / "train.csv").write_text("x,g,y\n1,a,0\n")
+    assert not imported_after(["gate", "--help"], tmp_path) & set(HEAVY)
+    dry = [
+        "--dry-run", "gate", "--model-uri", "models:/m/1", "--name", "m", "--tracking-uri",
+        "http://h:1", "--data", "eval.csv", "--target", "y", "--training-data", "train.csv",
+        "--metrics", "{accuracy: {min: 0.9}}", "--quality", "{min-rows: 1}",
+        "--slices", "{columns: [g], max-gap: {recall: 0.1}}", "--drift", "{psi: 0.3}",
+    ]  # fmt: skip
+    loaded = imported_after(dry, tmp_path)
+    # yaml is the one: the rule options given as flags are YAML text (as package's dry run
+    # reads MLmodel, which is YAML).
+    heavy = loaded & ({*HEAVY, "pandas", "scipy", "matplotlib"} - {"yaml"})
+    assert not heavy, heavy
+    done = mlsteps(*dry, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    for words in (
+        "find the candidate models:/m/1",
+        "per-slice checks by g",
+        "Kolmogorov",
+        "1000 paired bootstrap resamples",
+        "log the report to the candidate's run",
+    ):
+        assert words in done.stdout  # fmt: skip
