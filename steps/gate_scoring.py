@@ -60,6 +60,15 @@ def _predict(uri: str, table: Any, task: str, face: Face) -> tuple[Any, Any, Any
             "model's flavor installed where the gate runs (pip install 'mlsteps[gate]' and the "
             "model's requirements)?"
         ) from None
+    schema = model.metadata.get_input_schema()
+    if schema is not None and schema.has_input_names():
+        missing = [name for name in schema.input_names() if name not in table.columns]
+        if missing:
+            raise ConfigError(
+                f"--data: no column {', '.join(map(repr, missing))}, which the model {uri} "
+                f"takes (its signature's inputs: {', '.join(map(str, schema.input_names()))}). "
+                "Give evaluation data with every input column of the model."
+            )
     face.info(f"scoring {uri} on {len(table)} rows")
     try:
         predicted = np.asarray(model.predict(table))

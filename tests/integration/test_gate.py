@@ -308,6 +308,22 @@ def test_bad_input_is_refused_and_leaves_nothing(
     assert gate_tags(mlflow_server.uri, run) == before
 
 
+def test_data_missing_a_model_input_column_is_refused(
+    mlflow_server: Any, models: gate_setup.GateModels, tmp_path: Path
+) -> None:
+    import pandas as pd
+
+    pd.read_csv(models.eval_csv).drop(columns=["x3"]).to_csv(tmp_path / "no-x3.csv", index=False)
+    done = gate(
+        "--model-uri", f"models:/{MODEL}/{models.versions['weak']}", "--name", MODEL,
+        "--tracking-uri", mlflow_server.uri, "--data", str(tmp_path / "no-x3.csv"),
+        "--target", "label", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "--data: no column 'x3', which the model models:/it-gate/" in done.stderr
+    assert not (tmp_path / "mlsteps-gate").exists()
+
+
 def test_threshold_on_a_metric_the_run_did_not_log(
     mlflow_server: Any, logged: dict[str, str], tmp_path: Path
 ) -> None:
