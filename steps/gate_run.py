@@ -107,6 +107,8 @@ def run(runtime: Runtime, config: GateConfig, plan: Plan) -> StepResult:
         state.checks = [_apply_warn_only(config, c) for c in state.checks]
         state.report = _report(config, state)
         state.paths = reports.write(state.report, Path(config.report_dir))
+        if state.metrics and "png" not in state.paths:
+            face.warning("no report.png: matplotlib is not installed (pip install 'mlsteps[gate]')")
         face.info(f"report: {', '.join(str(p) for p in state.paths.values())}")
 
     def log_report(action: Action) -> None:

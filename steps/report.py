@@ -98,12 +98,14 @@ def reason(check: Mapping[str, Any]) -> str:
 
 def chart(report: Mapping[str, Any], path: Path) -> bool:
     """Candidate and champion per compared metric, with their intervals. False when there is
-    nothing to draw (no metric was compared)."""
+    nothing to draw (no metric was compared) or no matplotlib to draw with."""
     metrics: Mapping[str, Mapping[str, Any]] = report.get("metrics", {})
     if not metrics:
         return False
-    import matplotlib
-
+    try:
+        import matplotlib
+    except ImportError:  # a gate on logged metrics runs without the gate extra
+        return False
     matplotlib.use("Agg")  # files only: no display on CI machines
     import matplotlib.pyplot as plt
 
