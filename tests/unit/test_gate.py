@@ -246,3 +246,17 @@ def test_help_and_a_full_dry_run_load_no_data_library(tmp_path: Path) -> None:
         "log the report to the candidate's run",
     ):
         assert words in done.stdout  # fmt: skip
+
+
+def test_without_matplotlib_the_report_has_no_chart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A gate on logged metrics runs on the core install, which has no matplotlib."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` raises
+    (tmp_path / "report.png").write_bytes(b"an old chart")
+    checks = [Check(kind="metric", name="a", passed=True, threshold="≥ 1", candidate=2.0)]
+    paths = report.write(sample_report(checks), tmp_path)
+    assert set(paths) == {"md", "json"}
+    assert not (tmp_path / "report.png").exists()  # not a chart of another run
