@@ -1,6 +1,6 @@
 """``mlsteps promote`` and ``mlsteps rollback``: move the champion alias with compare-and-set.
 
-MLflow has no atomic alias swap, so both commands take a lock (steps/locks.py: a file, a Vault
+MLflow has no atomic alias swap, so both commands take a lock (steps/locks/: a file, a Vault
 KV v2 key, or a DynamoDB item) and, while they hold it, read the champion, compare it with the
 one expected, and only then move the aliases. Two pipelines promoting at once cannot overwrite
 each other: the second finds the champion moved and exits 1 naming both versions.

@@ -1,4 +1,4 @@
-"""The file lock (steps/locks.py) against the real kernel's flock, in this process and in
+"""The file lock (steps/locks/file.py) against the real kernel's flock, in this process and in
 others; the Vault and DynamoDB locks are tested against OpenBao and moto in
 tests/integration/test_promote.py."""
 
