@@ -7,16 +7,9 @@ difference. The difference is *paired*: both models are scored on the same resam
 every replicate, so the interval of the delta reflects how the two models' errors move together,
 and two models that differ by less than the sampling noise get a delta interval that contains 0.
 
-Why the bootstrap does not call scikit-learn: 1,000 replicates × 100,000 rows × several metrics
-× two models would be tens of thousands of library calls (minutes). A replicate is only a
-vector of per-row counts ``w`` (how often each row was drawn), and every metric here is a
-function of a few weighted sums ``w @ v`` over per-row vectors ``v`` (correct, true/predicted
-positives per class, squared and absolute error, y and y², per-row log loss), so a chunk of
-replicates costs one matrix product. ROC AUC is the weighted Mann–Whitney statistic: the
-negatives are sorted by score once, and per replicate a cumulative sum of their weights gives,
-for each positive, the weight of negatives below it plus half of those tied with it. The tests
-(tests/unit/test_gate_metrics.py) hold each formula to scikit-learn's function called with
-``sample_weight=w``, the reference.
+The bootstrap does not call scikit-learn: it computes every replicate from a few weighted sums
+(steps/gates/bootstrap_sums.py says how, and why). The labels of a classification task are
+resolved once, for every model compared (steps/gates/metric_inputs.py).
 
 Undefined values are nan, never a made-up number: recall or AUC in a replicate without positives,
 precision without predicted positives. Such replicates are left out of the percentiles; when
@@ -31,19 +24,19 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from steps.gates.bootstrap_sums import Evaluator, score_replicates
+from steps.gates.metric_inputs import BINARY_ONLY as BINARY_ONLY  # re-exported with the specs
+from steps.gates.metric_inputs import Labels, finite_numbers, resolve_labels
+
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
 TASKS = (CLASSIFICATION, REGRESSION)
-
-# Counts of one chunk of replicates held at once (rows × chunk): ~40 MB of float64 per array.
-_CHUNK_CELLS = 5_000_000
 
 
 @dataclass(frozen=True)
@@ -79,12 +72,6 @@ METRICS: dict[str, MetricSpec] = {
     )
 }
 
-# Metrics defined only when one class is the positive one.
-BINARY_ONLY = frozenset({"roc_auc", "selection_rate"})
-# Metrics from each class's true, predicted and rightly predicted counts.
-_PER_CLASS = frozenset(
-    {"precision", "recall", "f1", "true_positive_rate", "false_positive_rate", "selection_rate"}
-)
 
 _MAX_CLASSES_INFERRED = 20
 
@@ -187,14 +174,14 @@ def score(metric: str, preds: Predictions, rows: npt.NDArray[np.bool_] | None = 
         warnings.filterwarnings("ignore", message=".*(ill-defined|not well-defined).*")
         if preds.task == REGRESSION:
             return _score_regression(metric, preds, mask)
-        return _score_classification(metric, preds, mask, _resolve_labels([preds], [metric]))
+        return _score_classification(metric, preds, mask, resolve_labels([preds], [metric]))
 
 
 def _score_regression(metric: str, preds: Predictions, mask: npt.NDArray[np.bool_]) -> float:
     from sklearn import metrics as skm  # type: ignore[import-untyped]
 
-    y = _finite(preds.y_true, metric, "true values")[mask]
-    p = _finite(preds.y_pred, metric, "predictions")[mask]
+    y = finite_numbers(preds.y_true, metric, "true values")[mask]
+    p = finite_numbers(preds.y_pred, metric, "predictions")[mask]
     if metric == "rmse":
         return math.sqrt(float(skm.mean_squared_error(y, p)))
     function = {
@@ -207,7 +194,7 @@ def _score_regression(metric: str, preds: Predictions, mask: npt.NDArray[np.bool
 
 
 def _score_classification(
-    metric: str, preds: Predictions, mask: npt.NDArray[np.bool_], labels: _Labels
+    metric: str, preds: Predictions, mask: npt.NDArray[np.bool_], labels: Labels
 ) -> float:
     from sklearn import metrics as skm
 
@@ -256,16 +243,6 @@ def _nanmean(values: npt.NDArray[np.float64]) -> float:
     return float(defined.mean()) if defined.size else math.nan
 
 
-def _finite(values: npt.NDArray[Any], metric: str, what: str) -> npt.NDArray[np.float64]:
-    try:
-        numbers = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{metric}: the {what} must be numbers for a regression metric") from None
-    if not np.isfinite(numbers).all():
-        raise ValueError(f"{metric}: the {what} contain nan or infinite values; drop those rows")
-    return numbers
-
-
 @dataclass(frozen=True)
 class Interval:
     candidate: tuple[float, float]
@@ -286,8 +263,8 @@ def score_weighted(
     matrix = w.reshape(1, -1) if w.ndim == 1 else w
     if matrix.ndim != 2 or matrix.shape[1] != len(preds.y_true):
         raise ValueError(f"weights: need one weight per row ({len(preds.y_true)} per replicate)")
-    labels = _resolve_labels([preds], metrics) if preds.task == CLASSIFICATION else None
-    return _Evaluator(preds, list(metrics), labels).evaluate(np.ascontiguousarray(matrix.T))
+    labels = resolve_labels([preds], metrics) if preds.task == CLASSIFICATION else None
+    return Evaluator(preds, list(metrics), labels).evaluate(np.ascontiguousarray(matrix.T))
 
 
 def bootstrap(
@@ -320,8 +297,8 @@ def bootstrap(
                 f"{names[0]}: the candidate and the champion must be scored on the same rows "
                 "(same true values, same order, same task) for a paired comparison"
             )
-    labels = _resolve_labels(models, names) if candidate.task == CLASSIFICATION else None
-    values = _replicates([_Evaluator(m, names, labels) for m in models], resamples, seed)
+    labels = resolve_labels(models, names) if candidate.task == CLASSIFICATION else None
+    values = score_replicates([Evaluator(m, names, labels) for m in models], resamples, seed)
     alpha = 1.0 - confidence
     result: dict[str, Interval] = {}
     for name in names:
@@ -342,260 +319,9 @@ def bootstrap(
     return result
 
 
-def _replicates(
-    evaluators: list[_Evaluator], resamples: int, seed: int
-) -> list[dict[str, npt.NDArray[np.float64]]]:
-    """Each metric of each model in every replicate; a replicate's rows are the same for all."""
-    n = evaluators[0].matrix.shape[0]
-    values = [{name: np.empty(resamples) for name in e.metrics} for e in evaluators]
-    rng = np.random.default_rng(seed)
-    chunk = max(1, min(resamples, _CHUNK_CELLS // n))
-    # One thread draws the next chunk's counts (numpy frees the GIL) while this one scores the
-    # current chunk; the draws stay in one sequence, so a seed still fixes every replicate.
-    with ThreadPoolExecutor(max_workers=1) as drawer:
-        ahead = drawer.submit(_resample_counts, rng, n, chunk)
-        for start in range(0, resamples, chunk):
-            counts = ahead.result()
-            after = start + chunk
-            if after < resamples:
-                ahead = drawer.submit(_resample_counts, rng, n, min(chunk, resamples - after))
-            for evaluator, out in zip(evaluators, values, strict=True):
-                for name, replicate in evaluator.evaluate(counts).items():
-                    out[name][start : start + counts.shape[1]] = replicate
-    return values
-
-
-def _resample_counts(rng: np.random.Generator, n: int, replicates: int) -> npt.NDArray[np.float64]:
-    """How often each row is drawn (n draws with replacement): rows × replicates, as floats so
-    the weighted sums run as one BLAS matrix product."""
-    counts = np.empty((n, replicates), dtype=np.float64)
-    for column in range(replicates):
-        counts[:, column] = np.bincount(rng.integers(0, n, size=n), minlength=n)
-    return counts
-
-
 def _percentiles(values: npt.NDArray[np.float64], alpha: float) -> tuple[float, float]:
     defined = values[~np.isnan(values)]
     if defined.size * 2 < values.size or defined.size == 0:
         return (math.nan, math.nan)
     low, high = np.percentile(defined, [100 * alpha / 2, 100 * (1 - alpha / 2)])
     return (float(low), float(high))
-
-
-@dataclass(frozen=True)
-class _Labels:
-    """The classes of a classification task, shared by every model compared on it."""
-
-    values: npt.NDArray[Any]  # sorted: the union of true, predicted and the models' classes
-    pos: int | None  # index of the positive class; None: multiclass, macro averages
-
-    def encode(self, y: npt.NDArray[Any]) -> npt.NDArray[np.intp]:
-        return np.searchsorted(self.values, y)
-
-    def proba_of(self, preds: Predictions, metric: str) -> npt.NDArray[np.float64]:
-        """The model's probabilities with one column per label of ``values`` (0 for a label the
-        model does not know), whatever order its own ``classes`` are in."""
-        proba = preds.proba
-        assert proba is not None  # validate() refused proba metrics without it
-        if not (np.isfinite(proba).all() and proba.min() >= 0 and proba.max() <= 1):
-            raise ValueError(f"{metric}: probabilities must be finite numbers between 0 and 1")
-        n, k = len(proba), len(self.values)
-        out = np.zeros((n, k))
-        if proba.ndim == 1:  # one column: the positive class's probability
-            if self.pos is None or k != 2:
-                raise ValueError(f"{metric}: one column of probabilities needs a binary task")
-            out[:, self.pos], out[:, 1 - self.pos] = proba, 1 - proba
-            return out
-        classes = preds.classes
-        if classes is None and proba.shape[1] == k:
-            classes = tuple(self.values)  # scikit-learn's convention: columns in sorted order
-        if classes is None or len(classes) != proba.shape[1]:
-            raise ValueError(
-                f"{metric}: {proba.shape[1]} columns of probabilities; give classes, the label "
-                "of each column in order (the model's classes_)"
-            )
-        out[:, self.encode(np.asarray(classes))] = proba
-        return out
-
-
-def _label_kinds(labels: npt.NDArray[Any]) -> set[str]:
-    if labels.dtype.kind in "US":
-        return {"text"}
-    if labels.dtype.kind == "O":  # pandas keeps text in object columns
-        return {"text" if isinstance(v, str) else "other" for v in labels}
-    return {"other"}
-
-
-def _resolve_labels(models: Sequence[Predictions], metrics: Sequence[str]) -> _Labels:
-    metric = metrics[0]
-    parts = [np.asarray(a) for m in models for a in (m.y_true, m.y_pred)]
-    parts += [np.asarray(m.classes) for m in models if m.classes is not None]
-    if len({kind for a in parts for kind in _label_kinds(a)}) > 1:
-        raise ValueError(
-            f"{metric}: true labels, predicted labels and classes mix text and numbers; "
-            "give them all as the same type"
-        )
-    try:
-        values = np.unique(np.concatenate(parts))
-    except TypeError as error:
-        raise ValueError(f"{metric}: labels cannot be compared ({error})") from None
-    given = {m.pos_label for m in models if m.pos_label is not None}
-    if len(given) > 1:
-        raise ValueError(f"{metric}: the models name different positive labels: {given}")
-    pos_label = given.pop() if given else None
-    if len(values) > 2:
-        if pos_label is not None:
-            raise ValueError(
-                f"{metric}: pos_label={pos_label!r} applies to a binary task; these rows have "
-                f"{len(values)} classes (metrics are macro-averaged): drop pos_label"
-            )
-        binary_only = sorted(BINARY_ONLY.intersection(metrics))
-        if binary_only:
-            raise ValueError(
-                f"{binary_only[0]} needs a binary task; these rows have {len(values)} classes: "
-                "use accuracy, f1, precision, recall or log_loss"
-            )
-        return _Labels(values, None)
-    if len(values) == 1 and values.dtype.kind in "biuf" and values[0] in (0, 1):
-        # 0/1 labels with one of them absent from every row: 1 is still the positive class.
-        values = np.unique(np.concatenate([values, np.array([0, 1]).astype(values.dtype)]))
-    if pos_label is None:
-        if len(values) == 1:
-            raise ValueError(
-                f"{metric}: every row has the label {values.tolist()[0]!r}, so the positive class "
-                "is unknown: give pos_label, or the model's classes"
-            )
-        return _Labels(values, len(values) - 1)
-    where = np.flatnonzero(values == pos_label)
-    if where.size == 0:
-        raise ValueError(
-            f"{metric}: pos_label={pos_label!r} is not one of the labels {values.tolist()}"
-        )
-    return _Labels(values, int(where[0]))
-
-
-def _divide(top: npt.NDArray[np.float64], bottom: npt.NDArray[np.float64]) -> Any:
-    """top / bottom, nan where bottom is 0 (the metric is undefined there)."""
-    out = np.full(np.broadcast(top, bottom).shape, np.nan)
-    return np.divide(top, bottom, out=out, where=bottom != 0)
-
-
-class _Evaluator:
-    """One model's per-row vectors, prepared once; ``evaluate`` turns a matrix of row weights
-    into each metric's value per replicate."""
-
-    def __init__(self, preds: Predictions, metrics: list[str], labels: _Labels | None) -> None:
-        self.metrics, self.labels = metrics, labels
-        n = len(preds.y_true)
-        blocks: dict[str, npt.NDArray[Any]] = {"total": np.ones(n)}
-        if labels is None:
-            y = _finite(preds.y_true, metrics[0], "true values")
-            error = _finite(preds.y_pred, metrics[0], "predictions") - y
-            # Centred y keeps Σw·y² − (Σw·y)²/Σw free of cancellation when y sits far from 0.
-            centred = y - y.mean()
-            blocks |= {"squared": error**2, "absolute": np.abs(error), "y": centred}
-            blocks |= {"yy": centred**2}
-            blocks["relative"] = np.abs(error) / np.maximum(np.abs(y), np.finfo(np.float64).eps)
-        else:
-            truth, predicted = labels.encode(preds.y_true), labels.encode(preds.y_pred)
-            blocks["correct"] = truth == predicted
-            if set(metrics) & _PER_CLASS:
-                # Binary: only the positive class's counts; multiclass: every class's.
-                own = np.arange(len(labels.values)) if labels.pos is None else [labels.pos]
-                is_true, is_pred = truth[:, None] == own, predicted[:, None] == own
-                blocks |= {"hits": is_true & is_pred, "predicted": is_pred, "true": is_true}
-            if "log_loss" in metrics:
-                proba = labels.proba_of(preds, "log_loss")[np.arange(n), truth]
-                eps = np.finfo(np.float64).eps
-                blocks["log_loss"] = -np.log(np.clip(proba, eps, 1 - eps))
-            if "roc_auc" in metrics:
-                self._prepare_auc(labels.proba_of(preds, "roc_auc"), truth)
-        # Where each block's columns sit in the matrix, so one product gives every sum.
-        self.at: dict[str, slice] = {}
-        for name, block in blocks.items():
-            start = sum(s.stop - s.start for s in self.at.values())
-            self.at[name] = slice(start, start + (block.shape[1] if block.ndim == 2 else 1))
-        self.matrix = np.column_stack([b.astype(np.float64) for b in blocks.values()])
-
-    def _prepare_auc(self, proba: npt.NDArray[np.float64], truth: npt.NDArray[np.intp]) -> None:
-        assert self.labels is not None and self.labels.pos is not None
-        scores, positive = proba[:, self.labels.pos], truth == self.labels.pos
-        negatives = np.flatnonzero(~positive)
-        self.negatives = negatives[np.argsort(scores[negatives], kind="stable")]
-        self.positives = np.flatnonzero(positive)
-        ranked = scores[self.negatives]
-        # For each positive: how many sorted negatives score below it; ties are rare with
-        # continuous scores, so only the tied positives pay for a second look-up.
-        self.below = np.searchsorted(ranked, scores[self.positives], side="left")
-        not_above = np.searchsorted(ranked, scores[self.positives], side="right")
-        self.tied = np.flatnonzero(not_above != self.below)
-        self.tied_not_above = not_above[self.tied]
-
-    def _auc(self, weights: npt.NDArray[np.float64]) -> Any:
-        # Rows × replicates: gathering whole rows copies contiguous runs, and the cumulative
-        # sum runs down the rows for all replicates at once (twice as fast as replicate rows).
-        negative = np.zeros((len(self.negatives) + 1, weights.shape[1]))
-        np.cumsum(np.take(weights, self.negatives, axis=0), axis=0, out=negative[1:])
-        positive = np.take(weights, self.positives, axis=0)
-        # Each (positive, negative) pair scores 1 when the negative is below, ½ when tied.
-        pairs = np.einsum("ij,ij->j", positive, np.take(negative, self.below, axis=0))
-        if self.tied.size:
-            ties = np.take(negative, self.tied_not_above, axis=0)
-            ties -= np.take(negative, self.below[self.tied], axis=0)
-            pairs += 0.5 * np.einsum("ij,ij->j", np.take(positive, self.tied, axis=0), ties)
-        return _divide(pairs, positive.sum(axis=0) * negative[-1])
-
-    def evaluate(self, weights: npt.NDArray[np.float64]) -> dict[str, npt.NDArray[np.float64]]:
-        """``weights``: rows × replicates. Returns one value per replicate for each metric."""
-        sums = weights.T @ self.matrix
-        total = sums[:, 0]
-
-        def summed(name: str) -> Any:
-            return sums[:, self.at[name]].sum(axis=1)
-
-        def mean(name: str) -> Any:
-            return _divide(summed(name), total)
-
-        if self.labels is None:
-            sse, sy = summed("squared"), summed("y")
-            spread = summed("yy") - _divide(sy * sy, total)
-            # scikit-learn's r2 on constant y: 1 for a perfect fit, else 0 (not ±inf).
-            r2 = np.where(spread > 0, 1 - _divide(sse, spread), np.where(sse == 0, 1.0, 0.0))
-            found = {"mse": mean("squared"), "mae": mean("absolute"), "mape": mean("relative")}
-            found |= {"rmse": np.sqrt(found["mse"]), "r2": r2}
-            return {m: found[m] for m in self.metrics}
-        out: dict[str, npt.NDArray[np.float64]] = {}
-        for metric in self.metrics:
-            if metric in ("accuracy", "log_loss"):
-                out[metric] = mean("correct" if metric == "accuracy" else metric)
-            elif metric == "roc_auc":
-                out[metric] = self._auc(weights)
-            else:
-                hits, predicted, true = (sums[:, self.at[b]] for b in ("hits", "predicted", "true"))
-                per_class = _per_class(metric, hits, predicted, true, total[:, None])
-                binary = self.labels.pos is not None
-                out[metric] = (
-                    per_class[:, 0] if binary else _macro(per_class, predicted + true == 0)
-                )
-        return out
-
-
-def _per_class(metric: str, hits: Any, predicted: Any, true: Any, total: Any) -> Any:
-    """One value per replicate (rows) and class (columns), from the weighted counts."""
-    if metric == "precision":
-        return _divide(hits, predicted)
-    if metric in ("recall", "true_positive_rate"):
-        return _divide(hits, true)
-    if metric == "f1":  # 2·tp / (2·tp + fp + fn), and 2·tp + fp + fn = predicted + true
-        return _divide(2 * hits, predicted + true)
-    if metric == "false_positive_rate":
-        return _divide(predicted - hits, total - true)
-    return _divide(predicted, total)  # selection_rate
-
-
-def _macro(values: npt.NDArray[np.float64], absent: npt.NDArray[np.bool_]) -> Any:
-    """Mean over the classes where the value is defined (a class with neither true nor
-    predicted rows in the sample counts for none), nan where no class is."""
-    values = np.where(absent, np.nan, values)
-    defined = ~np.isnan(values)
-    return _divide(np.where(defined, values, 0.0).sum(axis=1), defined.sum(axis=1) * 1.0)

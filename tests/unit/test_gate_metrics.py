@@ -1,4 +1,5 @@
-"""Metrics and paired bootstrap intervals (steps/gates/metrics.py): pure numbers, no I/O.
+"""Metrics and paired bootstrap intervals (steps/gates/metrics.py and the weighted sums behind
+it, steps/gates/bootstrap_sums.py): pure numbers, no I/O.
 
 scikit-learn is the reference: every weighted-sum formula of the bootstrap is held to
 scikit-learn's own function called with ``sample_weight`` = the resample's counts.
@@ -15,7 +16,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm  # type: ignore[import-untyped]
 
-from steps.gates import metrics
+from steps.gates import bootstrap_sums, metrics
 from steps.gates.metrics import (
     METRICS,
     Interval,
@@ -227,7 +228,7 @@ def test_chunks_of_replicates_add_up(monkeypatch: pytest.MonkeyPatch) -> None:
     preds = binary(400)
     whole = bootstrap(["f1"], preds, None, resamples=500)["f1"].candidate
     # 7 replicates per chunk: 71 full chunks and a short one.
-    monkeypatch.setattr(metrics, "_CHUNK_CELLS", 7 * 400)
+    monkeypatch.setattr(bootstrap_sums, "_CHUNK_CELLS", 7 * 400)
     chunked = bootstrap(["f1"], preds, preds, resamples=500)["f1"]
     assert chunked.delta == (0.0, 0.0)
     assert chunked.candidate == pytest.approx(whole, abs=0.02)
