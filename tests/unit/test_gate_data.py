@@ -1,5 +1,5 @@
-"""gate's data checks (steps/gates/data.py) and their rules (steps/gates/data_rules.py): schema,
-quality, drift and the parsers of their YAML. Pure: in-memory frames with fixed seeds."""
+"""gate's data checks (steps/gates/data.py, drift.py) and their rules (steps/gates/data_rules.py):
+schema, quality, drift and the parsers of their YAML. Pure: in-memory frames with fixed seeds."""
 
 from __future__ import annotations
 
@@ -16,14 +16,7 @@ import pytest
 from scipy.stats import ks_2samp
 
 from steps.gates.checks import Check
-from steps.gates.data import (
-    KS_EXACT_MAX,
-    check_drift,
-    check_quality,
-    check_schema,
-    infer_schema,
-    ks_statistic,
-)
+from steps.gates.data import check_quality, check_schema, infer_schema
 from steps.gates.data_rules import (
     ColumnRule,
     DriftRules,
@@ -33,6 +26,7 @@ from steps.gates.data_rules import (
     parse_quality,
     parse_schema_rules,
 )
+from steps.gates.drift import KS_EXACT_MAX, check_drift, ks_statistic
 
 
 def by_name(checks: list[Check]) -> dict[str, Check]:
