@@ -1,20 +1,19 @@
 """Applying a promote or rollback plan (steps/promote.py) against MLflow's REST API, under the
 lock. Imported only by a real run: it loads requests (and hvac or boto3 for those locks).
+The services it calls (the registry, GitHub's approvals, the lock) are in
+steps/promote_services.py.
 """
 
 from __future__ import annotations
 
 import datetime
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from steps import signals
 from steps.cli import Runtime, StepResult
-from steps.config import redact_url
 from steps.errors import ConfigError, GateRejected, MlstepsError, StepFailed
 from steps.gates.checks import CHAMPION_TAG, REPORT_DIGEST_TAG, VERDICT_TAG
 from steps.lineage import ci_run_url, git_commit
-from steps.locks import DynamoDbLock, FileLock, Lock, VaultLock
 from steps.plan import Action, Plan
 from steps.promote import (
     EVIDENCE_TAGS,
@@ -23,175 +22,7 @@ from steps.promote import (
     github_run,
 )
 from steps.promote_options import ANY_CHAMPION, NO_CHAMPION, PromoteConfig
-from steps.secret import Secret
-from steps.tracking import MlflowApiError, RestTracking
-
-
-class Registry:
-    """The few model-registry calls promote makes, each failure told in the user's terms."""
-
-    def __init__(self, uri: str, name: str) -> None:
-        self.rest = RestTracking(uri, timeout=20.0)
-        self.name = name
-
-    def _call(self, doing: str, method: str, endpoint: str, **kwargs: Any) -> dict[str, Any]:
-        try:
-            return self.rest._call(method, endpoint, **kwargs)
-        except MlflowApiError as exc:
-            raise exc.as_step_failed(doing) from None
-
-    def model(self) -> dict[str, Any]:
-        try:
-            got = self.rest._call("GET", "registered-models/get", params={"name": self.name})
-        except MlflowApiError as exc:
-            if exc.code == "RESOURCE_DOES_NOT_EXIST" or exc.status == 404:
-                raise ConfigError(
-                    f"--name {self.name}: no registered model '{self.name}' at "
-                    f"{redact_url(self.rest.uri)}. Register one with `mlsteps package` (it "
-                    "registers the model it packages), or check --name and --tracking-uri."
-                ) from None
-            raise exc.as_step_failed(f"reading registered model '{self.name}'") from None
-        model: dict[str, Any] = got["registered_model"]
-        return model
-
-    def run_tags(self, run_id: str, prefix: str) -> dict[str, str]:
-        """The run's tags that start with prefix; none when the run is gone."""
-        try:
-            run = self.rest._call("GET", "runs/get", params={"run_id": run_id})["run"]
-        except MlflowApiError as exc:
-            if exc.code == "RESOURCE_DOES_NOT_EXIST" or exc.status == 404:
-                return {}
-            raise exc.as_step_failed(f"reading run {run_id}") from None
-        tags = run.get("data", {}).get("tags", [])
-        return {t["key"]: t["value"] for t in tags if t["key"].startswith(prefix)}
-
-    def version(self, version: str) -> dict[str, Any]:
-        params = {"name": self.name, "version": version}
-        try:
-            got = self.rest._call("GET", "model-versions/get", params=params)
-        except MlflowApiError as exc:
-            if exc.code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-                raise exc.as_step_failed(f"reading version {version} of '{self.name}'") from None
-            latest = [str(v.get("version")) for v in self.model().get("latest_versions", [])]
-            newest = max(latest, key=int) if latest else "none"
-            raise ConfigError(
-                f"--version {version}: model '{self.name}' has no version {version} at "
-                f"{redact_url(self.rest.uri)} (its newest is {newest}). Give a registered "
-                "version, e.g. the model-version output of the package step."
-            ) from None
-        found: dict[str, Any] = got["model_version"]
-        return found
-
-    def alias(self, alias: str) -> str | None:
-        params = {"name": self.name, "alias": alias}
-        try:
-            got = self.rest._call("GET", "registered-models/alias", params=params)
-        except MlflowApiError as exc:
-            if _absent(exc):
-                return None
-            raise exc.as_step_failed(f"reading alias '{alias}' of '{self.name}'") from None
-        return str(got["model_version"]["version"])
-
-    def set_alias(self, alias: str, version: str | None) -> None:
-        """Point alias at version; None removes it (absent already is fine)."""
-        if version is None:
-            try:
-                self.rest._call(
-                    "DELETE", "registered-models/alias", json={"name": self.name, "alias": alias}
-                )
-            except MlflowApiError as exc:
-                if not _absent(exc):
-                    raise exc.as_step_failed(f"removing alias '{alias}'") from None
-            return
-        body = {"name": self.name, "alias": alias, "version": version}
-        self._call(f"pointing alias '{alias}' at version {version}", "POST",
-                   "registered-models/alias", json=body)  # fmt: skip
-
-    def set_tag(self, version: str, key: str, value: str) -> None:
-        body = {"name": self.name, "version": version, "key": key, "value": value}
-        self._call(f"tagging version {version} with {key}", "POST", "model-versions/set-tag",
-                   json=body)  # fmt: skip
-
-    def delete_tag(self, version: str, key: str) -> None:
-        body = {"name": self.name, "version": version, "key": key}
-        self._call(f"removing tag {key}", "DELETE", "model-versions/delete-tag", json=body)
-
-
-def _absent(exc: MlflowApiError) -> bool:
-    # MLflow 3 answers a missing alias with 400 INVALID_PARAMETER_VALUE "... not found".
-    return (
-        exc.code == "RESOURCE_DOES_NOT_EXIST"
-        or exc.status == 404
-        or (exc.code == "INVALID_PARAMETER_VALUE" and "not found" in exc.message)
-    )
-
-
-def github_approvers(api: str, repo: str, run_id: str, token: Secret) -> list[str]:
-    """Who approved this workflow run's deployment (an environment's required reviewers)."""
-    import requests
-
-    url = f"{api.rstrip('/')}/repos/{repo}/actions/runs/{run_id}/approvals"
-    headers = {
-        "Authorization": f"Bearer {token.reveal()}",
-        "Accept": "application/vnd.github+json",
-        "X-GitHub-Api-Version": "2022-11-28",
-    }
-    try:
-        response = requests.get(url, headers=headers, timeout=20)
-    except requests.RequestException as exc:
-        raise StepFailed(
-            f"cannot read the run's approvals from {api} ({type(exc).__name__}): try again, or "
-            "give --approved-by."
-        ) from None
-    if response.status_code in (401, 403, 404):
-        raise ConfigError(
-            f"GitHub answered {response.status_code} to reading the approvals of run {run_id} "
-            f"of {repo}: the token cannot read them. Give the job `permissions: actions: read` "
-            "and the step `env: GITHUB_TOKEN: ${{ github.token }}`."
-        )
-    if not response.ok:
-        raise StepFailed(
-            f"GitHub answered {response.status_code} to reading the approvals of run {run_id}."
-        )
-    try:
-        entries = response.json()
-    except ValueError:
-        raise StepFailed(f"{url} did not answer JSON: is GITHUB_API_URL right?") from None
-    return sorted(
-        {
-            str((entry.get("user") or {}).get("login") or "")
-            for entry in entries
-            if isinstance(entry, dict) and entry.get("state") == "approved"
-        }
-        - {""}
-    )
-
-
-def make_lock(config: PromoteConfig, runtime: Runtime, purpose: str) -> Lock:
-    face = runtime.get_face()
-    options: dict[str, Any] = {
-        "ttl": config.lock_ttl,
-        "timeout": config.lock_timeout,
-        "purpose": purpose,
-        "on_wait": lambda line: face.progress("lock", line),
-        "on_warning": face.warning,
-    }
-    if config.lock == "file":
-        return FileLock(config.lock_path, **options)
-    if config.lock == "dynamodb":
-        return DynamoDbLock(config.lock_path, f"mlsteps/promote/{config.model_name}", **options)
-    from steps.vault import Connection, Vault
-
-    assert config.vault_url and config.vault_token is not None
-    face.mask(config.vault_token.reveal())
-    connection = Connection(
-        url=config.vault_url,
-        namespace=config.vault_namespace,
-        ca_cert=config.vault_ca_cert,
-        timeout=VaultLock.REQUEST_BUDGET,
-    )
-    vault = Vault(connection, on_retry=face.detail, token=config.vault_token)
-    return VaultLock(vault, config.lock_path, **options)
+from steps.promote_services import Registry, github_approvers, make_lock
 
 
 def _now() -> str:
