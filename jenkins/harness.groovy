@@ -18,6 +18,7 @@
  *    "workspace": "/path",               // where sh runs and relative files resolve (default: cwd)
  *    "env": {"BUILD_TAG": "..."},        // the build's environment (env.X), on top of this process's
  *    "credentials": {"id": "value" or {"username": .., "password": ..}},
+ *    "answers": [{"submitter": "name"} or {"abort": "name"}, ...], // the input steps' answers
  *    "record": "/path/record.json"}      // where the record goes (default: stdout, after the log)
  *
  * The record: {"status": "SUCCESS"|"FAILURE", "error": null|"message", "errorClass": ...,
@@ -408,6 +409,28 @@ binding.setVariable('archiveArtifacts', { Object arg ->
     Map a = named(arg, 'artifacts')
     calls << [step: 'archiveArtifacts', args: a]
     null
+})
+
+// input: each call takes the next of input.answers, {"submitter": "name"} (the build goes on) or
+// {"abort": "name"} (the build stops, as when someone presses Abort). As in Jenkins, a
+// submitterParameter alone makes the step return who submitted; a submitter list that does not
+// name them fails the call (Jenkins would not let them answer).
+List<Map> inputAnswers = ((input.answers ?: []) as List).collect { it as Map }
+binding.setVariable('input', { Object arg ->
+    Map a = named(arg, 'message')
+    calls << [step: 'input', args: a]
+    if (inputAnswers.isEmpty()) {
+        throw new PipelineError('harness: input step called with no answer left (give "answers")')
+    }
+    Map answer = inputAnswers.remove(0)
+    if (answer.abort) {
+        throw new PipelineError("Aborted by ${answer.abort}")
+    }
+    String who = answer.submitter as String
+    if (a.submitter && !((a.submitter as String).split(',')*.trim().contains(who))) {
+        throw new PipelineError("harness: ${who} may not answer (submitter: ${a.submitter})")
+    }
+    return a.submitterParameter ? who : null
 })
 
 // pwd(tmp: true) is the workspace's @tmp sibling, as in Jenkins; it may not exist yet.

@@ -174,6 +174,7 @@ def _run_harness(
     credentials: Mapping[str, Any] | None,
     timeout: float,
     extra_env: Mapping[str, str] | None,
+    answers: list[dict[str, str]] | None = None,
 ) -> JenkinsRun:
     workspace = workspace or tmp_path / "workspace"
     workspace.mkdir(parents=True, exist_ok=True)
@@ -185,6 +186,7 @@ def _run_harness(
         "workspace": str(workspace),
         "env": {"BUILD_TAG": "jenkins-faces-test-1", **(env or {})},
         "credentials": dict(credentials or {}),
+        "answers": list(answers or []),
         "record": str(record_file),
     }
     input_file = record_file.with_suffix(".input.json")
@@ -205,7 +207,8 @@ def _run_harness(
 def run_jenkins(tmp_path: Path) -> Callable[..., JenkinsRun]:
     """run_jenkins('mlTrain', {...}) runs vars/mlTrain.groovy under jenkins/harness.groovy
     (or the file given as script=) and returns what it recorded; body= is the Groovy source of
-    a block passed last, as in withVaultSecrets(...) { body }."""
+    a block passed last, as in withVaultSecrets(...) { body }; answers= are the input steps'
+    answers in order, {"submitter": NAME} or {"abort": NAME}."""
     groovy = _groovy()
 
     def run(
@@ -219,6 +222,7 @@ def run_jenkins(tmp_path: Path) -> Callable[..., JenkinsRun]:
         extra_env: Mapping[str, str] | None = None,
         script: Path | None = None,
         body: str | None = None,
+        answers: list[dict[str, str]] | None = None,
     ) -> JenkinsRun:
         spec: dict[str, Any] = {"script": str(script or REPO / "vars" / f"{step}.groovy")}
         if args is not None:
@@ -234,6 +238,7 @@ def run_jenkins(tmp_path: Path) -> Callable[..., JenkinsRun]:
             credentials=credentials,
             timeout=timeout,
             extra_env=extra_env,
+            answers=answers,
         )
 
     return run
@@ -255,6 +260,7 @@ def run_jenkinsfile(tmp_path: Path) -> Callable[..., JenkinsRun]:
         timeout: float = 60,
         extra_env: Mapping[str, str] | None = None,
         library: Path = REPO / "vars",
+        answers: list[dict[str, str]] | None = None,
     ) -> JenkinsRun:
         spec = {"jenkinsfile": str(jenkinsfile), "library": str(library)}
         return _run_harness(
@@ -266,6 +272,7 @@ def run_jenkinsfile(tmp_path: Path) -> Callable[..., JenkinsRun]:
             credentials=credentials,
             timeout=timeout,
             extra_env=extra_env,
+            answers=answers,
         )
 
     return run
