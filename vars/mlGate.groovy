@@ -19,7 +19,7 @@ def call(Map userConfig = [:]) {
     Map defaultConfig = [
         modelUri: null,       // the candidate: models:/NAME/VERSION (e.g. from mlPackage), models:/NAME@ALIAS, runs:/…
         championAlias: null,  // alias of the version to compare against; 'none': no champion (mlsteps: champion)
-        metrics: null,        // thresholds per metric: a Map such as [accuracy: [min: 0.9, 'min-delta': -0.01]], or YAML
+        metrics: null,        // thresholds per metric: a Map like [accuracy: [min: 0.9, 'min-delta': -0.01]], or YAML
         data: null,           // evaluation data (CSV or Parquet): both models scored on the same rows
         target: null,         // the label column of data
         task: null,           // 'auto', 'classification' or 'regression' (mlsteps: auto)

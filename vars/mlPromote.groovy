@@ -18,10 +18,10 @@
 
 def call(Map userConfig = [:]) {
     Map defaultConfig = [
-        version: null,                   // the model version to promote, e.g. mlGate's candidate-version (not with rollback)
+        version: null,                   // the version to promote, e.g. mlGate's candidate-version (not with rollback)
         alias: null,                     // the alias that marks the model in production (mlsteps: champion)
         previousAlias: null,             // the alias that keeps the replaced champion (mlsteps: previous-champion)
-        expectedChampion: null,          // the champion the move is conditional on: N, 'none' or 'any' (mlsteps: the gate's)
+        expectedChampion: null,          // the champion the move depends on: N, 'none' or 'any' (mlsteps: the gate's)
         requireGate: null,               // refuse a version the gate has not passed (mlsteps: true; not with rollback)
         requireApproval: null,           // true: ask with the input step unless approvedBy is given (not with rollback)
         approvedBy: null,                // who approved, recorded on the version (not with rollback)
@@ -34,12 +34,12 @@ def call(Map userConfig = [:]) {
         vaultCaCert: null,               // CA certificate (PEM file) of the Vault server's TLS (else VAULT_CACERT)
         vaultTokenCredentialsId: null,   // Secret text credential: the Vault token of lock 'vault' (else VAULT_TOKEN)
         githubTokenCredentialsId: null,  // Secret text credential: a GitHub token, for approvals read on GitHub Actions
-        trackingUri: null,               // MLflow tracking URI (else MLSTEPS_MLFLOW_TRACKING_URI or MLFLOW_TRACKING_URI)
+        trackingUri: null,               // MLflow tracking URI (else MLSTEPS_MLFLOW_TRACKING_URI, MLFLOW_TRACKING_URI)
         name: null,                      // registered model name in MLflow (required unless in the config file)
         rollback: false,                 // true: run mlsteps rollback (the alias back to previousAlias's version)
         approvers: null,                 // who may approve in the input step: users or groups, comma-separated
         config: null,                    // path of an mlsteps.yaml (mlsteps: ./mlsteps.yaml when present)
-        mlsteps: 'mlsteps',              // the mlsteps executable: a path, or a List of words ['python3', '-m', 'steps']
+        mlsteps: 'mlsteps',              // the mlsteps executable: a path, or a List of words, e.g. python3 -m steps
     ]
     String problem = invalidKeys(userConfig, defaultConfig)
     if (problem) {
@@ -153,7 +153,8 @@ private static String invalidKeys(Map userConfig, Map defaultConfig) {
             continue
         }
         boolean words = key == 'mlsteps'
-        boolean ok = value instanceof CharSequence || !words && value instanceof Number || words && value instanceof List
+        boolean ok = value instanceof CharSequence ||
+            (words ? value instanceof List : value instanceof Number)
         if (!ok) {
             String form = words ? 'a List of strings or one String' : 'a String or a number'
             return "mlPromote: key '${key}' must be ${form}, not ${value.getClass().simpleName}"
@@ -162,7 +163,7 @@ private static String invalidKeys(Map userConfig, Map defaultConfig) {
     if (userConfig.rollback?.toString() == 'true') {
         List<String> given = promoteOnlyKeys().findAll { String key -> userConfig[key] != null }
         if (given) {
-            return "mlPromote: rollback: true moves the alias back to the version under previousAlias and takes " +
+            return 'mlPromote: rollback: true moves the alias back to the version under previousAlias and takes ' +
                 "no ${given.join(', ')}; remove ${given.size() == 1 ? 'it' : 'them'}, or promote without rollback"
         }
     }

@@ -61,6 +61,9 @@ def test_there_is_an_action_and_a_workflow_to_lint() -> None:
     assert REPO / "examples" / "github-workflow.yml" in WORKFLOWS
     assert REPO / "tests" / "faces" / "workflows" / "secrets.yml" in WORKFLOWS
     assert REPO / "tests" / "faces" / "workflows" / "package.yml" in WORKFLOWS
+    for step in ("gate", "promote"):
+        assert REPO / "actions" / step / "action.yml" in ACTIONS
+        assert REPO / "tests" / "faces" / "workflows" / f"{step}.yml" in WORKFLOWS
 
 
 def test_zizmor_finds_nothing_in_actions_and_workflows(python_tool: Any) -> None:
