@@ -13,11 +13,22 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-STEPS = ("secrets", "train", "package")
+STEPS = ("secrets", "train", "package", "gate", "promote")
 # Each step's Jenkins var: its keys are those of the var's `defaultConfig` map.
-JENKINS_VARS = {"secrets": "withVaultSecrets", "train": "mlTrain", "package": "mlPackage"}
+JENKINS_VARS = {
+    "secrets": "withVaultSecrets",
+    "train": "mlTrain",
+    "package": "mlPackage",
+    "gate": "mlGate",
+    "promote": "mlPromote",  # rollback too: it reads the same section
+}
 # The shared sections (steps.config) whose options a step takes too, after its own.
-SHARED_SECTIONS = {"train": ("mlflow",), "package": ("mlflow", "model")}
+SHARED_SECTIONS = {
+    "train": ("mlflow",),
+    "package": ("mlflow", "model"),
+    "gate": ("mlflow", "model"),
+    "promote": ("mlflow", "model"),
+}
 # Credentials whose Jenkins key is not the option's own key + CredentialsId: the registry's
 # Username with password credential holds the password (and the user name).
 CREDENTIAL_KEYS = {"registryPassword": "registryCredentialsId"}
