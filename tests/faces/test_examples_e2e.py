@@ -2,8 +2,12 @@
 examples/Jenkinsfile under the Groovy harness, against real services. Each fetches the MLflow
 token from OpenBao, builds the trainer image, trains the quickstart against MLflow, and packages
 the model it logged: built on the trainer's base image, smoke-tested, pushed to a registry that
-requires a login, registered as a version of the quickstart's model. Afterwards no login token,
-trainer image or serving image is left, and no secret shows in a log.
+requires a login, registered as a version of the quickstart's model. Then it gates that version
+against the champion with the quickstart's thresholds (the report in the summary, logged to the
+run, archived in Jenkins) and, approved (GitHub: the run's approvals, read from a stand-in for
+GitHub's API; Jenkins: the input step's answer), promotes it: the champion alias points at it,
+with the approver recorded. Afterwards no login token, trainer image or serving image is left,
+the promotion lock file is under the test's temporary directory, and no secret shows in a log.
 
 The first package build of the session installs the model's requirements into a dependencies
 image (one to two minutes); the other example, and later sessions, find it by its cache key.
@@ -25,6 +29,7 @@ import requests
 from tests import vault_setup as vs
 from tests.faces import vault_checks
 from tests.faces.conftest import NOT_CHECKED_OUT
+from tests.faces.examples_setup import GitHubApprovals, alias_version, version_tags
 from tests.faces.secrets_setup import leaks_in
 
 pytestmark = [pytest.mark.faces, pytest.mark.services, pytest.mark.slow]
@@ -85,6 +90,24 @@ def assert_delivered(
     assert image_tags(repository) == []
 
 
+def assert_gated_and_promoted(mlflow_uri: str, version: str, approver: str) -> None:
+    """The gate passed the version (its tags) and promote made it the champion, recording the
+    approver and the gate report's digest."""
+    tags = version_tags(mlflow_uri, MODEL_NAME, version)
+    assert tags["mlsteps.gate.verdict"] == "pass"
+    assert alias_version(mlflow_uri, MODEL_NAME, "champion") == version
+    assert tags["mlsteps.promote.approved-by"] == approver
+    assert tags["mlsteps.promote.report-digest"] == tags["mlsteps.gate.report-digest"]
+    previous = tags["mlsteps.promote.previous-version"]
+    if previous != "none":  # the other example, or an earlier run, promoted before this one
+        assert alias_version(mlflow_uri, MODEL_NAME, "previous-champion") == previous
+
+
+def lock_file(cache: Path) -> Path:
+    """Where the quickstart's file lock (promote: lock: file) is under XDG_CACHE_HOME=cache."""
+    return cache / "mlsteps" / "locks" / f"{MODEL_NAME}.lock"
+
+
 def test_example_workflow_runs_end_to_end(
     run_act: Any,
     trainer_image: str,
@@ -92,6 +115,7 @@ def test_example_workflow_runs_end_to_end(
     docker_client: Any,
     vault_server: Any,
     auth_registry: Any,
+    tmp_path: Path,
 ) -> None:
     # The example logs in to Vault with the job's GitHub OIDC token. The runner's id-token
     # service is played by vault_setup.GitHubOidcEndpoint (no runner here): it hands out JWTs
@@ -111,7 +135,14 @@ def test_example_workflow_runs_end_to_end(
     tokens_before = set(
         vault_checks.login_tokens(vault_server.addr, vault_server.root_token, "jwt")
     )
-    with vs.GitHubOidcEndpoint(issuer, repository="mlsteps/demo") as oidc:
+    # The promote job's environment has a required reviewer who approved (act has no
+    # environments): mlsteps reads it with the job's token (github.token, which act takes from
+    # the secret GITHUB_TOKEN) from GitHub's API, played here by a stand-in.
+    github_token = f"ghs_{uuid.uuid4().hex}"
+    with (
+        vs.GitHubOidcEndpoint(issuer, repository="mlsteps/demo") as oidc,
+        GitHubApprovals(github_token, ["release-lead"]) as github,
+    ):
         result = run_act(
             example,
             variables={
@@ -120,22 +151,34 @@ def test_example_workflow_runs_end_to_end(
                 "IMAGE_REGISTRY": auth_registry.address,
                 "IMAGE_REGISTRY_USERNAME": auth_registry.username,
             },
-            secrets={"IMAGE_REGISTRY_PASSWORD": auth_registry.password},
-            env=oidc.env(),
+            secrets={
+                "IMAGE_REGISTRY_PASSWORD": auth_registry.password,
+                "GITHUB_TOKEN": github_token,
+            },
+            env={**oidc.env(), "GITHUB_API_URL": github.url},
             timeout=1200,
         )
     assert result.returncode == 0, f"{result.annotations}\n{result.results}\n{result.log}"
-    # Checkout (copied in), build, secrets, train, package, report, remove the image, revoke:
-    # all ran and succeeded.
-    assert len(result.results) == 8, result.results
+    # train: checkout (copied in), build, secrets, train, package, gate, report, remove the
+    # image, revoke; promote: checkout ("0" too), secrets, promote, report, revoke. All ran
+    # and succeeded.
+    named = {"train", "package", "gate", "promote-secrets", "promote", "champion"}
+    assert named | {"promote-revoke"} <= set(result.results), result.results
+    assert len(result.results) == 13, result.results
     assert set(result.results.values()) == {"success"}, result.results
-    # One login with the OIDC token; the if: always() step revoked the token it made.
-    assert len(oidc.tokens) == 1
+    # One login per job with the OIDC token; the if: always() steps revoked the tokens.
+    assert len(oidc.tokens) == 2
+    (asked,) = github.asked
+    assert asked.startswith("GET /repos/") and asked.endswith("/actions/runs/1/approvals")
     tokens_after = vault_checks.login_tokens(vault_server.addr, vault_server.root_token, "jwt")
     assert set(tokens_after) <= tokens_before
     assert (
         leaks_in(
-            {"MLflow token": token, "registry password": auth_registry.password},
+            {
+                "MLflow token": token,
+                "registry password": auth_registry.password,
+                "GitHub token": github_token,
+            },
             result.log,
             result.stderr,
         )
@@ -157,6 +200,22 @@ def test_example_workflow_runs_end_to_end(
     )
     # The report step shows what was delivered.
     assert f"model version {packaged['model-version']}: {packaged['image-ref']}" in result.log
+
+    # The gate judged the registered version (its report in the job summary), the promote job
+    # moved the champion to it with the reviewer's approval.
+    gate = result.outputs["gate"]
+    assert gate["decision"] == "pass"
+    assert gate["candidate-version"] == packaged["model-version"]
+    assert gate["failed"] == "0"
+    assert "accuracy" in result.summaries["gate"] and "roc_auc" in result.summaries["gate"]
+    promoted = result.outputs["promote"]
+    assert promoted["decision"] == "promoted"
+    assert promoted["champion-version"] == packaged["model-version"]
+    assert promoted["previous-version"] == gate["champion-version"]
+    assert f"champion is version {packaged['model-version']} (promoted" in result.log
+    assert_gated_and_promoted(mlflow_server.uri, packaged["model-version"], "release-lead")
+    # act runs the steps with its own XDG_CACHE_HOME: the test's temporary directory.
+    assert lock_file(tmp_path / "act-cache").is_file()
     # The if: always() step removed the image built for the run; the trainer's own tag stays.
     assert image_tags("quickstart-trainer") == []
     assert docker_client.images.get(trainer_image)
@@ -197,10 +256,17 @@ def test_example_jenkinsfile_runs_end_to_end(
             "MLFLOW_TRACKING_URI": mlflow_server.uri,
             "IMAGE_REGISTRY": auth_registry.address,
             "IMAGE_REGISTRY_CREDENTIALS_ID": "image-registry",
+            "PROMOTE_APPROVERS": "release-lead,ops",
         },
         credentials=credentials,
-        # the agent's mlsteps: the one installed beside the tests
-        extra_env={"PATH": f"{Path(mlsteps_cli).parent}:{os.environ['PATH']}"},
+        # the agent's mlsteps: the one installed beside the tests; its cache (the promotion's
+        # file lock) under this test's temporary directory
+        extra_env={
+            "PATH": f"{Path(mlsteps_cli).parent}:{os.environ['PATH']}",
+            "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        },
+        # the Promote stage's input step: release-lead presses Promote
+        answers=[{"submitter": "release-lead"}],
         timeout=1200,
     )
     assert run.status == "SUCCESS", run.console
@@ -209,6 +275,8 @@ def test_example_jenkinsfile_runs_end_to_end(
         ("Build the trainer image", False),
         ("Train", False),
         ("Package", False),
+        ("Gate", False),
+        ("Promote", False),
     ]
     assert [c["args"]["condition"] for c in run.calls("post")] == ["always"]
 
@@ -230,9 +298,9 @@ def test_example_jenkinsfile_runs_end_to_end(
     assert package["env"]["MLFLOW_TRACKING_TOKEN"] == "********"
     (packaged,) = run.calls("mlPackage")
     assert packaged["args"]["registryCredentialsId"] == "image-registry"
-    # Two logins, one per stage that needs the token; both tokens revoked when their block ended.
+    # Four logins, one per stage that needs the token; all revoked when their block ended.
     assert (
-        len([c for c in run.calls("sh") if c["args"].get("label") == "mlsteps secrets fetch"]) == 2
+        len([c for c in run.calls("sh") if c["args"].get("label") == "mlsteps secrets fetch"]) == 4
     )
     tokens_after = vault_checks.login_tokens(vault_server.addr, vault_server.root_token, "approle")
     assert set(tokens_after) <= tokens_before
@@ -246,9 +314,43 @@ def test_example_jenkinsfile_runs_end_to_end(
     version, image_ref = delivered.removeprefix("model version ").split(": ")
     run_id = run.record["currentBuild"]["description"].split()[2].rstrip(";")
     assert run.record["currentBuild"]["description"] == (
-        f"MLflow run {run_id}; model version {version}"
+        f"MLflow run {run_id}; model version {version}; champion {version}"
     )
     assert_delivered(mlflow_server.uri, auth_registry, run_id, image_ref, version)
+
+    # Gate: the registered version, the file's thresholds; its report archived from the
+    # quickstart's report-dir (.mlsteps/gate beside mlsteps.yaml).
+    (gate,) = [c for c in run.calls("sh") if c["args"].get("label") == "mlsteps gate"]
+    assert gate["args"]["script"] == (
+        "'mlsteps' '--ci' 'jenkins' '--config' 'examples/quickstart/mlsteps.yaml' 'gate'"
+        f" '--model-uri' 'models:/{MODEL_NAME}/{version}'"
+    )
+    assert gate["env"]["MLFLOW_TRACKING_TOKEN"] == "********"
+    report_dir = "examples/quickstart/.mlsteps/gate"
+    (archived,) = [c for c in run.calls("archiveArtifacts") if report_dir in c["args"]["artifacts"]]
+    assert archived["args"]["artifacts"].split(",") == [
+        f"{report_dir}/report.{ext}" for ext in ("md", "json", "png")
+    ]
+    assert "accuracy" in (workspace / report_dir / "report.md").read_text(encoding="utf-8")
+    assert any(c["args"]["message"].startswith("gate: pass against ") for c in run.calls("echo"))
+
+    # Promote: asked first (outside the Vault login), then the approver passed to mlsteps.
+    (asked,) = run.calls("input")
+    assert asked["args"] == {
+        "message": f"Promote version {version} of {MODEL_NAME} to champion?",
+        "ok": "Promote",
+        "submitterParameter": "approver",
+        "submitter": "release-lead,ops",
+    }
+    (promote,) = [c for c in run.calls("sh") if c["args"].get("label") == "mlsteps promote"]
+    assert promote["args"]["script"] == (
+        "'mlsteps' '--ci' 'jenkins' '--config' 'examples/quickstart/mlsteps.yaml' 'promote'"
+        f" '--version' '{version}' '--require-approval' 'true' '--approved-by' 'release-lead'"
+    )
+    steps = [c["step"] for c in run.record["calls"]]
+    assert steps.index("input") < steps.index("mlPromote")
+    assert_gated_and_promoted(mlflow_server.uri, version, "release-lead")
+    assert lock_file(tmp_path / "cache").is_file()
     assert (
         leaks_in(
             {
