@@ -65,14 +65,14 @@ def _delta(key: str, value: Any) -> Delta:
 
 def load_value(raw: Any) -> Any:
     """The file gives a mapping; a flag, an environment variable or an action input gives the
-    same mapping as YAML text (several flags are merged)."""
+    same mapping as YAML text (several flags are merged, see ``_merged``)."""
     if isinstance(raw, list) and all(isinstance(item, str) for item in raw):
         merged: dict[str, Any] = {}
         for item in raw:
             loaded = load_value(item)
             if not isinstance(loaded, dict):
                 raise ValueError(f"a mapping, got {item!r}")
-            merged.update(loaded)
+            merged = _merged(merged, loaded)
         return merged
     if isinstance(raw, str):
         import yaml
@@ -82,6 +82,19 @@ def load_value(raw: Any) -> Any:
         except yaml.YAMLError as exc:
             raise ValueError(f"YAML ({str(exc).splitlines()[0]})") from None
     return raw
+
+
+def _merged(base: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
+    """``more`` over ``base``, key by key at every depth: ``--metrics '{accuracy: {min: 0.9}}'
+    --metrics '{accuracy: {min-delta: 0}}'`` keeps both rules, as repeated flags read. Anything
+    that is not a mapping on both sides (a number, a list) is replaced by the later value."""
+    out = dict(base)
+    for key, value in more.items():
+        old = out.get(key)
+        out[key] = (
+            _merged(old, value) if isinstance(old, dict) and isinstance(value, dict) else value
+        )
+    return out
 
 
 def load_mapping(raw: Any, what: str) -> dict[str, Any]:

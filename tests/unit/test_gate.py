@@ -33,6 +33,19 @@ def test_thresholds_in_every_form() -> None:
     assert parse_metric_thresholds({"f1": {"min": 1}})["f1"].min == 1.0
 
 
+def test_repeated_flags_merge_the_rules_of_one_metric() -> None:
+    merged = parse_metric_thresholds(
+        ["{accuracy: {min: 0.9}}", "{accuracy: {min-delta: 0}, f1: {min: 0.5}}", "{f1: {min: 0.7}}"]
+    )
+    assert merged["accuracy"].min == 0.9 and merged["accuracy"].min_delta == Delta(0, False)
+    assert merged["f1"].min == 0.7  # the later value of the same key wins
+
+
+def test_a_repeated_flag_that_is_not_a_mapping_is_refused() -> None:
+    with pytest.raises(ValueError, match="a mapping, got '\\[f1\\]'"):
+        parse_metric_thresholds(["{accuracy: {min: 0.9}}", "[f1]"])
+
+
 @pytest.mark.parametrize(
     ("raw", "words"),
     [
