@@ -175,40 +175,80 @@ def judge(
     m: Measured, rule: MetricThreshold | None, higher: bool, *, kind: str = "metric"
 ) -> list[Check]:
     """The checks of one metric: its value thresholds, its change thresholds, and — with no
-    threshold at all but intervals and a champion — the default "not significantly worse"."""
+    threshold at all but intervals and a champion — the default "not significantly worse".
+
+    A NaN (roc_auc on rows of one class, a change relative to a champion's 0) compares False
+    with everything, so it is caught here and fails with words instead of a silent verdict."""
     checks = []
     common: dict[str, Any] = {
         "name": m.name, "candidate": m.candidate, "champion": m.champion, "delta": m.delta,
     }  # fmt: skip
-    if rule is not None and rule.min is not None:
-        checks.append(
-            Check(kind=kind, threshold=f"≥ {fmt(rule.min)}", passed=m.candidate >= rule.min,
-                  interval=m.candidate_interval, **common)
-        )  # fmt: skip
-    if rule is not None and rule.max is not None:
-        checks.append(
-            Check(kind=kind, threshold=f"≤ {fmt(rule.max)}", passed=m.candidate <= rule.max,
-                  interval=m.candidate_interval, **common)
-        )  # fmt: skip
+    for bound, limit in (("min", rule.min), ("max", rule.max)) if rule is not None else ():
+        if limit is not None:
+            checks.append(_value(m, kind, bound, limit, common))
     if m.champion is None:
         return checks
     for bound, delta in (("min", rule and rule.min_delta), ("max", rule and rule.max_delta)):
         if delta:
             checks.append(_change(m, bound, delta, common))
     if (rule is None or rule.empty) and m.delta_interval is not None:
-        low, high = m.delta_interval
-        worse = high < 0 if higher else low > 0
-        checks.append(
-            Check(
-                kind="change", threshold="not worse (default)", passed=not worse,
-                interval=m.delta_interval,
-                detail=f"the whole interval is {'below' if higher else 'above'} 0: the "
-                "candidate is worse beyond the sampling noise" if worse else
-                "no threshold set: rejected only when worse beyond the sampling noise",
-                **common,
-            )
-        )  # fmt: skip
+        checks.append(_not_worse(m, higher, common))
     return checks
+
+
+_UNDEFINED = "undefined on these rows"
+
+
+def _nan(*values: float | None) -> bool:
+    return any(v is not None and math.isnan(v) for v in values)
+
+
+def _value(m: Measured, kind: str, bound: str, limit: float, common: dict[str, Any]) -> Check:
+    if _nan(m.candidate):
+        passed, detail = False, _UNDEFINED
+    else:
+        passed, detail = (m.candidate >= limit if bound == "min" else m.candidate <= limit), ""
+    return Check(
+        kind=kind, threshold=f"{'≥' if bound == 'min' else '≤'} {fmt(limit)}", passed=passed,
+        interval=m.candidate_interval, detail=detail, **common,
+    )  # fmt: skip
+
+
+def _undefined_change(m: Measured, relative: bool) -> str | None:
+    """Why candidate − champion has no number, or None when it has one."""
+    if _nan(m.candidate):
+        return f"the change is undefined: the candidate's value is {_UNDEFINED}"
+    if _nan(m.champion):
+        return f"the change is undefined: the champion's value is {_UNDEFINED}"
+    if relative and m.champion == 0:
+        return "the change is undefined: the champion's value is 0"
+    return None
+
+
+def _signed(value: float) -> str:
+    return f"{value:+.4g}"
+
+
+def _not_worse(m: Measured, higher: bool, common: dict[str, Any]) -> Check:
+    assert m.delta is not None and m.delta_interval is not None
+    low, high = m.delta_interval
+    undefined = _undefined_change(m, relative=False)
+    if undefined is None and _nan(low, high):
+        undefined = f"the change's interval is {_UNDEFINED} (too few resamples had a value)"
+    if undefined is not None:
+        passed, detail = False, undefined
+    else:
+        worse = high < 0 if higher else low > 0
+        numbers = f"Δ {_signed(m.delta)}, interval [{_signed(low)}, {_signed(high)}]"
+        passed, detail = not worse, numbers + (
+            f": the whole interval is {'below' if higher else 'above'} 0: the candidate is "
+            "worse beyond the sampling noise" if worse else
+            ": no threshold set; rejected only when worse beyond the sampling noise"
+        )  # fmt: skip
+    return Check(
+        kind="change", threshold="not worse (default)", passed=passed, interval=m.delta_interval,
+        detail=detail, **common,
+    )  # fmt: skip
 
 
 def _change(m: Measured, bound: str, delta: Delta, common: dict[str, Any]) -> Check:
@@ -221,9 +261,16 @@ def _change(m: Measured, bound: str, delta: Delta, common: dict[str, Any]) -> Ch
     threshold = f"Δ {'≥' if bound == 'min' else '≤'} {delta}"
 
     def shown(value: float) -> str:
-        return f"{value * 100:+.3g}%" if delta.relative else f"{value:+.4g}"
+        return f"{value * 100:+.3g}%" if delta.relative else _signed(value)
 
-    if interval is None:  # logged metrics: no interval, the point decides
+    undefined = _undefined_change(m, delta.relative)
+    if undefined is None and interval is not None and _nan(*interval):
+        undefined = (
+            f"Δ = {shown(point)}, its interval is {_UNDEFINED} (too few resamples had a value)"
+        )
+    if undefined is not None:
+        ok, detail = False, undefined
+    elif interval is None:  # logged metrics: no interval, the point decides
         ok = point >= delta.value if bound == "min" else point <= delta.value
         detail = f"Δ = {shown(point)}"
     else:

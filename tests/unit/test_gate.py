@@ -128,6 +128,61 @@ def test_no_threshold_rejects_only_what_is_worse_beyond_the_noise(
     assert check.threshold == "not worse (default)" and check.passed is passed
 
 
+def test_the_default_check_states_its_numbers() -> None:
+    worse = Measured(name="m", candidate=0.9, champion=0.95, delta_interval=(-0.08, -0.02))
+    assert one(judge(worse, None, higher=True)).detail == (
+        "Δ -0.05, interval [-0.08, -0.02]: the whole interval is below 0: the candidate is "
+        "worse beyond the sampling noise"
+    )
+    noise = Measured(name="m", candidate=0.9123, champion=0.9, delta_interval=(-0.004, 0.03))
+    assert one(judge(noise, None, higher=True)).detail == (
+        "Δ +0.0123, interval [-0.004, +0.03]: no threshold set; rejected only when worse "
+        "beyond the sampling noise"
+    )
+
+
+def test_an_undefined_candidate_value_fails_in_words() -> None:
+    rule = parse_metric_thresholds("{roc_auc: {min: 0.7, max: 1}}")["roc_auc"]
+    checks = judge(Measured(name="roc_auc", candidate=math.nan), rule, higher=True)
+    assert [(c.passed, c.detail) for c in checks] == [(False, "undefined on these rows")] * 2
+
+
+@pytest.mark.parametrize(
+    ("rule", "measured", "words"),
+    [
+        (
+            "{m: {min-delta: '1%'}}",
+            Measured(name="m", candidate=0.2, champion=0.0),
+            "the change is undefined: the champion's value is 0",
+        ),
+        (
+            "{m: {min-delta: 0}}",
+            Measured(name="m", candidate=0.9, champion=math.nan, delta_interval=(0.0, 0.1)),
+            "the change is undefined: the champion's value is undefined on these rows",
+        ),
+        (
+            "{m: {min-delta: 0}}",
+            Measured(name="m", candidate=0.9, champion=0.8, delta_interval=(math.nan, math.nan)),
+            "Δ = +0.1, its interval is undefined on these rows",
+        ),
+        (
+            "{}",
+            Measured(name="m", candidate=math.nan, champion=0.8, delta_interval=(0.0, 0.1)),
+            "the change is undefined: the candidate's value is undefined on these rows",
+        ),
+        (
+            "{}",
+            Measured(name="m", candidate=0.9, champion=0.8, delta_interval=(math.nan, math.nan)),
+            "the change's interval is undefined on these rows",
+        ),
+    ],
+)
+def test_an_undefined_change_fails_in_words(rule: str, measured: Measured, words: str) -> None:
+    check = one(judge(measured, parse_metric_thresholds(rule).get("m"), higher=True))
+    assert check.kind == "change" and not check.passed
+    assert check.detail.startswith(words), check.detail
+
+
 def test_no_champion_no_change_checks() -> None:
     rule = parse_metric_thresholds("{accuracy: {min: 0.5, min-delta: 0}}")["accuracy"]
     checks = judge(Measured(name="accuracy", candidate=0.9), rule, higher=True)
