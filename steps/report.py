@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,23 @@ ICONS = {"pass": "✅", "fail": "❌", "warn": "⚠️"}
 
 
 def canonical_json(report: Mapping[str, Any]) -> str:
-    return json.dumps(report, indent=2, sort_keys=True, allow_nan=False, default=str) + "\n"
+    # NaN is not JSON: it becomes null. Anything else JSON cannot hold (an infinity) still
+    # raises, rather than writing a report other tools refuse to read.
+    return (
+        json.dumps(_nan_to_none(report), indent=2, sort_keys=True, allow_nan=False, default=str)
+        + "\n"
+    )
+
+
+def _nan_to_none(value: Any) -> Any:
+    """A metric undefined on the rows (NaN) as null, at any depth."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, Mapping):
+        return {k: _nan_to_none(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_nan_to_none(v) for v in value]
+    return value
 
 
 def digest(report: Mapping[str, Any]) -> str:
@@ -137,10 +154,12 @@ def chart(report: Mapping[str, Any], path: Path) -> bool:
 
 def write(report: Mapping[str, Any], directory: Path) -> dict[str, Path]:
     """report.md, report.json and (when a metric was compared) report.png in ``directory``."""
+    # Both texts first: a report that cannot be written leaves no directory for CI to archive.
+    texts = {"json": canonical_json(report), "md": markdown(report)}
     directory.mkdir(parents=True, exist_ok=True)
     paths = {"md": directory / "report.md", "json": directory / "report.json"}
-    paths["json"].write_text(canonical_json(report), encoding="utf-8")
-    paths["md"].write_text(markdown(report), encoding="utf-8")
+    for form, text in texts.items():
+        paths[form].write_text(text, encoding="utf-8")
     png = directory / "report.png"
     if chart(report, png):
         paths["png"] = png

@@ -238,14 +238,37 @@ def test_markdown_names_every_failure_with_numbers_and_threshold(tmp_path: Path)
     assert json.loads(paths["json"].read_text())["verdict"] == "rejected"
 
 
-def test_the_digest_is_stable_and_refuses_nan() -> None:
+def test_the_digest_is_stable() -> None:
     checks = [Check(kind="metric", name="a", passed=True, threshold="≥ 1", candidate=2.0)]
     assert report.digest(sample_report(checks)) == report.digest(sample_report(checks))
     changed = sample_report(checks)
     changed["checks"][0]["candidate"] = 2.5
     assert report.digest(changed) != report.digest(sample_report(checks))
-    with pytest.raises(ValueError):
-        report.digest({"x": math.nan})
+
+
+def test_an_undefined_number_is_null_in_the_json(tmp_path: Path) -> None:
+    rule = parse_metric_thresholds("{roc_auc: {min: 0.7}}")["roc_auc"]
+    checks = judge(Measured(name="roc_auc", candidate=math.nan), rule, higher=True)
+    nan_report = sample_report(checks)
+    nan_report["metrics"]["accuracy"]["champion_interval"] = [math.nan, math.nan]
+    written = json.loads(report.write(nan_report, tmp_path)["json"].read_text())
+    assert written["checks"][0]["candidate"] is None and written["verdict"] == "rejected"
+    assert written["metrics"]["accuracy"]["champion_interval"] == [None, None]
+    assert report.digest(nan_report) == report.digest(written)  # what promote re-reads
+
+
+@pytest.mark.parametrize("broken", ["canonical_json", "markdown"])
+def test_a_report_that_cannot_be_written_leaves_no_directory(
+    broken: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fail(_: Any) -> str:
+        raise ValueError("cannot")
+
+    monkeypatch.setattr(report, broken, fail)
+    checks = [Check(kind="metric", name="a", passed=True, threshold="≥ 1", candidate=2.0)]
+    with pytest.raises(ValueError, match="cannot"):
+        report.write(sample_report(checks), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 # ----- options -------------------------------------------------------------------------------
