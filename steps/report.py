@@ -57,14 +57,24 @@ def _side(part: Mapping[str, Any] | None) -> str:
     return f"version {part['version']}" if part.get("version") else part.get("uri", "?")
 
 
+def _compared(report: Mapping[str, Any]) -> str:
+    candidate = f"candidate {_side(report['candidate'])}"
+    if not report.get("champion"):
+        return f"{candidate} (no champion compared)"
+    return f"{candidate} against champion {_side(report['champion'])}"
+
+
+# Failures first: a reader of a rejected gate's summary should not scroll past the passes.
+_ORDER = {"fail": 0, "warn": 1, "pass": 2}
+
+
 def markdown(report: Mapping[str, Any]) -> str:
     verdict = report["verdict"]
     head = "✅ pass" if verdict == "pass" else "❌ rejected"
     lines = [
         f"### mlsteps gate: {head}",
         "",
-        f"Model **{report.get('model') or report['candidate']['uri']}**: candidate "
-        f"{_side(report['candidate'])} against champion {_side(report.get('champion'))}; "
+        f"Model **{report.get('model') or report['candidate']['uri']}**: {_compared(report)}; "
         f"{report['evaluation']['summary']}.",
         "",
     ]
@@ -72,35 +82,55 @@ def markdown(report: Mapping[str, Any]) -> str:
     if failed:
         lines += ["Rejected by: " + "; ".join(reason(c) for c in failed) + ".", ""]
     if report["checks"]:
-        lines += [
-            "| check | candidate | champion | delta | interval | threshold | verdict |",
-            "| --- | --- | --- | --- | --- | --- | --- |",
-        ]
-        for c in report["checks"]:
-            interval = tuple(c["interval"]) if c["interval"] else None
-            name = f"{c['kind']}: {c['name']}"
-            lines.append(
-                "| "
-                + " | ".join(
-                    [
-                        _cell(name),
-                        _cell(c["candidate"]),
-                        _cell(c["champion"]),
-                        _cell(c["delta"]),
-                        fmt_interval(interval),
-                        _cell(c["threshold"]),
-                        f"{ICONS[c['status']]} {c['status']}"
-                        + (f" — {_cell(c['detail'])}" if c["detail"] else ""),
-                    ]
-                )
-                + " |"
-            )
+        lines += _checks_table(report)
     else:
         lines.append("No checks ran.")
+        if report.get("metrics"):  # a gate that only shows the logged metrics
+            lines += ["", *_metrics_table(report["metrics"])]
     if report.get("notes"):
         lines += ["", *(f"- {note}" for note in report["notes"])]
     lines += ["", f"Report digest `{digest(report)}`."]
     return "\n".join(lines) + "\n"
+
+
+def _row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _checks_table(report: Mapping[str, Any]) -> list[str]:
+    confidence = report["evaluation"].get("confidence")
+    interval = f"interval ({confidence * 100:g}%)" if confidence else "interval"
+    columns = ["check", "candidate", "champion", "delta", interval, "threshold", "verdict"]
+    lines = [_row(columns), _row(["---"] * len(columns))]
+    checks = sorted(report["checks"], key=lambda c: _ORDER[c["status"]])  # stable: keeps order
+    for c in checks:
+        lines.append(
+            _row(
+                [
+                    _cell(f"{c['kind']}: {c['name']}"),
+                    _cell(c["candidate"]),
+                    _cell(c["champion"]),
+                    _cell(c["delta"]),
+                    fmt_interval(tuple(c["interval"]) if c["interval"] else None),
+                    _cell(c["threshold"]),
+                    f"{ICONS[c['status']]} {c['status']}"
+                    + (f" — {_cell(c['detail'])}" if c["detail"] else ""),
+                ]
+            )
+        )
+    if any(c["interval"] for c in checks):
+        # The column mixes two kinds of interval; say which is which.
+        lines += ["", "Interval: of Δ for change checks, of the candidate's value otherwise."]
+    return lines
+
+
+def _metrics_table(metrics: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    lines = [_row(["metric", "candidate", "champion", "delta"]), _row(["---"] * 4)]
+    for name, m in metrics.items():
+        candidate, champion = m.get("candidate"), m.get("champion")
+        delta = None if candidate is None or champion is None else candidate - champion
+        lines.append(_row([_cell(name), _cell(candidate), _cell(champion), _cell(delta)]))
+    return lines
 
 
 def reason(check: Mapping[str, Any]) -> str:

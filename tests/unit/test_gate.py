@@ -238,6 +238,45 @@ def test_markdown_names_every_failure_with_numbers_and_threshold(tmp_path: Path)
     assert json.loads(paths["json"].read_text())["verdict"] == "rejected"
 
 
+def test_markdown_lists_failures_first_and_says_what_the_interval_is_of() -> None:
+    checks = [
+        Check(kind="metric", name="a", passed=True, threshold="≥ 0.8", candidate=0.9,
+              interval=(0.85, 0.95)),
+        Check(kind="metric", name="b", passed=False, threshold="≥ 0.8", candidate=0.7,
+              enforced=False),
+        Check(kind="change", name="c", passed=False, threshold="Δ ≥ +0", candidate=0.7),
+        Check(kind="metric", name="d", passed=False, threshold="≥ 0.8", candidate=0.7),
+    ]  # fmt: skip
+    sample = sample_report(checks)
+    sample["evaluation"]["confidence"] = 0.95
+    rows = [line for line in report.markdown(sample).splitlines() if line.startswith("| ")]
+    assert rows[0].split(" | ")[4] == "interval (95%)"
+    assert [row.split(" | ")[0] for row in rows[1:]] == [
+        "| ---", "| change: c", "| metric: d", "| metric: b", "| metric: a",
+    ]  # fmt: skip
+    assert "Interval: of Δ for change checks, of the candidate's value otherwise." in (
+        report.markdown(sample)
+    )
+    without = sample_report(checks[1:])  # no interval anywhere, no confidence
+    assert "| interval |" in report.markdown(without)
+    assert "Interval: of" not in report.markdown(without)
+
+
+def test_markdown_without_checks_shows_the_logged_metrics() -> None:
+    shown = sample_report([])
+    shown["metrics"]["loss"] = {"candidate": 0.25, "champion": None}
+    page = report.markdown(shown)
+    assert "No checks ran.\n\n| metric | candidate | champion | delta |" in page
+    assert "| accuracy | 0.9 | 0.8 | 0.1 |" in page and "| loss | 0.25 | — | — |" in page
+    assert "No checks ran.\n\n- Slice" in report.markdown({**shown, "metrics": {}})
+
+
+def test_markdown_without_a_champion_says_so() -> None:
+    first = {**sample_report([]), "champion": None}
+    assert "candidate version 7 (no champion compared);" in report.markdown(first)
+    assert "candidate version 7 against champion version 5;" in report.markdown(sample_report([]))
+
+
 def test_the_digest_is_stable() -> None:
     checks = [Check(kind="metric", name="a", passed=True, threshold="≥ 1", candidate=2.0)]
     assert report.digest(sample_report(checks)) == report.digest(sample_report(checks))
