@@ -190,14 +190,23 @@ SECTION = Section(
             name="resamples",
             kind="int",
             default=1000,
-            help="Bootstrap resamples for the intervals (0: no intervals, the point values "
-            "decide).",
+            metavar="N",
+            help="Bootstrap resamples for the intervals (at least 100). 0: no intervals; value "
+            "and change thresholds are judged on the point values, and metrics without a "
+            "threshold are shown, not judged.",
         ),
-        Option(name="confidence", kind="float", default=0.95, help="Level of the intervals."),
+        Option(
+            name="confidence",
+            kind="float",
+            default=0.95,
+            metavar="LEVEL",
+            help="Level of the intervals, between 0.5 and 1.",
+        ),
         Option(
             name="seed",
             kind="int",
             default=0,
+            metavar="N",
             help="Seed of the resampling: the same seed, data and models give the same report.",
         ),
         Option(
@@ -349,6 +358,13 @@ def _check(config: GateConfig) -> None:
         raise ConfigError(
             "--drift compares --data with the training data: give --training-data PATH, or "
             "drift: false."
+        )
+    report_dir = Path(config.report_dir)
+    blocker = next((p for p in (report_dir, *report_dir.parents) if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise ConfigError(
+            f"--report-dir {config.report_dir}: {blocker} is a file, not a directory. Give a "
+            "directory (it is created when missing)."
         )
     if config.resamples < 0 or 0 < config.resamples < 100:
         raise ConfigError(

@@ -83,12 +83,12 @@ def run(runtime: Runtime, config: GateConfig, plan: Plan) -> StepResult:
         state.checks += data.check_quality(config.quality, state.data)
 
     def drift(action: Action) -> None:
-        from steps.gates import data, data_rules
+        from steps.gates import data_rules, drift  # drift.py alone imports scipy
 
         rules = config.drift if config.drift != "auto" else data_rules.parse_drift({})
         assert rules is not None
         face.info(f"measuring drift of {len(state.data.columns) - 1} features")
-        state.checks += data.check_drift(
+        state.checks += drift.check_drift(
             state.training, state.data, rules, ignore=[config.target] if config.target else []
         )
 
@@ -104,7 +104,13 @@ def run(runtime: Runtime, config: GateConfig, plan: Plan) -> StepResult:
     def report(action: Action) -> None:
         from steps import report as reports
 
+        _check_warn_only(config, state, face)
         state.checks = [_apply_warn_only(config, c) for c in state.checks]
+        if not state.checks:
+            face.warning(
+                "no check ran: the gate passes on nothing. Give --metrics thresholds, or --data "
+                "and --target so the candidate is compared with the champion."
+            )
         state.report = _report(config, state)
         state.paths = reports.write(state.report, Path(config.report_dir))
         if state.metrics and "png" not in state.paths:
@@ -153,8 +159,15 @@ def _resolve(config: GateConfig, state: GateState) -> None:
         return
     name = config.model_name
     assert name
+    candidate = state.candidate
+    if candidate.kind == "version" and candidate.name != name:
+        raise ConfigError(
+            f"--model-uri {config.model_uri} is a version of '{candidate.name}', but --name is "
+            f"'{name}', whose @{config.champion_alias} would be the champion. Give the same "
+            "model name to both (or --champion-alias none to judge the candidate alone)."
+        )
     try:
-        state.rest._call("GET", "registered-models/get", params={"name": name})
+        registered = state.rest._call("GET", "registered-models/get", params={"name": name})
     except MlflowApiError as exc:
         if exc.status == 404 or exc.code == "RESOURCE_DOES_NOT_EXIST":
             raise ConfigError(
@@ -170,6 +183,7 @@ def _resolve(config: GateConfig, state: GateState) -> None:
         )
     except MlflowApiError as exc:
         if exc.status == 404 or exc.code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            _no_champion_yet(config, registered)
             state.notes.append(
                 f"Model '{name}' has no version under @{config.champion_alias} yet: value "
                 "thresholds only; change thresholds were not checked."
@@ -180,6 +194,19 @@ def _resolve(config: GateConfig, state: GateState) -> None:
     state.champion = model_source.resolve(f"models:/{name}/{version}", config.tracking_uri)
     if state.candidate.name == name and state.candidate.version == version:
         state.notes.append(f"The candidate is the champion (version {version}).")
+
+
+def _no_champion_yet(config: GateConfig, registered: dict[str, Any]) -> None:
+    """The alias is missing. Before any promotion no alias exists at all: judging on value
+    thresholds is right. But a model that has other aliases and not this one points at a typo
+    in --champion-alias, which would silently skip every change threshold: refuse."""
+    aliases = sorted(a["alias"] for a in registered.get("registered_model", {}).get("aliases", []))
+    if aliases:
+        raise ConfigError(
+            f"--champion-alias {config.champion_alias}: model '{config.model_name}' has no "
+            f"such alias (it has {', '.join('@' + a for a in aliases)}). Give the alias that "
+            "marks the version in production (promote moves @champion by default)."
+        )
 
 
 def read_table(path: str) -> Any:
@@ -209,6 +236,19 @@ def _load_data(config: GateConfig, state: GateState) -> None:
                 f"--target {config.target}: no such column in --data {config.data} (it has "
                 f"{_columns(state.data)}). Name the label column."
             )
+        unlabelled = int(state.data[config.target].isna().sum())
+        if unlabelled:
+            raise ConfigError(
+                f"--target {config.target}: {unlabelled} of {len(state.data)} rows of --data "
+                f"{config.data} have no label. Drop those rows (or fill their labels): a model "
+                "cannot be scored against a missing answer."
+            )
+        for column in config.slices.columns if config.slices else ():
+            if column not in state.data.columns:
+                raise ConfigError(
+                    f"--slices columns: no column '{column}' in --data {config.data} (it has "
+                    f"{_columns(state.data)}). Name a column of the evaluation data."
+                )
     if config.training_data:
         state.training = _read(config.training_data, "--training-data")
 
@@ -251,6 +291,22 @@ def _schema(config: GateConfig, state: GateState) -> dict[str, Any] | None:
         return None
     found: dict[str, Any] = json.loads(stored)
     return found
+
+
+def _check_warn_only(config: GateConfig, state: GateState, face: Any) -> None:
+    """A --warn-only entry that names no check is most likely a typo, and the check it meant
+    is then enforced: say so. A warning, not an error: a slice or a feature can be absent from
+    one run's data and present in the next."""
+    from steps.gate_options import CHECK_KINDS
+
+    names = {c.name for c in state.checks}
+    for entry in config.warn_only:
+        if entry != "all" and entry not in CHECK_KINDS and entry not in names:
+            face.warning(
+                f"--warn-only {entry}: no check of that kind or name ran (kinds: "
+                f"{', '.join(CHECK_KINDS)}; checks: {', '.join(sorted(names)) or 'none'}); it "
+                "has no effect."
+            )
 
 
 def _apply_warn_only(config: GateConfig, check: Check) -> Check:

@@ -33,7 +33,7 @@ def _known_direction(name: str) -> bool | None:
     return spec.higher_is_better if spec else None
 
 
-def _check_names(config: GateConfig, task: str, names: list[str]) -> None:
+def _check_names(task: str, names: list[str], option: str) -> None:
     from steps.gates.metrics import METRICS
 
     known = sorted(n for n, spec in METRICS.items() if spec.task == task)
@@ -42,9 +42,16 @@ def _check_names(config: GateConfig, task: str, names: list[str]) -> None:
         if spec is None or spec.task != task:
             what = "unknown metric" if spec is None else f"a {spec.task} metric"
             raise ConfigError(
-                f"--metrics {name}: {what}; with --data the gate computes these {task} metrics: "
+                f"{option} {name}: {what}; with --data the gate computes these {task} metrics: "
                 f"{', '.join(known)}. Fix the name (or the task: --task)."
             )
+
+
+def _metric_error(config: GateConfig, exc: ValueError) -> ConfigError:
+    """A metric that cannot be computed on these rows is bad input (exit 2), not a crash."""
+    return ConfigError(
+        f"--data {config.data}: {exc}. Fix the evaluation data, or judge other --metrics."
+    )
 
 
 def _predict(uri: str, table: Any, task: str, face: Face) -> tuple[Any, Any, Any]:
@@ -69,6 +76,8 @@ def _predict(uri: str, table: Any, task: str, face: Face) -> tuple[Any, Any, Any
                 f"takes (its signature's inputs: {', '.join(map(str, schema.input_names()))}). "
                 "Give evaluation data with every input column of the model."
             )
+        # The model sees only its own inputs: --data may hold more (a slice column, an id).
+        table = table[list(schema.input_names())]
     face.info(f"scoring {uri} on {len(table)} rows")
     try:
         predicted = np.asarray(model.predict(table))
@@ -83,7 +92,13 @@ def _predict(uri: str, table: Any, task: str, face: Face) -> tuple[Any, Any, Any
     if task == "classification" and "sklearn" in model.metadata.flavors:
         raw = model.get_raw_model()
         if hasattr(raw, "predict_proba") and hasattr(raw, "classes_"):
-            proba = np.asarray(raw.predict_proba(table))
+            try:
+                proba = np.asarray(raw.predict_proba(table))
+            except Exception as exc:  # noqa: BLE001 - the model's own code raised
+                raise StepFailed(
+                    f"the model {uri} failed to give class probabilities on --data "
+                    f"({type(exc).__name__}: {str(exc)[:300]})."
+                ) from None
             classes = tuple(raw.classes_.tolist())
     return predicted, proba, classes
 
@@ -100,8 +115,8 @@ def evaluate_on_data(config: GateConfig, state: GateState, face: Face) -> None:
     features = state.data.drop(columns=[config.target])
     state.task = config.task if config.task != "auto" else m.infer_task(y_true)
     judged = list(config.metrics)
-    scored = [*judged, *_slice_metrics(config)]
-    _check_names(config, state.task, scored)
+    _check_names(state.task, judged, "--metrics")
+    _check_names(state.task, _slice_metrics(config), "--slices metric")
     # pyfunc resolves models:/ and runs:/ URIs through the tracking server it is pointed at.
     os.environ["MLFLOW_TRACKING_URI"] = config.tracking_uri or ""
     preds = []
@@ -122,13 +137,41 @@ def evaluate_on_data(config: GateConfig, state: GateState, face: Face) -> None:
             n for n in DEFAULT_METRICS[state.task]
             if n != "roc_auc" or (binary and with_proba)
         ]  # fmt: skip
-    for name in judged:
-        if m.METRICS[name].needs_proba and any(p.proba is None for p in preds):
+    for name in [*judged, *_slice_metrics(config)]:
+        without = [r for r, p in zip(refs, preds, strict=True) if p.proba is None]
+        if m.METRICS[name].needs_proba and without:
             raise ConfigError(
-                f"--metrics {name}: needs class probabilities, and a model here has no "
-                "predict_proba (only scikit-learn models give them to the gate). Judge it on "
-                "accuracy, f1, precision or recall instead."
+                f"--metrics {name}: needs class probabilities, and {_describe_ref(without[0])} "
+                "has no predict_proba (only scikit-learn models give them to the gate). Judge "
+                "it on accuracy, f1, precision or recall instead."
             )
+    try:
+        _judge_metrics(config, state, face, judged, candidate, champion)
+    except ValueError as exc:
+        raise _metric_error(config, exc) from None
+    state.evaluation = (
+        f"both scored on the same {len(y_true)} rows of {os.path.basename(config.data or '')}"
+        if champion is not None
+        else f"scored on {len(y_true)} rows of {os.path.basename(config.data or '')}"
+    ) + (
+        f" with {config.resamples} paired bootstrap resamples ({config.confidence:.0%} "
+        f"intervals, seed {config.seed})"
+        if config.resamples
+        else ""
+    )
+
+
+def _describe_ref(ref: Any) -> str:
+    return f"version {ref.version} of '{ref.name}'" if ref.version else f"the model {ref.uri}"
+
+
+def _judge_metrics(
+    config: GateConfig, state: GateState, face: Face, judged: list[str],
+    candidate: Predictions, champion: Predictions | None,
+) -> None:  # fmt: skip
+    from steps.gates import metrics as m
+
+    y_true = candidate.y_true
     intervals = {}
     if config.resamples:
         face.info(
@@ -139,6 +182,13 @@ def evaluate_on_data(config: GateConfig, state: GateState, face: Face) -> None:
             judged, candidate, champion, resamples=config.resamples, seed=config.seed,
             confidence=config.confidence,
         )  # fmt: skip
+    elif champion is not None and any(
+        (rule := config.metrics.get(n)) is None or rule.empty for n in judged
+    ):
+        state.notes.append(
+            "--resamples 0: no intervals, so metrics without a threshold are shown, not judged "
+            '(the default "not worse" check needs intervals).'
+        )
     for name in judged:
         value = m.score(name, candidate)
         base = m.score(name, champion) if champion is not None else None
@@ -162,15 +212,6 @@ def evaluate_on_data(config: GateConfig, state: GateState, face: Face) -> None:
             "delta_interval": _pair(found.delta) if found and found.delta else None,
             "higher_is_better": higher,
         }
-    state.evaluation = (
-        f"both scored on the same {len(y_true)} rows of {os.path.basename(config.data or '')}"
-        + (
-            f" with {config.resamples} paired bootstrap resamples ({config.confidence:.0%} "
-            f"intervals, seed {config.seed})"
-            if config.resamples
-            else ""
-        )
-    )
 
 
 def _pair(interval: tuple[float, float]) -> list[float] | None:
@@ -238,47 +279,53 @@ def _known_direction_light(name: str) -> bool | None:
 
 def judge_slices(config: GateConfig, state: GateState) -> None:
     from steps.gates import metrics as m
-    from steps.gates.checks import Check
 
     rules = config.slices
     assert rules is not None and state.predictions is not None
     candidate, champion = state.predictions
-    for column in rules.columns:
-        if column not in state.data.columns:
-            raise ConfigError(
-                f"--slices columns: no column '{column}' in --data {config.data}. Name a column "
-                "of the evaluation data."
+    try:
+        for column in rules.columns:
+            _judge_column(column, rules, state, m, candidate, champion)
+    except ValueError as exc:
+        raise _metric_error(config, exc) from None
+
+
+def _judge_column(
+    column: str, rules: Any, state: GateState, m: Any,
+    candidate: Predictions, champion: Predictions | None,
+) -> None:  # fmt: skip
+    from steps.gates.checks import Check
+
+    groups = state.data[column].astype("string").fillna("<null>").to_numpy()
+    per_metric: dict[str, dict[str, float]] = {name: {} for name in rules.max_gap}
+    for group in sorted(set(groups)):
+        mask = groups == group
+        size = int(mask.sum())
+        label = f"{column}={group}"
+        if size < rules.min_size:
+            state.notes.append(
+                f"Slice {label}: {size} rows, fewer than min-size {rules.min_size}: not judged."
             )
-        groups = state.data[column].astype("string").fillna("<null>").to_numpy()
-        per_metric: dict[str, dict[str, float]] = {name: {} for name in rules.max_gap}
-        for group in sorted(set(groups)):
-            mask = groups == group
-            size = int(mask.sum())
-            label = f"{column}={group}"
-            if size < rules.min_size:
-                state.notes.append(
-                    f"Slice {label}: {size} rows, fewer than min-size {rules.min_size}: not judged."
-                )
-                continue
-            for name, rule in rules.metrics.items():
-                state.checks += _slice_checks(m, name, rule, label, candidate, champion, mask)
-            for name in rules.max_gap:
-                per_metric[name][group] = m.score(name, candidate, mask)
-        for name, limit in rules.max_gap.items():
-            values = {g: v for g, v in per_metric[name].items() if not math.isnan(v)}
-            if len(values) < 2:
-                state.notes.append(f"Gap of {name} across {column}: fewer than two slices judged.")
-                continue
-            best, worst = max(values, key=values.__getitem__), min(values, key=values.__getitem__)
-            gap = values[best] - values[worst]
-            state.checks.append(
-                Check(
-                    kind="gap", name=f"{name} across {column}", candidate=gap,
-                    threshold=f"≤ {fmt(limit)}", passed=gap <= limit,
-                    detail=f"highest {column}={best} ({fmt(values[best])}), lowest "
-                    f"{column}={worst} ({fmt(values[worst])})",
-                )
-            )  # fmt: skip
+            continue
+        for name, rule in rules.metrics.items():
+            state.checks += _slice_checks(m, name, rule, label, candidate, champion, mask)
+        for name in rules.max_gap:
+            per_metric[name][group] = m.score(name, candidate, mask)
+    for name, limit in rules.max_gap.items():
+        values = {g: v for g, v in per_metric[name].items() if not math.isnan(v)}
+        if len(values) < 2:
+            state.notes.append(f"Gap of {name} across {column}: fewer than two slices judged.")
+            continue
+        best, worst = max(values, key=values.__getitem__), min(values, key=values.__getitem__)
+        gap = values[best] - values[worst]
+        state.checks.append(
+            Check(
+                kind="gap", name=f"{name} across {column}", candidate=gap,
+                threshold=f"≤ {fmt(limit)}", passed=gap <= limit,
+                detail=f"highest {column}={best} ({fmt(values[best])}), lowest "
+                f"{column}={worst} ({fmt(values[worst])})",
+            )
+        )  # fmt: skip
 
 
 def _slice_checks(

@@ -3,14 +3,13 @@
 The gate infers a schema from the training data and stores it with the model, so that later
 gates judge new data against what the model was trained on (``check_schema``); and it applies
 the team's quality rules to the evaluation data (``check_quality``). Its third data check,
-drift between training and evaluation data, lives in drift.py (``check_drift`` is importable
-from here too). Every check is a ``Check`` (checks.py) with ``enforced=True``: the gate applies
-``--warn-only``.
+drift between training and evaluation data, lives in drift.py, the one module that needs
+scipy: a gate without drift does not import it. Every check is a ``Check`` (checks.py) with
+``enforced=True``: the gate applies ``--warn-only``.
 
 This module is imported only on a real run with data, so pandas and numpy are imported at its
-top (and scipy, through drift.py); the rules it applies (and their parsers) live in
-data_rules.py, which imports none. Everything is vectorised per column: 100,000 rows × 20
-features take a fraction of a second.
+top; the rules it applies (and their parsers) live in data_rules.py, which imports none.
+Everything is vectorised per column: 100,000 rows × 20 features take a fraction of a second.
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ import pandas as pd
 from steps.gates.checks import Check
 from steps.gates.columns import NUMERIC, as_floats, as_strings, column_type, null_rate_of
 from steps.gates.data_rules import ColumnRule, QualityRules, SchemaRules
-from steps.gates.drift import check_drift as check_drift  # gate_run calls data.check_drift
 
 SCHEMA_VERSION = 1
 

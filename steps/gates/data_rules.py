@@ -2,7 +2,7 @@
 
 This module imports neither pandas, numpy nor scipy: the gate parses its options (and
 ``--dry-run`` prints them) before it knows whether any data will be loaded. The checks that
-apply these rules to data live in data.py.
+apply these rules to data live in data.py and drift.py.
 
 Every parser takes the already-loaded YAML value and raises ValueError with a message that
 names the bad key (as a dotted path, e.g. ``columns.age.min``) and the expected form; the

@@ -9,6 +9,8 @@ model:
   predictions: less than the sampling noise);
 - `weak`: trained with its strongest feature (x0) shuffled (clearly worse);
 - `unfair`: trained with every label of group b set to 0 (good on a; on b it predicts 0).
+- `plain`: logistic regression on the five features alone: the evaluation data holds a column
+  (`group`) it does not take, which the gate must not hand to it.
 """
 
 from __future__ import annotations
@@ -109,6 +111,12 @@ def build(uri: str, name: str, folder: Path) -> GateModels:
     versions, runs = {}, {}
     for role, model in fitted.items():
         versions[role], runs[role] = log_and_register(uri, name, role, model, example)
+    from sklearn.linear_model import LogisticRegression
+
+    plain = LogisticRegression(max_iter=500).fit(features[list(FEATURES)], train.label)
+    versions["plain"], runs["plain"] = log_and_register(
+        uri, name, "plain", plain, example[list(FEATURES)]
+    )
     set_alias(uri, name, "champion", versions["champion"])
     folder.mkdir(parents=True, exist_ok=True)
     train.to_csv(folder / "train.csv", index=False)

@@ -133,12 +133,29 @@ def test_warn_only_shows_a_failure_without_rejecting(
     done = gate(
         "--model-uri", f"models:/{logged['name']}/{logged['candidate']}", "--name",
         logged["name"], "--tracking-uri", mlflow_server.uri,
-        "--metrics", "{accuracy: {min: 0.95}}", "--warn-only", "metric", cwd=tmp_path,
+        "--metrics", "{accuracy: {min: 0.95}}", "--warn-only", "metric",
+        "--warn-only", "acuracy", cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "warn-only: metric accuracy = 0.92, needs ≥ 0.95" in done.stderr
+    # a --warn-only entry that names nothing is said to have no effect
+    assert "--warn-only acuracy: no check of that kind or name ran" in done.stderr
+    assert "--warn-only metric:" not in done.stderr
     report = json.loads((tmp_path / "mlsteps-gate" / "report.json").read_text())
     assert [c["status"] for c in report["checks"]] == ["warn"]
+
+
+def test_a_gate_with_no_check_says_so(
+    mlflow_server: Any, logged: dict[str, str], tmp_path: Path
+) -> None:
+    done = gate(
+        "--model-uri", f"models:/{logged['name']}/{logged['candidate']}", "--name",
+        logged["name"], "--tracking-uri", mlflow_server.uri, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "no check ran: the gate passes on nothing" in done.stderr
+    report = json.loads((tmp_path / "mlsteps-gate" / "report.json").read_text())
+    assert report["checks"] == [] and set(report["metrics"]) == {"accuracy", "rmse"}
 
 
 # ----- both models on the same rows ------------------------------------------------------------
@@ -289,8 +306,28 @@ def test_report_logged_to_the_candidate_run_and_tagged(
             ["--slices", "{columns: [region], metrics: {accuracy: {min: 0.5}}}"],
             "no column 'region' in --data",
         ),
-        (["--name", "it-gate-nobody"], "--name it-gate-nobody: no registered model"),
+        (["--name", "it-gate-other"], "is a version of 'it-gate', but --name is 'it-gate-other'"),
+        (
+            ["--champion-alias", "champoin"],
+            "--champion-alias champoin: model 'it-gate' has no such alias (it has @champion",
+        ),
         (["--metrics", "{accuracy: {min: high}}"], "accuracy.min: 'high' is not a number"),
+        (
+            ["--slices", "{columns: [group], metrics: {acuracy: {min: 0.5}}}"],
+            "--slices metric acuracy: unknown metric",
+        ),
+        (
+            ["--slices", "{columns: [group], max-gap: {rmse: 0.1}}"],
+            "--slices metric rmse: a regression metric",
+        ),
+        (
+            ["--report-dir", "/etc/hostname/gate"],
+            "--report-dir /etc/hostname/gate: /etc/hostname is a file",
+        ),
+        (
+            ["--model-uri", f"models:/{MODEL}@nowhere"],
+            f"alias 'nowhere' of model '{MODEL}' not found",
+        ),
     ],
 )
 def test_bad_input_is_refused_and_leaves_nothing(
@@ -322,6 +359,85 @@ def test_data_missing_a_model_input_column_is_refused(
     assert done.returncode == 2, done.stderr
     assert "--data: no column 'x3', which the model models:/it-gate/" in done.stderr
     assert not (tmp_path / "mlsteps-gate").exists()
+
+
+def test_no_registered_model_of_that_name(
+    mlflow_server: Any, models: gate_setup.GateModels, tmp_path: Path
+) -> None:
+    done = gate(
+        "--model-uri", f"runs:/{models.runs['weak']}/model", "--name", "it-gate-nobody",
+        "--tracking-uri", mlflow_server.uri, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "--name it-gate-nobody: no registered model of that name" in done.stderr
+    assert "--champion-alias none" in done.stderr  # the fix for the very first model
+    assert not (tmp_path / "mlsteps-gate").exists()
+
+
+def test_rows_without_a_label_are_refused(
+    mlflow_server: Any, models: gate_setup.GateModels, tmp_path: Path
+) -> None:
+    import pandas as pd
+
+    table = pd.read_csv(models.eval_csv)
+    table.loc[:6, "label"] = None
+    table.to_csv(tmp_path / "unlabelled.csv", index=False)
+    done = gate(
+        "--model-uri", f"models:/{MODEL}/{models.versions['weak']}", "--name", MODEL,
+        "--tracking-uri", mlflow_server.uri, "--data", str(tmp_path / "unlabelled.csv"),
+        "--target", "label", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "--target label: 7 of 3000 rows of --data" in done.stderr
+    assert "have no label. Drop those rows" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "mlsteps-gate").exists()
+
+
+def test_a_model_sees_only_its_own_inputs(
+    mlflow_server: Any, models: gate_setup.GateModels, tmp_path: Path
+) -> None:
+    """The plain model takes x0..x4; the data also holds `group` (sliced on) and `label`.
+    Its probabilities (roc_auc) and the slices must come from its own columns only."""
+    done = gate(
+        *data_args(models, "plain", "--tracking-uri", mlflow_server.uri, "--champion-alias",
+                   "none", "--metrics", "{roc_auc: {min: 0.7}}", "--slices",
+                   "{columns: [group], metrics: {roc_auc: {min: 0.7}}}"),
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "mlsteps-gate" / "report.json").read_text())
+    assert sorted(c["name"] for c in report["checks"]) == [
+        "roc_auc", "roc_auc [group=a]", "roc_auc [group=b]",
+    ]  # fmt: skip
+    assert report["metrics"]["roc_auc"]["candidate"] > 0.75
+
+
+def test_a_metric_undefined_on_a_slice_fails_in_words(
+    mlflow_server: Any, models: gate_setup.GateModels, tmp_path: Path
+) -> None:
+    """Group b holds one class only: its roc_auc is undefined. That is a failed check saying
+    so, and null in the JSON report (not a crash on NaN)."""
+    import pandas as pd
+
+    table = pd.read_csv(models.eval_csv)
+    table.loc[table.group == "b", "label"] = 0
+    table.to_csv(tmp_path / "one-class-b.csv", index=False)
+    done = gate(
+        "--model-uri", f"models:/{MODEL}/{models.versions['plain']}", "--name", MODEL,
+        "--tracking-uri", mlflow_server.uri, "--champion-alias", "none",
+        "--data", str(tmp_path / "one-class-b.csv"), "--target", "label", "--resamples", "0",
+        "--slices", "{columns: [group], metrics: {roc_auc: {min: 0.7}}}",
+        "--log-report", "false", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    assert "Traceback" not in done.stderr
+    error = result_of(done)["error"]
+    assert "slice roc_auc [group=b]" in error and "undefined on these rows" in error
+    assert "[group=a]" not in error
+    report = json.loads((tmp_path / "mlsteps-gate" / "report.json").read_text())
+    (b,) = [c for c in report["checks"] if c["name"] == "roc_auc [group=b]"]
+    assert b["candidate"] is None and b["status"] == "fail"
 
 
 def test_threshold_on_a_metric_the_run_did_not_log(
