@@ -276,11 +276,11 @@ def _from_env(opt: Option, text: str) -> Any:
 
 
 def _convert(opt: Option, raw: Any, label: str, base: Path) -> Any:
-    def bad(expected: str, value: Any = raw) -> ConfigError:
+    def bad(expected: str, value: Any = raw, *, said: str = "expected ") -> ConfigError:
         if isinstance(value, tuple | list) and all(isinstance(v, str) for v in value):
             value = "; ".join(value)  # repeated flags of a structured option
         shown = "<redacted>" if opt.secret else repr(value)
-        return ConfigError(f"{label} {shown} is not valid: expected {expected}.")
+        return ConfigError(f"{label} {shown} is not valid: {said}{expected.rstrip('.')}.")
 
     if raw is None:
         return opt.default
@@ -288,8 +288,8 @@ def _convert(opt: Option, raw: Any, label: str, base: Path) -> Any:
         assert opt.parse is not None, "a structured option parses its own shape"
         try:
             return opt.parse(list(raw) if isinstance(raw, tuple) else raw)
-        except ValueError as exc:
-            raise bad(str(exc)) from None
+        except ValueError as exc:  # the parser's message names the key and what it wants
+            raise bad(str(exc), said="") from None
     if opt.kind == "list":
         if isinstance(raw, str | int | float):
             raw = [raw]
@@ -309,10 +309,11 @@ def _convert(opt: Option, raw: Any, label: str, base: Path) -> Any:
     try:
         if opt.parse:
             return _parse(opt, text, base)
-        if opt.kind == "int":
-            return int(text)
-        if opt.kind == "float":
-            return float(text)
+        if opt.kind in ("int", "float"):
+            try:
+                return int(text) if opt.kind == "int" else float(text)
+            except ValueError:  # Python's own words ("invalid literal for int()") help nobody
+                raise ValueError(KINDS[opt.kind]) from None
         if opt.kind == "bool":
             if text.lower() in ("1", "true", "yes", "on"):
                 return True

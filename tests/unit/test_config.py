@@ -125,6 +125,26 @@ def test_bad_value_names_the_source_and_the_expected_form(tmp_path: Path) -> Non
         resolve(TRAIN, {}, load(tmp_path, ""), {"MLSTEPS_TRAIN_TIMEOUT": "soon"})
 
 
+def test_numbers_and_structured_values_say_what_they_want(tmp_path: Path) -> None:
+    from steps.gate_options import SECTION as GATE
+
+    empty = load(tmp_path, "")
+    with pytest.raises(
+        ConfigError, match=r"^--resamples 'many' is not valid: expected an integer\.$"
+    ):
+        resolve(GATE, {"resamples": "many"}, empty, {})
+    with pytest.raises(
+        ConfigError, match=r"^--confidence 'high' is not valid: expected a number\.$"
+    ):
+        resolve(GATE, {"confidence": "high"}, empty, {})
+    # a structured option's parser names the key itself: no "expected" in front of it
+    with pytest.raises(
+        ConfigError,
+        match=r"^--metrics '\{f1: \{min: x\}\}' is not valid: f1.min: 'x' is not a number\.$",
+    ):
+        resolve(GATE, {"metrics": "{f1: {min: x}}"}, empty, {})
+
+
 def test_under_github_actions_the_message_names_the_action_input(tmp_path: Path) -> None:
     env = {"GITHUB_ACTIONS": "true", "MLSTEPS_TRAIN_GPUS": "lots"}
     with pytest.raises(

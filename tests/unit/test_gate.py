@@ -338,7 +338,10 @@ CANDIDATE = ["--model-uri", "models:/m/1", "--name", "m", "--tracking-uri", "htt
         ([*CANDIDATE, "--resamples", "50"], "--resamples 50: intervals need at least 100"),
         ([*CANDIDATE, "--confidence", "1.5"], "--confidence 1.5: a level between 0.5 and 1"),
         ([*CANDIDATE, "--slices", "{columns: [g], size: 3}"], "unknown key 'size'"),
-        ([*CANDIDATE, "--drift", "{psi: high}"], "--drift"),
+        (
+            [*CANDIDATE, "--drift", "{psi: high}"],
+            "--drift '{psi: high}' is not valid: psi: expected a number",
+        ),
     ],
 )
 def test_option_checks_exit_2_naming_the_option(
