@@ -57,7 +57,6 @@ def _metric_error(config: GateConfig, exc: ValueError) -> ConfigError:
 def _predict(uri: str, table: Any, task: str, face: Face) -> tuple[Any, Any, Any]:
     """(predictions, probabilities or None, classes or None) of the model at uri."""
     import mlflow
-    import numpy as np
 
     try:
         model = mlflow.pyfunc.load_model(uri)
@@ -79,28 +78,28 @@ def _predict(uri: str, table: Any, task: str, face: Face) -> tuple[Any, Any, Any
         # The model sees only its own inputs: --data may hold more (a slice column, an id).
         table = table[list(schema.input_names())]
     face.info(f"scoring {uri} on {len(table)} rows")
-    try:
-        predicted = np.asarray(model.predict(table))
-    except Exception as exc:  # noqa: BLE001 - the model's own code raised
-        raise StepFailed(
-            f"the model {uri} failed to predict on --data ({type(exc).__name__}: "
-            f"{str(exc)[:300]}). Do the data's columns and types match the model's signature?"
-        ) from None
+    predicted = _answers(uri, "predict", model.predict, table)
     if predicted.ndim == 2 and predicted.shape[1] == 1:
         predicted = predicted[:, 0]
     proba = classes = None
     if task == "classification" and "sklearn" in model.metadata.flavors:
         raw = model.get_raw_model()
         if hasattr(raw, "predict_proba") and hasattr(raw, "classes_"):
-            try:
-                proba = np.asarray(raw.predict_proba(table))
-            except Exception as exc:  # noqa: BLE001 - the model's own code raised
-                raise StepFailed(
-                    f"the model {uri} failed to give class probabilities on --data "
-                    f"({type(exc).__name__}: {str(exc)[:300]})."
-                ) from None
+            proba = _answers(uri, "give class probabilities", raw.predict_proba, table)
             classes = tuple(raw.classes_.tolist())
     return predicted, proba, classes
+
+
+def _answers(uri: str, doing: str, call: Any, table: Any) -> Any:
+    import numpy as np
+
+    try:
+        return np.asarray(call(table))
+    except Exception as exc:  # noqa: BLE001 - the model's own code raised
+        raise StepFailed(
+            f"the model {uri} failed to {doing} on --data ({type(exc).__name__}: "
+            f"{str(exc)[:300]}). Do the data's columns and types match the model's signature?"
+        ) from None
 
 
 def evaluate_on_data(config: GateConfig, state: GateState, face: Face) -> None:
