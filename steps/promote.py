@@ -12,9 +12,14 @@ previous alias → point the alias at the candidate → tag the evidence on it �
 rollback: take the lock → read the champion and the previous alias → point the alias back →
 remove the previous alias (one level of undo) → tag the demoted version → release the lock.
 
-A failure after the first alias write puts the aliases back; the lock is released on every
-way out. The options are in steps/promote_options.py; applying the plan (steps/promote_run.py)
-is imported only by a real run.
+With --sagemaker-model-package-group the decision also goes to the SageMaker model registry
+(steps/promote_sagemaker.py): before any alias moves, the version's model package is found or
+registered (bad input stops the run there); after the move, its approval status is set (a
+rollback rejects the demoted version's package and approves the restored one's).
+
+A failure after the first alias write puts the aliases (and the SageMaker statuses) back; the
+lock is released on every way out. The options are in steps/promote_options.py; applying the
+plan (steps/promote_run.py) is imported only by a real run.
 """
 
 from __future__ import annotations
@@ -49,6 +54,8 @@ EVIDENCE_TAGS = {
 }
 ROLLED_BACK_AT_TAG = "mlsteps.promote.rolled-back-at"
 ROLLED_BACK_TO_TAG = "mlsteps.promote.rolled-back-to"
+# The model package of the version in SageMaker (--sagemaker-model-package-group).
+SAGEMAKER_ARN_TAG = "mlsteps.sagemaker.model-package-arn"
 
 
 def describe_lock(config: PromoteConfig) -> str:
@@ -73,6 +80,15 @@ def describe_expected(config: PromoteConfig) -> str:
     if expected == ANY_CHAMPION:
         return "any version (--expected-champion any: no compare-and-set)"
     return f"version {expected} (--expected-champion)"
+
+
+def describe_package(group: str, which: str) -> str:
+    return (
+        f"check that SageMaker model package group {group} exists and find the model package "
+        f"of {which} (tag {SAGEMAKER_ARN_TAG}); without one, register it from its serving "
+        f"image (tag mlsteps.image.tag, from `mlsteps package`) as PendingManualApproval and "
+        "record its ARN on the version"
+    )
 
 
 def github_run(environ: Mapping[str, str]) -> tuple[str, str, str] | None:
@@ -119,6 +135,13 @@ def build_plan(config: PromoteConfig, environ: Mapping[str, str]) -> Plan:
             describe_approval(config, environ),
             require_approval=config.require_approval,
         )
+    if config.sagemaker_model_package_group:
+        plan.add(
+            "sagemaker.package",
+            describe_package(config.sagemaker_model_package_group, f"version {version}"),
+            group=config.sagemaker_model_package_group,
+            version=version,
+        )
     plan.add("lock.acquire", "take " + describe_lock(config), lock=config.lock,
              lock_path=config.lock_path)  # fmt: skip
     plan.add(
@@ -146,6 +169,15 @@ def build_plan(config: PromoteConfig, environ: Mapping[str, str]) -> Plan:
         + f" (report digest copied from {REPORT_DIGEST_TAG})",
         tags=list(EVIDENCE_TAGS.values()),
     )
+    if config.sagemaker_model_package_group:
+        plan.add(
+            "sagemaker.approve",
+            f"set the model package of version {version} in SageMaker group "
+            f"{config.sagemaker_model_package_group} to Approved, the evidence in its approval "
+            "description (on failure, the aliases are put back)",
+            group=config.sagemaker_model_package_group,
+            approve=version,
+        )
     plan.add("lock.release", "release the lock (on every exit path, errors and signals too)")
     return plan
 
@@ -173,6 +205,13 @@ def build_rollback_plan(config: PromoteConfig) -> Plan:
         previous_alias=previous,
         expected_champion=config.expected_champion,
     )
+    group = config.sagemaker_model_package_group
+    if group:
+        plan.add(
+            "sagemaker.package",
+            describe_package(group, f"the version under '{previous}'"),
+            group=group,
+        )
     plan.add(
         "alias.set",
         f"point '{alias}' at the version under '{previous}' (put back on a later failure)",
@@ -188,6 +227,14 @@ def build_rollback_plan(config: PromoteConfig) -> Plan:
         f"tag the demoted version with {ROLLED_BACK_AT_TAG} and {ROLLED_BACK_TO_TAG}",
         tags=[ROLLED_BACK_AT_TAG, ROLLED_BACK_TO_TAG],
     )
+    if group:
+        plan.add(
+            "sagemaker.approve",
+            f"in SageMaker group {group}, set the demoted version's model package (if it has "
+            "one) to Rejected and the restored version's to Approved (on failure, the statuses "
+            "and the aliases are put back)",
+            group=group,
+        )
     plan.add("lock.release", "release the lock (on every exit path, errors and signals too)")
     return plan
 
@@ -196,14 +243,18 @@ CREDENTIALS = (
     "Credentials come from the environment only: the Vault token of --lock vault "
     "(MLSTEPS_PROMOTE_VAULT_TOKEN or VAULT_TOKEN; its policy needs create, read and update on "
     "MOUNT/data/PATH of --lock-path); for --lock dynamodb, AWS credentials and region as boto3 "
-    "reads them (AWS_REGION, AWS_PROFILE, a role)."
+    "reads them (AWS_REGION, AWS_PROFILE, a role); for --sagemaker-model-package-group, the "
+    "same AWS chain (AWS_ENDPOINT_URL_SAGEMAKER or AWS_ENDPOINT_URL for another endpoint)."
 )
 EPILOG = (
     "Outputs: " + ", ".join(OUTPUTS) + " (decision: promoted, unchanged or rolled-back; "
-    "previous-version: the champion this run replaced, empty when none). Exit 1 when the "
-    "champion is not the expected one (another promotion won) or the lock stayed busy; 2 for "
-    "bad input (unknown model or version, never gated, no approval); 3 when the gate rejected "
-    "the version. Tags written on the promoted version: "
+    "previous-version: the champion this run replaced, empty when none; "
+    "sagemaker-model-package-arn: the model package approved in SageMaker, empty when not "
+    "synced). Exit 1 when the champion is not the expected one (another promotion won), the "
+    "lock stayed busy or SageMaker failed (the aliases are put back); 2 for bad input (unknown "
+    "model or version, never gated, no approval, no such SageMaker group, a version with no "
+    "serving image to register); 3 when the gate rejected the version. Tags written on the "
+    "promoted version: "
     + ", ".join(EVIDENCE_TAGS.values())
     + ". "
     + CREDENTIALS
@@ -236,7 +287,8 @@ def command(runtime: Runtime, flags: Mapping[str, Any], _: list[str]) -> StepRes
     "promote options of the same names (section promote: in mlsteps.yaml, MLSTEPS_PROMOTE_* "
     "variables): the same lock and aliases as the promotions it undoes.",
     epilog="Outputs: " + ", ".join(OUTPUTS) + " (decision: rolled-back; previous-version: the "
-    "demoted version). Exit 2 when there is nothing to roll back. " + CREDENTIALS,
+    "demoted version; sagemaker-model-package-arn: the restored version's model package, "
+    "Approved again). Exit 2 when there is nothing to roll back. " + CREDENTIALS,
 )
 def rollback_command(runtime: Runtime, flags: Mapping[str, Any], _: list[str]) -> StepResult:
     config = load_config(runtime, flags, rollback=True)
@@ -253,7 +305,7 @@ def _run(config: PromoteConfig, runtime: Runtime, plan: Plan, *, rollback: bool)
     with signals.shielded():
         import requests  # noqa: F401
 
-        if config.lock == "dynamodb":
+        if config.lock == "dynamodb" or config.sagemaker_model_package_group:
             import boto3  # noqa: F401
 
         from steps.promote_run import PromoteRun

@@ -37,6 +37,17 @@ def parse_expected(text: str) -> str:
         raise ValueError("a version number, none (no champion) or any") from None
 
 
+def parse_package_group(text: str) -> str:
+    # SageMaker's ModelPackageGroupName: 1-63 letters, digits and hyphens, not starting or
+    # ending with a hyphen.
+    if not re.fullmatch(r"[A-Za-z0-9](-*[A-Za-z0-9]){0,62}", text):
+        raise ValueError(
+            "a SageMaker model package group name: up to 63 letters, digits and hyphens, "
+            "starting and ending with a letter or digit"
+        )
+    return text
+
+
 def parse_alias(text: str) -> str:
     # MLflow's own rule: letters, digits, _ and -; not "latest", not v<digits> (a version).
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,255}", text) or re.fullmatch(r"(?i)latest|v\d+", text):
@@ -152,6 +163,16 @@ SECTION = Section(
             help="CA certificate (PEM) of the Vault server's TLS.",
         ),
         Option(
+            name="sagemaker-model-package-group",
+            parse=parse_package_group,
+            metavar="NAME",
+            help="Sync the decision to this SageMaker model package group (boto3, the usual "
+            "AWS credentials and region): promote approves the version's model package, "
+            "rollback rejects the demoted version's and approves the restored one's. A "
+            "version without one (tag mlsteps.sagemaker.model-package-arn) is registered "
+            "from its serving image (tag mlsteps.image.tag). Unset: SageMaker is not used.",
+        ),
+        Option(
             name="vault-token",
             secret=True,
             cli=False,
@@ -169,7 +190,7 @@ SECTION = Section(
     ),
 )
 
-OUTPUTS = ("champion-version", "previous-version", "decision")
+OUTPUTS = ("champion-version", "previous-version", "decision", "sagemaker-model-package-arn")
 DECISIONS = ("promoted", "unchanged", "rolled-back")
 # The options each command takes (rollback has no candidate, gate or approval).
 SHARED_OPTIONS = ("tracking-uri", "name")
@@ -177,11 +198,12 @@ LOCK_OPTIONS = (
     "alias", "previous-alias", "expected-champion", "lock", "lock-path", "lock-ttl",
     "lock-timeout", "vault-url", "vault-namespace", "vault-ca-cert",
 )  # fmt: skip
+SYNC_OPTIONS = ("sagemaker-model-package-group",)
 PROMOTE_OPTIONS = (
     *SHARED_OPTIONS, "version", *LOCK_OPTIONS, "require-gate", "require-approval",
-    "approved-by",
+    "approved-by", *SYNC_OPTIONS,
 )  # fmt: skip
-ROLLBACK_OPTIONS = (*SHARED_OPTIONS, *LOCK_OPTIONS)
+ROLLBACK_OPTIONS = (*SHARED_OPTIONS, *LOCK_OPTIONS, *SYNC_OPTIONS)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -204,6 +226,7 @@ class PromoteConfig:
     vault_ca_cert: str | None
     vault_token: Secret | None
     github_token: Secret | None
+    sagemaker_model_package_group: str | None  # None: no SageMaker sync
 
     def __repr__(self) -> str:
         return f"PromoteConfig(model_name={self.model_name!r}, version={self.version!r})"
@@ -278,6 +301,7 @@ def load_config(runtime: Runtime, flags: Mapping[str, Any], *, rollback: bool) -
         vault_ca_cert=values["vault-ca-cert"],
         vault_token=Secret(token) if token else None,
         github_token=Secret(github_token) if github_token else None,
+        sagemaker_model_package_group=values["sagemaker-model-package-group"],
     )
     _check(config, command)
     if config.require_approval and not config.approved_by:

@@ -1,7 +1,8 @@
 """Applying a promote or rollback plan (steps/promote.py) against MLflow's REST API, under the
 lock. Imported only by a real run: it loads requests (and hvac or boto3 for those locks).
 The services it calls (the registry, GitHub's approvals, the lock) are in
-steps/promote_services.py.
+steps/promote_services.py; the SageMaker model registry (--sagemaker-model-package-group) in
+steps/promote_sagemaker.py.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from steps.promote import (
     github_run,
 )
 from steps.promote_options import ANY_CHAMPION, NO_CHAMPION, PromoteConfig
+from steps.promote_sagemaker import SageMakerSync, promotion_description, rollback_descriptions
 from steps.promote_services import Registry, github_approvers, make_lock
 
 
@@ -49,6 +51,16 @@ class PromoteRun:
         if run_url := ci_run_url(runtime.environ):
             purpose += f" ({run_url})"
         self.lock = make_lock(config, runtime, purpose)
+        self.sync = (
+            SageMakerSync(
+                config.sagemaker_model_package_group,
+                self.registry,
+                say=self.face.info,
+                warn=self.face.warning,
+            )
+            if config.sagemaker_model_package_group
+            else None
+        )
         self.expected: str | None = config.expected_champion  # resolved from the gate's tag
         self.candidate_tags: dict[str, str] = {}
         self.approver: str | None = config.approved_by
@@ -60,6 +72,10 @@ class PromoteRun:
         self.tagged: list[tuple[str, str]] = []  # (version, key) this run wrote
         self.stop = False  # the alias is already where it should be
         self.applied: list[str] = []
+        self.evidence: dict[str, str] = {}  # what promote tags on the version
+        self.package_arn: str | None = None  # SageMaker: the package to approve
+        self.demoted_arn: str | None = None  # rollback in SageMaker: the package to reject
+        self.synced = False  # the SageMaker statuses are set
 
     # ----- the walk ---------------------------------------------------------------------------
     def run(self, plan: Plan) -> StepResult:
@@ -67,7 +83,8 @@ class PromoteRun:
             plan.apply(self.handlers())
         except BaseException:
             with signals.shielded(deliver=False):
-                self.undo()
+                if note := self.undo():
+                    self.face.warning(note)
             raise
         finally:
             with signals.shielded(deliver=False):
@@ -94,6 +111,8 @@ class PromoteRun:
             "alias.set": did("alias.set", self.set_alias),
             "alias.delete-previous": did("alias.delete-previous", self.delete_previous),
             "version.tag": did("version.tag", self.tag),
+            "sagemaker.package": did("sagemaker.package", self.sagemaker_package),
+            "sagemaker.approve": did("sagemaker.approve", self.sagemaker_approve),
             "lock.release": did("lock.release", self._release),
         }
 
@@ -211,7 +230,7 @@ class PromoteRun:
         else:
             assert self.config.version
             version = self.config.version
-            evidence = {
+            self.evidence = {
                 "report-digest": self.candidate_tags.get(REPORT_DIGEST_TAG, ""),
                 "ci-run-url": ci_run_url(self.runtime.environ),
                 "commit": git_commit(self.runtime.environ),
@@ -220,10 +239,61 @@ class PromoteRun:
                 "at": _now(),
             }
             # Unknown evidence (no CI run, no approver) is left out rather than written empty.
-            tags = {EVIDENCE_TAGS[k]: v for k, v in evidence.items() if v}
+            tags = {EVIDENCE_TAGS[k]: v for k, v in self.evidence.items() if v}
         for key, value in tags.items():
             self.tagged.append((version, key))
             self.registry.set_tag(version, key, value)
+
+    # ----- SageMaker (--sagemaker-model-package-group) ----------------------------------------
+    def sagemaker_package(self) -> None:
+        """Find or register the package to approve (and, in a rollback, the one to reject)
+        before any alias moves: bad input stops the run with nothing moved."""
+        assert self.sync is not None
+        if not self.rollback:
+            assert self.config.version
+            self.package_arn = self.sync.prepare(self.config.version, self.candidate_tags)
+            return
+        assert self.previous, "compare stops a rollback with nothing to restore"
+        self.package_arn = self.sync.prepare(self.previous, self._tags(self.previous))
+        if self.champion:
+            self.demoted_arn = self.sync.existing(self.champion, self._tags(self.champion))
+
+    def _tags(self, version: str) -> dict[str, str]:
+        found = self.registry.version(version)
+        return {t["key"]: t["value"] for t in found.get("tags", [])}
+
+    def sagemaker_approve(self) -> None:
+        assert self.sync is not None and self.package_arn
+        config, environ = self.config, self.runtime.environ
+        where = {"model": config.model_name, "alias": config.alias}
+        ci = {"ci_run_url": ci_run_url(environ), "commit": git_commit(environ)}
+        try:
+            if not self.rollback:
+                assert config.version
+                approved = promotion_description(
+                    **where, **ci, version=config.version, previous=self.champion,
+                    approver=self.approver, report_digest=self.evidence["report-digest"],
+                    at=self.evidence["at"],
+                )  # fmt: skip
+                self.sync.decide(self.package_arn, "Approved", approved)
+            else:
+                assert self.target
+                rejected, approved = rollback_descriptions(
+                    **where, **ci, restored=self.target, demoted=self.champion, at=_now()
+                )
+                if self.demoted_arn:
+                    self.sync.decide(self.demoted_arn, "Rejected", rejected)
+                self.sync.decide(self.package_arn, "Approved", approved)
+        except MlstepsError as exc:
+            # Failing here, after the alias moved, means undoing the move: the registry and
+            # SageMaker must not disagree about which version is approved.
+            with signals.shielded(deliver=False):
+                note = self.undo()
+            raise StepFailed(
+                f"syncing the decision to SageMaker group {config.sagemaker_model_package_group} "
+                f"failed after the alias moved ({exc.message.rstrip('.')}); {note}"
+            ) from None
+        self.synced = True
 
     # ----- rollback ---------------------------------------------------------------------------
     def read_model(self) -> None:
@@ -250,10 +320,16 @@ class PromoteRun:
         self.registry.set_alias(self.config.previous_alias, None)
 
     # ----- endings ----------------------------------------------------------------------------
-    def undo(self) -> None:
-        """Put the aliases back as they were when read under the lock, remove our tags."""
+    def undo(self) -> str | None:
+        """Put the SageMaker statuses and the aliases back as they were when read under the
+        lock, remove our tags; what became of the aliases, in words (None: nothing moved).
+        A model package this run registered stays, PendingManualApproval and recorded on its
+        version: it approves nothing, and the next run reuses it."""
+        if self.sync is not None:
+            self.sync.undo()
         if not self.moved:
-            return
+            return None
+        self.moved = False
         config = self.config
         try:
             self.registry.set_alias(config.alias, self.champion)
@@ -261,17 +337,17 @@ class PromoteRun:
             for version, key in self.tagged:
                 self.registry.delete_tag(version, key)
         except MlstepsError as exc:
-            self.face.warning(
+            return (
                 f"could not put the aliases of '{config.model_name}' back ({exc.message}). Before "
                 f"this run '{config.alias}' was {_shown(self.champion)} and "
                 f"'{config.previous_alias}' was {_shown(self.previous)}: set them so again, "
                 "e.g. with mlflow's MlflowClient.set_registered_model_alias."
             )
-        else:
-            self.face.warning(
-                f"put the aliases of '{config.model_name}' back: '{config.alias}' is "
-                f"{_shown(self.champion)} again."
-            )
+        self.tagged.clear()
+        return (
+            f"put the aliases of '{config.model_name}' back: '{config.alias}' is "
+            f"{_shown(self.champion)} again."
+        )
 
     def _release(self) -> None:
         try:
@@ -284,22 +360,26 @@ class PromoteRun:
             )
 
     def outputs(self) -> dict[str, str]:
+        arn = self.package_arn if self.synced else ""
         if self.rollback:
             return {
                 "champion-version": self.target or "",
                 "previous-version": self.champion or "",
                 "decision": "rolled-back",
+                "sagemaker-model-package-arn": arn or "",
             }
         if self.stop:
             return {
                 "champion-version": self.config.version or "",
                 "previous-version": "",
                 "decision": "unchanged",
+                "sagemaker-model-package-arn": "",
             }
         return {
             "champion-version": self.config.version or "",
             "previous-version": self.champion or "",
             "decision": "promoted",
+            "sagemaker-model-package-arn": arn or "",
         }
 
     def summary(self) -> str:
@@ -317,6 +397,13 @@ class PromoteRun:
                 f"version {out['champion-version']} is the {alias} (it replaced "
                 f"{_shown(out['previous-version'] or None)})"
                 + (f", approved by {self.approver}" if self.approver else "")
+                + "."
+            )
+        if out["sagemaker-model-package-arn"]:
+            line += (
+                f" In SageMaker group {self.config.sagemaker_model_package_group}, model package "
+                f"{out['sagemaker-model-package-arn']} is Approved"
+                + (f" and {self.demoted_arn} Rejected" if self.demoted_arn else "")
                 + "."
             )
         self.face.info(f"{name}: {line}")

@@ -171,7 +171,12 @@ def test_first_champion_then_over_it_with_the_evidence(model: Model, tmp_path: P
     env = base_env(tmp_path, GITHUB_SHA="a" * 40, BUILD_URL="https://ci.example/job/7/")
     model.gate(1, champion="none")
     first = outputs(run(["promote", *model.args("--version", "1")], env, tmp_path))
-    assert first == {"champion-version": "1", "previous-version": "", "decision": "promoted"}
+    assert first == {
+        "champion-version": "1",
+        "previous-version": "",
+        "decision": "promoted",
+        "sagemaker-model-package-arn": "",  # not synced: no --sagemaker-model-package-group
+    }
     assert model.alias("champion") == "1" and model.alias("previous-champion") is None
 
     model.gate(2, champion="1")
@@ -180,6 +185,7 @@ def test_first_champion_then_over_it_with_the_evidence(model: Model, tmp_path: P
         "champion-version": "2",
         "previous-version": "1",
         "decision": "promoted",
+        "sagemaker-model-package-arn": "",
     }
     assert model.alias("champion") == "2" and model.alias("previous-champion") == "1"
     evidence = model.evidence(2)
@@ -377,7 +383,12 @@ def test_rollback_round_trip_and_one_level_of_undo(model: Model, tmp_path: Path)
     assert moved.returncode == 1 and "it moved since" in moved.stderr
     assert model.alias("champion") == "2"
     back = outputs(run(["rollback", *model.args()], env, tmp_path))
-    assert back == {"champion-version": "1", "previous-version": "2", "decision": "rolled-back"}
+    assert back == {
+        "champion-version": "1",
+        "previous-version": "2",
+        "decision": "rolled-back",
+        "sagemaker-model-package-arn": "",
+    }
     assert model.alias("champion") == "1" and model.alias("previous-champion") is None
     assert model.tags(2)["mlsteps.promote.rolled-back-to"] == "1"
     assert "mlsteps.promote.rolled-back-at" in model.tags(2)
@@ -768,5 +779,10 @@ class Relay:
 def test_rollback_with_no_champion_restores_the_previous_one(model: Model, tmp_path: Path) -> None:
     model.set_alias("previous-champion", 2)  # the champion alias was removed by hand
     done = outputs(run(["rollback", *model.args()], base_env(tmp_path), tmp_path))
-    assert done == {"champion-version": "2", "previous-version": "", "decision": "rolled-back"}
+    assert done == {
+        "champion-version": "2",
+        "previous-version": "",
+        "decision": "rolled-back",
+        "sagemaker-model-package-arn": "",
+    }
     assert model.alias("champion") == "2" and model.alias("previous-champion") is None

@@ -73,6 +73,29 @@ def imported_after(args: list[str], cwd: Path) -> set[str]:
         ["promote", "--help"],
         ["--dry-run", "promote", "--name", "m", "--version", "2", "--tracking-uri", "http://h:1"],
         ["--dry-run", "rollback", "--name", "m", "--tracking-uri", "http://h:1"],
+        # The SageMaker sync plans its actions without boto3 (nor AWS).
+        [
+            "--dry-run",
+            "promote",
+            "--name",
+            "m",
+            "--version",
+            "2",
+            "--tracking-uri",
+            "http://h:1",
+            "--sagemaker-model-package-group",
+            "churn-models",
+        ],
+        [
+            "--dry-run",
+            "rollback",
+            "--name",
+            "m",
+            "--tracking-uri",
+            "http://h:1",
+            "--sagemaker-model-package-group",
+            "churn-models",
+        ],
     ],
 )
 def test_help_and_dry_run_import_no_heavy_library(args: list[str], tmp_path: Path) -> None:

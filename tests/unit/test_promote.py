@@ -121,3 +121,87 @@ def test_rollback_takes_no_candidate_and_refuses_none() -> None:
         "alias.delete-previous", "version.tag", "lock.release",
     ]  # fmt: skip
     assert "a rollback needs a champion" in refused(rollback=True, expected_champion="none")
+
+
+# ----- --sagemaker-model-package-group ------------------------------------------------------
+
+
+def test_sagemaker_group_is_unset_by_default_and_read_from_flag_env_and_file(
+    tmp_path: Path,
+) -> None:
+    assert config().sagemaker_model_package_group is None
+    assert config(rollback=True).sagemaker_model_package_group is None
+    kinds = [a.kind for a in build_plan(config(), {}).actions]
+    assert not [k for k in kinds if k.startswith("sagemaker.")]
+    (tmp_path / "mlsteps.yaml").write_text("promote:\n  sagemaker-model-package-group: f-1\n")
+    assert config().sagemaker_model_package_group == "f-1"
+    env = {"MLSTEPS_PROMOTE_SAGEMAKER_MODEL_PACKAGE_GROUP": "e-2"}
+    assert config(env=env).sagemaker_model_package_group == "e-2"  # env outranks the file
+    found = config(env=env, sagemaker_model_package_group="churn-models")  # the flag, both
+    assert found.sagemaker_model_package_group == "churn-models"
+    rollback = config(rollback=True, env=env)
+    assert rollback.sagemaker_model_package_group == "e-2"
+
+
+@pytest.mark.parametrize("bad", ["-churn", "churn-", "churn_models", "a" * 64, "arn:aws:x"])
+def test_a_bad_sagemaker_group_names_the_option_and_the_form(bad: str) -> None:
+    message = refused(sagemaker_model_package_group=bad)
+    assert f"--sagemaker-model-package-group '{bad}' is not valid" in message
+    assert "up to 63 letters, digits and hyphens" in message
+
+
+def test_the_plans_name_the_sagemaker_group_and_keep_the_writes_after_the_checks() -> None:
+    found = config(sagemaker_model_package_group="churn-models")
+    plan = build_plan(found, {})
+    kinds = [a.kind for a in plan.actions]
+    # Found or registered before the lock and the move (bad input stops there); approved last.
+    assert kinds == [
+        "mlflow.read-candidate", "sagemaker.package", "lock.acquire", "alias.compare",
+        "alias.set-previous", "alias.set", "version.tag", "sagemaker.approve", "lock.release",
+    ]  # fmt: skip
+    approve = plan.actions[kinds.index("sagemaker.approve")]
+    assert approve.data == {"group": "churn-models", "approve": "9"}
+    assert "SageMaker group churn-models to Approved" in approve.line
+    rollback = build_rollback_plan(config(rollback=True, sagemaker_model_package_group="g"))
+    assert [a.kind for a in rollback.actions] == [
+        "mlflow.read-model", "lock.acquire", "alias.compare", "sagemaker.package", "alias.set",
+        "alias.delete-previous", "version.tag", "sagemaker.approve", "lock.release",
+    ]  # fmt: skip
+    assert "to Rejected and the restored version's to Approved" in "\n".join(rollback.lines())
+
+
+def test_approval_descriptions_say_the_evidence_in_one_line_without_credentials() -> None:
+    from steps.promote_sagemaker import one_line, promotion_description, rollback_descriptions
+
+    said = promotion_description(
+        model="churn", alias="champion", version="7", previous="6", approver="ana\nlead",
+        report_digest="sha256:ab", ci_run_url="https://bot:pa55@ci.example/job/7/",
+        commit="c0ffee", at="2025-01-01T00:00:00+00:00",
+    )  # fmt: skip
+    assert said == (
+        "promoted to @champion of MLflow model churn version 7 (previous champion version 6), "
+        "approved by ana lead, gate report sha256:ab, CI run https://***@ci.example/job/7/, "
+        "commit c0ffee, at 2025-01-01T00:00:00+00:00"
+    )
+    first = promotion_description(
+        model="churn", alias="champion", version="1", previous=None, approver=None,
+        report_digest="", ci_run_url="", commit="", at="T",
+    )  # fmt: skip
+    assert (
+        first
+        == "promoted to @champion of MLflow model churn version 1 (no previous champion), at T"
+    )
+    rejected, approved = rollback_descriptions(
+        model="churn", alias="prod", restored="6", demoted="7", ci_run_url="", commit="c",
+        at="T",
+    )  # fmt: skip
+    assert rejected == (
+        "rolled back from @prod of MLflow model churn: version 7 replaced by version 6, "
+        "commit c, at T"
+    )
+    assert approved == (
+        "restored to @prod of MLflow model churn version 6 by a rollback from version 7, "
+        "commit c, at T"
+    )
+    long = one_line("x" * 2000)
+    assert len(long) == 1024 and long.endswith("…")
