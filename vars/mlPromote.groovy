@@ -32,6 +32,7 @@ def call(Map userConfig = [:]) {
         vaultUrl: null,                  // Vault server of lock 'vault' (else VAULT_ADDR)
         vaultNamespace: null,            // Vault namespace of lock 'vault' (else VAULT_NAMESPACE)
         vaultCaCert: null,               // CA certificate (PEM file) of the Vault server's TLS (else VAULT_CACERT)
+        sagemakerModelPackageGroup: null, // SageMaker model package group to sync the decision to (AWS: agent env)
         vaultTokenCredentialsId: null,   // Secret text credential: the Vault token of lock 'vault' (else VAULT_TOKEN)
         githubTokenCredentialsId: null,  // Secret text credential: a GitHub token, for approvals read on GitHub Actions
         trackingUri: null,               // MLflow tracking URI (else MLSTEPS_MLFLOW_TRACKING_URI, MLFLOW_TRACKING_URI)

@@ -82,11 +82,17 @@ def test_the_contract_options_are_the_clis() -> None:
         "vault-url",
         "vault-namespace",
         "vault-ca-cert",
+        "sagemaker-model-package-group",
         "vault-token",
         "github-token",
     ]
     assert [o.name for _, o in shared_options()] == ["tracking-uri", "name"]
-    assert list(promote.OUTPUTS) == ["champion-version", "previous-version", "decision"]
+    assert list(promote.OUTPUTS) == [
+        "champion-version",
+        "previous-version",
+        "decision",
+        "sagemaker-model-package-arn",
+    ]
     # rollback takes the promote options less the candidate's, gate's and approval's.
     assert [n for n in promote.PROMOTE_OPTIONS if n not in promote.ROLLBACK_OPTIONS] == (
         PROMOTE_ONLY

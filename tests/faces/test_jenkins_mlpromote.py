@@ -24,12 +24,17 @@ pytestmark = pytest.mark.faces
 KNOWN_KEYS = (
     "version, alias, previousAlias, expectedChampion, requireGate, requireApproval, "
     "approvedBy, lock, lockPath, lockTtl, lockTimeout, vaultUrl, vaultNamespace, vaultCaCert, "
-    "vaultTokenCredentialsId, githubTokenCredentialsId, trackingUri, name, rollback, approvers, "
-    "config, mlsteps"
+    "sagemakerModelPackageGroup, vaultTokenCredentialsId, githubTokenCredentialsId, trackingUri, "
+    "name, rollback, approvers, config, mlsteps"
 )
 VAULT_TOKEN = "hvs.vault 'tok\"en' $HOME %s ünï"
 GITHUB_TOKEN = "ghs_" + "g" * 36
-OUTPUTS = {"champion-version": "7", "previous-version": "6", "decision": "promoted"}
+OUTPUTS = {
+    "champion-version": "7",
+    "previous-version": "6",
+    "decision": "promoted",
+    "sagemaker-model-package-arn": "arn:aws:sagemaker:us-east-1:123456789012:model-package/churn/3",
+}
 
 
 @pytest.fixture
@@ -89,6 +94,7 @@ def test_rollback_builds_the_rollback_command(run_jenkins: Any) -> None:
             "vaultUrl": "https://vault.internal:8200",
             "vaultNamespace": "ml",
             "vaultCaCert": "certs/vault ca.pem",
+            "sagemakerModelPackageGroup": "churn-models",
         },
     )
     assert run.status == "SUCCESS", run.console
@@ -96,7 +102,8 @@ def test_rollback_builds_the_rollback_command(run_jenkins: Any) -> None:
     assert run.sh["args"]["script"] == (
         "'true' '--ci' 'jenkins' 'rollback' '--expected-champion' '7' '--lock' 'vault'"
         " '--lock-path' 'secret/mlsteps/locks/churn' '--vault-url' 'https://vault.internal:8200'"
-        " '--vault-namespace' 'ml' '--vault-ca-cert' 'certs/vault ca.pem' '--name' 'churn'"
+        " '--vault-namespace' 'ml' '--vault-ca-cert' 'certs/vault ca.pem'"
+        " '--sagemaker-model-package-group' 'churn-models' '--name' 'churn'"
     )
 
 
@@ -350,11 +357,13 @@ def test_real_cli_rollback_dry_run(run_jenkins: Any, mlsteps_cli: str, tmp_path:
             "name": "churn",
             "trackingUri": "http://127.0.0.1:9",
             "lockPath": str(tmp_path / "churn.lock"),
+            "sagemakerModelPackageGroup": "churn-models",
         },
         workspace=tmp_path / "ws",
     )
     assert run.status == "SUCCESS", run.console
     assert "point 'champion' at the version under 'previous-champion'" in run.console
+    assert "in SageMaker group churn-models, set the demoted version's" in run.console
 
 
 def test_real_cli_bad_input_fails_the_step_with_exit_code_2(
