@@ -51,6 +51,14 @@ def git_commit(environ: Mapping[str, str]) -> str:
 
 
 def ci_run_url(environ: Mapping[str, str]) -> str:
+    """The CI run's address, to record as evidence: credentials in it (a BUILD_URL of
+    https://user:token@jenkins/…) are hidden, since tags and labels are read by many."""
+    from steps.config import redact_url
+
+    return redact_url(_ci_run_url(environ))
+
+
+def _ci_run_url(environ: Mapping[str, str]) -> str:
     if environ.get("GITHUB_RUN_ID"):
         server = environ.get("GITHUB_SERVER_URL", "https://github.com")
         repository = environ.get("GITHUB_REPOSITORY", "")

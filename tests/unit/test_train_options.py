@@ -302,3 +302,13 @@ def test_secret_file_name_clash_is_fine_when_secrets_go_as_env(tmp_path: Path) -
         **{"secret-env": ("HF_TOKEN",), "secrets-as-env": "yes"},
     )
     assert cfg.secrets_as_env
+
+
+def test_the_ci_run_url_recorded_as_evidence_hides_credentials() -> None:
+    from steps.lineage import ci_run_url
+
+    jenkins = {"BUILD_URL": "https://bot:s3cret-token@ci.example/job/ml/7/"}
+    assert ci_run_url(jenkins) == "https://***@ci.example/job/ml/7/"
+    github = {"GITHUB_RUN_ID": "42", "GITHUB_REPOSITORY": "org/repo"}
+    assert ci_run_url(github) == "https://github.com/org/repo/actions/runs/42"
+    assert ci_run_url({}) == ""
