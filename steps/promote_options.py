@@ -37,13 +37,19 @@ def parse_expected(text: str) -> str:
         raise ValueError("a version number, none (no champion) or any") from None
 
 
+NO_SYNC = "none"  # --sagemaker-model-package-group none: no SageMaker sync
+
+
 def parse_package_group(text: str) -> str:
-    # SageMaker's ModelPackageGroupName: 1-63 letters, digits and hyphens, not starting or
-    # ending with a hyphen.
-    if not re.fullmatch(r"[A-Za-z0-9](-*[A-Za-z0-9]){0,62}", text):
+    # SageMaker's ModelPackageGroupName: 1-63 characters (a length limit of its own: the
+    # pattern alone lets hyphens run longer), letters, digits and hyphens, not starting or
+    # ending with a hyphen. "none" turns the sync off, over a group set in mlsteps.yaml.
+    if text.lower() == NO_SYNC:
+        return NO_SYNC
+    if len(text) > 63 or not re.fullmatch(r"[A-Za-z0-9](-*[A-Za-z0-9]){0,62}", text):
         raise ValueError(
             "a SageMaker model package group name: up to 63 letters, digits and hyphens, "
-            "starting and ending with a letter or digit"
+            "starting and ending with a letter or digit; or none (no sync)"
         )
     return text
 
@@ -170,7 +176,8 @@ SECTION = Section(
             "AWS credentials and region): promote approves the version's model package, "
             "rollback rejects the demoted version's and approves the restored one's. A "
             "version without one (tag mlsteps.sagemaker.model-package-arn) is registered "
-            "from its serving image (tag mlsteps.image.tag). Unset: SageMaker is not used.",
+            "from its serving image (tag mlsteps.image.tag). Unset or none: SageMaker is not "
+            "used (none also when mlsteps.yaml sets a group).",
         ),
         Option(
             name="vault-token",
@@ -282,6 +289,7 @@ def load_config(runtime: Runtime, flags: Mapping[str, Any], *, rollback: bool) -
         )
     token = values["vault-token"]
     github_token = values["github-token"]
+    group = values["sagemaker-model-package-group"]
     config = PromoteConfig(
         tracking_uri=uri.rstrip("/"),
         model_name=name,
@@ -301,7 +309,7 @@ def load_config(runtime: Runtime, flags: Mapping[str, Any], *, rollback: bool) -
         vault_ca_cert=values["vault-ca-cert"],
         vault_token=Secret(token) if token else None,
         github_token=Secret(github_token) if github_token else None,
-        sagemaker_model_package_group=values["sagemaker-model-package-group"],
+        sagemaker_model_package_group=None if group == NO_SYNC else group,
     )
     _check(config, command)
     if config.require_approval and not config.approved_by:

@@ -154,7 +154,7 @@ class SageMaker:
             raise StepFailed(
                 f"no AWS credentials for SageMaker ({doing}): give them the usual way "
                 "(AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or a role), or "
-                "leave --sagemaker-model-package-group unset."
+                "give --sagemaker-model-package-group none to run without SageMaker."
             ) from None
         except BotoCoreError as exc:
             raise StepFailed(
@@ -218,8 +218,8 @@ class SageMaker:
             raise ConfigError(
                 f"SageMaker refused to register version {version} of '{model}' from image "
                 f"{image} (tag {IMAGE_TAG}): {str(exc)[:300]}. SageMaker serves images from "
-                "ECR: package the version with --registry set to an ECR repository, or leave "
-                "--sagemaker-model-package-group unset."
+                "ECR: package the version with --registry set to an ECR repository, or give "
+                "--sagemaker-model-package-group none to run without SageMaker."
             ) from None
         return str(created["ModelPackageArn"])
 
@@ -275,8 +275,8 @@ class SageMakerSync:
             raise ConfigError(
                 f"--sagemaker-model-package-group {group}: version {version} of '{model}' has "
                 f"no model package in SageMaker (tag {ARN_TAG}) and no serving image to register "
-                f"one from (tag {IMAGE_TAG}). Package it first with `mlsteps package`, or leave "
-                "--sagemaker-model-package-group unset."
+                f"one from (tag {IMAGE_TAG}). Package it first with `mlsteps package`, or give "
+                "--sagemaker-model-package-group none to run without SageMaker."
             )
         arn = self.sagemaker.register(model, version, image, tags.get(DIGEST_TAG))
         # Kept on every way out: the package approves nothing yet, and the next run reuses it.

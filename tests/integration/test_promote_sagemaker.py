@@ -319,6 +319,7 @@ def test_aws_unreachable_or_without_credentials_is_exit_1_and_nothing_moves(
     no_credentials = run(args, base_env(tmp_path, **nowhere), tmp_path)
     assert no_credentials.returncode == 1
     assert "no AWS credentials for SageMaker" in no_credentials.stderr
+    assert "or give --sagemaker-model-package-group none" in no_credentials.stderr
     no_region = {k: v for k, v in nowhere.items() if k != "AWS_DEFAULT_REGION"}
     region = run(args, base_env(tmp_path, **no_region), tmp_path)
     assert region.returncode == 2 and "no AWS region is set" in region.stderr

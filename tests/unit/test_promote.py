@@ -143,11 +143,36 @@ def test_sagemaker_group_is_unset_by_default_and_read_from_flag_env_and_file(
     assert rollback.sagemaker_model_package_group == "e-2"
 
 
-@pytest.mark.parametrize("bad", ["-churn", "churn-", "churn_models", "a" * 64, "arn:aws:x"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "-churn", "churn-", "churn_models", "a" * 64, "arn:aws:x", "",
+        "a" + "-" * 62 + "b",  # the pattern takes it; AWS's separate length limit of 63 does not
+    ],
+)  # fmt: skip
 def test_a_bad_sagemaker_group_names_the_option_and_the_form(bad: str) -> None:
     message = refused(sagemaker_model_package_group=bad)
     assert f"--sagemaker-model-package-group '{bad}' is not valid" in message
-    assert "up to 63 letters, digits and hyphens" in message
+    assert "up to 63 letters, digits and hyphens" in message and "or none (no sync)" in message
+
+
+def test_a_63_character_group_is_taken() -> None:
+    name = "a" + "-" * 61 + "b"
+    assert config(sagemaker_model_package_group=name).sagemaker_model_package_group == name
+
+
+def test_none_turns_the_sync_off_over_the_file_and_the_environment(tmp_path: Path) -> None:
+    (tmp_path / "mlsteps.yaml").write_text("promote:\n  sagemaker-model-package-group: f-1\n")
+    env = {"MLSTEPS_PROMOTE_SAGEMAKER_MODEL_PACKAGE_GROUP": "e-2"}
+    for off in ("none", "None", "NONE"):
+        found = config(env=env, sagemaker_model_package_group=off)  # the flag, over both
+        assert found.sagemaker_model_package_group is None
+        kinds = [a.kind for a in build_plan(found, {}).actions]
+        assert not [k for k in kinds if k.startswith("sagemaker.")]
+        environ = {"MLSTEPS_PROMOTE_SAGEMAKER_MODEL_PACKAGE_GROUP": off}  # the env, over the file
+        assert config(env=environ).sagemaker_model_package_group is None
+        assert config(rollback=True, env=environ).sagemaker_model_package_group is None
+    assert config().sagemaker_model_package_group == "f-1"
 
 
 def test_the_plans_name_the_sagemaker_group_and_keep_the_writes_after_the_checks() -> None:
