@@ -200,7 +200,7 @@ SECTION = Section(
             kind="float",
             default=0.95,
             metavar="LEVEL",
-            help="Level of the intervals, between 0.5 and 1.",
+            help="Level of the intervals: at least 0.5, below 1 (0.95: 95% intervals).",
         ),
         Option(
             name="seed",

@@ -83,12 +83,13 @@ def run(runtime: Runtime, config: GateConfig, plan: Plan) -> StepResult:
         state.checks += data.check_quality(config.quality, state.data)
 
     def drift(action: Action) -> None:
-        from steps.gates import data_rules, drift  # drift.py alone imports scipy
+        from steps.gates import data_rules
+        from steps.gates import drift as drift_checks
 
         rules = config.drift if config.drift != "auto" else data_rules.parse_drift({})
         assert rules is not None
         face.info(f"measuring drift of {len(state.data.columns) - 1} features")
-        state.checks += drift.check_drift(
+        state.checks += drift_checks.check_drift(
             state.training, state.data, rules, ignore=[config.target] if config.target else []
         )
 
@@ -108,8 +109,7 @@ def run(runtime: Runtime, config: GateConfig, plan: Plan) -> StepResult:
         state.checks = [_apply_warn_only(config, c) for c in state.checks]
         if not state.checks:
             face.warning(
-                "no check ran: the gate passes on nothing. Give --metrics thresholds, or --data "
-                "and --target so the candidate is compared with the champion."
+                f"no check ran: the gate passes on nothing. {_no_check_fix(config, state)}"
             )
         state.report = _report(config, state)
         state.paths = reports.write(state.report, Path(config.report_dir))
@@ -205,7 +205,8 @@ def _no_champion_yet(config: GateConfig, registered: dict[str, Any]) -> None:
         raise ConfigError(
             f"--champion-alias {config.champion_alias}: model '{config.model_name}' has no "
             f"such alias (it has {', '.join('@' + a for a in aliases)}). Give the alias that "
-            "marks the version in production (promote moves @champion by default)."
+            "marks the version in production (promote moves @champion by default), or "
+            "--champion-alias none when no version is in production yet."
         )
 
 
@@ -291,6 +292,20 @@ def _schema(config: GateConfig, state: GateState) -> dict[str, Any] | None:
         return None
     found: dict[str, Any] = json.loads(stored)
     return found
+
+
+def _no_check_fix(config: GateConfig, state: GateState) -> str:
+    if config.data and not config.resamples and state.champion is not None:
+        return (
+            "With --resamples 0 there are no intervals, so metrics without a threshold are "
+            "not judged: give --metrics thresholds, or --resamples 1000 for the default check."
+        )
+    if config.data:
+        return "Give --metrics thresholds (no champion to compare with)."
+    return (
+        "Give --metrics thresholds, or --data and --target so the candidate is compared with "
+        "the champion on the same rows."
+    )
 
 
 def _check_warn_only(config: GateConfig, state: GateState, face: Any) -> None:

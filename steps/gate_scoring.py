@@ -47,10 +47,14 @@ def _check_names(task: str, names: list[str], option: str) -> None:
             )
 
 
-def _metric_error(config: GateConfig, exc: ValueError) -> ConfigError:
-    """A metric that cannot be computed on these rows is bad input (exit 2), not a crash."""
+def _metric_error(config: GateConfig, task: str, exc: ValueError) -> ConfigError:
+    """A metric that cannot be computed on these rows is bad input (exit 2), not a crash: the
+    labels, the task or the metric does not fit (the models' own faults are caught before)."""
+    taken = "inferred from the labels" if config.task == "auto" else "given"
     return ConfigError(
-        f"--data {config.data}: {exc}. Fix the evaluation data, or judge other --metrics."
+        f"--data {config.data}: the metrics cannot be computed on these rows as {task} "
+        f"({str(exc).rstrip('.')}). Check --task (here {task}, {taken}), the labels in "
+        f"--target {config.target}, and the --metrics chosen."
     )
 
 
@@ -81,6 +85,11 @@ def _predict(uri: str, table: Any, task: str, face: Face) -> tuple[Any, Any, Any
     predicted = _answers(uri, "predict", model.predict, table)
     if predicted.ndim == 2 and predicted.shape[1] == 1:
         predicted = predicted[:, 0]
+    if len(predicted) != len(table):  # the model's fault, not the data's
+        raise StepFailed(
+            f"the model {uri} gave {len(predicted)} predictions for {len(table)} rows of --data: "
+            "a model must answer once per row."
+        )
     proba = classes = None
     if task == "classification" and "sklearn" in model.metadata.flavors:
         raw = model.get_raw_model()
@@ -136,25 +145,28 @@ def evaluate_on_data(config: GateConfig, state: GateState, face: Face) -> None:
             n for n in DEFAULT_METRICS[state.task]
             if n != "roc_auc" or (binary and with_proba)
         ]  # fmt: skip
-    for name in [*judged, *_slice_metrics(config)]:
-        without = [r for r, p in zip(refs, preds, strict=True) if p.proba is None]
+    without = [r for r, p in zip(refs, preds, strict=True) if p.proba is None]
+    asked = [(n, "--metrics") for n in judged] + [
+        (n, "--slices metric") for n in _slice_metrics(config)
+    ]
+    for name, option in asked:
         if m.METRICS[name].needs_proba and without:
             raise ConfigError(
-                f"--metrics {name}: needs class probabilities, and {_describe_ref(without[0])} "
+                f"{option} {name}: needs class probabilities, and {_describe_ref(without[0])} "
                 "has no predict_proba (only scikit-learn models give them to the gate). Judge "
                 "it on accuracy, f1, precision or recall instead."
             )
     try:
         _judge_metrics(config, state, face, judged, candidate, champion)
     except ValueError as exc:
-        raise _metric_error(config, exc) from None
+        raise _metric_error(config, state.task, exc) from None
     state.evaluation = (
         f"both scored on the same {len(y_true)} rows of {os.path.basename(config.data or '')}"
         if champion is not None
         else f"scored on {len(y_true)} rows of {os.path.basename(config.data or '')}"
     ) + (
-        f" with {config.resamples} paired bootstrap resamples ({config.confidence:.0%} "
-        f"intervals, seed {config.seed})"
+        f" with {config.resamples} {'paired ' if champion is not None else ''}bootstrap "
+        f"resamples ({config.confidence:.0%} intervals, seed {config.seed})"
         if config.resamples
         else ""
     )
@@ -286,7 +298,7 @@ def judge_slices(config: GateConfig, state: GateState) -> None:
         for column in rules.columns:
             _judge_column(column, rules, state, m, candidate, champion)
     except ValueError as exc:
-        raise _metric_error(config, exc) from None
+        raise _metric_error(config, state.task, exc) from None
 
 
 def _judge_column(

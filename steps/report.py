@@ -83,6 +83,10 @@ def markdown(report: Mapping[str, Any]) -> str:
         lines += ["Rejected by: " + "; ".join(reason(c) for c in failed) + ".", ""]
     if report["checks"]:
         lines += _checks_table(report)
+        judged = {c["name"] for c in report["checks"] if c["kind"] in ("metric", "change")}
+        shown = {k: v for k, v in report.get("metrics", {}).items() if k not in judged}
+        if shown:  # metrics with no check (no threshold and no interval): still in the summary
+            lines += ["", "Shown, not judged:", "", *_metrics_table(shown)]
     else:
         lines.append("No checks ran.")
         if report.get("metrics"):  # a gate that only shows the logged metrics

@@ -3,9 +3,9 @@
 The gate infers a schema from the training data and stores it with the model, so that later
 gates judge new data against what the model was trained on (``check_schema``); and it applies
 the team's quality rules to the evaluation data (``check_quality``). Its third data check,
-drift between training and evaluation data, lives in drift.py, the one module that needs
-scipy: a gate without drift does not import it. Every check is a ``Check`` (checks.py) with
-``enforced=True``: the gate applies ``--warn-only``.
+drift between training and evaluation data, lives in drift.py (with its scipy import).
+Every check is a ``Check`` (checks.py) with ``enforced=True``: the gate applies
+``--warn-only``.
 
 This module is imported only on a real run with data, so pandas and numpy are imported at its
 top; the rules it applies (and their parsers) live in data_rules.py, which imports none.

@@ -158,6 +158,20 @@ def test_a_gate_with_no_check_says_so(
     assert report["checks"] == [] and set(report["metrics"]) == {"accuracy", "rmse"}
 
 
+def test_no_intervals_and_no_thresholds_warn_naming_resamples(
+    mlflow_server: Any, models: gate_setup.GateModels, tmp_path: Path
+) -> None:
+    done = gate(
+        *data_args(models, "weak", "--tracking-uri", mlflow_server.uri, "--resamples", "0",
+                   "--log-report", "false"),
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "no check ran: the gate passes on nothing. With --resamples 0" in done.stderr
+    page = (tmp_path / "mlsteps-gate" / "report.md").read_text()
+    assert "No checks ran." in page and "| accuracy |" in page
+
+
 # ----- both models on the same rows ------------------------------------------------------------
 
 
@@ -438,6 +452,28 @@ def test_a_metric_undefined_on_a_slice_fails_in_words(
     report = json.loads((tmp_path / "mlsteps-gate" / "report.json").read_text())
     (b,) = [c for c in report["checks"] if c["name"] == "roc_auc [group=b]"]
     assert b["candidate"] is None and b["status"] == "fail"
+
+
+def test_labels_the_metric_cannot_take_are_refused_naming_the_task(
+    mlflow_server: Any, models: gate_setup.GateModels, tmp_path: Path
+) -> None:
+    """A third label the binary model never saw: roc_auc cannot be computed on these rows."""
+    import pandas as pd
+
+    table = pd.read_csv(models.eval_csv)
+    table.loc[table.x1 > 1.5, "label"] = 2
+    table.to_csv(tmp_path / "three-labels.csv", index=False)
+    done = gate(
+        "--model-uri", f"models:/{MODEL}/{models.versions['plain']}", "--name", MODEL,
+        "--tracking-uri", mlflow_server.uri, "--champion-alias", "none",
+        "--data", str(tmp_path / "three-labels.csv"), "--target", "label",
+        "--metrics", "{roc_auc: {min: 0.5}}", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "the metrics cannot be computed on these rows as classification" in done.stderr
+    assert "Check --task (here classification, inferred from the labels)" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "mlsteps-gate").exists()
 
 
 def test_threshold_on_a_metric_the_run_did_not_log(

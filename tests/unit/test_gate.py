@@ -247,7 +247,7 @@ def test_markdown_lists_failures_first_and_says_what_the_interval_is_of() -> Non
         Check(kind="change", name="c", passed=False, threshold="Δ ≥ +0", candidate=0.7),
         Check(kind="metric", name="d", passed=False, threshold="≥ 0.8", candidate=0.7),
     ]  # fmt: skip
-    sample = sample_report(checks)
+    sample = {**sample_report(checks), "metrics": {}}
     sample["evaluation"]["confidence"] = 0.95
     rows = [line for line in report.markdown(sample).splitlines() if line.startswith("| ")]
     assert rows[0].split(" | ")[4] == "interval (95%)"
@@ -269,6 +269,17 @@ def test_markdown_without_checks_shows_the_logged_metrics() -> None:
     assert "No checks ran.\n\n| metric | candidate | champion | delta |" in page
     assert "| accuracy | 0.9 | 0.8 | 0.1 |" in page and "| loss | 0.25 | — | — |" in page
     assert "No checks ran.\n\n- Slice" in report.markdown({**shown, "metrics": {}})
+
+
+def test_markdown_shows_metrics_no_check_judged() -> None:
+    """With --resamples 0 a metric without a threshold gets no check: it is still shown."""
+    checks = [Check(kind="metric", name="f1", passed=True, threshold="≥ 0.5", candidate=0.7)]
+    sample = sample_report(checks)  # its metrics: accuracy (no check) and nothing else
+    page = report.markdown(sample)
+    assert "Shown, not judged:\n\n| metric | candidate | champion | delta |" in page
+    assert "| accuracy | 0.9 | 0.8 | 0.1 |" in page
+    judged = [*checks, Check(kind="change", name="accuracy", passed=True, threshold="x")]
+    assert "Shown, not judged" not in report.markdown(sample_report(judged))
 
 
 def test_markdown_without_a_champion_says_so() -> None:
