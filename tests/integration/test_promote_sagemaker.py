@@ -57,8 +57,10 @@ class Group:
         return found
 
     def all_packages(self) -> int:
-        listed = self.client.list_model_packages(MaxResults=100, ModelPackageType="Both")
-        return len(listed["ModelPackageSummaryList"])
+        """Every model package of the (shared) moto server, page by page: one page holds at
+        most 100, and the session's tests together make more."""
+        pages = self.client.get_paginator("list_model_packages").paginate(ModelPackageType="Both")
+        return sum(len(page["ModelPackageSummaryList"]) for page in pages)
 
     def package(self, arn: str) -> dict[str, Any]:
         found: dict[str, Any] = self.client.describe_model_package(ModelPackageName=arn)
