@@ -13,9 +13,11 @@ rollback: take the lock → read the champion and the previous alias → point t
 remove the previous alias (one level of undo) → tag the demoted version → release the lock.
 
 With --sagemaker-model-package-group the decision also goes to the SageMaker model registry
-(steps/promote_sagemaker.py): before any alias moves, the version's model package is found or
-registered (bad input stops the run there); after the move, its approval status is set (a
-rollback rejects the demoted version's package and approves the restored one's).
+(steps/promote_sync.py): under the lock, once the champion is read and before any alias moves,
+the version's model package is found or registered (bad input stops the run there); after the
+move, the replaced champion's package is rejected and the version's approved (a rollback
+rejects the demoted version's and approves the restored one's). A version that already is the
+champion moves no alias, but its package is still approved.
 
 A failure after the first alias write puts the aliases (and the SageMaker statuses) back; the
 lock is released on every way out. The options are in steps/promote_options.py; applying the
@@ -24,7 +26,7 @@ plan (steps/promote_run.py) is imported only by a real run.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from steps.cli import STEP_HELP, Runtime, StepResult, step_command
@@ -135,22 +137,26 @@ def build_plan(config: PromoteConfig, environ: Mapping[str, str]) -> Plan:
             describe_approval(config, environ),
             require_approval=config.require_approval,
         )
-    if config.sagemaker_model_package_group:
-        plan.add(
-            "sagemaker.package",
-            describe_package(config.sagemaker_model_package_group, f"version {version}"),
-            group=config.sagemaker_model_package_group,
-            version=version,
-        )
+    group = config.sagemaker_model_package_group
     plan.add("lock.acquire", "take " + describe_lock(config), lock=config.lock,
              lock_path=config.lock_path)  # fmt: skip
     plan.add(
         "alias.compare",
         f"read alias '{alias}' of '{name}': it must be {describe_expected(config)}; already "
-        f"version {version}: stop, nothing to change",
+        f"version {version}: stop, the aliases stay"
+        + (" (its package is still approved in SageMaker, below)" if group else ""),
         alias=alias,
         expected_champion=config.expected_champion,
     )
+    if group:
+        plan.add(
+            "sagemaker.package",
+            describe_package(group, f"version {version}")
+            + "; find the replaced champion's package (in this group) too. Already the "
+            "champion: its package is still approved, nothing else is done",
+            group=group,
+            version=version,
+        )
     plan.add(
         "alias.set-previous",
         f"point '{config.previous_alias}' at the old champion (remove it when there was none)",
@@ -169,13 +175,14 @@ def build_plan(config: PromoteConfig, environ: Mapping[str, str]) -> Plan:
         + f" (report digest copied from {REPORT_DIGEST_TAG})",
         tags=list(EVIDENCE_TAGS.values()),
     )
-    if config.sagemaker_model_package_group:
+    if group:
         plan.add(
             "sagemaker.approve",
-            f"set the model package of version {version} in SageMaker group "
-            f"{config.sagemaker_model_package_group} to Approved, the evidence in its approval "
-            "description (on failure, the aliases are put back)",
-            group=config.sagemaker_model_package_group,
+            "set the replaced champion's model package (if Approved) to Rejected, then the "
+            f"model package of version {version} in SageMaker group {group} to Approved, the "
+            "evidence in their approval descriptions (on failure, the statuses and the aliases "
+            "are put back)",
+            group=group,
             approve=version,
         )
     plan.add("lock.release", "release the lock (on every exit path, errors and signals too)")
@@ -209,7 +216,8 @@ def build_rollback_plan(config: PromoteConfig) -> Plan:
     if group:
         plan.add(
             "sagemaker.package",
-            describe_package(group, f"the version under '{previous}'"),
+            describe_package(group, f"the version under '{previous}'")
+            + "; find the demoted version's package (in this group) too",
             group=group,
         )
     plan.add(
@@ -231,12 +239,43 @@ def build_rollback_plan(config: PromoteConfig) -> Plan:
         plan.add(
             "sagemaker.approve",
             f"in SageMaker group {group}, set the demoted version's model package (if it has "
-            "one) to Rejected and the restored version's to Approved (on failure, the statuses "
-            "and the aliases are put back)",
+            "one, Approved) to Rejected and the restored version's to Approved (on failure, the "
+            "statuses and the aliases are put back)",
             group=group,
         )
     plan.add("lock.release", "release the lock (on every exit path, errors and signals too)")
     return plan
+
+
+def summary_line(
+    config: PromoteConfig, out: Mapping[str, str], approver: str | None, rejected: Sequence[str]
+) -> str:
+    """What a run did, in one line (the terminal and the CI summary), from its outputs."""
+    alias, champion, previous = config.alias, out["champion-version"], out["previous-version"]
+    if out["decision"] == "unchanged":
+        line = f"version {champion} was already the {alias}" + (
+            "." if out["sagemaker-model-package-arn"] else ": nothing changed."
+        )
+    elif out["decision"] == "rolled-back":
+        line = (
+            f"rolled back: version {champion} is the {alias} again (version {previous} was "
+            "demoted)."
+        )
+    else:
+        line = (
+            f"version {champion} is the {alias} (it replaced "
+            + (f"version {previous})" if previous else "no champion)")
+            + (f", approved by {approver}" if approver else "")
+            + "."
+        )
+    if out["sagemaker-model-package-arn"]:
+        line += (
+            f" In SageMaker group {config.sagemaker_model_package_group}, model package "
+            f"{out['sagemaker-model-package-arn']} is Approved"
+            + "".join(f" and {arn} Rejected" for arn in rejected)
+            + "."
+        )
+    return line
 
 
 CREDENTIALS = (
@@ -249,9 +288,10 @@ CREDENTIALS = (
 EPILOG = (
     "Outputs: " + ", ".join(OUTPUTS) + " (decision: promoted, unchanged or rolled-back; "
     "previous-version: the champion this run replaced, empty when none; "
-    "sagemaker-model-package-arn: the model package approved in SageMaker, empty when not "
-    "synced). Exit 1 when the champion is not the expected one (another promotion won), the "
-    "lock stayed busy or SageMaker failed (the aliases are put back); 2 for bad input (unknown "
+    "sagemaker-model-package-arn: the champion's model package, Approved in SageMaker (also "
+    "when unchanged), empty when not synced). Exit 1 when the champion is not the expected one "
+    "(another promotion won), the lock stayed busy or SageMaker failed (the aliases are put "
+    "back); 2 for bad input (unknown "
     "model or version, never gated, no approval, no such SageMaker group, a version with no "
     "serving image to register); 3 when the gate rejected the version. Tags written on the "
     "promoted version: "

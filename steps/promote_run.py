@@ -2,7 +2,7 @@
 lock. Imported only by a real run: it loads requests (and hvac or boto3 for those locks).
 The services it calls (the registry, GitHub's approvals, the lock) are in
 steps/promote_services.py; the SageMaker model registry (--sagemaker-model-package-group) in
-steps/promote_sagemaker.py.
+steps/promote_sync.py.
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ from steps.promote import (
     ROLLED_BACK_AT_TAG,
     ROLLED_BACK_TO_TAG,
     github_run,
+    summary_line,
 )
 from steps.promote_options import ANY_CHAMPION, NO_CHAMPION, PromoteConfig
-from steps.promote_sagemaker import SageMakerSync, promotion_description, rollback_descriptions
 from steps.promote_services import Registry, github_approvers, make_lock
+from steps.promote_sync import Decision, SageMakerSync
 
 
 def _now() -> str:
@@ -73,9 +74,7 @@ class PromoteRun:
         self.stop = False  # the alias is already where it should be
         self.applied: list[str] = []
         self.evidence: dict[str, str] = {}  # what promote tags on the version
-        self.package_arn: str | None = None  # SageMaker: the package to approve
-        self.demoted_arn: str | None = None  # rollback in SageMaker: the package to reject
-        self.synced = False  # the SageMaker statuses are set
+        self.synced = False  # the SageMaker statuses are set: the run's last write is done
 
     # ----- the walk ---------------------------------------------------------------------------
     def run(self, plan: Plan) -> StepResult:
@@ -94,7 +93,8 @@ class PromoteRun:
     def handlers(self) -> Mapping[str, Callable[[Action], None]]:
         def did(kind: str, work: Callable[[], None]) -> Callable[[Action], None]:
             def handler(action: Action) -> None:
-                if self.stop and kind not in ("lock.release",):
+                # Already the champion: no alias moves, but its SageMaker package is approved.
+                if self.stop and kind not in ("lock.release", *SAGEMAKER):
                     return
                 work()
                 self.applied.append(kind)
@@ -188,8 +188,9 @@ class PromoteRun:
             self.stop = True
             self.face.info(
                 f"version {config.version} is already the {alias} of '{config.model_name}': "
-                "nothing to change."
-            )
+                + ("the aliases stay; its SageMaker model package is checked." if self.sync
+                   else "nothing to change.")
+            )  # fmt: skip
             return
         expected = self.expected
         if expected == ANY_CHAMPION or _version(expected) == self.champion:
@@ -246,53 +247,56 @@ class PromoteRun:
 
     # ----- SageMaker (--sagemaker-model-package-group) ----------------------------------------
     def sagemaker_package(self) -> None:
-        """Find or register the package to approve (and, in a rollback, the one to reject)
-        before any alias moves: bad input stops the run with nothing moved."""
+        """Under the lock, with the champion known, before any alias moves: find or register
+        the package to approve, and find the one to reject. Bad input stops the run here."""
         assert self.sync is not None
-        if not self.rollback:
+        if self.rollback:
+            assert self.previous, "compare stops a rollback with nothing to restore"
+            self.sync.prepare(approve=self.previous, reject=self.champion)
+        else:
             assert self.config.version
-            self.package_arn = self.sync.prepare(self.config.version, self.candidate_tags)
-            return
-        assert self.previous, "compare stops a rollback with nothing to restore"
-        self.package_arn = self.sync.prepare(self.previous, self._tags(self.previous))
-        if self.champion:
-            self.demoted_arn = self.sync.existing(self.champion, self._tags(self.champion))
-
-    def _tags(self, version: str) -> dict[str, str]:
-        found = self.registry.version(version)
-        return {t["key"]: t["value"] for t in found.get("tags", [])}
+            replaced = None if self.stop else self.champion
+            self.sync.prepare(approve=self.config.version, reject=replaced)
 
     def sagemaker_approve(self) -> None:
-        assert self.sync is not None and self.package_arn
+        assert self.sync is not None
         config, environ = self.config, self.runtime.environ
-        where = {"model": config.model_name, "alias": config.alias}
-        ci = {"ci_run_url": ci_run_url(environ), "commit": git_commit(environ)}
+        kind = self.decision()
         try:
-            if not self.rollback:
-                assert config.version
-                approved = promotion_description(
-                    **where, **ci, version=config.version, previous=self.champion,
-                    approver=self.approver, report_digest=self.evidence["report-digest"],
-                    at=self.evidence["at"],
-                )  # fmt: skip
-                self.sync.decide(self.package_arn, "Approved", approved)
-            else:
-                assert self.target
-                rejected, approved = rollback_descriptions(
-                    **where, **ci, restored=self.target, demoted=self.champion, at=_now()
+            self.sync.apply(
+                Decision(
+                    kind=kind, model=config.model_name, alias=config.alias,
+                    version=(self.target if self.rollback else config.version) or "",
+                    replaced=None if kind == "unchanged" else self.champion,
+                    approver=self.approver,
+                    report_digest=self.evidence.get("report-digest", ""),
+                    ci_run_url=ci_run_url(environ), commit=git_commit(environ),
+                    at=self.evidence.get("at") or _now(),
                 )
-                if self.demoted_arn:
-                    self.sync.decide(self.demoted_arn, "Rejected", rejected)
-                self.sync.decide(self.package_arn, "Approved", approved)
+            )  # fmt: skip
         except MlstepsError as exc:
             # Failing here, after the alias moved, means undoing the move: the registry and
             # SageMaker must not disagree about which version is approved.
-            with signals.shielded(deliver=False):
-                note = self.undo()
-            raise StepFailed(
+            moved, cancelled = self.moved, None
+            try:
+                # A signal during the undo waits for its end, then ends the run (exit 130/143).
+                with signals.shielded():
+                    note = self.undo()
+            except signals.Cancelled as signal:
+                cancelled = signal
+            if self.synced:  # the approval whose answer was lost was applied: all is done
+                if cancelled is not None:
+                    raise cancelled from None
+                return
+            said = (
                 f"syncing the decision to SageMaker group {config.sagemaker_model_package_group} "
-                f"failed after the alias moved ({exc.message.rstrip('.')}); {note}"
-            ) from None
+                f"failed{' after the alias moved' if moved else ''} ({exc.message.rstrip('.')}); "
+                + (note or "no alias moved.")
+            )
+            if cancelled is not None:
+                self.face.warning(said)
+                raise cancelled from None
+            raise StepFailed(said) from None
         self.synced = True
 
     # ----- rollback ---------------------------------------------------------------------------
@@ -324,8 +328,15 @@ class PromoteRun:
         """Put the SageMaker statuses and the aliases back as they were when read under the
         lock, remove our tags; what became of the aliases, in words (None: nothing moved).
         A model package this run registered stays, PendingManualApproval and recorded on its
-        version: it approves nothing, and the next run reuses it."""
+        version: it approves nothing, and the next run reuses it. Once the champion's package
+        is Approved (the last write), the run is complete: nothing is undone."""
         if self.sync is not None:
+            if self.synced or self.sync.landed():
+                self.synced = True
+                return (
+                    f"the {self.decision()} run was complete when it stopped: nothing is undone "
+                    f"('{self.config.alias}' and SageMaker's Approved package agree)."
+                )
             self.sync.undo()
         if not self.moved:
             return None
@@ -359,55 +370,31 @@ class PromoteRun:
                 f"itself after --lock-ttl ({self.config.lock_ttl:g}s)."
             )
 
+    def decision(self) -> str:
+        return "rolled-back" if self.rollback else "unchanged" if self.stop else "promoted"
+
     def outputs(self) -> dict[str, str]:
-        arn = self.package_arn if self.synced else ""
         if self.rollback:
-            return {
-                "champion-version": self.target or "",
-                "previous-version": self.champion or "",
-                "decision": "rolled-back",
-                "sagemaker-model-package-arn": arn or "",
-            }
-        if self.stop:
-            return {
-                "champion-version": self.config.version or "",
-                "previous-version": "",
-                "decision": "unchanged",
-                "sagemaker-model-package-arn": "",
-            }
+            champion, previous = self.target, self.champion
+        else:
+            champion, previous = self.config.version, None if self.stop else self.champion
+        arn = self.sync.approve_arn if self.sync is not None and self.synced else None
         return {
-            "champion-version": self.config.version or "",
-            "previous-version": self.champion or "",
-            "decision": "promoted",
+            "champion-version": champion or "",
+            "previous-version": previous or "",
+            "decision": self.decision(),
             "sagemaker-model-package-arn": arn or "",
         }
 
     def summary(self) -> str:
-        out = self.outputs()
-        name, alias = self.config.model_name, self.config.alias
-        if out["decision"] == "unchanged":
-            line = f"version {out['champion-version']} was already the {alias}: nothing changed."
-        elif out["decision"] == "rolled-back":
-            line = (
-                f"rolled back: version {out['champion-version']} is the {alias} again "
-                f"(version {out['previous-version']} was demoted)."
-            )
-        else:
-            line = (
-                f"version {out['champion-version']} is the {alias} (it replaced "
-                f"{_shown(out['previous-version'] or None)})"
-                + (f", approved by {self.approver}" if self.approver else "")
-                + "."
-            )
-        if out["sagemaker-model-package-arn"]:
-            line += (
-                f" In SageMaker group {self.config.sagemaker_model_package_group}, model package "
-                f"{out['sagemaker-model-package-arn']} is Approved"
-                + (f" and {self.demoted_arn} Rejected" if self.demoted_arn else "")
-                + "."
-            )
+        name = self.config.model_name
+        rejected = self.sync.rejected if self.sync is not None else []
+        line = summary_line(self.config, self.outputs(), self.approver, rejected)
         self.face.info(f"{name}: {line}")
         return f"### mlsteps {'rollback' if self.rollback else 'promote'}: {name}\n\n{line}\n"
+
+
+SAGEMAKER = ("sagemaker.package", "sagemaker.approve")
 
 
 def _version(expected: str | None) -> str | None:

@@ -2,15 +2,18 @@
 MLflow server and moto's SageMaker (an AWS emulator, the closest to SageMaker's model registry
 that runs here): the decision becomes the approval status of the versions' model packages.
 
-The helpers (a registered model of the test's own, the CLI run, the TCP relay that cuts a
-connection) are test_promote.py's.
+The helpers (a registered model of the test's own, the CLI run, the lock file) are
+test_promote.py's; the relay that the network goes away behind is here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -19,7 +22,6 @@ import pytest
 
 from tests.integration.test_promote import (
     Model,
-    Relay,
     _aws,
     base_env,
     file_is_free,
@@ -50,9 +52,10 @@ class Group:
         if create:
             self.client.create_model_package_group(ModelPackageGroupName=self.name)
 
-    def packages(self) -> list[dict[str, Any]]:
+    def packages(self, status: str | None = None) -> list[dict[str, Any]]:
+        """The group's packages (those of one approval status when given)."""
         found: list[dict[str, Any]] = self.client.list_model_packages(
-            ModelPackageGroupName=self.name
+            ModelPackageGroupName=self.name, **({"ModelApprovalStatus": status} if status else {})
         )["ModelPackageSummaryList"]
         return found
 
@@ -163,6 +166,16 @@ def test_promote_approves_then_rollback_rejects_and_reapproves_on_moto(
     assert two["ModelApprovalStatus"] == "Approved"
     assert "version 2 (previous champion version 1), approved by bo" in (two["ApprovalDescription"])
     assert "is Approved" in second.stderr and arn2 in second.stderr
+    # The replaced champion's package is Rejected: one Approved package per champion, so that
+    # what takes the group's newest Approved package serves MLflow's champion.
+    one = group.package(arn1)
+    assert one["ModelApprovalStatus"] == "Rejected"
+    assert one["ApprovalDescription"].startswith(
+        f"replaced as @champion of MLflow model {model.name} by version 2 (was version 1), "
+        "approved by bo, CI run https://***@ci.example/job/7/"
+    )
+    assert f"and {arn1} Rejected" in second.stderr
+    assert [p["ModelPackageArn"] for p in group.packages("Approved")] == [arn2]
 
     back = outputs(run(["rollback", *model.args(*group.option())], env, tmp_path))
     assert back == {
@@ -183,10 +196,13 @@ def test_promote_approves_then_rollback_rejects_and_reapproves_on_moto(
         f"restored to @champion of MLflow model {model.name} version 1 by a rollback from version 2"
     )
 
+    assert [p["ModelPackageArn"] for p in group.packages("Approved")] == [arn1]
+
     # Promoted again, version 2 reuses its package: still two in the group.
     again = outputs(run(["promote", *model.args("--version", "2", *group.option())], env, tmp_path))
     assert again["sagemaker-model-package-arn"] == arn2
     assert group.package(arn2)["ModelApprovalStatus"] == "Approved"
+    assert group.package(arn1)["ModelApprovalStatus"] == "Rejected"
     assert sorted(p["ModelPackageArn"] for p in group.packages()) == sorted([arn1, arn2])
     for arn in (arn1, arn2):
         assert_no_secret(group.package(arn)["ApprovalDescription"])
@@ -231,6 +247,120 @@ def test_dry_run_plans_the_sync_asks_nothing_of_aws_and_runs_the_same_actions_on
         assert len(group.packages()) == 1 + (command == "rollback")
         done = run(args, env, tmp_path)
         assert json.loads(done.stdout)["applied"] == [a["kind"] for a in plan], done.stderr
+
+
+# ----- under the lock ----------------------------------------------------------------------------
+
+
+def test_promoting_the_champion_again_approves_its_package_on_moto(
+    model: Model, group: Group, moto_server: MotoServer, tmp_path: Path
+) -> None:
+    """Version 1 became the champion before the sync was turned on: promoting it again with the
+    option changes no alias, but its package is registered and Approved (the ARN is an output);
+    once more, nothing is written at all."""
+    env = sagemaker_env(tmp_path, moto_server)
+    packaged(model, moto_server, 1)
+    model.gate(1)
+    outputs(run(["promote", *model.args("--version", "1", "--approved-by", "ana")], env, tmp_path))
+    evidence = model.evidence(1)
+
+    done = run(["promote", *model.args("--version", "1", *group.option())], env, tmp_path)
+    found = outputs(done)
+    assert found["decision"] == "unchanged" and found["champion-version"] == "1"
+    arn = found["sagemaker-model-package-arn"]
+    assert arn and model.tags(1)[ARN_TAG] == arn
+    package = group.package(arn)
+    assert package["ModelApprovalStatus"] == "Approved"
+    assert package["ApprovalDescription"].startswith(
+        f"@champion of MLflow model {model.name} is version 1 (already when its package was "
+        f"approved), promoted at {evidence['mlsteps.promote.at']}, approved by ana, gate report "
+        f"sha256:{1:064x}, CI run https://***@ci.example/job/7/"
+    )
+    assert "nothing changed" not in done.stderr and f"{arn} is Approved" in done.stderr
+    assert model.alias("champion") == "1" and model.evidence(1) == evidence
+
+    again = outputs(run(["promote", *model.args("--version", "1", *group.option())], env, tmp_path))
+    assert again["decision"] == "unchanged" and again["sagemaker-model-package-arn"] == arn
+    assert group.package(arn)["ApprovalDescription"] == package["ApprovalDescription"]
+    assert len(group.packages()) == 1
+
+
+def test_when_another_promotion_won_nothing_is_registered_on_moto(
+    model: Model, group: Group, moto_server: MotoServer, tmp_path: Path
+) -> None:
+    packaged(model, moto_server, 2)
+    model.gate(2, champion="1")
+    model.set_alias("champion", 3)  # version 3 won since the gate compared against 1
+    done = run(
+        ["promote", *model.args("--version", "2", *group.option())],
+        sagemaker_env(tmp_path, moto_server),
+        tmp_path,
+    )
+    assert done.returncode == 1 and "another promotion won" in done.stderr
+    assert "Nothing was changed." in done.stderr
+    assert group.packages() == [] and ARN_TAG not in model.tags(2)
+    assert model.alias("champion") == "3"
+
+
+def test_two_promotes_of_one_version_at_once_register_one_package_on_moto(
+    model: Model, group: Group, moto_server: MotoServer, tmp_path: Path
+) -> None:
+    """Both wait for the lock this test holds, then run one after the other: the first
+    registers and approves the package, the second finds version 1 the champion and its
+    package, read again under the lock, Approved."""
+    import fcntl
+
+    packaged(model, moto_server, 1)
+    model.gate(1)
+    lock = tmp_path / "p.lock"
+    env = sagemaker_env(tmp_path, moto_server)
+    args = ["promote", *model.args("--version", "1", "--lock-path", str(lock), *group.option())]
+    handle = lock.open("w")
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    try:
+        procs = [start(args, env, tmp_path) for _ in range(2)]
+        for proc in procs:
+            wait_for(proc, "waiting for the lock")
+    finally:
+        handle.close()
+    done = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        done.append(outputs(subprocess.CompletedProcess(proc.args, proc.returncode, out, err)))
+    assert sorted(d["decision"] for d in done) == ["promoted", "unchanged"]
+    (only,) = group.packages()
+    assert {d["sagemaker-model-package-arn"] for d in done} == {only["ModelPackageArn"]}
+    assert only["ModelApprovalStatus"] == "Approved"
+    assert model.tags(1)[ARN_TAG] == only["ModelPackageArn"]
+
+
+def test_packages_in_another_group_are_left_alone_on_moto(
+    model: Model, moto_server: MotoServer, tmp_path: Path
+) -> None:
+    """The group changed between runs: the replaced or demoted version's package is in the old
+    group, which this run does not speak for; it is named in a warning, not rejected."""
+    env = sagemaker_env(tmp_path, moto_server)
+    first, second = Group(moto_server), Group(moto_server)
+    for version in (1, 2):
+        packaged(model, moto_server, version)
+    model.gate(1)
+    model.gate(2, champion="1")
+    outputs(run(["promote", *model.args("--version", "1", *first.option())], env, tmp_path))
+    arn1 = model.tags(1)[ARN_TAG]
+
+    promoted = run(["promote", *model.args("--version", "2", *second.option())], env, tmp_path)
+    arn2 = outputs(promoted)["sagemaker-model-package-arn"]
+    assert f"{arn1}, in group {first.name}, not {second.name}: it is left as it is" in (
+        promoted.stderr
+    )
+    assert first.package(arn1)["ModelApprovalStatus"] == "Approved"
+
+    back = run(["rollback", *model.args(*first.option())], env, tmp_path)
+    assert outputs(back)["sagemaker-model-package-arn"] == arn1
+    assert f"{arn2}, in group {second.name}, not {first.name}: it is left as it is" in back.stderr
+    assert second.package(arn2)["ModelApprovalStatus"] == "Approved"
+    assert first.package(arn1)["ModelApprovalStatus"] == "Approved"
+    assert model.alias("champion") == "1"
 
 
 # ----- bad input: nothing moves -----------------------------------------------------------------
@@ -309,7 +439,8 @@ def test_aws_unreachable_or_without_credentials_is_exit_1_and_nothing_moves(
         "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
         "AWS_EC2_METADATA_DISABLED": "true",
         "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",  # the discard port: nothing listens
+        # The discard port: nothing listens. A proxy's credentials in the URL stay hidden.
+        "AWS_ENDPOINT_URL": f"http://robot:{CI_PASSWORD}@127.0.0.1:9",
     }
     unreachable = run(
         args,
@@ -318,6 +449,8 @@ def test_aws_unreachable_or_without_credentials_is_exit_1_and_nothing_moves(
     )
     assert unreachable.returncode == 1
     assert "cannot reach SageMaker (reading model package group g1)" in unreachable.stderr
+    assert "http://***@127.0.0.1:9" in unreachable.stderr
+    assert_no_secret(unreachable.stdout + unreachable.stderr)
     no_credentials = run(args, base_env(tmp_path, **nowhere), tmp_path)
     assert no_credentials.returncode == 1
     assert "no AWS credentials for SageMaker" in no_credentials.stderr
@@ -331,15 +464,71 @@ def test_aws_unreachable_or_without_credentials_is_exit_1_and_nothing_moves(
 # ----- a failure after the alias moved ----------------------------------------------------------
 
 
+class CutAfter:
+    """A TCP relay to moto that the network goes away behind: the process's SageMaker calls
+    pass until the answer to the call named `after` (an X-Amz-Target such as
+    CreateModelPackage) has come back; the next request finds every connection closed and no
+    new one taken. The point is chosen by what crosses the wire, not by timing."""
+
+    def __init__(self, target: str, after: str) -> None:
+        host, port = target.removeprefix("http://").split(":")
+        self.target = (host, int(port))
+        self.marker = f"SageMaker.{after}".encode()
+        self.state = "open"  # → asked (the call went up) → answered → cut
+        self.guard = threading.Lock()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.sockets: list[socket.socket] = [self.listener]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            self.sockets += [client, upstream]
+            threading.Thread(target=self._up, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._down, args=(upstream, client), daemon=True).start()
+
+    def _up(self, client: socket.socket, upstream: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := client.recv(65536):
+                with self.guard:
+                    if self.state == "answered":
+                        self.state = "cut"
+                    if self.marker in data and self.state == "open":
+                        self.state = "asked"
+                if self.state == "cut":
+                    self.close()
+                    return
+                upstream.sendall(data)
+
+    def _down(self, upstream: socket.socket, client: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := upstream.recv(65536):
+                client.sendall(data)
+                with self.guard:
+                    if self.state == "asked":
+                        self.state = "answered"
+
+    def close(self) -> None:
+        for sock in self.sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+
 def test_sagemaker_gone_after_the_move_puts_the_aliases_back_on_moto(
     model: Model, group: Group, moto_server: MotoServer, tmp_path: Path
 ) -> None:
-    """A real failure: promote reaches moto through a relay; it registers version 2's package
-    before the lock, the relay is cut while it waits for the lock, so setting the approval after
-    the aliases moved fails. The aliases are put back, the evidence removed, the lock freed; the
-    package stays PendingManualApproval, recorded on the version, and the next promote uses it."""
-    import fcntl
-
+    """A real failure: promote reaches moto through a relay that goes away right after version
+    2's package is registered (under the lock, before any alias moves), so the first SageMaker
+    call after the move fails. The aliases are put back, the evidence removed, the lock freed;
+    version 1's package stays Approved, version 2's stays PendingManualApproval (it was never
+    approved, so nothing has to be taken back), recorded on the version, and the next promote
+    uses it."""
     for version in (1, 2):
         packaged(model, moto_server, version)
     model.gate(1)
@@ -351,60 +540,134 @@ def test_sagemaker_gone_after_the_move_puts_the_aliases_back_on_moto(
     arn1 = model.tags(1)[ARN_TAG]
     evidence1 = model.evidence(1)
 
-    relay = Relay(moto_server.url)
-    handle = lock.open("w")
-    fcntl.flock(handle, fcntl.LOCK_EX)  # held by this test: promote waits
+    relay = CutAfter(moto_server.url, "CreateModelPackage")
     try:
-        proc = start([*args, "--version", "2"], {**env, "AWS_ENDPOINT_URL": relay.url}, tmp_path)
-        wait_for(proc, "waiting for the lock")
-        relay.close()  # SageMaker is unreachable for this process from now on
+        done = run([*args, "--version", "2"], {**env, "AWS_ENDPOINT_URL": relay.url}, tmp_path)
     finally:
-        handle.close()  # frees the flock
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 1, err
+        relay.close()
+    assert relay.state == "cut"
+    assert done.returncode == 1, done.stderr
     assert (
-        f"syncing the decision to SageMaker group {group.name} failed after the alias moved" in err
+        f"syncing the decision to SageMaker group {group.name} failed after the alias moved"
+        in done.stderr
     )
-    assert "cannot reach SageMaker" in err
-    assert f"put the aliases of '{model.name}' back: 'champion' is version 1 again" in err
+    assert "cannot reach SageMaker" in done.stderr
+    assert f"put the aliases of '{model.name}' back: 'champion' is version 1 again" in done.stderr
     assert model.alias("champion") == "1" and model.alias("previous-champion") is None
     assert model.evidence(2) == {} and model.evidence(1) == evidence1
     assert file_is_free(lock)
     arn2 = model.tags(2)[ARN_TAG]
     assert group.package(arn2)["ModelApprovalStatus"] == "PendingManualApproval"
     assert group.package(arn1)["ModelApprovalStatus"] == "Approved"
-    assert_no_secret(out + err)
+    assert_no_secret(done.stdout + done.stderr)
 
     retried = outputs(run([*args, "--version", "2"], env, tmp_path))
     assert retried["sagemaker-model-package-arn"] == arn2 and len(group.packages()) == 2
     assert group.package(arn2)["ModelApprovalStatus"] == "Approved"
+    assert group.package(arn1)["ModelApprovalStatus"] == "Rejected"
 
 
+class LosesAnswers(CutAfter):
+    """A relay to moto that loses the answers to one call (`to`, an X-Amz-Target): the
+    request reaches moto and is applied, then the connection drops before the answer comes
+    back; every other call passes."""
+
+    def __init__(self, target: str, to: str) -> None:
+        super().__init__(target, to)
+        self.lost = 0
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            self.sockets += [client, upstream]
+            asked: list[bool] = []
+            threading.Thread(target=self._ask, args=(client, upstream, asked), daemon=True).start()
+            threading.Thread(
+                target=self._answer, args=(upstream, client, asked), daemon=True
+            ).start()
+
+    def _ask(self, client: socket.socket, upstream: socket.socket, asked: list[bool]) -> None:
+        with contextlib.suppress(OSError):
+            while data := client.recv(65536):
+                if self.marker in data:
+                    asked.append(True)
+                upstream.sendall(data)
+
+    def _answer(self, upstream: socket.socket, client: socket.socket, asked: list[bool]) -> None:
+        with contextlib.suppress(OSError):
+            while data := upstream.recv(65536):
+                if asked:
+                    self.lost += 1
+                    for sock in (client, upstream):
+                        sock.shutdown(socket.SHUT_RDWR)
+                    return
+                client.sendall(data)
+
+
+def test_an_approval_whose_answer_is_lost_but_applied_completes_the_promotion_on_moto(
+    model: Model, group: Group, moto_server: MotoServer, tmp_path: Path
+) -> None:
+    """Every answer to UpdateModelPackage is lost on the way back, though moto applied the
+    call: promote reads the package, finds it Approved with its description, and is done (the
+    aliases stay moved: SageMaker has no way back to PendingManualApproval to undo to)."""
+    packaged(model, moto_server, 1)
+    model.gate(1)
+    relay = LosesAnswers(moto_server.url, "UpdateModelPackage")
+    try:
+        done = run(
+            ["promote", *model.args("--version", "1", *group.option())],
+            {**sagemaker_env(tmp_path, moto_server), "AWS_ENDPOINT_URL": relay.url},
+            tmp_path,
+        )
+    finally:
+        relay.close()
+    assert relay.lost >= 1
+    found = outputs(done)
+    assert found["decision"] == "promoted" and found["sagemaker-model-package-arn"]
+    assert group.package(found["sagemaker-model-package-arn"])["ModelApprovalStatus"] == "Approved"
+    assert model.alias("champion") == "1" and model.evidence(1)
+
+
+# A fault moto cannot be made to show, injected in the mlsteps process through a botocore event
+# hook (TEST_FAULT, JSON): the nth call of `operation` whose parameters match `when` fails with
+# `code` and `message`; with `signal_at`, the call of that number sends SIGTERM to the process
+# itself instead (the signal lands while that call is made). Everything else is real.
 FAULT = """
+import json
+import os
+import signal
 import sys
 
 import boto3
 from botocore.exceptions import ClientError
 
+fault = json.loads(os.environ.pop("TEST_FAULT"))
 real_client = boto3.client
-failed = []
+calls = []
 
 
-def fail_first_approval(params, **_):
-    if params.get("ModelApprovalStatus") == "Approved" and not failed:
-        failed.append(1)
+def inject(params, model, **_):
+    if model.name != fault["operation"]:
+        return
+    if any(params.get(key) != value for key, value in fault.get("when", {}).items()):
+        return
+    calls.append(model.name)
+    if len(calls) == fault.get("signal_at"):
+        os.kill(os.getpid(), signal.SIGTERM)
+    if len(calls) == fault.get("fail_at", 1):
         raise ClientError(
-            {"Error": {"Code": "ThrottlingException", "Message": "injected by the test"}},
-            "UpdateModelPackage",
+            {"Error": {"Code": fault["code"], "Message": fault["message"]}}, model.name
         )
 
 
 def client(*args, **kwargs):
     made = real_client(*args, **kwargs)
     if args[:1] == ("sagemaker",):
-        made.meta.events.register(
-            "before-parameter-build.sagemaker.UpdateModelPackage", fail_first_approval
-        )
+        made.meta.events.register("before-parameter-build.sagemaker", inject)
     return made
 
 
@@ -415,14 +678,82 @@ main(sys.argv[1:])
 """
 
 
-def test_rollback_failing_halfway_in_sagemaker_puts_statuses_and_aliases_back_on_moto(
+def run_with_fault(
+    args: list[str], env: dict[str, str], cwd: Path, **fault: Any
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", FAULT, "--json", *args],
+        capture_output=True,
+        text=True,
+        env={**env, "TEST_FAULT": json.dumps(fault)},
+        cwd=cwd,
+        timeout=180,
+    )
+
+
+THROTTLED = {"code": "ThrottlingException", "message": "injected by the test"}
+# The run's first Approved is the champion's approval (its last write): that one fails. The
+# second is the undo's, setting the package it rejected back to Approved.
+FAIL_APPROVAL = {"operation": "UpdateModelPackage", "when": {"ModelApprovalStatus": "Approved"}}
+
+
+@pytest.mark.parametrize("command", ["promote", "rollback"])
+def test_failing_halfway_in_sagemaker_puts_statuses_and_aliases_back_on_moto(
+    command: str, model: Model, group: Group, moto_server: MotoServer, tmp_path: Path
+) -> None:
+    """Fault injection, beside the real failure of the same path above (the relay gone, after
+    the move): moto cannot be made to refuse one UpdateModelPackage of two in one run, so the
+    approval fails after the other version's package was set to Rejected (promote: the replaced
+    champion's; rollback: the demoted one's). It is Approved again with its description, the
+    aliases are back; the package whose approval failed keeps its status."""
+    env = sagemaker_env(tmp_path, moto_server)
+    for version in (1, 2):
+        packaged(model, moto_server, version)
+    model.gate(1)
+    model.gate(2, champion="1")
+    outputs(run(["promote", *model.args("--version", "1", *group.option())], env, tmp_path))
+    if command == "rollback":
+        outputs(run(["promote", *model.args("--version", "2", *group.option())], env, tmp_path))
+        args = ["rollback", *model.args(*group.option())]
+        rejected, failed, champion = "2", "1", ("2", "1")
+    else:
+        # Version 2's package exists (PendingManualApproval) from an earlier promote.
+        relay = CutAfter(moto_server.url, "CreateModelPackage")
+        try:
+            cut = run(
+                ["promote", *model.args("--version", "2", *group.option())],
+                {**env, "AWS_ENDPOINT_URL": relay.url},
+                tmp_path,
+            )
+        finally:
+            relay.close()
+        assert cut.returncode == 1
+        args = ["promote", *model.args("--version", "2", *group.option())]
+        rejected, failed, champion = "1", "2", ("1", None)
+    arns = {v: model.tags(v)[ARN_TAG] for v in ("1", "2")}
+    before = {v: group.package(arns[v]) for v in ("1", "2")}
+    tags = {v: model.tags(v) for v in ("1", "2")}
+
+    done = run_with_fault(args, env, tmp_path, **FAIL_APPROVAL, **THROTTLED)
+    assert done.returncode == 1, done.stderr
+    assert "ThrottlingException injected by the test" in done.stderr
+    assert f"'champion' is version {champion[0]} again" in done.stderr
+    assert (model.alias("champion"), model.alias("previous-champion")) == champion
+    assert {v: model.tags(v) for v in ("1", "2")} == tags  # no evidence, no rolled-back-to
+    assert before[rejected]["ModelApprovalStatus"] == "Approved"
+    assert before[failed]["ModelApprovalStatus"] != "Approved"
+    for version in (rejected, failed):
+        found = group.package(arns[version])
+        assert found["ModelApprovalStatus"] == before[version]["ModelApprovalStatus"]
+        assert found.get("ApprovalDescription") == before[version].get("ApprovalDescription")
+
+
+def test_a_signal_during_the_undo_is_delivered_after_it_on_moto(
     model: Model, group: Group, moto_server: MotoServer, tmp_path: Path
 ) -> None:
-    """Fault injection, beside the real failure of the same path above (relay cut, after the
-    move): moto cannot be made to refuse one UpdateModelPackage of two in one run, so a botocore
-    event hook in the mlsteps process fails the rollback's Approved call (the restored version's)
-    after the demoted version's package was set to Rejected. Both statuses and both aliases are
-    put back; everything else (MLflow, moto, the CLI) is real."""
+    """As above (rollback), and SIGTERM arrives while the undo sets the demoted version's
+    package back to Approved: the undo finishes (statuses and aliases back), then the signal
+    ends the run as a cancel, exit 143, not as the sync's failure."""
     env = sagemaker_env(tmp_path, moto_server)
     for version in (1, 2):
         packaged(model, moto_server, version)
@@ -431,22 +762,49 @@ def test_rollback_failing_halfway_in_sagemaker_puts_statuses_and_aliases_back_on
     for version in ("1", "2"):
         outputs(run(["promote", *model.args("--version", version, *group.option())], env, tmp_path))
     arn1, arn2 = model.tags(1)[ARN_TAG], model.tags(2)[ARN_TAG]
-    before = {arn: group.package(arn)["ApprovalDescription"] for arn in (arn1, arn2)}
+    before = {arn: group.package(arn) for arn in (arn1, arn2)}
+    assert [before[arn]["ModelApprovalStatus"] for arn in (arn1, arn2)] == ["Rejected", "Approved"]
 
-    done = subprocess.run(
-        [sys.executable, "-c", FAULT, "--json", "rollback", *model.args(*group.option())],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=180,
+    done = run_with_fault(
+        ["rollback", *model.args(*group.option())],
+        env,
+        tmp_path,
+        **FAIL_APPROVAL,
+        **THROTTLED,
+        signal_at=2,  # the undo's: the demoted version's package back to Approved
     )
-    assert done.returncode == 1, done.stderr
+    assert done.returncode == 143, done.stderr
     assert "ThrottlingException injected by the test" in done.stderr
     assert "'champion' is version 2 again" in done.stderr
     assert model.alias("champion") == "2" and model.alias("previous-champion") == "1"
-    assert "mlsteps.promote.rolled-back-to" not in model.tags(2)
     for arn in (arn1, arn2):
         found = group.package(arn)
-        assert found["ModelApprovalStatus"] == "Approved"
-        assert found["ApprovalDescription"] == before[arn]
+        assert found["ModelApprovalStatus"] == before[arn]["ModelApprovalStatus"]
+        assert found["ApprovalDescription"] == before[arn]["ApprovalDescription"]
+
+
+def test_sagemaker_refusing_the_input_is_its_own_message_not_a_missing_group_on_moto(
+    model: Model, group: Group, moto_server: MotoServer, tmp_path: Path
+) -> None:
+    """Fault injection beside test_missing_group_is_exit_2_and_nothing_moves_on_moto (the real
+    ValidationException of a group that does not exist): AWS also answers ValidationException
+    for input it refuses, which moto does not check; that is not a missing group."""
+    packaged(model, moto_server, 1)
+    model.gate(1)
+    message = (
+        "1 validation error detected: Value at 'modelPackageGroupName' failed to satisfy "
+        "constraint: Member must satisfy regular expression pattern"
+    )
+    done = run_with_fault(
+        ["promote", *model.args("--version", "1", *group.option())],
+        sagemaker_env(tmp_path, moto_server),
+        tmp_path,
+        operation="DescribeModelPackageGroup",
+        code="ValidationException",
+        message=message,
+    )
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr and "reading model package group" in done.stderr
+    assert "no such model package group" not in done.stderr
+    assert "create-model-package-group" not in done.stderr
+    assert model.alias("champion") is None and group.packages() == []

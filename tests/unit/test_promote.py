@@ -179,14 +179,17 @@ def test_the_plans_name_the_sagemaker_group_and_keep_the_writes_after_the_checks
     found = config(sagemaker_model_package_group="churn-models")
     plan = build_plan(found, {})
     kinds = [a.kind for a in plan.actions]
-    # Found or registered before the lock and the move (bad input stops there); approved last.
+    # Found or registered under the lock, once the champion is known, before any alias moves
+    # (bad input stops there); approved last.
     assert kinds == [
-        "mlflow.read-candidate", "sagemaker.package", "lock.acquire", "alias.compare",
+        "mlflow.read-candidate", "lock.acquire", "alias.compare", "sagemaker.package",
         "alias.set-previous", "alias.set", "version.tag", "sagemaker.approve", "lock.release",
     ]  # fmt: skip
     approve = plan.actions[kinds.index("sagemaker.approve")]
     assert approve.data == {"group": "churn-models", "approve": "9"}
-    assert "SageMaker group churn-models to Approved" in approve.line
+    assert "the replaced champion's model package (if Approved) to Rejected" in approve.line
+    assert "version 9 in SageMaker group churn-models to Approved" in approve.line
+    assert "Already the champion: its package is still approved" in "\n".join(plan.lines())
     rollback = build_rollback_plan(config(rollback=True, sagemaker_model_package_group="g"))
     assert [a.kind for a in rollback.actions] == [
         "mlflow.read-model", "lock.acquire", "alias.compare", "sagemaker.package", "alias.set",
@@ -196,7 +199,13 @@ def test_the_plans_name_the_sagemaker_group_and_keep_the_writes_after_the_checks
 
 
 def test_approval_descriptions_say_the_evidence_in_one_line_without_credentials() -> None:
-    from steps.promote_sagemaker import one_line, promotion_description, rollback_descriptions
+    from steps.promote_sagemaker import one_line
+    from steps.promote_sync import (
+        promotion_description,
+        replaced_description,
+        rollback_descriptions,
+        standing_description,
+    )
 
     said = promotion_description(
         model="churn", alias="champion", version="7", previous="6", approver="ana\nlead",
@@ -228,5 +237,39 @@ def test_approval_descriptions_say_the_evidence_in_one_line_without_credentials(
         "restored to @prod of MLflow model churn version 6 by a rollback from version 7, "
         "commit c, at T"
     )
+    replaced = replaced_description(
+        model="churn", alias="prod", version="7", previous="6", approver=None,
+        ci_run_url="https://bot:pa55@ci.example/", commit="", at="T",
+    )  # fmt: skip
+    assert replaced == (
+        "replaced as @prod of MLflow model churn by version 7 (was version 6), CI run "
+        "https://***@ci.example/, at T"
+    )
+    standing = standing_description(
+        model="churn", alias="prod", version="6", ci_run_url="", commit="c", at="T",
+        tags={"mlsteps.promote.at": "S", "mlsteps.promote.approved-by": "ana"},
+    )  # fmt: skip
+    assert standing == (
+        "@prod of MLflow model churn is version 6 (already when its package was approved), "
+        "promoted at S, approved by ana, commit c, at T"
+    )
     long = one_line("x" * 2000)
     assert len(long) == 1024 and long.endswith("…")
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "absent"),
+    [
+        ("ValidationException", "ModelPackageGroup arn:...:model-package-group/g does not exist.",
+         True),
+        ("ValidationException", "Model package arn:...:model-package/g/1 not found", True),
+        ("ResourceNotFound", "", True),
+        ("ValidationException", "1 validation error detected: Value 'x' at 'modelPackageGroupName' "
+         "failed to satisfy constraint: Member must have length less than or equal to 63", False),
+        ("AccessDeniedException", "User is not authorized: resource not found in policy", False),
+    ],
+)  # fmt: skip
+def test_only_a_not_found_answer_means_absent(code: str, message: str, absent: bool) -> None:
+    from steps.promote_sagemaker import says_absent
+
+    assert says_absent(code, message) is absent
