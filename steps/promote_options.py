@@ -173,11 +173,12 @@ SECTION = Section(
             parse=parse_package_group,
             metavar="NAME",
             help="Sync the decision to this SageMaker model package group (boto3, the usual "
-            "AWS credentials and region): promote approves the version's model package, "
-            "rollback rejects the demoted version's and approves the restored one's. A "
-            "version without one (tag mlsteps.sagemaker.model-package-arn) is registered "
-            "from its serving image (tag mlsteps.image.tag). Unset or none: SageMaker is not "
-            "used (none also when mlsteps.yaml sets a group).",
+            "AWS credentials and region): promote approves the version's model package and "
+            "rejects the replaced champion's, rollback rejects the demoted version's and "
+            "approves the restored one's. A version without one (tag "
+            "mlsteps.sagemaker.model-package-arn) is registered from its serving image (tag "
+            "mlsteps.image.tag). Unset or none: SageMaker is not used (none also when "
+            "mlsteps.yaml sets a group).",
         ),
         Option(
             name="vault-token",
