@@ -13,10 +13,10 @@ group's newest Approved package serves MLflow's champion.
 What AWS allows: UpdateModelPackage takes Approved, Rejected or PendingManualApproval (SageMaker
 API Reference, UpdateModelPackage) and writes down no transition rules; the developer guide's
 "Update the Approval Status of a Model" (awsdocs/amazon-sagemaker-developer-guide,
-doc_source/model-registry-approve.md, also docs.amazonaws.cn model-registry-approve.html) notes
-that SageMaker does not support changing Approved to Rejected, which moto allows and this
-design relies on (rollback did from the start). Nothing documents a way back to
-PendingManualApproval, so no undo here needs one: the approval of the champion's package is
+doc_source/model-registry-approve.md) lists the valid transitions as PendingManualApproval to
+Approved or Rejected, Rejected to Approved, and Approved to Rejected ("initiates CI/CD to deploy
+the latest model version with an Approved status": the move this design makes). None leads back
+to PendingManualApproval, so no undo here needs one: the approval of the champion's package is
 the last write of a run (a package this run registered was never approved and stays
 PendingManualApproval); what an undo puts back is only ever Approved (a package this run set
 to Rejected, or re-approved with a new description).
