@@ -476,6 +476,40 @@ def test_labels_the_metric_cannot_take_are_refused_naming_the_task(
     assert not (tmp_path / "mlsteps-gate").exists()
 
 
+SHORT_MODEL = """\
+import mlflow
+
+
+class Short(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input, params=None):
+        return [0] * (len(model_input) - 1)  # one answer short
+
+
+mlflow.models.set_model(Short())
+"""
+
+
+def test_a_model_answering_fewer_rows_than_asked_is_exit_1(
+    mlflow_server: Any, models: gate_setup.GateModels, tmp_path: Path
+) -> None:
+    """The model's fault, not the data's: exit 1 naming the model and both counts."""
+    import mlflow
+
+    code = tmp_path / "short_model.py"
+    code.write_text(SHORT_MODEL)
+    with gate_setup.tracking(mlflow_server.uri), mlflow.start_run(run_name="gate-short") as run:
+        mlflow.pyfunc.log_model(name="model", python_model=str(code))
+    done = gate(
+        "--model-uri", f"runs:/{run.info.run_id}/model", "--champion-alias", "none",
+        "--tracking-uri", mlflow_server.uri, "--data", str(models.eval_csv), "--target", "label",
+        "--metrics", "{accuracy: {min: 0.5}}", "--resamples", "0", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "gave 2999 predictions for 3000 rows of --data" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "mlsteps-gate").exists()
+
+
 def test_threshold_on_a_metric_the_run_did_not_log(
     mlflow_server: Any, logged: dict[str, str], tmp_path: Path
 ) -> None:
