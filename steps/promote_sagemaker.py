@@ -68,21 +68,16 @@ class SageMaker:
 
     def client(self) -> Any:
         if self._client is None:
-            import boto3
-            from botocore.config import Config
-            from botocore.exceptions import NoRegionError
+            from steps import aws
 
-            config = Config(
-                connect_timeout=10, read_timeout=20, retries={"mode": "standard", "max_attempts": 3}
+            self._client = aws.client(
+                "sagemaker",
+                read_timeout=20,
+                attempts=3,
+                no_region=f"--sagemaker-model-package-group {self.group}: no AWS region is set. "
+                "Set AWS_REGION (or AWS_DEFAULT_REGION, or a region in the AWS profile) to the "
+                "region of the model package group.",
             )
-            try:
-                self._client = boto3.client("sagemaker", config=config)
-            except NoRegionError:
-                raise ConfigError(
-                    f"--sagemaker-model-package-group {self.group}: no AWS region is set. Set "
-                    "AWS_REGION (or AWS_DEFAULT_REGION, or a region in the AWS profile) to the "
-                    "region of the model package group."
-                ) from None
         return self._client
 
     def _call(

@@ -31,21 +31,16 @@ class DynamoDbLock(Lock):
 
     def client(self) -> Any:
         if self._client is None:
-            import boto3
-            from botocore.config import Config
-            from botocore.exceptions import NoRegionError
+            from steps import aws
 
-            config = Config(
-                connect_timeout=10, read_timeout=10, retries={"mode": "standard", "max_attempts": 4}
+            self._client = aws.client(
+                "dynamodb",
+                read_timeout=10,
+                attempts=4,
+                no_region="--lock dynamodb: no AWS region is set. Set AWS_REGION (or "
+                "AWS_DEFAULT_REGION, or a region in the AWS profile) to the region of the "
+                f"table {self.table}.",
             )
-            try:
-                self._client = boto3.client("dynamodb", config=config)
-            except NoRegionError:
-                raise ConfigError(
-                    "--lock dynamodb: no AWS region is set. Set AWS_REGION (or "
-                    "AWS_DEFAULT_REGION, or a region in the AWS profile) to the region of the "
-                    f"table {self.table}."
-                ) from None
         return self._client
 
     def _call(self, operation: str, **kwargs: Any) -> Any:
