@@ -121,7 +121,7 @@ class PromoteRun:
         config, version = self.config, self.config.version
         assert version is not None
         found = self.registry.version(version)
-        tags = {t["key"]: t["value"] for t in found.get("tags", [])}
+        tags = self.registry.tags_of(found)
         if VERDICT_TAG not in tags and found.get("run_id"):
             # Gated before it was registered (train → gate → package): the verdict is on the
             # run the version was made from.

@@ -8,6 +8,7 @@ module only knows how. Imported only by a real run, with promote_run.py: it load
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from steps.cli import Runtime
@@ -73,6 +74,11 @@ class Registry:
             ) from None
         found: dict[str, Any] = got["model_version"]
         return found
+
+    @staticmethod
+    def tags_of(found: Mapping[str, Any]) -> dict[str, str]:
+        """The tags of a version as version() returns it, as a mapping."""
+        return {t["key"]: t["value"] for t in found.get("tags", [])}
 
     def alias(self, alias: str) -> str | None:
         params = {"name": self.name, "alias": alias}

@@ -229,8 +229,7 @@ class SageMakerSync:
         return arn
 
     def tags_of(self, version: str) -> dict[str, str]:
-        found = self.mlflow.version(version)
-        return {t["key"]: t["value"] for t in found.get("tags", [])}
+        return self.mlflow.tags_of(self.mlflow.version(version))
 
     # ----- after the move ---------------------------------------------------------------------
     def apply(self, decision: Decision) -> None:
