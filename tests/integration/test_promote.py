@@ -731,8 +731,9 @@ def test_mlflow_unreachable_inside_the_lock_is_exit_1_and_frees_it(
 
 
 class Relay:
-    """A TCP relay to the real MLflow server that the test can cut: the network between
-    promote and MLflow going away (the server itself is shared by the session)."""
+    """A TCP relay to a real server (MLflow, moto) that the test can cut: the network between
+    promote and the server going away (the server itself is shared by the session). Subclasses
+    change what one connection does (`_relay`); the listening and the cutting stay here."""
 
     def __init__(self, target: str) -> None:
         import socket
@@ -754,8 +755,12 @@ class Relay:
                 return
             upstream = socket.create_connection(self.target)
             self.sockets += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                Thread(target=self._pipe, args=(a, b), daemon=True).start()
+            self._relay(client, upstream)
+
+    def _relay(self, client: Any, upstream: Any) -> None:
+        """Both directions of one connection, each in a thread of its own."""
+        for a, b in ((client, upstream), (upstream, client)):
+            Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
     @staticmethod
     def _pipe(source: Any, sink: Any) -> None:

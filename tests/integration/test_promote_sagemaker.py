@@ -22,6 +22,7 @@ import pytest
 
 from tests.integration.test_promote import (
     Model,
+    Relay,
     _aws,
     base_env,
     file_is_free,
@@ -464,33 +465,22 @@ def test_aws_unreachable_or_without_credentials_is_exit_1_and_nothing_moves(
 # ----- a failure after the alias moved ----------------------------------------------------------
 
 
-class CutAfter:
+class CutAfter(Relay):
     """A TCP relay to moto that the network goes away behind: the process's SageMaker calls
     pass until the answer to the call named `after` (an X-Amz-Target such as
     CreateModelPackage) has come back; the next request finds every connection closed and no
     new one taken. The point is chosen by what crosses the wire, not by timing."""
 
     def __init__(self, target: str, after: str) -> None:
-        host, port = target.removeprefix("http://").split(":")
-        self.target = (host, int(port))
+        # Set before the relay starts accepting (Relay.__init__ starts its thread).
         self.marker = f"SageMaker.{after}".encode()
         self.state = "open"  # → asked (the call went up) → answered → cut
         self.guard = threading.Lock()
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
-        self.sockets: list[socket.socket] = [self.listener]
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(target)
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(self.target)
-            self.sockets += [client, upstream]
-            threading.Thread(target=self._up, args=(client, upstream), daemon=True).start()
-            threading.Thread(target=self._down, args=(upstream, client), daemon=True).start()
+    def _relay(self, client: socket.socket, upstream: socket.socket) -> None:
+        threading.Thread(target=self._up, args=(client, upstream), daemon=True).start()
+        threading.Thread(target=self._down, args=(upstream, client), daemon=True).start()
 
     def _up(self, client: socket.socket, upstream: socket.socket) -> None:
         with contextlib.suppress(OSError):
@@ -512,12 +502,6 @@ class CutAfter:
                 with self.guard:
                     if self.state == "asked":
                         self.state = "answered"
-
-    def close(self) -> None:
-        for sock in self.sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
 
 
 def test_sagemaker_gone_after_the_move_puts_the_aliases_back_on_moto(
@@ -573,22 +557,13 @@ class LosesAnswers(CutAfter):
     back; every other call passes."""
 
     def __init__(self, target: str, to: str) -> None:
-        super().__init__(target, to)
         self.lost = 0
+        super().__init__(target, to)
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(self.target)
-            self.sockets += [client, upstream]
-            asked: list[bool] = []
-            threading.Thread(target=self._ask, args=(client, upstream, asked), daemon=True).start()
-            threading.Thread(
-                target=self._answer, args=(upstream, client, asked), daemon=True
-            ).start()
+    def _relay(self, client: socket.socket, upstream: socket.socket) -> None:
+        asked: list[bool] = []  # this connection carried the call
+        threading.Thread(target=self._ask, args=(client, upstream, asked), daemon=True).start()
+        threading.Thread(target=self._answer, args=(upstream, client, asked), daemon=True).start()
 
     def _ask(self, client: socket.socket, upstream: socket.socket, asked: list[bool]) -> None:
         with contextlib.suppress(OSError):
