@@ -58,10 +58,13 @@ def gate_tags(uri: str, run_id: str) -> dict[str, str]:
     return {k: v for k, v in tags_of(run_info(uri, run_id)).items() if k.startswith("mlsteps.gate")}
 
 
-def data_args(models: gate_setup.GateModels, role: str, *extra: str) -> list[str]:
+def data_args(
+    models: gate_setup.GateModels, role: str, *extra: str, data: Path | None = None
+) -> list[str]:
+    """The gate of version `role` on the evaluation data (or `data`, an edited copy of it)."""
     return [
         "--model-uri", f"models:/{MODEL}/{models.versions[role]}", "--name", MODEL,
-        "--data", str(models.eval_csv), "--target", "label", *extra,
+        "--data", str(data or models.eval_csv), "--target", "label", *extra,
     ]  # fmt: skip
 
 
@@ -366,9 +369,9 @@ def test_data_missing_a_model_input_column_is_refused(
 
     pd.read_csv(models.eval_csv).drop(columns=["x3"]).to_csv(tmp_path / "no-x3.csv", index=False)
     done = gate(
-        "--model-uri", f"models:/{MODEL}/{models.versions['weak']}", "--name", MODEL,
-        "--tracking-uri", mlflow_server.uri, "--data", str(tmp_path / "no-x3.csv"),
-        "--target", "label", cwd=tmp_path,
+        *data_args(models, "weak", "--tracking-uri", mlflow_server.uri,
+                   data=tmp_path / "no-x3.csv"),
+        cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 2, done.stderr
     assert "--data: no column 'x3', which the model models:/it-gate/" in done.stderr
@@ -397,9 +400,9 @@ def test_rows_without_a_label_are_refused(
     table.loc[:6, "label"] = None
     table.to_csv(tmp_path / "unlabelled.csv", index=False)
     done = gate(
-        "--model-uri", f"models:/{MODEL}/{models.versions['weak']}", "--name", MODEL,
-        "--tracking-uri", mlflow_server.uri, "--data", str(tmp_path / "unlabelled.csv"),
-        "--target", "label", cwd=tmp_path,
+        *data_args(models, "weak", "--tracking-uri", mlflow_server.uri,
+                   data=tmp_path / "unlabelled.csv"),
+        cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 2, done.stderr
     assert "--target label: 7 of 3000 rows of --data" in done.stderr
@@ -438,11 +441,11 @@ def test_a_metric_undefined_on_a_slice_fails_in_words(
     table.loc[table.group == "b", "label"] = 0
     table.to_csv(tmp_path / "one-class-b.csv", index=False)
     done = gate(
-        "--model-uri", f"models:/{MODEL}/{models.versions['plain']}", "--name", MODEL,
-        "--tracking-uri", mlflow_server.uri, "--champion-alias", "none",
-        "--data", str(tmp_path / "one-class-b.csv"), "--target", "label", "--resamples", "0",
-        "--slices", "{columns: [group], metrics: {roc_auc: {min: 0.7}}}",
-        "--log-report", "false", cwd=tmp_path,
+        *data_args(models, "plain", "--tracking-uri", mlflow_server.uri, "--champion-alias",
+                   "none", "--resamples", "0", "--slices",
+                   "{columns: [group], metrics: {roc_auc: {min: 0.7}}}", "--log-report",
+                   "false", data=tmp_path / "one-class-b.csv"),
+        cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 3, done.stderr
     assert "Traceback" not in done.stderr
@@ -464,10 +467,10 @@ def test_labels_the_metric_cannot_take_are_refused_naming_the_task(
     table.loc[table.x1 > 1.5, "label"] = 2
     table.to_csv(tmp_path / "three-labels.csv", index=False)
     done = gate(
-        "--model-uri", f"models:/{MODEL}/{models.versions['plain']}", "--name", MODEL,
-        "--tracking-uri", mlflow_server.uri, "--champion-alias", "none",
-        "--data", str(tmp_path / "three-labels.csv"), "--target", "label",
-        "--metrics", "{roc_auc: {min: 0.5}}", cwd=tmp_path,
+        *data_args(models, "plain", "--tracking-uri", mlflow_server.uri, "--champion-alias",
+                   "none", "--metrics", "{roc_auc: {min: 0.5}}",
+                   data=tmp_path / "three-labels.csv"),
+        cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 2, done.stderr
     assert "the metrics cannot be computed on these rows as classification" in done.stderr
