@@ -169,7 +169,7 @@ def _resolve(config: GateConfig, state: GateState) -> None:
     try:
         registered = state.rest._call("GET", "registered-models/get", params={"name": name})
     except MlflowApiError as exc:
-        if exc.status == 404 or exc.code == "RESOURCE_DOES_NOT_EXIST":
+        if exc.absent:
             raise ConfigError(
                 f"--name {name}: no registered model of that name on "
                 f"{redact_url(state.rest.uri)}. Check the name (the MLflow UI lists registered "
@@ -182,7 +182,7 @@ def _resolve(config: GateConfig, state: GateState) -> None:
             "GET", "registered-models/alias", params={"name": name, "alias": config.champion_alias}
         )
     except MlflowApiError as exc:
-        if exc.status == 404 or exc.code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+        if exc.absent:
             _no_champion_yet(config, registered)
             state.notes.append(
                 f"Model '{name}' has no version under @{config.champion_alias} yet: value "

@@ -84,15 +84,7 @@ def _get(rest: Any, endpoint: str, uri: str, what: str, **params: str) -> dict[s
         found: dict[str, Any] = rest._call("GET", endpoint, params=params)
         return found
     except MlflowApiError as exc:
-        # MLflow 3 answers an unknown alias with 400 INVALID_PARAMETER_VALUE, not a 404.
-        unknown_alias = (
-            endpoint == "registered-models/alias" and exc.code == "INVALID_PARAMETER_VALUE"
-        )
-        if (
-            exc.code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND")
-            or exc.status == 404
-            or unknown_alias
-        ):
+        if exc.absent:
             raise ConfigError(
                 f"--model-uri {uri}: {what} not found on {redact_url(rest.uri)}. Check the name, "
                 "version, alias or id (the MLflow UI lists them)."

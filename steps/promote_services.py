@@ -85,7 +85,7 @@ class Registry:
         try:
             got = self.rest._call("GET", "registered-models/alias", params=params)
         except MlflowApiError as exc:
-            if _absent(exc):
+            if exc.absent:
                 return None
             raise exc.as_step_failed(f"reading alias '{alias}' of '{self.name}'") from None
         return str(got["model_version"]["version"])
@@ -98,7 +98,7 @@ class Registry:
                     "DELETE", "registered-models/alias", json={"name": self.name, "alias": alias}
                 )
             except MlflowApiError as exc:
-                if not _absent(exc):
+                if not exc.absent:
                     raise exc.as_step_failed(f"removing alias '{alias}'") from None
             return
         body = {"name": self.name, "alias": alias, "version": version}
@@ -113,15 +113,6 @@ class Registry:
     def delete_tag(self, version: str, key: str) -> None:
         body = {"name": self.name, "version": version, "key": key}
         self._call(f"removing tag {key}", "DELETE", "model-versions/delete-tag", json=body)
-
-
-def _absent(exc: MlflowApiError) -> bool:
-    # MLflow 3 answers a missing alias with 400 INVALID_PARAMETER_VALUE "... not found".
-    return (
-        exc.code == "RESOURCE_DOES_NOT_EXIST"
-        or exc.status == 404
-        or (exc.code == "INVALID_PARAMETER_VALUE" and "not found" in exc.message)
-    )
 
 
 def github_approvers(api: str, repo: str, run_id: str, token: Secret) -> list[str]:

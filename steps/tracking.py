@@ -192,6 +192,16 @@ class MlflowApiError(Exception):
         super().__init__(f"{status} {code}: {message}")
         self.status, self.code, self.message = status, code, message
 
+    @property
+    def absent(self) -> bool:
+        """The thing asked for does not exist. MLflow 3 answers a missing alias with 400
+        INVALID_PARAMETER_VALUE "... not found", not with RESOURCE_DOES_NOT_EXIST or a 404."""
+        return (
+            self.code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND")
+            or self.status == 404
+            or (self.code == "INVALID_PARAMETER_VALUE" and "not found" in self.message)
+        )
+
     def as_step_failed(self, doing: str) -> StepFailed:
         hint = ""
         if self.status in (401, 403):
