@@ -16,7 +16,7 @@ from steps.cli import Runtime, StepResult
 from steps.config import redact_url
 from steps.errors import ConfigError, GateRejected, StepFailed
 from steps.gate import REPORT_ARTIFACT_DIR, SCHEMA_ARTIFACT
-from steps.gate_options import GateConfig
+from steps.gate_options import CHECK_KINDS, GateConfig
 from steps.gates.checks import (
     CHAMPION_TAG,
     NO_CHAMPION,
@@ -312,8 +312,6 @@ def _check_warn_only(config: GateConfig, state: GateState, face: Any) -> None:
     """A --warn-only entry that names no check is most likely a typo, and the check it meant
     is then enforced: say so. A warning, not an error: a slice or a feature can be absent from
     one run's data and present in the next."""
-    from steps.gate_options import CHECK_KINDS
-
     names = {c.name for c in state.checks}
     for entry in config.warn_only:
         if entry != "all" and entry not in CHECK_KINDS and entry not in names:
