@@ -373,5 +373,5 @@ def _check(config: GateConfig) -> None:
         )
     if not 0.5 <= config.confidence < 1:
         raise ConfigError(
-            f"--confidence {config.confidence}: a level between 0.5 and 1, e.g. 0.95."
+            f"--confidence {config.confidence}: a level of at least 0.5 and below 1, e.g. 0.95."
         )

@@ -347,7 +347,10 @@ CANDIDATE = ["--model-uri", "models:/m/1", "--name", "m", "--tracking-uri", "htt
             "--slices check the evaluation data: give --data",
         ),
         ([*CANDIDATE, "--resamples", "50"], "--resamples 50: intervals need at least 100"),
-        ([*CANDIDATE, "--confidence", "1.5"], "--confidence 1.5: a level between 0.5 and 1"),
+        (
+            [*CANDIDATE, "--confidence", "1.5"],
+            "--confidence 1.5: a level of at least 0.5 and below 1",
+        ),
         ([*CANDIDATE, "--slices", "{columns: [g], size: 3}"], "unknown key 'size'"),
         (
             [*CANDIDATE, "--drift", "{psi: high}"],
