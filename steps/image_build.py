@@ -20,6 +20,7 @@ import hashlib
 import io
 import json
 import re
+import shlex
 import tarfile
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from steps.errors import ConfigError
-from steps.model_source import ModelFacts
+from steps.model_facts import ModelFacts
 
 SERVER_FILE = Path(__file__).parent / "serve" / "server.py"
 # The serving runtime beside the model's own requirements: MLflow's model loading and request
@@ -39,6 +40,28 @@ RUNTIME_REQUIREMENTS = ("uvicorn>=0.20,<1",)
 GPU_BASE_IMAGE = "nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04"
 SERVE_UID = 10001
 PORT = 8080
+
+
+# The image reference grammar of the OCI distribution spec (distribution/reference's regexp):
+# [domain[:port]/]path[:tag][@digest]. Nothing else may follow FROM: a newline would add
+# instructions, a $ would expand a build argument.
+_DOMAIN_COMPONENT = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+_DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?"
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+IMAGE_REFERENCE = re.compile(
+    rf"(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
+    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?"
+)
+
+
+def parse_image_reference(text: str) -> str:
+    if len(text) > 255 or not IMAGE_REFERENCE.fullmatch(text):
+        raise ValueError(
+            "an image reference such as python:3.11-slim, ghcr.io/org/image:tag or "
+            "image@sha256:DIGEST (no spaces, newlines or $)"
+        )
+    return text
 
 
 def default_base_image(facts: ModelFacts, gpu: bool) -> str:
@@ -88,8 +111,9 @@ class DepsBuild:
     warm_modules: tuple[str, ...] = ()
 
     def dockerfile(self) -> str:
-        pip = ["$pip", "install", "--no-cache-dir", "--no-compile"]
-        pip += ["--disable-pip-version-check"]
+        # A shell line: every argument quoted (the URLs are checked as well, in
+        # package_options); $pip alone stays a bare word, split into the pip command.
+        pip = ["install", "--no-cache-dir", "--no-compile", "--disable-pip-version-check"]
         if self.pip_index_url:
             pip += ["--index-url", self.pip_index_url]
         for url in self.pip_extra_index_urls:
@@ -97,6 +121,8 @@ class DepsBuild:
         if self.ca_bundle:
             pip += ["--cert", "/opt/mlsteps/ca-bundle.pem"]
         pip += ["-r", "/opt/mlsteps/requirements.txt"]
+        pip_line = "$pip " + shlex.join(pip)
+        parse_image_reference(self.base_image)  # FROM takes it as it is: checked once more
         lines = [
             "# mlsteps package: the dependencies image (the model's requirements and the server)",
             f"FROM {self.base_image}",
@@ -109,11 +135,8 @@ class DepsBuild:
                 "--no-install-recommends python3 python3-venv python3-pip "
                 "&& rm -rf /var/lib/apt/lists/*"
             )
-        warm = ", ".join(
-            repr(m) for m in ("mlflow.pyfunc.scoring_server", "uvicorn", *self.warm_modules)
-        )
         lines += [
-            "COPY requirements.txt /opt/mlsteps/requirements.txt",
+            "COPY requirements.txt warm-modules.json /opt/mlsteps/",
             *(["COPY ca-bundle.pem /opt/mlsteps/ca-bundle.pem"] if self.ca_bundle else []),
             # One RUN, one layer, and what it leaves out is most of the image's size: no pip
             # cache; no pip/setuptools in the venv (nothing installs at serving time); no test
@@ -128,13 +151,15 @@ class DepsBuild:
             'then pip="python3 -m pip --python /opt/venv/bin/python"; '
             "else /opt/venv/bin/python -m ensurepip --default-pip >/dev/null "
             '&& pip="/opt/venv/bin/python -m pip"; fi \\\n'
-            f" && {' '.join(pip)} \\\n"
+            f" && {pip_line} \\\n"
             " && (/opt/venv/bin/python -m pip uninstall --yes --quiet "
             "--disable-pip-version-check pip setuptools wheel 2>/dev/null || true) \\\n"
             " && find /opt/venv/lib -depth -type d -name tests -path '*/site-packages/*/*' "
             "-exec rm -rf {} + \\\n"
-            f' && /opt/venv/bin/python -c "import importlib; [importlib.import_module(m) for m '
-            f'in ({warm},)]" \\\n'
+            # The module names (one is the model's loader_module) are data Python reads,
+            # never words of this shell line.
+            ' && /opt/venv/bin/python -c "import importlib, json; [importlib.import_module(m) '
+            "for m in json.load(open('/opt/mlsteps/warm-modules.json'))]\" \\\n"
             f" && (getent passwd {SERVE_UID} >/dev/null || useradd --system --uid {SERVE_UID} "
             "--user-group --no-create-home --home-dir /tmp model)",
             "COPY server.py /opt/mlsteps/server.py",
@@ -155,6 +180,9 @@ class DepsBuild:
         files = {
             "Dockerfile": self.dockerfile().encode(),
             "requirements.txt": ("\n".join(self.requirements) + "\n").encode(),
+            "warm-modules.json": json.dumps(
+                ["mlflow.pyfunc.scoring_server", "uvicorn", *self.warm_modules]
+            ).encode(),
             "server.py": SERVER_FILE.read_bytes(),
         }
         if self.ca_bundle:

@@ -1,5 +1,5 @@
-"""Where an MLflow model's files are, and what they say: the resolution of a model URI, the
-MLmodel facts the image build needs, and the download of the files.
+"""Where an MLflow model's files are: the resolution of a model URI and the download of the
+files (what they say is steps/model_facts.py).
 
 All of it speaks MLflow's REST API (and the tracking server's artifact proxy) with requests, or
 reads the disk, or S3 through boto3; never the MLflow client, whose import alone costs about
@@ -42,26 +42,6 @@ class ModelRef:
     def registrable(self) -> bool:
         """Whether registering it creates a version (runs:/ and models:/MODEL_ID do)."""
         return self.kind in ("run", "logged-model")
-
-
-@dataclass(frozen=True)
-class ModelFacts:
-    """What the build needs from MLmodel and the environment files."""
-
-    python_version: str  # e.g. 3.11.7; "" when the model does not say
-    requirements: tuple[str, ...]
-    requirements_source: str  # which file they came from
-    mlflow_version: str
-    flavors: tuple[str, ...]
-    loader_module: str  # python_function's loader, e.g. mlflow.sklearn
-    serving_example: str | None  # relative path of serving_input_example.json
-    input_example: str | None
-    created: str  # MLmodel utc_time_created
-    model_uuid: str  # MLmodel model_uuid: one per saved model
-
-    @property
-    def python_minor(self) -> str:
-        return ".".join(self.python_version.split(".")[:2])
 
 
 def _rest(tracking_uri: str | None, uri: str) -> Any:
@@ -274,7 +254,7 @@ class Artifacts:
         elif artifact_uri.startswith("s3://"):
             _s3_download(artifact_uri, dest)
         else:
-            shutil.copytree(_local(artifact_uri), dest, dirs_exist_ok=True, symlinks=False)
+            _copy_local(Path(_local(artifact_uri)), dest)
 
     def _download_proxied(self, artifact_uri: str, rel: str, dest: Path) -> None:
         base = urlsplit(artifact_uri).path.strip("/")
@@ -290,7 +270,7 @@ class Artifacts:
             )
         for entry in listing.json().get("files", []):
             name = entry["path"].rsplit("/", 1)[-1]
-            child = f"{rel}/{name}".lstrip("/")
+            child = _inside(dest, f"{rel}/{name}".lstrip("/"), artifact_uri)
             if entry.get("is_dir"):
                 (dest / child).mkdir(parents=True, exist_ok=True)
                 self._download_proxied(artifact_uri, child, dest)
@@ -300,6 +280,35 @@ class Artifacts:
                 raise StepFailed(f"the model file {child} vanished while it was downloaded")
             (dest / child).parent.mkdir(parents=True, exist_ok=True)
             (dest / child).write_bytes(body)
+
+
+def _inside(dest: Path, rel: str, artifact_uri: str) -> str:
+    """REL, a file name the store gave, if it stays inside DEST: whoever wrote the model's
+    files chose it, and a ../ in an S3 key would otherwise write anywhere on this machine."""
+    if rel in ("", ".") or not (dest / rel).resolve().is_relative_to(dest.resolve()):
+        raise ConfigError(
+            f"the model's files at {redact_url(artifact_uri)} include {rel[:200]!r}, a name that "
+            "leads out of the model's directory: refused. Save the model again with MLflow."
+        )
+    return rel
+
+
+def _copy_local(root: Path, dest: Path) -> None:
+    """Copy a model's directory, refusing a link that leads out of it (its content would be
+    copied into the image: a link to ~/.docker/config.json would be pushed with the model)."""
+    import os
+
+    root = root.resolve()
+    for folder, dirs, files in os.walk(root):
+        for name in (*dirs, *files):
+            path = Path(folder, name)
+            if path.is_symlink() and not path.resolve().is_relative_to(root):
+                raise ConfigError(
+                    f"the model's file {path.relative_to(root)} is a link to "
+                    f"{path.resolve()}, outside the model's directory {root}: refused (its "
+                    "content would go into the image). Copy the file into the directory instead."
+                )
+    shutil.copytree(root, dest, dirs_exist_ok=True, symlinks=False)
 
 
 def _local(artifact_uri: str) -> str:
@@ -349,77 +358,6 @@ def _s3_download(artifact_uri: str, dest: Path) -> None:
         for item in page.get("Contents", []):
             rel = item["Key"][len(prefix) :].lstrip("/")
             if rel and not rel.endswith("/"):
+                _inside(dest, rel, artifact_uri)
                 (dest / rel).parent.mkdir(parents=True, exist_ok=True)
                 client.download_file(bucket, item["Key"], str(dest / rel))
-
-
-def read_facts(ref: ModelRef, artifacts: Artifacts) -> ModelFacts:
-    """The facts of the model's files; a file that cannot be parsed is bad input (exit 2)."""
-    import yaml
-
-    try:
-        return _read_facts(ref, artifacts)
-    except (yaml.YAMLError, UnicodeDecodeError, AttributeError, TypeError) as exc:
-        raise ConfigError(
-            f"--model-uri {ref.uri}: its MLmodel or environment files cannot be read "
-            f"({type(exc).__name__}: {str(exc)[:200]}). Save the model again with MLflow."
-        ) from None
-
-
-def _read_facts(ref: ModelRef, artifacts: Artifacts) -> ModelFacts:
-    import yaml
-
-    mlmodel_text = artifacts.read(ref.artifact_uri, "MLmodel")
-    if mlmodel_text is None:
-        raise ConfigError(
-            f"--model-uri {ref.uri}: no MLmodel file at {redact_url(ref.artifact_uri)}. Is it an "
-            "MLflow model (saved with mlflow.<flavor>.log_model or save_model)?"
-        )
-    mlmodel = yaml.safe_load(mlmodel_text) or {}
-    flavors = mlmodel.get("flavors") or {}
-    pyfunc = flavors.get("python_function")
-    if not pyfunc:
-        raise ConfigError(
-            f"--model-uri {ref.uri}: the model has no python_function flavor (flavors: "
-            f"{', '.join(flavors) or 'none'}), so it cannot be served. Log it with a flavor "
-            "that provides one."
-        )
-    env = pyfunc.get("env") or {}
-    env_files = env if isinstance(env, dict) else {"conda": env}
-    python_version = str(pyfunc.get("python_version") or "")
-    requirements: list[str] | None = None
-    source = ""
-    text = artifacts.read(ref.artifact_uri, "requirements.txt")
-    if text is not None:
-        requirements, source = _requirement_lines(text.decode()), "requirements.txt"
-    if (name := env_files.get("virtualenv")) and (text := artifacts.read(ref.artifact_uri, name)):
-        python_env = yaml.safe_load(text) or {}
-        python_version = str(python_env.get("python") or python_version)
-        if requirements is None:
-            deps = [d for d in python_env.get("dependencies") or [] if not d.startswith("-r")]
-            requirements, source = deps, name
-    if requirements is None and (name := env_files.get("conda")):
-        conda = yaml.safe_load(artifacts.read(ref.artifact_uri, name) or b"") or {}
-        for dep in conda.get("dependencies") or []:
-            if isinstance(dep, dict) and "pip" in dep:
-                requirements, source = [str(d) for d in dep["pip"]], name
-            elif isinstance(dep, str) and dep.startswith("python=") and not python_version:
-                python_version = dep.split("=", 1)[1]
-    example_info = mlmodel.get("saved_input_example_info") or {}
-    return ModelFacts(
-        python_version=python_version,
-        requirements=tuple(requirements or ()),
-        requirements_source=source or "(none: MLflow only)",
-        mlflow_version=str(mlmodel.get("mlflow_version") or ""),
-        flavors=tuple(flavors),
-        loader_module=str(pyfunc.get("loader_module") or ""),
-        serving_example=example_info.get("serving_input_path"),
-        input_example=example_info.get("artifact_path"),
-        created=str(mlmodel.get("utc_time_created") or ""),
-        model_uuid=str(mlmodel.get("model_uuid") or ""),
-    )
-
-
-def _requirement_lines(text: str) -> list[str]:
-    lines = (line.split(" #", 1)[0].strip() for line in text.splitlines())
-    return [line for line in lines if line and not line.startswith("#")]

