@@ -88,9 +88,23 @@ def _pins_met(requirements: Sequence[str]) -> str:
     return ""
 
 
+# Loading a model runs its code (pickle, cloudpickle, its loader_module and code_paths), and
+# whoever logged the model wrote that code. It gets what Python needs to run, by name: never
+# the registry password, tokens, cloud or MLflow credentials this process holds.
+MODEL_CODE_ENV = ("PATH", "LANG", "LANGUAGE", "TZ")
+
+
+def model_code_env(environ: Mapping[str, str], home: Path) -> dict[str, str]:
+    """The environment of a process that loads a model: an allow-list, and a HOME and TMPDIR
+    of its own, so that no library finds this user's credential files through HOME either."""
+    env = {k: v for k, v in environ.items() if k in MODEL_CODE_ENV or k.startswith("LC_")}
+    return {**env, "HOME": str(home), "TMPDIR": str(home), "TMP": str(home), "TEMP": str(home)}
+
+
 class HostReference:
     """The reference computed on this machine, in a process started at once so that it runs
-    while the container starts; ``result()`` is (the answer or None, why it is None)."""
+    while the container starts; ``result()`` is (the answer or None, why it is None). The
+    process gets model_code_env, in a directory of its own beside the model's."""
 
     def __init__(self, model_dir: Path, requirements: Sequence[str]) -> None:
         self.why_not = _pins_met(requirements)
@@ -98,12 +112,16 @@ class HostReference:
             self.why_not = f"this machine's Python differs from the model's pins ({self.why_not})"
         self.proc: subprocess.Popen[str] | None = None
         if not self.why_not:
+            home = model_dir.parent / "reference-home"
+            home.mkdir(mode=0o700, exist_ok=True)
             self.proc = subprocess.Popen(
                 [sys.executable, str(SERVER_FILE), "reference"],
+                stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
-                env={**os.environ, "MLSTEPS_MODEL_DIR": str(model_dir)},
+                cwd=home,
+                env={**model_code_env(os.environ, home), "MLSTEPS_MODEL_DIR": str(model_dir)},
             )
 
     def result(self) -> tuple[Any, str]:

@@ -840,6 +840,85 @@ def test_a_server_that_dies_answering_fails_with_its_log(
     _assert_clean(docker_client, workdir)
 
 
+def test_the_models_code_runs_here_without_the_jobs_credentials(
+    docker_client: Any, iris_model: Path, auth_registry: Any, workdir: Path
+) -> None:
+    """The host reference loads the model in a process of its own: a model whose code records
+    its environment (loading and predicting) finds no credential of the packaging job in it."""
+    import sys
+
+    import cloudpickle
+    import mlflow
+    import pandas as pd
+
+    record = workdir / "record"
+    record.mkdir()
+    (workdir / "nosy_model.py").write_text(
+        "import json, os\n"
+        "import mlflow.pyfunc\n\n\n"
+        "class Nosy(mlflow.pyfunc.PythonModel):\n"
+        "    def __init__(self, record):\n"
+        "        self.record = record\n\n"
+        "    def _write(self, when):\n"
+        "        try:  # the record's directory exists on the packaging machine only\n"
+        "            with open(os.path.join(self.record, when + '.json'), 'w') as out:\n"
+        "                seen = {'env': dict(os.environ), 'home': os.path.expanduser('~')}\n"
+        "                json.dump(seen, out)\n"
+        "        except OSError:\n"
+        "            pass\n\n"
+        "    def load_context(self, context):\n"
+        "        self._write('load')\n\n"
+        "    def predict(self, context, model_input, params=None):\n"
+        "        self._write('predict')\n"
+        "        return model_input\n"
+    )
+    sys.path.insert(0, str(workdir))
+    try:
+        import nosy_model  # type: ignore[import-not-found]
+
+        cloudpickle.register_pickle_by_value(nosy_model)
+        model = workdir / "nosy"
+        mlflow.pyfunc.save_model(
+            str(model),
+            python_model=nosy_model.Nosy(str(record)),
+            input_example=pd.DataFrame({"x": [1.0, 2.0]}),
+            # The iris model's: its dependencies image is cached, so only a layer is built.
+            pip_requirements=(iris_model / "requirements.txt").read_text().split(),
+        )
+    finally:
+        sys.path.remove(str(workdir))
+    secrets = {
+        "MLSTEPS_PACKAGE_REGISTRY_PASSWORD": auth_registry.password,
+        "AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7NOSYMODEL",
+        "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYnosymodelKEY",
+        "AWS_SESSION_TOKEN": "FwoGZXIvYXdzEnosymodelSESSION",
+        "MLFLOW_TRACKING_PASSWORD": "mlflow-nosy-model-password",
+        "GITHUB_TOKEN": "ghp_nosymodel0123456789abcdef0123456789ab",
+        "VAULT_TOKEN": "hvs.nosymodelvaulttoken",
+        "MY_DEPLOY_KEY": "a-secret-no-deny-list-would-name",
+    }
+    done = package(
+        "--model-uri", str(model), "--repository", "it-nosy", "--registry",
+        auth_registry.address, "--registry-username", auth_registry.username, "--load", "false",
+        cwd=workdir, env=secrets,
+    )  # fmt: skip
+    outputs_of(done)
+    assert "computed on this machine" in done.stderr  # the host reference ran the model's code
+    for when in ("load", "predict"):
+        seen = json.loads((record / f"{when}.json").read_text())
+        env = seen["env"]
+        assert not set(secrets) & set(env), sorted(env)
+        assert not [v for v in secrets.values() if v in json.dumps(env)]
+        # What it was given (MLflow adds a _MLFLOW_… session id of its own when imported).
+        given = {k for k in env if not k.startswith(("LC_", "_MLFLOW_"))}
+        allowed = {"PATH", "LANG", "LANGUAGE", "TZ", "HOME", "TMPDIR", "TMP", "TEMP"}
+        assert given <= allowed | {"MLSTEPS_MODEL_DIR"}, sorted(given)
+        # A home of its own (gone with the run's temporary files), not this user's.
+        assert seen["home"] != str(Path.home()) and seen["home"].startswith(str(workdir / "tmp"))
+    assert temp_left(workdir) == []
+    _assert_clean(docker_client, workdir)
+
+
 def test_a_half_registered_version_is_deleted(
     mlflow_server: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
