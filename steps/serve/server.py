@@ -15,12 +15,14 @@ MLflow loads it and passed straight to ``predict``: no HTTP, no request parsing.
 compares the server's answer to the serving form of the same example with it).
 
 Environment: PORT (8080), MLSTEPS_MODEL_DIR (/opt/ml/model), MLSTEPS_SERVE_WORKERS (1),
-MLSTEPS_SERVE_ACCESS_LOG (false).
+MLSTEPS_SERVE_ACCESS_LOG (false), MLSTEPS_SERVE_MAX_BODY_BYTES (104857600: 100 MiB; a larger
+request body is answered 413 without being read whole).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 import urllib.request
@@ -29,6 +31,18 @@ from typing import Any
 MODEL_DIR = os.environ.get("MLSTEPS_MODEL_DIR", "/opt/ml/model")
 PORT = int(os.environ.get("PORT", "8080"))
 JSON = b"application/json"
+MAX_BODY_VARIABLE = "MLSTEPS_SERVE_MAX_BODY_BYTES"
+DEFAULT_MAX_BODY = 100 * 2**20
+
+
+def max_body() -> int:
+    text = os.environ.get(MAX_BODY_VARIABLE, "").strip() or str(DEFAULT_MAX_BODY)
+    if not text.isdigit() or not 0 < int(text) < 2**63:
+        raise ValueError(
+            f"{MAX_BODY_VARIABLE}={text[:40]!r} is not a positive whole number of bytes: give "
+            f"one (e.g. 10485760 for 10 MiB), or unset it for the default ({DEFAULT_MAX_BODY})."
+        )
+    return int(text)
 
 
 def _load() -> tuple[Any, Any]:
@@ -53,13 +67,42 @@ def _invoke(model: Any, schema: Any, body: bytes, content_type: str) -> tuple[in
 def create_app() -> Any:
     from mlflow.version import VERSION
 
+    limit = max_body()
     model, schema = _load()
     version = VERSION.encode()
+    too_large = json.dumps(
+        {
+            "error_code": "REQUEST_TOO_LARGE",
+            "message": f"The request body is over {limit} bytes, this server's limit "
+            f"({MAX_BODY_VARIABLE}). Send fewer rows per request, or raise the limit.",
+        }
+    ).encode()
 
-    async def respond(send: Any, status: int, body: bytes, media_type: bytes = JSON) -> None:
+    async def respond(
+        send: Any, status: int, body: bytes, media_type: bytes = JSON, close: bool = False
+    ) -> None:
         headers = [(b"content-type", media_type), (b"content-length", str(len(body)).encode())]
+        if close:  # the rest of the request is never read: this connection cannot go on
+            headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+    async def read_body(scope: dict[str, Any], receive: Any) -> bytes | None:
+        """The whole body, or None past the limit: said by Content-Length before any of it is
+        read, or counted as it streams (chunked, or a wrong length)."""
+        length = dict(scope["headers"]).get(b"content-length", b"")
+        if length.isdigit() and int(length) > limit:
+            return None
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                return b"".join(chunks)
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -80,19 +123,15 @@ def create_app() -> Any:
             await respond(send, 404, b'{"error_code": "NOT_FOUND"}')
         elif method != "POST":
             await respond(send, 405, b'{"error_code": "METHOD_NOT_ALLOWED"}')
+        elif (request := await read_body(scope, receive)) is None:
+            await respond(send, 413, too_large, close=True)
         else:
-            chunks = []
-            while True:
-                message = await receive()
-                chunks.append(message.get("body", b""))
-                if not message.get("more_body"):
-                    break
             headers = dict(scope["headers"])
             content_type = headers.get(b"content-type", b"").decode("latin-1")
             # A prediction holds the GIL for its length; in a thread, /ping still answers
             # (the HEALTHCHECK) while a long batch runs -- mlflow's server does the same.
             status, body, media_type = await asyncio.to_thread(
-                _invoke, model, schema, b"".join(chunks), content_type
+                _invoke, model, schema, request, content_type
             )
             await respond(send, status, body, media_type)
 
@@ -104,7 +143,12 @@ def serve() -> None:
 
     workers = int(os.environ.get("MLSTEPS_SERVE_WORKERS", "1"))
     access_log = os.environ.get("MLSTEPS_SERVE_ACCESS_LOG", "false").lower() == "true"
-    print(f"mlsteps serve: model {MODEL_DIR} on port {PORT} ({workers} worker(s))", flush=True)
+    limit = max_body()
+    print(
+        f"mlsteps serve: model {MODEL_DIR} on port {PORT} ({workers} worker(s), request bodies "
+        f"up to {limit} bytes)",
+        flush=True,
+    )
     uvicorn.run(
         # By import string: uvicorn's workers each import the app themselves.
         f"{os.path.splitext(os.path.basename(__file__))[0]}:create_app",
@@ -147,6 +191,11 @@ def reference() -> int:
 def main(argv: list[str]) -> int:
     command = argv[0] if argv else "serve"
     if command == "serve":
+        try:
+            max_body()
+        except ValueError as exc:  # a setting of the image's environment, named in the message
+            print(f"mlsteps serve: {exc}", file=sys.stderr)
+            return 2
         serve()
         return 0
     if command == "healthcheck":

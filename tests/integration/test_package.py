@@ -102,10 +102,12 @@ def manifest(registry: str, repository: str, digest: str, auth: Any = None) -> r
     )
 
 
-def serve(docker_client: Any, image: str) -> tuple[Any, str]:
+def serve(
+    docker_client: Any, image: str, environment: dict[str, str] | None = None
+) -> tuple[Any, str]:
     """Run the image (as a platform would) and return it with its URL once /ping answers."""
     container = docker_client.containers.run(
-        image, detach=True, ports={"8080/tcp": ("127.0.0.1", None)}
+        image, detach=True, ports={"8080/tcp": ("127.0.0.1", None)}, environment=environment
     )
     container.reload()
     url = f"http://127.0.0.1:{container.ports['8080/tcp'][0]['HostPort']}"
@@ -471,9 +473,97 @@ def iris_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def iris_image(
+    docker_client: Any, iris_model: Path, tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    """The iris model's serving image, built once for the tests that talk to the server."""
+    workdir = tmp_path_factory.mktemp("iris-image")
+    done = package(
+        "--model-uri", str(iris_model), "--repository", "it-serving", "--smoke-test", "false",
+        cwd=workdir,
+    )  # fmt: skip
+    return outputs_of(done)["image"]
+
+
 def _copy_model(src: Path, dest: Path) -> Path:
     shutil.copytree(src, dest)
     return dest
+
+
+# ----- the server's own limits ----------------------------------------------------------------
+
+
+def _raw_request(url: str, head: str, body: bytes) -> bytes:
+    """Send a request as written (a length it never sends, chunks) and read the answer."""
+    import socket
+
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(head.encode() + b"\r\n" + body)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_request_bodies_over_the_limit_are_refused_unread(
+    docker_client: Any, iris_image: str
+) -> None:
+    from sklearn.datasets import load_iris
+
+    rows = load_iris(as_frame=True).data.head(3)
+    small = json.dumps({"dataframe_split": json.loads(rows.to_json(orient="split", index=False))})
+    limit = len(small) + 100
+    container, url = serve(docker_client, iris_image, {"MLSTEPS_SERVE_MAX_BODY_BYTES": str(limit)})
+    try:
+        assert f"request bodies up to {limit} bytes" in container.logs().decode()
+        answer = requests.post(
+            f"{url}/invocations", data=small, headers={"Content-Type": "application/json"},
+            timeout=30,
+        )  # fmt: skip
+        assert answer.status_code == 200, answer.text
+        # 10 GB announced, 100 bytes sent: answered at once from the length, nothing read.
+        start = time.monotonic()
+        got = _raw_request(
+            url,
+            "POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            "Content-Length: 10000000000\r\n",
+            b"x" * 100,
+        )
+        assert got.startswith(b"HTTP/1.1 413"), got[:300]
+        assert b"MLSTEPS_SERVE_MAX_BODY_BYTES" in got and b"connection: close" in got.lower()
+        assert time.monotonic() - start < 5
+        # No length: chunks counted as they come, refused once past the limit.
+        chunk = b"x" * 1000
+        chunks = (b"%x\r\n" % len(chunk) + chunk + b"\r\n") * (limit // 1000 + 2)
+        got = _raw_request(
+            url,
+            "POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            "Transfer-Encoding: chunked\r\n",
+            chunks + b"0\r\n\r\n",
+        )
+        assert got.startswith(b"HTTP/1.1 413"), got[:300]
+        # And the server still serves.
+        assert requests.get(f"{url}/ping", timeout=5).status_code == 200
+    finally:
+        container.remove(force=True)
+
+
+def test_a_bad_body_limit_stops_the_server_with_its_name(
+    docker_client: Any, iris_image: str
+) -> None:
+    container = docker_client.containers.run(
+        iris_image, detach=True, environment={"MLSTEPS_SERVE_MAX_BODY_BYTES": "100MB"}
+    )
+    try:
+        code = container.wait(timeout=60)["StatusCode"]
+        log = container.logs().decode()
+        assert code == 2, log
+        assert "MLSTEPS_SERVE_MAX_BODY_BYTES='100MB' is not a positive whole number" in log
+        assert "Traceback" not in log
+    finally:
+        container.remove(force=True)
 
 
 # ----- failure paths ------------------------------------------------------------------------
