@@ -242,10 +242,24 @@ def context_tar(files: Mapping[str, bytes], trees: Mapping[str, Path] = {}) -> i
     return buffer
 
 
+# Terminal control sequences (colours, cursor moves) some tools in a build print even when
+# piped: CSI, OSC and the two-character escapes. Stripped from what a CI log shows.
+ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[ -/]*[0-~])")
+
+
+def plain(line: str) -> str:
+    return ANSI.sub("", line).replace("\r", "")
+
+
 class BuildFailed(Exception):
-    def __init__(self, message: str, tail: list[str]) -> None:
+    def __init__(self, message: str, tail: list[str], step: str = "") -> None:
         super().__init__(message)
-        self.message, self.tail = message, tail
+        self.message, self.tail, self.step = message, tail, step
+
+    @property
+    def at_from(self) -> bool:
+        """Whether the base image failed (it could not be pulled), not a later step."""
+        return " : FROM " in self.step
 
 
 def build(
@@ -279,19 +293,22 @@ def build(
     if platform:
         kwargs["platform"] = platform
     tail: list[str] = []
+    step = ""  # the Dockerfile step running: a failure names it
     image_id = ""
     last_said = time.monotonic()
     try:
         for chunk in client.api.build(**kwargs):
             if "error" in chunk:
-                raise BuildFailed(str(chunk["error"]).strip(), tail[-25:])
+                raise BuildFailed(plain(str(chunk["error"])).strip(), tail[-25:], step)
             if aux := chunk.get("aux"):
                 image_id = aux.get("ID", image_id)
             for line in str(chunk.get("stream", "")).splitlines():
-                line = line.rstrip()
+                line = plain(line).rstrip()
                 if not line:
                     continue
                 tail = (tail + [line])[-40:]
+                if line.startswith("Step "):
+                    step = line
                 shown = line.startswith(("Step ", "ERROR:", "Successfully installed"))
                 if shown and " : LABEL " not in line:  # labels: one step each, all alike
                     if line.startswith("Successfully installed"):
@@ -302,7 +319,7 @@ def build(
                     say(f"  … {line.strip()[:100]}")
                     last_said = time.monotonic()
     except APIError as exc:
-        raise BuildFailed(str(exc.explanation or exc), tail[-25:]) from None
+        raise BuildFailed(plain(str(exc.explanation or exc)), tail[-25:], step) from None
     if not image_id:
         image_id = client.images.get(tag).id
     return image_id

@@ -1,12 +1,13 @@
 """The registered model version of a packaged model, and its image and lineage tags.
 
 Idempotent: a version of the same model (same source) whose image has the same content -- the
-same dependencies image key and the same model files, recorded as CONTENT_TAG -- is reused and
-its image tags updated (a rebuild on another machine gives the same content a new digest: the
-build time is in the image), and a version of it with no image yet is adopted; so a re-run of
-the same package creates nothing. If tagging a version this run created fails, the version is
-deleted again: no half-registered version is left behind. Speaks MLflow's REST API
-(steps/tracking.py).
+same dependencies image key and the same model files, recorded as CONTENT_TAG -- is reused:
+package asks pushed_before first and reuses that image rather than push a rebuild (which would
+have a new digest: the build time is in the image); were the image rebuilt anyway (gone from
+the registry, or pushed elsewhere), the version's image tags are updated. A version of it with
+no image yet is adopted; so a re-run of the same package creates nothing. If tagging a version
+this run created fails, the version is deleted again: no half-registered version is left
+behind. Speaks MLflow's REST API (steps/tracking.py).
 """
 
 from __future__ import annotations
@@ -69,6 +70,34 @@ def _wait_ready(rest: RestTracking, name: str, version: str, timeout: float = 30
         time.sleep(1)
 
 
+def _mine(rest: RestTracking, ref: ModelRef, name: str) -> list[dict[str, Any]]:
+    """The versions of this model: the one named, or those registered from its source."""
+    if ref.kind == "version":
+        assert ref.name and ref.version
+        got = rest._call(
+            "GET", "model-versions/get", params={"name": ref.name, "version": ref.version}
+        )
+        return [got["model_version"]]
+    source = _source(ref)
+    return [v for v in _search(rest, name, ref.run_id) if v.get("source") == source]
+
+
+def pushed_before(rest: RestTracking, ref: ModelRef, name: str | None, content: str) -> str:
+    """The image ref (REPO@sha256:…) a version of this model was tagged with for the same
+    content, or "": what a repeated package of an unchanged model reuses instead of pushing a
+    rebuild with a new digest."""
+    if ref.kind != "version" and not name:
+        return ""
+    try:
+        for version in _mine(rest, ref, name or ""):
+            tags = _tags(version)
+            if tags.get(CONTENT_TAG) == content and tags.get(DIGEST_TAG):
+                return tags.get(IMAGE_TAG, "")
+    except MlflowApiError as exc:
+        raise exc.as_step_failed(f"reading the versions of '{ref.name or name}'") from None
+    return ""
+
+
 def register(
     rest: RestTracking, ref: ModelRef, name: str | None, digest: str, tags: Mapping[str, str]
 ) -> Registered:
@@ -84,8 +113,7 @@ def register(
         except MlflowApiError as exc:
             if exc.code != "RESOURCE_ALREADY_EXISTS":
                 raise
-        source = _source(ref)
-        mine = [v for v in _search(rest, name, ref.run_id) if v.get("source") == source]
+        mine = _mine(rest, ref, name)
         for version in mine:
             if _tags(version).get(CONTENT_TAG) == tags[CONTENT_TAG]:
                 if _tags(version).get(DIGEST_TAG) != digest:  # rebuilt elsewhere: newest image
@@ -95,7 +123,7 @@ def register(
             if CONTENT_TAG not in _tags(version):  # registered before, by hand or by MLflow
                 _set_tags(rest, name, str(version["version"]), tags)
                 return Registered(name, str(version["version"]), False)
-        body: dict[str, Any] = {"name": name, "source": source}
+        body: dict[str, Any] = {"name": name, "source": _source(ref)}
         if ref.run_id:
             body["run_id"] = ref.run_id
         if ref.model_id:

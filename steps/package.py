@@ -145,6 +145,15 @@ def layout(
     return Layout(repository, tag, deps, deps.cache_key(), labels)
 
 
+def registers(config: PackageConfig, ref: ModelRef) -> bool:
+    return config.register and config.push and (ref.registrable or ref.kind == "version")
+
+
+def reuses_pushed_image(config: PackageConfig, ref: ModelRef) -> bool:
+    """Whether a version tagged with an image of the same content is looked for first."""
+    return registers(config, ref) and not config.no_cache
+
+
 def build_plan(config: PackageConfig, ref: ModelRef, facts: ModelFacts, lay: Layout) -> Plan:
     from steps.image_push import describe_auth
 
@@ -162,9 +171,16 @@ def build_plan(config: PackageConfig, ref: ModelRef, facts: ModelFacts, lay: Lay
     where = f" here (as {lay.deps_cache})" + (
         f" or in {config.registry}" if config.registry and config.push else ""
     )
+    reuse = (
+        f"pull {lay.repository}@DIGEST if a version of the model is tagged with it for the same "
+        "content (mlsteps.image.content: this cache key and the model files) and reuse it "
+        "(no build: the same digest); else "
+        if reuses_pushed_image(config, ref)
+        else ""
+    )
     plan.add(
         "image.dependencies",
-        f"use the dependencies image {lay.deps_image} (cache key {lay.cache_key}) if it is"
+        f"{reuse}use the dependencies image {lay.deps_image} (cache key {lay.cache_key}) if it is"
         f"{where}"
         + (" (--no-cache true: rebuild it)" if config.no_cache else "")
         + f"; else build it FROM {lay.deps.base_image}: a venv with "
@@ -206,7 +222,7 @@ def build_plan(config: PackageConfig, ref: ModelRef, facts: ModelFacts, lay: Lay
             registry=config.registry,
             tags=[lay.image, lay.deps_image],
         )
-    if config.register and config.push and (ref.registrable or ref.kind == "version"):
+    if registers(config, ref):
         if ref.kind == "version":
             line = f"tag version {ref.version} of model '{ref.name}'"
         else:
@@ -250,6 +266,12 @@ def _check_model(config: PackageConfig, ref: ModelRef) -> None:
 
 def _warnings(config: PackageConfig, ref: ModelRef, facts: ModelFacts) -> list[str]:
     found = []
+    if config.register and not config.push and (ref.registrable or ref.kind == "version"):
+        found.append(
+            f"nothing is registered: without --registry the image is built and tested here "
+            f"only, and the model version is tagged only with a pushed image. Give --registry "
+            f"to push {ref.uri} and register it."
+        )
     if config.register and config.push and ref.kind in ("path", "s3") and config.model_name:
         found.append(
             f"--model-uri {ref.uri} is a {'directory' if ref.kind == 'path' else 'S3 location'}, "

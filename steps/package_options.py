@@ -39,6 +39,33 @@ def parse_repository(text: str) -> str:
     return text
 
 
+# Go's GOOS and GOARCH values, which the engine's platforms are made of.
+PLATFORM_OS = frozenset({
+    "linux", "windows", "darwin", "freebsd", "netbsd", "openbsd", "solaris", "illumos", "aix",
+    "android", "ios", "js", "plan9", "dragonfly", "wasip1",
+})  # fmt: skip
+PLATFORM_ARCH = frozenset({
+    "amd64", "arm64", "arm", "386", "ppc64le", "ppc64", "s390x", "riscv64", "mips64le",
+    "mips64", "mipsle", "mips", "loong64", "wasm",
+})  # fmt: skip
+
+
+def parse_platform(text: str) -> str:
+    """os/arch[/variant], as the engine takes it (linux/amd64, linux/arm64/v8)."""
+    parts = text.split("/")
+    if not (
+        len(parts) in (2, 3)
+        and parts[0] in PLATFORM_OS
+        and parts[1] in PLATFORM_ARCH
+        and (len(parts) == 2 or re.fullmatch(r"v[0-9]+", parts[2]))
+    ):
+        raise ValueError(
+            "OS/ARCH[/VARIANT] as Docker names them, e.g. linux/amd64 or linux/arm64/v8 (ARCH "
+            "one of " + ", ".join(sorted(PLATFORM_ARCH)) + ")"
+        )
+    return text
+
+
 def parse_tag(text: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", text):
         raise ValueError("a Docker tag: letters, digits, _ . -, at most 128, not starting . or -")
@@ -86,7 +113,11 @@ SECTION = Section(
             metavar="true|false",
             help="Build on a CUDA runtime base image (when --base-image is not given).",
         ),
-        Option(name="platform", help="Target platform of the build, e.g. linux/amd64."),
+        Option(
+            name="platform",
+            parse=parse_platform,
+            help="Target platform of the build, e.g. linux/amd64.",
+        ),
         Option(
             name="build-arg",
             kind="list",
@@ -209,7 +240,8 @@ class PackageConfig:
 
 def load_config(runtime: Runtime, flags: Mapping[str, Any]) -> PackageConfig:
     cfg = runtime.config_file()
-    values = {k: v.value for k, v in resolve(SECTION, flags, cfg, runtime.environ).items()}
+    resolved = resolve(SECTION, flags, cfg, runtime.environ)
+    values = {k: v.value for k, v in resolved.items()}
     tracking = {k: v.value for k, v in resolve(MLFLOW, flags, cfg, runtime.environ).items()}
     model = {k: v.value for k, v in resolve(MODEL, flags, cfg, runtime.environ).items()}
     password = values["registry-password"]
@@ -238,6 +270,13 @@ def load_config(runtime: Runtime, flags: Mapping[str, Any]) -> PackageConfig:
         tracking_uri=tracking["tracking-uri"],
     )
     _check(config)
+    if config.register and not config.push and resolved["register"].source != "default":
+        # Asked for in so many words; the default only registers what it pushes.
+        raise ConfigError(
+            f"--register true ({resolved['register'].source}) tags the model version with the "
+            "pushed image's digest, but nothing is pushed: give --registry to push to, or drop "
+            "--register to build and test the image here only."
+        )
     return config
 
 

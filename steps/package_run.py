@@ -45,6 +45,8 @@ class PackageRun:
         self.client: Any = None
         self.creds: image_push.Credentials | None = None
         self.cache_hit = False
+        self.content = ""  # the dependencies key and the model files' digest
+        self.reused = ""  # the digest of an image pushed before for the same content
         self.digest = ""
         self.version = ""
         self.smoke: smoke.SmokeResult | None = None
@@ -87,6 +89,7 @@ class PackageRun:
         files = [p for p in target.rglob("*") if p.is_file()]
         size = sum(p.stat().st_size for p in files)
         self.say(f"  {len(files)} files, {size / 2**20:.1f} MiB")
+        self.content = f"{self.lay.cache_key}:{image_build.model_files_digest(target)}"
 
     def _has_image(self, ref: str) -> bool:
         from docker.errors import ImageNotFound
@@ -97,8 +100,39 @@ class PackageRun:
         except ImageNotFound:
             return False
 
+    def _reuse(self) -> bool:
+        """An unchanged model (same content) registered with a pushed image: pull that image
+        instead of building one that would differ only by its build time, and so by digest."""
+        from steps.package import reuses_pushed_image
+        from steps.tracking import RestTracking
+
+        config, lay = self.config, self.lay
+        if not reuses_pushed_image(config, self.ref):
+            return False
+        assert config.tracking_uri and config.registry
+        image_ref = model_versions.pushed_before(
+            RestTracking(config.tracking_uri), self.ref, config.model_name, self.content
+        )
+        repository, _, digest = image_ref.partition("@")
+        if not digest or repository != lay.repository:  # none, or pushed to another place
+            return False
+        self.say(f"the same content was pushed before as {image_ref}: reusing it")
+        if not image_push.try_pull(
+            self.docker(), repository, digest, config.registry, self.credentials(),
+            lambda text, final: self.face.progress("pull", "  " + text, final=final),
+        ):  # fmt: skip
+            self.say("  it is no longer in the registry: building it again")
+            return False
+        self._tag(image_ref, lay.image)
+        self.reused = digest
+        self.cache_hit = True
+        return True
+
     def dependencies(self, action: Action) -> None:
         lay, config = self.lay, self.config
+        if self._reuse():
+            self.say("dependencies image: not needed (the model image is reused)")
+            return
         if not config.no_cache:
             if self._has_image(lay.deps_cache):
                 self.cache_hit = True
@@ -124,6 +158,7 @@ class PackageRun:
             image_build.context_tar(lay.deps.files()),
             lay.deps_cache,
             nocache=config.no_cache,
+            base=lay.deps.base_image,
             failure=(
                 "the dependencies image did not build: the model's requirements "
                 f"({self.facts.requirements_source}) could not be installed on "
@@ -136,7 +171,9 @@ class PackageRun:
         repository, _, tag = target.rpartition(":")
         self.docker().images.get(source).tag(repository, tag)
 
-    def _build(self, context: Any, tag: str, *, failure: str, **kwargs: Any) -> None:
+    def _build(
+        self, context: Any, tag: str, *, failure: str, base: str = "", **kwargs: Any
+    ) -> None:
         # A build behind a proxy: the proxy variables are build arguments Docker predefines
         # and keeps out of the image's history, as `docker build` passes them from the
         # environment. They do not change what is built, so they stay out of the cache key.
@@ -156,6 +193,13 @@ class PackageRun:
                 **kwargs,
             )
         except image_build.BuildFailed as exc:
+            if base and exc.at_from:
+                given = "--base-image" if self.config.base_image else "the default base image"
+                raise StepFailed(
+                    f"the base image {base} ({given}) could not be pulled: {exc.message}. Check "
+                    "its name and tag, that its registry is reachable and this engine logged in "
+                    "to it (docker login), or give --base-image with an image this engine has."
+                ) from None
             tail = "\n".join("    " + line for line in exc.tail[-15:])
             raise StepFailed(
                 f"{failure}: {exc.message}\nThe end of the build output:\n{tail}\nFix the "
@@ -165,6 +209,9 @@ class PackageRun:
 
     def build(self, action: Action) -> None:
         assert self.workdir is not None
+        if self.reused:
+            self.say(f"{self.lay.image}: reused, not rebuilt")
+            return
         self.say(f"building {self.lay.image}")
         context = image_build.context_tar(
             {"Dockerfile": image_build.model_dockerfile(self.lay.deps_image).encode()},
@@ -218,10 +265,14 @@ class PackageRun:
         assert self.config.registry
         creds = self.credentials()
         self.say(f"pushing {self.lay.image}")
+        # A reused image goes up under this run's tag too: its layers and manifest are in the
+        # registry already, so nothing is uploaded and the digest stays the same.
         self.digest = image_push.push(
             self.docker(), self.lay.repository, self.lay.tag, self.config.registry, creds,
             self.say,
         )  # fmt: skip
+        if self.reused:  # its dependencies image was pushed with it the first time
+            return
         image_push.push(
             self.docker(), self.lay.repository, self.lay.deps_tag, self.config.registry, creds,
             self.say,
@@ -231,10 +282,8 @@ class PackageRun:
         from steps.tracking import RestTracking
 
         assert self.config.tracking_uri
-        assert self.workdir is not None
-        content = f"{self.lay.cache_key}:{image_build.model_files_digest(self.workdir / 'model')}"
         tags = model_versions.lineage_tags(
-            self.image_ref, self.digest, content, self.lay.image, self.lay.labels, self.ref
+            self.image_ref, self.digest, self.content, self.lay.image, self.lay.labels, self.ref
         )
         got = model_versions.register(
             RestTracking(self.config.tracking_uri),

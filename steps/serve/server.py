@@ -1,7 +1,8 @@
 """The model server inside images built by ``mlsteps package``.
 
 It speaks the protocol of ``mlflow models serve`` -- /ping, /health, /version and /invocations
-with dataframe_split, dataframe_records, instances, inputs (JSON) or CSV -- by calling MLflow's
+with dataframe_split, dataframe_records, instances, inputs (JSON), CSV, or Parquet when the
+model's requirements bring pyarrow -- by calling MLflow's
 own request parser and prediction encoder (``mlflow.pyfunc.scoring_server.invocations``), so
 existing clients and SageMaker see the same answers. What it drops is the weight around them:
 no nginx, no FastAPI routing or middleware, one small ASGI function under uvicorn, and only
@@ -52,11 +53,44 @@ def _load() -> tuple[Any, Any]:
     return model, model.metadata.get_input_schema()
 
 
-def _invoke(model: Any, schema: Any, body: bytes, content_type: str) -> tuple[int, bytes, bytes]:
+def content_types() -> list[str]:
+    """What this image reads. MLflow reads Parquet with pyarrow (or fastparquet), which the
+    image has only when the model's requirements bring it: it is not added to every image."""
+    from importlib.util import find_spec
+
+    from mlflow.pyfunc import scoring_server as s
+
+    parquet = find_spec("pyarrow") or find_spec("fastparquet")
+    return [s.CONTENT_TYPE_JSON, s.CONTENT_TYPE_CSV] + ([s.CONTENT_TYPE_PARQUET] if parquet else [])
+
+
+def _unsupported(content_type: str, supported: list[str]) -> bytes | None:
+    """mlflow's 415 lists Parquet whether or not it can be read here: this one says what this
+    image reads, and how to have Parquet read."""
+    from mlflow.pyfunc import scoring_server as s
+
+    mime = content_type.split(";")[0].strip()
+    if mime in supported:
+        return None
+    message = f"This server reads {', '.join(supported)}; got '{content_type[:100]}'."
+    if mime == s.CONTENT_TYPE_PARQUET:
+        message = (
+            "This image cannot read Parquet: pyarrow is not installed in it (mlsteps installs "
+            "the model's requirements only). Send JSON or CSV, or add pyarrow to the model's "
+            "requirements (extra_pip_requirements when logging it) and package it again."
+        )
+    return message.encode()
+
+
+def _invoke(
+    model: Any, schema: Any, body: bytes, content_type: str, supported: list[str]
+) -> tuple[int, bytes, bytes]:
     """(status, body, media type) exactly as mlflow's scoring server answers the request."""
     from mlflow.exceptions import MlflowException
     from mlflow.pyfunc import scoring_server
 
+    if (refusal := _unsupported(content_type, supported)) is not None:
+        return 415, refusal, b"text/plain"
     try:
         answer = scoring_server.invocations(body, content_type, model, schema)
     except MlflowException as exc:
@@ -69,6 +103,7 @@ def create_app() -> Any:
 
     limit = max_body()
     model, schema = _load()
+    supported = content_types()
     version = VERSION.encode()
     too_large = json.dumps(
         {
@@ -131,7 +166,7 @@ def create_app() -> Any:
             # A prediction holds the GIL for its length; in a thread, /ping still answers
             # (the HEALTHCHECK) while a long batch runs -- mlflow's server does the same.
             status, body, media_type = await asyncio.to_thread(
-                _invoke, model, schema, request, content_type
+                _invoke, model, schema, request, content_type, supported
             )
             await respond(send, status, body, media_type)
 

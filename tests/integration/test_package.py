@@ -266,16 +266,23 @@ def test_quickstart_model_is_served_pushed_labelled_and_registered(
     assert again["cache-hit"] == "true"
     assert [v["version"] for v in versions(mlflow_server.uri, MODEL_NAME)] == [version]
 
-    # As on a fresh CI machine: without the model image here its layer is built again, and the
-    # build time in the image gives it a new digest; the content is the same, so is the version.
-    docker_client.images.remove(out["image"], force=True)
-    fresh = package_registered(
-        model_uri, registry, mlflow_server.uri, "--smoke-test", "false", "--load", "false",
-        cwd=workdir, env=PACKAGING_ENV,
+    # As on a fresh CI machine, with neither image here: a rebuild would differ by its build
+    # time, so by digest. The version records the content (this dependencies key and these
+    # model files): the image pushed for it is pulled and reused, and the version left alone.
+    before = version_tags(mlflow_server.uri, MODEL_NAME, version)
+    for image in docker_client.images.list(name=repository):
+        docker_client.images.remove(image.id, force=True)
+    fresh_done = package(
+        "--model-uri", model_uri, "--registry", registry, "--tracking-uri", mlflow_server.uri,
+        "--name", MODEL_NAME, "--load", "false", cwd=workdir, env=PACKAGING_ENV,
     )  # fmt: skip
-    assert fresh["digest"] != out["digest"] and fresh["model-version"] == version
+    fresh = outputs_of(fresh_done)
+    assert fresh["digest"] == out["digest"] and fresh["model-version"] == version
+    assert f"the same content was pushed before as {out['image-ref']}" in fresh_done.stderr
+    assert "Step 1/" not in fresh_done.stderr  # nothing was built
+    assert "predictions equal the model's own" in fresh_done.stderr  # the pulled one, tested
     assert [v["version"] for v in versions(mlflow_server.uri, MODEL_NAME)] == [version]
-    assert version_tags(mlflow_server.uri, MODEL_NAME, version)["image"] == fresh["image-ref"]
+    assert version_tags(mlflow_server.uri, MODEL_NAME, version) == before
     assert not docker_client.images.list(name=repository)  # --load false: none kept here
     assert temp_left(workdir) == []
     assert_nothing_left(docker_client)
@@ -566,6 +573,80 @@ def test_a_bad_body_limit_stops_the_server_with_its_name(
         container.remove(force=True)
 
 
+def _parquet(rows: Any) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    rows.to_parquet(buffer)
+    return buffer.getvalue()
+
+
+def test_parquet_is_read_where_pyarrow_is_and_refused_by_name_where_not(
+    docker_client: Any, iris_model: Path, iris_image: str, workdir: Path
+) -> None:
+    """The image has pyarrow only when the model's requirements bring it (it is not added to
+    every image): without it, Parquet gets a 415 that names the fix, and the 415 for other types
+    lists only what the image reads. With it (the same server on this machine's Python, which
+    has pyarrow), Parquet answers as JSON does."""
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_iris
+
+    from steps.smoke import SERVER_FILE
+
+    rows = load_iris(as_frame=True).data.head(5)
+    parquet = {"Content-Type": "application/vnd.apache.parquet"}
+    container, url = serve(docker_client, iris_image)
+    try:
+        has_pyarrow = container.exec_run(["/opt/venv/bin/python", "-c", "import pyarrow"])
+        assert has_pyarrow.exit_code != 0  # the premise: no pyarrow in this image
+        answer = requests.post(
+            f"{url}/invocations", data=_parquet(rows), headers=parquet, timeout=30
+        )
+        assert answer.status_code == 415
+        assert "cannot read Parquet: pyarrow is not installed" in answer.text
+        assert "add pyarrow to the model's requirements" in answer.text
+        other = requests.post(
+            f"{url}/invocations", data=b"x", headers={"Content-Type": "text/plain"}, timeout=30
+        )
+        assert other.status_code == 415 and "parquet" not in other.text
+        assert "application/json, text/csv" in other.text
+    finally:
+        container.remove(force=True)
+
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, str(SERVER_FILE), "serve"],
+        env={"PATH": "/usr/bin:/bin", "HOME": str(workdir), "PORT": str(port),
+             "MLSTEPS_MODEL_DIR": str(iris_model)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        local = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if requests.get(f"{local}/ping", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                assert time.monotonic() < deadline and server.poll() is None
+                time.sleep(0.3)
+        by_json = requests.post(
+            f"{local}/invocations",
+            json={"dataframe_split": json.loads(rows.to_json(orient="split", index=False))},
+            timeout=30,
+        )
+        by_parquet = requests.post(
+            f"{local}/invocations", data=_parquet(rows), headers=parquet, timeout=30
+        )
+        assert by_parquet.status_code == 200, by_parquet.text
+        assert by_parquet.json() == by_json.json()
+    finally:
+        server.kill()
+        server.wait()
+
+
 # ----- failure paths ------------------------------------------------------------------------
 
 
@@ -703,6 +784,44 @@ def test_an_s3_key_that_leads_out_of_the_model_directory_is_refused(
     assert "'../../../escaped.txt', a name that leads out of the model's directory" in error
     assert not (workdir / "escaped.txt").exists()
     assert temp_left(workdir) == []
+
+
+def test_a_base_image_that_cannot_be_pulled_is_named_as_such(
+    docker_client: Any, iris_model: Path, registry: str, workdir: Path
+) -> None:
+    base = f"{registry}/it-no-such-base:3.11"
+    done = package(
+        "--model-uri", str(iris_model), "--repository", "it-no-base", "--base-image", base,
+        cwd=workdir,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr[-2000:]
+    error = json.loads(done.stdout)["error"]
+    assert f"the base image {base} (--base-image) could not be pulled" in error
+    assert "requirements" not in error
+    assert "\x1b" not in done.stdout + done.stderr
+    assert not docker_client.images.list(name="it-no-base")
+    _assert_clean(docker_client, workdir)
+
+
+def test_register_true_without_a_registry_is_refused(
+    docker_client: Any, mlflow_server: Any, quickstart_models: list[str], workdir: Path
+) -> None:
+    """Registering tags the version with the pushed image's digest: asked for without a push,
+    it is refused (run and dry run alike); left to its default, a build-only run says that
+    nothing is registered."""
+    name = "it-package-no-registry"
+    args = ("package", "--model-uri", quickstart_models[0], "--tracking-uri", mlflow_server.uri,
+            "--name", name, "--repository", "it-no-registry")  # fmt: skip
+    for dry in ((), ("--dry-run",)):
+        done = mlsteps(*dry, "--json", *args, "--register", "true", cwd=workdir)
+        assert done.returncode == 2, done.stderr[-2000:]
+        error = json.loads(done.stdout)["error"]
+        assert "--register true (flag --register)" in error and "give --registry" in error
+    done = mlsteps("--dry-run", "--json", *args, cwd=workdir)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "nothing is registered: without --registry" in done.stderr
+    assert versions(mlflow_server.uri, name) == []
+    assert not docker_client.images.list(name="it-no-registry")
 
 
 def test_a_server_that_crashes_fails_the_smoke_test(

@@ -391,6 +391,36 @@ def test_gpu_base_gets_python_installed_first() -> None:
     )
 
 
+@pytest.mark.parametrize("good", ["linux/amd64", "linux/arm64/v8", "windows/amd64", "linux/386"])
+def test_platforms(tmp_path: Path, good: str) -> None:
+    _config(tmp_path, ("model-uri", "m"), ("platform", good))
+
+
+@pytest.mark.parametrize(
+    "bad", ["garbage/zz", "linux", "linux/amd64/v8/x", "Linux/AMD64", "linux/arm64/8", "linux/"]
+)
+def test_bad_platforms_name_the_option(tmp_path: Path, bad: str) -> None:
+    with pytest.raises(ConfigError, match=f"--platform '{bad}' is not valid: expected OS/ARCH"):
+        _config(tmp_path, ("model-uri", "m"), ("platform", bad))
+
+
+def test_register_true_needs_a_push(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="--register true .flag --register. tags the model"):
+        _config(tmp_path, ("model-uri", "m"), ("register", "true"))
+    with pytest.raises(ConfigError, match="environment variable|env MLSTEPS_PACKAGE_REGISTER"):
+        _config(tmp_path, ("model-uri", "m"), env={"MLSTEPS_PACKAGE_REGISTER": "true"})
+    _config(tmp_path, ("model-uri", "m"))  # the default: build and test here
+    _config(tmp_path, ("model-uri", "m"), ("register", "false"))
+    _config(tmp_path, ("model-uri", "m"), ("register", "true"), ("registry", "r.example"))
+
+
+def test_build_output_loses_its_terminal_escapes() -> None:
+    from steps.image_build import plain
+
+    coloured = "\x1b[1;31mERROR:\x1b[0m no \x1b]8;;https://x\x07link\x1b]8;;\x07\x1b(B\x1b[?25l\r"
+    assert plain(coloured) == "ERROR: no link"
+
+
 def test_same_predictions_tolerates_float_noise_only() -> None:
     import math
 
