@@ -105,6 +105,9 @@ def _read_facts(ref: ModelRef, artifacts: Artifacts) -> ModelFacts:
         "MLmodel", "saved_input_example_info.serving_input_path", str(serving_example or ""),
         RELATIVE_PATH, "a path inside the model's directory",
     )  # fmt: skip
+    # The default image tag is made of it (model-HEX): the engine would refuse other characters.
+    model_uuid = str(mlmodel.get("model_uuid") or "")
+    check.field("MLmodel", "model_uuid", model_uuid, MODEL_UUID, "a model uuid (hex digits)")
     for line in requirements or ():
         check.requirement(source, line)
     return ModelFacts(
@@ -117,12 +120,13 @@ def _read_facts(ref: ModelRef, artifacts: Artifacts) -> ModelFacts:
         serving_example=serving_example,
         input_example=example_info.get("artifact_path"),
         created=str(mlmodel.get("utc_time_created") or ""),
-        model_uuid=str(mlmodel.get("model_uuid") or ""),
+        model_uuid=model_uuid,
     )
 
 
 PYTHON_VERSION = re.compile(r"\d+\.\d+(\.\d+)?")
 MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+MODEL_UUID = re.compile(r"(m-)?[0-9a-fA-F-]{1,64}")
 RELATIVE_PATH = re.compile(r"(?!/)(?!.*(^|/)\.\.(/|$))[^\x00-\x1f\\]+")
 
 

@@ -217,6 +217,10 @@ def test_facts_fall_back_to_conda_yaml(tmp_path: Path) -> None:
             "pip option",
         ),
         (
+            {"MLmodel": MLMODEL.replace("0123456789ab4cdef0123456789abcdef", "'x y'")},
+            "its MLmodel gives model_uuid: 'x y', which is not a model uuid",
+        ),
+        (
             {"requirements.txt": "-c constraints.txt\n"},
             "'-c constraints.txt', a pip option",
         ),
