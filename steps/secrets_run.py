@@ -7,11 +7,9 @@ the login undoes what it made: leases and the login token are revoked, files rem
 from __future__ import annotations
 
 import json
-import os
 import secrets as random_tokens
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -28,6 +26,15 @@ from steps.secret import Secret
 from steps.secret_specs import SecretSpec, pick
 from steps.secrets import default_lease_dir
 from steps.secrets_options import SecretsConfig
+from steps.secrets_record import (
+    FileIdentity,
+    LeaseRecord,
+    check_files,
+    load_record,
+    record_text,
+    remove_files,
+    write_private,
+)
 from steps.vault import Connection, Credentials, Vault, VaultFailed
 
 MAX_CONCURRENT_READS = 16
@@ -254,7 +261,7 @@ def _apply(plan: Plan, session: Session, handlers: Mapping[str, Any]) -> list[st
 def run_fetch(config: SecretsConfig, plan: Plan, runtime: Runtime) -> StepResult:
     session = Session(config, runtime)
     face = session.face
-    written: list[Path] = []
+    written: list[FileIdentity] = []
     record_path = Path(
         config.lease_file
         or default_lease_dir(config.environ)
@@ -282,33 +289,31 @@ def run_fetch(config: SecretsConfig, plan: Plan, runtime: Runtime) -> StepResult
             text = json.dumps({n: v.reveal() for n, v in session.values.items()}, indent=2) + "\n"
         else:
             text = "".join(f"{n}={_dotenv_quote(v.reveal())}\n" for n, v in session.values.items())
-        write_private(path, text)
-        written.append(path)
+        written.append(write_private(path, text))
 
     def write_record(action: Action) -> None:
-        record = {
-            "version": 1,
-            "url": config.url,
-            "namespace": config.namespace,
+        text = record_text(
+            url=config.url,
+            namespace=config.namespace,
             # The token the reads were made with: revoke needs it to revoke their leases, and
             # revokes the token itself only when the login made it (token_owned). A token the
             # user gave is kept out of the file when there is nothing for it to revoke.
-            "token": session.token.reveal()
+            token=session.token.reveal()
             if session.token and (session.token_is_ours or session.leases)
             else None,
-            "token_owned": session.token_is_ours,
-            "leases": session.leases,
-            "files": [str(p.resolve()) for p in written],
+            token_owned=session.token_is_ours,
+            leases=session.leases,
+            files=written,
             # How to reach the server again (paths, not contents), so that the cleanup step
             # needs no TLS options of its own.
-            "tls": {
+            tls={
                 "ca-cert": config.ca_cert,
                 "client-cert": config.client_cert,
                 "client-key": config.client_key,
                 "tls-skip-verify": config.tls_skip_verify,
             },
-        }
-        write_private(record_path, json.dumps(record, indent=2) + "\n")
+        )
+        write_private(record_path, text)
 
     try:
         applied = _apply(
@@ -323,8 +328,8 @@ def run_fetch(config: SecretsConfig, plan: Plan, runtime: Runtime) -> StepResult
         )
     except BaseException:
         with signals.shielded(deliver=False):
-            for path in written:
-                path.unlink(missing_ok=True)
+            for file in written:
+                Path(file.path).unlink(missing_ok=True)
         raise
     outputs.update(
         {
@@ -345,19 +350,6 @@ def _dotenv_quote(value: str) -> str:
     # than the shell that must get every value exactly should take --file NAME.json.
     escaped = "".join("\\" + char if char in '\\"$`' else char for char in value)
     return '"' + escaped + '"'
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write text readable by this user only (0600), atomically: never a moment of 0644."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # ----- exec ------------------------------------------------------------------------------------
@@ -417,23 +409,25 @@ def run_revoke(records: Sequence[Path], values: Mapping[str, Any], runtime: Runt
     if not records:
         face.info("nothing to revoke: no lease record found")
         return StepResult({"revoked": "0"})
-    revoked, failures = 0, []
+    # Every record is checked before any is acted on: one that fetch did not write stops the
+    # whole revoke (exit 2) with nothing deleted and no server contacted.
+    loaded: list[tuple[Path, LeaseRecord]] = []
     for path in records:
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
+        record = load_record(path)
+        if record is None:
             face.info(f"{path}: already revoked (no such record)")
             continue
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"--lease-file {path}: not a lease record ({exc}).") from None
-        token = Secret(record["token"]) if record.get("token") else None
-        owned = token is not None and record.get("token_owned") is True
+        check_files(path, record)
+        loaded.append((path, record))
+    revoked, failures = 0, []
+    for path, record in loaded:
+        token = Secret(record.token) if record.token else None
+        owned = token is not None and record.token_owned
         if token is not None:
             face.mask(token.reveal())
         # Files first: they hold values on disk, and removing them needs no server.
-        for file in record.get("files", []):
-            Path(file).unlink(missing_ok=True)
-        if not owned and not record.get("leases"):
+        remove_files(record)
+        if not owned and not record.leases:
             path.unlink()
             continue
         try:
@@ -452,22 +446,22 @@ def run_revoke(records: Sequence[Path], values: Mapping[str, Any], runtime: Runt
 
 
 def _revoke_record(
-    record: Mapping[str, Any],
+    record: LeaseRecord,
     token: Secret | None,
     owned: bool,
     values: Mapping[str, Any],
     face: Face,
 ) -> int:
     """Revoke one record's leases and (when owned) its token; the count revoked."""
-    tls = record.get("tls") or {}
+    tls = record.tls
     skip = bool(values["tls-skip-verify"] or tls.get("tls-skip-verify"))
-    url = (values["url"] or record["url"]).rstrip("/")
+    url = (values["url"] or record.url).rstrip("/")
     warn_about_transport(face, url, skip_verify=skip)
     vault = Vault(
         Connection(
             # what the fetch used, unless this invocation says otherwise
             url=url,
-            namespace=values["namespace"] or record.get("namespace"),
+            namespace=values["namespace"] or record.namespace,
             ca_cert=values["ca-cert"] or tls.get("ca-cert"),
             client_cert=values["client-cert"] or tls.get("client-cert"),
             client_key=values["client-key"] or tls.get("client-key"),
@@ -479,7 +473,7 @@ def _revoke_record(
     )
     revoked, refused = 0, []
     with signals.shielded():
-        for lease in record.get("leases", []):
+        for lease in record.leases:
             # Revoking a token we own takes its leases along, so a lease it could not revoke
             # one by one still ends with it.
             if vault.revoke_lease(lease) or owned:

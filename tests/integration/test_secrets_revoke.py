@@ -1,0 +1,242 @@
+"""`mlsteps secrets revoke` takes only the records `secrets fetch` wrote, and removes only the
+files fetch wrote: the attacks of a record that a repository commits (or another user writes,
+or a symlink points at), and of a fetched file replaced by a symlink to a victim. Each ends in
+exit 2 with the record and the reason named, the victim intact and no server contacted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests import services
+from tests.integration.test_secrets import Cli, Done
+
+pytestmark = pytest.mark.services
+
+
+@pytest.fixture
+def cli(vault_server: services.VaultServer, tmp_path: Path) -> Cli:
+    return Cli(vault_server, tmp_path, uuid.uuid4().hex[:8])
+
+
+@pytest.fixture
+def listener() -> Iterator[socket.socket]:
+    """A port that records whether anyone connected: the URL a foreign record names."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    sock.settimeout(0.2)
+    yield sock
+    sock.close()
+
+
+def contacted(sock: socket.socket) -> bool:
+    try:
+        conn, _ = sock.accept()
+    except TimeoutError:
+        return False
+    conn.close()
+    return True
+
+
+def victim(cli: Cli) -> Path:
+    path = cli.cwd / "victim.txt"
+    path.write_text("precious\n")
+    path.chmod(0o600)  # as private as fetch's own files: only the inode tells them apart
+    return path
+
+
+def record(url: str, files: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    return {
+        "version": 2,
+        "url": url,
+        "namespace": None,
+        "token": "hvs.attacker-supplied",
+        "token_owned": True,
+        "leases": ["database/creds/x/abc"],
+        "files": files,
+        "tls": {"ca-cert": None, "client-cert": None, "client-key": None, "tls-skip-verify": False},
+        **extra,
+    }
+
+
+def identity(path: Path) -> dict[str, Any]:
+    info = path.stat()
+    return {"path": str(path), "device": info.st_dev, "inode": info.st_ino}
+
+
+def refused(done: Done, record_path: Path, why: str, cwd: Path) -> None:
+    # Records found in the default directory are named as found: relative to the directory.
+    shown = (
+        record_path.relative_to(cwd)
+        if record_path.is_relative_to(cwd / ".mlsteps")
+        else record_path
+    )
+    assert done.code == 2, done
+    assert f"--lease-file {shown}:" in done.err and why in done.err, done
+    assert "nothing was revoked or removed" in done.err, done
+    assert "Traceback" not in done.err, done
+
+
+def test_a_committed_record_listing_a_victim_is_refused(cli: Cli, listener: socket.socket) -> None:
+    target = victim(cli)
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    committed = cli.cwd / ".mlsteps" / "secrets" / "lease-committed.json"
+    committed.parent.mkdir(parents=True)
+    committed.write_text(json.dumps(record(url, [identity(target)])))
+    committed.chmod(0o644)  # what a checkout gives a committed file
+    done = cli.run("secrets", "revoke")  # no --lease-file: the default directory is searched
+    refused(done, committed, "of mode 0644, not 0600", cli.cwd)
+    assert target.read_text() == "precious\n" and committed.exists()
+    assert not contacted(listener), "revoke contacted the URL a foreign record named"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a file of another owner needs root")
+def test_a_record_of_another_owner_is_refused(cli: Cli, listener: socket.socket) -> None:
+    target = victim(cli)
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    foreign = cli.cwd / "lease-foreign.json"
+    foreign.write_text(json.dumps(record(url, [identity(target)])))
+    foreign.chmod(0o600)
+    os.chown(foreign, 65534, 65534)
+    done = cli.run("secrets", "revoke", "--lease-file", str(foreign))
+    refused(done, foreign, "owned by uid 65534, not by this user", cli.cwd)
+    assert target.read_text() == "precious\n" and foreign.exists()
+    assert not contacted(listener)
+
+
+def test_a_record_that_is_a_symlink_is_refused(cli: Cli, listener: socket.socket) -> None:
+    target = victim(cli)
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    real = cli.cwd / "elsewhere.json"
+    real.write_text(json.dumps(record(url, [identity(target)])))
+    real.chmod(0o600)
+    link = cli.cwd / ".mlsteps" / "secrets" / "lease-link.json"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(real)
+    done = cli.run("secrets", "revoke")
+    refused(done, link, "it is a symbolic link", cli.cwd)
+    assert target.read_text() == "precious\n" and real.exists() and link.is_symlink()
+    assert not contacted(listener)
+
+
+def test_one_foreign_record_stops_revoke_before_any_record_is_acted_on(cli: Cli) -> None:
+    # A record fetch really wrote, and beside it a committed one: the good one is kept too.
+    cli.put("secret", f"{cli.uid}/db", {"password": f"pw-{cli.uid}"})
+    env = cli.reader()
+    values = cli.cwd / "values.env"
+    done = cli.run(
+        "secrets", "fetch", "--secrets", f"secret/{cli.uid}/db password", "--file", str(values),
+        env=env,
+    )  # fmt: skip
+    assert done.code == 0, done
+    directory = cli.cwd / ".mlsteps" / "secrets"
+    (good,) = directory.glob("lease-*.json")
+    bad = directory / "lease-zzz.json"
+    bad.write_text(json.dumps(record(cli.vault.addr, [])))
+    bad.chmod(0o644)
+    done = cli.run("secrets", "revoke", env=env)
+    refused(done, bad, "of mode 0644", cli.cwd)
+    assert good.exists() and values.exists()
+
+
+@pytest.mark.parametrize("replacement", ["symlink", "other-file"])
+def test_a_fetched_file_replaced_after_fetch_is_not_removed(cli: Cli, replacement: str) -> None:
+    cli.put("secret", f"{cli.uid}/db", {"password": f"pw-{cli.uid}"})
+    env = cli.reader()
+    values, lease = cli.cwd / "values.env", cli.cwd / "lease.json"
+    done = cli.run(
+        "secrets", "fetch", "--secrets", f"secret/{cli.uid}/db password", "--file", str(values),
+        "--lease-file", str(lease), env=env,
+    )  # fmt: skip
+    assert done.code == 0, done
+    written = json.loads(lease.read_text())["files"]
+    assert written == [identity(values)]
+    target = victim(cli)
+    # Made beside it, then renamed over it: the old inode is still in use when the new
+    # file gets its number, so the numbers differ (an unlink first could reuse it).
+    other = cli.cwd / "other"
+    if replacement == "symlink":
+        other.symlink_to(target)
+        why = "is now not a regular file"
+    else:  # a private file of ours at the same path, but not the one fetch wrote
+        other.write_text("someone else's\n")
+        other.chmod(0o600)
+        why = "another file than the one fetch wrote"
+    os.replace(other, values)
+    done = cli.run("secrets", "revoke", "--lease-file", str(lease), env=env)
+    assert done.code == 2, done
+    assert f"its file {values}" in done.err and why in done.err, done
+    assert "Traceback" not in done.err
+    assert target.read_text() == "precious\n" and lease.exists()
+    assert values.is_symlink() if replacement == "symlink" else values.exists()
+    # Once the user removed what is there, the record revokes as usual.
+    values.unlink()
+    done = cli.run("secrets", "revoke", "--lease-file", str(lease), env=env)
+    assert done.code == 0, done
+    assert not lease.exists() and target.exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        pytest.param("{not json", "not JSON", id="not-json"),
+        pytest.param("\xff\xfe", "not JSON", id="not-utf8"),
+        pytest.param("[1, 2]", "not a JSON object", id="a-list"),
+        pytest.param(json.dumps({"version": 1, "url": "http://x", "files": ["/etc/passwd"]}),
+                     "version 1, expected 2", id="old-version"),
+        pytest.param(json.dumps({**record("http://127.0.0.1:9", []), "leases": "abc"}),
+                     "'leases' must be a list of lease ids", id="leases-a-string"),
+        pytest.param(json.dumps({**record("http://127.0.0.1:9", []), "files": ["/etc/passwd"]}),
+                     "each of 'files' must be {path (absolute), device, inode}",
+                     id="file-a-string"),
+        pytest.param(json.dumps({k: v for k, v in record("http://127.0.0.1:9", []).items()
+                                 if k != "url"}), "'url' must be a URL", id="no-url"),
+        pytest.param(json.dumps({**record("http://127.0.0.1:9", []), "token_owned": "yes"}),
+                     "'token_owned' must be true or false", id="owned-a-string"),
+        pytest.param(json.dumps({**record("http://127.0.0.1:9", []), "tls": None}),
+                     "'tls' must be an object", id="tls-null"),
+        pytest.param(json.dumps({**record("file:///etc", [])}), "'url' must be an http(s) URL",
+                     id="url-not-http"),
+    ],
+)  # fmt: skip
+def test_a_malformed_record_is_bad_input(cli: Cli, content: str, why: str) -> None:
+    path = cli.cwd / "lease.json"
+    path.write_bytes(content.encode("latin-1") if content == "\xff\xfe" else content.encode())
+    path.chmod(0o600)
+    done = cli.run("secrets", "revoke", "--lease-file", str(path))
+    assert done.code == 2, done
+    assert f"--lease-file {path}: not a lease record of this mlsteps ({why}" in done.err, done
+    assert "Traceback" not in done.err and done.seconds < 10, done
+    assert path.exists()
+
+
+def test_a_record_too_large_is_refused_without_reading_it_all(cli: Cli) -> None:
+    path = cli.cwd / "lease.json"
+    with path.open("wb") as out:
+        out.truncate(64 << 20)  # sparse: 64 MiB of zeros
+    path.chmod(0o600)
+    done = cli.run("secrets", "revoke", "--lease-file", str(path))
+    assert done.code == 2, done
+    assert "larger than 1048576 bytes" in done.err and "Traceback" not in done.err, done
+
+
+def test_fetch_makes_new_parent_directories_private(cli: Cli) -> None:
+    cli.put("secret", f"{cli.uid}/db", {"password": f"pw-{cli.uid}"})
+    values = cli.cwd / "a" / "b" / "values.env"
+    done = cli.run(
+        "secrets", "fetch", "--secrets", f"secret/{cli.uid}/db password", "--file", str(values),
+        "--lease-file", str(cli.cwd / "lease.json"), env=cli.reader(),
+    )  # fmt: skip
+    assert done.code == 0, done
+    for directory in (cli.cwd / "a", cli.cwd / "a" / "b"):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
