@@ -269,7 +269,7 @@ def main(argv: list[str] | None = None) -> None:
     except (KeyboardInterrupt, click.exceptions.Abort):
         _fail(runtime, 130, "interrupted")
     except Exception as exc:  # noqa: BLE001 - the last line of defence, written down in full
-        log = _write_traceback()
+        log = _write_traceback(runtime.get_face())
         _fail(
             runtime,
             1,
@@ -293,7 +293,9 @@ def _fail(runtime: Runtime, code: int, message: str, summary: str = "") -> None:
     if runtime.verbose and sys.exc_info()[0] is not None:
         import traceback
 
-        traceback.print_exc(file=face.err)
+        # Through the face: an exception's message can hold what the work printed (train's
+        # last log lines), secrets included, and only the face knows what to mask.
+        face.write(traceback.format_exc().rstrip("\n"), face.err)
     face.result(step, exit_code=code, outputs=runtime.partial_outputs, error=message)
     sys.exit(code)
 
@@ -303,7 +305,9 @@ def _report(runtime: Runtime, step: str, code: int, message: str) -> None:
         runtime.get_face().result(step, exit_code=code, outputs={}, error=message)
 
 
-def _write_traceback() -> str:
+def _write_traceback(face: Face) -> str:
+    """The traceback in a private log file, masked like every line shown (it may be attached
+    to a public bug report)."""
     import tempfile
     import time
     import traceback
@@ -312,5 +316,5 @@ def _write_traceback() -> str:
         prefix=f"mlsteps-{time.strftime('%Y%m%d-%H%M%S')}-", suffix=".log"
     )
     with os.fdopen(handle, "w", encoding="utf-8") as out:
-        traceback.print_exc(file=out)
+        out.write(face.scrub(traceback.format_exc()))
     return path

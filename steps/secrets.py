@@ -158,7 +158,7 @@ def exec_(runtime: Runtime, flags: Mapping[str, Any], command: list[str]) -> Ste
     plan = build_plan(config, "exec", command)
     if runtime.dry_run:
         return StepResult({}, plan=plan)
-    from steps.secrets_run import run_exec
+    from steps.secrets_exec import run_exec
 
     return run_exec(config, plan, runtime, command)
 

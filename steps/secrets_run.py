@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import secrets as random_tokens
-import subprocess
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -20,7 +18,7 @@ from urllib.parse import urlsplit
 from steps import signals
 from steps.ci.base import Face
 from steps.cli import Runtime, StepResult
-from steps.errors import ConfigError, MlstepsError, StepFailed
+from steps.errors import ConfigError, StepFailed
 from steps.plan import Action, Plan
 from steps.secret import Secret
 from steps.secret_specs import SecretSpec, pick
@@ -38,22 +36,9 @@ from steps.secrets_record import (
 from steps.vault import Connection, Credentials, Vault, VaultFailed
 
 MAX_CONCURRENT_READS = 16
-# mlsteps' own names for the login credentials; the VAULT_* ones are the user's and stay, since
-# a command may well use the Vault CLI with them.
-LOGIN_CREDENTIALS = frozenset(
-    f"MLSTEPS_SECRETS_{name}" for name in ("TOKEN", "ROLE_ID", "SECRET_ID", "JWT")
-)
 # Seconds revocation may take at most: a cancelled CI job is killed about 10 s after its first
 # signal (GitHub: SIGINT, SIGTERM 7.5 s later, SIGKILL 2.5 s after that).
 REVOKE_BUDGET = 7.0
-
-
-class CommandExited(MlstepsError):
-    """``secrets exec``'s command failed: mlsteps exits with the command's own code."""
-
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 def warn_about_transport(face: Face, url: str, *, skip_verify: bool) -> None:
@@ -247,7 +232,7 @@ class Session:
         )
 
 
-def _apply(plan: Plan, session: Session, handlers: Mapping[str, Any]) -> list[str]:
+def apply_plan(plan: Plan, session: Session, handlers: Mapping[str, Any]) -> list[str]:
     """Apply the plan; on any failure or cancel, revoke what the login made, then re-raise."""
     try:
         return plan.apply({"vault.login": session.login, "vault.read": session.read, **handlers})
@@ -316,7 +301,7 @@ def run_fetch(config: SecretsConfig, plan: Plan, runtime: Runtime) -> StepResult
         write_private(record_path, text)
 
     try:
-        applied = _apply(
+        applied = apply_plan(
             plan,
             session,
             {
@@ -350,57 +335,6 @@ def _dotenv_quote(value: str) -> str:
     # than the shell that must get every value exactly should take --file NAME.json.
     escaped = "".join("\\" + char if char in '\\"$`' else char for char in value)
     return '"' + escaped + '"'
-
-
-# ----- exec ------------------------------------------------------------------------------------
-def run_exec(config: SecretsConfig, plan: Plan, runtime: Runtime, command: list[str]) -> StepResult:
-    session = Session(config, runtime)
-    exit_code: list[int] = []
-
-    def run_command(action: Action) -> None:
-        # The command gets the secrets, not the credentials that read them.
-        env = {k: v for k, v in config.environ.items() if k not in LOGIN_CREDENTIALS}
-        env.update({name: value.reveal() for name, value in session.values.items()})
-        # With --json, stdout carries the one result object: the command's output goes to stderr.
-        exit_code.append(run_child(command, env, stdout_to_stderr=runtime.json_mode))
-
-    applied = _apply(
-        plan,
-        session,
-        {"process.exec": run_command, "vault.revoke": lambda action: session.revoke(action)},
-    )
-    code = exit_code[0]
-    if code != 0:
-        raise CommandExited(f"{command[0]} exited with code {code}", code)
-    return StepResult({"names": ",".join(session.values)}, applied=tuple(applied))
-
-
-def run_child(
-    command: Sequence[str], env: Mapping[str, str], *, stdout_to_stderr: bool = False
-) -> int:
-    """Run command with our stdio; on cancel pass the signal on, then stop it within the grace."""
-    try:
-        proc = subprocess.Popen(
-            list(command), env=dict(env), stdout=sys.stderr if stdout_to_stderr else None
-        )
-    except FileNotFoundError:
-        raise ConfigError(
-            f"command {command[0]!r} not found. Check the command after --."
-        ) from None
-    except PermissionError:
-        raise ConfigError(f"command {command[0]!r} is not executable.") from None
-    try:
-        code = proc.wait()
-    except signals.Cancelled as cancel:
-        with signals.shielded(deliver=False):
-            proc.send_signal(cancel.signum)
-            try:
-                proc.wait(timeout=signals.STOP_GRACE)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        raise
-    return 128 - code if code < 0 else code  # a signal N shows as -N
 
 
 # ----- revoke ----------------------------------------------------------------------------------

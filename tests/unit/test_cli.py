@@ -185,6 +185,31 @@ def test_unexpected_error_writes_the_traceback_to_a_file(tmp_path: Path) -> None
     log.unlink()
 
 
+@pytest.mark.parametrize("verbose", [[], ["-v"]])
+def test_the_traceback_of_an_unexpected_error_is_masked(tmp_path: Path, verbose: list[str]) -> None:
+    # The same unplanned failure, with a secret's value in the failing path: the message, the
+    # log file and (with -v) the traceback printed all show *** instead.
+    value = f"s3cret-{os.getpid()}-value"
+    (tmp_path / f"blocker-{value}").write_text("")
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "S": value,
+        "MLSTEPS_OUTPUTS_FILE": str(tmp_path / f"blocker-{value}" / "o.json"),
+    }
+    done = mlsteps(
+        *verbose, "--ci", "jenkins", "train", "--backend", "local", "--secret-env", "S",
+        "--", "true", cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "blocker-***" in done.stderr and value not in done.stdout + done.stderr
+    assert ("Traceback" in done.stderr) == bool(verbose)
+    match = next(x for x in done.stderr.splitlines() if "unexpected error" in x)
+    log = Path(match.split("The traceback is in ")[1].split(";")[0])
+    text = log.read_text()
+    log.unlink()
+    assert "Traceback" in text and "blocker-***" in text and value not in text
+
+
 def test_package_help_and_dry_run_import_no_heavy_library(tmp_path: Path) -> None:
     """A package dry run reads the model's MLmodel, which is YAML: yaml is the one library it
     needs (and requests, for a model on an MLflow server); never docker, mlflow or boto3."""

@@ -1,0 +1,139 @@
+"""``secrets exec``: run a command with the secrets in its environment, its output masked.
+
+Loaded only by a real run. The values exist only in the command's environment; what the command
+prints passes through the face's masking (Jenkins and a terminal have no masker of their own),
+fenced on GitHub so the command cannot issue workflow commands.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Mapping, Sequence
+from typing import IO, TextIO
+
+from steps import signals
+from steps.ci.base import Face
+from steps.cli import Runtime, StepResult
+from steps.errors import ConfigError, MlstepsError
+from steps.plan import Action, Plan
+from steps.secrets_options import SecretsConfig
+from steps.secrets_run import Session, apply_plan
+
+# mlsteps' own names for the login credentials; the VAULT_* ones are the user's and stay, since
+# a command may well use the Vault CLI with them.
+LOGIN_CREDENTIALS = frozenset(
+    f"MLSTEPS_SECRETS_{name}" for name in ("TOKEN", "ROLE_ID", "SECRET_ID", "JWT")
+)
+# Bytes of one line of a command's output held for masking before they are shown anyway.
+MAX_PENDING = 1 << 20
+
+
+class CommandExited(MlstepsError):
+    """``secrets exec``'s command failed: mlsteps exits with the command's own code."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def run_exec(config: SecretsConfig, plan: Plan, runtime: Runtime, command: list[str]) -> StepResult:
+    session = Session(config, runtime)
+    face = session.face
+    exit_code: list[int] = []
+
+    def run_command(action: Action) -> None:
+        # The command gets the secrets, not the credentials that read them.
+        env = {k: v for k, v in config.environ.items() if k not in LOGIN_CREDENTIALS}
+        env.update({name: value.reveal() for name, value in session.values.items()})
+        # On GitHub the command could print workflow commands (::add-mask::, ::set-env…) of
+        # its own: its output is fenced like train's log.
+        with face.untrusted_lines():
+            exit_code.append(run_child(command, env, face, json_mode=runtime.json_mode))
+
+    applied = apply_plan(
+        plan,
+        session,
+        {"process.exec": run_command, "vault.revoke": lambda action: session.revoke(action)},
+    )
+    code = exit_code[0]
+    if code != 0:
+        raise CommandExited(f"{command[0]} exited with code {code}", code)
+    return StepResult({"names": ",".join(session.values)}, applied=tuple(applied))
+
+
+def run_child(
+    command: Sequence[str], env: Mapping[str, str], face: Face, *, json_mode: bool = False
+) -> int:
+    """Run command with our stdin; its stdout and stderr pass through the face's masking (a
+    value it prints shows as *** on every runner, Jenkins and a terminal included). With
+    --json its stdout goes to stderr: stdout carries the one result object. On cancel the
+    signal is passed on, then the command is stopped within the grace."""
+    try:
+        proc = subprocess.Popen(
+            list(command), env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+    except FileNotFoundError:
+        raise ConfigError(
+            f"command {command[0]!r} not found. Check the command after --."
+        ) from None
+    except PermissionError:
+        raise ConfigError(f"command {command[0]!r} is not executable.") from None
+    assert proc.stdout is not None and proc.stderr is not None
+    pumps = [
+        threading.Thread(target=_pump, args=(source, sink, face), daemon=True)
+        for source, sink in (
+            (proc.stdout, sys.stderr if json_mode else face.out),
+            (proc.stderr, face.err),
+        )
+    ]
+    for pump in pumps:
+        pump.start()
+    try:
+        code = proc.wait()
+    except signals.Cancelled as cancel:
+        with signals.shielded(deliver=False):
+            proc.send_signal(cancel.signum)
+            try:
+                proc.wait(timeout=signals.STOP_GRACE)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        raise
+    finally:
+        for pump in pumps:
+            # A grandchild holding the pipes open must not hold up the end.
+            pump.join(timeout=signals.STOP_GRACE)
+    return 128 - code if code < 0 else code  # a signal N shows as -N
+
+
+def _pump(source: IO[bytes], sink: TextIO, face: Face) -> None:
+    """Copy the command's output masked, a line at a time (a \r ends one too, so progress
+    bars move). Bytes that are not UTF-8 pass unchanged (surrogateescape): binary output
+    survives."""
+    target = getattr(sink, "buffer", None)
+
+    def emit(piece: bytes) -> None:
+        text = face.scrub(piece.decode("utf-8", "surrogateescape"))
+        data = text.encode("utf-8", "surrogateescape")
+        sink.flush()
+        if target is not None:
+            target.write(data)
+            target.flush()
+        else:  # a stream without bytes underneath (a test's StringIO)
+            sink.write(data.decode("utf-8", "replace"))
+            sink.flush()
+
+    pending = b""
+    with source:
+        while chunk := source.read1(1 << 16):  # type: ignore[attr-defined]
+            *lines, pending = re.split(b"(?<=[\r\n])", pending + chunk)
+            if len(pending) > MAX_PENDING:  # a line without end: shown, not held forever
+                lines.append(pending)
+                pending = b""
+            for line in lines:
+                emit(line)
+    if pending:
+        emit(pending)
