@@ -8,6 +8,7 @@ consumer (an environment, a 0600 file, a tmpfs file) calls it.
 from __future__ import annotations
 
 import hmac
+import re
 from typing import Any, NoReturn
 
 REDACTED = "<redacted>"
@@ -16,16 +17,39 @@ REDACTED = "<redacted>"
 _STRUCTURE = set("{}[](),:;\"' \t")
 
 
+# Terminal escape sequences (colour, cursor, titles): a tool that strips colour (a log viewer,
+# `less -R`, a CI page) shows a coloured value without them, so that form is masked too.
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
+
+
 def mask_lines(value: str) -> list[str]:
     """What a log masker must hide of value. Runners (GitHub, Jenkins) mask line by line, so
     every line of a multi-line value is registered on its own, except lines that are pure
     structure (a pretty-printed JSON's braces) or one or two characters long, each without its
-    indentation; a single-line value is registered whole, however short."""
+    indentation; a single-line value is registered whole, however short. Each also without
+    its surrounding spaces (a program may print the value trimmed) and without terminal escapes
+    (a viewer may strip the colour)."""
     lines = [line for line in value.splitlines() if line.strip()]
     if len(lines) <= 1:
-        return [value.strip("\r\n")] if value.strip() else []
-    # Stripped: the indentation of a pretty-printed line is not there when it is printed compact.
-    return [line.strip() for line in lines if len(line.strip()) > 2 and not set(line) <= _STRUCTURE]
+        whole = value.strip("\r\n")
+        forms = [whole, whole.strip()] if value.strip() else []
+    else:
+        # Stripped: the indentation of a pretty-printed line is not there when it is printed
+        # compact.
+        forms = [line.strip() for line in lines]
+    for form in list(forms):
+        plain = _ANSI.sub("", form)
+        forms += [plain, plain.strip()]
+    found: list[str] = []
+    for form in forms:
+        if form and form not in found and (len(lines) <= 1 or _telling(form)):
+            found.append(form)
+    return found
+
+
+def _telling(line: str) -> bool:
+    """A line of a multi-line value that gives something away when shown."""
+    return len(line) > 2 and not set(line) <= _STRUCTURE
 
 
 class Secret:

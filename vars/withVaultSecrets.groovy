@@ -245,21 +245,41 @@ private static List<String> environmentOf(Map values) {
 private static List<Map> maskPairs(Map values) {
     List<Map> pairs = []
     values.each { name, value ->
-        String text = value
-        if (text.trim()) {
-            pairs << [var: name.toString(), password: text]
+        List<String> forms = maskForms(value.toString())
+        if (value.toString().trim()) {
+            pairs << [var: name.toString(), password: value.toString()]
         }
-        // Each line that holds something, without its indentation, as mlsteps' own faces do
-        // (steps/secret.py mask_lines): a `{` or `},` registered would star every brace in
-        // the log, and lines of one or two characters give nothing away.
-        List<String> lines = text.readLines()*.trim().findAll { String line ->
-            line.size() > 2 && line != text && !(line ==~ /[\{\}\[\]\(\),:;"' \t]+/)
-        }
-        lines.eachWithIndex { String line, int index ->
-            pairs << [var: "${name}_LINE_${index + 1}".toString(), password: line]
+        forms.findAll { String form -> form != value.toString() }.eachWithIndex { String form, int index ->
+            pairs << [var: "${name}_LINE_${index + 1}".toString(), password: form]
         }
     }
     return pairs
+}
+
+// What mlsteps' own faces mask of a value (steps/secret.py mask_lines), so a block's log is
+// masked the same: a single-line value whole; each line of a multi-line one that holds
+// something, without its indentation (a `{` or `},` registered would star every brace in the
+// log, and lines of one or two characters give nothing away); each also without surrounding
+// spaces and without terminal escapes (a viewer that strips colour shows the value without).
+@NonCPS
+private static List<String> maskForms(String text) {
+    List<String> lines = text.readLines().findAll { String line -> line.strip() }
+    boolean single = lines.size() <= 1
+    List<String> forms = []
+    if (single && text.strip()) {
+        String whole = text.replaceAll(/^[\r\n]+|[\r\n]+$/, '')
+        forms << whole << whole.strip()
+    } else if (!single) {
+        forms += lines*.strip()
+    }
+    String ansi = '\\x1b(?:\\[[0-?]*[ -/]*[@-~]|\\][^\\x07\\x1b]*(?:\\x07|\\x1b\\\\)|[@-Z\\\\-_])'
+    forms += forms.collectMany { String form ->
+        String plain = form.replaceAll(ansi, '')
+        [plain, plain.strip()]
+    }
+    return forms.findAll { String form ->
+        form && (single || (form.size() > 2 && !(form ==~ /[\{\}\[\]\(\),:;"' \t]+/)))
+    }.unique()
 }
 
 // readJSON gives a JSONObject in Jenkins; the block gets plain strings.

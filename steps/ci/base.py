@@ -91,6 +91,9 @@ class Face:
         for line in mask_lines(value):
             if line not in self._masked:
                 self._masked.append(line)
+        # Longest first: a secret holding another (PREFIX-abc-SUFFIX and abc) is hidden
+        # whole, not as PREFIX-***-SUFFIX.
+        self._masked.sort(key=len, reverse=True)
 
     def scrub(self, text: str) -> str:
         for secret in self._masked:

@@ -32,6 +32,9 @@ def awkward_values(tag: str) -> dict[str, str]:
         "PRETTY_JSON_VALUE": json.dumps({"user": f"ml-{tag}", "password": "p@ss"}, indent=2),
         "SHELL_VALUE": f'$HOME ${{PATH}} `id` it\'s "q" 100% %s \\n {tag}',
         "UNICODE_VALUE": f"pässwörd 🔑 日本語 {tag}",
+        # Printed trimmed, or shown by a viewer that strips colour: those forms are masks too.
+        "SPACED_VALUE": f"  spaced {tag}  ",
+        "COLOR_VALUE": f"\x1b[31mred {tag}\x1b[0m",
     }
 
 

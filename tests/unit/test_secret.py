@@ -10,7 +10,7 @@ import pickle
 import pytest
 
 from steps.ci.base import Face
-from steps.secret import REDACTED, Secret, json_default
+from steps.secret import REDACTED, Secret, json_default, mask_lines
 
 VALUE = 'line one\n{"k": "v%$\\\\"}\nünï'
 
@@ -65,6 +65,33 @@ def test_mask_lines_are_the_lines_that_hold_something() -> None:
     assert Secret("ab").mask_lines() == ["ab"]  # a single-line value, however short
     assert Secret("single\n").mask_lines() == ["single"]
     assert Secret("   ").mask_lines() == []
+
+
+def test_mask_lines_add_the_trimmed_and_the_uncoloured_forms() -> None:
+    assert mask_lines("  spaced value \t") == ["  spaced value \t", "spaced value"]
+    coloured = "\x1b[1;31mred-secret\x1b[0m"
+    assert mask_lines(coloured) == [coloured, "red-secret"]
+    # an OSC title and a lone escape too; a multi-line value's lines alike
+    assert mask_lines("\x1b]0;title\x07ab\x1bMcd") == ["\x1b]0;title\x07ab\x1bMcd", "abcd"]
+    assert mask_lines("key\n  \x1b[32m  green-line \x1b[0m\n}") == [
+        "key",
+        "\x1b[32m  green-line \x1b[0m",
+        "  green-line ",
+        "green-line",
+    ]
+    assert mask_lines("\x1b[0m") == ["\x1b[0m"]  # nothing left once stripped: no empty mask
+
+
+def test_a_secret_holding_another_is_masked_whole_whatever_the_order() -> None:
+    for order in (["abc123", "PREFIX-abc123-SUFFIX"], ["PREFIX-abc123-SUFFIX", "abc123"]):
+        face = Face({}, out=io.StringIO())
+        for value in order:
+            face.mask(value)
+        assert face.scrub("x PREFIX-abc123-SUFFIX y abc123") == "x *** y ***"
+    face = Face({}, out=io.StringIO())
+    face.mask("  spaced value  ")
+    face.mask("\x1b[31mred-secret\x1b[0m")
+    assert face.scrub("got spaced value and red-secret") == "got *** and ***"
 
 
 def test_faces_register_the_same_lines(capsys: pytest.CaptureFixture[str]) -> None:

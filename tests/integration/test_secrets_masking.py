@@ -132,3 +132,27 @@ def test_exec_fences_its_command_on_github(cli: Cli) -> None:
     assert all(start < i < end for i in child), out
     shown = "\n".join(line for line in lines if not line.startswith("::add-mask::"))
     assert leaked(shown + err, cli.hidden) == []
+
+
+def test_exec_masks_nested_trimmed_and_uncoloured_forms(cli: Cli) -> None:
+    inner = f"abc-{cli.uid}"
+    values = {
+        "A": inner,
+        "B": f"PREFIX-{inner}-SUFFIX",  # holds A: masked whole, whichever is registered first
+        "C": f"  spaced {cli.uid}  ",
+        "D": f"\x1b[31mred-{cli.uid}\x1b[0m",
+    }
+    cli.put("secret", f"{cli.uid}/app", values)
+    script = (
+        "import os, re\n"
+        "print('B:', os.environ['B'])\n"
+        "print('C:', os.environ['C'].strip())\n"
+        "print('D:', re.sub(r'\\x1b\\[[0-9;]*m', '', os.environ['D']))\n"
+    )
+    done = cli.run(
+        "secrets", "exec", "--secrets", f"secret/{cli.uid}/app *", "--",
+        sys.executable, "-c", script, env=cli.reader(),
+    )  # fmt: skip
+    assert done.code == 0, done
+    assert "B: ***\nC: ***\nD: ***\n" in done.out, done
+    assert "PREFIX" not in done.out and "SUFFIX" not in done.out and "red-" not in done.out
