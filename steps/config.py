@@ -361,8 +361,9 @@ def parse_size(text: str) -> int:
 
 
 def redact_url(url: str) -> str:
-    """Hide credentials in a URL (https://user:pass@host → https://***@host) before showing it."""
-    return re.sub(r"(?<=://)[^/@\s]+@", "***@", url)
+    """Hide credentials in a URL (https://user:pass@host → https://***@host) before showing it.
+    The user part ends at the last @ before the path: a password may hold an @ of its own."""
+    return re.sub(r"(?<=://)[^/?#\s]*@", "***@", url)
 
 
 def show_value(opt: Option, value: Any) -> str:

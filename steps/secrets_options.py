@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from steps.cli import STEP_HELP, Runtime
-from steps.config import Option, Section, parse_duration, redact_url, resolve
+from steps.config import Option, Section, parse_duration, resolve
 from steps.errors import ConfigError
 from steps.secret import Secret
 from steps.secret_specs import SecretSpec, check_names, env_name_for, parse_specs
@@ -229,6 +229,18 @@ def resolve_values(runtime: Runtime, flags: Mapping[str, Any]) -> dict[str, Any]
                 f"--{option} {path}: no such file (from {resolved[option].source}). Give the "
                 "path of a PEM file."
             )
+    url = values["url"]
+    if url and "@" in url:
+        # user:password@ in the URL: a flag puts it in argv (every process can read it), and
+        # the URL is shown in plans and messages. A Vault address has no use for an @.
+        raise ConfigError(
+            f"--url (from {resolved['url'].source}) holds credentials (user:password@HOST): "
+            "they would be readable in argv and shown in plans and messages, and Vault does not "
+            "log in that way. Give the address alone, https://HOST:PORT, and the credential as "
+            "VAULT_TOKEN or --token-file (or another --method)."
+        )
+    if url and not url.startswith(("http://", "https://")):
+        raise ConfigError(f"--url {url}: expected http(s)://HOST:PORT.")
     if values["client-key"] and not values["client-cert"]:
         raise ConfigError("--client-key needs --client-cert: the key belongs to a certificate.")
     return values
@@ -244,8 +256,6 @@ def load_config(runtime: Runtime, flags: Mapping[str, Any], *, need_login: bool)
             "--url is not set: give the Vault server (flag --url, env VAULT_ADDR or "
             "MLSTEPS_SECRETS_URL, or secrets.url in mlsteps.yaml)."
         )
-    if not url.startswith(("http://", "https://")):
-        raise ConfigError(f"--url {redact_url(url)}: expected http(s)://HOST:PORT.")
     specs = values["secrets"] or ()
     try:
         check_names(specs)

@@ -173,8 +173,8 @@ def _parse(path: Path, raw: Any) -> LeaseRecord:
         return value
 
     url = typed("url", (str,), "a URL")
-    if not url.startswith(("http://", "https://")):
-        raise _malformed(path, "'url' must be an http(s) URL")
+    if not url.startswith(("http://", "https://")) or "@" in url:
+        raise _malformed(path, "'url' must be an http(s) URL without credentials")
     leases = typed("leases", (list,), "a list of lease ids")
     if not all(isinstance(lease, str) and lease for lease in leases):
         raise _malformed(path, "'leases' must be a list of lease ids")

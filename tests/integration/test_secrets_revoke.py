@@ -205,8 +205,10 @@ def test_a_fetched_file_replaced_after_fetch_is_not_removed(cli: Cli, replacemen
                      "'token_owned' must be true or false", id="owned-a-string"),
         pytest.param(json.dumps({**record("http://127.0.0.1:9", []), "tls": None}),
                      "'tls' must be an object", id="tls-null"),
-        pytest.param(json.dumps({**record("file:///etc", [])}), "'url' must be an http(s) URL",
-                     id="url-not-http"),
+        pytest.param(json.dumps({**record("file:///etc", [])}),
+                     "'url' must be an http(s) URL without credentials", id="url-not-http"),
+        pytest.param(json.dumps({**record("http://u:p@127.0.0.1:9", [])}),
+                     "'url' must be an http(s) URL without credentials", id="url-credentials"),
     ],
 )  # fmt: skip
 def test_a_malformed_record_is_bad_input(cli: Cli, content: str, why: str) -> None:

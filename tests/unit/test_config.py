@@ -191,6 +191,15 @@ def test_bad_sizes_and_durations(text: str) -> None:
 def test_credentials_in_urls_are_redacted() -> None:
     assert redact_url("https://user:s3cret@mlflow.example/x") == "https://***@mlflow.example/x"
     assert redact_url("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
+    # The user part ends at the last @ before the path: a password may hold an @ of its own.
+    assert (
+        redact_url("http://user:p@ss@w0rd@vault:8200/v1?x=a@b") == "http://***@vault:8200/v1?x=a@b"
+    )
+    assert redact_url("https://tok@host") == "https://***@host"
+    assert (
+        redact_url("see http://a:b@c/d and https://e:f@g@h")
+        == "see http://***@c/d and https://***@h"
+    )
 
 
 def test_schema_accepts_the_quickstart_file_and_rejects_unknown_keys() -> None:
