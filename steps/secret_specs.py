@@ -79,7 +79,8 @@ def parse_specs(raw: Any) -> tuple[SecretSpec, ...]:
         return _parse_text(raw)
     if isinstance(raw, list | tuple):
         if all(isinstance(item, str) for item in raw):
-            return _parse_text(";".join(raw))
+            # Repeated flags, or the lines of a YAML list: each may be the list form itself.
+            return tuple(spec for item in raw for spec in parse_specs(item))
         return tuple(_parse_mapping(item, i) for i, item in enumerate(raw, 1))
     raise ValueError(
         "vault-action lines ('PATH KEY | ENV_NAME ;') or a list of "

@@ -384,7 +384,11 @@ class Vault:
         if status == 404:
             if optional:
                 return None
-            where = f" (KV v{mount.kv_version} mount {mount.path})" if mount else ""
+            where = ""
+            if mount is not None and mount.kv_version:
+                where = f" (KV v{mount.kv_version} mount {mount.path})"
+            elif mount is not None:  # not KV (cubbyhole, database…): it has no KV version
+                where = f" ({mount.type or 'secrets'} engine at {mount.path})"
             pinned = f" version {version}" if version is not None else ""
             asked = f", so no key {', '.join(repr(k) for k in keys)}" if keys else ""
             raise VaultFailed(

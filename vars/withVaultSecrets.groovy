@@ -81,6 +81,13 @@ def call(Map userConfig, Closure body = null) {
         if (status != 0) {
             error failureMessage('fetch', status)
         }
+        if (!fileExists(secretsFile)) {
+            // A dry run (MLSTEPS_DRY_RUN) printed its plan and read nothing: there are no values
+            // to run the block with, and the block may do real work, so it does not run.
+            echo 'withVaultSecrets: dry run (MLSTEPS_DRY_RUN is set): mlsteps printed its plan ' +
+                'above and read no secrets, so the block is not run'
+            return null
+        }
         Map values = [:]
         try {
             values = plainMap(readJSON(file: secretsFile))

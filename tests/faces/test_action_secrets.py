@@ -50,12 +50,28 @@ def leaks(result: Any, setup: VaultSecrets) -> list[str]:
     return setup.leaks(result.log, *outputs)
 
 
+def list_form(setup: VaultSecrets) -> str:
+    """setup.requests in the documented list form, each KV value pinned to its version 1."""
+    items = []
+    for request in setup.requests:
+        head, _, env = request.partition(" | ")
+        path, key = head.split()
+        item: dict[str, Any] = {"path": path, "key": key, "env": env}
+        if path.startswith("secret/"):
+            item["version"] = 1
+        items.append(item)
+    return json.dumps(items)
+
+
+@pytest.mark.parametrize("form", ["lines", "list"])
 def test_fetch_exports_masked_values_and_the_cleanup_step_revokes(
-    run_act: Any, vault_server: Any, redis_server: Any
+    run_act: Any, vault_server: Any, redis_server: Any, form: str
 ) -> None:
     setup = VaultSecrets(vault_server, redis_server, "github")
     users_before = set(redis_server.acl_users())
-    result = run_workflow(run_act, setup)
+    result = run_workflow(
+        run_act, setup, **({"SECRETS": list_form(setup)} if form == "list" else {})
+    )
     assert result.returncode == 0, result.log + result.stderr
     assert result.results.pop("0") == "success"  # the copy standing in for a checkout
     assert result.results == {

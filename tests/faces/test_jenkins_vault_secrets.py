@@ -551,3 +551,59 @@ def test_real_cli_logs_in_with_a_jwt_credential(
     assert run.result == len(f"key-{tag}")
     assert vault_checks.login_tokens(vault_server.addr, vault_server.root_token, mount) == []
     assert jwt not in run.console and f"key-{tag}" not in run.console
+
+
+def reader_token(vault: Any, path: str) -> str:
+    policy = vs.policy(
+        vault,
+        f"read-{uuid.uuid4().hex[:8]}",
+        f'path "secret/data/{path}" {{ capabilities = ["read"] }}',
+    )
+    return vs.token_with_policies(vault, [policy])
+
+
+@pytest.mark.services
+def test_real_cli_dry_run_shows_the_plan_and_skips_the_block(
+    run_jenkins: Any, mlsteps_cli: str, vault_server: Any, tmp_path: Path
+) -> None:
+    path = f"{uuid.uuid4().hex[:8]}/db"
+    vs.put_kv(vault_server, "secret", path, {"password": "pw-dry"})
+    run = run_jenkins(
+        "withVaultSecrets",
+        {"mlsteps": mlsteps_cli, "url": vault_server.addr, "secrets": f"secret/{path} password"},
+        body="sh 'touch block-ran'",
+        workspace=tmp_path / "ws",
+        env={"MLSTEPS_DRY_RUN": "true", "VAULT_TOKEN": reader_token(vault_server, path)},
+        timeout=120,
+    )
+    assert run.status == "SUCCESS", run.console
+    assert "dry run: nothing below is done" in run.console
+    assert "the block is not run" in run.console and "Exception" not in run.console
+    assert not (tmp_path / "ws" / "block-ran").exists()
+    assert run.calls("readJSON") == [] and run.calls("wrap") == []
+    assert not Path(call_dir(run)).exists()
+    assert "pw-dry" not in run.console
+
+
+@pytest.mark.services
+def test_real_cli_takes_the_documented_list_form_as_the_key(
+    run_jenkins: Any, mlsteps_cli: str, vault_server: Any, tmp_path: Path
+) -> None:
+    path = f"{uuid.uuid4().hex[:8]}/db"
+    for n in (1, 2, 3):
+        vs.put_kv(vault_server, "secret", path, {"password": f"pw-v{n}"})
+    workspace = tmp_path / "ws"
+    run = run_jenkins(
+        "withVaultSecrets",
+        {
+            "mlsteps": mlsteps_cli,
+            "url": vault_server.addr,
+            "secrets": f"[{{path: secret/{path}, key: password, env: DB_VALUE, version: 2}}]",
+        },
+        body=r"""sh '"$PYTHON" "$SEEN" > seen.json'""",
+        workspace=workspace,
+        env={**seen_env(tmp_path), "VAULT_TOKEN": reader_token(vault_server, path)},
+        timeout=120,
+    )
+    assert run.status == "SUCCESS", run.console
+    assert json.loads((workspace / "seen.json").read_text()) == {"DB_VALUE": sha("pw-v2")}

@@ -11,7 +11,7 @@ import pytest
 
 from tests import services
 from tests import vault_setup as vs
-from tests.integration.test_secrets import Cli, Done
+from tests.integration.test_secrets import Cli, Done, expect_values
 
 pytestmark = pytest.mark.services
 
@@ -52,3 +52,40 @@ def test_credentials_in_the_vault_url_are_refused_and_never_shown(cli: Cli, wher
     bad_input(done, f"--url ({source}) holds credentials", "VAULT_TOKEN or --token-file")
     assert "admin" not in done.out + done.err and "w0rd" not in done.out + done.err
     assert list(cli.cwd.iterdir()) == [], "nothing is left behind"
+
+
+@pytest.mark.parametrize("where", ["flag", "env", "flag-beside-a-line"])
+def test_the_documented_list_form_pins_versions_as_a_flag_and_a_variable(
+    cli: Cli, where: str
+) -> None:
+    path = f"{cli.uid}/ml/db"
+    for n in (1, 2, 3):
+        cli.put("secret", path, {"password": f"pw-{cli.uid}-v{n}"})
+    listed = (
+        f"[{{path: secret/{path}, key: password, env: FIRST, version: 1}}, "
+        f'{{"path": "secret/{path}", "key": "password", "env": "SECOND", "version": 2}}]'
+    )
+    env: dict[str, str | None] = dict(cli.reader())
+    args = ["--secrets", listed]
+    if where == "env":
+        env["MLSTEPS_SECRETS_SECRETS"], args = listed, []
+    elif where == "flag-beside-a-line":
+        args += ["--secrets", f"secret/{path} password | LATEST"]
+    names = ["FIRST", "SECOND"] + (["LATEST"] if where == "flag-beside-a-line" else [])
+    done = cli.run("secrets", "exec", *args, "--", *cli.child(*names), env=env)
+    expected = {"FIRST": f"pw-{cli.uid}-v1", "SECOND": f"pw-{cli.uid}-v2"}
+    if where == "flag-beside-a-line":
+        expected["LATEST"] = f"pw-{cli.uid}-v3"
+    expect_values(done, expected)
+
+
+def test_a_missing_path_on_a_mount_that_is_not_kv_names_its_engine(cli: Cli) -> None:
+    done = cli.run(
+        "secrets", "exec", "--secrets", "cubbyhole/nothing-here key", "--", "true",
+        env=cli.reader(),
+    )  # fmt: skip
+    assert done.code == 1, done
+    assert "secret cubbyhole/nothing-here: nothing there (cubbyhole engine at cubbyhole/)" in (
+        done.err
+    ), done
+    assert "vNone" not in done.err
