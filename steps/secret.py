@@ -11,6 +11,8 @@ import hmac
 import re
 from typing import Any, NoReturn
 
+from steps.errors import ConfigError
+
 REDACTED = "<redacted>"
 # Lines of a multi-line value made only of these are structure, not secret: `{`, `},`, `]`.
 # Registered as masks they would star every brace in the rest of the job's log.
@@ -96,3 +98,33 @@ def json_default(value: Any) -> Any:
     if isinstance(value, Secret):
         return REDACTED
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+# A token, a secret id or a JWT is at most a few KiB: a file much larger is the wrong file
+# (or /dev/zero), and reading it whole would never end.
+MAX_CREDENTIAL_BYTES = 64 * 1024
+
+
+def read_secret_file(option: str, path: str, fix: str = "Fix the path.") -> Secret:
+    """The credential in a file, trimmed; exit 2 naming the option for anything else."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_CREDENTIAL_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"{option} {path}: cannot read it ({exc.strerror}). {fix}") from None
+    if len(data) > MAX_CREDENTIAL_BYTES:
+        raise ConfigError(
+            f"{option} {path}: longer than {MAX_CREDENTIAL_BYTES // 1024} KiB, so not a "
+            "credential (a token, a secret id or a JWT is a few KiB at most). Give the file "
+            "that holds the credential alone."
+        )
+    try:
+        text = data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"{option} {path}: not UTF-8 text, so not a credential. Give the file that holds "
+            "the credential alone, as text."
+        ) from None
+    if not text:
+        raise ConfigError(f"{option} {path}: the file is empty. {fix}")
+    return Secret(text)

@@ -15,6 +15,7 @@ in steps/secrets_options.py). Talking to Vault
 
 from __future__ import annotations
 
+import os
 import shlex
 from collections.abc import Mapping
 from pathlib import Path
@@ -95,7 +96,11 @@ def build_plan(config: SecretsConfig, mode: str, command: list[str] | None = Non
 
 
 def _check_fetch_target(config: SecretsConfig) -> None:
-    if config.lease_file and Path(config.lease_file).exists():
+    if (
+        config.lease_file
+        and Path(config.lease_file).exists()
+        and not Path(config.lease_file).is_dir()
+    ):
         # Overwriting it would lose what it holds: leases and a token nobody could revoke.
         raise ConfigError(
             f"--lease-file {config.lease_file}: a lease record is already there. Run "
@@ -107,6 +112,51 @@ def _check_fetch_target(config: SecretsConfig) -> None:
             "secrets fetch has nowhere to put the values here: give --file PATH (a 0600 "
             "dotenv or JSON file), or use `mlsteps secrets exec -- CMD` to run a command with "
             "them in its environment and nothing on disk."
+        )
+    # Every place the run writes is checked before the login: a path that cannot be written
+    # found after the reads would leave leases and a token made for nothing.
+    _check_output_path("--file", config.file)
+    lease_file = config.lease_file or str(default_lease_dir(config.environ) / "lease-x.json")
+    _check_output_path("--lease-file", lease_file)
+    if config.github and config.export_env:
+        if not config.environ.get("GITHUB_ENV"):
+            raise ConfigError(
+                "GITHUB_ENV is not set: --export-env works in a GitHub Actions step. Give "
+                "--export-env false and --file PATH elsewhere."
+            )
+        _check_output_path("$GITHUB_ENV", config.environ["GITHUB_ENV"])
+    if config.github and config.export_outputs and config.environ.get("GITHUB_OUTPUT"):
+        _check_output_path("$GITHUB_OUTPUT", config.environ["GITHUB_OUTPUT"])
+
+
+def _check_output_path(option: str, path: str | None) -> None:
+    """Exit 2 when the file at path could not be written (created with its directories)."""
+    if not path:
+        return
+    target = Path(path)
+    long = [part for part in target.parts if len(part.encode()) > 255]
+    if long:
+        raise ConfigError(
+            f"{option} {path}: the name {long[0][:40]!r}… is longer than 255 bytes, more than "
+            "a file system allows. Give a shorter path."
+        )
+    if target.is_dir():
+        raise ConfigError(
+            f"{option} {path}: a directory, not a file. Give the path of a file in it, e.g. "
+            f"{target / 'secrets.env'}."
+        )
+    parent = target.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(
+            f"{option} {path}: {parent} is a file, so nothing can be written under it. Give a "
+            "path in a directory."
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"{option} {path}: this user may not write in {parent}. Give a path in a "
+            "directory you can write."
         )
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from steps.cli import STEP_HELP, Runtime
 from steps.config import Option, Section, parse_duration, resolve
 from steps.errors import ConfigError
-from steps.secret import Secret
+from steps.secret import Secret, read_secret_file
 from steps.secret_specs import SecretSpec, check_names, env_name_for, parse_specs
 from steps.vault import AUTH_METHODS
 
@@ -41,6 +41,18 @@ SPECS_SCHEMA = {
         },
     ],
 }
+
+
+# Retries go on until --timeout: it must end, and leave time for at least one request.
+TIMEOUT_RANGE = (0.1, 24 * 3600.0)
+
+
+def parse_timeout(text: str) -> float:
+    seconds = parse_duration(text)
+    low, high = TIMEOUT_RANGE
+    if not low <= seconds <= high:  # also false for nan; a 400-digit number is inf
+        raise ValueError("a duration from 100ms to 24h, such as 30s or 5m")
+    return seconds
 
 
 def _secret(name: str, help: str, *fallbacks: str) -> Option:
@@ -132,7 +144,7 @@ SECTION = Section(
         ),
         Option(
             name="timeout",
-            parse=parse_duration,
+            parse=parse_timeout,
             default=60.0,
             metavar="DURATION",
             help="Total time for login and reads, retries included (revoke: for revoking).",
@@ -220,15 +232,6 @@ class SecretsConfig:
 def resolve_values(runtime: Runtime, flags: Mapping[str, Any]) -> dict[str, Any]:
     resolved = resolve(SECTION, flags, runtime.config_file(), runtime.environ)
     values = {name: value.value for name, value in resolved.items()}
-    # TLS files are read by the HTTP library deep in the first request: check them here, so a
-    # typo is a clear exit 2 and not a stack of library errors.
-    for option in ("ca-cert", "client-cert", "client-key"):
-        path = values[option]
-        if path and not Path(path).is_file():
-            raise ConfigError(
-                f"--{option} {path}: no such file (from {resolved[option].source}). Give the "
-                "path of a PEM file."
-            )
     url = values["url"]
     if url and "@" in url:
         # user:password@ in the URL: a flag puts it in argv (every process can read it), and
@@ -243,7 +246,44 @@ def resolve_values(runtime: Runtime, flags: Mapping[str, Any]) -> dict[str, Any]
         raise ConfigError(f"--url {url}: expected http(s)://HOST:PORT.")
     if values["client-key"] and not values["client-cert"]:
         raise ConfigError("--client-key needs --client-cert: the key belongs to a certificate.")
+    _check_tls_files(values, {name: r.source for name, r in resolved.items()})
     return values
+
+
+def _check_tls_files(values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
+    """TLS files are read by the HTTP library deep in the first request: load them here the
+    way it will, so a typo, a directory or a file that is not PEM is a clear exit 2 and not a
+    TLS failure (exit 1) or a stack of library errors."""
+    import ssl
+
+    def bad(option: str, why: str) -> ConfigError:
+        return ConfigError(
+            f"--{option} {values[option]}: {why} (from {sources[option]}). Give the path of a "
+            "PEM file" + (" (the server's CA bundle)." if option == "ca-cert" else ".")
+        )
+
+    for option in ("ca-cert", "client-cert", "client-key"):
+        path = values[option]
+        if path and not Path(path).is_file():
+            raise bad(option, "no such file" if not Path(path).exists() else "not a file")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if values["ca-cert"]:
+        try:
+            context.load_verify_locations(cafile=values["ca-cert"])
+        except ssl.SSLError:
+            raise bad("ca-cert", "holds no certificate") from None
+        except OSError as exc:
+            raise bad("ca-cert", f"cannot read it ({exc.strerror})") from None
+        except ValueError:
+            raise bad("ca-cert", "holds no certificate") from None
+    if values["client-cert"]:
+        try:
+            context.load_cert_chain(values["client-cert"], values["client-key"])
+        except ssl.SSLError:
+            option = "client-key" if values["client-key"] else "client-cert"
+            raise bad(option, "no certificate with its private key could be loaded") from None
+        except OSError as exc:
+            raise bad("client-cert", f"cannot read it ({exc.strerror})") from None
 
 
 def load_config(runtime: Runtime, flags: Mapping[str, Any], *, need_login: bool) -> SecretsConfig:
@@ -268,15 +308,7 @@ def load_config(runtime: Runtime, flags: Mapping[str, Any], *, need_login: bool)
         if value:
             return Secret(value)
         if path:
-            try:
-                text = Path(path).read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ConfigError(
-                    f"--{option}-file {path}: cannot read it ({exc.strerror}). Fix the path."
-                ) from None
-            if not text:
-                raise ConfigError(f"--{option}-file {path}: the file is empty.")
-            return Secret(text)
+            return read_secret_file(f"--{option}-file", path)
         return None
 
     token, role_id, secret_id, jwt = (

@@ -14,11 +14,10 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from steps.errors import ConfigError, StepFailed
-from steps.secret import Secret
+from steps.secret import Secret, read_secret_file
 
 AUTH_METHODS = ("token", "approle", "jwt", "kubernetes")
 # Vault's answers worth a retry: 412 while a write is not yet visible on a performance standby,
@@ -437,14 +436,11 @@ class Vault:
 
 # ----- helpers ---------------------------------------------------------------------------------
 def _read_sa_token(creds: Credentials) -> Secret:
-    path = Path(creds.kubernetes_token_path or "")
-    try:
-        return Secret(path.read_text(encoding="utf-8").strip())
-    except OSError as exc:
-        raise ConfigError(
-            f"--kubernetes-token-path {path}: cannot read the service-account token "
-            f"({exc.strerror}). Run in a pod with a mounted service account, or give the path."
-        ) from None
+    return read_secret_file(
+        "--kubernetes-token-path",
+        creds.kubernetes_token_path or "",
+        "Run in a pod with a mounted service account, or give the path.",
+    )
 
 
 def _maybe_done(url: str, what: str, said: str) -> str:

@@ -24,10 +24,11 @@ def cli(vault_server: services.VaultServer, tmp_path: Path) -> Cli:
 
 
 def bad_input(done: Done, *needles: str) -> None:
+    shown = done.err + done.out  # the GitHub face prints ::error:: lines on stdout
     assert done.code == 2, done
     for needle in needles:
-        assert needle in done.err, done
-    assert "Traceback" not in done.err and "unexpected error" not in done.err, done
+        assert needle in shown, done
+    assert "Traceback" not in shown and "unexpected error" not in shown, done
     assert done.seconds < 10, done
 
 
@@ -89,3 +90,123 @@ def test_a_missing_path_on_a_mount_that_is_not_kv_names_its_engine(cli: Cli) -> 
         done.err
     ), done
     assert "vNone" not in done.err
+
+
+# --- files and values that are not what they claim: each is exit 2 before any request --------
+
+
+# The URL is a port nothing listens on: a check made after the login would end in exit 1.
+def offline(cli: Cli, extra: dict[str, str | None] | None = None) -> dict[str, str | None]:
+    return {"VAULT_ADDR": vs.unused_address(), "VAULT_TOKEN": "some-token", **(extra or {})}
+
+
+CREDENTIAL_FILES = [
+    ("token-file", "token", []),
+    ("role-id-file", "approle", ["--secret-id-file", "{ok}"]),
+    ("secret-id-file", "approle", ["--role-id-file", "{ok}"]),
+    ("jwt-file", "jwt", ["--role", "ci"]),
+]
+
+
+@pytest.mark.parametrize("content", ["endless", "binary"])
+@pytest.mark.parametrize(("option", "method", "more"), CREDENTIAL_FILES)
+def test_a_credential_file_that_is_not_a_credential(
+    cli: Cli, option: str, method: str, more: list[str], content: str
+) -> None:
+    ok = cli.cwd / "ok"
+    ok.write_text("fine\n")
+    if content == "endless":
+        path, why = "/dev/zero", "longer than 64 KiB, so not a credential"
+    else:
+        path, why = str(cli.cwd / "binary"), "not UTF-8 text, so not a credential"
+        Path(path).write_bytes(b"\xff\xfe\x00token\x80")
+    args = [a.format(ok=ok) for a in more]
+    done = cli.run(
+        "secrets", "exec", "--method", method, f"--{option}", path, *args,
+        "--secrets", "secret/ml/db password", "--", "true", env=offline(cli, {"VAULT_TOKEN": None}),
+    )  # fmt: skip
+    bad_input(done, f"--{option} {path}: {why}")
+
+
+def test_an_endless_kubernetes_token_is_refused_before_the_login(cli: Cli) -> None:
+    done = cli.run(
+        "secrets", "exec", "--method", "kubernetes", "--role", "ci",
+        "--kubernetes-token-path", "/dev/zero", "--secrets", "secret/ml/db password",
+        "--", "true", env=offline(cli, {"VAULT_TOKEN": None}),
+    )  # fmt: skip
+    bad_input(done, "--kubernetes-token-path /dev/zero: longer than 64 KiB")
+
+
+@pytest.mark.parametrize(
+    ("option", "content", "why"),
+    [
+        ("ca-cert", None, "not a file"),
+        ("ca-cert", b"not a certificate\n", "holds no certificate"),
+        ("ca-cert", b"\xff\xfe\x00\x80", "holds no certificate"),
+        ("client-cert", b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+         "no certificate with its private key could be loaded"),
+    ],
+)  # fmt: skip
+def test_a_tls_file_that_cannot_be_used(
+    cli: Cli, option: str, content: bytes | None, why: str
+) -> None:
+    path = cli.cwd / option
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content)
+    base = ["--secrets", "secret/ml/db password", "--", "true"]
+    for subcommand in (["exec", f"--{option}", str(path), *base],
+                       ["revoke", f"--{option}", str(path)]):  # fmt: skip
+        done = cli.run("secrets", *subcommand, env=offline(cli))
+        bad_input(done, f"--{option} {path}: {why} (from flag --{option})")
+
+
+@pytest.mark.parametrize("case", ["file-dir", "file-under-a-file", "lease-dir", "long-name",
+                                  "github-env-dir", "github-env-unset"])  # fmt: skip
+def test_an_output_path_that_cannot_be_written_is_refused_before_the_login(
+    cli: Cli, case: str
+) -> None:
+    (cli.cwd / "adir").mkdir()
+    (cli.cwd / "afile").write_text("")
+    env = offline(cli)
+    args = ["--file", "values.env"]
+    if case == "file-dir":
+        args, message = ["--file", "adir"], f"--file {cli.cwd / 'adir'}: a directory, not a file"
+    elif case == "file-under-a-file":
+        args = ["--file", "afile/x/v.env"]
+        message = f"--file {cli.cwd / 'afile/x/v.env'}: {cli.cwd / 'afile'} is a file"
+    elif case == "lease-dir":
+        args += ["--lease-file", "adir"]
+        message = f"--lease-file {cli.cwd / 'adir'}: a directory, not a file"
+    elif case == "long-name":
+        args = ["--file", "x" * 300 + ".env"]
+        message = "is longer than 255 bytes"
+    else:
+        env.update({"GITHUB_ACTIONS": "true", "RUNNER_TEMP": str(cli.cwd / "adir")})
+        args = []
+        if case == "github-env-dir":
+            env["GITHUB_ENV"] = str(cli.cwd / "adir")
+            message = f"$GITHUB_ENV {cli.cwd / 'adir'}: a directory, not a file"
+        else:
+            message = "GITHUB_ENV is not set: --export-env works in a GitHub Actions step"
+    done = cli.run("secrets", "fetch", "--secrets", "secret/ml/db password", *args, env=env)
+    bad_input(done, message)
+    assert sorted(p.name for p in cli.cwd.iterdir()) == ["adir", "afile"]
+    assert list((cli.cwd / "adir").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "value", ["inf", "nan", "9" * 400, "0.000000000001", "1e-12", "99999h", "0"]
+)
+@pytest.mark.parametrize("where", ["flag", "env"])
+def test_a_timeout_that_would_never_end_or_never_start(cli: Cli, value: str, where: str) -> None:
+    args, env = ["--timeout", value], offline(cli)
+    if where == "env":
+        args, env["MLSTEPS_SECRETS_TIMEOUT"] = [], value
+    done = cli.run(
+        "secrets", "exec", *args, "--secrets", "secret/ml/db password", "--", "true", env=env
+    )
+    source = "--timeout" if where == "flag" else "MLSTEPS_SECRETS_TIMEOUT"
+    bad_input(done, source)
+    assert "such as 30s or 5m" in done.err or "such as 90s, 30m or 2h" in done.err, done
