@@ -231,8 +231,21 @@ def revoke(runtime: Runtime, flags: Mapping[str, Any], _: list[str]) -> StepResu
         plan = Plan("secrets revoke")
         if not records:
             plan.add("record.none", "nothing to revoke: no lease record found")
-        for record in records:
-            plan.add("record.revoke", f"revoke the leases and token in {record}, remove its files")
+        from steps.secrets_record import check_files, load_record
+
+        for path in records:
+            # Read, never acted on: a record the run would refuse is refused here too.
+            record = load_record(path)
+            if record is None:
+                plan.add("record.gone", f"{path}: already revoked (no such record)")
+                continue
+            check_files(path, record)
+            plan.add(
+                "record.revoke",
+                f"revoke the {len(record.leases)} lease(s)"
+                + (" and the login token" if record.token and record.token_owned else "")
+                + f" in {path}, remove its {len(record.files)} file(s)",
+            )
         return StepResult({}, plan=plan)
     from steps.secrets_run import run_revoke
 

@@ -242,3 +242,25 @@ def test_fetch_makes_new_parent_directories_private(cli: Cli) -> None:
     assert done.code == 0, done
     for directory in (cli.cwd / "a", cli.cwd / "a" / "b"):
         assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
+
+
+def test_the_dry_run_reads_the_records_and_refuses_what_the_run_would(cli: Cli) -> None:
+    cli.put("secret", f"{cli.uid}/db", {"password": f"pw-{cli.uid}"})
+    env = cli.reader()
+    values = cli.cwd / "values.env"
+    done = cli.run(
+        "secrets", "fetch", "--secrets", f"secret/{cli.uid}/db password", "--file", str(values),
+        env=env,
+    )  # fmt: skip
+    assert done.code == 0, done
+    (good,) = (cli.cwd / ".mlsteps" / "secrets").glob("lease-*.json")
+    dry = cli.run("--dry-run", "secrets", "revoke", env=env)
+    assert dry.code == 0, dry
+    shown = good.relative_to(cli.cwd)
+    assert f"revoke the 0 lease(s) in {shown}, remove its 1 file(s)" in dry.out, dry
+    assert good.exists() and values.exists()
+    bad = good.parent / "lease-zzz.json"
+    bad.write_text(json.dumps(record(cli.vault.addr, [])))
+    bad.chmod(0o644)
+    refused(cli.run("--dry-run", "secrets", "revoke", env=env), bad, "of mode 0644", cli.cwd)
+    assert good.exists() and values.exists() and bad.exists()
