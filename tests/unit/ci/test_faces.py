@@ -147,3 +147,16 @@ def test_detection_and_override() -> None:
     assert detect({}) == "local"
     assert make_face("jenkins", {"GITHUB_ACTIONS": "true"}).name == "jenkins"
     assert make_face("auto", {"GITHUB_ACTIONS": "true"}).name == "github"
+
+
+def test_github_registers_the_trimmed_and_uncoloured_forms_too(tmp_path: Path) -> None:
+    face, out, _ = github(tmp_path)
+    face.mask(" \x1b[31mred-secret\x1b[0m ")
+    assert out.getvalue().splitlines() == [
+        "::add-mask:: \x1b[31mred-secret\x1b[0m ",
+        "::add-mask::\x1b[31mred-secret\x1b[0m",
+        "::add-mask:: red-secret ",
+        "::add-mask::red-secret",
+    ]
+    face.mask("secret")  # held by the first: the longer one is still replaced whole
+    assert face.scrub("[red-secret] [secret]") == "[***] [***]"
