@@ -9,6 +9,7 @@ the file key ``train: {shm-size: …}``. Precedence: flags > environment > file 
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -17,6 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from steps.errors import ConfigError
+from steps.values import (
+    MAX_YAML_CHARS,
+    YamlRefused,
+    check_path,
+    check_text,
+    clip,
+    compose_yaml,
+    construct_yaml,
+)
 
 DEFAULT_CONFIG_FILE = "mlsteps.yaml"
 
@@ -62,6 +72,22 @@ class Option:
     schema: Mapping[str, Any] | None = None
     # How help and docs show the default when its parsed form reads badly (120.0 for "2m").
     default_text: str | None = None
+    # The values a number may take (both ends included), said in --help and the schema;
+    # unset: any finite number (an int: a 32-bit one).
+    limits: tuple[float, float] | None = None
+
+    @property
+    def range(self) -> tuple[float, float]:
+        if self.limits is not None:
+            return self.limits
+        return (-(2**31), 2**31 - 1) if self.kind == "int" else (-math.inf, math.inf)
+
+    @property
+    def range_text(self) -> str:
+        low, high = (int(x) if float(x).is_integer() else x for x in self.range)
+        if math.isinf(low):
+            return "" if math.isinf(high) else f" up to {high}"
+        return f" from {low} to {high}"
 
     @property
     def shown_default(self) -> str:
@@ -137,10 +163,14 @@ class ConfigFile:
 def find_config_file(explicit: str | None, cwd: Path | None = None) -> Path | None:
     """The file named by --config / MLSTEPS_CONFIG, else ./mlsteps.yaml when present."""
     if explicit:
-        path = Path(explicit)
+        try:
+            path = Path(check_path(explicit))
+        except ValueError as exc:
+            raise ConfigError(f"--config {clip(explicit)} is not valid: expected {exc}.") from None
         if not path.is_file():
+            what = "not a regular file" if path.exists() else "no such file"
             raise ConfigError(
-                f"--config {explicit}: no such file. Give the path of an mlsteps.yaml, "
+                f"--config {clip(explicit, plain=True)}: {what}. Give the path of an mlsteps.yaml, "
                 "or leave --config out to use ./mlsteps.yaml when present."
             )
         return path
@@ -155,22 +185,29 @@ def load_config_file(path: Path | None, sections: Sequence[Section]) -> ConfigFi
     import yaml  # only when a file is there; pyyaml is light but not free
 
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:  # bounded: the file could be /dev/zero or huge
+            data = handle.read(MAX_YAML_CHARS + 1)
+        if len(data) > MAX_YAML_CHARS:
+            raise ConfigError(
+                f"{path}: larger than {MAX_YAML_CHARS:,} bytes; a pipeline file is far smaller. "
+                "Give the right file."
+            )
+    except OSError as exc:
+        raise ConfigError(
+            f"{path}: cannot be read ({exc.strerror or exc}). Give a readable mlsteps.yaml "
+            "(check its permissions), or leave --config out."
+        ) from None
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(
             f"{path}: not UTF-8 text (byte {exc.start}). Save the file as UTF-8."
         ) from None
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or str(exc)
-        # An unclosed bracket is found at the end of the file; the context names its start.
-        context, start = getattr(exc, "context", None), getattr(exc, "context_mark", None)
-        if context and start:
-            problem += f", {context} at line {start.line + 1}"
-        raise ConfigError(f"{where}: not valid YAML ({problem}). Fix the syntax there.") from None
+        root = compose_yaml(text)
+    except YamlRefused as exc:
+        where = f"{path}:{exc.line}" if exc.line else str(path)
+        raise ConfigError(f"{where}: not valid YAML ({exc.problem}). Fix it there.") from None
     cfg = ConfigFile(path)
     if root is None:
         return cfg
@@ -204,7 +241,12 @@ def load_config_file(path: Path | None, sections: Sequence[Section]) -> ConfigFi
                     _unknown(f"{path}:{opt_line}", "key", opt_key.value, option_names, name)
                 )
             cfg.lines[(name, opt_key.value)] = opt_line
-            values[opt_key.value] = yaml.safe_load(yaml.serialize(opt_value))
+            try:
+                values[opt_key.value] = construct_yaml(opt_value)
+            except YamlRefused as exc:
+                raise ConfigError(
+                    f"{path}:{exc.line}: {name}.{opt_key.value} is not valid ({exc.problem})."
+                ) from None
         cfg.data[name] = values
     return cfg
 
@@ -279,11 +321,15 @@ def _convert(opt: Option, raw: Any, label: str, base: Path) -> Any:
     def bad(expected: str, value: Any = raw, *, said: str = "expected ") -> ConfigError:
         if isinstance(value, tuple | list) and all(isinstance(v, str) for v in value):
             value = "; ".join(value)  # repeated flags of a structured option
-        shown = "<redacted>" if opt.secret else repr(value)
+        shown = "<redacted>" if opt.secret else clip(value)
         return ConfigError(f"{label} {shown} is not valid: {said}{expected.rstrip('.')}.")
 
     if raw is None:
         return opt.default
+    try:
+        _check_texts(raw)
+    except ValueError as exc:
+        raise bad(str(exc)) from None
     if opt.kind == "structured":
         assert opt.parse is not None, "a structured option parses its own shape"
         try:
@@ -308,12 +354,13 @@ def _convert(opt: Option, raw: Any, label: str, base: Path) -> Any:
     text = str(raw).strip() if not isinstance(raw, bool) else str(raw).lower()
     try:
         if opt.parse:
-            return _parse(opt, text, base)
+            return _in_range(opt, _parse(opt, text, base))
         if opt.kind in ("int", "float"):
             try:
-                return int(text) if opt.kind == "int" else float(text)
+                number = int(text) if opt.kind == "int" else float(text)
             except ValueError:  # Python's own words ("invalid literal for int()") help nobody
                 raise ValueError(KINDS[opt.kind]) from None
+            return _in_range(opt, number)
         if opt.kind == "bool":
             if text.lower() in ("1", "true", "yes", "on"):
                 return True
@@ -325,10 +372,44 @@ def _convert(opt: Option, raw: Any, label: str, base: Path) -> Any:
                 raise ValueError("one of " + ", ".join(opt.choices))
             return text
         if opt.kind == "path":
-            return str((base / Path(text).expanduser()).resolve())
+            return absolute_path(text, base)
         return text
     except ValueError as exc:
         raise bad(str(exc) or KINDS.get(opt.kind, "a valid value")) from None
+
+
+def _check_texts(raw: Any) -> None:
+    """Every string in a value (a flag, a variable, or what the file nests) is sane text."""
+    if isinstance(raw, str):
+        check_text(raw)
+    elif isinstance(raw, list | tuple):
+        for item in raw:
+            _check_texts(item)
+    elif isinstance(raw, dict):
+        for key, item in raw.items():
+            _check_texts(key)
+            _check_texts(item)
+
+
+def _in_range(opt: Option, value: Any) -> Any:
+    """Numbers are finite and within the option's range (a float with no range: any finite)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value
+    low, high = opt.range
+    if not math.isfinite(value):
+        raise ValueError(f"a finite number{opt.range_text}")
+    if not low <= value <= high:
+        raise ValueError(f"{KINDS.get(opt.kind, 'a number')}{opt.range_text}")
+    return value
+
+
+def absolute_path(text: str, base: Path) -> str:
+    """A path option's value made absolute (relative to ``base``), or ValueError."""
+    check_path(text)
+    try:
+        return str((base / Path(text).expanduser()).resolve())
+    except RuntimeError as exc:  # ~nosuchuser, or a symlink loop
+        raise ValueError(f"a path that can be resolved ({exc})") from None
 
 
 def _parse(opt: Option, text: str, base: Path) -> Any:
@@ -342,22 +423,35 @@ _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$")
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?$", re.IGNORECASE)
 
 
+MAX_DURATION = 30 * 24 * 3600.0  # 30 days: beyond that a timeout or a TTL is a typo
+MAX_SIZE = 2**50  # 1024t
+
+
 def parse_duration(text: str) -> float:
-    """'90s', '30m', '2h', '1.5h' or plain seconds → seconds."""
+    """'90s', '30m', '2h', '1.5h' or plain seconds → seconds, from 1 ms to 30 days."""
     match = _DURATION.match(text.strip().lower())
-    if not match or float(match.group(1)) <= 0:
-        raise ValueError("a positive duration such as 90s, 30m or 2h")
+    form = "a positive duration (1ms to 720h) such as 90s, 30m or 2h"
+    if not match:
+        raise ValueError(form)
     scale = {"ms": 0.001, "s": 1, None: 1, "m": 60, "h": 3600}[match.group(2)]
-    return float(match.group(1)) * scale
+    seconds = float(match.group(1)) * scale
+    if not 0.001 <= seconds <= MAX_DURATION:
+        raise ValueError(form)
+    return seconds
 
 
 def parse_size(text: str) -> int:
-    """'64m', '2g', '512k', '1GiB' or plain bytes → bytes (binary units, as Docker reads them)."""
+    """'64m', '2g', '512k', '1GiB' or plain bytes → bytes (binary units, as Docker reads them),
+    from 1 byte to 1024t."""
     match = _SIZE.match(text.strip())
-    if not match or float(match.group(1)) <= 0:
-        raise ValueError("a positive size such as 512m or 4g")
+    form = "a positive size (up to 1024t) such as 512m or 4g"
+    if not match:
+        raise ValueError(form)
     power = "bkmgt".index(match.group(2).lower() or "b")
-    return int(float(match.group(1)) * 1024**power)
+    size = float(match.group(1)) * 1024**power
+    if not 1 <= size <= MAX_SIZE:
+        raise ValueError(form)
+    return int(size)
 
 
 def redact_url(url: str) -> str:

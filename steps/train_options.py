@@ -165,7 +165,13 @@ SECTION = Section(
             name="shm-size", parse=parse_size, metavar="SIZE", help="Size of /dev/shm, e.g. 2g."
         ),
         Option(name="memory", parse=parse_size, metavar="SIZE", help="Memory limit, e.g. 8g."),
-        Option(name="cpus", kind="float", metavar="N", help="CPU limit, e.g. 1.5."),
+        Option(
+            name="cpus",
+            kind="float",
+            metavar="N",
+            limits=(0.01, 4096),  # Docker's smallest share; below it the limit would be none
+            help="CPU limit, e.g. 1.5.",
+        ),
         Option(name="user", help="User (name or uid[:gid]) the command runs as."),
         Option(
             name="network",

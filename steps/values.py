@@ -1,0 +1,197 @@
+"""Raw values from users and from files they do not control, made safe to parse and to show.
+
+One YAML loader with limits serves mlsteps.yaml, option values written as YAML (``--metrics``,
+``--secrets``) and the YAML files inside a model: an alias bomb, a 2,000-deep nesting, a
+``!!python`` tag or a list as a mapping key is refused with a one-line reason before it costs
+time or memory. ``clip`` keeps a huge value from turning into a huge message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Far above any real pipeline file, option value or MLmodel; far below what hangs the parser
+# (PyYAML in pure Python reads about 1 MB a second, and an alias bomb expands exponentially).
+MAX_YAML_CHARS = 1_000_000
+MAX_YAML_NODES = 20_000  # counted with every alias expanded, so a bomb is refused by its size
+MAX_YAML_DEPTH = 50
+# The longest string an option takes (a flag, an environment variable, a scalar in the file).
+MAX_VALUE_CHARS = 65_536
+CLIP_CHARS = 120
+
+# The tags of plain data: everything else (!!python/…, !!binary, !!set, !foo) is refused.
+_PLAIN = "tag:yaml.org,2002:"
+ALLOWED_TAGS = frozenset(
+    _PLAIN + name
+    for name in ("null", "bool", "int", "float", "str", "seq", "map", "timestamp", "merge")
+)
+
+
+class YamlRefused(ValueError):
+    """Not YAML, or YAML beyond the limits; ``line`` (1-based) when one can be named."""
+
+    def __init__(self, problem: str, line: int | None = None) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.line = line
+
+
+def _line(event: Any) -> int | None:
+    return event.start_mark.line + 1 if event.start_mark else None
+
+
+def clip(value: object, limit: int = CLIP_CHARS, *, plain: bool = False) -> str:
+    """repr(value) (the text itself when ``plain``), cut to ``limit`` characters with the
+    full length said, for messages."""
+    text = value if plain and isinstance(value, str) else repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text):,} characters)"
+
+
+def compose_yaml(text: str) -> Any:
+    """The node tree of one YAML document (for messages that name lines), checked: size,
+    depth, expanded node count, tags and scalar keys. None for an empty document."""
+    import yaml
+
+    if len(text) > MAX_YAML_CHARS:
+        raise YamlRefused(f"{len(text):,} characters; at most {MAX_YAML_CHARS:,} are read")
+    loader = _loader_class()(text)
+    try:
+        return loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        problem = exc.problem or str(exc).splitlines()[0]
+        # An unclosed bracket is found at the end of the text; the context names its start.
+        if exc.context and exc.context_mark:
+            problem += f", {exc.context} at line {exc.context_mark.line + 1}"
+        mark = exc.problem_mark or exc.context_mark
+        raise YamlRefused(problem, mark.line + 1 if mark else None) from None
+    except yaml.YAMLError as exc:
+        raise YamlRefused(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+    finally:
+        loader.dispose()
+
+
+def construct_yaml(node: Any) -> Any:
+    """The Python value of a node ``compose_yaml`` returned (or of one of its children)."""
+    import yaml
+
+    if node is None:
+        return None
+    loader = yaml.SafeLoader("")
+    try:
+        return loader.construct_object(node, deep=True)
+    except yaml.YAMLError as exc:  # e.g. a date that does not exist: 2024-02-30
+        raise YamlRefused(str(exc).splitlines()[0], node.start_mark.line + 1) from None
+    except ValueError as exc:
+        raise YamlRefused(str(exc), node.start_mark.line + 1) from None
+    finally:
+        loader.dispose()
+
+
+def load_yaml(text: str | bytes) -> Any:
+    """The value of one YAML document, within the limits above (YamlRefused otherwise)."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise YamlRefused(f"not UTF-8 text (byte {exc.start})") from None
+    return construct_yaml(compose_yaml(text))
+
+
+_LOADER: Any = None
+
+
+def _loader_class() -> Any:
+    """A SafeLoader whose composer counts and checks; built once, on first use (yaml is
+    imported only when YAML is read)."""
+    global _LOADER
+    if _LOADER is not None:
+        return _LOADER
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        def __init__(self, stream: str) -> None:
+            super().__init__(stream)
+            self.depth = 0
+            self.nodes = 0
+            self.sizes: dict[int, int] = {}  # id(node) → its node count, aliases expanded
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            event: Any = self.peek_event()  # type: ignore[no-untyped-call]
+            if isinstance(event, yaml.AliasEvent):
+                target = self.anchors.get(event.anchor)
+                if target is not None:
+                    size = self.sizes.get(id(target))
+                    if size is None:
+                        raise YamlRefused(
+                            f"the alias *{event.anchor} refers to a node that contains it",
+                            _line(event),
+                        )
+                    self._count(size, event)
+                return super().compose_node(parent, index)
+            self.depth += 1
+            if self.depth > MAX_YAML_DEPTH:
+                raise YamlRefused(
+                    f"nested deeper than {MAX_YAML_DEPTH} levels", event.start_mark.line + 1
+                )
+            before = self.nodes
+            self._count(1, event)
+            node: Any = super().compose_node(parent, index)
+            self.depth -= 1
+            self.sizes[id(node)] = self.nodes - before
+            if node.tag not in ALLOWED_TAGS:
+                raise YamlRefused(
+                    f"the tag {node.tag.replace(_PLAIN, '!!')} is not allowed (plain data "
+                    "only: strings, numbers, booleans, lists and mappings)",
+                    node.start_mark.line + 1,
+                )
+            return node
+
+        def compose_mapping_node(self, anchor: Any) -> Any:
+            node = super().compose_mapping_node(anchor)
+            for key, _ in node.value:
+                if not isinstance(key, yaml.ScalarNode):
+                    raise YamlRefused(
+                        "a mapping key must be a plain value, not a list or a mapping",
+                        key.start_mark.line + 1,
+                    )
+            return node
+
+        def _count(self, size: int, event: Any) -> None:
+            self.nodes += size
+            if self.nodes > MAX_YAML_NODES:
+                raise YamlRefused(
+                    f"more than {MAX_YAML_NODES:,} values (aliases counted expanded)",
+                    _line(event),
+                )
+
+    _LOADER = Loader
+    return Loader
+
+
+def check_text(text: str) -> str:
+    """A string option's value as given, or ValueError: no NUL (C APIs cut the value there),
+    valid UTF-8 (an environment variable may hold any bytes), and a sane length."""
+    if "\x00" in text:
+        raise ValueError("text without a NUL character")
+    if len(text) > MAX_VALUE_CHARS:
+        raise ValueError(f"at most {MAX_VALUE_CHARS:,} characters (got {len(text):,})")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"UTF-8 text (character {exc.start} is not)") from None
+    return text
+
+
+def check_path(text: str) -> str:
+    """A path as given, or ValueError when no file system would take it (Linux: 255 bytes a
+    name, 4096 in all), so the message names the option instead of an OSError later."""
+    check_text(text)
+    size = len(text.encode("utf-8"))
+    if size >= 4096:
+        raise ValueError(f"a path shorter than 4096 bytes (got {size:,})")
+    longest = max((len(part.encode("utf-8")) for part in text.split("/")), default=0)
+    if longest > 255:
+        raise ValueError(f"a path whose names are at most 255 bytes each (one has {longest:,})")
+    return text
