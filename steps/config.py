@@ -21,12 +21,15 @@ from steps.errors import ConfigError
 from steps.values import (
     MAX_YAML_CHARS,
     YamlRefused,
+    absolute_path,
     check_path,
     check_text,
     clip,
     compose_yaml,
     construct_yaml,
 )
+from steps.values import parse_duration as parse_duration  # where the steps import them from
+from steps.values import parse_size as parse_size
 
 DEFAULT_CONFIG_FILE = "mlsteps.yaml"
 
@@ -143,6 +146,7 @@ MODEL = Section(
 class Value:
     value: Any
     source: str  # "flag --gpus", "env MLSTEPS_TRAIN_GPUS", "mlsteps.yaml:12", "default"
+    raw: Any = None  # as the user wrote it (None for a default), for `config show`
 
 
 @dataclass
@@ -175,7 +179,13 @@ def find_config_file(explicit: str | None, cwd: Path | None = None) -> Path | No
             )
         return path
     default = (cwd or Path.cwd()) / DEFAULT_CONFIG_FILE
-    return default if default.is_file() else None
+    try:
+        return default if default.is_file() else None
+    except OSError as exc:  # a directory on the way this user may not enter
+        raise ConfigError(
+            f"{default}: cannot be read ({exc.strerror or exc}). Run where this user can read "
+            "it, or give another file with --config."
+        ) from None
 
 
 def load_config_file(path: Path | None, sections: Sequence[Section]) -> ConfigFile:
@@ -241,6 +251,8 @@ def load_config_file(path: Path | None, sections: Sequence[Section]) -> ConfigFi
                     _unknown(f"{path}:{opt_line}", "key", opt_key.value, option_names, name)
                 )
             cfg.lines[(name, opt_key.value)] = opt_line
+            if section.option(opt_key.value).secret:
+                raise ConfigError(_committed_credential(cfg, section, opt_key.value))
             try:
                 values[opt_key.value] = construct_yaml(opt_value)
             except YamlRefused as exc:
@@ -249,6 +261,20 @@ def load_config_file(path: Path | None, sections: Sequence[Section]) -> ConfigFi
                 ) from None
         cfg.data[name] = values
     return cfg
+
+
+def _committed_credential(cfg: ConfigFile, section: Section, name: str) -> str:
+    """Refused whether or not the environment sets it too: a pipeline file is committed and
+    read by everyone with the repository, so the credential has leaked already."""
+    opt = section.option(name)
+    ways = [opt.env_var(section.name), *opt.env_fallbacks]
+    has_file = any(o.name == f"{name}-file" for o in section.options)
+    return (
+        f"{cfg.where(section.name, name)}: {section.name}.{name} is a credential and does not "
+        "belong in a file that is committed. Remove it (and rotate it: everyone with the "
+        f"repository has read it), and give it through the environment ({' or '.join(ways)})"
+        + (f" or the --{name}-file option." if has_file else ".")
+    )
 
 
 def _unknown(where: str, what: str, name: str, known: list[str], section: str = "") -> str:
@@ -277,28 +303,27 @@ def resolve(
             raw, source, base = flags[opt.name], f"flag {opt.flag}", Path.cwd()
             label = opt.flag
         elif env_name := _first_set(env, (opt.env_var(section.name), *opt.env_fallbacks)):
-            raw, source, base = _from_env(opt, env[env_name]), f"env {env_name}", Path.cwd()
+            source, base = f"env {env_name}", Path.cwd()
             label = f"environment variable {env_name}"
             if env.get("GITHUB_ACTIONS") == "true" and env_name == opt.env_var(section.name):
                 # The composite actions map each input to this variable: name what the user wrote.
                 label = f"input '{opt.name}' (env {env_name})"
-        elif opt.name in file_values:
-            if opt.secret:
-                # A pipeline file is committed and read by everyone with the repository.
+            try:
+                raw = _from_env(opt, env[env_name])
+            except ValueError as exc:  # shell words with an unclosed quote
+                shown = "<redacted>" if opt.secret else clip(env[env_name])
                 raise ConfigError(
-                    f"{cfg.where(section.name, opt.name)}: {section.name}.{opt.name} is a "
-                    f"credential and does not belong in a file that is committed. Remove it and "
-                    f"give it through the environment ({opt.env_var(section.name)}"
-                    + "".join(f" or {n}" for n in opt.env_fallbacks)
-                    + f") or the --{opt.name}-file option."
-                )
+                    f"{label} {shown} is not valid: expected shell words ({exc}). Close the "
+                    "quote, or escape it with a backslash."
+                ) from None
+        elif opt.name in file_values:  # (never a credential: load_config_file refuses those)
             raw = file_values[opt.name]
             source, base = cfg.where(section.name, opt.name), base_dir
             label = f"{source}: {section.name}.{opt.name}"
         else:
             resolved[opt.name] = Value(opt.default, "default")
             continue
-        resolved[opt.name] = Value(_convert(opt, raw, label, base), source)
+        resolved[opt.name] = Value(_convert(opt, raw, label, base), source, raw)
     return resolved
 
 
@@ -403,106 +428,11 @@ def _in_range(opt: Option, value: Any) -> Any:
     return value
 
 
-def absolute_path(text: str, base: Path) -> str:
-    """A path option's value made absolute (relative to ``base``), or ValueError."""
-    check_path(text)
-    try:
-        return str((base / Path(text).expanduser()).resolve())
-    except RuntimeError as exc:  # ~nosuchuser, or a symlink loop
-        raise ValueError(f"a path that can be resolved ({exc})") from None
-
-
 def _parse(opt: Option, text: str, base: Path) -> Any:
     assert opt.parse is not None
     return opt.parse(text, base) if opt.parse_takes_base else opt.parse(text)  # type: ignore[call-arg]
 
 
-# ----- value parsers shared by steps -------------------------------------------------------
-
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$")
-_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?$", re.IGNORECASE)
-
-
-MAX_DURATION = 30 * 24 * 3600.0  # 30 days: beyond that a timeout or a TTL is a typo
-MAX_SIZE = 2**50  # 1024t
-
-
-def parse_duration(text: str) -> float:
-    """'90s', '30m', '2h', '1.5h' or plain seconds → seconds, from 1 ms to 30 days."""
-    match = _DURATION.match(text.strip().lower())
-    form = "a positive duration (1ms to 720h) such as 90s, 30m or 2h"
-    if not match:
-        raise ValueError(form)
-    scale = {"ms": 0.001, "s": 1, None: 1, "m": 60, "h": 3600}[match.group(2)]
-    seconds = float(match.group(1)) * scale
-    if not 0.001 <= seconds <= MAX_DURATION:
-        raise ValueError(form)
-    return seconds
-
-
-def parse_size(text: str) -> int:
-    """'64m', '2g', '512k', '1GiB' or plain bytes → bytes (binary units, as Docker reads them),
-    from 1 byte to 1024t."""
-    match = _SIZE.match(text.strip())
-    form = "a positive size (up to 1024t) such as 512m or 4g"
-    if not match:
-        raise ValueError(form)
-    power = "bkmgt".index(match.group(2).lower() or "b")
-    size = float(match.group(1)) * 1024**power
-    if not 1 <= size <= MAX_SIZE:
-        raise ValueError(form)
-    return int(size)
-
-
 def redact_url(url: str) -> str:
     """Hide credentials in a URL (https://user:pass@host → https://***@host) before showing it."""
     return re.sub(r"(?<=://)[^/@\s]+@", "***@", url)
-
-
-def show_value(opt: Option, value: Any) -> str:
-    if value is None:
-        return "(unset)"
-    if opt.secret:
-        return "<redacted>"
-    if isinstance(value, list):
-        return "[" + ", ".join(redact_url(str(v)) for v in value) + "]"
-    return redact_url(str(value))
-
-
-def json_schema(sections: Sequence[Section]) -> dict[str, Any]:
-    """A JSON Schema of mlsteps.yaml, for editors (yaml-language-server) and CI linting."""
-    types = {"int": "integer", "float": "number", "bool": "boolean"}
-
-    def option_schema(opt: Option) -> dict[str, Any]:
-        if opt.schema is not None:
-            schema: dict[str, Any] = dict(opt.schema)
-        elif opt.kind == "list":
-            schema = {"type": "array", "items": {"type": "string"}}
-        elif opt.kind == "choice":
-            schema = {"type": "string", "enum": list(opt.choices)}
-        elif opt.kind in types:
-            schema = {"type": types[opt.kind]}
-        else:
-            schema = {"type": ["string", "number"] if opt.parse else "string"}
-        schema["description"] = opt.help
-        if opt.default is not None:
-            primitive = isinstance(opt.default, str | int | float | bool)
-            schema["default"] = opt.default if primitive else str(opt.default)
-        return schema
-
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": "mlsteps.yaml",
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            s.name: {
-                "type": "object",
-                "description": s.help,
-                "additionalProperties": False,
-                # Credentials come from the environment only: not keys of the file.
-                "properties": {o.name: option_schema(o) for o in s.options if not o.secret},
-            }
-            for s in sections
-        },
-    }

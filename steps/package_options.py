@@ -14,6 +14,7 @@ from steps.cli import STEP_HELP, Runtime
 from steps.config import MLFLOW, MODEL, Option, Section, parse_duration, redact_url, resolve
 from steps.errors import ConfigError
 from steps.secret import Secret
+from steps.values import parse_pem_file, parse_platform
 
 
 def parse_build_arg(text: str) -> str:
@@ -84,7 +85,11 @@ SECTION = Section(
             metavar="true|false",
             help="Build on a CUDA runtime base image (when --base-image is not given).",
         ),
-        Option(name="platform", help="Target platform of the build, e.g. linux/amd64."),
+        Option(
+            name="platform",
+            parse=parse_platform,
+            help="Target platform of the build, e.g. linux/amd64.",
+        ),
         Option(
             name="build-arg",
             kind="list",
@@ -110,6 +115,8 @@ SECTION = Section(
         Option(
             name="ca-bundle",
             kind="path",
+            parse=parse_pem_file,
+            parse_takes_base=True,
             metavar="PATH",
             help="CA bundle (PEM) pip trusts during the build: for a proxy that re-signs TLS.",
         ),

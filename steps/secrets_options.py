@@ -17,6 +17,7 @@ from steps.config import Option, Section, parse_duration, redact_url, resolve
 from steps.errors import ConfigError
 from steps.secret import Secret
 from steps.secret_specs import SecretSpec, check_names, env_name_for, parse_specs
+from steps.values import parse_pem_file
 from steps.vault import AUTH_METHODS
 
 DEFAULT_SA_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
@@ -109,18 +110,24 @@ SECTION = Section(
         Option(
             name="ca-cert",
             kind="path",
+            parse=parse_pem_file,
+            parse_takes_base=True,
             help="CA bundle of the server.",
             env_fallbacks=("VAULT_CACERT",),
         ),
         Option(
             name="client-cert",
             kind="path",
+            parse=parse_pem_file,
+            parse_takes_base=True,
             help="TLS client certificate.",
             env_fallbacks=("VAULT_CLIENT_CERT",),
         ),
         Option(
             name="client-key",
             kind="path",
+            parse=parse_pem_file,
+            parse_takes_base=True,
             help="TLS client key.",
             env_fallbacks=("VAULT_CLIENT_KEY",),
         ),

@@ -8,6 +8,9 @@ time or memory. ``clip`` keeps a huge value from turning into a huge message.
 
 from __future__ import annotations
 
+import os
+import re
+from pathlib import Path
 from typing import Any
 
 # Far above any real pipeline file, option value or MLmodel; far below what hangs the parser
@@ -195,3 +198,91 @@ def check_path(text: str) -> str:
     if longest > 255:
         raise ValueError(f"a path whose names are at most 255 bytes each (one has {longest:,})")
     return text
+
+
+def absolute_path(text: str, base: Path) -> str:
+    """A path option's value made absolute (relative to ``base``), or ValueError."""
+    check_path(text)
+    try:
+        return str((base / Path(text).expanduser()).resolve())
+    except RuntimeError as exc:  # ~nosuchuser, or a symlink loop
+        raise ValueError(f"a path that can be resolved ({exc})") from None
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$")
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?$", re.IGNORECASE)
+
+
+MAX_DURATION = 30 * 24 * 3600.0  # 30 days: beyond that a timeout or a TTL is a typo
+MAX_SIZE = 2**50  # 1024t
+
+
+def parse_duration(text: str) -> float:
+    """'90s', '30m', '2h', '1.5h' or plain seconds → seconds, from 1 ms to 30 days."""
+    match = _DURATION.match(text.strip().lower())
+    form = "a positive duration (1ms to 720h) such as 90s, 30m or 2h"
+    if not match:
+        raise ValueError(form)
+    scale = {"ms": 0.001, "s": 1, None: 1, "m": 60, "h": 3600}[match.group(2)]
+    seconds = float(match.group(1)) * scale
+    if not 0.001 <= seconds <= MAX_DURATION:
+        raise ValueError(form)
+    return seconds
+
+
+def parse_size(text: str) -> int:
+    """'64m', '2g', '512k', '1GiB' or plain bytes → bytes (binary units, as Docker reads them),
+    from 1 byte to 1024t."""
+    match = _SIZE.match(text.strip())
+    form = "a positive size (up to 1024t) such as 512m or 4g"
+    if not match:
+        raise ValueError(form)
+    power = "bkmgt".index(match.group(2).lower() or "b")
+    size = float(match.group(1)) * 1024**power
+    if not 1 <= size <= MAX_SIZE:
+        raise ValueError(form)
+    return int(size)
+
+
+MAX_PEM_BYTES = 10 * 2**20  # a CA bundle of every public CA is about 200 KiB
+
+
+def parse_pem_file(text: str, base: Path | None = None) -> str:
+    """A PEM file (CA bundle, certificate, key) that exists and can be read now, so that a
+    typo, a directory or an unreadable file is named with its option, not deep inside the TLS
+    library at the first request."""
+    path = absolute_path(text, base or Path.cwd())
+    try:
+        if not os.path.isfile(path) and os.path.exists(path):  # (opening a pipe would block)
+            raise ValueError("a PEM file (this is not a regular file)")
+        with open(path, "rb") as handle:
+            head = handle.read(MAX_PEM_BYTES + 1)
+    except FileNotFoundError:
+        raise ValueError("an existing PEM file (there is none at that path)") from None
+    except PermissionError:
+        raise ValueError("a PEM file this user can read (permission denied)") from None
+    except OSError as exc:
+        raise ValueError(f"a readable PEM file ({exc.strerror or exc})") from None
+    if len(head) > MAX_PEM_BYTES or b"-----BEGIN " not in head:
+        raise ValueError("a PEM file (-----BEGIN … blocks); this one is not")
+    return path
+
+
+_OS = ("linux", "windows")
+_ARCH = ("amd64", "arm64", "arm", "386", "ppc64le", "s390x", "riscv64", "mips64le", "loong64")
+
+
+def parse_platform(text: str) -> str:
+    """An image platform, os/arch[/variant], as Docker and registries name them."""
+    parts = text.strip().split("/")
+    if (
+        2 <= len(parts) <= 3
+        and parts[0] in _OS
+        and parts[1] in _ARCH
+        and (len(parts) == 2 or re.fullmatch(r"v[5-9]", parts[2]))
+    ):
+        return text.strip()
+    raise ValueError(
+        f"os/arch[/variant], such as linux/amd64 or linux/arm64/v8 (os: {', '.join(_OS)}; "
+        f"arch: {', '.join(_ARCH)})"
+    )

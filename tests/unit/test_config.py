@@ -9,13 +9,13 @@ import pytest
 from steps.config import (
     MLFLOW,
     find_config_file,
-    json_schema,
     load_config_file,
     parse_duration,
     parse_size,
     redact_url,
     resolve,
 )
+from steps.config_cmd import json_schema
 from steps.errors import ConfigError
 from steps.registry import all_sections
 from steps.train import SECTION as TRAIN

@@ -208,7 +208,7 @@ def _config(tmp_path: Path, *flags: tuple[str, str], env: dict[str, str] | None 
             {"MLSTEPS_PACKAGE_REGISTRY_PASSWORD": "x"},
             "no user name",
         ),
-        ((("model-uri", "m"), ("ca-bundle", "/no/such.pem")), {}, "--ca-bundle /no/such.pem"),
+        ((("model-uri", "m"), ("ca-bundle", "/no/such.pem")), {}, "--ca-bundle '/no/such.pem'"),
     ],
 )
 def test_option_checks(
