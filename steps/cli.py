@@ -235,6 +235,8 @@ def _click_option(section: str, option: Option) -> click.Option:
         help_text += f" One of: {', '.join(option.choices)}."
     if option.default not in (None, (), []):
         help_text += f" Default: {option.shown_default}."
+    if option.limits is not None:
+        help_text += f" Range:{option.range_text}."
     # Values stay strings here: config.resolve parses flags, env and file the same way,
     # so a bad value gets the same message whichever way it came in. That is also why an
     # on/off option takes a value (--tls-skip-verify true): every face passes it the same way.

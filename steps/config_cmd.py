@@ -96,6 +96,8 @@ def json_schema(sections: Sequence[Section]) -> dict[str, Any]:
                 "type": ["string", "number"] if opt.parse and opt.kind != "path" else "string"
             }
         schema["description"] = opt.help
+        if opt.limits is not None:
+            schema["minimum"], schema["maximum"] = opt.limits
         if opt.default is not None:
             primitive = isinstance(opt.default, str | int | float | bool)
             schema["default"] = opt.default if primitive else str(opt.default)

@@ -202,3 +202,12 @@ def test_schema_accepts_the_quickstart_file_and_rejects_unknown_keys() -> None:
     jsonschema.validate(yaml.safe_load(quickstart.read_text()), schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"train": {"shm_size": "1g"}}, schema)
+
+
+def test_number_ranges_are_said_in_help_and_schema() -> None:
+    from steps.cli import _click_option
+
+    cpus = TRAIN.option("cpus")
+    assert "Range: from 0.01 to 4096." in (_click_option("train", cpus).help or "")
+    schema = json_schema(all_sections())["properties"]["train"]["properties"]["cpus"]
+    assert (schema["minimum"], schema["maximum"]) == (0.01, 4096)
