@@ -347,7 +347,9 @@ def _convert(opt: Option, raw: Any, label: str, base: Path) -> Any:
         if isinstance(value, tuple | list) and all(isinstance(v, str) for v in value):
             value = "; ".join(value)  # repeated flags of a structured option
         shown = "<redacted>" if opt.secret else clip(value)
-        return ConfigError(f"{label} {shown} is not valid: {said}{expected.rstrip('.')}.")
+        # A parser's own words may quote the value again: they are cut the same way.
+        expected = clip(expected.rstrip("."), 300, plain=True)
+        return ConfigError(f"{label} {shown} is not valid: {said}{expected}.")
 
     if raw is None:
         return opt.default

@@ -59,7 +59,11 @@ def compose_yaml(text: str) -> Any:
 
     if len(text) > MAX_YAML_CHARS:
         raise YamlRefused(f"{len(text):,} characters; at most {MAX_YAML_CHARS:,} are read")
-    loader = _loader_class()(text)
+    try:
+        loader = _loader_class()(text)  # (the reader refuses control characters right here)
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        raise YamlRefused(str(exc).splitlines()[0], line) from None
     try:
         return loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
@@ -245,6 +249,22 @@ def parse_size(text: str) -> int:
 
 
 MAX_PEM_BYTES = 10 * 2**20  # a CA bundle of every public CA is about 200 KiB
+MAX_TOKEN_BYTES = 64 * 2**10  # a JWT or a Kubernetes token is a few KiB
+
+
+def _read_head(path: str, limit: int, what: str) -> bytes:
+    """Up to limit + 1 bytes of a regular file, or ValueError saying why it cannot be."""
+    try:
+        if os.path.exists(path) and not os.path.isfile(path):  # (opening a pipe would block)
+            raise ValueError(f"a {what} (this is not a regular file)")
+        with open(path, "rb") as handle:
+            return handle.read(limit + 1)
+    except FileNotFoundError:
+        raise ValueError(f"an existing {what} (there is none at that path)") from None
+    except PermissionError:
+        raise ValueError(f"a {what} this user can read (permission denied)") from None
+    except OSError as exc:
+        raise ValueError(f"a readable {what} ({exc.strerror or exc})") from None
 
 
 def parse_pem_file(text: str, base: Path | None = None) -> str:
@@ -252,19 +272,28 @@ def parse_pem_file(text: str, base: Path | None = None) -> str:
     typo, a directory or an unreadable file is named with its option, not deep inside the TLS
     library at the first request."""
     path = absolute_path(text, base or Path.cwd())
-    try:
-        if not os.path.isfile(path) and os.path.exists(path):  # (opening a pipe would block)
-            raise ValueError("a PEM file (this is not a regular file)")
-        with open(path, "rb") as handle:
-            head = handle.read(MAX_PEM_BYTES + 1)
-    except FileNotFoundError:
-        raise ValueError("an existing PEM file (there is none at that path)") from None
-    except PermissionError:
-        raise ValueError("a PEM file this user can read (permission denied)") from None
-    except OSError as exc:
-        raise ValueError(f"a readable PEM file ({exc.strerror or exc})") from None
+    head = _read_head(path, MAX_PEM_BYTES, "PEM file")
     if len(head) > MAX_PEM_BYTES or b"-----BEGIN " not in head:
         raise ValueError("a PEM file (-----BEGIN … blocks); this one is not")
+    return path
+
+
+def parse_token_file(text: str, base: Path | None = None) -> str:
+    """A file holding a credential (token, role id, JWT): when it exists, a small UTF-8 text
+    file (not /dev/zero, a directory or a binary). A missing one is left to the step, which
+    says what it needed it for."""
+    path = absolute_path(text, base or Path.cwd())
+    if not os.path.lexists(path):
+        return path
+    head = _read_head(path, MAX_TOKEN_BYTES, "small text file")
+    if len(head) > MAX_TOKEN_BYTES:
+        raise ValueError(
+            f"a small text file (at most {MAX_TOKEN_BYTES // 1024} KiB; this is larger)"
+        )
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"a UTF-8 text file (byte {exc.start} is not)") from None
     return path
 
 

@@ -21,7 +21,8 @@ class Ran:
     code: int
     out: str
     err: str
-    seconds: float
+    seconds: float  # wall clock: a hang
+    cpu_seconds: float  # this process's own work, whatever else the machine is doing
 
 
 @contextlib.contextmanager
@@ -49,7 +50,7 @@ def base_env() -> dict[str, str]:
 
 def run(args: list[str], *, cwd: Path, env: Mapping[str, str] | None = None) -> Ran:
     out, err = io.StringIO(), io.StringIO()
-    start = time.monotonic()
+    start, cpu_start = time.monotonic(), time.process_time()
     code = -1
     with (
         _environment(base_env() if env is None else env, cwd),
@@ -60,4 +61,5 @@ def run(args: list[str], *, cwd: Path, env: Mapping[str, str] | None = None) -> 
             main(args)
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
-    return Ran(code, out.getvalue(), err.getvalue(), time.monotonic() - start)
+    wall, cpu = time.monotonic() - start, time.process_time() - cpu_start
+    return Ran(code, out.getvalue(), err.getvalue(), wall, cpu)
