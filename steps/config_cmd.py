@@ -48,9 +48,23 @@ def show(runtime: Runtime) -> None:
 
 
 @command.command("schema")
-def schema() -> None:
-    """A JSON Schema of mlsteps.yaml, for editors and linters."""
-    sys.stdout.write(json.dumps(json_schema(registry.all_sections()), indent=2) + "\n")
+@click.option(
+    "--result",
+    "result",
+    metavar="STEP",
+    type=click.Choice(sorted(registry.STEP_MODULES)),
+    help="The schema of STEP's --json result instead (one JSON object: step, ok, exit_code, "
+    "outputs, error, and dry_run/plan or applied).",
+)
+def schema(result: str | None) -> None:
+    """A JSON Schema of mlsteps.yaml, for editors and linters (or of a step's --json result)."""
+    if result:
+        from steps.result_schema import result_schema
+
+        document = result_schema(result)
+    else:
+        document = json_schema(registry.all_sections())
+    sys.stdout.write(json.dumps(document, indent=2) + "\n")
 
 
 def show_value(opt: Option, value: Value) -> str:
