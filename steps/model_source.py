@@ -366,7 +366,7 @@ def read_facts(ref: ModelRef, artifacts: Artifacts) -> ModelFacts:
     """The facts of the model's files; a file that cannot be parsed is bad input (exit 2)."""
     try:
         return _read_facts(ref, artifacts)
-    except (YamlRefused, UnicodeDecodeError, AttributeError, TypeError) as exc:
+    except (YamlRefused, UnicodeDecodeError, AttributeError, TypeError, PermissionError) as exc:
         raise ConfigError(
             f"--model-uri {ref.uri}: its MLmodel or environment files cannot be read "
             f"({type(exc).__name__}: {str(exc)[:200]}). Save the model again with MLflow."

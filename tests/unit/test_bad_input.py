@@ -297,3 +297,17 @@ def test_a_message_quoting_a_huge_value_keeps_its_start_and_its_fix() -> None:
     assert short.startswith("--url uuu") and short.endswith("expected http(s)://HOST:PORT.")
     assert "characters cut" in short
     assert _shorten("short") == "short"
+
+
+def test_an_unreadable_model_file_is_bad_input() -> None:
+    with tempfile.TemporaryDirectory() as where:
+        model = Path(where) / "m"
+        model.mkdir(parents=True)
+        Path(where).chmod(0o755)
+        model.chmod(0o755)
+        (model / "MLmodel").write_text("flavors: {python_function: {python_version: 3.11.7}}\n")
+        (model / "MLmodel").chmod(0o600 if os.geteuid() == 0 else 0)
+        done = as_nobody(["--dry-run", "package", "--model-uri", "m"], Path(where))
+    assert done.returncode == 2, done.stderr
+    assert "--model-uri m: its MLmodel or environment files cannot be read" in done.stderr
+    assert "Permission denied" in done.stderr and "Traceback" not in done.stderr
