@@ -235,6 +235,8 @@ def _click_option(section: str, option: Option) -> click.Option:
         help_text += f" One of: {', '.join(option.choices)}."
     if option.default not in (None, (), []):
         help_text += f" Default: {option.shown_default}."
+    if option.limits is not None:
+        help_text += f" Range:{option.range_text}."
     # Values stay strings here: config.resolve parses flags, env and file the same way,
     # so a bad value gets the same message whichever way it came in. That is also why an
     # on/off option takes a value (--tls-skip-verify true): every face passes it the same way.
@@ -259,6 +261,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as exc:  # --help, --version
         sys.exit(exc.exit_code)
     except click.ClickException as exc:  # usage errors: bad flag, missing argument
+        exc.message = _shorten(exc.message)  # type: ignore[misc]  # (Final in the stubs only)
         exc.show()
         _report(runtime, runtime.step, 2, exc.format_message())
         sys.exit(2)
@@ -278,8 +281,21 @@ def main(argv: list[str] | None = None) -> None:
         )
 
 
+MESSAGE_CHARS = 1200
+
+
+def _shorten(message: str) -> str:
+    """The last guard on a message that quotes a huge value somewhere: its start (what is
+    wrong) and its end (the fix) stay, the middle goes."""
+    if len(message) <= MESSAGE_CHARS:
+        return message
+    cut = len(message) - MESSAGE_CHARS + 100
+    return f"{message[:800]} … ({cut:,} characters cut) … {message[-300:]}"
+
+
 def _fail(runtime: Runtime, code: int, message: str, summary: str = "") -> None:
     face, step = runtime.get_face(), runtime.step
+    message = _shorten(message)
     if runtime.partial_outputs:
         face.set_outputs(step, runtime.partial_outputs)
     face.error(message)

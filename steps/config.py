@@ -9,6 +9,7 @@ the file key ``train: {shm-size: …}``. Precedence: flags > environment > file 
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -17,6 +18,18 @@ from pathlib import Path
 from typing import Any
 
 from steps.errors import ConfigError
+from steps.values import (
+    MAX_YAML_CHARS,
+    YamlRefused,
+    absolute_path,
+    check_path,
+    check_text,
+    clip,
+    compose_yaml,
+    construct_yaml,
+)
+from steps.values import parse_duration as parse_duration  # where the steps import them from
+from steps.values import parse_size as parse_size
 
 DEFAULT_CONFIG_FILE = "mlsteps.yaml"
 
@@ -62,6 +75,22 @@ class Option:
     schema: Mapping[str, Any] | None = None
     # How help and docs show the default when its parsed form reads badly (120.0 for "2m").
     default_text: str | None = None
+    # The values a number may take (both ends included), said in --help and the schema;
+    # unset: any finite number (an int: a 32-bit one).
+    limits: tuple[float, float] | None = None
+
+    @property
+    def range(self) -> tuple[float, float]:
+        if self.limits is not None:
+            return self.limits
+        return (-(2**31), 2**31 - 1) if self.kind == "int" else (-math.inf, math.inf)
+
+    @property
+    def range_text(self) -> str:
+        low, high = (int(x) if float(x).is_integer() else x for x in self.range)
+        if math.isinf(low):
+            return "" if math.isinf(high) else f" up to {high}"
+        return f" from {low} to {high}"
 
     @property
     def shown_default(self) -> str:
@@ -117,6 +146,7 @@ MODEL = Section(
 class Value:
     value: Any
     source: str  # "flag --gpus", "env MLSTEPS_TRAIN_GPUS", "mlsteps.yaml:12", "default"
+    raw: Any = None  # as the user wrote it (None for a default), for `config show`
 
 
 @dataclass
@@ -137,15 +167,25 @@ class ConfigFile:
 def find_config_file(explicit: str | None, cwd: Path | None = None) -> Path | None:
     """The file named by --config / MLSTEPS_CONFIG, else ./mlsteps.yaml when present."""
     if explicit:
-        path = Path(explicit)
+        try:
+            path = Path(check_path(explicit))
+        except ValueError as exc:
+            raise ConfigError(f"--config {clip(explicit)} is not valid: expected {exc}.") from None
         if not path.is_file():
+            what = "not a regular file" if path.exists() else "no such file"
             raise ConfigError(
-                f"--config {explicit}: no such file. Give the path of an mlsteps.yaml, "
+                f"--config {clip(explicit, plain=True)}: {what}. Give the path of an mlsteps.yaml, "
                 "or leave --config out to use ./mlsteps.yaml when present."
             )
         return path
     default = (cwd or Path.cwd()) / DEFAULT_CONFIG_FILE
-    return default if default.is_file() else None
+    try:
+        return default if default.is_file() else None
+    except OSError as exc:  # a directory on the way this user may not enter
+        raise ConfigError(
+            f"{default}: cannot be read ({exc.strerror or exc}). Run where this user can read "
+            "it, or give another file with --config."
+        ) from None
 
 
 def load_config_file(path: Path | None, sections: Sequence[Section]) -> ConfigFile:
@@ -155,22 +195,29 @@ def load_config_file(path: Path | None, sections: Sequence[Section]) -> ConfigFi
     import yaml  # only when a file is there; pyyaml is light but not free
 
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:  # bounded: the file could be /dev/zero or huge
+            data = handle.read(MAX_YAML_CHARS + 1)
+        if len(data) > MAX_YAML_CHARS:
+            raise ConfigError(
+                f"{path}: larger than {MAX_YAML_CHARS:,} bytes; a pipeline file is far smaller. "
+                "Give the right file."
+            )
+    except OSError as exc:
+        raise ConfigError(
+            f"{path}: cannot be read ({exc.strerror or exc}). Give a readable mlsteps.yaml "
+            "(check its permissions), or leave --config out."
+        ) from None
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(
             f"{path}: not UTF-8 text (byte {exc.start}). Save the file as UTF-8."
         ) from None
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or str(exc)
-        # An unclosed bracket is found at the end of the file; the context names its start.
-        context, start = getattr(exc, "context", None), getattr(exc, "context_mark", None)
-        if context and start:
-            problem += f", {context} at line {start.line + 1}"
-        raise ConfigError(f"{where}: not valid YAML ({problem}). Fix the syntax there.") from None
+        root = compose_yaml(text)
+    except YamlRefused as exc:
+        where = f"{path}:{exc.line}" if exc.line else str(path)
+        raise ConfigError(f"{where}: not valid YAML ({exc.problem}). Fix it there.") from None
     cfg = ConfigFile(path)
     if root is None:
         return cfg
@@ -204,9 +251,30 @@ def load_config_file(path: Path | None, sections: Sequence[Section]) -> ConfigFi
                     _unknown(f"{path}:{opt_line}", "key", opt_key.value, option_names, name)
                 )
             cfg.lines[(name, opt_key.value)] = opt_line
-            values[opt_key.value] = yaml.safe_load(yaml.serialize(opt_value))
+            if section.option(opt_key.value).secret:
+                raise ConfigError(_committed_credential(cfg, section, opt_key.value))
+            try:
+                values[opt_key.value] = construct_yaml(opt_value)
+            except YamlRefused as exc:
+                raise ConfigError(
+                    f"{path}:{exc.line}: {name}.{opt_key.value} is not valid ({exc.problem})."
+                ) from None
         cfg.data[name] = values
     return cfg
+
+
+def _committed_credential(cfg: ConfigFile, section: Section, name: str) -> str:
+    """Refused whether or not the environment sets it too: a pipeline file is committed and
+    read by everyone with the repository, so the credential has leaked already."""
+    opt = section.option(name)
+    ways = [opt.env_var(section.name), *opt.env_fallbacks]
+    has_file = any(o.name == f"{name}-file" for o in section.options)
+    return (
+        f"{cfg.where(section.name, name)}: {section.name}.{name} is a credential and does not "
+        "belong in a file that is committed. Remove it (and rotate it: everyone with the "
+        f"repository has read it), and give it through the environment ({' or '.join(ways)})"
+        + (f" or the --{name}-file option." if has_file else ".")
+    )
 
 
 def _unknown(where: str, what: str, name: str, known: list[str], section: str = "") -> str:
@@ -235,28 +303,27 @@ def resolve(
             raw, source, base = flags[opt.name], f"flag {opt.flag}", Path.cwd()
             label = opt.flag
         elif env_name := _first_set(env, (opt.env_var(section.name), *opt.env_fallbacks)):
-            raw, source, base = _from_env(opt, env[env_name]), f"env {env_name}", Path.cwd()
+            source, base = f"env {env_name}", Path.cwd()
             label = f"environment variable {env_name}"
             if env.get("GITHUB_ACTIONS") == "true" and env_name == opt.env_var(section.name):
                 # The composite actions map each input to this variable: name what the user wrote.
                 label = f"input '{opt.name}' (env {env_name})"
-        elif opt.name in file_values:
-            if opt.secret:
-                # A pipeline file is committed and read by everyone with the repository.
+            try:
+                raw = _from_env(opt, env[env_name])
+            except ValueError as exc:  # shell words with an unclosed quote
+                shown = "<redacted>" if opt.secret else clip(env[env_name])
                 raise ConfigError(
-                    f"{cfg.where(section.name, opt.name)}: {section.name}.{opt.name} is a "
-                    f"credential and does not belong in a file that is committed. Remove it and "
-                    f"give it through the environment ({opt.env_var(section.name)}"
-                    + "".join(f" or {n}" for n in opt.env_fallbacks)
-                    + f") or the --{opt.name}-file option."
-                )
+                    f"{label} {shown} is not valid: expected shell words ({exc}). Close the "
+                    "quote, or escape it with a backslash."
+                ) from None
+        elif opt.name in file_values:  # (never a credential: load_config_file refuses those)
             raw = file_values[opt.name]
             source, base = cfg.where(section.name, opt.name), base_dir
             label = f"{source}: {section.name}.{opt.name}"
         else:
             resolved[opt.name] = Value(opt.default, "default")
             continue
-        resolved[opt.name] = Value(_convert(opt, raw, label, base), source)
+        resolved[opt.name] = Value(_convert(opt, raw, label, base), source, raw)
     return resolved
 
 
@@ -279,11 +346,17 @@ def _convert(opt: Option, raw: Any, label: str, base: Path) -> Any:
     def bad(expected: str, value: Any = raw, *, said: str = "expected ") -> ConfigError:
         if isinstance(value, tuple | list) and all(isinstance(v, str) for v in value):
             value = "; ".join(value)  # repeated flags of a structured option
-        shown = "<redacted>" if opt.secret else repr(value)
-        return ConfigError(f"{label} {shown} is not valid: {said}{expected.rstrip('.')}.")
+        shown = "<redacted>" if opt.secret else clip(value)
+        # A parser's own words may quote the value again: they are cut the same way.
+        expected = clip(expected.rstrip("."), 300, plain=True)
+        return ConfigError(f"{label} {shown} is not valid: {said}{expected}.")
 
     if raw is None:
         return opt.default
+    try:
+        _check_texts(raw)
+    except ValueError as exc:
+        raise bad(str(exc)) from None
     if opt.kind == "structured":
         assert opt.parse is not None, "a structured option parses its own shape"
         try:
@@ -308,12 +381,13 @@ def _convert(opt: Option, raw: Any, label: str, base: Path) -> Any:
     text = str(raw).strip() if not isinstance(raw, bool) else str(raw).lower()
     try:
         if opt.parse:
-            return _parse(opt, text, base)
+            return _in_range(opt, _parse(opt, text, base))
         if opt.kind in ("int", "float"):
             try:
-                return int(text) if opt.kind == "int" else float(text)
+                number = int(text) if opt.kind == "int" else float(text)
             except ValueError:  # Python's own words ("invalid literal for int()") help nobody
                 raise ValueError(KINDS[opt.kind]) from None
+            return _in_range(opt, number)
         if opt.kind == "bool":
             if text.lower() in ("1", "true", "yes", "on"):
                 return True
@@ -325,10 +399,35 @@ def _convert(opt: Option, raw: Any, label: str, base: Path) -> Any:
                 raise ValueError("one of " + ", ".join(opt.choices))
             return text
         if opt.kind == "path":
-            return str((base / Path(text).expanduser()).resolve())
+            return absolute_path(text, base)
         return text
     except ValueError as exc:
         raise bad(str(exc) or KINDS.get(opt.kind, "a valid value")) from None
+
+
+def _check_texts(raw: Any) -> None:
+    """Every string in a value (a flag, a variable, or what the file nests) is sane text."""
+    if isinstance(raw, str):
+        check_text(raw)
+    elif isinstance(raw, list | tuple):
+        for item in raw:
+            _check_texts(item)
+    elif isinstance(raw, dict):
+        for key, item in raw.items():
+            _check_texts(key)
+            _check_texts(item)
+
+
+def _in_range(opt: Option, value: Any) -> Any:
+    """Numbers are finite and within the option's range (a float with no range: any finite)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value
+    low, high = opt.range
+    if not math.isfinite(value):
+        raise ValueError(f"a finite number{opt.range_text}")
+    if not low <= value <= high:
+        raise ValueError(f"{KINDS.get(opt.kind, 'a number')}{opt.range_text}")
+    return value
 
 
 def _parse(opt: Option, text: str, base: Path) -> Any:
@@ -336,80 +435,7 @@ def _parse(opt: Option, text: str, base: Path) -> Any:
     return opt.parse(text, base) if opt.parse_takes_base else opt.parse(text)  # type: ignore[call-arg]
 
 
-# ----- value parsers shared by steps -------------------------------------------------------
-
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$")
-_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?$", re.IGNORECASE)
-
-
-def parse_duration(text: str) -> float:
-    """'90s', '30m', '2h', '1.5h' or plain seconds → seconds."""
-    match = _DURATION.match(text.strip().lower())
-    if not match or float(match.group(1)) <= 0:
-        raise ValueError("a positive duration such as 90s, 30m or 2h")
-    scale = {"ms": 0.001, "s": 1, None: 1, "m": 60, "h": 3600}[match.group(2)]
-    return float(match.group(1)) * scale
-
-
-def parse_size(text: str) -> int:
-    """'64m', '2g', '512k', '1GiB' or plain bytes → bytes (binary units, as Docker reads them)."""
-    match = _SIZE.match(text.strip())
-    if not match or float(match.group(1)) <= 0:
-        raise ValueError("a positive size such as 512m or 4g")
-    power = "bkmgt".index(match.group(2).lower() or "b")
-    return int(float(match.group(1)) * 1024**power)
-
-
 def redact_url(url: str) -> str:
     """Hide credentials in a URL (https://user:pass@host → https://***@host) before showing it.
     The user part ends at the last @ before the path: a password may hold an @ of its own."""
     return re.sub(r"(?<=://)[^/?#\s]*@", "***@", url)
-
-
-def show_value(opt: Option, value: Any) -> str:
-    if value is None:
-        return "(unset)"
-    if opt.secret:
-        return "<redacted>"
-    if isinstance(value, list):
-        return "[" + ", ".join(redact_url(str(v)) for v in value) + "]"
-    return redact_url(str(value))
-
-
-def json_schema(sections: Sequence[Section]) -> dict[str, Any]:
-    """A JSON Schema of mlsteps.yaml, for editors (yaml-language-server) and CI linting."""
-    types = {"int": "integer", "float": "number", "bool": "boolean"}
-
-    def option_schema(opt: Option) -> dict[str, Any]:
-        if opt.schema is not None:
-            schema: dict[str, Any] = dict(opt.schema)
-        elif opt.kind == "list":
-            schema = {"type": "array", "items": {"type": "string"}}
-        elif opt.kind == "choice":
-            schema = {"type": "string", "enum": list(opt.choices)}
-        elif opt.kind in types:
-            schema = {"type": types[opt.kind]}
-        else:
-            schema = {"type": ["string", "number"] if opt.parse else "string"}
-        schema["description"] = opt.help
-        if opt.default is not None:
-            primitive = isinstance(opt.default, str | int | float | bool)
-            schema["default"] = opt.default if primitive else str(opt.default)
-        return schema
-
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": "mlsteps.yaml",
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            s.name: {
-                "type": "object",
-                "description": s.help,
-                "additionalProperties": False,
-                # Credentials come from the environment only: not keys of the file.
-                "properties": {o.name: option_schema(o) for o in s.options if not o.secret},
-            }
-            for s in sections
-        },
-    }

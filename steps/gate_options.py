@@ -191,6 +191,7 @@ SECTION = Section(
             kind="int",
             default=1000,
             metavar="N",
+            limits=(0, 1_000_000),
             help="Bootstrap resamples for the intervals (at least 100). 0: no intervals; value "
             "and change thresholds are judged on the point values, and metrics without a "
             "threshold are shown, not judged.",
@@ -207,6 +208,7 @@ SECTION = Section(
             kind="int",
             default=0,
             metavar="N",
+            limits=(0, 2**32 - 1),  # what numpy's generators take
             help="Seed of the resampling: the same seed, data and models give the same report.",
         ),
         Option(

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from steps.config import redact_url
 from steps.errors import ConfigError
 from steps.model_source import Artifacts, ModelRef
+from steps.values import YamlRefused, load_yaml
 
 
 @dataclass(frozen=True)
@@ -36,11 +37,9 @@ class ModelFacts:
 
 def read_facts(ref: ModelRef, artifacts: Artifacts) -> ModelFacts:
     """The facts of the model's files; a file that cannot be parsed is bad input (exit 2)."""
-    import yaml
-
     try:
         return _read_facts(ref, artifacts)
-    except (yaml.YAMLError, UnicodeDecodeError, AttributeError, TypeError) as exc:
+    except (YamlRefused, UnicodeDecodeError, AttributeError, TypeError, PermissionError) as exc:
         raise ConfigError(
             f"--model-uri {ref.uri}: its MLmodel or environment files cannot be read "
             f"({type(exc).__name__}: {str(exc)[:200]}). Save the model again with MLflow."
@@ -48,15 +47,13 @@ def read_facts(ref: ModelRef, artifacts: Artifacts) -> ModelFacts:
 
 
 def _read_facts(ref: ModelRef, artifacts: Artifacts) -> ModelFacts:
-    import yaml
-
     mlmodel_text = artifacts.read(ref.artifact_uri, "MLmodel")
     if mlmodel_text is None:
         raise ConfigError(
             f"--model-uri {ref.uri}: no MLmodel file at {redact_url(ref.artifact_uri)}. Is it an "
             "MLflow model (saved with mlflow.<flavor>.log_model or save_model)?"
         )
-    mlmodel = yaml.safe_load(mlmodel_text) or {}
+    mlmodel = load_yaml(mlmodel_text) or {}
     flavors = mlmodel.get("flavors") or {}
     pyfunc = flavors.get("python_function")
     if not pyfunc:
@@ -77,7 +74,7 @@ def _read_facts(ref: ModelRef, artifacts: Artifacts) -> ModelFacts:
     if text is not None:
         requirements, source = _requirement_lines(text.decode()), "requirements.txt"
     if (name := env_files.get("virtualenv")) and (text := artifacts.read(ref.artifact_uri, name)):
-        python_env = yaml.safe_load(text) or {}
+        python_env = load_yaml(text) or {}
         if python_env.get("python"):
             python_version = str(python_env["python"])
             check.field(name, "python", python_version, PYTHON_VERSION, "a Python version")
@@ -85,7 +82,7 @@ def _read_facts(ref: ModelRef, artifacts: Artifacts) -> ModelFacts:
             deps = [d for d in python_env.get("dependencies") or [] if not d.startswith("-r")]
             requirements, source = deps, name
     if requirements is None and (name := env_files.get("conda")):
-        conda = yaml.safe_load(artifacts.read(ref.artifact_uri, name) or b"") or {}
+        conda = load_yaml(artifacts.read(ref.artifact_uri, name) or b"") or {}
         for dep in conda.get("dependencies") or []:
             if isinstance(dep, dict) and "pip" in dep:
                 requirements, source = [str(d) for d in dep["pip"]], name

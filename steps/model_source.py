@@ -19,6 +19,7 @@ from urllib.parse import quote, urlsplit
 
 from steps.config import redact_url
 from steps.errors import ConfigError, StepFailed
+from steps.values import YamlRefused, absolute_path, clip, load_yaml
 
 # Run tags train writes (steps/train_run.py) that the image labels and version tags carry on.
 COMMIT_TAG = "mlflow.source.git.commit"
@@ -82,11 +83,19 @@ def resolve(uri: str, tracking_uri: str | None) -> ModelRef:
             f"--model-uri {uri}: not a form package reads. Give runs:/RUN_ID/PATH, "
             "models:/NAME/VERSION, models:/NAME@ALIAS, models:/MODEL_ID, s3://… or a directory."
         )
-    path = Path(uri.removeprefix("file://")).expanduser().resolve()
-    if not (path / "MLmodel").is_file():
+    try:
+        path = Path(absolute_path(uri.removeprefix("file://"), Path.cwd()))
+        found = (path / "MLmodel").is_file()
+    except (ValueError, OSError) as exc:  # a name too long, ~nosuchuser, a NUL
         raise ConfigError(
-            f"--model-uri {uri}: no MLmodel file in {path}. Give the directory MLflow saved "
-            "the model to (the one holding MLmodel)."
+            f"--model-uri {clip(uri)} is not valid: expected {exc}. Give the directory MLflow "
+            "saved the model to (the one holding MLmodel)."
+        ) from None
+    if not found:
+        raise ConfigError(
+            f"--model-uri {clip(uri, plain=True)}: no MLmodel file in "
+            f"{clip(str(path), plain=True)}. Give the directory MLflow saved the model to (the "
+            "one holding MLmodel)."
         )
     return ModelRef(uri, "path", str(path))
 

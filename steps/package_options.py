@@ -15,6 +15,7 @@ from steps.config import MLFLOW, MODEL, Option, Section, parse_duration, redact_
 from steps.errors import ConfigError
 from steps.image_build import parse_image_reference
 from steps.secret import Secret
+from steps.values import parse_pem_file, parse_platform
 
 
 def parse_build_arg(text: str) -> str:
@@ -35,33 +36,6 @@ def parse_repository(text: str) -> str:
     if not re.fullmatch(r"[a-z0-9]+([._/-][a-z0-9]+)*", text):
         raise ValueError(
             "an image repository name: lower-case letters, digits and . _ - / between them"
-        )
-    return text
-
-
-# Go's GOOS and GOARCH values, which the engine's platforms are made of.
-PLATFORM_OS = frozenset({
-    "linux", "windows", "darwin", "freebsd", "netbsd", "openbsd", "solaris", "illumos", "aix",
-    "android", "ios", "js", "plan9", "dragonfly", "wasip1",
-})  # fmt: skip
-PLATFORM_ARCH = frozenset({
-    "amd64", "arm64", "arm", "386", "ppc64le", "ppc64", "s390x", "riscv64", "mips64le",
-    "mips64", "mipsle", "mips", "loong64", "wasm",
-})  # fmt: skip
-
-
-def parse_platform(text: str) -> str:
-    """os/arch[/variant], as the engine takes it (linux/amd64, linux/arm64/v8)."""
-    parts = text.split("/")
-    if not (
-        len(parts) in (2, 3)
-        and parts[0] in PLATFORM_OS
-        and parts[1] in PLATFORM_ARCH
-        and (len(parts) == 2 or re.fullmatch(r"v[0-9]+", parts[2]))
-    ):
-        raise ValueError(
-            "OS/ARCH[/VARIANT] as Docker names them, e.g. linux/amd64 or linux/arm64/v8 (ARCH "
-            "one of " + ", ".join(sorted(PLATFORM_ARCH)) + ")"
         )
     return text
 
@@ -143,6 +117,8 @@ SECTION = Section(
         Option(
             name="ca-bundle",
             kind="path",
+            parse=parse_pem_file,
+            parse_takes_base=True,
             metavar="PATH",
             help="CA bundle (PEM) pip trusts during the build: for a proxy that re-signs TLS.",
         ),

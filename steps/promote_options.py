@@ -17,6 +17,7 @@ from steps.config import MLFLOW, MODEL, Option, Section, parse_duration, redact_
 from steps.errors import ConfigError
 from steps.locks import KINDS as LOCK_KINDS
 from steps.secret import Secret
+from steps.values import parse_pem_file
 
 NO_CHAMPION = "none"  # the gate's word for "there was no champion" (steps/gates/checks.py)
 ANY_CHAMPION = "any"
@@ -164,6 +165,8 @@ SECTION = Section(
         Option(
             name="vault-ca-cert",
             kind="path",
+            parse=parse_pem_file,
+            parse_takes_base=True,
             metavar="PATH",
             env_fallbacks=("VAULT_CACERT",),
             help="CA certificate (PEM) of the Vault server's TLS.",

@@ -64,11 +64,11 @@ def parse_specs(raw: Any) -> tuple[SecretSpec, ...]:
     if isinstance(raw, str) and raw.lstrip().startswith("["):
         # The list form in a flag or an environment variable (an action input, a Jenkins
         # key): JSON or YAML flow style, so version and optional work outside the file too.
-        import yaml
+        from steps.values import YamlRefused, load_yaml
 
         try:
-            raw = yaml.safe_load(raw)
-        except yaml.YAMLError:
+            raw = load_yaml(raw)
+        except YamlRefused:
             raise ValueError(
                 "a list such as [{path: secret/ml/db, key: password, version: 2}] "
                 "(it starts with '[' but does not parse)"

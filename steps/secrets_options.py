@@ -17,6 +17,7 @@ from steps.config import Option, Section, parse_duration, resolve
 from steps.errors import ConfigError
 from steps.secret import Secret, read_secret_file
 from steps.secret_specs import SecretSpec, check_names, env_name_for, parse_specs
+from steps.values import parse_pem_file, parse_token_file
 from steps.vault import AUTH_METHODS
 
 DEFAULT_SA_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
@@ -95,11 +96,29 @@ SECTION = Section(
         Option(name="mount", help="Path the auth method is mounted at (default: its name)."),
         Option(name="role", help="Role to log in as (jwt, kubernetes)."),
         _secret("token", "Vault token (method token). Env only.", "VAULT_TOKEN"),
-        Option(name="token-file", kind="path", help="File holding the Vault token."),
+        Option(
+            name="token-file",
+            kind="path",
+            parse=parse_token_file,
+            parse_takes_base=True,
+            help="File holding the Vault token.",
+        ),
         _secret("role-id", "AppRole role id. Env only.", "VAULT_ROLE_ID"),
-        Option(name="role-id-file", kind="path", help="File holding the AppRole role id."),
+        Option(
+            name="role-id-file",
+            kind="path",
+            parse=parse_token_file,
+            parse_takes_base=True,
+            help="File holding the AppRole role id.",
+        ),
         _secret("secret-id", "AppRole secret id. Env only.", "VAULT_SECRET_ID"),
-        Option(name="secret-id-file", kind="path", help="File holding the AppRole secret id."),
+        Option(
+            name="secret-id-file",
+            kind="path",
+            parse=parse_token_file,
+            parse_takes_base=True,
+            help="File holding the AppRole secret id.",
+        ),
         Option(
             name="secret-id-wrapped",
             kind="bool",
@@ -107,7 +126,13 @@ SECTION = Section(
             help="The secret id is a response-wrapping token: unwrap it (once) first.",
         ),
         _secret("jwt", "JWT to log in with (method jwt). Env only.", "VAULT_JWT"),
-        Option(name="jwt-file", kind="path", help="File holding the JWT (method jwt)."),
+        Option(
+            name="jwt-file",
+            kind="path",
+            parse=parse_token_file,
+            parse_takes_base=True,
+            help="File holding the JWT (method jwt).",
+        ),
         Option(
             name="jwt-audience",
             help="Audience of the GitHub OIDC token; must be in the role's bound_audiences.",
@@ -115,24 +140,32 @@ SECTION = Section(
         Option(
             name="kubernetes-token-path",
             kind="path",
+            parse=parse_token_file,
+            parse_takes_base=True,
             default=DEFAULT_SA_TOKEN,
             help="Service-account token (method kubernetes).",
         ),
         Option(
             name="ca-cert",
             kind="path",
+            parse=parse_pem_file,
+            parse_takes_base=True,
             help="CA bundle of the server.",
             env_fallbacks=("VAULT_CACERT",),
         ),
         Option(
             name="client-cert",
             kind="path",
+            parse=parse_pem_file,
+            parse_takes_base=True,
             help="TLS client certificate.",
             env_fallbacks=("VAULT_CLIENT_CERT",),
         ),
         Option(
             name="client-key",
             kind="path",
+            parse=parse_pem_file,
+            parse_takes_base=True,
             help="TLS client key.",
             env_fallbacks=("VAULT_CLIENT_KEY",),
         ),

@@ -171,6 +171,9 @@ def _plan_secrets(plan: Plan, config: TrainConfig) -> str:
     if not config.secret_env:
         return ""
     names = ", ".join(config.secret_env)
+    if config.unset_secret_env:  # only a dry run gets here with one: a run refuses first
+        unset = ", ".join(config.unset_secret_env)
+        names += f" ({unset} not set in this environment: the run would stop there)"
     in_container = config.backend == "docker"
     if config.secrets_as_env:
         if in_container:
@@ -186,6 +189,7 @@ def _plan_secrets(plan: Plan, config: TrainConfig) -> str:
         f"{where}{mounted}; {', '.join(variables)} name the files; the directory is removed "
         "when the training ends (and ones left by dead mlsteps runs first)",
         names=list(config.secret_env),
+        unset_names=list(config.unset_secret_env),
         base=base,
         tmpfs=tmpfs,
         container_dir=CONTAINER_DIR if in_container else None,

@@ -11,8 +11,17 @@ from pathlib import Path
 from typing import Any
 
 from steps.cli import STEP_HELP, Runtime
-from steps.config import MLFLOW, Option, Section, parse_duration, parse_size, redact_url, resolve
+from steps.config import (
+    MLFLOW,
+    Option,
+    Section,
+    parse_duration,
+    parse_size,
+    redact_url,
+    resolve,
+)
 from steps.errors import ConfigError
+from steps.values import absolute_path, check_path, parse_platform
 
 
 @dataclass(frozen=True)
@@ -72,8 +81,8 @@ def parse_mount(text: str, base: Path | None = None) -> MountSpec:
     mode = parts.pop() if len(parts) == 3 else "rw"
     if len(parts) != 2 or mode not in ("ro", "rw") or not parts[0] or not parts[1].startswith("/"):
         raise ValueError("host:container or host:container:ro, with an absolute container path")
-    host = ((base or Path.cwd()) / Path(parts[0]).expanduser()).resolve()
-    return MountSpec(str(host), parts[1], mode == "ro")
+    check_path(parts[1])
+    return MountSpec(absolute_path(parts[0], base or Path.cwd()), parts[1], mode == "ro")
 
 
 def parse_env_pair(text: str) -> str:
@@ -165,7 +174,13 @@ SECTION = Section(
             name="shm-size", parse=parse_size, metavar="SIZE", help="Size of /dev/shm, e.g. 2g."
         ),
         Option(name="memory", parse=parse_size, metavar="SIZE", help="Memory limit, e.g. 8g."),
-        Option(name="cpus", kind="float", metavar="N", help="CPU limit, e.g. 1.5."),
+        Option(
+            name="cpus",
+            kind="float",
+            metavar="N",
+            limits=(0.01, 4096),  # Docker's smallest share; below it the limit would be none
+            help="CPU limit, e.g. 1.5.",
+        ),
         Option(name="user", help="User (name or uid[:gid]) the command runs as."),
         Option(
             name="network",
@@ -192,7 +207,7 @@ SECTION = Section(
             metavar="KEY=VALUE",
             help="Container label.",
         ),
-        Option(name="platform", help="Image platform, e.g. linux/amd64."),
+        Option(name="platform", parse=parse_platform, help="Image platform, e.g. linux/amd64."),
         Option(name="run-id", help="Continue this MLflow run instead of creating one."),
         Option(name="run-name", help="Name of the new MLflow run."),
     ),
@@ -236,10 +251,16 @@ class TrainConfig:
     run_name: str | None
     tracking_uri: str | None
     experiment: str
+    # --secret-env names this environment does not set: a dry run shows them in its plan,
+    # a run refuses to start.
+    unset_secret_env: tuple[str, ...] = ()
 
     @property
     def memory_text(self) -> str:
         return _human_size(self.memory) if self.memory else "none"
+
+
+MIN_MEMORY = 6 * 2**20  # Docker refuses less at container creation
 
 
 def _human_size(size: int) -> str:
@@ -278,12 +299,13 @@ def load_config(runtime: Runtime, flags: Mapping[str, Any], command: list[str]) 
         run_name=values["run-name"],
         tracking_uri=tracking["tracking-uri"],
         experiment=tracking["experiment"],
+        unset_secret_env=tuple(n for n in values["secret-env"] or () if n not in runtime.environ),
     )
-    _check(config, runtime.environ)
+    _check(config, dry_run=runtime.dry_run)
     return config
 
 
-def _check(config: TrainConfig, environ: Mapping[str, str]) -> None:
+def _check(config: TrainConfig, *, dry_run: bool = False) -> None:
     """Cross-option checks: each names the option and the fix."""
     if config.backend == "docker" and not config.image:
         raise ConfigError(
@@ -298,6 +320,21 @@ def _check(config: TrainConfig, environ: Mapping[str, str]) -> None:
     if config.data_dir and not Path(config.data_dir).is_dir():
         raise ConfigError(
             f"--data-dir {config.data_dir}: no such directory. Give an existing directory."
+        )
+    if config.output_dir:
+        # The run creates it: the nearest part that exists must be a directory.
+        existing = next(
+            p for p in (Path(config.output_dir), *Path(config.output_dir).parents) if p.exists()
+        )
+        if not existing.is_dir():
+            raise ConfigError(
+                f"--output-dir {config.output_dir}: {existing} is a file, not a directory. "
+                "Give a directory (it is created when missing)."
+            )
+    if config.memory is not None and config.memory < MIN_MEMORY:
+        raise ConfigError(
+            f"--memory {config.memory_text}: Docker needs a memory limit of at least 6m. "
+            "Give a larger one, e.g. 512m, or leave --memory out."
         )
     if config.backend == "local":
         if config.workdir and not Path(config.workdir).is_dir():
@@ -331,11 +368,11 @@ def _check(config: TrainConfig, environ: Mapping[str, str]) -> None:
                 f"--mount {mount}: the host path {mount.host} does not exist. "
                 "Create it or fix the path."
             )
-    missing = [name for name in config.secret_env if name not in environ]
-    if missing:
+    if config.unset_secret_env and not dry_run:
         raise ConfigError(
-            f"--secret-env {', '.join(missing)}: not set in this environment. Provide "
-            "it (the secrets step, withCredentials, or a GitHub secret in env:), or drop the name."
+            f"--secret-env {', '.join(config.unset_secret_env)}: not set in this environment. "
+            "Provide it (the secrets step, withCredentials, or a GitHub secret in env:), or drop "
+            "the name."
         )
     _check_secrets(config)
     if config.run_id and not config.tracking_uri:

@@ -75,12 +75,12 @@ def load_value(raw: Any) -> Any:
             merged = _merged(merged, loaded)
         return merged
     if isinstance(raw, str):
-        import yaml
+        from steps.values import YamlRefused, load_yaml
 
         try:
-            return yaml.safe_load(raw)
-        except yaml.YAMLError as exc:
-            raise ValueError(f"YAML ({str(exc).splitlines()[0]})") from None
+            return load_yaml(raw)
+        except YamlRefused as exc:
+            raise ValueError(f"YAML ({exc.problem})") from None
     return raw
 
 

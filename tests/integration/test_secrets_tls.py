@@ -68,7 +68,9 @@ def test_tls_with_the_servers_ca_and_without_it(tls_vault: services.VaultServer)
 
     missing = run(tls_vault, "--ca-cert", "/nonexistent/ca.pem", *request, *child)
     assert missing.returncode == 2
-    assert "--ca-cert /nonexistent/ca.pem: no such file" in missing.stderr
+    assert "--ca-cert '/nonexistent/ca.pem' is not valid: expected an existing PEM file" in (
+        missing.stderr
+    )
     assert "Traceback" not in missing.stderr
 
 

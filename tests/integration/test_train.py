@@ -400,11 +400,16 @@ def test_engine_refusals_are_bad_input(docker_client: Any, base_image: str, work
     bad_ref = mlsteps("train", "--image", "Bad Image", "--", "true", cwd=workdir)
     assert bad_ref.returncode == 2
     assert "--image Bad Image: the engine refuses this image reference" in bad_ref.stderr
+    # Within the option's range (up to 4096) but more CPUs than this engine has.
+    many = mlsteps("train", "--image", base_image, "--cpus", "4000", "--", "true", cwd=workdir)
+    assert many.returncode == 2
+    assert "the Docker engine refused the container settings" in many.stderr
+    assert "Range of CPUs is from 0.01" in many.stderr
+    # Below Docker's minimum memory: refused before the engine is asked.
     tiny = mlsteps("train", "--image", base_image, "--memory", "1k", "--", "true", cwd=workdir)
     assert tiny.returncode == 2
-    assert "the Docker engine refused the container settings" in tiny.stderr
-    assert "Minimum memory limit" in tiny.stderr
-    for done in (bad_ref, tiny):
+    assert "--memory 1 KiB: Docker needs a memory limit of at least 6m" in tiny.stderr
+    for done in (bad_ref, many, tiny):
         assert "Traceback" not in done.stderr and "unexpected error" not in done.stderr
     assert_nothing_left(docker_client)
 

@@ -9,13 +9,13 @@ import pytest
 from steps.config import (
     MLFLOW,
     find_config_file,
-    json_schema,
     load_config_file,
     parse_duration,
     parse_size,
     redact_url,
     resolve,
 )
+from steps.config_cmd import json_schema
 from steps.errors import ConfigError
 from steps.registry import all_sections
 from steps.train import SECTION as TRAIN
@@ -211,3 +211,12 @@ def test_schema_accepts_the_quickstart_file_and_rejects_unknown_keys() -> None:
     jsonschema.validate(yaml.safe_load(quickstart.read_text()), schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"train": {"shm_size": "1g"}}, schema)
+
+
+def test_number_ranges_are_said_in_help_and_schema() -> None:
+    from steps.cli import _click_option
+
+    cpus = TRAIN.option("cpus")
+    assert "Range: from 0.01 to 4096." in (_click_option("train", cpus).help or "")
+    schema = json_schema(all_sections())["properties"]["train"]["properties"]["cpus"]
+    assert (schema["minimum"], schema["maximum"]) == (0.01, 4096)

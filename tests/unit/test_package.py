@@ -323,7 +323,7 @@ def _config(tmp_path: Path, *flags: tuple[str, str], env: dict[str, str] | None 
             {"MLSTEPS_PACKAGE_REGISTRY_PASSWORD": "x"},
             "no user name",
         ),
-        ((("model-uri", "m"), ("ca-bundle", "/no/such.pem")), {}, "--ca-bundle /no/such.pem"),
+        ((("model-uri", "m"), ("ca-bundle", "/no/such.pem")), {}, "--ca-bundle '/no/such.pem'"),
         (
             (("model-uri", "m"), ("pip-index-url", "https://x.example/simple;touch /tmp/x")),
             {},
@@ -404,7 +404,7 @@ def test_platforms(tmp_path: Path, good: str) -> None:
     "bad", ["garbage/zz", "linux", "linux/amd64/v8/x", "Linux/AMD64", "linux/arm64/8", "linux/"]
 )
 def test_bad_platforms_name_the_option(tmp_path: Path, bad: str) -> None:
-    with pytest.raises(ConfigError, match=f"--platform '{bad}' is not valid: expected OS/ARCH"):
+    with pytest.raises(ConfigError, match=f"--platform '{bad}' is not valid: expected os/arch"):
         _config(tmp_path, ("model-uri", "m"), ("platform", bad))
 
 
