@@ -12,8 +12,7 @@ from collections.abc import Callable, Mapping
 
 from steps import signals
 from steps.cli import Runtime, StepResult
-from steps.errors import ConfigError, GateRejected, MlstepsError, StepFailed
-from steps.gates.checks import CHAMPION_TAG, REPORT_DIGEST_TAG, VERDICT_TAG
+from steps.errors import ConfigError, MlstepsError, StepFailed
 from steps.lineage import ci_run_url, git_commit
 from steps.plan import Action, Plan
 from steps.promote import (
@@ -23,6 +22,7 @@ from steps.promote import (
     github_run,
     summary_line,
 )
+from steps.promote_candidate import read_candidate
 from steps.promote_options import ANY_CHAMPION, NO_CHAMPION, PromoteConfig
 from steps.promote_services import Registry, github_approvers, make_lock
 from steps.promote_sync import Decision, SageMakerSync
@@ -62,8 +62,8 @@ class PromoteRun:
             if config.sagemaker_model_package_group
             else None
         )
-        self.expected: str | None = config.expected_champion  # resolved from the gate's tag
-        self.candidate_tags: dict[str, str] = {}
+        self.expected: str | None = config.expected_champion  # else from the gate's report
+        self.digest: str | None = None  # of the gate's report, verified
         self.approver: str | None = config.approved_by
         # What the aliases were when read under the lock, to put back on a failure.
         self.champion: str | None = None
@@ -118,45 +118,18 @@ class PromoteRun:
 
     # ----- promote ----------------------------------------------------------------------------
     def read_candidate(self) -> None:
-        config, version = self.config, self.config.version
-        assert version is not None
-        found = self.registry.version(version)
-        tags = self.registry.tags_of(found)
-        if VERDICT_TAG not in tags and found.get("run_id"):
-            # Gated before it was registered (train → gate → package): the verdict is on the
-            # run the version was made from.
-            tags = {**self.registry.run_tags(found["run_id"], prefix="mlsteps.gate."), **tags}
-        self.candidate_tags = tags
-        verdict = tags.get(VERDICT_TAG)
-        if config.require_gate:
-            if verdict == "rejected":
-                raise GateRejected(
-                    f"gate rejected version {version} of '{config.model_name}' ({VERDICT_TAG} "
-                    "is rejected): it is not promoted. Its gate report says why"
-                    + (f": {tags[REPORT_DIGEST_TAG]}" if REPORT_DIGEST_TAG in tags else "")
-                    + "."
-                )
-            if verdict != "pass":
-                raise ConfigError(
-                    f"--version {version}: version {version} of '{config.model_name}' was never "
-                    f"gated (no {VERDICT_TAG} tag" + (f", it is '{verdict}'" if verdict else "")
-                    + "). Run `mlsteps gate` on it first, or --require-gate false to promote "
-                    "without a gate (then give --expected-champion)."
-                )  # fmt: skip
-        gate_champion = tags.get(CHAMPION_TAG)
+        config = self.config
+        candidate = read_candidate(config, self.registry)
+        self.digest = candidate.digest
+        compared = candidate.champion
         if self.expected is None:
-            if gate_champion is None:
-                raise ConfigError(
-                    f"version {version} of '{config.model_name}' has no {CHAMPION_TAG} tag, so "
-                    "there is no champion to compare against: give --expected-champion N (the "
-                    "champion you expect), none (there is none yet) or any."
-                )
-            self.expected = gate_champion
-        elif gate_champion is not None and gate_champion != self.expected:
+            assert compared is not None, "load_config asks --expected-champion without a report"
+            self.expected = compared
+        elif compared is not None and compared != self.expected:
             self.face.warning(
-                f"the gate compared version {version} against {_shown(_version(gate_champion))}, "
-                f"but --expected-champion is {self.expected}: the move is conditional on "
-                f"{self.expected}, which the gate's verdict is not about."
+                f"the gate compared version {config.version} against "
+                f"{_shown(_version(compared))}, but --expected-champion is {self.expected}: the "
+                f"move is conditional on {self.expected}, which the gate's verdict is not about."
             )
 
     def check_approval(self) -> None:
@@ -232,7 +205,7 @@ class PromoteRun:
             assert self.config.version
             version = self.config.version
             self.evidence = {
-                "report-digest": self.candidate_tags.get(REPORT_DIGEST_TAG, ""),
+                "report-digest": self.digest or "",
                 "ci-run-url": ci_run_url(self.runtime.environ),
                 "commit": git_commit(self.runtime.environ),
                 "approved-by": self.approver or "",

@@ -47,16 +47,19 @@ class Registry:
         model: dict[str, Any] = got["registered_model"]
         return model
 
-    def run_tags(self, run_id: str, prefix: str) -> dict[str, str]:
-        """The run's tags that start with prefix; none when the run is gone."""
+    def run_artifact_uri(self, run_id: str) -> str:
+        """Where the run's artifacts are, as MLflow records it for the run."""
         try:
             run = self.rest._call("GET", "runs/get", params={"run_id": run_id})["run"]
         except MlflowApiError as exc:
-            if exc.code == "RESOURCE_DOES_NOT_EXIST" or exc.status == 404:
-                return {}
+            if exc.absent:
+                raise ConfigError(
+                    f"the MLflow run {run_id} of the version is gone from "
+                    f"{redact_url(self.rest.uri)}, and its gate report with it: register and "
+                    "gate the model again."
+                ) from None
             raise exc.as_step_failed(f"reading run {run_id}") from None
-        tags = run.get("data", {}).get("tags", [])
-        return {t["key"]: t["value"] for t in tags if t["key"].startswith(prefix)}
+        return str(run["info"]["artifact_uri"]).rstrip("/")
 
     def version(self, version: str) -> dict[str, Any]:
         params = {"name": self.name, "version": version}

@@ -22,7 +22,8 @@ from tests.leak_forms import leaked
 pytestmark = pytest.mark.faces
 
 KNOWN_KEYS = (
-    "version, alias, previousAlias, expectedChampion, requireGate, requireApproval, "
+    "version, alias, previousAlias, expectedChampion, requireGate, gateReportDigest, "
+    "requireApproval, "
     "approvedBy, lock, lockPath, lockTtl, lockTimeout, vaultUrl, vaultNamespace, vaultCaCert, "
     "sagemakerModelPackageGroup, vaultTokenCredentialsId, githubTokenCredentialsId, trackingUri, "
     "name, rollback, approvers, config, mlsteps"
@@ -55,6 +56,7 @@ def test_builds_the_exact_promote_command_with_every_value_single_quoted(
             "previousAlias": "prod-before",
             "expectedChampion": "none",
             "requireGate": "false",
+            "gateReportDigest": "sha256:" + "ab" * 32,
             "requireApproval": False,
             "approvedBy": AWKWARD,
             "lock": "file",
@@ -71,7 +73,8 @@ def test_builds_the_exact_promote_command_with_every_value_single_quoted(
     assert run.sh["args"]["script"] == (
         "'true' '--ci' 'jenkins' '--config' 'conf dir/mlsteps.yaml' 'promote'"
         " '--version' '7' '--alias' 'prod' '--previous-alias' 'prod-before'"
-        " '--expected-champion' 'none' '--require-gate' 'false' '--require-approval' 'false'"
+        " '--expected-champion' 'none' '--require-gate' 'false'"
+        f" '--gate-report-digest' 'sha256:{'ab' * 32}' '--require-approval' 'false'"
         " '--approved-by' 'it'\\''s \"quoted\" $HOME `id` \\ ; | & *'"
         " '--lock' 'file' '--lock-path' '/var/lock/ml locks/churn.lock' '--lock-ttl' '10m'"
         " '--lock-timeout' '30s' '--name' 'churn; rm -rf /'"
@@ -333,6 +336,7 @@ def test_real_cli_dry_run_plans_the_move_with_the_approver_from_the_input_step(
         {
             "mlsteps": [mlsteps_cli, "--dry-run"],
             "version": "7",
+            "gateReportDigest": "sha256:" + "c" * 64,
             "name": "churn",
             "trackingUri": "http://127.0.0.1:9",
             "requireApproval": True,
@@ -343,6 +347,7 @@ def test_real_cli_dry_run_plans_the_move_with_the_approver_from_the_input_step(
     )
     assert run.status == "SUCCESS", run.console
     assert "record the approval of release-lead (--approved-by)" in run.console
+    assert f"must hash to sha256:{'c' * 64} (--gate-report-digest)" in run.console
     assert f"take the file lock {tmp_path / 'churn.lock'}" in run.console
     assert run.result == {}  # a dry run sets no outputs
     assert not (tmp_path / "churn.lock").exists()
