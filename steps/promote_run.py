@@ -42,7 +42,6 @@ class PromoteRun:
         self.runtime = runtime
         self.face = runtime.get_face()
         self.rollback = rollback
-        self.registry = Registry(config.tracking_uri, config.model_name)
         name, version = config.model_name, config.version
         purpose = (
             f"mlsteps rollback of '{name}'"
@@ -52,6 +51,9 @@ class PromoteRun:
         if run_url := ci_run_url(runtime.environ):
             purpose += f" ({run_url})"
         self.lock = make_lock(config, runtime, purpose)
+        # Every registry write (the aliases, the tags, their undo) is checked against the lease
+        # right before it starts, and its request timeout bounded by what is left of it.
+        self.registry = Registry(config.tracking_uri, name, self.lock.write_timeout)
         self.sync = (
             SageMakerSync(
                 config.sagemaker_model_package_group,
@@ -184,12 +186,10 @@ class PromoteRun:
         )
 
     def set_previous(self) -> None:
-        self.lock.check_still_held()
         self.moved = True
         self.registry.set_alias(self.config.previous_alias, self.champion)
 
     def set_alias(self) -> None:
-        self.lock.check_still_held()
         self.moved = True
         self.target = self.config.version if not self.rollback else self.previous
         self.registry.set_alias(self.config.alias, self.target)

@@ -8,7 +8,7 @@ module only knows how. Imported only by a real run, with promote_run.py: it load
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from steps.cli import Runtime
@@ -19,13 +19,24 @@ from steps.promote_options import PromoteConfig
 from steps.secret import Secret
 from steps.tracking import MlflowApiError, RestTracking
 
+REQUEST_TIMEOUT = 20.0
+
 
 class Registry:
-    """The few model-registry calls promote makes, each failure told in the user's terms."""
+    """The few model-registry calls promote makes, each failure told in the user's terms.
+    Each write first asks ``write_timeout`` (the lock's: steps/locks/base.py) for its request
+    timeout, which refuses a write the lease cannot cover."""
 
-    def __init__(self, uri: str, name: str) -> None:
-        self.rest = RestTracking(uri, timeout=20.0)
+    def __init__(
+        self, uri: str, name: str, write_timeout: Callable[[float], float] | None = None
+    ) -> None:
+        self.rest = RestTracking(uri, timeout=REQUEST_TIMEOUT)
         self.name = name
+        self.write_timeout = write_timeout or (lambda wanted: wanted)
+
+    def _write(self, doing: str, method: str, endpoint: str, body: dict[str, Any]) -> None:
+        timeout = self.write_timeout(REQUEST_TIMEOUT)
+        self._call(doing, method, endpoint, json=body, timeout=timeout)
 
     def _call(self, doing: str, method: str, endpoint: str, **kwargs: Any) -> dict[str, Any]:
         try:
@@ -96,26 +107,28 @@ class Registry:
     def set_alias(self, alias: str, version: str | None) -> None:
         """Point alias at version; None removes it (absent already is fine)."""
         if version is None:
+            timeout = self.write_timeout(REQUEST_TIMEOUT)
             try:
                 self.rest._call(
-                    "DELETE", "registered-models/alias", json={"name": self.name, "alias": alias}
-                )
+                    "DELETE", "registered-models/alias", timeout=timeout,
+                    json={"name": self.name, "alias": alias},
+                )  # fmt: skip
             except MlflowApiError as exc:
                 if not exc.absent:
                     raise exc.as_step_failed(f"removing alias '{alias}'") from None
             return
         body = {"name": self.name, "alias": alias, "version": version}
-        self._call(f"pointing alias '{alias}' at version {version}", "POST",
-                   "registered-models/alias", json=body)  # fmt: skip
+        self._write(f"pointing alias '{alias}' at version {version}", "POST",
+                    "registered-models/alias", body)  # fmt: skip
 
     def set_tag(self, version: str, key: str, value: str) -> None:
         body = {"name": self.name, "version": version, "key": key, "value": value}
-        self._call(f"tagging version {version} with {key}", "POST", "model-versions/set-tag",
-                   json=body)  # fmt: skip
+        self._write(f"tagging version {version} with {key}", "POST", "model-versions/set-tag",
+                    body)  # fmt: skip
 
     def delete_tag(self, version: str, key: str) -> None:
         body = {"name": self.name, "version": version, "key": key}
-        self._call(f"removing tag {key}", "DELETE", "model-versions/delete-tag", json=body)
+        self._write(f"removing tag {key}", "DELETE", "model-versions/delete-tag", body)
 
 
 def github_approvers(api: str, repo: str, run_id: str, token: Secret) -> list[str]:
