@@ -112,7 +112,9 @@ def describe_approval(config: PromoteConfig, environ: Mapping[str, str]) -> str:
     api, repo, run_id = run
     return (
         f"read who approved GitHub run {run_id} of {repo} ({api}/repos/{repo}/actions/runs/"
-        f"{run_id}/approvals, with GITHUB_TOKEN): at least one reviewer must have approved"
+        f"{run_id}/approvals, with GITHUB_TOKEN): at least one reviewer must have approved "
+        f"environment '{config.approval_environment}' (--approval-environment; approvals of "
+        "other environments do not count)"
     )
 
 

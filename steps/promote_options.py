@@ -130,6 +130,14 @@ SECTION = Section(
             "run's approvals of a protected environment (read with GITHUB_TOKEN).",
         ),
         Option(
+            name="approval-environment",
+            metavar="NAME",
+            help="On GitHub Actions, the environment of the promote job (its `environment:`, "
+            "whose required reviewers approve): only approvals of this environment count for "
+            "--require-approval, not those of another environment in the same run. Required "
+            "there (the runner does not tell a job its environment).",
+        ),
+        Option(
             name="approved-by",
             help="Who approved the promotion (Jenkins: the input step's submitter). Recorded "
             "on the version as mlsteps.promote.approved-by.",
@@ -226,7 +234,7 @@ LOCK_OPTIONS = (
 SYNC_OPTIONS = ("sagemaker-model-package-group",)
 PROMOTE_OPTIONS = (
     *SHARED_OPTIONS, "version", *LOCK_OPTIONS, "require-gate", "gate-report-digest",
-    "require-approval",
+    "require-approval", "approval-environment",
     "approved-by", *SYNC_OPTIONS,
 )  # fmt: skip
 ROLLBACK_OPTIONS = (*SHARED_OPTIONS, *LOCK_OPTIONS, *SYNC_OPTIONS)
@@ -244,6 +252,7 @@ class PromoteConfig:
     gate_report_digest: str | None  # the gate step's report-digest output
     require_approval: bool
     approved_by: str | None
+    approval_environment: str | None  # GitHub: the environment whose approvals count
     lock: str
     lock_path: str
     lock_ttl: float
@@ -321,6 +330,7 @@ def load_config(runtime: Runtime, flags: Mapping[str, Any], *, rollback: bool) -
         gate_report_digest=None if rollback else values["gate-report-digest"],
         require_approval=False if rollback else values["require-approval"],
         approved_by=None if rollback else values["approved-by"],
+        approval_environment=None if rollback else values["approval-environment"],
         lock=lock,
         lock_path=lock_path,
         lock_ttl=values["lock-ttl"],
@@ -365,6 +375,14 @@ def _check_github_approval(config: PromoteConfig, environ: Mapping[str, str]) ->
             "--require-approval true on GitHub Actions reads the run's approvals with a token: "
             "give the step `env: GITHUB_TOKEN: ${{ github.token }}` (and the job "
             "`permissions: actions: read`), or give --approved-by."
+        )
+    if not config.approval_environment:
+        raise ConfigError(
+            "--require-approval true on GitHub Actions counts the approvals of the promote "
+            "job's environment only, and the runner does not say which it is: give "
+            "--approval-environment NAME (action input approval-environment), the job's "
+            "`environment:`, e.g. production. Approvals of other environments of the run do "
+            "not count."
         )
 
 

@@ -139,16 +139,18 @@ class PromoteRun:
             return
         run = github_run(self.runtime.environ)
         token = self.config.github_token
-        assert run is not None and token is not None, "load_config checked both"
+        environment = self.config.approval_environment
+        assert run is not None and token is not None and environment, "load_config checked"
         self.face.mask(token.reveal())
-        approvers = github_approvers(*run, token)
+        approvers = github_approvers(*run, token, environment)
         if not approvers:
             _, repo, run_id = run
             raise ConfigError(
-                f"--require-approval true, but nobody approved GitHub run {run_id} of {repo}: "
-                "run this job in an environment with required reviewers (Settings → "
-                "Environments → Required reviewers, and `environment: NAME` on the job), or "
-                "give --approved-by."
+                f"--require-approval true, but nobody approved environment '{environment}' "
+                f"(--approval-environment) in GitHub run {run_id} of {repo}: run this job in "
+                "that environment with required reviewers (Settings → Environments → Required "
+                "reviewers, and `environment: NAME` on the job; approvals of other environments "
+                "do not count), or give --approved-by."
             )
         self.approver = ", ".join(approvers)
 

@@ -131,8 +131,12 @@ class Registry:
         self._write(f"removing tag {key}", "DELETE", "model-versions/delete-tag", body)
 
 
-def github_approvers(api: str, repo: str, run_id: str, token: Secret) -> list[str]:
-    """Who approved this workflow run's deployment (an environment's required reviewers)."""
+def github_approvers(
+    api: str, repo: str, run_id: str, token: Secret, environment: str
+) -> list[str]:
+    """Who approved this workflow run's deployment to ``environment`` (its required
+    reviewers). An approval of another environment of the run (a staging job's) does not
+    count: it approved something else."""
     import requests
 
     url = f"{api.rstrip('/')}/repos/{repo}/actions/runs/{run_id}/approvals"
@@ -162,14 +166,25 @@ def github_approvers(api: str, repo: str, run_id: str, token: Secret) -> list[st
         entries = response.json()
     except ValueError:
         raise StepFailed(f"{url} did not answer JSON: is GITHUB_API_URL right?") from None
+    if not isinstance(entries, list):
+        raise StepFailed(f"{url} did not answer a list of approvals: is GITHUB_API_URL right?")
     return sorted(
         {
             str((entry.get("user") or {}).get("login") or "")
             for entry in entries
-            if isinstance(entry, dict) and entry.get("state") == "approved"
+            if isinstance(entry, dict)
+            and entry.get("state") == "approved"
+            and environment in _environments(entry)
         }
         - {""}
     )
+
+
+def _environments(entry: Mapping[str, Any]) -> list[str]:
+    found = entry.get("environments")
+    if not isinstance(found, list):
+        return []
+    return [str(e.get("name")) for e in found if isinstance(e, dict)]
 
 
 def make_lock(config: PromoteConfig, runtime: Runtime, purpose: str) -> Lock:

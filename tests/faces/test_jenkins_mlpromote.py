@@ -23,7 +23,7 @@ pytestmark = pytest.mark.faces
 
 KNOWN_KEYS = (
     "version, alias, previousAlias, expectedChampion, requireGate, gateReportDigest, "
-    "requireApproval, "
+    "requireApproval, approvalEnvironment, "
     "approvedBy, lock, lockPath, lockTtl, lockTimeout, vaultUrl, vaultNamespace, vaultCaCert, "
     "sagemakerModelPackageGroup, vaultTokenCredentialsId, githubTokenCredentialsId, trackingUri, "
     "name, rollback, approvers, config, mlsteps"

@@ -491,10 +491,14 @@ def test_require_approval_reads_the_github_runs_approvals(model: Model, tmp_path
     approvals = [
         {"state": "approved", "user": {"login": "octo-lead"}, "environments": [{"name": "prod"}]},
         {"state": "rejected", "user": {"login": "someone"}, "environments": [{"name": "prod"}]},
+        # An approval of another environment of the run approved something else.
+        {"state": "approved", "user": {"login": "intruder"}, "environments": [{"name": "dev"}]},
     ]
     model.gate(1)
     api = GitHubApprovals(token, approvals)
-    nobody = GitHubApprovals(token, [])
+    # The attack: the run's only approval is of a lesser environment (dev, where anyone may
+    # approve); the promote job's environment is prod.
+    elsewhere = GitHubApprovals(token, [approvals[2]])
     try:
         github = dict(
             GITHUB_ACTIONS="true",
@@ -503,20 +507,28 @@ def test_require_approval_reads_the_github_runs_approvals(model: Model, tmp_path
             GITHUB_SERVER_URL="https://github.example",
             GITHUB_OUTPUT=str(tmp_path / "out"),
         )
-        args = ["promote", *model.args("--version", "1", "--require-approval", "true")]
+        bare = ["promote", *model.args("--version", "1", "--require-approval", "true")]
+        args = [*bare, "--approval-environment", "prod"]
         no_token = run(args, base_env(tmp_path, **github, GITHUB_API_URL=api.url), tmp_path)
         # On GitHub the error is a workflow command (::error::) on stdout.
         assert no_token.returncode == 2 and "GITHUB_TOKEN" in no_token.stdout
-        env = base_env(tmp_path, **github, GITHUB_TOKEN=token, GITHUB_API_URL=nobody.url)
-        refused = run(args, env, tmp_path)
-        assert refused.returncode == 2 and "nobody approved GitHub run 4242" in refused.stdout
-        assert model.alias("champion") is None
-        env["GITHUB_API_URL"] = api.url
+        env = base_env(tmp_path, **github, GITHUB_TOKEN=token, GITHUB_API_URL=api.url)
+        unnamed = run(bare, env, tmp_path)
+        assert unnamed.returncode == 2 and "give --approval-environment NAME" in unnamed.stdout
+        assert api.asked == []  # refused before anything was read
+        refused = run(args, {**env, "GITHUB_API_URL": elsewhere.url}, tmp_path)
+        assert refused.returncode == 2, refused.stdout
+        assert (
+            "nobody approved environment 'prod' (--approval-environment) in GitHub run 4242"
+            in refused.stdout
+        )
+        assert elsewhere.asked == ["/repos/acme/churn/actions/runs/4242/approvals"]
+        assert model.alias("champion") is None and model.evidence(1) == {}
         done = run(args, env, tmp_path)
         assert outputs(done)["decision"] == "promoted", done.stderr
         assert api.asked == ["/repos/acme/churn/actions/runs/4242/approvals"]
         evidence = model.evidence(1)
-        assert evidence[EVIDENCE + "approved-by"] == "octo-lead"
+        assert evidence[EVIDENCE + "approved-by"] == "octo-lead"  # not the dev approver
         assert (
             evidence[EVIDENCE + "ci-run-url"]
             == "https://github.example/acme/churn/actions/runs/4242"
@@ -527,7 +539,7 @@ def test_require_approval_reads_the_github_runs_approvals(model: Model, tmp_path
         assert f"::add-mask::{token}" in done.stdout
     finally:
         api.close()
-        nobody.close()
+        elsewhere.close()
 
 
 def test_dry_run_touches_nothing(model: Model, tmp_path: Path) -> None:

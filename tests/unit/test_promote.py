@@ -113,11 +113,13 @@ def test_vault_lock_needs_a_token_from_the_environment() -> None:
 def test_github_approval_needs_the_token() -> None:
     github = {"GITHUB_ACTIONS": "true", "GITHUB_REPOSITORY": "a/b", "GITHUB_RUN_ID": "5"}
     assert "GITHUB_TOKEN" in refused(require_approval="true", env=github)
-    found = config(require_approval="true", env={**github, "GITHUB_TOKEN": "ghs_x"})
-    line = build_plan(found, {**github, "GITHUB_API_URL": "https://ghe.example/api/v3"})
-    assert "https://ghe.example/api/v3/repos/a/b/actions/runs/5/approvals" in "\n".join(
-        line.lines()
-    )
+    with_token = {**github, "GITHUB_TOKEN": "ghs_x"}
+    assert "give --approval-environment NAME" in refused(require_approval="true", env=with_token)
+    found = config(require_approval="true", approval_environment="prod", env=with_token)
+    plan = build_plan(found, {**github, "GITHUB_API_URL": "https://ghe.example/api/v3"})
+    lines = "\n".join(plan.lines())
+    assert "https://ghe.example/api/v3/repos/a/b/actions/runs/5/approvals" in lines
+    assert "must have approved environment 'prod' (--approval-environment" in lines
 
 
 def test_promote_plan_names_the_lock_and_where_the_expected_champion_comes_from() -> None:
