@@ -323,7 +323,10 @@ def command(runtime: Runtime, flags: Mapping[str, Any], _: list[str]) -> StepRes
     config = load_config(runtime, flags, rollback=False)
     plan = build_plan(config, runtime.environ)
     if runtime.dry_run:
-        return StepResult({}, plan=plan)
+        # Reads (never writes) what makes the plan informative: loads requests, not boto3.
+        from steps.promote_candidate import read_for_dry_run
+
+        return StepResult({}, plan=read_for_dry_run(config, plan, runtime.get_face().warning))
     return _run(config, runtime, plan, rollback=False)
 
 

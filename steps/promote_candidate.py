@@ -15,19 +15,30 @@ Used by the run and by the dry run, which reads (never writes) to show what the 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from steps.config import redact_url
-from steps.errors import ConfigError, GateRejected
+from steps.errors import ConfigError, GateRejected, StepFailed
 from steps.gate import REPORT_ARTIFACT_DIR
-from steps.promote_options import NO_CHAMPION, PromoteConfig
+from steps.plan import Plan
+from steps.promote_options import ANY_CHAMPION, NO_CHAMPION, PromoteConfig
 from steps.promote_services import Registry
 
 REPORT_PATH = f"{REPORT_ARTIFACT_DIR}/report.json"
+
+
+def shown(version: str | None) -> str:
+    return f"version {version}" if version else "no champion"
+
+
+def as_version(expected: str | None) -> str | None:
+    """The gate's "none" (no champion) as None, a version as itself."""
+    return None if expected in (None, NO_CHAMPION) else expected
 
 
 @dataclass(frozen=True)
@@ -141,3 +152,45 @@ def _not_about(
             f"{version} was registered from"
         )
     return None
+
+
+def read_for_dry_run(config: PromoteConfig, plan: Plan, warn: Callable[[str], None]) -> Plan:
+    """The plan with what the run would find now: the version, the verified verdict and the
+    champion. Reads only (no lock, no write). Bad input stops the dry run as it would the run
+    (exit 2 or 3); an MLflow that cannot be reached leaves the plan as it is, with a warning."""
+    registry = Registry(config.tracking_uri, config.model_name)
+    try:
+        candidate = read_candidate(config, registry)
+        champion = registry.alias(config.alias)
+    except StepFailed as exc:
+        warn(f"dry run: could not read MLflow to show what the run would find: {exc.message}")
+        return plan
+    found = f"version {candidate.version} exists (run {candidate.run_id or 'none'})"
+    if candidate.digest:
+        found += (
+            f"; its gate report checks out: verdict {candidate.verdict}, compared against "
+            f"{shown(as_version(candidate.champion))}"
+        )
+    expected = config.expected_champion or candidate.champion
+    if champion == candidate.version:
+        outcome = "already the champion: nothing would move"
+    elif expected == ANY_CHAMPION or as_version(expected) == champion:
+        outcome = "as expected: the move would go ahead"
+    else:
+        outcome = f"not {shown(as_version(expected))}: the run would exit 1 (another promotion won)"
+    now = {
+        "mlflow.read-candidate": (found, {"verdict": candidate.verdict}),
+        "alias.compare": (
+            f"'{config.alias}' is {shown(champion)}, {outcome}",
+            {"champion": champion},
+        ),
+    }
+    actions = []
+    for action in plan.actions:
+        if action.kind in now:
+            words, data = now[action.kind]
+            action = dataclasses.replace(
+                action, line=f"{action.line} [read now: {words}]", data={**action.data, **data}
+            )
+        actions.append(action)
+    return Plan(plan.step, actions)

@@ -22,7 +22,7 @@ from steps.promote import (
     github_run,
     summary_line,
 )
-from steps.promote_candidate import read_candidate
+from steps.promote_candidate import as_version, read_candidate, shown
 from steps.promote_options import ANY_CHAMPION, NO_CHAMPION, PromoteConfig
 from steps.promote_services import Registry, github_approvers, make_lock
 from steps.promote_sync import Decision, SageMakerSync
@@ -30,10 +30,6 @@ from steps.promote_sync import Decision, SageMakerSync
 
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
-def _shown(version: str | None) -> str:
-    return f"version {version}" if version else "no champion"
 
 
 class PromoteRun:
@@ -130,7 +126,7 @@ class PromoteRun:
         elif compared is not None and compared != self.expected:
             self.face.warning(
                 f"the gate compared version {config.version} against "
-                f"{_shown(_version(compared))}, but --expected-champion is {self.expected}: the "
+                f"{shown(as_version(compared))}, but --expected-champion is {self.expected}: the "
                 f"move is conditional on {self.expected}, which the gate's verdict is not about."
             )
 
@@ -170,20 +166,20 @@ class PromoteRun:
             )  # fmt: skip
             return
         expected = self.expected
-        if expected == ANY_CHAMPION or _version(expected) == self.champion:
+        if expected == ANY_CHAMPION or as_version(expected) == self.champion:
             return
         name, version = config.model_name, config.version
         if config.expected_champion is None:
             against = f"the gate of version {version} compared against"
             fix = (
-                f"re-run the gate of version {version} against {_shown(self.champion)}, then "
+                f"re-run the gate of version {version} against {shown(self.champion)}, then "
                 "promote it"
             )
         else:
             against = "--expected-champion says"
             fix = "check what changed, then give the right --expected-champion"
         raise StepFailed(
-            f"{alias} of '{name}' is {_shown(self.champion)}, not {_shown(_version(expected))} "
+            f"{alias} of '{name}' is {shown(self.champion)}, not {shown(as_version(expected))} "
             f"that {against}: another promotion won; {fix}. Nothing was changed."
         )
 
@@ -282,7 +278,7 @@ class PromoteRun:
         config, name = self.config, self.config.model_name
         if config.expected_champion and self.champion != config.expected_champion:
             raise StepFailed(
-                f"{config.alias} of '{name}' is {_shown(self.champion)}, not version "
+                f"{config.alias} of '{name}' is {shown(self.champion)}, not version "
                 f"{config.expected_champion} (--expected-champion): it moved since; check what "
                 "changed before rolling back. Nothing was changed."
             )
@@ -325,14 +321,14 @@ class PromoteRun:
         except MlstepsError as exc:
             return (
                 f"could not put the aliases of '{config.model_name}' back ({exc.message}). Before "
-                f"this run '{config.alias}' was {_shown(self.champion)} and "
-                f"'{config.previous_alias}' was {_shown(self.previous)}: set them so again, "
+                f"this run '{config.alias}' was {shown(self.champion)} and "
+                f"'{config.previous_alias}' was {shown(self.previous)}: set them so again, "
                 "e.g. with mlflow's MlflowClient.set_registered_model_alias."
             )
         self.tagged.clear()
         return (
             f"put the aliases of '{config.model_name}' back: '{config.alias}' is "
-            f"{_shown(self.champion)} again."
+            f"{shown(self.champion)} again."
         )
 
     def _release(self) -> None:
@@ -370,8 +366,3 @@ class PromoteRun:
 
 
 SAGEMAKER = ("sagemaker.package", "sagemaker.approve")
-
-
-def _version(expected: str | None) -> str | None:
-    """The gate's "none" (no champion) as None, a version as itself."""
-    return None if expected in (None, NO_CHAMPION) else expected

@@ -542,24 +542,61 @@ def test_require_approval_reads_the_github_runs_approvals(model: Model, tmp_path
         elsewhere.close()
 
 
-def test_dry_run_touches_nothing(model: Model, tmp_path: Path) -> None:
+def test_dry_run_reads_the_verdict_and_the_champion_and_touches_nothing(
+    model: Model, tmp_path: Path
+) -> None:
     env = base_env(tmp_path)
-    model.gate(2, champion="none")
+    model.set_alias("champion", 1)
+    model.gate(2, champion="1")
+    before = {v: model.tags(v) for v in model.runs}
     done = run(["--dry-run", "promote", *model.args("--version", "2")], env, tmp_path)
     assert done.returncode == 0, done.stderr
-    kinds = [a["kind"] for a in json.loads(done.stdout)["plan"]]
+    plan = json.loads(done.stdout)["plan"]
+    kinds = [a["kind"] for a in plan]
     assert kinds == [
         "mlflow.read-candidate", "lock.acquire", "alias.compare", "alias.set-previous",
         "alias.set", "version.tag", "lock.release",
     ]  # fmt: skip
-    assert "read from the verified gate report" in done.stderr
-    assert model.alias("champion") is None and model.evidence(2) == {}
-    assert not (tmp_path / "cache").exists()  # not even the lock file
-    # The run applies the same actions, in the same order.
+    # What the run would find, read now: the version, its verified verdict, the champion.
+    assert plan[0]["verdict"] == "pass" and plan[2]["champion"] == "1"
     assert (
-        json.loads(run(["promote", *model.args("--version", "2")], env, tmp_path).stdout)["applied"]
-        == kinds
+        f"[read now: version 2 exists (run {model.runs['2']}); its gate report checks out: "
+        "verdict pass, compared against version 1]"
+    ) in done.stderr
+    assert "[read now: 'champion' is version 1, as expected: the move would go ahead]" in (
+        done.stderr
     )
+    assert "read from the verified gate report" in done.stderr
+    # It wrote nothing and took no lock.
+    assert model.alias("champion") == "1" and model.alias("previous-champion") is None
+    assert {v: model.tags(v) for v in model.runs} == before
+    assert not (tmp_path / "cache").exists()  # not even the lock file
+    # The champion moved since the gate: the dry run says the run would fail.
+    model.set_alias("champion", 3)
+    moved = run(["--dry-run", "promote", *model.args("--version", "2")], env, tmp_path)
+    assert moved.returncode == 0, moved.stderr
+    assert "'champion' is version 3, not version 1: the run would exit 1" in moved.stderr
+    model.set_alias("champion", 1)
+    # A report that does not check out stops the dry run as it would stop the run.
+    wrong = ["--gate-report-digest", "sha256:" + "0" * 64]
+    bad = run(["--dry-run", "promote", *model.args("--version", "2", *wrong)], env, tmp_path)
+    assert bad.returncode == 2 and "not the report of the gate step" in bad.stderr
+    # The run applies the same actions, in the same order.
+    applied = run(["promote", *model.args("--version", "2")], env, tmp_path)
+    assert json.loads(applied.stdout)["applied"] == kinds
+    assert model.alias("champion") == "2"
+
+
+def test_dry_run_without_mlflow_still_shows_the_plan(model: Model, tmp_path: Path) -> None:
+    args = [
+        "--dry-run", "promote", "--tracking-uri", "http://127.0.0.1:9", "--name", model.name,
+        "--version", "2", "--gate-report-digest", "sha256:" + "1" * 64,
+    ]  # fmt: skip
+    done = run(args, base_env(tmp_path), tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "dry run: could not read MLflow to show what the run would find" in done.stderr
+    assert "cannot reach the MLflow tracking server at http://127.0.0.1:9" in done.stderr
+    assert [a["kind"] for a in json.loads(done.stdout)["plan"]][0] == "mlflow.read-candidate"
 
 
 # ----- rollback -----------------------------------------------------------------------------
