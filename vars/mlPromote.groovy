@@ -26,7 +26,7 @@ def call(Map userConfig = [:]) {
         requireGate: null,               // refuse a version the gate has not passed (mlsteps: true; not with rollback)
         gateReportDigest: null,          // mlGate's report-digest output: the report promote checks (not with rollback)
         requireApproval: null,           // true: ask with the input step unless approvedBy is given (not with rollback)
-        approvalEnvironment: null,       // GitHub Actions only: the environment whose approvals count (not with rollback)
+        approvalEnvironment: null,       // GitHub only: the environment whose approvals count (not with rollback)
         approvedBy: null,                // who approved, recorded on the version (not with rollback)
         lock: null,                      // what serialises promotions: 'file', 'vault' or 'dynamodb' (mlsteps: file)
         lockPath: null,                  // the lock file, the Vault KV v2 MOUNT/PATH, or the DynamoDB table
