@@ -164,3 +164,33 @@ def test_a_run_whose_lease_ran_short_moves_nothing(model: Model, tmp_path: Path)
     assert model.alias("champion") is None and model.alias("previous-champion") is None
     assert model.evidence(1) == {}
     assert file_is_free(path)
+
+
+def test_every_registry_write_is_fenced_by_the_lease_undo_included(
+    model: Model, tmp_path: Path
+) -> None:
+    """promote's registry (which the aliases, the evidence and the undo all write through) asks
+    the lock before each write: near the end of the lease, setting or removing an alias or a
+    tag is refused before a request goes out, so the real MLflow is left as it was."""
+    from steps.locks import FileLock
+    from steps.promote_services import Registry
+
+    model.set_alias("champion", 1)
+    holder = FileLock(tmp_path / "fenced.lock", ttl=TTL, timeout=5.0)
+    holder.acquire()
+    try:
+        registry = Registry(model.uri, model.name, holder.write_timeout)
+        registry.set_tag("1", "mlsteps.promote.at", "early")  # within the lease: written
+        time.sleep(TTL - SAFETY_MARGIN - 0.5)
+        for write in (
+            lambda: registry.set_alias("champion", None),
+            lambda: registry.set_alias("previous-champion", "1"),
+            lambda: registry.set_tag("1", "mlsteps.promote.at", "late"),
+            lambda: registry.delete_tag("1", "mlsteps.promote.at"),
+        ):
+            with pytest.raises(StepFailed, match="too soon to write to the registry safely"):
+                write()
+    finally:
+        holder.release()
+    assert model.alias("champion") == "1" and model.alias("previous-champion") is None
+    assert model.tags(1)["mlsteps.promote.at"] == "early"
