@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -144,9 +145,15 @@ def _not_about(
             return f"it judged {uri[:200]}, not a version of '{name}'"
         return None
     # Gated before it was registered (train → gate → package): the gate judged the logged
-    # model the version was registered from.
-    model_id = found.get("model_id")
-    if not model_id or candidate.get("model_id") != model_id:
+    # model the version was registered from (MLflow 3: its id, which MLflow's REST answer
+    # gives only in the version's source, models:/ID; MLflow 2: the same runs:/ URI).
+    source = str(found.get("source") or "")
+    model_id = found.get("model_id") or (
+        source.removeprefix("models:/") if re.fullmatch(r"models:/m-[0-9a-f]{32}", source) else None
+    )
+    same_model = model_id is not None and candidate.get("model_id") == model_id
+    same_uri = source.startswith("runs:/") and candidate.get("uri") == source
+    if not (same_model or same_uri):
         return (
             f"it judged {str(candidate.get('uri'))[:200]}, not the logged model version "
             f"{version} was registered from"

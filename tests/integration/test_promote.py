@@ -1022,3 +1022,46 @@ def test_rollback_with_no_champion_restores_the_previous_one(model: Model, tmp_p
         "sagemaker-model-package-arn": "",
     }
     assert model.alias("champion") == "2" and model.alias("previous-champion") is None
+
+
+def test_a_run_gated_before_it_was_registered_binds_by_the_logged_model(
+    mlflow_server: MlflowServer, tmp_path: Path
+) -> None:
+    """train → gate → package: the gate judged the run's logged model (its report names no
+    version), then package registered it. The report is about the version when its logged
+    model is the version's; another logged model of the same run is refused."""
+    from steps.report import canonical_json, digest
+
+    model = Model(mlflow_server, 0)
+    run_id = gate_setup.run_with_metrics(model.uri, {"accuracy": 0.9})
+    experiment = requests.get(
+        f"{model.uri}/api/2.0/mlflow/runs/get", params={"run_id": run_id}, timeout=10
+    ).json()["run"]["info"]["experiment_id"]
+    logged = [
+        model._post(
+            "logged-models", {"experiment_id": experiment, "name": name, "source_run_id": run_id}
+        )["model"]["info"]["model_id"]
+        for name in ("model", "other")
+    ]
+    # As package registers a logged model (steps/model_versions.py).
+    model._post(
+        "model-versions/create",
+        {"name": model.name, "source": f"models:/{logged[0]}", "run_id": run_id,
+         "model_id": logged[0]},
+    )  # fmt: skip
+    model.runs["1"] = run_id
+    env = base_env(tmp_path)
+    for model_id, promoted in ((logged[1], False), (logged[0], True)):
+        report = {
+            **model.report(1),
+            "model": None,  # gated without --name: judged alone
+            "candidate": {"uri": f"runs:/{run_id}/model", "version": None, "run_id": run_id,
+                          "model_id": model_id},
+        }  # fmt: skip
+        model.log_report(run_id, canonical_json(report).encode())
+        args = ["promote", *model.args("--version", "1", "--gate-report-digest", digest(report))]
+        done = run(args, env, tmp_path)
+        if not promoted:
+            assert_refused(done, model, "not the logged model version 1 was registered from")
+            continue
+        assert outputs(done)["decision"] == "promoted" and model.alias("champion") == "1"
