@@ -18,7 +18,7 @@
  *    "workspace": "/path",               // where sh runs and relative files resolve (default: cwd)
  *    "env": {"BUILD_TAG": "..."},        // the build's environment (env.X), on top of this process's
  *    "credentials": {"id": "value" or {"username": .., "password": ..}},
- *    "answers": [{"submitter": "name"} or {"abort": "name"}, ...], // the input steps' answers
+ *    "answers": [{"submitter": "name", "parameters": {..}} or {"abort": "name"}, ...], // input answers
  *    "record": "/path/record.json"}      // where the record goes (default: stdout, after the log)
  *
  * The record: {"status": "SUCCESS"|"FAILURE", "error": null|"message", "errorClass": ...,
@@ -28,7 +28,8 @@
  *
  * A Jenkinsfile runs as Declarative Pipeline runs it, for the directives the examples use:
  * `@Library(...) _` is accepted (the library is "library"), `agent` and `options` are recorded,
- * `environment` sets env, the stages' `steps` run in order (`script { }` is a plain block) until
+ * `environment` sets env, the stages' `steps` run in order (`script { }` is a plain block; a
+ * stage's `input { }` directive is asked first and its answers are the stage's env) until
  * one fails, the rest are recorded as skipped, then `post` runs its `always`, then `success` or
  * `failure`, then `cleanup` blocks. Each library step called is recorded with its Map.
  *
@@ -141,8 +142,50 @@ class StagesBlock {
 
 class StageBlock {
     Closure stepsBlock
+    Object agentSpec
+    StageInputBlock inputBlock
 
     void steps(Closure block) { stepsBlock = block }
+
+    void agent(Object spec) { agentSpec = spec instanceof Closure ? 'block' : spec }
+
+    // The stage-level input directive: asked before the stage's agent and steps (see below).
+    void input(Closure block) { inputBlock = new StageInputBlock(); PipelineBlock.within(inputBlock, block) }
+}
+
+/** input { message ...; ok ...; submitter ...; submitterParameter ...; parameters { ... } }. */
+class StageInputBlock {
+    final Map args = [:]
+
+    void message(Object value) { args.message = value }
+
+    void id(Object value) { args.id = value }
+
+    void ok(Object value) { args.ok = value }
+
+    void submitter(Object value) { args.submitter = value }
+
+    void submitterParameter(Object value) { args.submitterParameter = value }
+
+    void parameters(Closure block) {
+        ParametersBlock parameters = new ParametersBlock()
+        PipelineBlock.within(parameters, block)
+        args.parameters = parameters.parameters
+    }
+}
+
+/** parameters { string(name: 'X', defaultValue: '', description: '...'); booleanParam(...) }. */
+class ParametersBlock {
+    final List<Map> parameters = []
+
+    Object methodMissing(String type, Object arguments) {
+        Object[] given = arguments as Object[]
+        if (given.length != 1 || !(given[0] instanceof Map) || !given[0].name) {
+            throw new IllegalArgumentException("harness: parameter ${type} needs (name: ..., ...)")
+        }
+        parameters << ([type: type] + (given[0] as Map))
+        null
+    }
 }
 
 class PostBlock {
@@ -411,10 +454,12 @@ binding.setVariable('archiveArtifacts', { Object arg ->
     null
 })
 
-// input: each call takes the next of input.answers, {"submitter": "name"} (the build goes on) or
-// {"abort": "name"} (the build stops, as when someone presses Abort). As in Jenkins, a
-// submitterParameter alone makes the step return who submitted; a submitter list that does not
-// name them fails the call (Jenkins would not let them answer).
+// input: each call takes the next of input.answers, {"submitter": "name"} (the build goes on;
+// "parameters": {"NAME": value} answers its parameters, else their defaultValue) or
+// {"abort": "name"} (the build stops, as when someone presses Abort). As in Jenkins, the step
+// returns nothing without parameters or submitterParameter, the one value when there is one
+// (who submitted, for a submitterParameter alone), else a Map of them by name; a submitter
+// list that does not name who answers fails the call (Jenkins would not let them answer).
 List<Map> inputAnswers = ((input.answers ?: []) as List).collect { it as Map }
 binding.setVariable('input', { Object arg ->
     Map a = named(arg, 'message')
@@ -430,8 +475,23 @@ binding.setVariable('input', { Object arg ->
     if (a.submitter && !((a.submitter as String).split(',')*.trim().contains(who))) {
         throw new PipelineError("harness: ${who} may not answer (submitter: ${a.submitter})")
     }
-    return a.submitterParameter ? who : null
+    Map values = inputValues(a, answer)
+    return values.size() == 1 ? values.values()[0] : (values ?: null)
 })
+
+/** The values an input's answer gives, by name: each parameter's, then the submitter's. */
+Map inputValues(Map a, Map answer) {
+    Map given = (answer.parameters ?: [:]) as Map
+    Map values = [:]
+    ((a.parameters ?: []) as List).each { Map parameter ->
+        String name = parameter.name as String
+        values[name] = given.containsKey(name) ? given[name] : parameter.defaultValue
+    }
+    if (a.submitterParameter) {
+        values[a.submitterParameter as String] = answer.submitter as String
+    }
+    return values
+}
 
 // pwd(tmp: true) is the workspace's @tmp sibling, as in Jenkins; it may not exist yet.
 binding.setVariable('pwd', { Object... a ->
@@ -461,6 +521,30 @@ Object plain(Object value) {
     return value instanceof Closure ? '{ block }' : value
 }
 
+// A stage as Declarative runs it: its input directive first (before its agent, so no executor
+// waits on a person), whose answers are the stage's environment: each parameter by its name,
+// who answered by submitterParameter's; then its agent (recorded), then its steps.
+Closure runStage = { StageBlock stage ->
+    List<String> answered = []
+    if (stage.inputBlock != null) {
+        Map a = stage.inputBlock.args
+        if (!a.message) {
+            throw new PipelineError('harness: a stage input directive needs a message')
+        }
+        Object value = binding.getVariable('input').call(a)
+        List<String> names = ((a.parameters ?: []) as List).collect { it.name as String }
+        if (a.submitterParameter) {
+            names << (a.submitterParameter as String)
+        }
+        Map values = names.size() == 1 ? [(names[0]): value] : ((value ?: [:]) as Map)
+        answered = values.collect { k, v -> "${k}=${v}".toString() }
+    }
+    if (stage.agentSpec != null) {
+        calls << [step: 'agent', args: [spec: plain(stage.agentSpec)]]
+    }
+    binding.getVariable('withEnv').call(answered, { -> stage.stepsBlock?.call() })
+}
+
 binding.setVariable('pipeline', { Closure block ->
     def pipeline = new PipelineBlock()
     PipelineBlock.within(pipeline, block)
@@ -484,7 +568,7 @@ binding.setVariable('pipeline', { Closure block ->
             def steps = new StageBlock()
             PipelineBlock.within(steps, stage[1] as Closure)
             try {
-                steps.stepsBlock?.call()
+                runStage(steps)
             } catch (Throwable e) {
                 failure = e
             }

@@ -19,7 +19,7 @@ from urllib.parse import quote, urlsplit
 
 from steps.config import redact_url
 from steps.errors import ConfigError, StepFailed
-from steps.values import YamlRefused, absolute_path, clip, load_yaml
+from steps.values import absolute_path, clip
 
 # Run tags train writes (steps/train_run.py) that the image labels and version tags carry on.
 COMMIT_TAG = "mlflow.source.git.commit"

@@ -5,8 +5,10 @@ KV v2 key, or a DynamoDB item) and, while they hold it, read the champion, compa
 one expected, and only then move the aliases. Two pipelines promoting at once cannot overwrite
 each other: the second finds the champion moved and exits 1 naming both versions.
 
-promote: read the candidate version (the gate must have passed it; its tag names the champion
-it was compared against) → check the approval → take the lock → read the champion; stop if it
+promote: read the candidate version and the gate's report from its run, checked against the
+digest the gate step handed on (steps/promote_candidate.py: tags are never trusted for the
+verdict); the report must pass it and names the champion it was compared against → check the
+approval → take the lock → read the champion; stop if it
 is already the candidate, fail if it is not the expected one → keep the old champion under the
 previous alias → point the alias at the candidate → tag the evidence on it → release the lock.
 rollback: take the lock → read the champion and the previous alias → point the alias back →
@@ -31,7 +33,6 @@ from typing import Any
 
 from steps.cli import STEP_HELP, Runtime, StepResult, step_command
 from steps.config import MLFLOW, MODEL, redact_url
-from steps.gates.checks import CHAMPION_TAG, REPORT_DIGEST_TAG, VERDICT_TAG
 from steps.locks import duration
 from steps.plan import Plan
 from steps.promote_options import (
@@ -47,7 +48,7 @@ from steps.promote_options import (
 
 # Tags promote and rollback write on a model version.
 EVIDENCE_TAGS = {
-    "report-digest": "mlsteps.promote.report-digest",  # copied from the gate's tag
+    "report-digest": "mlsteps.promote.report-digest",  # of the gate's report, verified
     "ci-run-url": "mlsteps.promote.ci-run-url",
     "commit": "mlsteps.promote.commit",
     "approved-by": "mlsteps.promote.approved-by",
@@ -76,7 +77,7 @@ def describe_lock(config: PromoteConfig) -> str:
 def describe_expected(config: PromoteConfig) -> str:
     expected = config.expected_champion
     if expected is None:
-        return f"the version the gate compared against (read from the gate's tag {CHAMPION_TAG})"
+        return "the version the gate compared against (read from the verified gate report)"
     if expected == NO_CHAMPION:
         return "unset (no champion yet: --expected-champion none)"
     if expected == ANY_CHAMPION:
@@ -111,7 +112,9 @@ def describe_approval(config: PromoteConfig, environ: Mapping[str, str]) -> str:
     api, repo, run_id = run
     return (
         f"read who approved GitHub run {run_id} of {repo} ({api}/repos/{repo}/actions/runs/"
-        f"{run_id}/approvals, with GITHUB_TOKEN): at least one reviewer must have approved"
+        f"{run_id}/approvals, with GITHUB_TOKEN): at least one reviewer must have approved "
+        f"environment '{config.approval_environment}' (--approval-environment; approvals of "
+        "other environments do not count)"
     )
 
 
@@ -119,11 +122,17 @@ def build_plan(config: PromoteConfig, environ: Mapping[str, str]) -> Plan:
     name, version, alias = config.model_name, config.version, config.alias
     server = redact_url(config.tracking_uri)
     plan = Plan("promote")
-    gate = (
-        f"its gate verdict ({VERDICT_TAG}) must be pass"
-        if config.require_gate
-        else "its gate verdict is not required (--require-gate false)"
+    digest = config.gate_report_digest
+    report = (
+        f"the gate's report in the version's run (mlsteps/gate/report.json) must hash to {digest} "
+        "(--gate-report-digest) and be about this version"
     )
+    if not config.require_gate:
+        gate = "its gate verdict is not required (--require-gate false)" + (
+            f"; {report}" if digest else ""
+        )
+    else:
+        gate = f"{report}; its verdict must be pass"
     plan.add(
         "mlflow.read-candidate",
         f"read version {version} of '{name}' at {server}: {gate}",
@@ -172,7 +181,7 @@ def build_plan(config: PromoteConfig, environ: Mapping[str, str]) -> Plan:
         "version.tag",
         f"tag version {version} with the evidence: "
         + ", ".join(EVIDENCE_TAGS.values())
-        + f" (report digest copied from {REPORT_DIGEST_TAG})",
+        + " (the report digest: the one verified above)",
         tags=list(EVIDENCE_TAGS.values()),
     )
     if group:
@@ -314,7 +323,10 @@ def command(runtime: Runtime, flags: Mapping[str, Any], _: list[str]) -> StepRes
     config = load_config(runtime, flags, rollback=False)
     plan = build_plan(config, runtime.environ)
     if runtime.dry_run:
-        return StepResult({}, plan=plan)
+        # Reads (never writes) what makes the plan informative: loads requests, not boto3.
+        from steps.promote_candidate import read_for_dry_run
+
+        return StepResult({}, plan=read_for_dry_run(config, plan, runtime.get_face().warning))
     return _run(config, runtime, plan, rollback=False)
 
 

@@ -38,6 +38,12 @@ def parse_expected(text: str) -> str:
         raise ValueError("a version number, none (no champion) or any") from None
 
 
+def parse_digest(text: str) -> str:
+    if not re.fullmatch(r"sha256:[0-9a-f]{64}", text):
+        raise ValueError("sha256:<64 lowercase hex digits>, the gate step's report-digest output")
+    return text
+
+
 NO_SYNC = "none"  # --sagemaker-model-package-group none: no SageMaker sync
 
 
@@ -92,8 +98,8 @@ SECTION = Section(
             metavar="N|none|any",
             help="The champion the move is conditional on (compare-and-set): if the alias "
             "points elsewhere when the lock is held, nothing moves and the step exits 1. "
-            "Default for promote: the version the gate compared against (its tag "
-            "mlsteps.gate.champion-version); none: no champion may exist yet; any: move "
+            "Default for promote: the version the gate compared against (from its report, "
+            "see --gate-report-digest); none: no champion may exist yet; any: move "
             "whatever the champion is (no protection against a concurrent promotion). "
             "rollback: optional, refuse if the champion is not this version.",
         ),
@@ -102,8 +108,19 @@ SECTION = Section(
             kind="bool",
             default=True,
             metavar="true|false",
-            help="Refuse a version the gate has not passed (its tag mlsteps.gate.verdict must "
-            "be pass): exit 3 when the gate rejected it, exit 2 when it was never gated.",
+            help="Refuse a version the gate has not passed: its report (given by "
+            "--gate-report-digest) must say pass; exit 3 when the gate rejected it, exit 2 "
+            "when there is no such report.",
+        ),
+        Option(
+            name="gate-report-digest",
+            parse=parse_digest,
+            metavar="sha256:HEX",
+            help="The gate step's report-digest output, handed on by the pipeline (required "
+            "with --require-gate true). promote reads the gate's report from the version's run "
+            "(mlsteps/gate/report.json), checks that it hashes to this digest and is about this "
+            "version, and takes the verdict and the champion compared against from it. Tags are "
+            "never trusted for the verdict: the training can write them.",
         ),
         Option(
             name="require-approval",
@@ -112,6 +129,14 @@ SECTION = Section(
             metavar="true|false",
             help="Refuse unless someone approved: --approved-by, or on GitHub Actions the "
             "run's approvals of a protected environment (read with GITHUB_TOKEN).",
+        ),
+        Option(
+            name="approval-environment",
+            metavar="NAME",
+            help="On GitHub Actions, the environment of the promote job (its `environment:`, "
+            "whose required reviewers approve): only approvals of this environment count for "
+            "--require-approval, not those of another environment in the same run. Required "
+            "there (the runner does not tell a job its environment).",
         ),
         Option(
             name="approved-by",
@@ -211,7 +236,8 @@ LOCK_OPTIONS = (
 )  # fmt: skip
 SYNC_OPTIONS = ("sagemaker-model-package-group",)
 PROMOTE_OPTIONS = (
-    *SHARED_OPTIONS, "version", *LOCK_OPTIONS, "require-gate", "require-approval",
+    *SHARED_OPTIONS, "version", *LOCK_OPTIONS, "require-gate", "gate-report-digest",
+    "require-approval", "approval-environment",
     "approved-by", *SYNC_OPTIONS,
 )  # fmt: skip
 ROLLBACK_OPTIONS = (*SHARED_OPTIONS, *LOCK_OPTIONS, *SYNC_OPTIONS)
@@ -226,8 +252,10 @@ class PromoteConfig:
     previous_alias: str
     expected_champion: str | None  # a version, "none", "any", or None: from the gate's tag
     require_gate: bool
+    gate_report_digest: str | None  # the gate step's report-digest output
     require_approval: bool
     approved_by: str | None
+    approval_environment: str | None  # GitHub: the environment whose approvals count
     lock: str
     lock_path: str
     lock_ttl: float
@@ -302,8 +330,10 @@ def load_config(runtime: Runtime, flags: Mapping[str, Any], *, rollback: bool) -
         previous_alias=values["previous-alias"],
         expected_champion=values["expected-champion"],
         require_gate=False if rollback else values["require-gate"],
+        gate_report_digest=None if rollback else values["gate-report-digest"],
         require_approval=False if rollback else values["require-approval"],
         approved_by=None if rollback else values["approved-by"],
+        approval_environment=None if rollback else values["approval-environment"],
         lock=lock,
         lock_path=lock_path,
         lock_ttl=values["lock-ttl"],
@@ -316,6 +346,19 @@ def load_config(runtime: Runtime, flags: Mapping[str, Any], *, rollback: bool) -
         sagemaker_model_package_group=None if group == NO_SYNC else group,
     )
     _check(config, command)
+    if config.require_gate and not config.gate_report_digest:
+        raise ConfigError(
+            "--require-gate true needs --gate-report-digest (env "
+            "MLSTEPS_PROMOTE_GATE_REPORT_DIGEST): the gate step's report-digest output, handed "
+            "from the gate to promote by the pipeline; promote checks the gate's report against "
+            "it. Or --require-gate false with --expected-champion to promote without a gate."
+        )
+    if not config.gate_report_digest and config.expected_champion is None and not rollback:
+        raise ConfigError(
+            "--require-gate false without --gate-report-digest: there is no gate report to read "
+            "the champion it compared against from. Give --expected-champion N (the champion "
+            "you expect), none (there is none yet) or any."
+        )
     if config.require_approval and not config.approved_by:
         _check_github_approval(config, runtime.environ)
     return config
@@ -335,6 +378,14 @@ def _check_github_approval(config: PromoteConfig, environ: Mapping[str, str]) ->
             "--require-approval true on GitHub Actions reads the run's approvals with a token: "
             "give the step `env: GITHUB_TOKEN: ${{ github.token }}` (and the job "
             "`permissions: actions: read`), or give --approved-by."
+        )
+    if not config.approval_environment:
+        raise ConfigError(
+            "--require-approval true on GitHub Actions counts the approvals of the promote "
+            "job's environment only, and the runner does not say which it is: give "
+            "--approval-environment NAME (action input approval-environment), the job's "
+            "`environment:`, e.g. production. Approvals of other environments of the run do "
+            "not count."
         )
 
 

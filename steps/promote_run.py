@@ -12,8 +12,7 @@ from collections.abc import Callable, Mapping
 
 from steps import signals
 from steps.cli import Runtime, StepResult
-from steps.errors import ConfigError, GateRejected, MlstepsError, StepFailed
-from steps.gates.checks import CHAMPION_TAG, REPORT_DIGEST_TAG, VERDICT_TAG
+from steps.errors import ConfigError, MlstepsError, StepFailed
 from steps.lineage import ci_run_url, git_commit
 from steps.plan import Action, Plan
 from steps.promote import (
@@ -23,6 +22,7 @@ from steps.promote import (
     github_run,
     summary_line,
 )
+from steps.promote_candidate import as_version, read_candidate, shown
 from steps.promote_options import ANY_CHAMPION, NO_CHAMPION, PromoteConfig
 from steps.promote_services import Registry, github_approvers, make_lock
 from steps.promote_sync import Decision, SageMakerSync
@@ -32,17 +32,12 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-def _shown(version: str | None) -> str:
-    return f"version {version}" if version else "no champion"
-
-
 class PromoteRun:
     def __init__(self, config: PromoteConfig, runtime: Runtime, *, rollback: bool) -> None:
         self.config = config
         self.runtime = runtime
         self.face = runtime.get_face()
         self.rollback = rollback
-        self.registry = Registry(config.tracking_uri, config.model_name)
         name, version = config.model_name, config.version
         purpose = (
             f"mlsteps rollback of '{name}'"
@@ -52,6 +47,9 @@ class PromoteRun:
         if run_url := ci_run_url(runtime.environ):
             purpose += f" ({run_url})"
         self.lock = make_lock(config, runtime, purpose)
+        # Every registry write (the aliases, the tags, their undo) is checked against the lease
+        # right before it starts, and its request timeout bounded by what is left of it.
+        self.registry = Registry(config.tracking_uri, name, self.lock.write_timeout)
         self.sync = (
             SageMakerSync(
                 config.sagemaker_model_package_group,
@@ -62,8 +60,8 @@ class PromoteRun:
             if config.sagemaker_model_package_group
             else None
         )
-        self.expected: str | None = config.expected_champion  # resolved from the gate's tag
-        self.candidate_tags: dict[str, str] = {}
+        self.expected: str | None = config.expected_champion  # else from the gate's report
+        self.digest: str | None = None  # of the gate's report, verified
         self.approver: str | None = config.approved_by
         # What the aliases were when read under the lock, to put back on a failure.
         self.champion: str | None = None
@@ -118,45 +116,18 @@ class PromoteRun:
 
     # ----- promote ----------------------------------------------------------------------------
     def read_candidate(self) -> None:
-        config, version = self.config, self.config.version
-        assert version is not None
-        found = self.registry.version(version)
-        tags = self.registry.tags_of(found)
-        if VERDICT_TAG not in tags and found.get("run_id"):
-            # Gated before it was registered (train → gate → package): the verdict is on the
-            # run the version was made from.
-            tags = {**self.registry.run_tags(found["run_id"], prefix="mlsteps.gate."), **tags}
-        self.candidate_tags = tags
-        verdict = tags.get(VERDICT_TAG)
-        if config.require_gate:
-            if verdict == "rejected":
-                raise GateRejected(
-                    f"gate rejected version {version} of '{config.model_name}' ({VERDICT_TAG} "
-                    "is rejected): it is not promoted. Its gate report says why"
-                    + (f": {tags[REPORT_DIGEST_TAG]}" if REPORT_DIGEST_TAG in tags else "")
-                    + "."
-                )
-            if verdict != "pass":
-                raise ConfigError(
-                    f"--version {version}: version {version} of '{config.model_name}' was never "
-                    f"gated (no {VERDICT_TAG} tag" + (f", it is '{verdict}'" if verdict else "")
-                    + "). Run `mlsteps gate` on it first, or --require-gate false to promote "
-                    "without a gate (then give --expected-champion)."
-                )  # fmt: skip
-        gate_champion = tags.get(CHAMPION_TAG)
+        config = self.config
+        candidate = read_candidate(config, self.registry)
+        self.digest = candidate.digest
+        compared = candidate.champion
         if self.expected is None:
-            if gate_champion is None:
-                raise ConfigError(
-                    f"version {version} of '{config.model_name}' has no {CHAMPION_TAG} tag, so "
-                    "there is no champion to compare against: give --expected-champion N (the "
-                    "champion you expect), none (there is none yet) or any."
-                )
-            self.expected = gate_champion
-        elif gate_champion is not None and gate_champion != self.expected:
+            assert compared is not None, "load_config asks --expected-champion without a report"
+            self.expected = compared
+        elif compared is not None and compared != self.expected:
             self.face.warning(
-                f"the gate compared version {version} against {_shown(_version(gate_champion))}, "
-                f"but --expected-champion is {self.expected}: the move is conditional on "
-                f"{self.expected}, which the gate's verdict is not about."
+                f"the gate compared version {config.version} against "
+                f"{shown(as_version(compared))}, but --expected-champion is {self.expected}: the "
+                f"move is conditional on {self.expected}, which the gate's verdict is not about."
             )
 
     def check_approval(self) -> None:
@@ -164,16 +135,18 @@ class PromoteRun:
             return
         run = github_run(self.runtime.environ)
         token = self.config.github_token
-        assert run is not None and token is not None, "load_config checked both"
+        environment = self.config.approval_environment
+        assert run is not None and token is not None and environment, "load_config checked"
         self.face.mask(token.reveal())
-        approvers = github_approvers(*run, token)
+        approvers = github_approvers(*run, token, environment)
         if not approvers:
             _, repo, run_id = run
             raise ConfigError(
-                f"--require-approval true, but nobody approved GitHub run {run_id} of {repo}: "
-                "run this job in an environment with required reviewers (Settings → "
-                "Environments → Required reviewers, and `environment: NAME` on the job), or "
-                "give --approved-by."
+                f"--require-approval true, but nobody approved environment '{environment}' "
+                f"(--approval-environment) in GitHub run {run_id} of {repo}: run this job in "
+                "that environment with required reviewers (Settings → Environments → Required "
+                "reviewers, and `environment: NAME` on the job; approvals of other environments "
+                "do not count), or give --approved-by."
             )
         self.approver = ", ".join(approvers)
 
@@ -193,30 +166,28 @@ class PromoteRun:
             )  # fmt: skip
             return
         expected = self.expected
-        if expected == ANY_CHAMPION or _version(expected) == self.champion:
+        if expected == ANY_CHAMPION or as_version(expected) == self.champion:
             return
         name, version = config.model_name, config.version
         if config.expected_champion is None:
             against = f"the gate of version {version} compared against"
             fix = (
-                f"re-run the gate of version {version} against {_shown(self.champion)}, then "
+                f"re-run the gate of version {version} against {shown(self.champion)}, then "
                 "promote it"
             )
         else:
             against = "--expected-champion says"
             fix = "check what changed, then give the right --expected-champion"
         raise StepFailed(
-            f"{alias} of '{name}' is {_shown(self.champion)}, not {_shown(_version(expected))} "
+            f"{alias} of '{name}' is {shown(self.champion)}, not {shown(as_version(expected))} "
             f"that {against}: another promotion won; {fix}. Nothing was changed."
         )
 
     def set_previous(self) -> None:
-        self.lock.check_still_held()
         self.moved = True
         self.registry.set_alias(self.config.previous_alias, self.champion)
 
     def set_alias(self) -> None:
-        self.lock.check_still_held()
         self.moved = True
         self.target = self.config.version if not self.rollback else self.previous
         self.registry.set_alias(self.config.alias, self.target)
@@ -232,7 +203,7 @@ class PromoteRun:
             assert self.config.version
             version = self.config.version
             self.evidence = {
-                "report-digest": self.candidate_tags.get(REPORT_DIGEST_TAG, ""),
+                "report-digest": self.digest or "",
                 "ci-run-url": ci_run_url(self.runtime.environ),
                 "commit": git_commit(self.runtime.environ),
                 "approved-by": self.approver or "",
@@ -307,7 +278,7 @@ class PromoteRun:
         config, name = self.config, self.config.model_name
         if config.expected_champion and self.champion != config.expected_champion:
             raise StepFailed(
-                f"{config.alias} of '{name}' is {_shown(self.champion)}, not version "
+                f"{config.alias} of '{name}' is {shown(self.champion)}, not version "
                 f"{config.expected_champion} (--expected-champion): it moved since; check what "
                 "changed before rolling back. Nothing was changed."
             )
@@ -350,14 +321,14 @@ class PromoteRun:
         except MlstepsError as exc:
             return (
                 f"could not put the aliases of '{config.model_name}' back ({exc.message}). Before "
-                f"this run '{config.alias}' was {_shown(self.champion)} and "
-                f"'{config.previous_alias}' was {_shown(self.previous)}: set them so again, "
+                f"this run '{config.alias}' was {shown(self.champion)} and "
+                f"'{config.previous_alias}' was {shown(self.previous)}: set them so again, "
                 "e.g. with mlflow's MlflowClient.set_registered_model_alias."
             )
         self.tagged.clear()
         return (
             f"put the aliases of '{config.model_name}' back: '{config.alias}' is "
-            f"{_shown(self.champion)} again."
+            f"{shown(self.champion)} again."
         )
 
     def _release(self) -> None:
@@ -395,8 +366,3 @@ class PromoteRun:
 
 
 SAGEMAKER = ("sagemaker.package", "sagemaker.approve")
-
-
-def _version(expected: str | None) -> str | None:
-    """The gate's "none" (no champion) as None, a version as itself."""
-    return None if expected in (None, NO_CHAMPION) else expected

@@ -8,7 +8,7 @@ module only knows how. Imported only by a real run, with promote_run.py: it load
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from steps.cli import Runtime
@@ -19,13 +19,24 @@ from steps.promote_options import PromoteConfig
 from steps.secret import Secret
 from steps.tracking import MlflowApiError, RestTracking
 
+REQUEST_TIMEOUT = 20.0
+
 
 class Registry:
-    """The few model-registry calls promote makes, each failure told in the user's terms."""
+    """The few model-registry calls promote makes, each failure told in the user's terms.
+    Each write first asks ``write_timeout`` (the lock's: steps/locks/base.py) for its request
+    timeout, which refuses a write the lease cannot cover."""
 
-    def __init__(self, uri: str, name: str) -> None:
-        self.rest = RestTracking(uri, timeout=20.0)
+    def __init__(
+        self, uri: str, name: str, write_timeout: Callable[[float], float] | None = None
+    ) -> None:
+        self.rest = RestTracking(uri, timeout=REQUEST_TIMEOUT)
         self.name = name
+        self.write_timeout = write_timeout or (lambda wanted: wanted)
+
+    def _write(self, doing: str, method: str, endpoint: str, body: dict[str, Any]) -> None:
+        timeout = self.write_timeout(REQUEST_TIMEOUT)
+        self._call(doing, method, endpoint, json=body, timeout=timeout)
 
     def _call(self, doing: str, method: str, endpoint: str, **kwargs: Any) -> dict[str, Any]:
         try:
@@ -47,16 +58,19 @@ class Registry:
         model: dict[str, Any] = got["registered_model"]
         return model
 
-    def run_tags(self, run_id: str, prefix: str) -> dict[str, str]:
-        """The run's tags that start with prefix; none when the run is gone."""
+    def run_artifact_uri(self, run_id: str) -> str:
+        """Where the run's artifacts are, as MLflow records it for the run."""
         try:
             run = self.rest._call("GET", "runs/get", params={"run_id": run_id})["run"]
         except MlflowApiError as exc:
-            if exc.code == "RESOURCE_DOES_NOT_EXIST" or exc.status == 404:
-                return {}
+            if exc.absent:
+                raise ConfigError(
+                    f"the MLflow run {run_id} of the version is gone from "
+                    f"{redact_url(self.rest.uri)}, and its gate report with it: register and "
+                    "gate the model again."
+                ) from None
             raise exc.as_step_failed(f"reading run {run_id}") from None
-        tags = run.get("data", {}).get("tags", [])
-        return {t["key"]: t["value"] for t in tags if t["key"].startswith(prefix)}
+        return str(run["info"]["artifact_uri"]).rstrip("/")
 
     def version(self, version: str) -> dict[str, Any]:
         params = {"name": self.name, "version": version}
@@ -93,30 +107,36 @@ class Registry:
     def set_alias(self, alias: str, version: str | None) -> None:
         """Point alias at version; None removes it (absent already is fine)."""
         if version is None:
+            timeout = self.write_timeout(REQUEST_TIMEOUT)
             try:
                 self.rest._call(
-                    "DELETE", "registered-models/alias", json={"name": self.name, "alias": alias}
-                )
+                    "DELETE", "registered-models/alias", timeout=timeout,
+                    json={"name": self.name, "alias": alias},
+                )  # fmt: skip
             except MlflowApiError as exc:
                 if not exc.absent:
                     raise exc.as_step_failed(f"removing alias '{alias}'") from None
             return
         body = {"name": self.name, "alias": alias, "version": version}
-        self._call(f"pointing alias '{alias}' at version {version}", "POST",
-                   "registered-models/alias", json=body)  # fmt: skip
+        self._write(f"pointing alias '{alias}' at version {version}", "POST",
+                    "registered-models/alias", body)  # fmt: skip
 
     def set_tag(self, version: str, key: str, value: str) -> None:
         body = {"name": self.name, "version": version, "key": key, "value": value}
-        self._call(f"tagging version {version} with {key}", "POST", "model-versions/set-tag",
-                   json=body)  # fmt: skip
+        self._write(f"tagging version {version} with {key}", "POST", "model-versions/set-tag",
+                    body)  # fmt: skip
 
     def delete_tag(self, version: str, key: str) -> None:
         body = {"name": self.name, "version": version, "key": key}
-        self._call(f"removing tag {key}", "DELETE", "model-versions/delete-tag", json=body)
+        self._write(f"removing tag {key}", "DELETE", "model-versions/delete-tag", body)
 
 
-def github_approvers(api: str, repo: str, run_id: str, token: Secret) -> list[str]:
-    """Who approved this workflow run's deployment (an environment's required reviewers)."""
+def github_approvers(
+    api: str, repo: str, run_id: str, token: Secret, environment: str
+) -> list[str]:
+    """Who approved this workflow run's deployment to ``environment`` (its required
+    reviewers). An approval of another environment of the run (a staging job's) does not
+    count: it approved something else."""
     import requests
 
     url = f"{api.rstrip('/')}/repos/{repo}/actions/runs/{run_id}/approvals"
@@ -146,14 +166,25 @@ def github_approvers(api: str, repo: str, run_id: str, token: Secret) -> list[st
         entries = response.json()
     except ValueError:
         raise StepFailed(f"{url} did not answer JSON: is GITHUB_API_URL right?") from None
+    if not isinstance(entries, list):
+        raise StepFailed(f"{url} did not answer a list of approvals: is GITHUB_API_URL right?")
     return sorted(
         {
             str((entry.get("user") or {}).get("login") or "")
             for entry in entries
-            if isinstance(entry, dict) and entry.get("state") == "approved"
+            if isinstance(entry, dict)
+            and entry.get("state") == "approved"
+            and environment in _environments(entry)
         }
         - {""}
     )
+
+
+def _environments(entry: Mapping[str, Any]) -> list[str]:
+    found = entry.get("environments")
+    if not isinstance(found, list):
+        return []
+    return [str(e.get("name")) for e in found if isinstance(e, dict)]
 
 
 def make_lock(config: PromoteConfig, runtime: Runtime, purpose: str) -> Lock:

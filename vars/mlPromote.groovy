@@ -5,6 +5,7 @@
  *
  *   def gate = mlGate(modelUri: "models:/churn/${version}", name: 'churn')
  *   def promoted = mlPromote(version: gate['candidate-version'], name: 'churn',
+ *                            gateReportDigest: gate['report-digest'],
  *                            requireApproval: true, approvers: 'release-leads')
  *   echo "champion: version ${promoted['champion-version']}"
  *
@@ -23,7 +24,9 @@ def call(Map userConfig = [:]) {
         previousAlias: null,             // the alias that keeps the replaced champion (mlsteps: previous-champion)
         expectedChampion: null,          // the champion the move depends on: N, 'none' or 'any' (mlsteps: the gate's)
         requireGate: null,               // refuse a version the gate has not passed (mlsteps: true; not with rollback)
+        gateReportDigest: null,          // mlGate's report-digest output: the report promote checks (not with rollback)
         requireApproval: null,           // true: ask with the input step unless approvedBy is given (not with rollback)
+        approvalEnvironment: null,       // GitHub only: the environment whose approvals count (not with rollback)
         approvedBy: null,                // who approved, recorded on the version (not with rollback)
         lock: null,                      // what serialises promotions: 'file', 'vault' or 'dynamodb' (mlsteps: file)
         lockPath: null,                  // the lock file, the Vault KV v2 MOUNT/PATH, or the DynamoDB table
@@ -125,7 +128,8 @@ private static List<String> nonFlagKeys() {
 // Keys of promote that rollback does not take (it has no candidate, gate or approval).
 @NonCPS
 private static List<String> promoteOnlyKeys() {
-    return ['version', 'requireGate', 'requireApproval', 'approvedBy', 'approvers']
+    return ['version', 'requireGate', 'gateReportDigest', 'requireApproval', 'approvalEnvironment', 'approvedBy',
+            'approvers']
 }
 
 // Keys that take true or false (a Boolean, or the String 'true' or 'false').

@@ -118,8 +118,9 @@ say "packaging: mlsteps package --model-uri $model_uri (reads $HERE/mlsteps.yaml
 version=$("$REPO/.venv/bin/mlsteps" --json package --model-uri "$model_uri" | output model-version)
 
 say "gate: mlsteps gate --model-uri models:/quickstart-classifier/$version"
-# Exit 3 (rejected) stops here: the report says which threshold the model missed.
-"$REPO/.venv/bin/mlsteps" gate --model-uri "models:/quickstart-classifier/$version"
+# Exit 3 (rejected) stops here: the report says which threshold the model missed. Its digest
+# is what promote checks the gate's report (and so its verdict) against.
+digest=$("$REPO/.venv/bin/mlsteps" --json gate --model-uri "models:/quickstart-classifier/$version" | output report-digest)
 
-say "promote: mlsteps promote --version $version"
-"$REPO/.venv/bin/mlsteps" promote --version "$version"
+say "promote: mlsteps promote --version $version --gate-report-digest $digest"
+"$REPO/.venv/bin/mlsteps" promote --version "$version" --gate-report-digest "$digest"

@@ -23,8 +23,11 @@ from steps.errors import StepFailed
 KINDS = ("file", "vault", "dynamodb")
 BACKOFF_BASE = 0.05
 BACKOFF_CAP = 2.0
-# A holder does not start moving aliases with less than this left of its lease.
+# A holder gives up waiting on a write this long before its lease ends: the time a request
+# already sent may still take to land (no backend can fence a write the server applies late).
 SAFETY_MARGIN = 5.0
+# ...and does not start a write it cannot give at least this long.
+MIN_WRITE_TIME = 1.0
 
 
 def new_holder_id() -> str:
@@ -190,14 +193,20 @@ class Lock(ABC):
         """Seconds left of our lease (0 when not held)."""
         return max(0.0, self.record.expires - time.time()) if self.record else 0.0
 
-    def check_still_held(self) -> None:
-        """Before a write: a lease about to run out could be taken over while we write."""
-        if self.remaining() < SAFETY_MARGIN:
+    def write_timeout(self, wanted: float) -> float:
+        """Right before each write under the lock: the request timeout it may have, ``wanted``
+        at most, so that it ends (or is given up) SAFETY_MARGIN before the lease does; a
+        lease running out sooner would be taken over while we write, so then no write starts.
+        """
+        left = self.remaining() - SAFETY_MARGIN
+        if self.record is None or left < MIN_WRITE_TIME:
             raise StepFailed(
-                f"the lock {self.where} expires in {duration(self.remaining())}, too soon to "
-                "move the aliases safely: this run took longer than --lock-ttl allows. Raise "
-                "--lock-ttl and run again."
+                f"the lock {self.where} "
+                + (f"expires in {duration(self.remaining())}" if self.record else "is not held")
+                + ", too soon to write to the registry safely: this run took longer than "
+                "--lock-ttl allows. Raise --lock-ttl and run again."
             )
+        return min(wanted, left)
 
     def release(self) -> None:
         record, self.record = self.record, None

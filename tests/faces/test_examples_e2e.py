@@ -212,6 +212,13 @@ def test_example_workflow_runs_end_to_end(
     assert promoted["decision"] == "promoted"
     assert promoted["champion-version"] == packaged["model-version"]
     assert promoted["previous-version"] == gate["champion-version"]
+    # promote checked the gate step's report digest, handed on through the train job's outputs.
+    assert (
+        version_tags(mlflow_server.uri, MODEL_NAME, packaged["model-version"])[
+            "mlsteps.promote.report-digest"
+        ]
+        == gate["report-digest"]
+    )
     assert f"champion is version {packaged['model-version']} (promoted" in result.log
     assert_gated_and_promoted(mlflow_server.uri, packaged["model-version"], "release-lead")
     # act runs the steps with its own XDG_CACHE_HOME: the test's temporary directory.
@@ -343,9 +350,12 @@ def test_example_jenkinsfile_runs_end_to_end(
         "submitter": "release-lead,ops",
     }
     (promote,) = [c for c in run.calls("sh") if c["args"].get("label") == "mlsteps promote"]
+    # The gate's report digest, handed from the Gate stage to the Promote stage by the build.
+    digest = version_tags(mlflow_server.uri, MODEL_NAME, version)["mlsteps.gate.report-digest"]
     assert promote["args"]["script"] == (
         "'mlsteps' '--ci' 'jenkins' '--config' 'examples/quickstart/mlsteps.yaml' 'promote'"
-        f" '--version' '{version}' '--require-approval' 'true' '--approved-by' 'release-lead'"
+        f" '--version' '{version}' '--gate-report-digest' '{digest}'"
+        " '--require-approval' 'true' '--approved-by' 'release-lead'"
     )
     steps = [c["step"] for c in run.record["calls"]]
     assert steps.index("input") < steps.index("mlPromote")

@@ -43,7 +43,10 @@ ACTION_LEAVES_OUT = LEAVES_OUT | {
 ACTION_EXTRA = ["rollback", "config"]
 JENKINS_EXTRA = ["rollback", "approvers", "config", "mlsteps"]
 # What rollback does not take (it has no candidate, gate or approval).
-PROMOTE_ONLY = ["version", "require-gate", "require-approval", "approved-by"]
+PROMOTE_ONLY = [
+    "version", "require-gate", "gate-report-digest", "require-approval", "approval-environment",
+    "approved-by",
+]  # fmt: skip
 
 
 def jenkins_key(name: str) -> str:
@@ -73,7 +76,9 @@ def test_the_contract_options_are_the_clis() -> None:
         "previous-alias",
         "expected-champion",
         "require-gate",
+        "gate-report-digest",
         "require-approval",
+        "approval-environment",
         "approved-by",
         "lock",
         "lock-path",

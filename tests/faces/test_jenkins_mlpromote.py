@@ -10,6 +10,7 @@ which plans the move and touches nothing.
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,8 @@ from tests.leak_forms import leaked
 pytestmark = pytest.mark.faces
 
 KNOWN_KEYS = (
-    "version, alias, previousAlias, expectedChampion, requireGate, requireApproval, "
+    "version, alias, previousAlias, expectedChampion, requireGate, gateReportDigest, "
+    "requireApproval, approvalEnvironment, "
     "approvedBy, lock, lockPath, lockTtl, lockTimeout, vaultUrl, vaultNamespace, vaultCaCert, "
     "sagemakerModelPackageGroup, vaultTokenCredentialsId, githubTokenCredentialsId, trackingUri, "
     "name, rollback, approvers, config, mlsteps"
@@ -55,6 +57,7 @@ def test_builds_the_exact_promote_command_with_every_value_single_quoted(
             "previousAlias": "prod-before",
             "expectedChampion": "none",
             "requireGate": "false",
+            "gateReportDigest": "sha256:" + "ab" * 32,
             "requireApproval": False,
             "approvedBy": AWKWARD,
             "lock": "file",
@@ -71,7 +74,8 @@ def test_builds_the_exact_promote_command_with_every_value_single_quoted(
     assert run.sh["args"]["script"] == (
         "'true' '--ci' 'jenkins' '--config' 'conf dir/mlsteps.yaml' 'promote'"
         " '--version' '7' '--alias' 'prod' '--previous-alias' 'prod-before'"
-        " '--expected-champion' 'none' '--require-gate' 'false' '--require-approval' 'false'"
+        " '--expected-champion' 'none' '--require-gate' 'false'"
+        f" '--gate-report-digest' 'sha256:{'ab' * 32}' '--require-approval' 'false'"
         " '--approved-by' 'it'\\''s \"quoted\" $HOME `id` \\ ; | & *'"
         " '--lock' 'file' '--lock-path' '/var/lock/ml locks/churn.lock' '--lock-ttl' '10m'"
         " '--lock-timeout' '30s' '--name' 'churn; rm -rf /'"
@@ -333,6 +337,7 @@ def test_real_cli_dry_run_plans_the_move_with_the_approver_from_the_input_step(
         {
             "mlsteps": [mlsteps_cli, "--dry-run"],
             "version": "7",
+            "gateReportDigest": "sha256:" + "c" * 64,
             "name": "churn",
             "trackingUri": "http://127.0.0.1:9",
             "requireApproval": True,
@@ -343,6 +348,7 @@ def test_real_cli_dry_run_plans_the_move_with_the_approver_from_the_input_step(
     )
     assert run.status == "SUCCESS", run.console
     assert "record the approval of release-lead (--approved-by)" in run.console
+    assert f"must hash to sha256:{'c' * 64} (--gate-report-digest)" in run.console
     assert f"take the file lock {tmp_path / 'churn.lock'}" in run.console
     assert run.result == {}  # a dry run sets no outputs
     assert not (tmp_path / "churn.lock").exists()
@@ -385,3 +391,97 @@ def test_real_cli_bad_input_fails_the_step_with_exit_code_2(
         " see its message above"
     )
     assert "--version" in run.console and "'seven'" in run.console
+
+
+# ------------------------------------------------ the stage-level input that mlPromote.txt advises
+
+
+def advised_pipeline() -> str:
+    """The declarative pipeline mlPromote.txt shows (its stage-level input directive)."""
+    import html
+
+    page = (Path(__file__).resolve().parents[2] / "vars" / "mlPromote.txt").read_text()
+    (pipeline,) = [
+        html.unescape(block)
+        for block in re.findall(r"<pre>\n(.*?)</pre>", page, flags=re.S)
+        if "input {" in block
+    ]
+    return pipeline
+
+
+def run_advice(run_jenkinsfile: Any, tmp_path: Path, answer: dict[str, Any]) -> tuple[Any, Path]:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    jenkinsfile = tmp_path / "Jenkinsfile"
+    jenkinsfile.write_text(advised_pipeline(), encoding="utf-8")
+    # `mlsteps` on the agent's PATH is the probe: the command mlPromote builds is recorded.
+    probe = write_probe(tmp_path / "probe dir")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "mlsteps").write_text(
+        "#!/bin/sh\nexec " + " ".join(f"'{word}'" for word in probe) + ' "$@"\n'
+    )
+    (bin_dir / "mlsteps").chmod(0o755)
+    workspace = tmp_path / "ws"
+    digest = "sha256:" + "d" * 64
+    run = run_jenkinsfile(
+        jenkinsfile,
+        workspace=workspace,
+        env={
+            "PATH": f"{bin_dir}:{os.environ['PATH']}",
+            "MODEL_VERSION": "7",
+            "GATE_REPORT_DIGEST": digest,
+            "PROBE_OUTPUTS": json.dumps(OUTPUTS),
+        },
+        answers=[answer],
+    )
+    return run, workspace
+
+
+def test_the_advised_stage_input_asks_before_the_agent_and_passes_who_answered(
+    run_jenkinsfile: Any, tmp_path: Path
+) -> None:
+    answer = {"submitter": "release-leads", "parameters": {"REASON": "hotfix 12"}}
+    run, workspace = run_advice(run_jenkinsfile, tmp_path, answer)
+    assert run.status == "SUCCESS", run.console
+    (asked,) = run.calls("input")
+    assert asked["args"] == {
+        "message": "Promote the gated version of churn to champion?",
+        "ok": "Promote",
+        "submitter": "release-leads",
+        "submitterParameter": "APPROVER",
+        "parameters": [
+            {
+                "type": "string",
+                "name": "REASON",
+                "defaultValue": "release",
+                "description": "Why, for the build log",
+            }
+        ],
+    }
+    # Asked before the stage's agent: no executor waits on a person.
+    steps = [c["step"] for c in run.record["calls"]]
+    assert steps.index("input") < steps.index("agent") < steps.index("mlPromote")
+    # The answers are the stage's environment: the parameter and who answered.
+    assert "promoting for hotfix 12, approved by release-leads" in run.console
+    assert probed(workspace)["argv"] == [
+        "--ci", "jenkins", "promote", "--version", "7", "--gate-report-digest",
+        "sha256:" + "d" * 64, "--require-approval", "true", "--approved-by", "release-leads",
+        "--name", "churn",
+    ]  # fmt: skip
+    # mlPromote asked nothing more: approvedBy came from the stage's input.
+    assert len(run.calls("input")) == 1
+
+
+def test_the_advised_stage_input_takes_defaults_and_stops_the_build_on_abort(
+    run_jenkinsfile: Any, tmp_path: Path
+) -> None:
+    done, _ = run_advice(run_jenkinsfile, tmp_path / "default", {"submitter": "release-leads"})
+    assert done.status == "SUCCESS", done.console
+    assert "promoting for release, approved by release-leads" in done.console
+    aborted, workspace = run_advice(run_jenkinsfile, tmp_path / "abort", {"abort": "ops"})
+    assert aborted.status == "FAILURE" and aborted.error == "Aborted by ops"
+    assert aborted.calls("mlPromote") == [] and not (workspace / "probe.json").exists()
+    # Someone outside the submitter list cannot answer.
+    other, _ = run_advice(run_jenkinsfile, tmp_path / "other", {"submitter": "intern"})
+    assert other.status == "FAILURE" and "intern may not answer" in (other.error or "")
+    assert other.calls("mlPromote") == []

@@ -28,6 +28,7 @@ import requests
 
 from steps.gates.checks import CHAMPION_TAG, REPORT_DIGEST_TAG, VERDICT_TAG
 from tests import vault_setup
+from tests.integration import gate_setup
 from tests.services import MlflowServer, MotoServer, VaultServer
 
 pytestmark = pytest.mark.services
@@ -42,17 +43,26 @@ FOREIGN = ("MLSTEPS_", "GITHUB_", "RUNNER_", "JENKINS_", "BUILD_", "VAULT_", "AW
 
 
 class Model:
-    """A registered model of this test's own on the session's MLflow server."""
+    """A registered model of this test's own on the session's MLflow server: each version
+    made from a run of its own (which logged an accuracy), as train and package make them."""
 
     def __init__(self, server: MlflowServer, versions: int) -> None:
         self.uri = server.uri
         self.name = f"it-promote-{uuid.uuid4().hex[:8]}"
+        self.runs: dict[str, str] = {}  # version → its run
+        self.digests: dict[str, str] = {}  # version → its gate report's digest
         self._post("registered-models/create", {"name": self.name})
         for _ in range(versions):
-            self._post(
+            run_id = gate_setup.run_with_metrics(self.uri, {"accuracy": 0.9})
+            made = self._post(
                 "model-versions/create",
-                {"name": self.name, "source": f"s3://mlsteps-tests/{self.name}/model"},
+                {
+                    "name": self.name,
+                    "source": f"s3://mlsteps-tests/{self.name}/model",
+                    "run_id": run_id,
+                },
             )
+            self.runs[str(made["model_version"]["version"])] = run_id
 
     def _post(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
         response = requests.post(f"{self.uri}/api/2.0/mlflow/{endpoint}", json=body, timeout=10)
@@ -60,17 +70,47 @@ class Model:
         answer: dict[str, Any] = response.json()
         return answer
 
-    def gate(self, version: int, champion: str = "none", verdict: str = "pass") -> None:
-        """Tag a version as `mlsteps gate` does after comparing it against `champion`."""
-        for key, value in (
-            (VERDICT_TAG, verdict),
-            (CHAMPION_TAG, champion),
-            (REPORT_DIGEST_TAG, f"sha256:{version:064x}"),
-        ):
-            self._post(
-                "model-versions/set-tag",
-                {"name": self.name, "version": str(version), "key": key, "value": value},
-            )
+    def report(self, version: int, champion: str = "none", verdict: str = "pass") -> dict[str, Any]:
+        """The report `mlsteps gate` writes about a version compared against `champion`."""
+        return {
+            "step": "gate",
+            "model": self.name,
+            "candidate": {
+                "uri": f"models:/{self.name}/{version}",
+                "version": str(version),
+                "run_id": self.runs[str(version)],
+                "model_id": None,
+            },
+            "champion": None
+            if champion == "none"
+            else {
+                "uri": f"models:/{self.name}/{champion}",
+                "version": champion,
+                "alias": "champion",
+            },
+            "verdict": verdict,
+            "checks": [],
+        }
+
+    def log_report(self, run_id: str, body: bytes) -> None:
+        """Write mlsteps/gate/report.json into a run's artifacts (what anyone holding the
+        MLflow credentials can do: the gate, or a training run)."""
+        from steps.model_source import Artifacts
+
+        run = requests.get(
+            f"{self.uri}/api/2.0/mlflow/runs/get", params={"run_id": run_id}, timeout=10
+        ).json()["run"]
+        Artifacts(self.uri).upload(run["info"]["artifact_uri"], "mlsteps/gate/report.json", body)
+
+    def gate(self, version: int, champion: str = "none", verdict: str = "pass") -> str:
+        """Log the report `mlsteps gate` logs to the version's run after comparing it against
+        `champion`; its digest is what the gate step outputs (and args() hands on)."""
+        from steps.report import canonical_json, digest
+
+        report = self.report(version, champion, verdict)
+        self.log_report(self.runs[str(version)], canonical_json(report).encode())
+        self.digests[str(version)] = digest(report)
+        return self.digests[str(version)]
 
     def set_alias(self, alias: str, version: int) -> None:
         self._post(
@@ -98,7 +138,14 @@ class Model:
         return {k: v for k, v in self.tags(version).items() if k.startswith(EVIDENCE)}
 
     def args(self, *extra: str) -> list[str]:
-        return ["--tracking-uri", self.uri, "--name", self.name, *extra]
+        """The model's options; with --version N of a gated version, and no digest given,
+        its gate's report digest too, as a pipeline hands the gate step's output on."""
+        given = ["--tracking-uri", self.uri, "--name", self.name, *extra]
+        if "--version" in extra and "--gate-report-digest" not in extra:
+            version = extra[extra.index("--version") + 1]
+            if version in self.digests:
+                given += ["--gate-report-digest", self.digests[version]]
+        return given
 
 
 def base_env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -191,7 +238,7 @@ def test_first_champion_then_over_it_with_the_evidence(model: Model, tmp_path: P
     evidence = model.evidence(2)
     assert evidence.pop(EVIDENCE + "at").endswith("+00:00")
     assert evidence == {
-        EVIDENCE + "report-digest": f"sha256:{2:064x}",
+        EVIDENCE + "report-digest": model.digests["2"],
         EVIDENCE + "ci-run-url": "https://ci.example/job/7/",
         EVIDENCE + "commit": "a" * 40,
         EVIDENCE + "approved-by": "ana",
@@ -234,10 +281,16 @@ def test_gate_verdicts_decide(model: Model, tmp_path: Path) -> None:
     env = base_env(tmp_path)
     never = run(["promote", *model.args("--version", "1")], env, tmp_path)
     assert never.returncode == 2
-    assert "was never gated" in never.stderr and "mlsteps gate" in never.stderr
+    assert "--require-gate true needs --gate-report-digest" in never.stderr
+    assert "the gate step's report-digest output" in never.stderr
+    unreported = ["--gate-report-digest", "sha256:" + "1" * 64]
+    nothing = run(["promote", *model.args("--version", "1", *unreported)], env, tmp_path)
+    assert nothing.returncode == 2 and "was never gated: there is no " in nothing.stderr
+    assert "mlsteps/gate/report.json" in nothing.stderr
     model.gate(2, verdict="rejected")
     rejected = run(["promote", *model.args("--version", "2")], env, tmp_path)
     assert rejected.returncode == 3 and "gate rejected version 2" in rejected.stderr
+    assert model.digests["2"] in rejected.stderr
     assert model.alias("champion") is None
     # Without the gate, the expected champion must be said.
     bare = ["promote", *model.args("--version", "1", "--require-gate", "false")]
@@ -246,17 +299,144 @@ def test_gate_verdicts_decide(model: Model, tmp_path: Path) -> None:
     assert outputs(done)["decision"] == "promoted" and model.alias("champion") == "1"
 
 
+def assert_refused(done: subprocess.CompletedProcess[str], model: Model, *words: str) -> None:
+    """Exit 2 naming the cause; no alias moved and no evidence was written."""
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    for text in words:
+        assert text in done.stderr
+    assert model.alias("champion") is None and model.alias("previous-champion") is None
+    assert all(model.evidence(v) == {} for v in model.runs)
+
+
+def test_a_training_that_tags_itself_pass_is_not_promoted(model: Model, tmp_path: Path) -> None:
+    """The attack: the training holds the MLflow credentials, so it tags its run and its
+    version as the gate would. No gate ran: promote refuses, whatever the tags say."""
+    env = base_env(tmp_path)
+    forged = {VERDICT_TAG: "pass", CHAMPION_TAG: "none", REPORT_DIGEST_TAG: "sha256:" + "a" * 64}
+    batch = [{"key": k, "value": v} for k, v in forged.items()]
+    model._post("runs/log-batch", {"run_id": model.runs["1"], "tags": batch})
+    for key, value in forged.items():
+        model._post(
+            "model-versions/set-tag",
+            {"name": model.name, "version": "1", "key": key, "value": value},
+        )
+    assert model.tags(1)[VERDICT_TAG] == "pass"
+    done = run(["promote", *model.args("--version", "1")], env, tmp_path)
+    assert_refused(done, model, "--gate-report-digest", "the gate step's report-digest output")
+    # Handing on the digest the training tagged does not help: there is no report behind it.
+    tagged = run(
+        [
+            "promote",
+            *model.args("--version", "1", "--gate-report-digest", forged[REPORT_DIGEST_TAG]),
+        ],
+        env,
+        tmp_path,
+    )
+    assert_refused(tagged, model, "was never gated")
+
+
+def test_a_forged_report_with_its_own_digest_is_refused(model: Model, tmp_path: Path) -> None:
+    """The training logs a report.json into its own run and computes its digest: the report
+    passes, but about another version, or about another run; promote refuses both."""
+    from steps.report import canonical_json, digest
+
+    env = base_env(tmp_path)
+    one, two = model.report(1), model.report(2)
+    for forged, words in (
+        # another version (its run set to this version's, so only the version differs)
+        ({**two, "candidate": {**two["candidate"], "run_id": model.runs["1"]}},
+         "it judged version 2"),
+        # this version, another run
+        ({**one, "candidate": {**one["candidate"], "run_id": model.runs["2"]}},
+         f"its candidate is of run {model.runs['2']}"),
+        ({**one, "model": "another-model"}, "it is about model 'another-model'"),
+    ):  # fmt: skip
+        model.log_report(model.runs["1"], canonical_json(forged).encode())
+        done = run(
+            [
+                "promote",
+                *model.args("--version", "1", "--gate-report-digest", digest(forged)),
+            ],
+            env,
+            tmp_path,
+        )
+        assert_refused(done, model, "is not what the gate report with this digest judged", words)
+
+
+def test_a_report_changed_after_the_gate_or_a_wrong_digest_is_refused(
+    model: Model, tmp_path: Path
+) -> None:
+    env = base_env(tmp_path)
+    handed = model.gate(1, verdict="rejected")
+    # Someone overwrites the rejected report with a pass after the gate step.
+    from steps.report import canonical_json
+
+    model.log_report(model.runs["1"], canonical_json(model.report(1)).encode())
+    done = run(["promote", *model.args("--version", "1")], env, tmp_path)
+    assert handed in done.stderr
+    assert_refused(done, model, "whose digest is sha256:", "the report was replaced since")
+    wrong = run(
+        ["promote", *model.args("--version", "1", "--gate-report-digest", "sha256:" + "0" * 64)],
+        env,
+        tmp_path,
+    )
+    assert_refused(wrong, model, "not the report of the gate step that gave this digest")
+    for bad in ("sha256:" + "0" * 63, "md5:abc", "SHA256:" + "0" * 64):
+        shaped = run(
+            ["promote", *model.args("--version", "1", "--gate-report-digest", bad)], env, tmp_path
+        )
+        assert_refused(shaped, model, "--gate-report-digest", bad, "report-digest output")
+
+
+def test_a_real_gate_pass_with_its_digest_is_promoted(model: Model, tmp_path: Path) -> None:
+    """`mlsteps gate` itself judges version 2 against the champion (version 1) on the metrics
+    the runs logged; its report-digest output is what promote is handed."""
+    env = base_env(tmp_path)
+    model.gate(1)
+    outputs(run(["promote", *model.args("--version", "1")], env, tmp_path))
+    gated = outputs(
+        run(
+            [
+                "gate", "--tracking-uri", model.uri, "--name", model.name, "--model-uri",
+                f"models:/{model.name}/2", "--metrics", "{accuracy: {min: 0.5}}",
+            ],
+            env,
+            tmp_path,
+        )
+    )  # fmt: skip
+    assert gated["decision"] == "pass" and gated["champion-version"] == "1"
+    done = run(
+        ["promote", *model.args("--version", "2", "--gate-report-digest", gated["report-digest"])],
+        env,
+        tmp_path,
+    )
+    assert outputs(done)["decision"] == "promoted"
+    assert model.alias("champion") == "2" and model.alias("previous-champion") == "1"
+    assert model.evidence(2)[EVIDENCE + "report-digest"] == gated["report-digest"]
+
+
 def test_unknown_model_or_version_is_exit_2_with_the_fix(model: Model, tmp_path: Path) -> None:
     env = base_env(tmp_path)
+    digest = ["--gate-report-digest", "sha256:" + "1" * 64]
     missing = run(
-        ["promote", "--tracking-uri", model.uri, "--name", "no-such-model", "--version", "1"],
+        [
+            "promote",
+            "--tracking-uri",
+            model.uri,
+            "--name",
+            "no-such-model",
+            "--version",
+            "1",
+            *digest,
+        ],
         env,
         tmp_path,
     )
     assert missing.returncode == 2
     assert "no registered model 'no-such-model'" in missing.stderr
     assert "mlsteps package" in missing.stderr
-    nine = run(["promote", *model.args("--version", "9")], env, tmp_path)
+    nine = run(["promote", *model.args("--version", "9", *digest)], env, tmp_path)
     assert nine.returncode == 2 and f"model '{model.name}' has no version 9" in nine.stderr
     assert "newest is 3" in nine.stderr
 
@@ -311,10 +491,14 @@ def test_require_approval_reads_the_github_runs_approvals(model: Model, tmp_path
     approvals = [
         {"state": "approved", "user": {"login": "octo-lead"}, "environments": [{"name": "prod"}]},
         {"state": "rejected", "user": {"login": "someone"}, "environments": [{"name": "prod"}]},
+        # An approval of another environment of the run approved something else.
+        {"state": "approved", "user": {"login": "intruder"}, "environments": [{"name": "dev"}]},
     ]
     model.gate(1)
     api = GitHubApprovals(token, approvals)
-    nobody = GitHubApprovals(token, [])
+    # The attack: the run's only approval is of a lesser environment (dev, where anyone may
+    # approve); the promote job's environment is prod.
+    elsewhere = GitHubApprovals(token, [approvals[2]])
     try:
         github = dict(
             GITHUB_ACTIONS="true",
@@ -323,20 +507,28 @@ def test_require_approval_reads_the_github_runs_approvals(model: Model, tmp_path
             GITHUB_SERVER_URL="https://github.example",
             GITHUB_OUTPUT=str(tmp_path / "out"),
         )
-        args = ["promote", *model.args("--version", "1", "--require-approval", "true")]
+        bare = ["promote", *model.args("--version", "1", "--require-approval", "true")]
+        args = [*bare, "--approval-environment", "prod"]
         no_token = run(args, base_env(tmp_path, **github, GITHUB_API_URL=api.url), tmp_path)
         # On GitHub the error is a workflow command (::error::) on stdout.
         assert no_token.returncode == 2 and "GITHUB_TOKEN" in no_token.stdout
-        env = base_env(tmp_path, **github, GITHUB_TOKEN=token, GITHUB_API_URL=nobody.url)
-        refused = run(args, env, tmp_path)
-        assert refused.returncode == 2 and "nobody approved GitHub run 4242" in refused.stdout
-        assert model.alias("champion") is None
-        env["GITHUB_API_URL"] = api.url
+        env = base_env(tmp_path, **github, GITHUB_TOKEN=token, GITHUB_API_URL=api.url)
+        unnamed = run(bare, env, tmp_path)
+        assert unnamed.returncode == 2 and "give --approval-environment NAME" in unnamed.stdout
+        assert api.asked == []  # refused before anything was read
+        refused = run(args, {**env, "GITHUB_API_URL": elsewhere.url}, tmp_path)
+        assert refused.returncode == 2, refused.stdout
+        assert (
+            "nobody approved environment 'prod' (--approval-environment) in GitHub run 4242"
+            in refused.stdout
+        )
+        assert elsewhere.asked == ["/repos/acme/churn/actions/runs/4242/approvals"]
+        assert model.alias("champion") is None and model.evidence(1) == {}
         done = run(args, env, tmp_path)
         assert outputs(done)["decision"] == "promoted", done.stderr
         assert api.asked == ["/repos/acme/churn/actions/runs/4242/approvals"]
         evidence = model.evidence(1)
-        assert evidence[EVIDENCE + "approved-by"] == "octo-lead"
+        assert evidence[EVIDENCE + "approved-by"] == "octo-lead"  # not the dev approver
         assert (
             evidence[EVIDENCE + "ci-run-url"]
             == "https://github.example/acme/churn/actions/runs/4242"
@@ -347,27 +539,64 @@ def test_require_approval_reads_the_github_runs_approvals(model: Model, tmp_path
         assert f"::add-mask::{token}" in done.stdout
     finally:
         api.close()
-        nobody.close()
+        elsewhere.close()
 
 
-def test_dry_run_touches_nothing(model: Model, tmp_path: Path) -> None:
+def test_dry_run_reads_the_verdict_and_the_champion_and_touches_nothing(
+    model: Model, tmp_path: Path
+) -> None:
     env = base_env(tmp_path)
-    model.gate(2, champion="none")
+    model.set_alias("champion", 1)
+    model.gate(2, champion="1")
+    before = {v: model.tags(v) for v in model.runs}
     done = run(["--dry-run", "promote", *model.args("--version", "2")], env, tmp_path)
     assert done.returncode == 0, done.stderr
-    kinds = [a["kind"] for a in json.loads(done.stdout)["plan"]]
+    plan = json.loads(done.stdout)["plan"]
+    kinds = [a["kind"] for a in plan]
     assert kinds == [
         "mlflow.read-candidate", "lock.acquire", "alias.compare", "alias.set-previous",
         "alias.set", "version.tag", "lock.release",
     ]  # fmt: skip
-    assert "read from the gate's tag" in done.stderr
-    assert model.alias("champion") is None and model.evidence(2) == {}
-    assert not (tmp_path / "cache").exists()  # not even the lock file
-    # The run applies the same actions, in the same order.
+    # What the run would find, read now: the version, its verified verdict, the champion.
+    assert plan[0]["verdict"] == "pass" and plan[2]["champion"] == "1"
     assert (
-        json.loads(run(["promote", *model.args("--version", "2")], env, tmp_path).stdout)["applied"]
-        == kinds
+        f"[read now: version 2 exists (run {model.runs['2']}); its gate report checks out: "
+        "verdict pass, compared against version 1]"
+    ) in done.stderr
+    assert "[read now: 'champion' is version 1, as expected: the move would go ahead]" in (
+        done.stderr
     )
+    assert "read from the verified gate report" in done.stderr
+    # It wrote nothing and took no lock.
+    assert model.alias("champion") == "1" and model.alias("previous-champion") is None
+    assert {v: model.tags(v) for v in model.runs} == before
+    assert not (tmp_path / "cache").exists()  # not even the lock file
+    # The champion moved since the gate: the dry run says the run would fail.
+    model.set_alias("champion", 3)
+    moved = run(["--dry-run", "promote", *model.args("--version", "2")], env, tmp_path)
+    assert moved.returncode == 0, moved.stderr
+    assert "'champion' is version 3, not version 1: the run would exit 1" in moved.stderr
+    model.set_alias("champion", 1)
+    # A report that does not check out stops the dry run as it would stop the run.
+    wrong = ["--gate-report-digest", "sha256:" + "0" * 64]
+    bad = run(["--dry-run", "promote", *model.args("--version", "2", *wrong)], env, tmp_path)
+    assert bad.returncode == 2 and "not the report of the gate step" in bad.stderr
+    # The run applies the same actions, in the same order.
+    applied = run(["promote", *model.args("--version", "2")], env, tmp_path)
+    assert json.loads(applied.stdout)["applied"] == kinds
+    assert model.alias("champion") == "2"
+
+
+def test_dry_run_without_mlflow_still_shows_the_plan(model: Model, tmp_path: Path) -> None:
+    args = [
+        "--dry-run", "promote", "--tracking-uri", "http://127.0.0.1:9", "--name", model.name,
+        "--version", "2", "--gate-report-digest", "sha256:" + "1" * 64,
+    ]  # fmt: skip
+    done = run(args, base_env(tmp_path), tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "dry run: could not read MLflow to show what the run would find" in done.stderr
+    assert "cannot reach the MLflow tracking server at http://127.0.0.1:9" in done.stderr
+    assert [a["kind"] for a in json.loads(done.stdout)["plan"]][0] == "mlflow.read-candidate"
 
 
 # ----- rollback -----------------------------------------------------------------------------
@@ -714,6 +943,8 @@ def test_mlflow_unreachable_inside_the_lock_is_exit_1_and_frees_it(
             model.name,
             "--version",
             "1",
+            "--gate-report-digest",
+            model.digests["1"],
             "--lock-path",
             str(path),
         ],
@@ -791,3 +1022,46 @@ def test_rollback_with_no_champion_restores_the_previous_one(model: Model, tmp_p
         "sagemaker-model-package-arn": "",
     }
     assert model.alias("champion") == "2" and model.alias("previous-champion") is None
+
+
+def test_a_run_gated_before_it_was_registered_binds_by_the_logged_model(
+    mlflow_server: MlflowServer, tmp_path: Path
+) -> None:
+    """train → gate → package: the gate judged the run's logged model (its report names no
+    version), then package registered it. The report is about the version when its logged
+    model is the version's; another logged model of the same run is refused."""
+    from steps.report import canonical_json, digest
+
+    model = Model(mlflow_server, 0)
+    run_id = gate_setup.run_with_metrics(model.uri, {"accuracy": 0.9})
+    experiment = requests.get(
+        f"{model.uri}/api/2.0/mlflow/runs/get", params={"run_id": run_id}, timeout=10
+    ).json()["run"]["info"]["experiment_id"]
+    logged = [
+        model._post(
+            "logged-models", {"experiment_id": experiment, "name": name, "source_run_id": run_id}
+        )["model"]["info"]["model_id"]
+        for name in ("model", "other")
+    ]
+    # As package registers a logged model (steps/model_versions.py).
+    model._post(
+        "model-versions/create",
+        {"name": model.name, "source": f"models:/{logged[0]}", "run_id": run_id,
+         "model_id": logged[0]},
+    )  # fmt: skip
+    model.runs["1"] = run_id
+    env = base_env(tmp_path)
+    for model_id, promoted in ((logged[1], False), (logged[0], True)):
+        report = {
+            **model.report(1),
+            "model": None,  # gated without --name: judged alone
+            "candidate": {"uri": f"runs:/{run_id}/model", "version": None, "run_id": run_id,
+                          "model_id": model_id},
+        }  # fmt: skip
+        model.log_report(run_id, canonical_json(report).encode())
+        args = ["promote", *model.args("--version", "1", "--gate-report-digest", digest(report))]
+        done = run(args, env, tmp_path)
+        if not promoted:
+            assert_refused(done, model, "not the logged model version 1 was registered from")
+            continue
+        assert outputs(done)["decision"] == "promoted" and model.alias("champion") == "1"

@@ -151,7 +151,7 @@ def test_promote_approves_then_rollback_rejects_and_reapproves_on_moto(
     description = one["ApprovalDescription"]
     assert description.startswith(
         f"promoted to @champion of MLflow model {model.name} version 1 (no previous champion), "
-        f"approved by ana, gate report sha256:{1:064x}, CI run "
+        f"approved by ana, gate report {model.digests['1']}, CI run "
         f"https://***@ci.example/job/7/, commit {'c' * 40}, at "
     )
     assert_no_secret(description)
@@ -275,7 +275,7 @@ def test_promoting_the_champion_again_approves_its_package_on_moto(
     assert package["ApprovalDescription"].startswith(
         f"@champion of MLflow model {model.name} is version 1 (already when its package was "
         f"approved), promoted at {evidence['mlsteps.promote.at']}, approved by ana, gate report "
-        f"sha256:{1:064x}, CI run https://***@ci.example/job/7/"
+        f"{model.digests['1']}, CI run https://***@ci.example/job/7/"
     )
     assert "nothing changed" not in done.stderr and f"{arn} is Approved" in done.stderr
     assert model.alias("champion") == "1" and model.evidence(1) == evidence
@@ -520,13 +520,14 @@ def test_sagemaker_gone_after_the_move_puts_the_aliases_back_on_moto(
     lock = tmp_path / "p.lock"
     env = sagemaker_env(tmp_path, moto_server)
     args = ["promote", *model.args("--lock-path", str(lock), *group.option())]
-    outputs(run([*args, "--version", "1"], env, tmp_path))
+    one, two = (["--version", v, "--gate-report-digest", model.digests[v]] for v in ("1", "2"))
+    outputs(run([*args, *one], env, tmp_path))
     arn1 = model.tags(1)[ARN_TAG]
     evidence1 = model.evidence(1)
 
     relay = CutAfter(moto_server.url, "CreateModelPackage")
     try:
-        done = run([*args, "--version", "2"], {**env, "AWS_ENDPOINT_URL": relay.url}, tmp_path)
+        done = run([*args, *two], {**env, "AWS_ENDPOINT_URL": relay.url}, tmp_path)
     finally:
         relay.close()
     assert relay.state == "cut"
@@ -545,7 +546,7 @@ def test_sagemaker_gone_after_the_move_puts_the_aliases_back_on_moto(
     assert group.package(arn1)["ModelApprovalStatus"] == "Approved"
     assert_no_secret(done.stdout + done.stderr)
 
-    retried = outputs(run([*args, "--version", "2"], env, tmp_path))
+    retried = outputs(run([*args, *two], env, tmp_path))
     assert retried["sagemaker-model-package-arn"] == arn2 and len(group.packages()) == 2
     assert group.package(arn2)["ModelApprovalStatus"] == "Approved"
     assert group.package(arn1)["ModelApprovalStatus"] == "Rejected"

@@ -71,21 +71,7 @@ def imported_after(args: list[str], cwd: Path) -> set[str]:
         ],
         ["--dry-run", "secrets", "revoke"],
         ["promote", "--help"],
-        ["--dry-run", "promote", "--name", "m", "--version", "2", "--tracking-uri", "http://h:1"],
         ["--dry-run", "rollback", "--name", "m", "--tracking-uri", "http://h:1"],
-        # The SageMaker sync plans its actions without boto3 (nor AWS).
-        [
-            "--dry-run",
-            "promote",
-            "--name",
-            "m",
-            "--version",
-            "2",
-            "--tracking-uri",
-            "http://h:1",
-            "--sagemaker-model-package-group",
-            "churn-models",
-        ],
         [
             "--dry-run",
             "rollback",
@@ -208,6 +194,20 @@ def test_the_traceback_of_an_unexpected_error_is_masked(tmp_path: Path, verbose:
     text = log.read_text()
     log.unlink()
     assert "Traceback" in text and "blocker-***" in text and value not in text
+
+
+def test_promote_dry_run_reads_mlflow_with_requests_only(tmp_path: Path) -> None:
+    """A promote dry run reads the version, its gate report and the champion from MLflow
+    (requests; here nothing answers, and it says so); the SageMaker sync plans its actions
+    without boto3 (nor AWS)."""
+    args = [
+        "--dry-run", "promote", "--name", "m", "--version", "2", "--tracking-uri",
+        "http://127.0.0.1:9", "--gate-report-digest", "sha256:" + "1" * 64,
+    ]  # fmt: skip
+    for extra in ([], ["--sagemaker-model-package-group", "churn-models"]):
+        loaded = imported_after([*args, *extra], tmp_path)
+        assert "requests" in loaded  # the check below is not vacuous: the dry run did read
+        assert not loaded & (set(HEAVY) - {"requests"}), loaded & set(HEAVY)
 
 
 def test_package_help_and_dry_run_import_no_heavy_library(tmp_path: Path) -> None:

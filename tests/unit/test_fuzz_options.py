@@ -51,7 +51,10 @@ NEEDS: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[str, ...]]] = {
     ("secrets", "revoke"): ((), ()),
     ("package",): (("--model-uri", "m"), ()),
     ("gate",): (("--name", "m", "--model-uri", "models:/m/1"), ()),
-    ("promote",): (("--name", "m", "--version", "1"), ()),
+    ("promote",): (
+        ("--name", "m", "--version", "1", "--gate-report-digest", "sha256:" + "0" * 64),
+        (),
+    ),
     ("rollback",): (("--name", "m"), ()),
 }
 

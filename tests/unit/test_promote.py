@@ -14,6 +14,7 @@ from steps.promote import build_plan, build_rollback_plan
 from steps.promote_options import PromoteConfig, load_config
 
 URI = "http://127.0.0.1:5000"
+DIGEST = "sha256:" + "5e" * 32  # the gate step's report-digest output
 
 
 @pytest.fixture(autouse=True)
@@ -28,6 +29,7 @@ def config(
     given.update({k.replace("_", "-"): v for k, v in flags.items()})
     if not rollback:
         given.setdefault("version", "9")
+        given.setdefault("gate-report-digest", DIGEST)
     given = {k: v for k, v in given.items() if v is not None}
     runtime = Runtime(environ={"XDG_CACHE_HOME": "/cache", **(env or {})})
     return load_config(runtime, given, rollback=rollback)
@@ -45,7 +47,8 @@ def test_defaults() -> None:
     assert found.lock == "file" and found.lock_path == "/cache/mlsteps/locks/churn.lock"
     assert (found.lock_ttl, found.lock_timeout) == (300.0, 120.0)
     assert found.require_gate and not found.require_approval
-    assert found.expected_champion is None  # read from the gate's tag at run time
+    assert found.expected_champion is None  # read from the gate's report at run time
+    assert found.gate_report_digest == DIGEST
 
 
 def test_environment_and_file_feed_the_same_options(tmp_path: Path) -> None:
@@ -78,6 +81,21 @@ def test_a_vault_token_in_the_file_is_refused(tmp_path: Path) -> None:
         ({"lock": "dynamodb"}, "--lock dynamodb needs --lock-path"),
         ({"lock_ttl": "10s"}, "--lock-ttl 10s is too short"),
         ({"require_approval": "true"}, "give --approved-by NAME"),
+        (
+            {"gate_report_digest": None},
+            "--require-gate true needs --gate-report-digest (env "
+            "MLSTEPS_PROMOTE_GATE_REPORT_DIGEST): the gate step's report-digest output",
+        ),
+        (
+            {"gate_report_digest": "sha256:ABC"},
+            "--gate-report-digest 'sha256:ABC' is not valid: expected sha256:<64 lowercase hex "
+            "digits>, the gate step's report-digest output",
+        ),
+        (
+            {"gate_report_digest": None, "require_gate": "false"},
+            "--require-gate false without --gate-report-digest: there is no gate report to "
+            "read the champion it compared against from. Give --expected-champion N",
+        ),
     ],
 )
 def test_bad_input_names_the_option_and_the_fix(flags: dict[str, Any], expected: str) -> None:
@@ -95,16 +113,19 @@ def test_vault_lock_needs_a_token_from_the_environment() -> None:
 def test_github_approval_needs_the_token() -> None:
     github = {"GITHUB_ACTIONS": "true", "GITHUB_REPOSITORY": "a/b", "GITHUB_RUN_ID": "5"}
     assert "GITHUB_TOKEN" in refused(require_approval="true", env=github)
-    found = config(require_approval="true", env={**github, "GITHUB_TOKEN": "ghs_x"})
-    line = build_plan(found, {**github, "GITHUB_API_URL": "https://ghe.example/api/v3"})
-    assert "https://ghe.example/api/v3/repos/a/b/actions/runs/5/approvals" in "\n".join(
-        line.lines()
-    )
+    with_token = {**github, "GITHUB_TOKEN": "ghs_x"}
+    assert "give --approval-environment NAME" in refused(require_approval="true", env=with_token)
+    found = config(require_approval="true", approval_environment="prod", env=with_token)
+    plan = build_plan(found, {**github, "GITHUB_API_URL": "https://ghe.example/api/v3"})
+    lines = "\n".join(plan.lines())
+    assert "https://ghe.example/api/v3/repos/a/b/actions/runs/5/approvals" in lines
+    assert "must have approved environment 'prod' (--approval-environment" in lines
 
 
 def test_promote_plan_names_the_lock_and_where_the_expected_champion_comes_from() -> None:
     lines = "\n".join(build_plan(config(), {}).lines())
-    assert "read from the gate's tag mlsteps.gate.champion-version" in lines
+    assert "read from the verified gate report" in lines
+    assert f"mlsteps/gate/report.json) must hash to {DIGEST} (--gate-report-digest)" in lines
     assert "take the file lock /cache/mlsteps/locks/churn.lock" in lines
     assert "older than 5m, is taken over; wait up to 2m" in lines
     explicit = "\n".join(build_plan(config(expected_champion="4"), {}).lines())

@@ -160,7 +160,8 @@ def test_a_5mb_value_is_refused_by_its_length_at_once(tmp_path: Path) -> None:
 def test_a_hostile_mlmodel_file_is_bad_input(tmp_path: Path, name: str) -> None:
     # A model's files are written by whoever trained it: read with the same limits.
     from steps.errors import ConfigError
-    from steps.model_source import Artifacts, ModelRef, read_facts
+    from steps.model_facts import read_facts
+    from steps.model_source import Artifacts, ModelRef
 
     text, reason = ATTACKS[name]
     (tmp_path / "MLmodel").write_text(text)
