@@ -116,13 +116,26 @@ class PackageRun:
         repository, _, digest = image_ref.partition("@")
         if not digest or repository != lay.repository:  # none, or pushed to another place
             return False
-        self.say(f"the same content was pushed before as {image_ref}: reusing it")
+        self.say(f"a version of the model names {image_ref} for the same content")
         if not image_push.try_pull(
             self.docker(), repository, digest, config.registry, self.credentials(),
             lambda text, final: self.face.progress("pull", "  " + text, final=final),
         ):  # fmt: skip
             self.say("  it is no longer in the registry: building it again")
             return False
+        # The tag may name any image of the repository (another model's, which could pass the
+        # smoke test alike): only the image's own label, under its digest, says what it holds.
+        label = (self.docker().images.get(image_ref).labels or {}).get(
+            model_versions.CONTENT_LABEL, ""
+        )
+        if label != self.content:
+            self._untag(image_ref)
+            self.say(
+                f"  {image_ref} was not built from this model's files (its "
+                f"{model_versions.CONTENT_LABEL} label: {label[:120]!r}): not reused, building"
+            )
+            return False
+        self.say(f"  reusing it (its {model_versions.CONTENT_LABEL} label matches)")
         self._tag(image_ref, lay.image)
         self.reused = digest
         self.cache_hit = True
@@ -220,7 +233,7 @@ class PackageRun:
         self._build(
             context,
             self.lay.image,
-            labels=self.lay.labels,
+            labels={**self.lay.labels, model_versions.CONTENT_LABEL: self.content},
             failure=f"the model image {self.lay.image} did not build",
         )
 

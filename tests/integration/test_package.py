@@ -278,7 +278,8 @@ def test_quickstart_model_is_served_pushed_labelled_and_registered(
     )  # fmt: skip
     fresh = outputs_of(fresh_done)
     assert fresh["digest"] == out["digest"] and fresh["model-version"] == version
-    assert f"the same content was pushed before as {out['image-ref']}" in fresh_done.stderr
+    assert f"a version of the model names {out['image-ref']} for the same" in fresh_done.stderr
+    assert "reusing it (its io.mlsteps.image.content label matches)" in fresh_done.stderr
     assert "Step 1/" not in fresh_done.stderr  # nothing was built
     assert "predictions equal the model's own" in fresh_done.stderr  # the pulled one, tested
     assert [v["version"] for v in versions(mlflow_server.uri, MODEL_NAME)] == [version]
@@ -303,6 +304,50 @@ def test_retrain_rebuilds_only_the_model_layer(
     layers_2 = docker_client.images.get(second["image"]).attrs["RootFS"]["Layers"]
     # Everything but the top layer (the model files) is shared.
     assert layers_1[:-1] == layers_2[:-1] and layers_1[-1] != layers_2[-1]
+
+
+def test_a_forged_content_tag_does_not_push_another_models_image(
+    docker_client: Any, registry: str, mlflow_server: Any, quickstart_models: list[str],
+    workdir: Path,
+) -> None:  # fmt: skip
+    """The training holds the MLflow credentials, so it can tag its own version: pointing the
+    version's `image` tag at another image of the repository (model 1's, which predicts the
+    example alike) with the content tag left as it is must not make package reuse that image,
+    push it under model 2's tag and register it as model 2's."""
+    first, second = (
+        package_registered(uri, registry, mlflow_server.uri, cwd=workdir)
+        for uri in quickstart_models
+    )
+    version = second["model-version"]
+    requests.post(
+        f"{mlflow_server.uri}/api/2.0/mlflow/model-versions/set-tag",
+        json={"name": MODEL_NAME, "version": version, "key": "image", "value": first["image-ref"]},
+        timeout=10,
+    ).raise_for_status()
+    repository = f"{registry}/{MODEL_NAME}"
+    for image in docker_client.images.list(name=repository):  # none of them here
+        for tag in image.tags:
+            if tag.startswith(repository + ":"):
+                docker_client.images.remove(tag)
+    done = package(
+        "--model-uri", quickstart_models[1], "--registry", registry, "--tracking-uri",
+        mlflow_server.uri, "--name", MODEL_NAME, "--load", "false", cwd=workdir,
+    )  # fmt: skip
+    again = outputs_of(done)
+    assert "reusing it" not in done.stderr
+    assert f"{first['image-ref']} was not built from this model's files" in done.stderr
+    assert again["digest"] != first["digest"] and again["model-version"] == version
+    tags = version_tags(mlflow_server.uri, MODEL_NAME, version)
+    assert tags["image"] == again["image-ref"] and tags["mlsteps.image.digest"] == again["digest"]
+    # The registry's tag of model 2 names a model-2 image: its content label says so.
+    pulled = docker_client.images.pull(repository, tag=again["image"].rsplit(":", 1)[1])
+    assert pulled.labels["io.mlsteps.image.content"] == tags["mlsteps.image.content"]
+    # The refused image is not left on this engine either.
+    kept = [d for i in docker_client.images.list() for d in i.attrs.get("RepoDigests") or []]
+    assert f"{repository}@{first['digest']}" not in kept
+    docker_client.images.remove(pulled.id, force=True)
+    assert temp_left(workdir) == []
+    assert_nothing_left(docker_client)
 
 
 def test_registered_version_and_alias_are_tagged_not_registered_again(
