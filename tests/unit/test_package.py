@@ -221,6 +221,17 @@ def test_facts_fall_back_to_conda_yaml(tmp_path: Path) -> None:
             "its MLmodel gives model_uuid: 'x y', which is not a model uuid",
         ),
         (
+            # Pinned into requirements.txt when the requirements do not name mlflow.
+            {
+                "MLmodel": MLMODEL.replace(
+                    "mlflow_version: ", 'mlflow_version: "2.16.0\\n--index-url http://e"\nx: '
+                ),
+                "requirements.txt": "numpy\n",
+            },
+            "its MLmodel gives mlflow_version: '2.16.0\\\\n--index-url http://e', which is not "
+            "a version",
+        ),
+        (
             {"requirements.txt": "-c constraints.txt\n"},
             "'-c constraints.txt', a pip option",
         ),
