@@ -54,14 +54,72 @@ def _load() -> tuple[Any, Any]:
 
 
 def content_types() -> list[str]:
-    """What this image reads. MLflow reads Parquet with pyarrow (or fastparquet), which the
-    image has only when the model's requirements bring it: it is not added to every image."""
-    from importlib.util import find_spec
-
+    """What this image reads. MLflow reads Parquet with pyarrow, which the image has only when
+    the model's requirements bring it (it is not added to every image), and only a pyarrow
+    that does not unpickle what a Parquet file's schema holds (see pickling_pyarrow)."""
     from mlflow.pyfunc import scoring_server as s
 
-    parquet = find_spec("pyarrow") or find_spec("fastparquet")
+    pyarrow = _pyarrow_version()
+    parquet = bool(pyarrow) and not pickling_pyarrow(pyarrow)
     return [s.CONTENT_TYPE_JSON, s.CONTENT_TYPE_CSV] + ([s.CONTENT_TYPE_PARQUET] if parquet else [])
+
+
+def pickling_pyarrow(text: str) -> bool:
+    """Whether this pyarrow version unpickles the extension types a Parquet file names
+    (CVE-2023-47248: 0.14.0 to 14.0.0): any client could run code in the server with one
+    request. A model's requirements may pin such a version."""
+    parts = [int(p) if p.isdigit() else 0 for p in text.split("+")[0].split(".")[:3]]
+    return (0, 14, 0) <= tuple(parts + [0] * (3 - len(parts))) < (14, 0, 1)
+
+
+# How much more than the request's own bytes a Parquet body may decode to: what a JSON body of
+# the same size becomes as a frame (a cell takes at least two bytes of JSON, eight of a frame).
+PARQUET_EXPANSION = 4
+
+
+def parquet_over(body: bytes, limit: int) -> str:
+    """Why a Parquet body is refused before pandas decodes it, or "". A few KB of Parquet can
+    say millions of rows of one long dictionary string (or zstd of zeros): decoded, gigabytes.
+    Its footer gives the cells and stored bytes; string columns are read still dictionary-
+    encoded and their decoded size computed from the lengths, not by decoding them."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.ParquetFile(io.BytesIO(body)).metadata
+    except (pa.ArrowException, OSError, ValueError):
+        return ""  # not Parquet: mlflow's parser answers it (400)
+    bound = limit * PARQUET_EXPANSION
+    cells = meta.num_rows * max(meta.num_columns, 1)
+    stored = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    if cells * 2 > limit or stored > bound:
+        return f"{meta.num_rows} rows of {meta.num_columns} columns ({stored} bytes decompressed)"
+    schema = pq.read_schema(io.BytesIO(body))
+    strings = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_binary(f.type)]
+    table = pq.read_table(io.BytesIO(body), read_dictionary=strings)
+    decoded = 0
+    for column in table.columns:
+        for chunk in column.chunks:
+            if pa.types.is_dictionary(chunk.type):
+                lengths = pc.binary_length(chunk.dictionary)
+                decoded += pc.sum(pc.take(lengths, chunk.indices)).as_py() or 0
+            else:
+                decoded += chunk.nbytes
+    if decoded > bound:
+        return f"{meta.num_rows} rows that decode to {decoded} bytes"
+    return ""
+
+
+def _pyarrow_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pyarrow")
+    except PackageNotFoundError:
+        return ""
 
 
 def _unsupported(content_type: str, supported: list[str]) -> bytes | None:
@@ -73,7 +131,15 @@ def _unsupported(content_type: str, supported: list[str]) -> bytes | None:
     if mime in supported:
         return None
     message = f"This server reads {', '.join(supported)}; got '{content_type[:100]}'."
-    if mime == s.CONTENT_TYPE_PARQUET:
+    pyarrow = _pyarrow_version()
+    if mime == s.CONTENT_TYPE_PARQUET and pyarrow and pickling_pyarrow(pyarrow):
+        message = (
+            f"This image does not read Parquet: its pyarrow {pyarrow} unpickles what "
+            "a Parquet file holds (CVE-2023-47248), so any client could run code here. Send "
+            "JSON or CSV, or require pyarrow>=14.0.1 in the model's requirements and package "
+            "it again."
+        )
+    elif mime == s.CONTENT_TYPE_PARQUET:
         message = (
             "This image cannot read Parquet: pyarrow is not installed in it (mlsteps installs "
             "the model's requirements only). Send JSON or CSV, or add pyarrow to the model's "
@@ -83,7 +149,7 @@ def _unsupported(content_type: str, supported: list[str]) -> bytes | None:
 
 
 def _invoke(
-    model: Any, schema: Any, body: bytes, content_type: str, supported: list[str]
+    model: Any, schema: Any, body: bytes, content_type: str, supported: list[str], limit: int
 ) -> tuple[int, bytes, bytes]:
     """(status, body, media type) exactly as mlflow's scoring server answers the request."""
     from mlflow.exceptions import MlflowException
@@ -91,6 +157,18 @@ def _invoke(
 
     if (refusal := _unsupported(content_type, supported)) is not None:
         return 415, refusal, b"text/plain"
+    if content_type.split(";")[0].strip() == scoring_server.CONTENT_TYPE_PARQUET and (
+        why := parquet_over(body, limit)
+    ):
+        message = (
+            f"The Parquet body holds {why}: over {PARQUET_EXPANSION} times this server's limit "
+            f"of {limit} bytes ({MAX_BODY_VARIABLE}). Send fewer rows per request."
+        )
+        return (
+            413,
+            json.dumps({"error_code": "REQUEST_TOO_LARGE", "message": message}).encode(),
+            JSON,
+        )
     try:
         answer = scoring_server.invocations(body, content_type, model, schema)
     except MlflowException as exc:
@@ -166,7 +244,7 @@ def create_app() -> Any:
             # A prediction holds the GIL for its length; in a thread, /ping still answers
             # (the HEALTHCHECK) while a long batch runs -- mlflow's server does the same.
             status, body, media_type = await asyncio.to_thread(
-                _invoke, model, schema, request, content_type, supported
+                _invoke, model, schema, request, content_type, supported, limit
             )
             await respond(send, status, body, media_type)
 

@@ -9,15 +9,20 @@ layer.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
+from steps.smoke import SERVER_FILE
 from tests.integration.test_train import STARTED, assert_nothing_left, mlsteps
 from tests.services import free_port, moto_ecr_password
 
@@ -633,12 +638,7 @@ def test_parquet_is_read_where_pyarrow_is_and_refused_by_name_where_not(
     every image): without it, Parquet gets a 415 that names the fix, and the 415 for other types
     lists only what the image reads. With it (the same server on this machine's Python, which
     has pyarrow), Parquet answers as JSON does."""
-    import subprocess
-    import sys
-
     from sklearn.datasets import load_iris
-
-    from steps.smoke import SERVER_FILE
 
     rows = load_iris(as_frame=True).data.head(5)
     parquet = {"Content-Type": "application/vnd.apache.parquet"}
@@ -660,11 +660,27 @@ def test_parquet_is_read_where_pyarrow_is_and_refused_by_name_where_not(
     finally:
         container.remove(force=True)
 
+    with local_server(iris_model, workdir) as local:
+        by_json = requests.post(
+            f"{local}/invocations",
+            json={"dataframe_split": json.loads(rows.to_json(orient="split", index=False))},
+            timeout=30,
+        )
+        by_parquet = requests.post(
+            f"{local}/invocations", data=_parquet(rows), headers=parquet, timeout=30
+        )
+        assert by_parquet.status_code == 200, by_parquet.text
+        assert by_parquet.json() == by_json.json()
+
+
+@contextlib.contextmanager
+def local_server(model: Path, workdir: Path, **env: str) -> Iterator[str]:
+    """The image's server on this machine's Python (which has pyarrow): its URL."""
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, str(SERVER_FILE), "serve"],
         env={"PATH": "/usr/bin:/bin", "HOME": str(workdir), "PORT": str(port),
-             "MLSTEPS_MODEL_DIR": str(iris_model)},
+             "MLSTEPS_MODEL_DIR": str(model), **env},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
@@ -677,19 +693,57 @@ def test_parquet_is_read_where_pyarrow_is_and_refused_by_name_where_not(
             except requests.RequestException:
                 assert time.monotonic() < deadline and server.poll() is None
                 time.sleep(0.3)
-        by_json = requests.post(
-            f"{local}/invocations",
-            json={"dataframe_split": json.loads(rows.to_json(orient="split", index=False))},
-            timeout=30,
-        )
-        by_parquet = requests.post(
-            f"{local}/invocations", data=_parquet(rows), headers=parquet, timeout=30
-        )
-        assert by_parquet.status_code == 200, by_parquet.text
-        assert by_parquet.json() == by_json.json()
+        yield local
     finally:
         server.kill()
         server.wait()
+
+
+def test_parquet_that_decodes_to_far_more_than_the_limit_is_refused_undecoded(
+    iris_model: Path, workdir: Path
+) -> None:
+    """A few KB of Parquet can say a million rows (zstd of zeros) or one long dictionary
+    string repeated: decoded by pandas, hundreds of times the body limit. Both are answered
+    413 from the footer and the dictionary lengths; a frame within the limit still answers.
+    (Sizes kept to tens of MB, so that a server that decodes them does not hurt the machine.)"""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from sklearn.datasets import load_iris
+
+    def parquet_of(table: Any) -> bytes:
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer, compression="zstd")
+        return buffer.getvalue()
+
+    rows = load_iris(as_frame=True).data.head(5)
+    columns = list(rows.columns)
+    zeros = parquet_of(pa.table({c: pa.array([0.0] * 1_000_000) for c in columns}))
+    long = pa.array(["7" * 500])
+    one_string = parquet_of(
+        pa.table(
+            {c: pa.DictionaryArray.from_arrays(pa.array([0] * 50_000, pa.int32()), long)
+             for c in columns}
+        )
+    )  # fmt: skip
+    limit = 1_000_000
+    assert len(zeros) < 100_000 and len(one_string) < 100_000  # far within the limit
+    parquet = {"Content-Type": "application/vnd.apache.parquet"}
+    with local_server(iris_model, workdir, MLSTEPS_SERVE_MAX_BODY_BYTES=str(limit)) as local:
+        for body, says in (
+            (zeros, "1000000 rows of 4 columns"),
+            (one_string, "50000 rows that decode to 100000000 bytes"),
+        ):
+            answer = requests.post(f"{local}/invocations", data=body, headers=parquet, timeout=60)
+            assert answer.status_code == 413, answer.text[:300]
+            assert answer.json()["error_code"] == "REQUEST_TOO_LARGE"
+            assert says in answer.json()["message"], answer.text
+            assert "MLSTEPS_SERVE_MAX_BODY_BYTES" in answer.json()["message"]
+        fine = requests.post(
+            f"{local}/invocations", data=_parquet(rows), headers=parquet, timeout=30
+        )
+        assert fine.status_code == 200, fine.text
 
 
 # ----- failure paths ------------------------------------------------------------------------

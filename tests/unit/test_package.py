@@ -481,3 +481,17 @@ def test_no_docker_daemon_is_named_without_trains_alternative(tmp_path: Path) ->
         with pytest.raises(StepFailed, match="cannot reach the Docker daemon") as caught:
             connect(alternative="")
     assert "--backend" not in caught.value.message and str(socket) in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("version", "unpickles"),
+    [("0.13.0", False), ("0.14.0", True), ("13.0.0", True), ("14.0.0", True),
+     ("14.0.0.dev12", True), ("14.0.1", False), ("14.0.2", False), ("25.0.1", False)],
+)  # fmt: skip
+def test_a_pyarrow_that_unpickles_parquet_schemas_is_not_used_to_read_bodies(
+    version: str, unpickles: bool
+) -> None:
+    """CVE-2023-47248: a model may pin such a pyarrow; its image then refuses Parquet (415)."""
+    from steps.serve.server import pickling_pyarrow
+
+    assert pickling_pyarrow(version) is unpickles
