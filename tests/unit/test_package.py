@@ -271,6 +271,51 @@ def test_a_link_out_of_a_local_model_directory_is_refused(tmp_path: Path) -> Non
     assert (dest / "inside.json").read_text() == MLMODEL
 
 
+def test_a_link_to_this_users_files_is_never_read_as_the_models(tmp_path: Path) -> None:
+    """A training's /output (or a repository) holds the model's directory: a requirements.txt
+    that links to the Docker login would put it in the plan (the dry run prints the
+    requirements) and the build's error output. The dry run refuses it, showing none of it."""
+    import subprocess
+    import sys
+
+    login = tmp_path / "config.json"
+    login.write_text('{"auths": {"r.example": {"auth": "dXNlcjpzM2NyZXQtbG9naW4="}}}\n')
+    model = _save(tmp_path, {"MLmodel": MLMODEL, "python_env.yaml": "python: 3.11.9\n"})
+    (model / "requirements.txt").symlink_to(login)
+    sub = tmp_path / "elsewhere"
+    sub.mkdir()
+    (sub / "python_env.yaml").write_text("python: 3.11.9\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "steps", "--json", "--dry-run", "package", "--model-uri", str(model),
+         "--repository", "x"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert f"the model's file requirements.txt is a link to {login}, outside" in done.stderr
+    assert "dXNlcjpzM2NyZXQtbG9naW4=" not in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    # A directory on the way that is a link counts alike.
+    (model / "requirements.txt").unlink()
+    (model / "env").symlink_to(sub)
+    with pytest.raises(ConfigError, match="env/python_env.yaml is a link to .*elsewhere"):
+        Artifacts(None).read(str(model), "env/python_env.yaml")
+
+
+def test_a_pipe_in_a_model_directory_is_refused_not_read_forever(tmp_path: Path) -> None:
+    import os
+
+    model = _save(tmp_path, {"MLmodel": MLMODEL})
+    os.mkfifo(model / "weights.bin")
+    dest = tmp_path / "copy"
+    dest.mkdir()
+    with pytest.raises(ConfigError, match="weights.bin is a named pipe, not a regular file"):
+        Artifacts(None).download(str(model), dest)
+    assert list(dest.iterdir()) == []
+    os.mkfifo(model / "requirements.txt")  # read before anything is copied
+    with pytest.raises(ConfigError, match="requirements.txt is a named pipe"):
+        read_facts(resolve(str(model), None), Artifacts(None))
+
+
 def test_a_model_without_python_function_cannot_be_served(tmp_path: Path) -> None:
     model = _save(tmp_path, {"MLmodel": "flavors:\n  spark: {}\nmlflow_version: 3.1\n"})
     with pytest.raises(ConfigError, match="no python_function flavor .*flavors: spark"):
