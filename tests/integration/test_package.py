@@ -1162,15 +1162,33 @@ def test_the_models_code_runs_here_without_the_jobs_credentials(
     record = workdir / "record"
     record.mkdir()
     (workdir / "nosy_model.py").write_text(
-        "import json, os\n"
-        "import mlflow.pyfunc\n\n\n"
+        "import glob, json, os, socket\n"
+        "import mlflow.pyfunc\n\n"
+        "SOCKETS = ('/run/docker.sock', '/var/run/docker.sock')\n\n\n"
+        "def environs():  # every process's environment this one can read, its parent's first\n"
+        "    text = ''\n"
+        "    for path in [f'/proc/{os.getppid()}/environ', *glob.glob('/proc/*/environ')]:\n"
+        "        try:\n"
+        "            text += open(path, 'rb').read().decode(errors='replace')\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "    return text\n\n\n"
+        "def reaches(address):\n"
+        "    host, port = address.rsplit(':', 1)\n"
+        "    try:\n"
+        "        socket.create_connection((host, int(port)), timeout=3).close()\n"
+        "        return True\n"
+        "    except OSError:\n"
+        "        return False\n\n\n"
         "class Nosy(mlflow.pyfunc.PythonModel):\n"
-        "    def __init__(self, record):\n"
-        "        self.record = record\n\n"
+        "    def __init__(self, record, registry):\n"
+        "        self.record, self.registry = record, registry\n\n"
         "    def _write(self, when):\n"
         "        try:  # the record's directory exists on the packaging machine only\n"
         "            with open(os.path.join(self.record, when + '.json'), 'w') as out:\n"
-        "                seen = {'env': dict(os.environ), 'home': os.path.expanduser('~')}\n"
+        "                seen = {'env': dict(os.environ), 'home': os.path.expanduser('~'),\n"
+        "                        'environs': environs(), 'registry': reaches(self.registry),\n"
+        "                        'docker': [p for p in SOCKETS if os.path.exists(p)]}\n"
         "                json.dump(seen, out)\n"
         "        except OSError:\n"
         "            pass\n\n"
@@ -1188,7 +1206,7 @@ def test_the_models_code_runs_here_without_the_jobs_credentials(
         model = workdir / "nosy"
         mlflow.pyfunc.save_model(
             str(model),
-            python_model=nosy_model.Nosy(str(record)),
+            python_model=nosy_model.Nosy(str(record), auth_registry.address),
             input_example=pd.DataFrame({"x": [1.0, 2.0]}),
             # The iris model's: its dependencies image is cached, so only a layer is built.
             pip_requirements=(iris_model / "requirements.txt").read_text().split(),
@@ -1223,6 +1241,11 @@ def test_the_models_code_runs_here_without_the_jobs_credentials(
         assert given <= allowed | {"MLSTEPS_MODEL_DIR"}, sorted(given)
         # A home of its own (gone with the run's temporary files), not this user's.
         assert seen["home"] != str(Path.home()) and seen["home"].startswith(str(workdir / "tmp"))
+        # Nor through /proc (the parent's environment, the runner's), the Docker socket or the
+        # network (the registry on loopback; a cloud's metadata endpoint alike).
+        assert not [v for v in secrets.values() if v in seen["environs"]]
+        assert seen["docker"] == [] and seen["registry"] is False
+    assert "without namespaces" not in done.stderr
     assert temp_left(workdir) == []
     _assert_clean(docker_client, workdir)
 
