@@ -6,6 +6,7 @@ Imported only by a real run (it pulls in the Docker SDK and requests).
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -20,6 +21,7 @@ from steps.package import Layout
 from steps.package_options import PackageConfig
 from steps.plan import Action
 
+DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 PROXY_VARIABLES = tuple(
     name
     for base in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY")
@@ -114,7 +116,9 @@ class PackageRun:
             RestTracking(config.tracking_uri), self.ref, config.model_name, self.content
         )
         repository, _, digest = image_ref.partition("@")
-        if not digest or repository != lay.repository:  # none, or pushed to another place
+        # A tag anyone with the MLflow credentials may write: only a digest of this repository
+        # is pulled, and nothing else of it is printed (a newline would start a CI command).
+        if repository != lay.repository or not DIGEST.fullmatch(digest):
             return False
         self.say(f"a version of the model names {image_ref} for the same content")
         if not image_push.try_pull(

@@ -351,6 +351,19 @@ def test_a_forged_content_tag_does_not_push_another_models_image(
     kept = [d for i in docker_client.images.list() for d in i.attrs.get("RepoDigests") or []]
     assert f"{repository}@{first['digest']}" not in kept
     docker_client.images.remove(pulled.id, force=True)
+    # A tag that is no digest (a newline in it would start a CI command line) is not used.
+    forged = f"{repository}@sha256:{'0' * 64}\n::error::forged-by-a-tag"
+    requests.post(
+        f"{mlflow_server.uri}/api/2.0/mlflow/model-versions/set-tag",
+        json={"name": MODEL_NAME, "version": version, "key": "image", "value": forged},
+        timeout=10,
+    ).raise_for_status()
+    done = package(
+        "--model-uri", quickstart_models[1], "--registry", registry, "--tracking-uri",
+        mlflow_server.uri, "--name", MODEL_NAME, "--load", "false", cwd=workdir,
+    )  # fmt: skip
+    assert outputs_of(done)["model-version"] == version
+    assert "forged-by-a-tag" not in done.stdout + done.stderr and "reusing" not in done.stderr
     assert temp_left(workdir) == []
     assert_nothing_left(docker_client)
 
