@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from steps.config import redact_url
 from steps.errors import ConfigError
@@ -40,7 +41,7 @@ def read_facts(ref: ModelRef, artifacts: Artifacts) -> ModelFacts:
 
     try:
         return _read_facts(ref, artifacts)
-    except (yaml.YAMLError, UnicodeDecodeError, AttributeError, TypeError) as exc:
+    except (yaml.YAMLError, UnicodeDecodeError, AttributeError, TypeError, RecursionError) as exc:
         raise ConfigError(
             f"--model-uri {ref.uri}: its MLmodel or environment files cannot be read "
             f"({type(exc).__name__}: {str(exc)[:200]}). Save the model again with MLflow."
@@ -48,7 +49,6 @@ def read_facts(ref: ModelRef, artifacts: Artifacts) -> ModelFacts:
 
 
 def _read_facts(ref: ModelRef, artifacts: Artifacts) -> ModelFacts:
-    import yaml
 
     mlmodel_text = artifacts.read(ref.artifact_uri, "MLmodel")
     if mlmodel_text is None:
@@ -56,7 +56,7 @@ def _read_facts(ref: ModelRef, artifacts: Artifacts) -> ModelFacts:
             f"--model-uri {ref.uri}: no MLmodel file at {redact_url(ref.artifact_uri)}. Is it an "
             "MLflow model (saved with mlflow.<flavor>.log_model or save_model)?"
         )
-    mlmodel = yaml.safe_load(mlmodel_text) or {}
+    mlmodel = _yaml(ref.uri, "MLmodel", mlmodel_text) or {}
     flavors = mlmodel.get("flavors") or {}
     pyfunc = flavors.get("python_function")
     if not pyfunc:
@@ -77,7 +77,7 @@ def _read_facts(ref: ModelRef, artifacts: Artifacts) -> ModelFacts:
     if text is not None:
         requirements, source = _requirement_lines(text.decode()), "requirements.txt"
     if (name := env_files.get("virtualenv")) and (text := artifacts.read(ref.artifact_uri, name)):
-        python_env = yaml.safe_load(text) or {}
+        python_env = _yaml(ref.uri, name, text) or {}
         if python_env.get("python"):
             python_version = str(python_env["python"])
             check.field(name, "python", python_version, PYTHON_VERSION, "a Python version")
@@ -85,7 +85,7 @@ def _read_facts(ref: ModelRef, artifacts: Artifacts) -> ModelFacts:
             deps = [d for d in python_env.get("dependencies") or [] if not d.startswith("-r")]
             requirements, source = deps, name
     if requirements is None and (name := env_files.get("conda")):
-        conda = yaml.safe_load(artifacts.read(ref.artifact_uri, name) or b"") or {}
+        conda = _yaml(ref.uri, name, artifacts.read(ref.artifact_uri, name) or b"") or {}
         for dep in conda.get("dependencies") or []:
             if isinstance(dep, dict) and "pip" in dep:
                 requirements, source = [str(d) for d in dep["pip"]], name
@@ -126,6 +126,35 @@ def _read_facts(ref: ModelRef, artifacts: Artifacts) -> ModelFacts:
         created=str(mlmodel.get("utc_time_created") or ""),
         model_uuid=model_uuid,
     )
+
+
+# MLflow writes these files with yaml.safe_dump, which makes an anchor of an object met twice:
+# aliases are legitimate. Expanded, a few lines of them (a billion laughs) are billions of
+# nodes, which str() of a field would build: the expanded count is capped instead.
+MAX_YAML_NODES = 100_000
+MAX_YAML_BYTES = 16 * 2**20
+
+
+def _yaml(uri: str, where: str, text: bytes) -> Any:
+    import yaml
+
+    if len(text) > MAX_YAML_BYTES:
+        raise _Check(uri).refuse(f"its {where} is {len(text)} bytes (an MLflow one is a few KB)")
+    data = yaml.safe_load(text)
+    budget, todo = MAX_YAML_NODES, [data]
+    while todo:
+        node = todo.pop()
+        budget -= 1
+        if budget < 0:
+            raise _Check(uri).refuse(
+                f"its {where} expands to over {MAX_YAML_NODES} values (YAML aliases repeating "
+                "one another)"
+            )
+        if isinstance(node, dict):
+            todo += [*node.keys(), *node.values()]
+        elif isinstance(node, list):
+            todo += node
+    return data
 
 
 PYTHON_VERSION = re.compile(r"\d+\.\d+(\.\d+)?")

@@ -316,6 +316,36 @@ def test_a_pipe_in_a_model_directory_is_refused_not_read_forever(tmp_path: Path)
         read_facts(resolve(str(model), None), Artifacts(None))
 
 
+def test_yaml_bombs_in_the_models_files_are_refused_at_once(tmp_path: Path) -> None:
+    """Nine lines of aliases (9**9 values once expanded, which str() of the field would build)
+    and 5,000-deep nesting: both exit 2 in well under a second. Aliases as MLflow writes them
+    (an object met twice) still load."""
+    import time
+
+    laughs = 'a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n' + "".join(
+        f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 9)
+    )
+    bomb = MLMODEL.replace("python_version: 3.11.7", "python_version: *a8")
+    deep = MLMODEL.replace("python_version: 3.11.7", "python_version: " + "[" * 5000)
+    shared = MLMODEL.replace(
+        "env: {conda: conda.yaml, virtualenv: python_env.yaml}",
+        "env: &e {conda: conda.yaml, virtualenv: python_env.yaml}\n    other: *e",
+    )
+    for text, says in (
+        (laughs + bomb, "its MLmodel expands to over 100000 values"),
+        (deep, "its MLmodel or environment files cannot be read \\(RecursionError"),
+    ):
+        (tmp_path / str(len(text))).mkdir()
+        model = _save(tmp_path / str(len(text)), {"MLmodel": text})
+        started = time.monotonic()
+        with pytest.raises(ConfigError, match=says):
+            read_facts(resolve(str(model), None), Artifacts(None))
+        assert time.monotonic() - started < 5
+    (tmp_path / "shared").mkdir()
+    model = _save(tmp_path / "shared", {"MLmodel": shared, "python_env.yaml": "python: 3.11.9\n"})
+    assert read_facts(resolve(str(model), None), Artifacts(None)).python_version == "3.11.9"
+
+
 def test_a_model_without_python_function_cannot_be_served(tmp_path: Path) -> None:
     model = _save(tmp_path, {"MLmodel": "flavors:\n  spark: {}\nmlflow_version: 3.1\n"})
     with pytest.raises(ConfigError, match="no python_function flavor .*flavors: spark"):
