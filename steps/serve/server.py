@@ -17,7 +17,8 @@ compares the server's answer to the serving form of the same example with it).
 
 Environment: PORT (8080), MLSTEPS_MODEL_DIR (/opt/ml/model), MLSTEPS_SERVE_WORKERS (1),
 MLSTEPS_SERVE_ACCESS_LOG (false), MLSTEPS_SERVE_MAX_BODY_BYTES (104857600: 100 MiB; a larger
-request body is answered 413 without being read whole).
+request body is answered 413 without being read whole), MLSTEPS_SERVE_BODY_TIMEOUT (30: seconds
+a request body may stall before a 408).
 """
 
 from __future__ import annotations
@@ -44,6 +45,26 @@ def max_body() -> int:
             f"one (e.g. 10485760 for 10 MiB), or unset it for the default ({DEFAULT_MAX_BODY})."
         )
     return int(text)
+
+
+BODY_TIMEOUT_VARIABLE = "MLSTEPS_SERVE_BODY_TIMEOUT"
+DEFAULT_BODY_TIMEOUT = 30.0
+
+
+def body_timeout() -> float:
+    """Seconds a request body may go without a byte: uvicorn waits for a stalled body forever,
+    so a client that sends part of one (slowloris) would hold its connection for good."""
+    text = os.environ.get(BODY_TIMEOUT_VARIABLE, "").strip() or str(DEFAULT_BODY_TIMEOUT)
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 3600:  # NaN too
+        raise ValueError(
+            f"{BODY_TIMEOUT_VARIABLE}={text[:40]!r} is not a number of seconds from 0 to 3600: "
+            f"give one (e.g. 30), or unset it for the default ({DEFAULT_BODY_TIMEOUT:g})."
+        )
+    return value
 
 
 def _load() -> tuple[Any, Any]:
@@ -179,7 +200,7 @@ def _invoke(
 def create_app() -> Any:
     from mlflow.version import VERSION
 
-    limit = max_body()
+    limit, idle = max_body(), body_timeout()
     model, schema = _load()
     supported = content_types()
     version = VERSION.encode()
@@ -188,6 +209,13 @@ def create_app() -> Any:
             "error_code": "REQUEST_TOO_LARGE",
             "message": f"The request body is over {limit} bytes, this server's limit "
             f"({MAX_BODY_VARIABLE}). Send fewer rows per request, or raise the limit.",
+        }
+    ).encode()
+    too_slow = json.dumps(
+        {
+            "error_code": "REQUEST_TIMEOUT",
+            "message": f"No byte of the request body came for {idle:g} seconds "
+            f"({BODY_TIMEOUT_VARIABLE}): send the whole body at once.",
         }
     ).encode()
 
@@ -200,19 +228,23 @@ def create_app() -> Any:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    async def read_body(scope: dict[str, Any], receive: Any) -> bytes | None:
-        """The whole body, or None past the limit: said by Content-Length before any of it is
-        read, or counted as it streams (chunked, or a wrong length)."""
+    async def read_body(scope: dict[str, Any], receive: Any) -> bytes | int:
+        """The whole body, or the status that refuses it: 413 past the limit (said by
+        Content-Length before any of it is read, or counted as it streams: chunked, or a wrong
+        length), 408 when it stalls."""
         length = dict(scope["headers"]).get(b"content-length", b"")
         if length.isdigit() and int(length) > limit:
-            return None
+            return 413
         chunks, size = [], 0
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), idle)
+            except asyncio.TimeoutError:
+                return 408
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                return None
+                return 413
             chunks.append(chunk)
             if not message.get("more_body"):
                 return b"".join(chunks)
@@ -236,8 +268,8 @@ def create_app() -> Any:
             await respond(send, 404, b'{"error_code": "NOT_FOUND"}')
         elif method != "POST":
             await respond(send, 405, b'{"error_code": "METHOD_NOT_ALLOWED"}')
-        elif (request := await read_body(scope, receive)) is None:
-            await respond(send, 413, too_large, close=True)
+        elif isinstance(request := await read_body(scope, receive), int):
+            await respond(send, request, too_large if request == 413 else too_slow, close=True)
         else:
             headers = dict(scope["headers"])
             content_type = headers.get(b"content-type", b"").decode("latin-1")
@@ -305,7 +337,7 @@ def main(argv: list[str]) -> int:
     command = argv[0] if argv else "serve"
     if command == "serve":
         try:
-            max_body()
+            max_body(), body_timeout()
         except ValueError as exc:  # a setting of the image's environment, named in the message
             print(f"mlsteps serve: {exc}", file=sys.stderr)
             return 2

@@ -636,6 +636,41 @@ def test_a_bad_body_limit_stops_the_server_with_its_name(
         container.remove(force=True)
 
 
+def test_a_stalled_body_is_answered_408_and_its_connection_closed(
+    iris_model: Path, workdir: Path
+) -> None:
+    """Slowloris: part of a body, then nothing. uvicorn alone waits for the rest forever; the
+    server answers 408 once no byte came for MLSTEPS_SERVE_BODY_TIMEOUT seconds, and serves on.
+    A bad value stops the server at start, naming it."""
+    import socket
+
+    with local_server(iris_model, workdir, MLSTEPS_SERVE_BODY_TIMEOUT="2") as local:
+        port = int(local.rsplit(":", 1)[1])
+        started = time.monotonic()
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as conn:
+            conn.sendall(
+                b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 1000\r\n\r\n" + b"x" * 10
+            )
+            answer = b""
+            while chunk := conn.recv(65536):  # until the server closes it
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:300]
+        assert b"MLSTEPS_SERVE_BODY_TIMEOUT" in answer
+        assert 1.5 < time.monotonic() - started < 15
+        assert requests.get(f"{local}/ping", timeout=5).status_code == 200
+    for bad in ("0", "nan", "inf", "30s"):
+        done = subprocess.run(
+            [sys.executable, str(SERVER_FILE), "serve"],
+            env={"PATH": "/usr/bin:/bin", "HOME": str(workdir), "PORT": str(free_port()),
+                 "MLSTEPS_MODEL_DIR": str(iris_model), "MLSTEPS_SERVE_BODY_TIMEOUT": bad},
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 2, done.stderr
+        assert f"MLSTEPS_SERVE_BODY_TIMEOUT={bad!r} is not a number of seconds" in done.stderr
+        assert "Traceback" not in done.stderr
+
+
 def _parquet(rows: Any) -> bytes:
     import io
 
