@@ -102,6 +102,10 @@ def _read_facts(ref: ModelRef, artifacts: Artifacts) -> ModelFacts:
         "MLmodel", "saved_input_example_info.serving_input_path", str(serving_example or ""),
         RELATIVE_PATH, "a path inside the model's directory",
     )  # fmt: skip
+    # Pinned as mlflow-skinny==VERSION in requirements.txt when the requirements do not name
+    # mlflow: a newline in it would add a line of its own (a pip option, an index).
+    mlflow_version = str(mlmodel.get("mlflow_version") or "")
+    check.field("MLmodel", "mlflow_version", mlflow_version, PACKAGE_VERSION, "a version")
     # The default image tag is made of it (model-HEX): the engine would refuse other characters.
     model_uuid = str(mlmodel.get("model_uuid") or "")
     check.field("MLmodel", "model_uuid", model_uuid, MODEL_UUID, "a model uuid (hex digits)")
@@ -111,7 +115,7 @@ def _read_facts(ref: ModelRef, artifacts: Artifacts) -> ModelFacts:
         python_version=python_version,
         requirements=tuple(requirements or ()),
         requirements_source=source or "(none: MLflow only)",
-        mlflow_version=str(mlmodel.get("mlflow_version") or ""),
+        mlflow_version=mlflow_version,
         flavors=tuple(flavors),
         loader_module=loader_module,
         serving_example=serving_example,
@@ -122,6 +126,7 @@ def _read_facts(ref: ModelRef, artifacts: Artifacts) -> ModelFacts:
 
 
 PYTHON_VERSION = re.compile(r"\d+\.\d+(\.\d+)?")
+PACKAGE_VERSION = re.compile(r"[0-9][0-9A-Za-z.!+_-]{0,63}")  # PEP 440's characters, no spaces
 MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 MODEL_UUID = re.compile(r"(m-)?[0-9a-fA-F-]{1,64}")
 RELATIVE_PATH = re.compile(r"(?!/)(?!.*(^|/)\.\.(/|$))[^\x00-\x1f\\]+")

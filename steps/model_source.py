@@ -207,7 +207,11 @@ class Artifacts:
             return self._http_get(self._proxy_url(artifact_uri, rel), artifact_uri)
         if artifact_uri.startswith("s3://"):
             return _s3_read(artifact_uri, rel)
-        path = Path(_local(artifact_uri)) / rel
+        root = Path(_local(artifact_uri)).resolve()
+        path = root / rel
+        if not path.exists():
+            return None
+        _check_local(root, path)
         return path.read_bytes() if path.is_file() else None
 
     def _http_get(self, url: str, artifact_uri: str) -> bytes | None:
@@ -302,21 +306,40 @@ def _inside(dest: Path, rel: str, artifact_uri: str) -> str:
     return rel
 
 
+def _check_local(root: Path, path: Path) -> None:
+    """Refuse PATH, in the model's directory ROOT, if it is a link that leads out of ROOT or
+    anything but a file or a directory. Whoever wrote the directory (a training's /output, a
+    repository) chose them: a link to ~/.docker/config.json read as requirements.txt would show
+    the login in the plan and the build's errors, and be pushed with the model's files; a named
+    pipe or a device (a training container may mknod) would be read forever."""
+    import stat
+
+    rel, real = path.relative_to(root), path.resolve()
+    if not real.is_relative_to(root):  # the file, or a directory on its way, is a link
+        raise ConfigError(
+            f"the model's file {rel} is a link to {real}, outside the model's directory {root}: "
+            "refused (its content would be read as the model's and go into the image). Copy "
+            "the file into the directory instead."
+        )
+    mode = path.stat().st_mode if path.exists() else 0
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        kind = "a named pipe" if stat.S_ISFIFO(mode) else "a link to nothing" if not mode else (
+            "a device or socket"
+        )  # fmt: skip
+        raise ConfigError(
+            f"the model's file {rel} is {kind}, not a regular file: refused. A model's "
+            "directory holds files and directories only: save the model again with MLflow."
+        )
+
+
 def _copy_local(root: Path, dest: Path) -> None:
-    """Copy a model's directory, refusing a link that leads out of it (its content would be
-    copied into the image: a link to ~/.docker/config.json would be pushed with the model)."""
+    """Copy a model's directory, each of its entries checked by _check_local first."""
     import os
 
     root = root.resolve()
     for folder, dirs, files in os.walk(root):
         for name in (*dirs, *files):
-            path = Path(folder, name)
-            if path.is_symlink() and not path.resolve().is_relative_to(root):
-                raise ConfigError(
-                    f"the model's file {path.relative_to(root)} is a link to "
-                    f"{path.resolve()}, outside the model's directory {root}: refused (its "
-                    "content would go into the image). Copy the file into the directory instead."
-                )
+            _check_local(root, Path(folder, name))
     shutil.copytree(root, dest, dirs_exist_ok=True, symlinks=False)
 
 

@@ -26,6 +26,10 @@ from steps.tracking import MlflowApiError, RestTracking
 IMAGE_TAG = "image"  # the tag the issue and deploy read: REPO@sha256:…
 DIGEST_TAG = "mlsteps.image.digest"
 CONTENT_TAG = "mlsteps.image.content"  # cache key of the dependencies + digest of the model files
+# The same content, as a label of the model image: part of the image's config, so covered by its
+# digest. The version's tags are written by whoever holds the MLflow credentials (the training
+# too); the label only by whoever pushed to the registry, so reuse trusts the label.
+CONTENT_LABEL = "io.mlsteps.image.content"
 
 
 @dataclass(frozen=True)

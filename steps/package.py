@@ -174,7 +174,8 @@ def build_plan(config: PackageConfig, ref: ModelRef, facts: ModelFacts, lay: Lay
     reuse = (
         f"pull {lay.repository}@DIGEST if a version of the model is tagged with it for the same "
         "content (mlsteps.image.content: this cache key and the model files) and reuse it "
-        "(no build: the same digest); else "
+        "(no build: the same digest) if the image's own io.mlsteps.image.content label says "
+        "so too; else "
         if reuses_pushed_image(config, ref)
         else ""
     )
@@ -197,7 +198,7 @@ def build_plan(config: PackageConfig, ref: ModelRef, facts: ModelFacts, lay: Lay
     plan.add(
         "image.build",
         f"build {lay.image} FROM the dependencies image: one layer of model files, "
-        f"{len(lay.labels)} labels",
+        f"{len(lay.labels)} labels and one of its content (io.mlsteps.image.content)",
         image=lay.image,
         dockerfile=model_dockerfile(lay.deps_image),
         labels=dict(lay.labels),

@@ -6,6 +6,7 @@ Imported only by a real run (it pulls in the Docker SDK and requests).
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -20,6 +21,7 @@ from steps.package import Layout
 from steps.package_options import PackageConfig
 from steps.plan import Action
 
+DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 PROXY_VARIABLES = tuple(
     name
     for base in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY")
@@ -114,15 +116,30 @@ class PackageRun:
             RestTracking(config.tracking_uri), self.ref, config.model_name, self.content
         )
         repository, _, digest = image_ref.partition("@")
-        if not digest or repository != lay.repository:  # none, or pushed to another place
+        # A tag anyone with the MLflow credentials may write: only a digest of this repository
+        # is pulled, and nothing else of it is printed (a newline would start a CI command).
+        if repository != lay.repository or not DIGEST.fullmatch(digest):
             return False
-        self.say(f"the same content was pushed before as {image_ref}: reusing it")
+        self.say(f"a version of the model names {image_ref} for the same content")
         if not image_push.try_pull(
             self.docker(), repository, digest, config.registry, self.credentials(),
             lambda text, final: self.face.progress("pull", "  " + text, final=final),
         ):  # fmt: skip
             self.say("  it is no longer in the registry: building it again")
             return False
+        # The tag may name any image of the repository (another model's, which could pass the
+        # smoke test alike): only the image's own label, under its digest, says what it holds.
+        label = (self.docker().images.get(image_ref).labels or {}).get(
+            model_versions.CONTENT_LABEL, ""
+        )
+        if label != self.content:
+            self._untag(image_ref)
+            self.say(
+                f"  {image_ref} was not built from this model's files (its "
+                f"{model_versions.CONTENT_LABEL} label: {label[:120]!r}): not reused, building"
+            )
+            return False
+        self.say(f"  reusing it (its {model_versions.CONTENT_LABEL} label matches)")
         self._tag(image_ref, lay.image)
         self.reused = digest
         self.cache_hit = True
@@ -220,7 +237,7 @@ class PackageRun:
         self._build(
             context,
             self.lay.image,
-            labels=self.lay.labels,
+            labels={**self.lay.labels, model_versions.CONTENT_LABEL: self.content},
             failure=f"the model image {self.lay.image} did not build",
         )
 

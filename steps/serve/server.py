@@ -17,7 +17,8 @@ compares the server's answer to the serving form of the same example with it).
 
 Environment: PORT (8080), MLSTEPS_MODEL_DIR (/opt/ml/model), MLSTEPS_SERVE_WORKERS (1),
 MLSTEPS_SERVE_ACCESS_LOG (false), MLSTEPS_SERVE_MAX_BODY_BYTES (104857600: 100 MiB; a larger
-request body is answered 413 without being read whole).
+request body is answered 413 without being read whole), MLSTEPS_SERVE_BODY_TIMEOUT (30: seconds
+a request body may stall before a 408).
 """
 
 from __future__ import annotations
@@ -46,6 +47,26 @@ def max_body() -> int:
     return int(text)
 
 
+BODY_TIMEOUT_VARIABLE = "MLSTEPS_SERVE_BODY_TIMEOUT"
+DEFAULT_BODY_TIMEOUT = 30.0
+
+
+def body_timeout() -> float:
+    """Seconds a request body may go without a byte: uvicorn waits for a stalled body forever,
+    so a client that sends part of one (slowloris) would hold its connection for good."""
+    text = os.environ.get(BODY_TIMEOUT_VARIABLE, "").strip() or str(DEFAULT_BODY_TIMEOUT)
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 3600:  # NaN too
+        raise ValueError(
+            f"{BODY_TIMEOUT_VARIABLE}={text[:40]!r} is not a number of seconds from 0 to 3600: "
+            f"give one (e.g. 30), or unset it for the default ({DEFAULT_BODY_TIMEOUT:g})."
+        )
+    return value
+
+
 def _load() -> tuple[Any, Any]:
     from mlflow.pyfunc import load_model
 
@@ -54,14 +75,72 @@ def _load() -> tuple[Any, Any]:
 
 
 def content_types() -> list[str]:
-    """What this image reads. MLflow reads Parquet with pyarrow (or fastparquet), which the
-    image has only when the model's requirements bring it: it is not added to every image."""
-    from importlib.util import find_spec
-
+    """What this image reads. MLflow reads Parquet with pyarrow, which the image has only when
+    the model's requirements bring it (it is not added to every image), and only a pyarrow
+    that does not unpickle what a Parquet file's schema holds (see pickling_pyarrow)."""
     from mlflow.pyfunc import scoring_server as s
 
-    parquet = find_spec("pyarrow") or find_spec("fastparquet")
+    pyarrow = _pyarrow_version()
+    parquet = bool(pyarrow) and not pickling_pyarrow(pyarrow)
     return [s.CONTENT_TYPE_JSON, s.CONTENT_TYPE_CSV] + ([s.CONTENT_TYPE_PARQUET] if parquet else [])
+
+
+def pickling_pyarrow(text: str) -> bool:
+    """Whether this pyarrow version unpickles the extension types a Parquet file names
+    (CVE-2023-47248: 0.14.0 to 14.0.0): any client could run code in the server with one
+    request. A model's requirements may pin such a version."""
+    parts = [int(p) if p.isdigit() else 0 for p in text.split("+")[0].split(".")[:3]]
+    return (0, 14, 0) <= tuple(parts + [0] * (3 - len(parts))) < (14, 0, 1)
+
+
+# How much more than the request's own bytes a Parquet body may decode to: what a JSON body of
+# the same size becomes as a frame (a cell takes at least two bytes of JSON, eight of a frame).
+PARQUET_EXPANSION = 4
+
+
+def parquet_over(body: bytes, limit: int) -> str:
+    """Why a Parquet body is refused before pandas decodes it, or "". A few KB of Parquet can
+    say millions of rows of one long dictionary string (or zstd of zeros): decoded, gigabytes.
+    Its footer gives the cells and stored bytes; string columns are read still dictionary-
+    encoded and their decoded size computed from the lengths, not by decoding them."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.ParquetFile(io.BytesIO(body)).metadata
+    except (pa.ArrowException, OSError, ValueError):
+        return ""  # not Parquet: mlflow's parser answers it (400)
+    bound = limit * PARQUET_EXPANSION
+    cells = meta.num_rows * max(meta.num_columns, 1)
+    stored = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    if cells * 2 > limit or stored > bound:
+        return f"{meta.num_rows} rows of {meta.num_columns} columns ({stored} bytes decompressed)"
+    schema = pq.read_schema(io.BytesIO(body))
+    strings = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_binary(f.type)]
+    table = pq.read_table(io.BytesIO(body), read_dictionary=strings)
+    decoded = 0
+    for column in table.columns:
+        for chunk in column.chunks:
+            if pa.types.is_dictionary(chunk.type):
+                lengths = pc.binary_length(chunk.dictionary)
+                decoded += pc.sum(pc.take(lengths, chunk.indices)).as_py() or 0
+            else:
+                decoded += chunk.nbytes
+    if decoded > bound:
+        return f"{meta.num_rows} rows that decode to {decoded} bytes"
+    return ""
+
+
+def _pyarrow_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pyarrow")
+    except PackageNotFoundError:
+        return ""
 
 
 def _unsupported(content_type: str, supported: list[str]) -> bytes | None:
@@ -73,7 +152,15 @@ def _unsupported(content_type: str, supported: list[str]) -> bytes | None:
     if mime in supported:
         return None
     message = f"This server reads {', '.join(supported)}; got '{content_type[:100]}'."
-    if mime == s.CONTENT_TYPE_PARQUET:
+    pyarrow = _pyarrow_version()
+    if mime == s.CONTENT_TYPE_PARQUET and pyarrow and pickling_pyarrow(pyarrow):
+        message = (
+            f"This image does not read Parquet: its pyarrow {pyarrow} unpickles what "
+            "a Parquet file holds (CVE-2023-47248), so any client could run code here. Send "
+            "JSON or CSV, or require pyarrow>=14.0.1 in the model's requirements and package "
+            "it again."
+        )
+    elif mime == s.CONTENT_TYPE_PARQUET:
         message = (
             "This image cannot read Parquet: pyarrow is not installed in it (mlsteps installs "
             "the model's requirements only). Send JSON or CSV, or add pyarrow to the model's "
@@ -83,7 +170,7 @@ def _unsupported(content_type: str, supported: list[str]) -> bytes | None:
 
 
 def _invoke(
-    model: Any, schema: Any, body: bytes, content_type: str, supported: list[str]
+    model: Any, schema: Any, body: bytes, content_type: str, supported: list[str], limit: int
 ) -> tuple[int, bytes, bytes]:
     """(status, body, media type) exactly as mlflow's scoring server answers the request."""
     from mlflow.exceptions import MlflowException
@@ -91,6 +178,18 @@ def _invoke(
 
     if (refusal := _unsupported(content_type, supported)) is not None:
         return 415, refusal, b"text/plain"
+    if content_type.split(";")[0].strip() == scoring_server.CONTENT_TYPE_PARQUET and (
+        why := parquet_over(body, limit)
+    ):
+        message = (
+            f"The Parquet body holds {why}: over {PARQUET_EXPANSION} times this server's limit "
+            f"of {limit} bytes ({MAX_BODY_VARIABLE}). Send fewer rows per request."
+        )
+        return (
+            413,
+            json.dumps({"error_code": "REQUEST_TOO_LARGE", "message": message}).encode(),
+            JSON,
+        )
     try:
         answer = scoring_server.invocations(body, content_type, model, schema)
     except MlflowException as exc:
@@ -101,7 +200,7 @@ def _invoke(
 def create_app() -> Any:
     from mlflow.version import VERSION
 
-    limit = max_body()
+    limit, idle = max_body(), body_timeout()
     model, schema = _load()
     supported = content_types()
     version = VERSION.encode()
@@ -110,6 +209,13 @@ def create_app() -> Any:
             "error_code": "REQUEST_TOO_LARGE",
             "message": f"The request body is over {limit} bytes, this server's limit "
             f"({MAX_BODY_VARIABLE}). Send fewer rows per request, or raise the limit.",
+        }
+    ).encode()
+    too_slow = json.dumps(
+        {
+            "error_code": "REQUEST_TIMEOUT",
+            "message": f"No byte of the request body came for {idle:g} seconds "
+            f"({BODY_TIMEOUT_VARIABLE}): send the whole body at once.",
         }
     ).encode()
 
@@ -122,19 +228,23 @@ def create_app() -> Any:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    async def read_body(scope: dict[str, Any], receive: Any) -> bytes | None:
-        """The whole body, or None past the limit: said by Content-Length before any of it is
-        read, or counted as it streams (chunked, or a wrong length)."""
+    async def read_body(scope: dict[str, Any], receive: Any) -> bytes | int:
+        """The whole body, or the status that refuses it: 413 past the limit (said by
+        Content-Length before any of it is read, or counted as it streams: chunked, or a wrong
+        length), 408 when it stalls."""
         length = dict(scope["headers"]).get(b"content-length", b"")
         if length.isdigit() and int(length) > limit:
-            return None
+            return 413
         chunks, size = [], 0
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), idle)
+            except asyncio.TimeoutError:
+                return 408
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                return None
+                return 413
             chunks.append(chunk)
             if not message.get("more_body"):
                 return b"".join(chunks)
@@ -158,15 +268,15 @@ def create_app() -> Any:
             await respond(send, 404, b'{"error_code": "NOT_FOUND"}')
         elif method != "POST":
             await respond(send, 405, b'{"error_code": "METHOD_NOT_ALLOWED"}')
-        elif (request := await read_body(scope, receive)) is None:
-            await respond(send, 413, too_large, close=True)
+        elif isinstance(request := await read_body(scope, receive), int):
+            await respond(send, request, too_large if request == 413 else too_slow, close=True)
         else:
             headers = dict(scope["headers"])
             content_type = headers.get(b"content-type", b"").decode("latin-1")
             # A prediction holds the GIL for its length; in a thread, /ping still answers
             # (the HEALTHCHECK) while a long batch runs -- mlflow's server does the same.
             status, body, media_type = await asyncio.to_thread(
-                _invoke, model, schema, request, content_type, supported
+                _invoke, model, schema, request, content_type, supported, limit
             )
             await respond(send, status, body, media_type)
 
@@ -227,7 +337,7 @@ def main(argv: list[str]) -> int:
     command = argv[0] if argv else "serve"
     if command == "serve":
         try:
-            max_body()
+            max_body(), body_timeout()
         except ValueError as exc:  # a setting of the image's environment, named in the message
             print(f"mlsteps serve: {exc}", file=sys.stderr)
             return 2

@@ -9,15 +9,20 @@ layer.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
+from steps.smoke import SERVER_FILE
 from tests.integration.test_train import STARTED, assert_nothing_left, mlsteps
 from tests.services import free_port, moto_ecr_password
 
@@ -278,7 +283,8 @@ def test_quickstart_model_is_served_pushed_labelled_and_registered(
     )  # fmt: skip
     fresh = outputs_of(fresh_done)
     assert fresh["digest"] == out["digest"] and fresh["model-version"] == version
-    assert f"the same content was pushed before as {out['image-ref']}" in fresh_done.stderr
+    assert f"a version of the model names {out['image-ref']} for the same" in fresh_done.stderr
+    assert "reusing it (its io.mlsteps.image.content label matches)" in fresh_done.stderr
     assert "Step 1/" not in fresh_done.stderr  # nothing was built
     assert "predictions equal the model's own" in fresh_done.stderr  # the pulled one, tested
     assert [v["version"] for v in versions(mlflow_server.uri, MODEL_NAME)] == [version]
@@ -303,6 +309,63 @@ def test_retrain_rebuilds_only_the_model_layer(
     layers_2 = docker_client.images.get(second["image"]).attrs["RootFS"]["Layers"]
     # Everything but the top layer (the model files) is shared.
     assert layers_1[:-1] == layers_2[:-1] and layers_1[-1] != layers_2[-1]
+
+
+def test_a_forged_content_tag_does_not_push_another_models_image(
+    docker_client: Any, registry: str, mlflow_server: Any, quickstart_models: list[str],
+    workdir: Path,
+) -> None:  # fmt: skip
+    """The training holds the MLflow credentials, so it can tag its own version: pointing the
+    version's `image` tag at another image of the repository (model 1's, which predicts the
+    example alike) with the content tag left as it is must not make package reuse that image,
+    push it under model 2's tag and register it as model 2's."""
+    first, second = (
+        package_registered(uri, registry, mlflow_server.uri, cwd=workdir)
+        for uri in quickstart_models
+    )
+    version = second["model-version"]
+    requests.post(
+        f"{mlflow_server.uri}/api/2.0/mlflow/model-versions/set-tag",
+        json={"name": MODEL_NAME, "version": version, "key": "image", "value": first["image-ref"]},
+        timeout=10,
+    ).raise_for_status()
+    repository = f"{registry}/{MODEL_NAME}"
+    for image in docker_client.images.list(name=repository):  # none of them here
+        for tag in image.tags:
+            if tag.startswith(repository + ":"):
+                docker_client.images.remove(tag)
+    done = package(
+        "--model-uri", quickstart_models[1], "--registry", registry, "--tracking-uri",
+        mlflow_server.uri, "--name", MODEL_NAME, "--load", "false", cwd=workdir,
+    )  # fmt: skip
+    again = outputs_of(done)
+    assert "reusing it" not in done.stderr
+    assert f"{first['image-ref']} was not built from this model's files" in done.stderr
+    assert again["digest"] != first["digest"] and again["model-version"] == version
+    tags = version_tags(mlflow_server.uri, MODEL_NAME, version)
+    assert tags["image"] == again["image-ref"] and tags["mlsteps.image.digest"] == again["digest"]
+    # The registry's tag of model 2 names a model-2 image: its content label says so.
+    pulled = docker_client.images.pull(repository, tag=again["image"].rsplit(":", 1)[1])
+    assert pulled.labels["io.mlsteps.image.content"] == tags["mlsteps.image.content"]
+    # The refused image is not left on this engine either.
+    kept = [d for i in docker_client.images.list() for d in i.attrs.get("RepoDigests") or []]
+    assert f"{repository}@{first['digest']}" not in kept
+    docker_client.images.remove(pulled.id, force=True)
+    # A tag that is no digest (a newline in it would start a CI command line) is not used.
+    forged = f"{repository}@sha256:{'0' * 64}\n::error::forged-by-a-tag"
+    requests.post(
+        f"{mlflow_server.uri}/api/2.0/mlflow/model-versions/set-tag",
+        json={"name": MODEL_NAME, "version": version, "key": "image", "value": forged},
+        timeout=10,
+    ).raise_for_status()
+    done = package(
+        "--model-uri", quickstart_models[1], "--registry", registry, "--tracking-uri",
+        mlflow_server.uri, "--name", MODEL_NAME, "--load", "false", cwd=workdir,
+    )  # fmt: skip
+    assert outputs_of(done)["model-version"] == version
+    assert "forged-by-a-tag" not in done.stdout + done.stderr and "reusing" not in done.stderr
+    assert temp_left(workdir) == []
+    assert_nothing_left(docker_client)
 
 
 def test_registered_version_and_alias_are_tagged_not_registered_again(
@@ -573,6 +636,41 @@ def test_a_bad_body_limit_stops_the_server_with_its_name(
         container.remove(force=True)
 
 
+def test_a_stalled_body_is_answered_408_and_its_connection_closed(
+    iris_model: Path, workdir: Path
+) -> None:
+    """Slowloris: part of a body, then nothing. uvicorn alone waits for the rest forever; the
+    server answers 408 once no byte came for MLSTEPS_SERVE_BODY_TIMEOUT seconds, and serves on.
+    A bad value stops the server at start, naming it."""
+    import socket
+
+    with local_server(iris_model, workdir, MLSTEPS_SERVE_BODY_TIMEOUT="2") as local:
+        port = int(local.rsplit(":", 1)[1])
+        started = time.monotonic()
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as conn:
+            conn.sendall(
+                b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 1000\r\n\r\n" + b"x" * 10
+            )
+            answer = b""
+            while chunk := conn.recv(65536):  # until the server closes it
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:300]
+        assert b"MLSTEPS_SERVE_BODY_TIMEOUT" in answer
+        assert 1.5 < time.monotonic() - started < 15
+        assert requests.get(f"{local}/ping", timeout=5).status_code == 200
+    for bad in ("0", "nan", "inf", "30s"):
+        done = subprocess.run(
+            [sys.executable, str(SERVER_FILE), "serve"],
+            env={"PATH": "/usr/bin:/bin", "HOME": str(workdir), "PORT": str(free_port()),
+                 "MLSTEPS_MODEL_DIR": str(iris_model), "MLSTEPS_SERVE_BODY_TIMEOUT": bad},
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 2, done.stderr
+        assert f"MLSTEPS_SERVE_BODY_TIMEOUT={bad!r} is not a number of seconds" in done.stderr
+        assert "Traceback" not in done.stderr
+
+
 def _parquet(rows: Any) -> bytes:
     import io
 
@@ -588,12 +686,7 @@ def test_parquet_is_read_where_pyarrow_is_and_refused_by_name_where_not(
     every image): without it, Parquet gets a 415 that names the fix, and the 415 for other types
     lists only what the image reads. With it (the same server on this machine's Python, which
     has pyarrow), Parquet answers as JSON does."""
-    import subprocess
-    import sys
-
     from sklearn.datasets import load_iris
-
-    from steps.smoke import SERVER_FILE
 
     rows = load_iris(as_frame=True).data.head(5)
     parquet = {"Content-Type": "application/vnd.apache.parquet"}
@@ -615,11 +708,27 @@ def test_parquet_is_read_where_pyarrow_is_and_refused_by_name_where_not(
     finally:
         container.remove(force=True)
 
+    with local_server(iris_model, workdir) as local:
+        by_json = requests.post(
+            f"{local}/invocations",
+            json={"dataframe_split": json.loads(rows.to_json(orient="split", index=False))},
+            timeout=30,
+        )
+        by_parquet = requests.post(
+            f"{local}/invocations", data=_parquet(rows), headers=parquet, timeout=30
+        )
+        assert by_parquet.status_code == 200, by_parquet.text
+        assert by_parquet.json() == by_json.json()
+
+
+@contextlib.contextmanager
+def local_server(model: Path, workdir: Path, **env: str) -> Iterator[str]:
+    """The image's server on this machine's Python (which has pyarrow): its URL."""
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, str(SERVER_FILE), "serve"],
         env={"PATH": "/usr/bin:/bin", "HOME": str(workdir), "PORT": str(port),
-             "MLSTEPS_MODEL_DIR": str(iris_model)},
+             "MLSTEPS_MODEL_DIR": str(model), **env},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
@@ -632,19 +741,57 @@ def test_parquet_is_read_where_pyarrow_is_and_refused_by_name_where_not(
             except requests.RequestException:
                 assert time.monotonic() < deadline and server.poll() is None
                 time.sleep(0.3)
-        by_json = requests.post(
-            f"{local}/invocations",
-            json={"dataframe_split": json.loads(rows.to_json(orient="split", index=False))},
-            timeout=30,
-        )
-        by_parquet = requests.post(
-            f"{local}/invocations", data=_parquet(rows), headers=parquet, timeout=30
-        )
-        assert by_parquet.status_code == 200, by_parquet.text
-        assert by_parquet.json() == by_json.json()
+        yield local
     finally:
         server.kill()
         server.wait()
+
+
+def test_parquet_that_decodes_to_far_more_than_the_limit_is_refused_undecoded(
+    iris_model: Path, workdir: Path
+) -> None:
+    """A few KB of Parquet can say a million rows (zstd of zeros) or one long dictionary
+    string repeated: decoded by pandas, hundreds of times the body limit. Both are answered
+    413 from the footer and the dictionary lengths; a frame within the limit still answers.
+    (Sizes kept to tens of MB, so that a server that decodes them does not hurt the machine.)"""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from sklearn.datasets import load_iris
+
+    def parquet_of(table: Any) -> bytes:
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer, compression="zstd")
+        return buffer.getvalue()
+
+    rows = load_iris(as_frame=True).data.head(5)
+    columns = list(rows.columns)
+    zeros = parquet_of(pa.table({c: pa.array([0.0] * 1_000_000) for c in columns}))
+    long = pa.array(["7" * 500])
+    one_string = parquet_of(
+        pa.table(
+            {c: pa.DictionaryArray.from_arrays(pa.array([0] * 50_000, pa.int32()), long)
+             for c in columns}
+        )
+    )  # fmt: skip
+    limit = 1_000_000
+    assert len(zeros) < 100_000 and len(one_string) < 100_000  # far within the limit
+    parquet = {"Content-Type": "application/vnd.apache.parquet"}
+    with local_server(iris_model, workdir, MLSTEPS_SERVE_MAX_BODY_BYTES=str(limit)) as local:
+        for body, says in (
+            (zeros, "1000000 rows of 4 columns"),
+            (one_string, "50000 rows that decode to 100000000 bytes"),
+        ):
+            answer = requests.post(f"{local}/invocations", data=body, headers=parquet, timeout=60)
+            assert answer.status_code == 413, answer.text[:300]
+            assert answer.json()["error_code"] == "REQUEST_TOO_LARGE"
+            assert says in answer.json()["message"], answer.text
+            assert "MLSTEPS_SERVE_MAX_BODY_BYTES" in answer.json()["message"]
+        fine = requests.post(
+            f"{local}/invocations", data=_parquet(rows), headers=parquet, timeout=30
+        )
+        assert fine.status_code == 200, fine.text
 
 
 # ----- failure paths ------------------------------------------------------------------------
@@ -1063,15 +1210,33 @@ def test_the_models_code_runs_here_without_the_jobs_credentials(
     record = workdir / "record"
     record.mkdir()
     (workdir / "nosy_model.py").write_text(
-        "import json, os\n"
-        "import mlflow.pyfunc\n\n\n"
+        "import glob, json, os, socket\n"
+        "import mlflow.pyfunc\n\n"
+        "SOCKETS = ('/run/docker.sock', '/var/run/docker.sock')\n\n\n"
+        "def environs():  # every process's environment this one can read, its parent's first\n"
+        "    text = ''\n"
+        "    for path in [f'/proc/{os.getppid()}/environ', *glob.glob('/proc/*/environ')]:\n"
+        "        try:\n"
+        "            text += open(path, 'rb').read().decode(errors='replace')\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "    return text\n\n\n"
+        "def reaches(address):\n"
+        "    host, port = address.rsplit(':', 1)\n"
+        "    try:\n"
+        "        socket.create_connection((host, int(port)), timeout=3).close()\n"
+        "        return True\n"
+        "    except OSError:\n"
+        "        return False\n\n\n"
         "class Nosy(mlflow.pyfunc.PythonModel):\n"
-        "    def __init__(self, record):\n"
-        "        self.record = record\n\n"
+        "    def __init__(self, record, registry):\n"
+        "        self.record, self.registry = record, registry\n\n"
         "    def _write(self, when):\n"
         "        try:  # the record's directory exists on the packaging machine only\n"
         "            with open(os.path.join(self.record, when + '.json'), 'w') as out:\n"
-        "                seen = {'env': dict(os.environ), 'home': os.path.expanduser('~')}\n"
+        "                seen = {'env': dict(os.environ), 'home': os.path.expanduser('~'),\n"
+        "                        'environs': environs(), 'registry': reaches(self.registry),\n"
+        "                        'docker': [p for p in SOCKETS if os.path.exists(p)]}\n"
         "                json.dump(seen, out)\n"
         "        except OSError:\n"
         "            pass\n\n"
@@ -1089,7 +1254,7 @@ def test_the_models_code_runs_here_without_the_jobs_credentials(
         model = workdir / "nosy"
         mlflow.pyfunc.save_model(
             str(model),
-            python_model=nosy_model.Nosy(str(record)),
+            python_model=nosy_model.Nosy(str(record), auth_registry.address),
             input_example=pd.DataFrame({"x": [1.0, 2.0]}),
             # The iris model's: its dependencies image is cached, so only a layer is built.
             pip_requirements=(iris_model / "requirements.txt").read_text().split(),
@@ -1124,6 +1289,11 @@ def test_the_models_code_runs_here_without_the_jobs_credentials(
         assert given <= allowed | {"MLSTEPS_MODEL_DIR"}, sorted(given)
         # A home of its own (gone with the run's temporary files), not this user's.
         assert seen["home"] != str(Path.home()) and seen["home"].startswith(str(workdir / "tmp"))
+        # Nor through /proc (the parent's environment, the runner's), the Docker socket or the
+        # network (the registry on loopback; a cloud's metadata endpoint alike).
+        assert not [v for v in secrets.values() if v in seen["environs"]]
+        assert seen["docker"] == [] and seen["registry"] is False
+    assert "without namespaces" not in done.stderr
     assert temp_left(workdir) == []
     _assert_clean(docker_client, workdir)
 

@@ -221,6 +221,17 @@ def test_facts_fall_back_to_conda_yaml(tmp_path: Path) -> None:
             "its MLmodel gives model_uuid: 'x y', which is not a model uuid",
         ),
         (
+            # Pinned into requirements.txt when the requirements do not name mlflow.
+            {
+                "MLmodel": MLMODEL.replace(
+                    "mlflow_version: ", 'mlflow_version: "2.16.0\\n--index-url http://e"\nx: '
+                ),
+                "requirements.txt": "numpy\n",
+            },
+            "its MLmodel gives mlflow_version: '2.16.0\\\\n--index-url http://e', which is not "
+            "a version",
+        ),
+        (
             {"requirements.txt": "-c constraints.txt\n"},
             "'-c constraints.txt', a pip option",
         ),
@@ -258,6 +269,81 @@ def test_a_link_out_of_a_local_model_directory_is_refused(tmp_path: Path) -> Non
     (model / "serving_input_example.json").unlink()
     Artifacts(None).download(str(model), dest)
     assert (dest / "inside.json").read_text() == MLMODEL
+
+
+def test_a_link_to_this_users_files_is_never_read_as_the_models(tmp_path: Path) -> None:
+    """A training's /output (or a repository) holds the model's directory: a requirements.txt
+    that links to the Docker login would put it in the plan (the dry run prints the
+    requirements) and the build's error output. The dry run refuses it, showing none of it."""
+    import subprocess
+    import sys
+
+    login = tmp_path / "config.json"
+    login.write_text('{"auths": {"r.example": {"auth": "dXNlcjpzM2NyZXQtbG9naW4="}}}\n')
+    model = _save(tmp_path, {"MLmodel": MLMODEL, "python_env.yaml": "python: 3.11.9\n"})
+    (model / "requirements.txt").symlink_to(login)
+    sub = tmp_path / "elsewhere"
+    sub.mkdir()
+    (sub / "python_env.yaml").write_text("python: 3.11.9\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "steps", "--json", "--dry-run", "package", "--model-uri", str(model),
+         "--repository", "x"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert f"the model's file requirements.txt is a link to {login}, outside" in done.stderr
+    assert "dXNlcjpzM2NyZXQtbG9naW4=" not in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    # A directory on the way that is a link counts alike.
+    (model / "requirements.txt").unlink()
+    (model / "env").symlink_to(sub)
+    with pytest.raises(ConfigError, match="env/python_env.yaml is a link to .*elsewhere"):
+        Artifacts(None).read(str(model), "env/python_env.yaml")
+
+
+def test_a_pipe_in_a_model_directory_is_refused_not_read_forever(tmp_path: Path) -> None:
+    import os
+
+    model = _save(tmp_path, {"MLmodel": MLMODEL})
+    os.mkfifo(model / "weights.bin")
+    dest = tmp_path / "copy"
+    dest.mkdir()
+    with pytest.raises(ConfigError, match="weights.bin is a named pipe, not a regular file"):
+        Artifacts(None).download(str(model), dest)
+    assert list(dest.iterdir()) == []
+    os.mkfifo(model / "requirements.txt")  # read before anything is copied
+    with pytest.raises(ConfigError, match="requirements.txt is a named pipe"):
+        read_facts(resolve(str(model), None), Artifacts(None))
+
+
+def test_yaml_bombs_in_the_models_files_are_refused_at_once(tmp_path: Path) -> None:
+    """Nine lines of aliases (9**9 values once expanded, which str() of the field would build)
+    and 5,000-deep nesting: both exit 2 in well under a second. Aliases as MLflow writes them
+    (an object met twice) still load."""
+    import time
+
+    laughs = 'a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n' + "".join(
+        f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 9)
+    )
+    bomb = MLMODEL.replace("python_version: 3.11.7", "python_version: *a8")
+    deep = MLMODEL.replace("python_version: 3.11.7", "python_version: " + "[" * 5000)
+    shared = MLMODEL.replace(
+        "env: {conda: conda.yaml, virtualenv: python_env.yaml}",
+        "env: &e {conda: conda.yaml, virtualenv: python_env.yaml}\n    other: *e",
+    )
+    for text, says in (
+        (laughs + bomb, "its MLmodel or environment files cannot be read"),
+        (deep, "its MLmodel or environment files cannot be read"),
+    ):
+        (tmp_path / str(len(text))).mkdir()
+        model = _save(tmp_path / str(len(text)), {"MLmodel": text})
+        started = time.monotonic()
+        with pytest.raises(ConfigError, match=says):
+            read_facts(resolve(str(model), None), Artifacts(None))
+        assert time.monotonic() - started < 5
+    (tmp_path / "shared").mkdir()
+    model = _save(tmp_path / "shared", {"MLmodel": shared, "python_env.yaml": "python: 3.11.9\n"})
+    assert read_facts(resolve(str(model), None), Artifacts(None)).python_version == "3.11.9"
 
 
 def test_a_model_without_python_function_cannot_be_served(tmp_path: Path) -> None:
@@ -470,3 +556,17 @@ def test_no_docker_daemon_is_named_without_trains_alternative(tmp_path: Path) ->
         with pytest.raises(StepFailed, match="cannot reach the Docker daemon") as caught:
             connect(alternative="")
     assert "--backend" not in caught.value.message and str(socket) in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("version", "unpickles"),
+    [("0.13.0", False), ("0.14.0", True), ("13.0.0", True), ("14.0.0", True),
+     ("14.0.0.dev12", True), ("14.0.1", False), ("14.0.2", False), ("25.0.1", False)],
+)  # fmt: skip
+def test_a_pyarrow_that_unpickles_parquet_schemas_is_not_used_to_read_bodies(
+    version: str, unpickles: bool
+) -> None:
+    """CVE-2023-47248: a model may pin such a pyarrow; its image then refuses Parquet (415)."""
+    from steps.serve.server import pickling_pyarrow
+
+    assert pickling_pyarrow(version) is unpickles
