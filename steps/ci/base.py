@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -40,6 +41,7 @@ class Face:
         self.out = out or (sys.stderr if json_mode else sys.stdout)
         self.err = err or (out if out is not None else sys.stderr)
         self._masked: list[str] = []
+        self._pattern: re.Pattern[str] | None = None
         self._last_progress: dict[str, float] = {}
 
     # ----- lines --------------------------------------------------------------------------
@@ -91,14 +93,52 @@ class Face:
         for line in mask_lines(value):
             if line not in self._masked:
                 self._masked.append(line)
-        # Longest first: a secret holding another (PREFIX-abc-SUFFIX and abc) is hidden
-        # whole, not as PREFIX-***-SUFFIX.
-        self._masked.sort(key=len, reverse=True)
+        # At each place the longest value that starts there (a lookahead, so overlapping
+        # matches are all found): a secret holding another (PREFIX-abc-SUFFIX and abc) is
+        # hidden whole, not as PREFIX-***-SUFFIX.
+        alternatives = sorted(self._masked, key=len, reverse=True)
+        self._pattern = re.compile(
+            "(?=(" + "|".join(re.escape(s) for s in alternatives) + "))", re.DOTALL
+        )
 
     def scrub(self, text: str) -> str:
-        for secret in self._masked:
-            text = text.replace(secret, "***")
-        return text
+        """text with every masked value shown as ***. Values that overlap (abcd and cdef in
+        abcdef) are hidden as one: replacing one after the other would show the tail of the
+        second (***ef)."""
+        if self._pattern is None or not text:
+            return text
+        pieces, shown_to = [], 0
+        start, end = -1, -1
+        for found in self._pattern.finditer(text):
+            if found.start() >= end:  # a new masked stretch: close the last one
+                if end > 0:
+                    pieces += [text[shown_to:start], "***"]
+                    shown_to = end
+                start = found.start()
+            end = max(end, found.start() + len(found.group(1)))
+        if end > 0:
+            pieces += [text[shown_to:start], "***"]
+            shown_to = end
+        pieces.append(text[shown_to:])
+        return "".join(pieces)
+
+    def cut_for_scrub(self, text: str) -> int:
+        """Where a stream's text read so far can be cut: text[:cut] can be scrubbed and shown
+        now, text[cut:] waits for what follows. No masked value crosses the cut, and the tail
+        is long enough to hold the start of one that the rest of the stream may complete."""
+        longest = max((len(s.encode("utf-8")) for s in self._masked), default=0)
+        # In bytes: text decoded with surrogateescape has at most one character per byte.
+        cut = max(0, len(text) - max(0, longest - 1))
+        moved = True
+        while moved and cut > 0 and self._pattern is not None:
+            moved = False
+            for found in self._pattern.finditer(text, max(0, cut - longest)):
+                if found.start() >= cut:
+                    break
+                if found.start() + len(found.group(1)) > cut:
+                    cut, moved = found.start(), True
+                    break
+        return cut
 
     # ----- results ------------------------------------------------------------------------
     def set_outputs(self, step: str, outputs: Mapping[str, str | Secret]) -> None:
