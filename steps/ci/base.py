@@ -168,7 +168,12 @@ class Face:
                 "step": step,
                 "ok": exit_code == 0,
                 "exit_code": exit_code,
-                "outputs": dict(outputs),
+                # Scrubbed as every other channel of outputs is (a terminal line, GitHub's
+                # output file, Jenkins' JSON file); a Secret stays <redacted>.
+                "outputs": {
+                    name: value if isinstance(value, Secret) else self.scrub(value)
+                    for name, value in outputs.items()
+                },
                 "error": self.scrub(error) if error else None,
             }
             if plan is not None:
