@@ -183,8 +183,7 @@ def _pump(source: IO[bytes], sink: TextIO, output: _Output, stream: str) -> None
         try:
             while chunk := source.read1(1 << 16):  # type: ignore[attr-defined]
                 *lines, pending = re.split(b"(?<=[\r\n])", pending + chunk)
-                for line in lines:
-                    emit(line)
+                emit(b"".join(lines))  # the whole lines read, at once: fast output stays fast
                 if len(pending) > MAX_PENDING:  # a line without end: shown, not held forever
                     text = pending.decode("utf-8", "surrogateescape")
                     cut = face.cut_for_scrub(text)

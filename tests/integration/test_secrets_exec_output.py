@@ -181,3 +181,25 @@ def test_a_command_killed_by_a_signal_with_a_daemon_on_the_pipe_still_revokes(
     assert time.monotonic() - started < 20
     assert "revoked 1 lease(s) and the login token" in done.out, done
     assert leases_under(cli.vault, creds) == [] and live_logins(cli.vault, mount) == []
+
+
+def test_the_command_reads_stdin_and_may_close_its_stdout_early(cli: Cli) -> None:
+    value = f"pw-{cli.uid}"
+    cli.put("secret", f"{cli.uid}/app", {"S": value})
+    script = (
+        "import os, sys, time\n"
+        "line = sys.stdin.readline().strip()\n"
+        "print('read', line, os.environ['S'], flush=True)\n"
+        "os.close(1)  # stdout closed while the command goes on\n"
+        "time.sleep(0.3)\n"
+        "print('later', os.environ['S'], file=sys.stderr, flush=True)\n"
+        "sys.exit(5)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "steps", *exec_args(cli, script)],
+        input="from stdin\n", capture_output=True, text=True, timeout=60, cwd=cli.cwd,
+        env=cli.env(cli.reader()),
+    )  # fmt: skip
+    assert done.returncode == 5, done.stderr
+    assert "read from stdin ***\n" in done.stdout and "later ***\n" in done.stderr, done
+    assert value not in done.stdout + done.stderr
