@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TextIO
 
-from steps.secret import Secret, json_default, mask_lines
+from steps.secret import Secret, encoded_forms, json_default, mask_lines
 
 
 class Face:
@@ -90,9 +90,10 @@ class Face:
     # ----- secrets ------------------------------------------------------------------------
     def mask(self, value: str) -> None:
         """Never show this value again; faces with a log masker register it there too."""
-        for line in mask_lines(value):
-            if line not in self._masked:
-                self._masked.append(line)
+        lines = mask_lines(value)
+        for form in [*lines, *(f for line in [value, *lines] for f in encoded_forms(line))]:
+            if form not in self._masked:
+                self._masked.append(form)
         # At each place the longest value that starts there (a lookahead, so overlapping
         # matches are all found): a secret holding another (PREFIX-abc-SUFFIX and abc) is
         # hidden whole, not as PREFIX-***-SUFFIX.

@@ -203,3 +203,31 @@ def test_the_command_reads_stdin_and_may_close_its_stdout_early(cli: Cli) -> Non
     assert done.returncode == 5, done.stderr
     assert "read from stdin ***\n" in done.stdout and "later ***\n" in done.stderr, done
     assert value not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("face", ["local", "jenkins"])
+def test_values_printed_escaped_or_encoded_are_masked_too(cli: Cli, face: str) -> None:
+    # A structured logger prints JSON (\u00e4, \", \\, \t); a debug line a repr; a URL its
+    # quoted form; an auth header base64. Mask Passwords and a terminal mask none of these.
+    values = {
+        "UNI": f"pässwörd-{cli.uid}",
+        "QUOTE": f'it\'s "q" {cli.uid}',
+        "SLASH": f"C:\\temp\\{cli.uid} a/b",
+        "TAB": f"two\tpart {cli.uid}",
+    }
+    cli.put("secret", f"{cli.uid}/app", values)
+    script = (
+        "import base64, json, os, urllib.parse\n"
+        "for name in ('UNI', 'QUOTE', 'SLASH', 'TAB'):\n"
+        "    s = os.environ[name]\n"
+        "    print(json.dumps({'pw': s}), json.dumps(s, ensure_ascii=False), repr(s))\n"
+        "    print(urllib.parse.quote(s), urllib.parse.quote_plus(s), urllib.parse.quote(s, ''))\n"
+        "    print('Authorization:', base64.b64encode(s.encode()).decode())\n"
+    )
+    env = {**cli.reader()}
+    if face == "jenkins":
+        env.update({"JENKINS_URL": "http://jenkins.invalid/", "BUILD_ID": "1"})
+    done = cli.run(*exec_args(cli, script), env=env)  # fails on any form of a value
+    assert done.code == 0, done
+    assert done.out.count('{"pw": "***"}') == 4, done
+    assert done.out.count("Authorization: ***") == 4, done
