@@ -20,7 +20,7 @@ import pytest
 from steps.secret import mask_lines
 from steps.secrets_exec import MAX_PENDING
 from tests import services
-from tests.integration.test_secrets import Cli, leases_under, live_logins
+from tests.integration.test_secrets import Cli, Done, leases_under, live_logins
 
 pytestmark = pytest.mark.services
 
@@ -231,3 +231,40 @@ def test_values_printed_escaped_or_encoded_are_masked_too(cli: Cli, face: str) -
     assert done.code == 0, done
     assert done.out.count('{"pw": "***"}') == 4, done
     assert done.out.count("Authorization: ***") == 4, done
+
+
+@pytest.mark.parametrize("mode", ["exec", "fetch-github"])
+def test_a_wildcard_request_sets_no_variable_that_runs_code(cli: Cli, mode: str) -> None:
+    # `PATH *` names variables after the secret's keys: whoever may write the path chose
+    # LD_PRELOAD / BASH_ENV, which would run their code in the command or, through
+    # $GITHUB_ENV, in every later step of the job.
+    cli.put("secret", f"{cli.uid}/app", {"password": f"pw-{cli.uid}", "BASH_ENV": "/tmp/x.sh"})
+    env = cli.reader()
+    marker = cli.cwd / "ran"
+    if mode == "exec":
+        args = ["secrets", "exec", "--secrets", f"secret/{cli.uid}/app *", "--",
+                "touch", str(marker)]  # fmt: skip
+    else:
+        github_env = cli.cwd / "github.env"
+        github_env.write_text("")
+        env.update({"GITHUB_ACTIONS": "true", "GITHUB_ENV": str(github_env),
+                    "RUNNER_TEMP": str(cli.cwd)})  # fmt: skip
+        args = ["secrets", "fetch", "--secrets", f"secret/{cli.uid}/app *"]
+    # Not cli.run: on GitHub its leak check would trip on the ::add-mask:: lines.
+    proc = cli.start(*args, env=env)
+    out, err = proc.communicate(timeout=60)
+    done = Done(proc.returncode, out, err, 0)
+    assert done.code == 1, done
+    assert "the key 'BASH_ENV' would set BASH_ENV, which changes what programs run" in (
+        done.out + done.err
+    ), done
+    assert "Traceback" not in done.err and not marker.exists()
+    if mode != "exec":
+        assert github_env.read_text() == ""
+    # Asked for by name, or under a prefix, it is the user's choice and is given.
+    done = cli.run(
+        "secrets", "exec", "--secrets", f"secret/{cli.uid}/app * | APP_", "--",
+        sys.executable, "-c", "import os; print(os.environ['APP_BASH_ENV'] == '/tmp/x.sh')",
+        env=cli.reader(),
+    )  # fmt: skip
+    assert done.code == 0 and "\nTrue\n" in done.out, done
