@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import sys
@@ -41,7 +42,6 @@ class Face:
         self.out = out or (sys.stderr if json_mode else sys.stdout)
         self.err = err or (out if out is not None else sys.stderr)
         self._masked: list[str] = []
-        self._pattern: re.Pattern[str] | None = None
         self._last_progress: dict[str, float] = {}
 
     # ----- lines --------------------------------------------------------------------------
@@ -94,23 +94,19 @@ class Face:
         for form in [*lines, *(f for line in [value, *lines] for f in encoded_forms(line))]:
             if form not in self._masked:
                 self._masked.append(form)
-        # At each place the longest value that starts there (a lookahead, so overlapping
-        # matches are all found): a secret holding another (PREFIX-abc-SUFFIX and abc) is
-        # hidden whole, not as PREFIX-***-SUFFIX.
-        alternatives = sorted(self._masked, key=len, reverse=True)
-        self._pattern = re.compile(
-            "(?=(" + "|".join(re.escape(s) for s in alternatives) + "))", re.DOTALL
-        )
+        self._masked.sort(key=len, reverse=True)  # longest first: see _pattern_of
 
     def scrub(self, text: str) -> str:
         """text with every masked value shown as ***. Values that overlap (abcd and cdef in
         abcdef) are hidden as one: replacing one after the other would show the tail of the
         second (***ef)."""
-        if self._pattern is None or not text:
+        found_in = [secret for secret in self._masked if secret in text]  # fast, in C
+        if not found_in:
             return text
+        pattern = _pattern_of(tuple(found_in))
         pieces, shown_to = [], 0
         start, end = -1, -1
-        for found in self._pattern.finditer(text):
+        for found in pattern.finditer(text):
             if found.start() >= end:  # a new masked stretch: close the last one
                 if end > 0:
                     pieces += [text[shown_to:start], "***"]
@@ -130,10 +126,11 @@ class Face:
         longest = max((len(s.encode("utf-8")) for s in self._masked), default=0)
         # In bytes: text decoded with surrogateescape has at most one character per byte.
         cut = max(0, len(text) - max(0, longest - 1))
+        found_in = [secret for secret in self._masked if secret in text]
         moved = True
-        while moved and cut > 0 and self._pattern is not None:
+        while moved and cut > 0 and found_in:
             moved = False
-            for found in self._pattern.finditer(text, max(0, cut - longest)):
+            for found in _pattern_of(tuple(found_in)).finditer(text, max(0, cut - longest)):
                 if found.start() >= cut:
                     break
                 if found.start() + len(found.group(1)) > cut:
@@ -184,3 +181,11 @@ class Face:
                 document["applied"] = list(applied)
             sys.stdout.write(json.dumps(document, default=json_default) + "\n")
             sys.stdout.flush()
+
+
+@functools.lru_cache(maxsize=64)
+def _pattern_of(secrets: tuple[str, ...]) -> re.Pattern[str]:
+    """At each place the longest of secrets (given longest first) that starts there, found by
+    a lookahead so that overlapping ones are all seen: a secret holding another
+    (PREFIX-abc-SUFFIX and abc) is hidden whole, not as PREFIX-***-SUFFIX."""
+    return re.compile("(?=(" + "|".join(re.escape(s) for s in secrets) + "))", re.DOTALL)
