@@ -241,11 +241,13 @@ def check_files(path: Path, record: LeaseRecord) -> None:
             )
 
 
-def remove_files(record: LeaseRecord) -> None:
+def remove_files(record: LeaseRecord) -> list[str]:
     """Remove the record's files that are still the ones fetch wrote (check_files ran first),
     checked once more through the descriptor then used: emptied first (a hard link to it
     elsewhere then holds nothing), then its name removed from the directory that was opened,
-    only while that name still is the file (unlink removes a name, never a link's target)."""
+    only while that name still is the file (unlink removes a name, never a link's target).
+    Returns why a file could not be removed (it is emptied all the same)."""
+    problems = []
     for file in record.files:
         fd, why = _open_checked(file)
         if fd is None:
@@ -265,8 +267,11 @@ def remove_files(record: LeaseRecord) -> None:
                 os.close(parent)
         except FileNotFoundError:
             pass
+        except OSError as exc:  # the leases must still be revoked
+            problems.append(f"{file.path} was emptied but not removed ({exc.strerror})")
         finally:
             os.close(fd)
+    return problems
 
 
 def _open_checked(file: FileIdentity) -> tuple[int | None, str | None]:

@@ -341,3 +341,28 @@ def test_the_dry_run_reads_the_records_and_refuses_what_the_run_would(cli: Cli) 
     bad.chmod(0o644)
     refused(cli.run("--dry-run", "secrets", "revoke", env=env), bad, "of mode 0644", cli.cwd)
     assert good.exists() and values.exists() and bad.exists()
+
+
+def test_a_file_that_cannot_be_removed_is_emptied_and_the_leases_still_revoked(cli: Cli) -> None:
+    cli.put("secret", f"{cli.uid}/db", {"password": f"pw-{cli.uid}"})
+    env = cli.reader()
+    locked = cli.cwd / "locked"
+    locked.mkdir()
+    values, lease = locked / "values.env", cli.cwd / "lease.json"
+    done = cli.run(
+        "secrets", "fetch", "--secrets", f"secret/{cli.uid}/db password", "--file", str(values),
+        "--lease-file", str(lease), env=env,
+    )  # fmt: skip
+    assert done.code == 0, done
+    # Root removes names from any directory it may not write, but not from an append-only one.
+    lock = ["chattr", "+a", str(locked)] if os.geteuid() == 0 else ["chmod", "500", str(locked)]
+    unlock = ["chattr", "-a", str(locked)] if os.geteuid() == 0 else ["chmod", "700", str(locked)]
+    subprocess.run(lock, check=True)
+    try:
+        done = cli.run("secrets", "revoke", "--lease-file", str(lease), env=env)
+    finally:
+        subprocess.run(unlock, check=True)
+    assert done.code == 0, done
+    assert f"{values} was emptied but not removed (" in done.err, done
+    assert "remove it yourself" in done.err and "Traceback" not in done.err, done
+    assert values.read_bytes() == b"" and not lease.exists()
