@@ -157,8 +157,11 @@ class _Output:
                 id(sys.stderr): sys.stderr,
             }.values():
                 if id(sink) in self._open_line:
-                    sink.write("\n")
-                    sink.flush()
+                    try:
+                        sink.write("\n")
+                        sink.flush()
+                    except BrokenPipeError:  # nobody reads it any more (`| head`)
+                        pass
         if lingering:
             self.face.warning(
                 "the command has ended, but a process it started still holds its output "

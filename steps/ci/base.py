@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import os
 import re
 import sys
 import time
@@ -47,10 +49,18 @@ class Face:
     # ----- lines --------------------------------------------------------------------------
     def write(self, text: str, stream: TextIO | None = None) -> None:
         stream = stream or self.out
-        if stream is not self.out:
-            self.out.flush()  # keep the order of lines when both streams reach one console
-        stream.write(self.scrub(text) + "\n")
-        stream.flush()
+        try:
+            if stream is not self.out:
+                self.out.flush()  # keep the order of lines when both streams reach one console
+            stream.write(self.scrub(text) + "\n")
+            stream.flush()
+        except BrokenPipeError:
+            # Nobody reads any more (`mlsteps … | head`): the work goes on to its end (a
+            # revoke, a cleanup) with its lines dropped, as the Python docs advise.
+            for gone in {self.out, stream}:
+                # A stream that is not a real file (a test's StringIO) has no descriptor.
+                with contextlib.suppress(OSError, ValueError):
+                    os.dup2(os.open(os.devnull, os.O_WRONLY), gone.fileno())
 
     def info(self, message: str) -> None:
         if not self.quiet:
