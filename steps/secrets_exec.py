@@ -52,7 +52,7 @@ def run_exec(config: SecretsConfig, plan: Plan, runtime: Runtime, command: list[
         # On GitHub the command could print workflow commands (::add-mask::, ::set-env…) of
         # its own: its output is fenced like train's log.
         with face.untrusted_lines():
-            exit_code.append(run_child(command, env, face, json_mode=runtime.json_mode))
+            exit_code.append(run_child(command, env, face))
 
     applied = apply_plan(
         plan,
@@ -65,13 +65,12 @@ def run_exec(config: SecretsConfig, plan: Plan, runtime: Runtime, command: list[
     return StepResult({"names": ",".join(session.values)}, applied=tuple(applied))
 
 
-def run_child(
-    command: Sequence[str], env: Mapping[str, str], face: Face, *, json_mode: bool = False
-) -> int:
+def run_child(command: Sequence[str], env: Mapping[str, str], face: Face) -> int:
     """Run command with our stdin; its stdout and stderr pass through the face's masking (a
-    value it prints shows as *** on every runner, Jenkins and a terminal included). With
-    --json its stdout goes to stderr: stdout carries the one result object. On cancel the
-    signal is passed on, then the command is stopped within the grace."""
+    value it prints shows as *** on every runner, Jenkins and a terminal included). Its stdout
+    goes where the face's own lines go: stderr with --json (stdout carries the one result
+    object), except on GitHub, whose runner reads workflow commands (the fence) from stdout
+    only in order: a line of the command on another stream could pass the fence's end."""
     try:
         proc = subprocess.Popen(
             list(command), env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE
@@ -87,7 +86,7 @@ def run_child(
     pumps = [
         threading.Thread(target=_pump, args=(source, sink, output, name), daemon=True)
         for source, sink, name in (
-            (proc.stdout, sys.stderr if json_mode else face.out, "stdout"),
+            (proc.stdout, face.out, "stdout"),
             (proc.stderr, face.err, "stderr"),
         )
     ]

@@ -7,6 +7,7 @@ that goes away (`| head`), and a command that dies by a signal while a daemon ke
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
@@ -283,3 +284,21 @@ def test_a_wildcard_request_sets_no_variable_that_runs_code(cli: Cli, mode: str)
         env=cli.reader(),
     )  # fmt: skip
     assert done.code == 0 and "\nTrue\n" in done.out, done
+
+
+def test_with_json_on_github_the_commands_output_stays_inside_the_fence(cli: Cli) -> None:
+    # The fence's markers go to stdout; the command's stdout went to stderr with --json, a
+    # stream the runner reads apart, so its last line could be read after the fence's end.
+    cli.put("secret", f"{cli.uid}/app", {"S": f"pw-{cli.uid}"})
+    script = (
+        "print('::error::from-stdout'); import sys; print('::error::from-stderr', file=sys.stderr)"
+    )
+    proc = cli.start(
+        "--json", *exec_args(cli, script), env={**cli.reader(), "GITHUB_ACTIONS": "true"}
+    )
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    lines, start, end = fence(out)
+    assert start < lines.index("::error::from-stdout") < end, out
+    assert start < lines.index("::error::from-stderr") < end, out
+    assert json.loads(lines[-1])["ok"] is True  # the result is still the last line
