@@ -49,6 +49,29 @@ def mask_lines(value: str) -> list[str]:
     return found
 
 
+def encoded_forms(value: str) -> list[str]:
+    """How a program commonly prints a value it holds, besides as is: JSON-escaped (a
+    structured logger, with and without \\u escapes), as a Python repr, URL-encoded, base64.
+    mlsteps' faces hide these too in what they show (GitHub's runner masks some encodings;
+    Jenkins' Mask Passwords and a terminal mask none); they are not registered with the runners,
+    whose maskers match the raw lines."""
+    import base64
+    import json
+    import urllib.parse
+
+    forms = [
+        json.dumps(value)[1:-1],
+        json.dumps(value, ensure_ascii=False)[1:-1],
+        repr(value)[1:-1],
+        urllib.parse.quote(value, safe=""),
+        urllib.parse.quote(value),  # a path keeps its /
+        urllib.parse.quote_plus(value),  # a form or query string
+        base64.b64encode(value.encode("utf-8", "surrogateescape")).decode().rstrip("="),
+    ]
+    # Shorter ones would star ordinary text: a 4-character value's base64 is 6 letters.
+    return [form for form in dict.fromkeys(forms) if form != value and len(form) >= 6]
+
+
 def _telling(line: str) -> bool:
     """A line of a multi-line value that gives something away when shown."""
     return len(line) > 2 and not set(line) <= _STRUCTURE

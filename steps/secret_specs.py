@@ -46,6 +46,20 @@ class SecretSpec:
         return f"{self.path} {self.key}{pinned}"
 
 
+# Variables that change what a program runs, loads or trusts, where it sends its traffic, or
+# what the runner and later steps do. A name a * request takes from the secret's own keys must
+# not be one of these (credentials such as AWS_SECRET_ACCESS_KEY or DOCKER_PASSWORD are fine).
+RUNS_PROGRAMS = re.compile(
+    r"PATH|HOME|ENV|BASH_ENV|BASH_FUNC_.*|SHELLOPTS|BASHOPTS|IFS|PS4|PROMPT_COMMAND|CDPATH"
+    r"|LD_.*|DYLD_.*|GCONV_PATH|NODE_OPTIONS|NODE_PATH|NODE_EXTRA_CA_CERTS|NPM_CONFIG_.*"
+    r"|PYTHON.*|PIP_.*|PERL5.*|PERLLIB|RUBYOPT|RUBYLIB|JAVA_TOOL_OPTIONS|_JAVA_OPTIONS"
+    r"|JDK_JAVA_OPTIONS|CLASSPATH|GIT_.*|SSH_ASKPASS|EDITOR|VISUAL|PAGER|SSL_CERT_.*"
+    r"|REQUESTS_CA_BUNDLE|CURL_CA_BUNDLE|(HTTPS?|FTP|ALL|NO)_PROXY|DOCKER_HOST|DOCKER_CONFIG"
+    r"|KUBECONFIG|VAULT_ADDR|VAULT_CACERT|GITHUB_.*|RUNNER_.*|ACTIONS_.*|MLSTEPS_.*",
+    re.IGNORECASE,
+)
+
+
 def env_name_for(key: str) -> str:
     """vault-action's rule: dots become __, dashes go, other non-word characters go, upper case."""
     name = key.replace(".", "__").replace("-", "")
@@ -181,6 +195,16 @@ def pick(spec: SecretSpec, data: Mapping[str, Any]) -> dict[str, Secret] | None:
                     f"{spec.describe()}: the key {key!r} makes no variable name ({name!r}); "
                     f"read it on its own with '{spec.path} {key} | NAME', or give * a prefix "
                     "('| PREFIX_')"
+                )
+            if not prefix and RUNS_PROGRAMS.fullmatch(name):
+                # The name comes from the data: whoever may write this path could otherwise
+                # turn a value into code run by the command or every later step
+                # (LD_PRELOAD, BASH_ENV, NODE_OPTIONS … in $GITHUB_ENV).
+                raise ValueError(
+                    f"{spec.describe()}: the key {key!r} would set {name}, which changes what "
+                    "programs run or trust; a * request does not set such a variable. Read it "
+                    f"on its own with '{spec.path} {key} | {name}' if that is meant, or give * "
+                    "a prefix ('| PREFIX_')"
                 )
             picked[name] = Secret(_text(each))
         return picked

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -115,9 +116,9 @@ def _check_fetch_target(config: SecretsConfig) -> None:
         )
     # Every place the run writes is checked before the login: a path that cannot be written
     # found after the reads would leave leases and a token made for nothing.
-    _check_output_path("--file", config.file)
+    _check_output_path("--file", config.file, private=True)
     lease_file = config.lease_file or str(default_lease_dir(config.environ) / "lease-x.json")
-    _check_output_path("--lease-file", lease_file)
+    _check_output_path("--lease-file", lease_file, private=True)
     if config.github and config.export_env:
         if not config.environ.get("GITHUB_ENV"):
             raise ConfigError(
@@ -129,8 +130,9 @@ def _check_fetch_target(config: SecretsConfig) -> None:
         _check_output_path("$GITHUB_OUTPUT", config.environ["GITHUB_OUTPUT"])
 
 
-def _check_output_path(option: str, path: str | None) -> None:
-    """Exit 2 when the file at path could not be written (created with its directories)."""
+def _check_output_path(option: str, path: str | None, *, private: bool = False) -> None:
+    """Exit 2 when the file at path could not be written (created with its directories), or,
+    for a file of values, when anyone could swap it for their own after it was written."""
     if not path:
         return
     target = Path(path)
@@ -157,6 +159,16 @@ def _check_output_path(option: str, path: str | None) -> None:
         raise ConfigError(
             f"{option} {path}: this user may not write in {parent}. Give a path in a "
             "directory you can write."
+        )
+    mode = parent.stat().st_mode
+    if private and mode & stat.S_IWOTH and not mode & stat.S_ISVTX:
+        # Without the sticky bit (as /tmp has) any user may rename the file away and put
+        # their own in its place: the job would then source their text as its secrets, and
+        # revoke would find a record that is not ours.
+        raise ConfigError(
+            f"{option} {path}: {parent} may be written by every user and has no sticky bit, "
+            "so anyone could replace the file after it is written. Give a path in a "
+            "directory only you can write (or /tmp, which is sticky)."
         )
 
 

@@ -5,13 +5,18 @@ A lease record says what to revoke and which files to remove. Anyone who can put
 revoke looks (a repository can commit ``.mlsteps/secrets/lease-x.json``) could otherwise make
 revoke delete any file this user may delete, or send a token to a server of their choosing.
 So revoke takes a record only when it is what fetch writes: a regular file (not a symlink),
-owned by this user, mode 0600 — a checkout or another user cannot make one of those. And it
-removes a listed file only while it still is the file fetch wrote: the same inode on the same
-device, regular, ours, 0600.
+owned by this user, mode 0600 — another user cannot make one of those, but a checkout or an
+unpacked archive can (git and tar under `umask 077` give 0600 files of ours). So a record is
+not trusted to name a file by path alone: revoke removes a listed file only while it still is
+the file fetch wrote — the same inode on the same device, regular, ours, 0600, and the same
+content (its SHA-256, which only whoever holds the file's content can know). Before its name
+is removed the file is emptied through the descriptor that was checked, so a hard link made
+elsewhere keeps no value.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -27,6 +32,8 @@ RECORD_VERSION = 2
 # A record holds a token, a few lease ids and paths: anything near this size is not one.
 MAX_RECORD_BYTES = 1 << 20
 TLS_KEYS = ("ca-cert", "client-cert", "client-key")
+# Vault holds a few MiB of secrets at most: a listed file larger than this is not fetch's.
+MAX_VALUES_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -34,9 +41,15 @@ class FileIdentity:
     path: str
     device: int
     inode: int
+    sha256: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"path": self.path, "device": self.device, "inode": self.inode}
+        return {
+            "path": self.path,
+            "device": self.device,
+            "inode": self.inode,
+            "sha256": self.sha256,
+        }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,6 +80,7 @@ def write_private(path: Path, text: str) -> FileIdentity:
     Returns the identity of the file written, which revoke checks before removing it."""
     make_private_parents(path)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             out.write(text)
@@ -76,7 +90,7 @@ def write_private(path: Path, text: str) -> FileIdentity:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return FileIdentity(str(path.resolve()), info.st_dev, info.st_ino)
+    return FileIdentity(str(path.resolve()), info.st_dev, info.st_ino, digest)
 
 
 def record_text(
@@ -194,9 +208,13 @@ def _parse(path: Path, raw: Any) -> LeaseRecord:
                 isinstance(entry.get(k), int) and not isinstance(entry.get(k), bool)
                 for k in ("device", "inode")
             )
+            and isinstance(entry.get("sha256"), str)
+            and len(entry["sha256"]) == 64
         ):
-            raise _malformed(path, "each of 'files' must be {path (absolute), device, inode}")
-        files.append(FileIdentity(entry["path"], entry["device"], entry["inode"]))
+            raise _malformed(
+                path, "each of 'files' must be {path (absolute), device, inode, sha256}"
+            )
+        files.append(FileIdentity(entry["path"], entry["device"], entry["inode"], entry["sha256"]))
     return LeaseRecord(
         url=url,
         namespace=typed("namespace", (str, type(None)), "a string or null"),
@@ -209,20 +227,12 @@ def _parse(path: Path, raw: Any) -> LeaseRecord:
 
 
 def check_files(path: Path, record: LeaseRecord) -> None:
-    """Refuse the record (exit 2) when a file it lists is there but is no longer the file
-    fetch wrote: it was replaced (by a symlink to a file someone wants gone, say)."""
+    """Refuse the record (exit 2) when a file it lists is there but is not the file fetch
+    wrote: replaced (by a symlink to a file someone wants gone, say), changed, or never ours."""
     for file in record.files:
-        try:
-            info = os.lstat(file.path)
-        except FileNotFoundError:
-            continue
-        except OSError as exc:
-            raise _refuse(
-                path, f"its file {file.path} cannot be checked ({exc.strerror})"
-            ) from None
-        why = _not_private(info)
-        if why is None and (info.st_dev, info.st_ino) != (file.device, file.inode):
-            why = "another file than the one fetch wrote (its inode changed)"
+        fd, why = _open_checked(file)
+        if fd is not None:
+            os.close(fd)
         if why:
             raise ConfigError(
                 f"--lease-file {path}: its file {file.path} is now {why}, so it is not removed; "
@@ -231,13 +241,74 @@ def check_files(path: Path, record: LeaseRecord) -> None:
             )
 
 
-def remove_files(record: LeaseRecord) -> None:
-    """Remove the record's files that are still the ones fetch wrote (check_files ran first);
-    checked once more right before each unlink, which removes a name, never a link's target."""
+def remove_files(record: LeaseRecord) -> list[str]:
+    """Remove the record's files that are still the ones fetch wrote (check_files ran first),
+    checked once more through the descriptor then used: emptied first (a hard link to it
+    elsewhere then holds nothing), then its name removed from the directory that was opened,
+    only while that name still is the file (unlink removes a name, never a link's target).
+    Returns why a file could not be removed (it is emptied all the same)."""
+    problems = []
     for file in record.files:
-        try:
-            info = os.lstat(file.path)
-        except FileNotFoundError:
+        fd, why = _open_checked(file)
+        if fd is None:
             continue
-        if _not_private(info) is None and (info.st_dev, info.st_ino) == (file.device, file.inode):
-            Path(file.path).unlink(missing_ok=True)
+        if why:
+            os.close(fd)
+            continue
+        try:
+            os.ftruncate(fd, 0)
+            parent = os.open(os.path.dirname(file.path), os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                name = os.path.basename(file.path)
+                info = os.stat(name, dir_fd=parent, follow_symlinks=False)
+                if (info.st_dev, info.st_ino) == (file.device, file.inode):
+                    os.unlink(name, dir_fd=parent)
+            finally:
+                os.close(parent)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:  # the leases must still be revoked
+            problems.append(f"{file.path} was emptied but not removed ({exc.strerror})")
+        finally:
+            os.close(fd)
+    return problems
+
+
+def _open_checked(file: FileIdentity) -> tuple[int | None, str | None]:
+    """(a descriptor of file, None) when it is the file fetch wrote; (None, None) when it is
+    gone; (None or a descriptor, why) when it is something else."""
+    try:
+        info = os.lstat(file.path)
+    except FileNotFoundError:
+        return None, None
+    except OSError as exc:
+        return None, f"a file that cannot be checked ({exc.strerror})"
+    # Looked at before it is opened: opening a device or a FIFO can have effects of its own.
+    why = _not_private(info)
+    if why is None and (info.st_dev, info.st_ino) != (file.device, file.inode):
+        why = "another file than the one fetch wrote (its inode changed)"
+    if why:
+        return None, why
+    try:
+        fd = os.open(file.path, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None, None
+    except OSError as exc:
+        return None, f"a file that cannot be checked ({exc.strerror})"
+    info = os.fstat(fd)
+    why = _not_private(info)
+    if why is None and (info.st_dev, info.st_ino) != (file.device, file.inode):
+        why = "another file than the one fetch wrote (its inode changed)"
+    if why is None and _digest(fd, info.st_size) != file.sha256:
+        why = "a file of other content than fetch wrote (changed since, or never fetch's)"
+    return fd, why
+
+
+def _digest(fd: int, size: int) -> str | None:
+    if size > MAX_VALUES_BYTES:  # larger than any values file fetch writes: not one
+        return None
+    digest, offset = hashlib.sha256(), 0
+    while chunk := os.pread(fd, 1 << 16, offset):
+        digest.update(chunk)
+        offset += len(chunk)
+    return digest.hexdigest()

@@ -360,7 +360,8 @@ def run_revoke(records: Sequence[Path], values: Mapping[str, Any], runtime: Runt
         if token is not None:
             face.mask(token.reveal())
         # Files first: they hold values on disk, and removing them needs no server.
-        remove_files(record)
+        for problem in remove_files(record):
+            face.warning(f"{problem}: remove it yourself.")
         if not owned and not record.leases:
             path.unlink()
             continue

@@ -270,23 +270,40 @@ private static List<Map> maskPairs(Map values) {
 // spaces and without terminal escapes (a viewer that strips colour shows the value without).
 @NonCPS
 private static List<String> maskForms(String text) {
-    List<String> lines = text.readLines().findAll { String line -> line.strip() }
+    List<String> lines = pyLines(text).findAll { String line -> pyStrip(line) }
     boolean single = lines.size() <= 1
     List<String> forms = []
-    if (single && text.strip()) {
+    if (single && pyStrip(text)) {
         String whole = text.replaceAll(/^[\r\n]+|[\r\n]+$/, '')
-        forms << whole << whole.strip()
+        forms << whole << pyStrip(whole)
     } else if (!single) {
-        forms += lines*.strip()
+        forms += lines.collect { String line -> pyStrip(line) }
     }
     String ansi = '\\x1b(?:\\[[0-?]*[ -/]*[@-~]|\\][^\\x07\\x1b]*(?:\\x07|\\x1b\\\\)|[@-Z\\\\-_])'
     forms += forms.collectMany { String form ->
         String plain = form.replaceAll(ansi, '')
-        [plain, plain.strip()]
+        [plain, pyStrip(plain)]
     }
     return forms.findAll { String form ->
-        form && (single || (form.size() > 2 && !(form ==~ /[\{\}\[\]\(\),:;"' \t]+/)))
+        // Characters, not UTF-16 units: an emoji is one, as in Python.
+        form && (single || (form.codePointCount(0, form.length()) > 2 &&
+            !(form ==~ /[\{\}\[\]\(\),:;"' \t]+/)))
     }.unique()
+}
+
+// Python's str.splitlines() and str.strip(), which mask_lines uses. Java's readLines() ends a
+// line only at \n and \r, and its strip() keeps NBSP, U+2007, U+202F and U+0085: a value pasted
+// with a trailing NBSP and printed trimmed would be masked by mlsteps but not here.
+@NonCPS
+private static List<String> pyLines(String text) {
+    return text.split('\\r\\n|[\\n\\r\\x0B\\f\\x1C\\x1D\\x1E\\x85\\u2028\\u2029]') as List<String>
+}
+
+@NonCPS
+private static String pyStrip(String text) {
+    String space = '[\\t\\n\\x0B\\f\\r\\x1C-\\x1F \\x85\\xA0\\u1680\\u2000-\\u200A\\u2028\\u2029' +
+        '\\u202F\\u205F\\u3000]'
+    return text.replaceAll('^' + space + '+|' + space + '+$', '')
 }
 
 // readJSON gives a JSONObject in Jenkins; the block gets plain strings.

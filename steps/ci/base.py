@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
+import os
+import re
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TextIO
 
-from steps.secret import Secret, json_default, mask_lines
+from steps.secret import Secret, encoded_forms, json_default, mask_lines
 
 
 class Face:
@@ -45,10 +49,18 @@ class Face:
     # ----- lines --------------------------------------------------------------------------
     def write(self, text: str, stream: TextIO | None = None) -> None:
         stream = stream or self.out
-        if stream is not self.out:
-            self.out.flush()  # keep the order of lines when both streams reach one console
-        stream.write(self.scrub(text) + "\n")
-        stream.flush()
+        try:
+            if stream is not self.out:
+                self.out.flush()  # keep the order of lines when both streams reach one console
+            stream.write(self.scrub(text) + "\n")
+            stream.flush()
+        except BrokenPipeError:
+            # Nobody reads any more (`mlsteps … | head`): the work goes on to its end (a
+            # revoke, a cleanup) with its lines dropped, as the Python docs advise.
+            for gone in {self.out, stream}:
+                # A stream that is not a real file (a test's StringIO) has no descriptor.
+                with contextlib.suppress(OSError, ValueError):
+                    os.dup2(os.open(os.devnull, os.O_WRONLY), gone.fileno())
 
     def info(self, message: str) -> None:
         if not self.quiet:
@@ -88,17 +100,53 @@ class Face:
     # ----- secrets ------------------------------------------------------------------------
     def mask(self, value: str) -> None:
         """Never show this value again; faces with a log masker register it there too."""
-        for line in mask_lines(value):
-            if line not in self._masked:
-                self._masked.append(line)
-        # Longest first: a secret holding another (PREFIX-abc-SUFFIX and abc) is hidden
-        # whole, not as PREFIX-***-SUFFIX.
-        self._masked.sort(key=len, reverse=True)
+        lines = mask_lines(value)
+        for form in [*lines, *(f for line in [value, *lines] for f in encoded_forms(line))]:
+            if form not in self._masked:
+                self._masked.append(form)
+        self._masked.sort(key=len, reverse=True)  # longest first: see _pattern_of
 
     def scrub(self, text: str) -> str:
-        for secret in self._masked:
-            text = text.replace(secret, "***")
-        return text
+        """text with every masked value shown as ***. Values that overlap (abcd and cdef in
+        abcdef) are hidden as one: replacing one after the other would show the tail of the
+        second (***ef)."""
+        found_in = [secret for secret in self._masked if secret in text]  # fast, in C
+        if not found_in:
+            return text
+        pattern = _pattern_of(tuple(found_in))
+        pieces, shown_to = [], 0
+        start, end = -1, -1
+        for found in pattern.finditer(text):
+            if found.start() >= end:  # a new masked stretch: close the last one
+                if end > 0:
+                    pieces += [text[shown_to:start], "***"]
+                    shown_to = end
+                start = found.start()
+            end = max(end, found.start() + len(found.group(1)))
+        if end > 0:
+            pieces += [text[shown_to:start], "***"]
+            shown_to = end
+        pieces.append(text[shown_to:])
+        return "".join(pieces)
+
+    def cut_for_scrub(self, text: str) -> int:
+        """Where a stream's text read so far can be cut: text[:cut] can be scrubbed and shown
+        now, text[cut:] waits for what follows. No masked value crosses the cut, and the tail
+        is long enough to hold the start of one that the rest of the stream may complete."""
+        longest = max((len(s.encode("utf-8")) for s in self._masked), default=0)
+        # In bytes: text decoded with surrogateescape has at most one character per byte.
+        cut = max(0, len(text) - max(0, longest - 1))
+        found_in = [secret for secret in self._masked if secret in text]
+        moved = True
+        while moved and cut > 0 and found_in:
+            moved = False
+            for found in _pattern_of(tuple(found_in)).finditer(text, max(0, cut - longest)):
+                if found.start() >= cut:
+                    break
+                if found.start() + len(found.group(1)) > cut:
+                    cut, moved = found.start(), True
+                    break
+        return cut
 
     # ----- results ------------------------------------------------------------------------
     def set_outputs(self, step: str, outputs: Mapping[str, str | Secret]) -> None:
@@ -128,7 +176,12 @@ class Face:
                 "step": step,
                 "ok": exit_code == 0,
                 "exit_code": exit_code,
-                "outputs": dict(outputs),
+                # Scrubbed as every other channel of outputs is (a terminal line, GitHub's
+                # output file, Jenkins' JSON file); a Secret stays <redacted>.
+                "outputs": {
+                    name: value if isinstance(value, Secret) else self.scrub(value)
+                    for name, value in outputs.items()
+                },
                 "error": self.scrub(error) if error else None,
             }
             if plan is not None:
@@ -138,3 +191,11 @@ class Face:
                 document["applied"] = list(applied)
             sys.stdout.write(json.dumps(document, default=json_default) + "\n")
             sys.stdout.flush()
+
+
+@functools.lru_cache(maxsize=64)
+def _pattern_of(secrets: tuple[str, ...]) -> re.Pattern[str]:
+    """At each place the longest of secrets (given longest first) that starts there, found by
+    a lookahead so that overlapping ones are all seen: a secret holding another
+    (PREFIX-abc-SUFFIX and abc) is hidden whole, not as PREFIX-***-SUFFIX."""
+    return re.compile("(?=(" + "|".join(re.escape(s) for s in secrets) + "))", re.DOTALL)

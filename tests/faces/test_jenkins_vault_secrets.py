@@ -607,3 +607,49 @@ def test_real_cli_takes_the_documented_list_form_as_the_key(
     )
     assert run.status == "SUCCESS", run.console
     assert json.loads((workspace / "seen.json").read_text()) == {"DB_VALUE": sha("pw-v2")}
+
+
+# Shapes where Java's and Python's ideas of a line and of white space part: \v, \f, \x1c-\x1e,
+# \x85, \u2028 and \u2029 end a line for Python; NBSP and its kin are white space to Python's
+# strip only. A value pasted with a trailing NBSP and printed trimmed was masked by mlsteps'
+# faces but not by Mask Passwords.
+PARITY_VALUES = {
+    "NBSP_VALUE": "\u00a0pasted-secret\u00a0",
+    "NARROW_VALUE": "\u202fnarrow-secret\u2007",
+    "NEL_VALUE": "first-part\x85second-part",
+    "VT_VALUE": "vertical-one\x0bvertical-two\x0cformfeed-three",
+    "SEP_VALUE": "line-sep-one\u2028para-two\u2029group\x1dthree",
+    "CR_VALUE": "carriage-one\rcarriage-two\r\n",
+    "ANSI_VALUE": "  \x1b[1;31mred-value\x1b[0m\n\x1b]0;title\x07second-line\n",
+    "SHORT_LINES_VALUE": "ab\ncd\n{\n}",
+    "ONE_VALUE": "Q",
+    "WORD_VALUE": "true",
+    "TABS_VALUE": "\t tabbed \t",
+    "JSON_VALUE": '{\n  "k": "v 100% \\"q\\"",\n  "n": [1, 2]\n}\n',
+    "EMOJI_VALUE": "\U0001f511x\nlong-enough-line\n",  # a line of 2 characters, 3 UTF-16 units
+}
+
+
+def test_mask_passwords_gets_what_mlsteps_own_faces_mask(
+    run_jenkins: Any, probe: list[str], tmp_path: Path
+) -> None:
+    values_file = tmp_path / "values.json"
+    values_file.write_text(json.dumps(PARITY_VALUES), encoding="utf-8")
+    run = run_jenkins(
+        "withVaultSecrets",
+        {"mlsteps": probe, "secrets": "secret/a b"},
+        body="return null",
+        workspace=tmp_path / "ws",
+        env={"PROBE_VALUES_FILE": str(values_file)},
+    )
+    assert run.status == "SUCCESS", run.console
+    (wrap,) = run.calls("wrap")
+    got: dict[str, set[str]] = {}
+    for pair in wrap["args"]["varPasswordPairs"]:
+        got.setdefault(re.sub(r"_LINE_\d+$", "", pair["var"]), set()).add(pair["passwordSha256"])
+    expected = {
+        name: {sha(form) for form in mask_lines(value)} | ({sha(value)} if value.strip() else set())
+        for name, value in PARITY_VALUES.items()
+    }
+    differ = sorted(name for name in expected if got.get(name, set()) != expected[name])
+    assert differ == [], differ

@@ -163,7 +163,8 @@ def test_a_tls_file_that_cannot_be_used(
 
 
 @pytest.mark.parametrize("case", ["file-dir", "file-under-a-file", "lease-dir", "long-name",
-                                  "github-env-dir", "github-env-unset"])  # fmt: skip
+                                  "github-env-dir", "github-env-unset", "world-writable",
+                                  "lease-world-writable"])  # fmt: skip
 def test_an_output_path_that_cannot_be_written_is_refused_before_the_login(
     cli: Cli, case: str
 ) -> None:
@@ -182,6 +183,16 @@ def test_an_output_path_that_cannot_be_written_is_refused_before_the_login(
     elif case == "long-name":
         args = ["--file", "x" * 300 + ".env"]
         message = "is longer than 255 bytes"
+    elif case in ("world-writable", "lease-world-writable"):
+        # Anyone may rename the written file away and put their own in its place (no sticky
+        # bit): the job would source their text as its secrets.
+        (cli.cwd / "adir").chmod(0o777)
+        option = "--file" if case == "world-writable" else "--lease-file"
+        args = ["--file", "values.env", option, "adir/new/v.env"]
+        message = (
+            f"{option} {cli.cwd / 'adir/new/v.env'}: {cli.cwd / 'adir'} may be written by every "
+            "user and has no sticky bit"
+        )
     else:
         env.update({"GITHUB_ACTIONS": "true", "RUNNER_TEMP": str(cli.cwd / "adir")})
         args = []

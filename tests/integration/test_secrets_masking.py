@@ -7,6 +7,7 @@ command cannot issue workflow commands.
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import uuid
@@ -156,3 +157,20 @@ def test_exec_masks_nested_trimmed_and_uncoloured_forms(cli: Cli) -> None:
     assert done.code == 0, done
     assert "B: ***\nC: ***\nD: ***\n" in done.out, done
     assert "PREFIX" not in done.out and "SUFFIX" not in done.out and "red-" not in done.out
+
+
+def test_the_json_result_masks_its_outputs_as_the_other_channels_do(cli: Cli) -> None:
+    # An output that holds a value (here the --file path names it): the terminal line, the
+    # GitHub output and the Jenkins outputs file showed ***, the --json result showed it raw.
+    value = f"pw-{cli.uid}"
+    cli.put("secret", f"{cli.uid}/app", {"S": value})
+    target = cli.cwd / f"{value}.env"
+    done = cli.run(
+        "--json", "secrets", "fetch", "--secrets", f"secret/{cli.uid}/app S", "--file",
+        str(target), env=cli.reader(),
+    )  # fmt: skip
+    assert done.code == 0, done
+    result = json.loads(done.out)
+    assert result["outputs"]["file"] == str(cli.cwd / "***.env"), result
+    assert target.exists()
+    assert cli.run("secrets", "revoke", env=cli.reader()).code == 0

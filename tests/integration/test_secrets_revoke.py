@@ -6,10 +6,13 @@ exit 2 with the record and the reason named, the victim intact and no server con
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
 import stat
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,8 +73,10 @@ def record(url: str, files: list[dict[str, Any]], **extra: Any) -> dict[str, Any
 
 
 def identity(path: Path) -> dict[str, Any]:
+    """What fetch records of a file it wrote."""
     info = path.stat()
-    return {"path": str(path), "device": info.st_dev, "inode": info.st_ino}
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return {"path": str(path), "device": info.st_dev, "inode": info.st_ino, "sha256": digest}
 
 
 def refused(done: Done, record_path: Path, why: str, cwd: Path) -> None:
@@ -98,6 +103,78 @@ def test_a_committed_record_listing_a_victim_is_refused(cli: Cli, listener: sock
     refused(done, committed, "of mode 0644, not 0600", cli.cwd)
     assert target.read_text() == "precious\n" and committed.exists()
     assert not contacted(listener), "revoke contacted the URL a foreign record named"
+
+
+def test_a_record_checked_out_under_umask_077_naming_a_victim_by_its_inode_is_refused(
+    cli: Cli, listener: socket.socket
+) -> None:
+    # git (and tar) under `umask 077` check out a committed record 0600 and ours, just as
+    # fetch writes it; say the attacker even knows the victim's device and inode (a CI image
+    # is the same on every run). Only the content, which they do not know, tells it apart.
+    target = victim(cli)
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    upstream = cli.cwd / "upstream"
+    committed = upstream / ".mlsteps" / "secrets" / "lease-committed.json"
+    committed.parent.mkdir(parents=True)
+    guessed = {**identity(target), "sha256": hashlib.sha256(b"").hexdigest()}
+    committed.write_text(json.dumps(record(url, [guessed])))
+    git = ["git", "-c", "user.name=a", "-c", "user.email=a@example.invalid"]
+    subprocess.run([*git, "init", "-q", str(upstream)], check=True)
+    subprocess.run([*git, "-C", str(upstream), "add", "-A"], check=True)
+    subprocess.run([*git, "-C", str(upstream), "commit", "-qm", "x"], check=True)
+    checkout = cli.cwd / "checkout"
+    subprocess.run(
+        ["sh", "-c", 'umask 077 && git clone -q "$1" "$2"', "sh", str(upstream), str(checkout)],
+        check=True,
+    )
+    record_path = checkout / ".mlsteps" / "secrets" / "lease-committed.json"
+    assert stat.S_IMODE(record_path.stat().st_mode) == 0o600  # passes the record's own check
+    done = subprocess.run(
+        [sys.executable, "-m", "steps", "secrets", "revoke"],
+        capture_output=True, text=True, timeout=60, cwd=checkout, env=cli.env(),
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert f"its file {target} is now a file of other content than fetch wrote" in done.stderr
+    assert "nothing was revoked or removed" in done.stderr and "Traceback" not in done.stderr
+    assert target.read_text() == "precious\n" and record_path.exists()
+    assert not contacted(listener), "revoke contacted the URL a foreign record named"
+
+
+def test_revoke_empties_a_fetched_file_that_was_hard_linked_elsewhere(cli: Cli) -> None:
+    # A hard link is the same inode: it passes every check, and removing fetch's name would
+    # leave the values readable under the other one. Emptied first, it holds nothing.
+    cli.put("secret", f"{cli.uid}/db", {"password": f"pw-{cli.uid}"})
+    env = cli.reader()
+    values, lease = cli.cwd / "values.env", cli.cwd / "lease.json"
+    done = cli.run(
+        "secrets", "fetch", "--secrets", f"secret/{cli.uid}/db password", "--file", str(values),
+        "--lease-file", str(lease), env=env,
+    )  # fmt: skip
+    assert done.code == 0, done
+    kept = cli.cwd / "kept" / "copy.env"
+    kept.parent.mkdir()
+    os.link(values, kept)
+    done = cli.run("secrets", "revoke", "--lease-file", str(lease), env=env)
+    assert done.code == 0, done
+    assert not values.exists() and not lease.exists()
+    assert kept.exists() and kept.read_bytes() == b""
+
+
+def test_a_fetched_file_changed_after_fetch_is_not_removed(cli: Cli) -> None:
+    cli.put("secret", f"{cli.uid}/db", {"password": f"pw-{cli.uid}"})
+    env = cli.reader()
+    values, lease = cli.cwd / "values.env", cli.cwd / "lease.json"
+    done = cli.run(
+        "secrets", "fetch", "--secrets", f"secret/{cli.uid}/db password", "--file", str(values),
+        "--lease-file", str(lease), env=env,
+    )  # fmt: skip
+    assert done.code == 0, done
+    with values.open("a") as out:  # same inode, another content
+        out.write("ADDED=by someone\n")
+    done = cli.run("secrets", "revoke", "--lease-file", str(lease), env=env)
+    assert done.code == 2, done
+    assert f"its file {values} is now a file of other content" in done.err, done
+    assert values.read_text().endswith("ADDED=by someone\n") and lease.exists()
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="making a file of another owner needs root")
@@ -197,7 +274,7 @@ def test_a_fetched_file_replaced_after_fetch_is_not_removed(cli: Cli, replacemen
         pytest.param(json.dumps({**record("http://127.0.0.1:9", []), "leases": "abc"}),
                      "'leases' must be a list of lease ids", id="leases-a-string"),
         pytest.param(json.dumps({**record("http://127.0.0.1:9", []), "files": ["/etc/passwd"]}),
-                     "each of 'files' must be {path (absolute), device, inode}",
+                     "each of 'files' must be {path (absolute), device, inode, sha256}",
                      id="file-a-string"),
         pytest.param(json.dumps({k: v for k, v in record("http://127.0.0.1:9", []).items()
                                  if k != "url"}), "'url' must be a URL", id="no-url"),
@@ -264,3 +341,28 @@ def test_the_dry_run_reads_the_records_and_refuses_what_the_run_would(cli: Cli) 
     bad.chmod(0o644)
     refused(cli.run("--dry-run", "secrets", "revoke", env=env), bad, "of mode 0644", cli.cwd)
     assert good.exists() and values.exists() and bad.exists()
+
+
+def test_a_file_that_cannot_be_removed_is_emptied_and_the_leases_still_revoked(cli: Cli) -> None:
+    cli.put("secret", f"{cli.uid}/db", {"password": f"pw-{cli.uid}"})
+    env = cli.reader()
+    locked = cli.cwd / "locked"
+    locked.mkdir()
+    values, lease = locked / "values.env", cli.cwd / "lease.json"
+    done = cli.run(
+        "secrets", "fetch", "--secrets", f"secret/{cli.uid}/db password", "--file", str(values),
+        "--lease-file", str(lease), env=env,
+    )  # fmt: skip
+    assert done.code == 0, done
+    # Root removes names from any directory it may not write, but not from an append-only one.
+    lock = ["chattr", "+a", str(locked)] if os.geteuid() == 0 else ["chmod", "500", str(locked)]
+    unlock = ["chattr", "-a", str(locked)] if os.geteuid() == 0 else ["chmod", "700", str(locked)]
+    subprocess.run(lock, check=True)
+    try:
+        done = cli.run("secrets", "revoke", "--lease-file", str(lease), env=env)
+    finally:
+        subprocess.run(unlock, check=True)
+    assert done.code == 0, done
+    assert f"{values} was emptied but not removed (" in done.err, done
+    assert "remove it yourself" in done.err and "Traceback" not in done.err, done
+    assert values.read_bytes() == b"" and not lease.exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -172,10 +173,14 @@ def test_unexpected_error_writes_the_traceback_to_a_file(tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize("verbose", [[], ["-v"]])
-def test_the_traceback_of_an_unexpected_error_is_masked(tmp_path: Path, verbose: list[str]) -> None:
+@pytest.mark.parametrize("shape", ["plain", "backslash"])
+def test_the_traceback_of_an_unexpected_error_is_masked(
+    tmp_path: Path, verbose: list[str], shape: str
+) -> None:
     # The same unplanned failure, with a secret's value in the failing path: the message, the
-    # log file and (with -v) the traceback printed all show *** instead.
-    value = f"s3cret-{os.getpid()}-value"
+    # log file and (with -v) the traceback printed all show *** instead. The error's message
+    # holds the path as a repr: a backslash in it shows doubled, and is masked as such.
+    value = f"s3cret-{os.getpid()}-value" + ("\\x" if shape == "backslash" else "")
     (tmp_path / f"blocker-{value}").write_text("")
     env = {
         "PATH": "/usr/bin:/bin",
@@ -191,9 +196,12 @@ def test_the_traceback_of_an_unexpected_error_is_masked(tmp_path: Path, verbose:
     assert ("Traceback" in done.stderr) == bool(verbose)
     match = next(x for x in done.stderr.splitlines() if "unexpected error" in x)
     log = Path(match.split("The traceback is in ")[1].split(";")[0])
+    mode = stat.S_IMODE(log.stat().st_mode)
     text = log.read_text()
     log.unlink()
+    assert mode == 0o600  # a traceback is private even masked
     assert "Traceback" in text and "blocker-***" in text and value not in text
+    assert repr(value)[1:-1] not in text + done.stderr
 
 
 def test_promote_dry_run_reads_mlflow_with_requests_only(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import logging
@@ -10,7 +11,7 @@ import pickle
 import pytest
 
 from steps.ci.base import Face
-from steps.secret import REDACTED, Secret, json_default, mask_lines
+from steps.secret import REDACTED, Secret, encoded_forms, json_default, mask_lines
 
 VALUE = 'line one\n{"k": "v%$\\\\"}\nünï'
 
@@ -116,3 +117,16 @@ def test_faces_print_secret_outputs_redacted_and_json_results_redacted(
     json_face.result("secrets", exit_code=0, outputs={"DB": Secret(VALUE)}, error=None)
     document = json.loads(capsys.readouterr().out)
     assert document["outputs"] == {"DB": REDACTED}
+
+
+def test_encoded_forms_are_how_programs_print_a_value() -> None:
+    value = 'pässwörd "q" \\ it\'s'
+    forms = encoded_forms(value)
+    assert json.dumps(value)[1:-1] in forms  # \u00e4 …, \" and \\
+    assert json.dumps(value, ensure_ascii=False)[1:-1] in forms
+    assert repr(value)[1:-1] in forms
+    assert any(f.startswith("p%C3%A4ssw%C3%B6rd%20%22q%22") for f in forms)  # quote
+    assert base64.b64encode(value.encode()).decode().rstrip("=") in forms
+    assert any(f.startswith("p%C3%A4ssw%C3%B6rd+%22q%22") for f in forms)  # quote_plus
+    assert encoded_forms("plain-value") == ["cGxhaW4tdmFsdWU"]  # only what differs from it
+    assert encoded_forms("abc") == []  # too short to tell from ordinary text

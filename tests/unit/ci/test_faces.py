@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 from steps.ci import detect, make_face
+from steps.ci.base import Face
 from steps.ci.github import GitHubFace
 from steps.ci.jenkins import JenkinsFace
 from steps.ci.local import LocalFace
@@ -160,3 +161,27 @@ def test_github_registers_the_trimmed_and_uncoloured_forms_too(tmp_path: Path) -
     ]
     face.mask("secret")  # held by the first: the longer one is still replaced whole
     assert face.scrub("[red-secret] [secret]") == "[***] [***]"
+
+
+def test_overlapping_values_are_hidden_as_one_and_stars_are_not_masked_twice() -> None:
+    face = Face({})
+    face.mask("abcdefgh")
+    face.mask("efghijkl")  # overlaps the first: one after the other showed ***ijkl
+    assert face.scrub("xx abcdefghijkl yy") == "xx *** yy"
+    face.mask("*")  # a value of one star: the *** put in place is not masked again
+    assert face.scrub("a * b abcdefgh") == "a *** b ***"
+    face.mask("aa")
+    assert face.scrub("aaa|aa a") == "***|*** a"  # overlapping matches of one value
+
+
+def test_a_stream_is_cut_only_where_no_masked_value_crosses() -> None:
+    face = Face({})
+    assert face.cut_for_scrub("anything") == len("anything")  # nothing masked: no hold
+    face.mask("SECRET")
+    # The last characters wait (as many as the longest masked form, its base64 here, less
+    # one): what follows may complete a value starting there.
+    assert face.cut_for_scrub("x" * 20 + "SEC") == 23 - (len("U0VDUkVU") - 1)
+    assert face.cut_for_scrub("x" * 20 + "SECRETyy") == 20  # never inside a value
+    face.mask("ETyyzz")  # overlaps SECRET: the cut moves back past both
+    assert face.cut_for_scrub("x" * 20 + "SECRETyyzzqq") == 20
+    assert face.cut_for_scrub("x" * 20 + "SECRETyyzz" + "q" * 9) == 39 - 7  # nothing crosses
