@@ -30,6 +30,7 @@ from typing import Any
 
 from steps.errors import ConfigError
 from steps.model_facts import ModelFacts
+from steps.text import strip_escapes
 
 SERVER_FILE = Path(__file__).parent / "serve" / "server.py"
 # The serving runtime beside the model's own requirements: MLflow's model loading and request
@@ -242,13 +243,9 @@ def context_tar(files: Mapping[str, bytes], trees: Mapping[str, Path] = {}) -> i
     return buffer
 
 
-# Terminal control sequences (colours, cursor moves) some tools in a build print even when
-# piped: CSI, OSC and the two-character escapes. Stripped from what a CI log shows.
-ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[ -/]*[0-~])")
-
-
 def plain(line: str) -> str:
-    return ANSI.sub("", line).replace("\r", "")
+    """A build's line as a CI log should show it: no terminal escapes, no carriage returns."""
+    return strip_escapes(line).replace("\r", "")
 
 
 class BuildFailed(Exception):
