@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from steps.cli import STEP_HELP, Runtime
@@ -299,8 +298,6 @@ def _check(config: PackageConfig) -> None:
                 "needs (spaces, newlines, quotes and shell characters such as $ ` ; & | are "
                 "refused). Give the index's URL alone, percent-encoding any such character."
             )
-    if config.ca_bundle and not Path(config.ca_bundle).is_file():
-        raise ConfigError(f"--ca-bundle {config.ca_bundle}: no such file. Give a PEM file.")
     if config.registry_password is not None and not config.registry_username:
         raise ConfigError(
             "MLSTEPS_PACKAGE_REGISTRY_PASSWORD is set but no user name: give "

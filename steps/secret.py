@@ -8,20 +8,16 @@ consumer (an environment, a 0600 file, a tmpfs file) calls it.
 from __future__ import annotations
 
 import hmac
-import re
 from typing import Any, NoReturn
 
 from steps.errors import ConfigError
+from steps.text import strip_escapes
+from steps.values import MAX_TOKEN_BYTES
 
 REDACTED = "<redacted>"
 # Lines of a multi-line value made only of these are structure, not secret: `{`, `},`, `]`.
 # Registered as masks they would star every brace in the rest of the job's log.
 _STRUCTURE = set("{}[](),:;\"' \t")
-
-
-# Terminal escape sequences (colour, cursor, titles): a tool that strips colour (a log viewer,
-# `less -R`, a CI page) shows a coloured value without them, so that form is masked too.
-_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
 
 
 def mask_lines(value: str) -> list[str]:
@@ -40,7 +36,7 @@ def mask_lines(value: str) -> list[str]:
         # compact.
         forms = [line.strip() for line in lines]
     for form in list(forms):
-        plain = _ANSI.sub("", form)
+        plain = strip_escapes(form)  # a tool that strips colour shows this form
         forms += [plain, plain.strip()]
     found: list[str] = []
     for form in forms:
@@ -124,8 +120,9 @@ def json_default(value: Any) -> Any:
 
 
 # A token, a secret id or a JWT is at most a few KiB: a file much larger is the wrong file
-# (or /dev/zero), and reading it whole would never end.
-MAX_CREDENTIAL_BYTES = 64 * 1024
+# (or /dev/zero), and reading it whole would never end. The same cap the option's own check
+# (steps/values.parse_token_file) applies before anything runs.
+MAX_CREDENTIAL_BYTES = MAX_TOKEN_BYTES
 
 
 def read_secret_file(option: str, path: str, fix: str = "Fix the path.") -> Secret:

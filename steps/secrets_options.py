@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from steps.cli import STEP_HELP, Runtime
@@ -285,8 +284,9 @@ def resolve_values(runtime: Runtime, flags: Mapping[str, Any]) -> dict[str, Any]
 
 def _check_tls_files(values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
     """TLS files are read by the HTTP library deep in the first request: load them here the
-    way it will, so a typo, a directory or a file that is not PEM is a clear exit 2 and not a
-    TLS failure (exit 1) or a stack of library errors."""
+    way it will, so a file that is not a certificate (or a key without its certificate) is a
+    clear exit 2 and not a TLS failure (exit 1). A missing file, a directory or a file that is
+    not PEM at all was refused already by the option's own check (values.parse_pem_file)."""
     import ssl
 
     def bad(option: str, why: str) -> ConfigError:
@@ -295,10 +295,6 @@ def _check_tls_files(values: Mapping[str, Any], sources: Mapping[str, str]) -> N
             "PEM file" + (" (the server's CA bundle)." if option == "ca-cert" else ".")
         )
 
-    for option in ("ca-cert", "client-cert", "client-key"):
-        path = values[option]
-        if path and not Path(path).is_file():
-            raise bad(option, "no such file" if not Path(path).exists() else "not a file")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     if values["ca-cert"]:
         try:
