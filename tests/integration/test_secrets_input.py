@@ -115,17 +115,18 @@ def test_a_credential_file_that_is_not_a_credential(
 ) -> None:
     ok = cli.cwd / "ok"
     ok.write_text("fine\n")
+    # Refused by the option's own check (steps/values.parse_token_file), before anything runs.
     if content == "endless":
-        path, why = "/dev/zero", "longer than 64 KiB, so not a credential"
+        path, why = "/dev/zero", "expected a small text file (this is not a regular file)"
     else:
-        path, why = str(cli.cwd / "binary"), "not UTF-8 text, so not a credential"
+        path, why = str(cli.cwd / "binary"), "expected a UTF-8 text file"
         Path(path).write_bytes(b"\xff\xfe\x00token\x80")
     args = [a.format(ok=ok) for a in more]
     done = cli.run(
         "secrets", "exec", "--method", method, f"--{option}", path, *args,
         "--secrets", "secret/ml/db password", "--", "true", env=offline(cli, {"VAULT_TOKEN": None}),
     )  # fmt: skip
-    bad_input(done, f"--{option} {path}: {why}")
+    bad_input(done, f"--{option} '{path}' is not valid: {why}")
 
 
 def test_an_endless_kubernetes_token_is_refused_before_the_login(cli: Cli) -> None:
@@ -134,17 +135,27 @@ def test_an_endless_kubernetes_token_is_refused_before_the_login(cli: Cli) -> No
         "--kubernetes-token-path", "/dev/zero", "--secrets", "secret/ml/db password",
         "--", "true", env=offline(cli, {"VAULT_TOKEN": None}),
     )  # fmt: skip
-    bad_input(done, "--kubernetes-token-path /dev/zero: longer than 64 KiB")
+    bad_input(
+        done,
+        "--kubernetes-token-path '/dev/zero' is not valid: expected a small text file (this is "
+        "not a regular file)",
+    )
+
+
+# The first three are refused by the option's own check (steps/values.parse_pem_file); the
+# last looks like PEM and is refused when loaded as the HTTP library will load it.
+NOT_PEM = "--{option} '{path}' is not valid: expected a PEM file"
 
 
 @pytest.mark.parametrize(
     ("option", "content", "why"),
     [
-        ("ca-cert", None, "not a file"),
-        ("ca-cert", b"not a certificate\n", "holds no certificate"),
-        ("ca-cert", b"\xff\xfe\x00\x80", "holds no certificate"),
+        ("ca-cert", None, NOT_PEM + " (this is not a regular file)"),
+        ("ca-cert", b"not a certificate\n", NOT_PEM + " (-----BEGIN … blocks); this one is not"),
+        ("ca-cert", b"\xff\xfe\x00\x80", NOT_PEM + " (-----BEGIN … blocks); this one is not"),
         ("client-cert", b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
-         "no certificate with its private key could be loaded"),
+         "--{option} {path}: no certificate with its private key could be loaded (from flag "
+         "--{option})"),
     ],
 )  # fmt: skip
 def test_a_tls_file_that_cannot_be_used(
@@ -159,7 +170,7 @@ def test_a_tls_file_that_cannot_be_used(
     for subcommand in (["exec", f"--{option}", str(path), *base],
                        ["revoke", f"--{option}", str(path)]):  # fmt: skip
         done = cli.run("secrets", *subcommand, env=offline(cli))
-        bad_input(done, f"--{option} {path}: {why} (from flag --{option})")
+        bad_input(done, why.format(option=option, path=path))
 
 
 @pytest.mark.parametrize("case", ["file-dir", "file-under-a-file", "lease-dir", "long-name",
@@ -182,7 +193,7 @@ def test_an_output_path_that_cannot_be_written_is_refused_before_the_login(
         message = f"--lease-file {cli.cwd / 'adir'}: a directory, not a file"
     elif case == "long-name":
         args = ["--file", "x" * 300 + ".env"]
-        message = "is longer than 255 bytes"
+        message = "is not valid: expected a path whose names are at most 255 bytes each"
     elif case in ("world-writable", "lease-world-writable"):
         # Anyone may rename the written file away and put their own in its place (no sticky
         # bit): the job would source their text as its secrets.
