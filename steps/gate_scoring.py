@@ -1,9 +1,10 @@
 """The gate's model judgement: both models scored on the same rows (or their runs' logged
 metrics compared), then per-slice checks. Imported only by a real run.
 
-Models are loaded with MLflow's pyfunc (so a model predicts exactly as it would be served);
-class probabilities, for roc_auc and log_loss, come from the underlying scikit-learn model when
-it has ``predict_proba``.
+Models are loaded with MLflow's pyfunc (so a model predicts exactly as it would be served), in
+a process without the job's credentials (steps/gates/model_runner.py); class probabilities,
+for roc_auc and log_loss, come from the underlying scikit-learn model when it has
+``predict_proba``.
 """
 
 from __future__ import annotations
@@ -58,65 +59,13 @@ def _metric_error(config: GateConfig, task: str, exc: ValueError) -> ConfigError
     )
 
 
-def _predict(uri: str, table: Any, task: str, face: Face) -> tuple[Any, Any, Any]:
-    """(predictions, probabilities or None, classes or None) of the model at uri."""
-    import mlflow
-
-    try:
-        model = mlflow.pyfunc.load_model(uri)
-    except Exception as exc:  # noqa: BLE001 - MLflow raises many types for a model it cannot load
-        raise StepFailed(
-            f"cannot load the model {uri} ({type(exc).__name__}: {str(exc)[:300]}). Is the "
-            "model's flavor installed where the gate runs (pip install 'mlsteps[gate]' and the "
-            "model's requirements)?"
-        ) from None
-    schema = model.metadata.get_input_schema()
-    if schema is not None and schema.has_input_names():
-        missing = [name for name in schema.input_names() if name not in table.columns]
-        if missing:
-            raise ConfigError(
-                f"--data: no column {', '.join(map(repr, missing))}, which the model {uri} "
-                f"takes (its signature's inputs: {', '.join(map(str, schema.input_names()))}). "
-                "Give evaluation data with every input column of the model."
-            )
-        # The model sees only its own inputs: --data may hold more (a slice column, an id).
-        table = table[list(schema.input_names())]
-    face.info(f"scoring {uri} on {len(table)} rows")
-    predicted = _answers(uri, "predict", model.predict, table)
-    if predicted.ndim == 2 and predicted.shape[1] == 1:
-        predicted = predicted[:, 0]
-    if len(predicted) != len(table):  # the model's fault, not the data's
-        raise StepFailed(
-            f"the model {uri} gave {len(predicted)} predictions for {len(table)} rows of --data: "
-            "a model must answer once per row."
-        )
-    proba = classes = None
-    if task == "classification" and "sklearn" in model.metadata.flavors:
-        raw = model.get_raw_model()
-        if hasattr(raw, "predict_proba") and hasattr(raw, "classes_"):
-            proba = _answers(uri, "give class probabilities", raw.predict_proba, table)
-            classes = tuple(raw.classes_.tolist())
-    return predicted, proba, classes
-
-
-def _answers(uri: str, doing: str, call: Any, table: Any) -> Any:
-    import numpy as np
-
-    try:
-        return np.asarray(call(table))
-    except Exception as exc:  # noqa: BLE001 - the model's own code raised
-        raise StepFailed(
-            f"the model {uri} failed to {doing} on --data ({type(exc).__name__}: "
-            f"{str(exc)[:300]}). Do the data's columns and types match the model's signature?"
-        ) from None
-
-
 def evaluate_on_data(config: GateConfig, state: GateState, face: Face) -> None:
     import os
 
     import numpy as np
 
     from steps.gates import metrics as m
+    from steps.gates import model_runner
 
     assert config.target and state.candidate
     y_true = state.data[config.target].to_numpy()
@@ -125,16 +74,25 @@ def evaluate_on_data(config: GateConfig, state: GateState, face: Face) -> None:
     judged = list(config.metrics)
     _check_names(state.task, judged, "--metrics")
     _check_names(state.task, _slice_metrics(config), "--slices metric")
-    # pyfunc resolves models:/ and runs:/ URIs through the tracking server it is pointed at.
-    os.environ["MLFLOW_TRACKING_URI"] = config.tracking_uri or ""
-    preds = []
     refs = [state.candidate, *([state.champion] if state.champion else [])]
-    for ref in refs:
-        uri = ref.uri if ref is state.candidate else f"models:/{ref.name}/{ref.version}"
-        predicted, proba, classes = _predict(uri, features, state.task, face)
+    models = [
+        (ref.uri if ref is state.candidate else f"models:/{ref.name}/{ref.version}",
+         ref.artifact_uri)
+        for ref in refs
+    ]  # fmt: skip
+    preds = []
+    for (uri, _), found in zip(
+        models, model_runner.score(models, state.artifacts, features, state.task, face),
+        strict=True,
+    ):  # fmt: skip
+        if len(found.predicted) != len(features):  # the model's fault, not the data's
+            raise StepFailed(
+                f"the model {uri} gave {len(found.predicted)} predictions for {len(features)} "
+                "rows of --data: a model must answer once per row."
+            )
         preds.append(
-            m.Predictions(y_true=y_true, y_pred=predicted, proba=proba, classes=classes,
-                          task=state.task)
+            m.Predictions(y_true=y_true, y_pred=found.predicted, proba=found.proba,
+                          classes=found.classes, task=state.task)
         )  # fmt: skip
     candidate, champion = preds[0], (preds[1] if len(preds) > 1 else None)
     state.predictions = (candidate, champion)

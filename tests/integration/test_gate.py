@@ -513,6 +513,85 @@ def test_a_model_answering_fewer_rows_than_asked_is_exit_1(
     assert not (tmp_path / "mlsteps-gate").exists()
 
 
+RECORDER_MODEL = """\
+import json
+import os
+
+import mlflow
+
+RECORD = {record!r}
+
+
+def record(moment):
+    with open(RECORD, "a") as out:
+        home = sorted(os.listdir(os.path.expanduser("~")))
+        out.write(json.dumps({{"moment": moment, "env": dict(os.environ), "home": home}}) + "\\n")
+
+
+record("load")  # a model from code runs this file when it is loaded
+
+
+class Recorder(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input, params=None):
+        record("predict")
+        return (model_input["x0"] > 0).astype(int)
+
+
+mlflow.models.set_model(Recorder())
+"""
+
+CREDENTIALS = {
+    "MLFLOW_TRACKING_USERNAME": "gate-user-7f3a",
+    "MLFLOW_TRACKING_PASSWORD": "gate-password-9c1e",
+    "AWS_ACCESS_KEY_ID": "AKIAGATETEST0000KEY1",
+    "AWS_SECRET_ACCESS_KEY": "gate-aws-secret-4b2d/+x",
+    "AWS_SESSION_TOKEN": "gate-aws-session-5e6f",
+    "GITHUB_TOKEN": "ghs_gateTokenShouldNotLeak123",
+    "VAULT_TOKEN": "hvs.gate-vault-token-8a8a",
+}
+
+
+def test_model_code_runs_without_the_jobs_credentials(
+    mlflow_server: Any, models: gate_setup.GateModels, tmp_path: Path
+) -> None:
+    """Security: loading and scoring the model runs the model's code. It sees none of the
+    credentials in the gate's environment, and no credentials file of the real home; the
+    verdict is the one its predictions earn."""
+    import mlflow
+    import pandas as pd
+
+    record = tmp_path / "seen.jsonl"
+    code = tmp_path / "recorder_model.py"
+    code.write_text(RECORDER_MODEL.format(record=str(record)))
+    with gate_setup.tracking(mlflow_server.uri), mlflow.start_run(run_name="gate-env") as run:
+        mlflow.pyfunc.log_model(name="model", python_model=str(code))
+    record.unlink(missing_ok=True)  # logging the model ran the file here too
+    table = pd.read_csv(models.eval_csv)
+    accuracy = float(((table.x0 > 0).astype(int) == table.label).mean())
+    given = {**CREDENTIALS, "MLSTEPS_MLFLOW_TRACKING_URI": mlflow_server.uri}
+    done = gate(
+        "--model-uri", f"runs:/{run.info.run_id}/model", "--champion-alias", "none",
+        "--data", str(models.eval_csv), "--target", "label",
+        "--metrics", "{accuracy: {min: 0.5}}", "--resamples", "0", "--log-report", "false",
+        cwd=tmp_path, env=given,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "mlsteps-gate" / "report.json").read_text())
+    assert report["verdict"] == "pass"
+    assert report["metrics"]["accuracy"]["candidate"] == pytest.approx(accuracy)
+    seen = [json.loads(line) for line in record.read_text().splitlines()]
+    assert {s["moment"] for s in seen} == {"load", "predict"}
+    for moment in seen:
+        env = moment["env"]
+        # A fresh home: no credentials file (.config is MLflow's, made in the child).
+        assert set(moment["home"]) <= {".config", ".cache"}, moment["home"]
+        text = json.dumps(env)
+        for name, value in given.items():
+            assert name not in env and value not in text, (moment["moment"], name)
+        assert not any(k.startswith(("MLFLOW_", "AWS_", "MLSTEPS_")) for k in env), env
+        assert env["PATH"] and env["HOME"] != str(Path.home())
+
+
 def test_threshold_on_a_metric_the_run_did_not_log(
     mlflow_server: Any, logged: dict[str, str], tmp_path: Path
 ) -> None:
