@@ -47,6 +47,7 @@ class GateState:
     task: str = ""
     checks: list[Check] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    not_judged: dict[str, str] = field(default_factory=dict)  # metric → why it could not be
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
     evaluation: str = ""
     report: dict[str, Any] = field(default_factory=dict)
@@ -336,6 +337,7 @@ def _side(ref: ModelRef | None) -> dict[str, Any] | None:
 
 def _report(config: GateConfig, state: GateState) -> dict[str, Any]:
     from steps import __version__
+    from steps import report as reports
 
     champion = _side(state.champion)
     if champion is not None:
@@ -359,7 +361,8 @@ def _report(config: GateConfig, state: GateState) -> dict[str, Any]:
         },
         "checks": [c.to_json() for c in state.checks],
         "metrics": state.metrics,
-        "notes": state.notes,
+        "not_judged": state.not_judged,
+        "notes": [*state.notes, *reports.infinite(state.metrics)],
     }
 
 
@@ -420,11 +423,20 @@ def _result(runtime: Runtime, state: GateState, applied: list[str]) -> StepResul
         raise GateRejected(
             f"gate rejected {who}: {len(failed)} check{'s' if len(failed) > 1 else ''} failed: "
             + "; ".join(reports.reason(c) for c in failed)
-            + f". Report: {state.paths.get('md')}",
+            + f".{_not_judged(state)} Report: {state.paths.get('md')}",
             summary=summary,
         )
-    face.info(f"gate passed: {_describe(state.candidate)} ({len(report['checks'])} checks)")
+    face.info(
+        f"gate passed: {_describe(state.candidate)} ({len(report['checks'])} checks)."
+        + _not_judged(state)
+    )
     return StepResult(outputs=outputs, summary=summary, applied=tuple(applied))
+
+
+def _not_judged(state: GateState) -> str:
+    if not state.not_judged:
+        return ""
+    return " Not judged: " + "; ".join(f"{n} ({why})" for n, why in state.not_judged.items()) + "."
 
 
 def step_failed(doing: str, exc: Exception) -> StepFailed:

@@ -9,12 +9,21 @@ for roc_auc and log_loss, come from the underlying scikit-learn model when it ha
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import TYPE_CHECKING, Any
 
 from steps.errors import ConfigError, StepFailed
 from steps.gate_options import GateConfig
-from steps.gates.thresholds import Measured, MetricThreshold, fmt, higher_is_better, judge
+from steps.gates.checks import Check
+from steps.gates.thresholds import (
+    Measured,
+    MetricThreshold,
+    at_most,
+    fmt,
+    higher_is_better,
+    judge,
+)
 
 if TYPE_CHECKING:
     from steps.ci import Face
@@ -96,13 +105,27 @@ def evaluate_on_data(config: GateConfig, state: GateState, face: Face) -> None:
         )  # fmt: skip
     candidate, champion = preds[0], (preds[1] if len(preds) > 1 else None)
     state.predictions = (candidate, champion)
-    if not judged:
-        binary = state.task == "classification" and len(np.unique(y_true)) == 2
-        with_proba = all(p.proba is not None for p in preds)
-        judged = [
-            n for n in DEFAULT_METRICS[state.task]
-            if n != "roc_auc" or (binary and with_proba)
-        ]  # fmt: skip
+    defaulted = not judged
+    if defaulted:
+        judged = list(DEFAULT_METRICS[state.task])
+        classes = len(np.unique(y_true))
+        if "roc_auc" in judged and classes > 2:
+            state.not_judged["roc_auc"] = (
+                f"it needs a binary task; these rows have {classes} classes"
+            )
+        elif "roc_auc" in judged and any(p.proba is None for p in preds):
+            state.not_judged["roc_auc"] = (
+                "a model compared has no predict_proba (only scikit-learn models give class "
+                "probabilities to the gate)"
+            )
+    for name in judged:
+        why = m.cannot_judge(name, preds)
+        if why:
+            state.not_judged.setdefault(name, why)
+    for name, why in state.not_judged.items():
+        state.notes.append(f"{name} not judged: {why}.")
+    if defaulted:  # asked for by name, the metric stays: its check fails, saying why
+        judged = [n for n in judged if n not in state.not_judged]
     without = [r for r, p in zip(refs, preds, strict=True) if p.proba is None]
     asked = [(n, "--metrics") for n in judged] + [
         (n, "--slices metric") for n in _slice_metrics(config)
@@ -142,13 +165,14 @@ def _judge_metrics(
 
     y_true = candidate.y_true
     intervals = {}
-    if config.resamples:
+    judgeable = [n for n in judged if n not in state.not_judged]
+    if config.resamples and judgeable:
         face.info(
             f"bootstrap: {config.resamples} paired resamples of {len(y_true)} rows "
             f"(seed {config.seed})"
         )
         intervals = m.bootstrap(
-            judged, candidate, champion, resamples=config.resamples, seed=config.seed,
+            judgeable, candidate, champion, resamples=config.resamples, seed=config.seed,
             confidence=config.confidence,
         )  # fmt: skip
     elif champion is not None and any(
@@ -159,8 +183,10 @@ def _judge_metrics(
             '(the default "not worse" check needs intervals).'
         )
     for name in judged:
-        value = m.score(name, candidate)
-        base = m.score(name, champion) if champion is not None else None
+        value = m.score(name, candidate) if name in judgeable else math.nan
+        base = (
+            None if champion is None else m.score(name, champion) if name in judgeable else math.nan
+        )
         found = intervals.get(name)
         measured = Measured(
             name=name,
@@ -172,7 +198,13 @@ def _judge_metrics(
         )
         rule = config.metrics.get(name)
         higher = higher_is_better(name, rule, _known_direction(name))
-        state.checks += judge(measured, rule, higher)
+        checks = judge(measured, rule, higher)
+        if name in state.not_judged:  # asked for by name: its checks fail, saying why
+            why = f"not judged: {state.not_judged[name]}"
+            checks = [dataclasses.replace(c, passed=False, detail=why) for c in checks] or [
+                Check(kind="metric", name=name, passed=False, threshold="a value", detail=why)
+            ]
+        state.checks += checks
         state.metrics[name] = {
             "candidate": value,
             "champion": base,
@@ -263,8 +295,6 @@ def _judge_column(
     column: str, rules: Any, state: GateState, m: Any,
     candidate: Predictions, champion: Predictions | None,
 ) -> None:  # fmt: skip
-    from steps.gates.checks import Check
-
     groups = state.data[column].astype("string").fillna("<null>").to_numpy()
     per_metric: dict[str, dict[str, float]] = {name: {} for name in rules.max_gap}
     for group in sorted(set(groups)):
@@ -279,7 +309,10 @@ def _judge_column(
         for name, rule in rules.metrics.items():
             state.checks += _slice_checks(m, name, rule, label, candidate, champion, mask)
         for name in rules.max_gap:
-            per_metric[name][group] = m.score(name, candidate, mask)
+            why = m.cannot_judge(name, [candidate], mask)
+            per_metric[name][group] = math.nan if why else m.score(name, candidate, mask)
+            if why:
+                state.notes.append(f"Slice {label}: {name} not judged: {why}.")
     for name, limit in rules.max_gap.items():
         values = {g: v for g, v in per_metric[name].items() if not math.isnan(v)}
         if len(values) < 2:
@@ -290,7 +323,7 @@ def _judge_column(
         state.checks.append(
             Check(
                 kind="gap", name=f"{name} across {column}", candidate=gap,
-                threshold=f"≤ {fmt(limit)}", passed=gap <= limit,
+                threshold=f"≤ {fmt(limit)}", passed=at_most(gap, limit),
                 detail=f"highest {column}={best} ({fmt(values[best])}), lowest "
                 f"{column}={worst} ({fmt(values[worst])})",
             )
@@ -301,10 +334,11 @@ def _slice_checks(
     m: Any, name: str, rule: MetricThreshold, label: str,
     candidate: Predictions, champion: Predictions | None, mask: Any,
 ) -> list[Any]:  # fmt: skip
+    why = m.cannot_judge(name, [candidate], mask)
     measured = Measured(
         name=f"{name} [{label}]",
-        candidate=m.score(name, candidate, mask),
-        champion=m.score(name, champion, mask) if champion is not None else None,
+        candidate=math.nan if why else m.score(name, candidate, mask),
+        champion=None if champion is None else math.nan if why else m.score(name, champion, mask),
     )
     higher = higher_is_better(name, rule, _known_direction(name))
     # Per-slice rules are value thresholds: a slice's change is shown, not judged.

@@ -177,6 +177,35 @@ def score(metric: str, preds: Predictions, rows: npt.NDArray[np.bool_] | None = 
         return _score_classification(metric, preds, mask, resolve_labels([preds], [metric]))
 
 
+# Metrics that say nothing about a binary task's rows without a positive (or a negative) row:
+# recall and roc_auc are undefined there, f1 reads 0 for every model (or is undefined).
+_NEEDS_POSITIVES = frozenset({"recall", "true_positive_rate", "f1", "roc_auc"})
+_NEEDS_NEGATIVES = frozenset({"false_positive_rate", "roc_auc"})
+
+
+def cannot_judge(
+    metric: str, models: Sequence[Predictions], rows: npt.NDArray[np.bool_] | None = None
+) -> str | None:
+    """Why ``metric`` cannot judge these rows (all, or a slice), or None when it can: a binary
+    task's rows hold no positive label (recall, f1, roc_auc) or no negative one."""
+    if models[0].task != CLASSIFICATION or metric not in _NEEDS_POSITIVES | _NEEDS_NEGATIVES:
+        return None
+    try:
+        labels = resolve_labels(models, [metric])
+    except ValueError:
+        return None  # score() says why, naming the metric
+    if labels.pos is None:
+        return None  # multiclass: macro averages over the classes present
+    y = models[0].y_true if rows is None else models[0].y_true[rows]
+    positive = labels.encode(y) == labels.pos
+    label = labels.values.tolist()[labels.pos]
+    if metric in _NEEDS_POSITIVES and not positive.any():
+        return f"no row has the positive label {label!r}"
+    if metric in _NEEDS_NEGATIVES and positive.all():
+        return f"every row has the positive label {label!r} (no negative row)"
+    return None
+
+
 def _score_regression(metric: str, preds: Predictions, mask: npt.NDArray[np.bool_]) -> float:
     from sklearn import metrics as skm  # type: ignore[import-untyped]
 

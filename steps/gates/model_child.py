@@ -10,8 +10,8 @@ and ``features.pkl`` (written by the parent). Answers go back as plain files the
 without running code: ``N-pred.npy`` and ``N-proba.npy`` (saved without pickle) and
 ``result.json``, one entry per model: {"status": "ok", "classes": [...] | null} or
 {"status": "missing", "missing": [...], "inputs": [...]} or
-{"status": "load" | "predict" | "proba" | "answers", "error": "..."}. The first failure ends
-the run.
+{"status": "load" | "predict" | "proba" | "answers", "error": "...", "inputs": [...]}. The
+first failure ends the run.
 """
 
 from __future__ import annotations
@@ -55,10 +55,11 @@ def _score(index: int, model_dir: str, features: Any, task: str, out: Path) -> d
             return {"status": "missing", "missing": missing, "inputs": names}
         # The model sees only its own inputs: --data may hold more (a slice column, an id).
         table = table[names]
+    inputs = {"inputs": [str(c) for c in table.columns]}  # for the parent's missing values
     try:
         predicted = np.asarray(model.predict(table))
     except Exception as exc:  # noqa: BLE001 - the model's own code raised
-        return _error("predict", exc)
+        return _error("predict", exc) | inputs
     try:
         np.save(out / f"{index}-pred.npy", _plain(predicted), allow_pickle=False)
     except (TypeError, ValueError) as exc:
@@ -70,7 +71,7 @@ def _score(index: int, model_dir: str, features: Any, task: str, out: Path) -> d
             try:
                 proba = np.asarray(raw.predict_proba(table), dtype=np.float64)
             except Exception as exc:  # noqa: BLE001 - the model's own code raised
-                return _error("proba", exc)
+                return _error("proba", exc) | inputs
             np.save(out / f"{index}-proba.npy", proba, allow_pickle=False)
             classes = _plain(raw.classes_).tolist()
     return {"status": "ok", "classes": classes}

@@ -91,9 +91,10 @@ def score(
             on_line=lambda line: None,  # the model's own output: kept for a failure's message
         )
         results = _results(work, len(models), outcome.exit_code, outcome.log_tail)
+        holes = {str(c): int(n) for c, n in features.isna().sum().items() if n}
         # A failure ends the child's list early: _answers raises at that entry.
         pairs = enumerate(zip(models, results, strict=False))
-        return [_answers(work, i, uri, entry) for i, ((uri, _), entry) in pairs]
+        return [_answers(work, i, uri, entry, holes) for i, ((uri, _), entry) in pairs]
 
 
 def _results(work: Path, count: int, code: int, tail: list[str]) -> list[dict[str, Any]]:
@@ -117,7 +118,9 @@ def _results(work: Path, count: int, code: int, tail: list[str]) -> list[dict[st
     return results
 
 
-def _answers(work: Path, index: int, uri: str, entry: dict[str, Any]) -> Answers:
+def _answers(
+    work: Path, index: int, uri: str, entry: dict[str, Any], holes: Mapping[str, int]
+) -> Answers:
     import numpy as np
 
     status = str(entry.get("status"))
@@ -129,8 +132,18 @@ def _answers(work: Path, index: int, uri: str, entry: dict[str, Any]) -> Answers
             "every input column of the model."
         )
     if status != "ok":
+        error = str(entry.get("error", ""))[:300]
+        # Missing values the model cannot take are bad data (exit 2), not a broken model.
+        taken = [c for c in _names(entry.get("inputs"), limit=10_000) if c in holes]
+        if status in ("predict", "proba") and taken:
+            raise ConfigError(
+                "--data: missing values in "
+                + ", ".join(f"column {c!r} ({holes[c]} rows)" for c in taken[:20])
+                + f", which the model {uri} cannot predict on ({error}). Drop or fill those "
+                "rows before the gate (or gate a model that takes missing values)."
+            )
         why = _WHY.get(status, "the model {uri} could not be scored ({error}).")
-        raise StepFailed(why.format(uri=uri, error=str(entry.get("error", ""))[:300]))
+        raise StepFailed(why.format(uri=uri, error=error))
     try:
         predicted = np.load(work / f"{index}-pred.npy", allow_pickle=False)
         proba = classes = None
@@ -146,5 +159,5 @@ def _answers(work: Path, index: int, uri: str, entry: dict[str, Any]) -> Answers
     return Answers(predicted, proba, classes)
 
 
-def _names(value: Any) -> list[str]:
-    return [str(v)[:100] for v in value][:20] if isinstance(value, list) else []
+def _names(value: Any, limit: int = 20) -> list[str]:
+    return [str(v)[:100] for v in value[:limit]] if isinstance(value, list) else []

@@ -199,6 +199,20 @@ def judge(
 _UNDEFINED = "undefined on these rows"
 
 
+def _close(value: float, limit: float) -> bool:
+    # 0.3 - 0.2 is 0.09999999999999998: a number equal to its threshold up to float rounding
+    # meets it, whichever side the rounding fell on.
+    return math.isclose(value, limit, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def at_least(value: float, limit: float) -> bool:
+    return value >= limit or _close(value, limit)
+
+
+def at_most(value: float, limit: float) -> bool:
+    return value <= limit or _close(value, limit)
+
+
 def _nan(*values: float | None) -> bool:
     return any(v is not None and math.isnan(v) for v in values)
 
@@ -207,7 +221,9 @@ def _value(m: Measured, kind: str, bound: str, limit: float, common: dict[str, A
     if _nan(m.candidate):
         passed, detail = False, _UNDEFINED
     else:
-        passed, detail = (m.candidate >= limit if bound == "min" else m.candidate <= limit), ""
+        meets = at_least if bound == "min" else at_most
+        passed = meets(m.candidate, limit)
+        detail = "infinite (null in report.json)" if math.isinf(m.candidate) else ""
     return Check(
         kind=kind, threshold=f"{'≥' if bound == 'min' else '≤'} {fmt(limit)}", passed=passed,
         interval=m.candidate_interval, detail=detail, **common,
@@ -222,6 +238,8 @@ def _undefined_change(m: Measured, relative: bool) -> str | None:
         return f"the change is undefined: the champion's value is {_UNDEFINED}"
     if relative and m.champion == 0:
         return "the change is undefined: the champion's value is 0"
+    if m.champion is not None and math.isinf(m.candidate) and math.isinf(m.champion):
+        return "the change is undefined: both values are infinite"
     return None
 
 
@@ -238,7 +256,7 @@ def _not_worse(m: Measured, higher: bool, common: dict[str, Any]) -> Check:
     if undefined is not None:
         passed, detail = False, undefined
     else:
-        worse = high < 0 if higher else low > 0
+        worse = not at_least(high, 0) if higher else not at_most(low, 0)
         numbers = f"Δ {_signed(m.delta)}, interval [{_signed(low)}, {_signed(high)}]"
         passed, detail = not worse, numbers + (
             f": the whole interval is {'below' if higher else 'above'} 0: the candidate is "
@@ -271,12 +289,14 @@ def _change(m: Measured, bound: str, delta: Delta, common: dict[str, Any]) -> Ch
     if undefined is not None:
         ok, detail = False, undefined
     elif interval is None:  # logged metrics: no interval, the point decides
-        ok = point >= delta.value if bound == "min" else point <= delta.value
+        ok = at_least(point, delta.value) if bound == "min" else at_most(point, delta.value)
         detail = f"Δ = {shown(point)}"
     else:
         low, high = interval
-        ok = low >= delta.value if bound == "min" else high <= delta.value
-        wrong_side = high < delta.value if bound == "min" else low > delta.value
+        ok = at_least(low, delta.value) if bound == "min" else at_most(high, delta.value)
+        wrong_side = (
+            not at_least(high, delta.value) if bound == "min" else not at_most(low, delta.value)
+        )
         where = (
             "clears the threshold" if ok
             else "lies wholly on the failing side" if wrong_side

@@ -378,6 +378,32 @@ def test_data_missing_a_model_input_column_is_refused(
     assert not (tmp_path / "mlsteps-gate").exists()
 
 
+def test_missing_values_the_model_cannot_take_are_bad_data_naming_the_columns(
+    mlflow_server: Any, models: gate_setup.GateModels, tmp_path: Path
+) -> None:
+    """NaN in a feature the model cannot take: exit 2 naming each column, not a service
+    failure (exit 1); nothing written."""
+    import pandas as pd
+
+    table = pd.read_csv(models.eval_csv)
+    table.loc[:4, "x1"] = None
+    table.loc[10:11, "x3"] = None
+    table.to_csv(tmp_path / "holes.csv", index=False)
+    run = models.runs["weak"]
+    before = gate_tags(mlflow_server.uri, run)
+    done = gate(
+        *data_args(models, "weak", "--tracking-uri", mlflow_server.uri,
+                   data=tmp_path / "holes.csv"),
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "--data: missing values in column 'x1' (5 rows), column 'x3' (2 rows)" in done.stderr
+    assert "Drop or fill those rows" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "mlsteps-gate").exists()
+    assert gate_tags(mlflow_server.uri, run) == before
+
+
 def test_no_registered_model_of_that_name(
     mlflow_server: Any, models: gate_setup.GateModels, tmp_path: Path
 ) -> None:
@@ -455,6 +481,82 @@ def test_a_metric_undefined_on_a_slice_fails_in_words(
     report = json.loads((tmp_path / "mlsteps-gate" / "report.json").read_text())
     (b,) = [c for c in report["checks"] if c["name"] == "roc_auc [group=b]"]
     assert b["candidate"] is None and b["status"] == "fail"
+
+
+@pytest.mark.parametrize("asked", [False, True])
+def test_without_positive_labels_each_metric_not_judged_is_named(
+    mlflow_server: Any, models: gate_setup.GateModels, tmp_path: Path, asked: bool
+) -> None:
+    """No row has the positive label: recall-like metrics and roc_auc say nothing. Left to the
+    defaults they are named as not judged (not dropped in silence, not "0 vs 0: pass"); asked
+    for by name, their check fails saying why."""
+    import pandas as pd
+
+    table = pd.read_csv(models.eval_csv)
+    table["label"] = 0
+    table.to_csv(tmp_path / "negatives.csv", index=False)
+    metrics = ["--metrics", "{accuracy: {min: 0}, f1: {min-delta: -0.5}}"] if asked else []
+    done = gate(
+        *data_args(models, "twin", "--tracking-uri", mlflow_server.uri, *metrics,
+                   "--log-report", "false", data=tmp_path / "negatives.csv"),
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert "Traceback" not in done.stderr
+    report = json.loads((tmp_path / "mlsteps-gate" / "report.json").read_text())
+    why = "no row has the positive label 1"
+    # (the twin's run may hold a schema from another test: its checks are not this test's)
+    names = {c["name"] for c in report["checks"] if c["kind"] in ("metric", "change")}
+    if asked:
+        assert done.returncode == 3, done.stderr
+        assert report["not_judged"] == {"f1": why}
+        (f1,) = [c for c in report["checks"] if c["name"] == "f1"]
+        assert f1["status"] == "fail" and f1["detail"] == f"not judged: {why}"
+        assert f"f1: not judged: {why}" in result_of(done)["error"]
+        return
+    assert report["not_judged"] == {"f1": why, "roc_auc": why}
+    assert names == {"accuracy"}
+    assert f"f1 not judged: {why}." in report["notes"]
+    assert f"Not judged: f1 ({why}); roc_auc ({why})." in done.stderr
+
+
+HUGE_MODEL = """\
+import mlflow
+
+
+class Huge(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input, params=None):
+        return model_input["x0"] * 0 + 1e300  # on a label of 0, mape overflows to inf
+
+
+mlflow.models.set_model(Huge())
+"""
+
+
+def test_an_infinite_metric_is_null_in_the_report_and_noted(
+    mlflow_server: Any, models: gate_setup.GateModels, tmp_path: Path
+) -> None:
+    """mape on labels of 0 is infinite here: the check fails saying so, the report stays valid
+    JSON (null and a note), and its digest is the one tagged."""
+    import mlflow
+
+    code = tmp_path / "huge_model.py"
+    code.write_text(HUGE_MODEL)
+    with gate_setup.tracking(mlflow_server.uri), mlflow.start_run(run_name="gate-huge") as run:
+        mlflow.pyfunc.log_model(name="model", python_model=str(code))
+    done = gate(
+        "--model-uri", f"runs:/{run.info.run_id}/model", "--champion-alias", "none",
+        "--tracking-uri", mlflow_server.uri, "--data", str(models.eval_csv), "--target", "label",
+        "--task", "regression", "--metrics", "{mape: {max: 0.5}}", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    assert "Traceback" not in done.stderr
+    text = (tmp_path / "mlsteps-gate" / "report.json").read_text()
+    report = json.loads(text)
+    assert "Infinity" not in text and report["metrics"]["mape"]["candidate"] is None
+    assert "mape: the candidate's value is inf (null in report.json)." in report["notes"]
+    assert "metric mape = inf, needs ≤ 0.5 (infinite" in result_of(done)["error"]
+    tagged = gate_tags(mlflow_server.uri, run.info.run_id)["mlsteps.gate.report-digest"]
+    assert tagged == result_of(done)["outputs"]["report-digest"]
 
 
 def test_labels_the_metric_cannot_take_are_refused_naming_the_task(

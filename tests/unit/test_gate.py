@@ -183,6 +183,44 @@ def test_an_undefined_change_fails_in_words(rule: str, measured: Measured, words
     assert check.detail.startswith(words), check.detail
 
 
+@pytest.mark.parametrize(
+    ("rule", "measured"),
+    [
+        # 0.3 - 0.2 is 0.09999999999999998: the change meets min-delta 0.1 all the same
+        ("{m: {min-delta: 0.1}}", Measured(name="m", candidate=0.3, champion=0.2)),
+        ("{m: {min-delta: 0.1}}",
+         Measured(name="m", candidate=0.3, champion=0.2, delta_interval=(0.3 - 0.2, 0.2))),
+        ("{m: {max-delta: -0.1}}", Measured(name="m", candidate=0.2, champion=0.3)),
+        ("{m: {min: 0.3}}", Measured(name="m", candidate=0.1 + 0.2 - 1e-16 * 3)),
+        ("{m: {max: 0.3}}", Measured(name="m", candidate=0.1 + 0.2)),  # 0.30000000000000004
+    ],
+)  # fmt: skip
+def test_a_number_equal_to_its_threshold_up_to_float_rounding_meets_it(
+    rule: str, measured: Measured
+) -> None:
+    checks = judge(measured, parse_metric_thresholds(rule)["m"], higher=True)
+    assert checks and all(c.passed for c in checks), checks
+
+
+def test_a_real_difference_below_the_threshold_still_fails() -> None:
+    rule = parse_metric_thresholds("{m: {min: 0.3, min-delta: 0.1}}")["m"]
+    checks = judge(Measured(name="m", candidate=0.2999999, champion=0.2), rule, higher=True)
+    assert [c.passed for c in checks] == [False, False]
+
+
+def test_the_default_check_at_an_interval_ending_at_zero_up_to_rounding_passes() -> None:
+    m = Measured(name="m", candidate=0.3, champion=0.3, delta_interval=(-0.05, 0.2 + 0.1 - 0.3))
+    assert one(judge(m, None, higher=True)).passed  # high is -5.5e-17, not below 0
+
+
+def test_an_infinite_value_is_judged_and_said() -> None:
+    rule = parse_metric_thresholds("{mape: {max: 3, max-delta: 0}}")["mape"]
+    checks = judge(Measured(name="mape", candidate=math.inf, champion=math.inf), rule, False)
+    assert [(c.kind, c.passed) for c in checks] == [("metric", False), ("change", False)]
+    assert checks[0].detail == "infinite (null in report.json)"
+    assert checks[1].detail == "the change is undefined: both values are infinite"
+
+
 def test_no_champion_no_change_checks() -> None:
     rule = parse_metric_thresholds("{accuracy: {min: 0.5, min-delta: 0}}")["accuracy"]
     checks = judge(Measured(name="accuracy", candidate=0.9), rule, higher=True)
@@ -305,6 +343,21 @@ def test_an_undefined_number_is_null_in_the_json(tmp_path: Path) -> None:
     assert written["checks"][0]["candidate"] is None and written["verdict"] == "rejected"
     assert written["metrics"]["accuracy"]["champion_interval"] == [None, None]
     assert report.digest(nan_report) == report.digest(written)  # what promote re-reads
+
+
+def test_an_infinite_number_is_null_in_the_json_and_noted(tmp_path: Path) -> None:
+    """A logged mape of inf (zero labels) broke the JSON; it is null, and a note says so."""
+    rule = parse_metric_thresholds("{mape: {max: 3}}")["mape"]
+    inf_report = sample_report(judge(Measured(name="mape", candidate=math.inf), rule, False))
+    inf_report["metrics"] = {"mape": {"candidate": math.inf, "champion": 0.5}}
+    inf_report["notes"] = report.infinite(inf_report["metrics"])
+    assert inf_report["notes"] == ["mape: the candidate's value is inf (null in report.json)."]
+    text = report.write(inf_report, tmp_path)["json"].read_text()
+    written = json.loads(text)  # strict JSON: no Infinity literal
+    assert "Infinity" not in text and written["metrics"]["mape"]["candidate"] is None
+    assert written["checks"][0]["candidate"] is None
+    assert report.digest(inf_report) == report.digest(written)
+    assert "mape = inf, needs ≤ 3 (infinite" in report.markdown(inf_report)
 
 
 @pytest.mark.parametrize("broken", ["canonical_json", "markdown"])
