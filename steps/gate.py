@@ -26,6 +26,9 @@ from steps.plan import Plan
 __all__ = ["OUTPUTS", "SECTION", "build_plan", "command"]
 
 REPORT_FILES = ("report.md", "report.json", "report.png")
+# An interval's end within its resampling error of a threshold: resample again, doubling, up
+# to this many times --resamples; still too close then, the check fails as too close to call.
+MORE_RESAMPLES = 8
 REPORT_ARTIFACT_DIR = "mlsteps/gate"
 SCHEMA_ARTIFACT = "mlsteps/schema.json"
 
@@ -77,18 +80,26 @@ def build_plan(config: GateConfig) -> Plan:
         )
     metrics = ", ".join(config.metrics) or "the task's default metrics"
     if config.data:
+        seed = (
+            f"seed {config.seed}" if config.seed is not None
+            else "seed derived from the digests of the data and the models"
+        )  # fmt: skip
         intervals = (
-            f"{config.resamples} paired bootstrap resamples (seed {config.seed}, "
-            f"{config.confidence:.0%} intervals)"
+            f"{config.resamples} paired bootstrap resamples ({seed}, {config.confidence:.0%} "
+            f"intervals; up to {config.resamples * MORE_RESAMPLES} when an interval's end lies "
+            "within the resampling error of its threshold, else too close to call: rejected)"
             if config.resamples
             else "no intervals (--resamples 0)"
         )
         line = f"score the candidate and the champion on the same rows: {metrics}; {intervals}"
+        if config.resamples and config.champion_alias and _unthresholded(config):
+            line += "; " + _default_check(config)
     else:
         line = f"compare the metrics the runs logged: {metrics or 'all they share'}"
     plan.add(
         "gate.evaluate", line, metrics=list(config.metrics), resamples=config.resamples,
         seed=config.seed, confidence=config.confidence,
+        default_margin=str(config.default_margin) if config.default_margin else None,
     )  # fmt: skip
     if config.slices is not None:
         plan.add(
@@ -111,6 +122,23 @@ def build_plan(config: GateConfig) -> Plan:
             artifact_dir=REPORT_ARTIFACT_DIR,
         )
     return plan
+
+
+def _unthresholded(config: GateConfig) -> bool:
+    """Whether some judged metric has no threshold (every default metric has none)."""
+    return not config.metrics or any(rule.empty for rule in config.metrics.values())
+
+
+def _default_check(config: GateConfig) -> str:
+    if config.default_margin is not None:
+        return (
+            f"metrics without a threshold must stay within {config.default_margin} of the "
+            "champion, their whole interval (default-margin)"
+        )
+    return (
+        "no margin set: metrics without a threshold reject only a candidate worse beyond the "
+        "sampling noise, so a somewhat worse one can pass (set gate.default-margin)"
+    )
 
 
 @step_command(

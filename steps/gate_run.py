@@ -48,6 +48,8 @@ class GateState:
     checks: list[Check] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     not_judged: dict[str, str] = field(default_factory=dict)  # metric → why it could not be
+    seed: int = 0  # of the resampling: --seed, or derived from the data and the models
+    resamples: int = 0  # how many were drawn: --resamples, more when a check was too close
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
     evaluation: str = ""
     report: dict[str, Any] = field(default_factory=dict)
@@ -355,9 +357,15 @@ def _report(config: GateConfig, state: GateState) -> dict[str, Any]:
             "data_digest": state.data_digest or None,
             "rows": int(len(state.data)) if state.data is not None else None,
             "task": state.task or None,
-            "resamples": config.resamples if config.data else None,
+            "resamples": state.resamples if config.data else None,
             "confidence": config.confidence if config.data and config.resamples else None,
-            "seed": config.seed if config.data and config.resamples else None,
+            "seed": state.seed if config.data and config.resamples else None,
+            "seed_from": (
+                "--seed" if config.seed is not None else "the digests of the data and the models"
+            )
+            if config.data and config.resamples
+            else None,
+            "default_margin": str(config.default_margin) if config.default_margin else None,
         },
         "checks": [c.to_json() for c in state.checks],
         "metrics": state.metrics,

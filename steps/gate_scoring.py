@@ -14,6 +14,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from steps.errors import ConfigError, StepFailed
+from steps.gate import MORE_RESAMPLES
 from steps.gate_options import GateConfig
 from steps.gates.checks import Check
 from steps.gates.thresholds import (
@@ -28,7 +29,7 @@ from steps.gates.thresholds import (
 if TYPE_CHECKING:
     from steps.ci import Face
     from steps.gate_run import GateState
-    from steps.gates.metrics import Predictions
+    from steps.gates.metrics import Interval, Predictions
 
 DEFAULT_METRICS = {
     "classification": ("accuracy", "f1", "roc_auc"),
@@ -90,10 +91,11 @@ def evaluate_on_data(config: GateConfig, state: GateState, face: Face) -> None:
         for ref in refs
     ]  # fmt: skip
     preds = []
-    for (uri, _), found in zip(
-        models, model_runner.score(models, state.artifacts, features, state.task, face),
-        strict=True,
-    ):  # fmt: skip
+    answers = model_runner.score(models, state.artifacts, features, state.task, face)
+    state.seed = config.seed if config.seed is not None else derived_seed(
+        state.data_digest, [a.digest for a in answers]
+    )  # fmt: skip
+    for (uri, _), found in zip(models, answers, strict=True):
         if len(found.predicted) != len(features):  # the model's fault, not the data's
             raise StepFailed(
                 f"the model {uri} gave {len(found.predicted)} predictions for {len(features)} "
@@ -146,11 +148,21 @@ def evaluate_on_data(config: GateConfig, state: GateState, face: Face) -> None:
         if champion is not None
         else f"scored on {len(y_true)} rows of {os.path.basename(config.data or '')}"
     ) + (
-        f" with {config.resamples} {'paired ' if champion is not None else ''}bootstrap "
-        f"resamples ({config.confidence:.0%} intervals, seed {config.seed})"
-        if config.resamples
+        f" with {state.resamples} {'paired ' if champion is not None else ''}bootstrap "
+        f"resamples ({config.confidence:.0%} intervals, seed {state.seed}"
+        + (")" if config.seed is not None else ", derived from the data and the models)")
+        if state.resamples
         else ""
     )
+
+
+def derived_seed(data_digest: str, model_digests: list[str]) -> int:
+    """The resampling's seed when --seed is not given: fixed by what is judged, so the verdict
+    near a threshold cannot be changed by trying seeds."""
+    import hashlib
+
+    text = "\n".join([data_digest, *model_digests]).encode()
+    return int.from_bytes(hashlib.sha256(text).digest()[:6], "big")  # 48 bits: exact in JSON
 
 
 def _describe_ref(ref: Any) -> str:
@@ -163,56 +175,96 @@ def _judge_metrics(
 ) -> None:  # fmt: skip
     from steps.gates import metrics as m
 
-    y_true = candidate.y_true
-    intervals = {}
     judgeable = [n for n in judged if n not in state.not_judged]
-    if config.resamples and judgeable:
-        face.info(
-            f"bootstrap: {config.resamples} paired resamples of {len(y_true)} rows "
-            f"(seed {config.seed})"
-        )
-        intervals = m.bootstrap(
-            judgeable, candidate, champion, resamples=config.resamples, seed=config.seed,
-            confidence=config.confidence,
-        )  # fmt: skip
-    elif champion is not None and any(
-        (rule := config.metrics.get(n)) is None or rule.empty for n in judged
+    if (
+        not config.resamples
+        and champion is not None
+        and any((rule := config.metrics.get(n)) is None or rule.empty for n in judged)
     ):
         state.notes.append(
             "--resamples 0: no intervals, so metrics without a threshold are shown, not judged "
             '(the default "not worse" check needs intervals).'
         )
+    values = {
+        n: (m.score(n, candidate) if n in judgeable else math.nan,
+            None if champion is None else m.score(n, champion) if n in judgeable else math.nan)
+        for n in judged
+    }  # fmt: skip
+    resamples, most = config.resamples, config.resamples * MORE_RESAMPLES
+    while True:
+        intervals = {}
+        if resamples and judgeable:
+            face.info(
+                f"bootstrap: {resamples} {'paired ' if champion else ''}resamples of "
+                f"{len(candidate.y_true)} rows (seed {state.seed})"
+            )
+            intervals = m.bootstrap(
+                judgeable, candidate, champion, resamples=resamples, seed=state.seed,
+                confidence=config.confidence,
+            )  # fmt: skip
+        checks = {n: _checks(config, state, n, values[n], intervals.get(n)) for n in judged}
+        close = [c.name for found in checks.values() for c in found if c.undecided]
+        if not close or resamples >= most:
+            break
+        # The same seed draws the same first replicates: doubling only adds to them.
+        resamples *= 2
+        face.info(
+            f"{', '.join(close)}: an interval's end lies within the resampling error of its "
+            f"threshold; resampling again with {resamples} resamples"
+        )
+    state.resamples = resamples
+    unbounded = [c.name for found in checks.values() for c in found
+                 if c.threshold == "not worse (default)"]  # fmt: skip
+    if unbounded:
+        state.notes.append(
+            f"No margin set: {', '.join(unbounded)} (no threshold) reject the candidate only "
+            "when it is worse beyond the sampling noise, so a somewhat worse candidate can "
+            "pass. Set gate.default-margin (e.g. 0.01) in mlsteps.yaml, or thresholds."
+        )
     for name in judged:
-        value = m.score(name, candidate) if name in judgeable else math.nan
-        base = (
-            None if champion is None else m.score(name, champion) if name in judgeable else math.nan
-        )
+        for check in checks[name]:
+            if check.undecided:
+                check = dataclasses.replace(
+                    check, detail=f"{check.detail} after {resamples} resamples (more rows in "
+                    "--data would decide it)",
+                )  # fmt: skip
+            state.checks.append(check)
         found = intervals.get(name)
-        measured = Measured(
-            name=name,
-            candidate=value,
-            champion=base,
-            candidate_interval=found.candidate if found else None,
-            delta_interval=found.delta if found else None,
-            relative_interval=found.relative_delta if found else None,
-        )
-        rule = config.metrics.get(name)
-        higher = higher_is_better(name, rule, _known_direction(name))
-        checks = judge(measured, rule, higher)
-        if name in state.not_judged:  # asked for by name: its checks fail, saying why
-            why = f"not judged: {state.not_judged[name]}"
-            checks = [dataclasses.replace(c, passed=False, detail=why) for c in checks] or [
-                Check(kind="metric", name=name, passed=False, threshold="a value", detail=why)
-            ]
-        state.checks += checks
         state.metrics[name] = {
-            "candidate": value,
-            "champion": base,
+            "candidate": values[name][0],
+            "champion": values[name][1],
             "candidate_interval": _pair(found.candidate) if found else None,
             "champion_interval": _pair(found.champion) if found and found.champion else None,
             "delta_interval": _pair(found.delta) if found and found.delta else None,
-            "higher_is_better": higher,
+            "higher_is_better": higher_is_better(
+                name, config.metrics.get(name), _known_direction(name)
+            ),
         }
+
+
+def _checks(
+    config: GateConfig, state: GateState, name: str, values: tuple[float, float | None],
+    found: Interval | None,
+) -> list[Check]:  # fmt: skip
+    measured = Measured(
+        name=name,
+        candidate=values[0],
+        champion=values[1],
+        candidate_interval=found.candidate if found else None,
+        delta_interval=found.delta if found else None,
+        relative_interval=found.relative_delta if found else None,
+        delta_error=found.delta_error if found else None,
+        relative_error=found.relative_error if found else None,
+    )
+    rule = config.metrics.get(name)
+    higher = higher_is_better(name, rule, _known_direction(name))
+    checks = judge(measured, rule, higher, margin=config.default_margin)
+    if name in state.not_judged:  # asked for by name: its checks fail, saying why
+        why = f"not judged: {state.not_judged[name]}"
+        checks = [dataclasses.replace(c, passed=False, detail=why) for c in checks] or [
+            Check(kind="metric", name=name, passed=False, threshold="a value", detail=why)
+        ]
+    return checks
 
 
 def _pair(interval: tuple[float, float]) -> list[float] | None:

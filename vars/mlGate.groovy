@@ -30,7 +30,8 @@ def call(Map userConfig = [:]) {
         drift: null,          // drift from trainingData to data: a Map such as [psi: 0.2], YAML, or false
         resamples: null,      // bootstrap resamples for the intervals, 0: none (mlsteps: 1000)
         confidence: null,     // level of the intervals (mlsteps: 0.95)
-        seed: null,           // seed of the resampling (mlsteps: 0)
+        seed: null,           // seed of the resampling (mlsteps: derived from the data and the models)
+        defaultMargin: null,  // how much worse than the champion a metric without a threshold may be: 0.01 or '1%'
         warnOnly: [],         // checks shown but not enforced: a List of kinds or check names, or 'all'
         reportDir: null,      // where report.md, .json and .png go, archived by this step (mlsteps: mlsteps-gate)
         logReport: null,      // log the report to the candidate's MLflow run, tag the verdict (mlsteps: true)

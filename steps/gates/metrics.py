@@ -278,6 +278,10 @@ class Interval:
     champion: tuple[float, float] | None
     delta: tuple[float, float] | None  # candidate − champion, paired
     relative_delta: tuple[float, float] | None  # (candidate − champion) / |champion|
+    # How far each end of delta (relative_delta) could move with other resamples: the Monte
+    # Carlo error of the percentile (95%), from the order statistics around it.
+    delta_error: tuple[float, float] | None = None
+    relative_error: tuple[float, float] | None = None
 
 
 def score_weighted(
@@ -344,8 +348,27 @@ def bootstrap(
             _percentiles(champ, alpha),
             _percentiles(delta, alpha),
             _percentiles(relative, alpha),
+            _end_errors(delta, alpha),
+            _end_errors(relative, alpha),
         )
     return result
+
+
+def _end_errors(values: npt.NDArray[np.float64], alpha: float) -> tuple[float, float]:
+    """The resampling error of each end of the percentile interval: with B defined replicates
+    the q-th percentile's rank is binomial, so 95% of reruns with other resamples put it
+    within q ± 1.96·√(q(1−q)/B); the error is the larger distance to those percentiles."""
+    defined = values[~np.isnan(values)]
+    if defined.size * 2 < values.size or defined.size == 0:
+        return (math.nan, math.nan)
+    errors = []
+    for q in (alpha / 2, 1 - alpha / 2):
+        spread = 1.96 * math.sqrt(q * (1 - q) / defined.size)
+        low, mid, high = np.percentile(
+            defined, [100 * max(q - spread, 0.0), 100 * q, 100 * min(q + spread, 1.0)]
+        )
+        errors.append(float(max(mid - low, high - mid)))
+    return (errors[0], errors[1])
 
 
 def _percentiles(values: npt.NDArray[np.float64], alpha: float) -> tuple[float, float]:

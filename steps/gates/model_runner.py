@@ -12,6 +12,8 @@ user, so this keeps secrets out of reach of the model's code, not the user's fil
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import os
 import site
@@ -51,6 +53,7 @@ class Answers:
     predicted: Any  # numpy array, one answer per row
     proba: Any  # numpy array (rows × classes) or None
     classes: tuple[Any, ...] | None
+    digest: str = ""  # of the model's files, as downloaded: "sha256:…"
 
 
 def child_environment(environ: Mapping[str, str], home: str) -> dict[str, str]:
@@ -68,13 +71,14 @@ def score(
     """Each model's answers on ``features``; ``models`` holds (uri for messages, artifact URI)."""
     with tempfile.TemporaryDirectory(prefix="mlsteps-gate-") as name:
         work = Path(name)
-        dirs = []
+        dirs, digests = [], []
         for index, (uri, artifact_uri) in enumerate(models):
             dest = work / "models" / str(index)
             dest.mkdir(parents=True)
             face.info(f"downloading {uri}")
             artifacts.download(artifact_uri, dest)
             dirs.append(str(dest))
+            digests.append(tree_digest(dest))
         features.to_pickle(work / "features.pkl")
         request = {"task": task, "models": dirs}
         (work / "request.json").write_text(json.dumps(request), encoding="utf-8")
@@ -94,7 +98,17 @@ def score(
         holes = {str(c): int(n) for c, n in features.isna().sum().items() if n}
         # A failure ends the child's list early: _answers raises at that entry.
         pairs = enumerate(zip(models, results, strict=False))
-        return [_answers(work, i, uri, entry, holes) for i, ((uri, _), entry) in pairs]
+        found = [_answers(work, i, uri, entry, holes) for i, ((uri, _), entry) in pairs]
+        return [dataclasses.replace(a, digest=d) for a, d in zip(found, digests, strict=True)]
+
+
+def tree_digest(root: Path) -> str:
+    """One digest of every file under root: its path and its bytes, in a fixed order."""
+    sha = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        sha.update(path.relative_to(root).as_posix().encode() + b"\0")
+        sha.update(hashlib.sha256(path.read_bytes()).digest())
+    return "sha256:" + sha.hexdigest()
 
 
 def _results(work: Path, count: int, code: int, tail: list[str]) -> list[dict[str, Any]]:

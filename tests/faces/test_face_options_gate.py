@@ -71,6 +71,7 @@ def test_the_contract_options_are_the_clis() -> None:
         "resamples",
         "confidence",
         "seed",
+        "default-margin",
         "warn-only",
         "report-dir",
         "log-report",

@@ -22,8 +22,8 @@ pytestmark = pytest.mark.faces
 
 KNOWN_KEYS = (
     "modelUri, championAlias, metrics, data, target, task, trainingData, slices, schema, "
-    "quality, drift, resamples, confidence, seed, warnOnly, reportDir, logReport, trackingUri, "
-    "name, config, mlsteps"
+    "quality, drift, resamples, confidence, seed, defaultMargin, warnOnly, reportDir, logReport, "
+    "trackingUri, name, config, mlsteps"
 )
 PASSED = {
     "decision": "pass",

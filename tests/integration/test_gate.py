@@ -195,11 +195,85 @@ def test_a_difference_within_the_noise_is_not_separated(
     default = gate(*data_args(models, "twin", *uri), cwd=tmp_path / "default")
     assert default.returncode == 0, default.stderr
     again = gate(*data_args(models, "twin", *uri), cwd=tmp_path / "again")
-    # fixed seed, same models and rows: the same report, to the digest
+    # same models and rows, so the same derived seed: the same report, to the digest
     assert (
         result_of(again)["outputs"]["report-digest"]
         == result_of(default)["outputs"]["report-digest"]
     )
+    report = json.loads((tmp_path / "default" / "mlsteps-gate" / "report.json").read_text())
+    evaluation = report["evaluation"]
+    assert evaluation["seed_from"] == "the digests of the data and the models"
+    assert (
+        evaluation["seed"]
+        == json.loads((tmp_path / "strict" / "mlsteps-gate" / "report.json").read_text())[
+            "evaluation"
+        ]["seed"]
+    )  # the thresholds differ, the data and the models do not
+    # no margin: the plan-like notes say a somewhat worse candidate can pass
+    assert any(n.startswith("No margin set: accuracy, f1, roc_auc") for n in report["notes"])
+    assert evaluation["default_margin"] is None
+    given = gate(*data_args(models, "twin", *uri, "--seed", "7", "--log-report", "false"),
+                 cwd=tmp_path / "given")  # fmt: skip
+    assert given.returncode == 0, given.stderr
+    evaluation = json.loads((tmp_path / "given" / "mlsteps-gate" / "report.json").read_text())[
+        "evaluation"
+    ]
+    assert (evaluation["seed"], evaluation["seed_from"]) == (7, "--seed")
+
+
+def test_a_default_margin_rejects_a_candidate_not_shown_within_it(
+    mlflow_server: Any, models: gate_setup.GateModels, tmp_path: Path
+) -> None:
+    """The twin is within the noise of the champion: it passes the default check, but a margin
+    of 0.001 needs its whole interval above -0.001, which it is not."""
+    done = gate(
+        *data_args(models, "twin", "--tracking-uri", mlflow_server.uri, "--metrics",
+                   "{accuracy: {}}", "--default-margin", "0.001", "--log-report", "false"),
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    assert "change accuracy: Δ interval [" in result_of(done)["error"]
+    assert "needs Δ ≥ -0.001 (default-margin)" in result_of(done)["error"]
+    report = json.loads((tmp_path / "mlsteps-gate" / "report.json").read_text())
+    assert report["evaluation"]["default_margin"] == "+0.001"
+    assert not any(n.startswith("No margin set") for n in report["notes"])
+    plan = gate(
+        *data_args(models, "twin", "--tracking-uri", mlflow_server.uri, "--dry-run"),
+        cwd=tmp_path / "plan",
+    )  # fmt: skip
+    (evaluate,) = [a for a in result_of(plan)["plan"] if a["kind"] == "gate.evaluate"]
+    assert (
+        "no margin set: metrics without a threshold reject only a candidate worse"
+        in (evaluate["line"])
+    )
+    assert "seed derived from the digests of the data and the models" in evaluate["line"]
+
+
+def test_an_end_within_the_resampling_error_of_its_threshold_gets_more_resamples(
+    mlflow_server: Any, models: gate_setup.GateModels, tmp_path: Path
+) -> None:
+    """A min-delta set exactly at the lower end of the interval a first gate found: the end
+    lies within its resampling error, so the gate resamples again (doubling, up to 8×) and
+    then decides, or fails the check as too close to call (a failing, named result: the data
+    cannot tell, so the candidate is not let through)."""
+    uri = ["--tracking-uri", mlflow_server.uri, "--log-report", "false"]
+    first = gate(*data_args(models, "twin", *uri, "--metrics", "{accuracy: {min-delta: -1}}"),
+                 cwd=tmp_path / "first")  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    report = json.loads((tmp_path / "first" / "mlsteps-gate" / "report.json").read_text())
+    low = report["metrics"]["accuracy"]["delta_interval"][0]
+    assert report["evaluation"]["resamples"] == 1000
+    rule = f"{{accuracy: {{min-delta: {low!r}}}}}"
+    near = gate(*data_args(models, "twin", *uri, "--metrics", rule), cwd=tmp_path / "near")
+    assert "Traceback" not in near.stderr
+    assert "resampling again with 2000 resamples" in near.stderr
+    report = json.loads((tmp_path / "near" / "mlsteps-gate" / "report.json").read_text())
+    # accuracy moves in steps of 1/3000: the end stays on the threshold at every doubling
+    assert report["evaluation"]["resamples"] == 8000
+    (check,) = report["checks"]
+    assert check["status"] == "fail" and near.returncode == 3
+    assert "too close to call: its lower end lies within the resampling error" in check["detail"]
+    assert "after 8000 resamples" in result_of(near)["error"]
 
 
 def test_a_clearly_better_candidate_is_separated(

@@ -3,6 +3,7 @@ checks, and a dry run that loads no data library."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -13,7 +14,7 @@ import pytest
 
 from steps import report
 from steps.gates.checks import Check, verdict
-from steps.gates.thresholds import Delta, Measured, judge, parse_metric_thresholds
+from steps.gates.thresholds import Delta, Measured, judge, parse_margin, parse_metric_thresholds
 from tests.unit.test_cli import HEAVY, imported_after, mlsteps
 
 # ----- thresholds as written -----------------------------------------------------------------
@@ -219,6 +220,63 @@ def test_an_infinite_value_is_judged_and_said() -> None:
     assert [(c.kind, c.passed) for c in checks] == [("metric", False), ("change", False)]
     assert checks[0].detail == "infinite (null in report.json)"
     assert checks[1].detail == "the change is undefined: both values are infinite"
+
+
+def test_an_end_within_its_resampling_error_of_the_threshold_is_too_close_to_call() -> None:
+    rule = parse_metric_thresholds("{m: {min-delta: -0.01}}")["m"]
+    near = Measured(name="m", candidate=0.9, champion=0.9, delta_interval=(-0.0105, 0.01),
+                    delta_error=(0.001, 0.001))  # fmt: skip
+    check = one(judge(near, rule, higher=True))
+    assert check.undecided and not check.passed
+    assert "too close to call: its lower end lies within the resampling error" in check.detail
+    far = dataclasses.replace(near, delta_error=(0.0001, 0.0001))
+    decided = one(judge(far, rule, higher=True))
+    assert not decided.undecided and not decided.passed and "straddles" in decided.detail
+    # the default check's end is judged against 0 the same way
+    zero = Measured(name="m", candidate=0.9, champion=0.9, delta_interval=(-0.02, -0.0002),
+                    delta_error=(0.001, 0.0005))  # fmt: skip
+    assert one(judge(zero, None, higher=True)).undecided
+    assert "undecided" not in one(judge(zero, None, higher=True)).to_json()
+
+
+def test_a_default_margin_bounds_the_metrics_without_a_threshold() -> None:
+    worse = Measured(name="m", candidate=0.9, champion=0.915, delta_interval=(-0.03, 0.002))
+    assert one(judge(worse, None, higher=True)).passed  # not proven worse: passes without one
+    check = one(judge(worse, None, higher=True, margin=parse_margin("0.01")))
+    assert check.threshold == "Δ ≥ -0.01 (default-margin)" and not check.passed
+    lower = Measured(name="rmse", candidate=2.0, champion=2.0, relative_interval=(-0.01, 0.004),
+                     delta_interval=(-0.02, 0.008))  # fmt: skip
+    assert one(judge(lower, None, higher=False, margin=parse_margin("0.5%"))).passed
+    explicit = parse_metric_thresholds("{m: {min: 0.5}}")["m"]
+    assert [c.threshold for c in judge(worse, explicit, True, margin=parse_margin(0.01))] == [
+        "≥ 0.5"
+    ]  # a metric with a threshold is judged by it alone
+
+
+@pytest.mark.parametrize(
+    ("raw", "value"),
+    [("0.01", Delta(0.01, False)), ("1%", Delta(0.01, True)), (0, Delta(0, False))],
+)
+def test_margins_in_every_form(raw: Any, value: Delta) -> None:
+    assert parse_margin(raw) == value
+
+
+@pytest.mark.parametrize("raw", ["-0.01", "inf", "nan", "a lot", "-1%", "%"])
+def test_a_bad_margin_is_refused_naming_the_form(raw: str) -> None:
+    with pytest.raises(ValueError, match="0.01"):
+        parse_margin(raw)
+
+
+def test_the_derived_seed_is_fixed_by_the_data_and_the_models() -> None:
+    from steps.gate_scoring import derived_seed
+
+    seed = derived_seed("sha256:data", ["sha256:cand", "sha256:champ"])
+    assert seed == derived_seed("sha256:data", ["sha256:cand", "sha256:champ"])
+    assert 0 <= seed < 2**48
+    others = {derived_seed("sha256:data2", ["sha256:cand", "sha256:champ"]),
+              derived_seed("sha256:data", ["sha256:cand2", "sha256:champ"]),
+              derived_seed("sha256:data", ["sha256:cand"])}  # fmt: skip
+    assert seed not in others and len(others) == 3
 
 
 def test_no_champion_no_change_checks() -> None:

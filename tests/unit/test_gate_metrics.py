@@ -429,3 +429,25 @@ def test_a_slice_without_positives_cannot_be_judged_where_the_whole_set_can() ->
     assert metrics.cannot_judge("recall", [preds], np.array([True, False, True, True])) == (
         "no row has the positive label 1"
     )
+
+
+def test_more_resamples_with_the_same_seed_only_add_replicates() -> None:
+    """The gate doubles --resamples near a threshold: the first replicates stay the same."""
+    preds = binary()
+    labels = metrics.resolve_labels([preds], ["accuracy"])
+
+    def replicates(resamples: int) -> np.ndarray:
+        evaluator = bootstrap_sums.Evaluator(preds, ["accuracy"], labels)
+        return bootstrap_sums.score_replicates([evaluator], resamples, seed=5)[0]["accuracy"]
+
+    assert np.array_equal(replicates(200), replicates(400)[:200])
+
+
+def test_the_resampling_error_of_an_end_shrinks_with_more_resamples() -> None:
+    candidate, champion = noisy_pair(2000, 0.80, 0.79)
+    errors = [
+        bootstrap(["accuracy"], candidate, champion, resamples=b, seed=3)["accuracy"].delta_error
+        for b in (200, 3200)
+    ]
+    assert errors[0] is not None and errors[1] is not None
+    assert all(e > 0 for e in errors[0]) and errors[1][0] < errors[0][0] / 2
