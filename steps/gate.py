@@ -21,6 +21,7 @@ from typing import Any
 from steps.cli import STEP_HELP, Runtime, StepResult, step_command
 from steps.config import MLFLOW, MODEL, redact_url
 from steps.gate_options import OUTPUTS, SECTION, GateConfig, load_config
+from steps.gates.thresholds import describe_rule
 from steps.plan import Plan
 
 __all__ = ["OUTPUTS", "SECTION", "build_plan", "command"]
@@ -78,7 +79,10 @@ def build_plan(config: GateConfig) -> Plan:
             "measure drift from the training data to the evaluation data per feature (PSI and "
             "Kolmogorov–Smirnov)",
         )
-    metrics = ", ".join(config.metrics) or "the task's default metrics"
+    metrics = (
+        "; ".join(f"{n} ({describe_rule(r)})" for n, r in config.metrics.items())
+        or "the task's default metrics"
+    )
     if config.data:
         seed = (
             f"seed {config.seed}" if config.seed is not None
@@ -95,7 +99,8 @@ def build_plan(config: GateConfig) -> Plan:
         if config.resamples and config.champion_alias and _unthresholded(config):
             line += "; " + _default_check(config)
     else:
-        line = f"compare the metrics the runs logged: {metrics or 'all they share'}"
+        shown = metrics if config.metrics else "all they share, shown, not judged"
+        line = f"compare the metrics the runs logged: {shown}"
     plan.add(
         "gate.evaluate", line, metrics=list(config.metrics), resamples=config.resamples,
         seed=config.seed, confidence=config.confidence,
@@ -157,7 +162,24 @@ def command(runtime: Runtime, flags: Mapping[str, Any], command: list[str]) -> S
     config = load_config(runtime, flags)
     plan = build_plan(config)
     if runtime.dry_run:
+        _show_models(runtime, config)
         return StepResult(outputs={}, plan=plan)
     from steps.gate_run import run
 
     return run(runtime, config, plan)
+
+
+def _show_models(runtime: Runtime, config: GateConfig) -> None:
+    """What the run would judge, read (never written) from the registry: a candidate that does
+    not exist, or a champion alias that cannot be right, is exit 2 here as in the run."""
+    from steps.gates.lookup import describe, find
+    from steps.tracking import RestTracking
+
+    assert config.tracking_uri
+    face = runtime.get_face()
+    face.info("dry run: read the registry for the candidate and the champion (nothing written)")
+    candidate, champion, notes = find(config, RestTracking(config.tracking_uri))
+    face.info(f"candidate: {describe(candidate)}")
+    face.info(f"champion: {describe(champion) if champion else 'none'}")
+    for note in notes:
+        face.info(note)

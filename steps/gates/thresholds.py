@@ -49,6 +49,13 @@ class MetricThreshold:
         return self.min is None and self.max is None and not self.min_delta and not self.max_delta
 
 
+def describe_rule(rule: MetricThreshold) -> str:
+    """The rule as the plan shows it: "≥ 0.9, Δ ≥ -1%"."""
+    parts = [f"{sign} {fmt(v)}" for sign, v in (("≥", rule.min), ("≤", rule.max)) if v is not None]
+    parts += [f"Δ {sign} {d}" for sign, d in (("≥", rule.min_delta), ("≤", rule.max_delta)) if d]
+    return ", ".join(parts) or "no threshold"
+
+
 def _number(key: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{key}: {value!r} is not a number")

@@ -4,7 +4,7 @@ the candidate is rejected) and how it fails.
 
 The command is run for real by the harness's `sh`: mostly the executable it names is a probe
 (tests/faces/gate_promote_setup.py); the last tests drive the real mlsteps CLI as a dry run,
-which plans the gate and touches nothing.
+which reads the registry of a real MLflow server, plans the gate and writes nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.faces.gate_promote_setup import AWKWARD, probed, write_probe
+from tests.integration import gate_setup
 
 pytestmark = pytest.mark.faces
 
@@ -275,24 +276,40 @@ def test_a_failure_other_than_a_rejection_fails_with_the_code(
 # ------------------------------------------------------------- the real CLI, as a dry run
 
 
+@pytest.fixture(scope="module")
+def registered(mlflow_server: Any) -> dict[str, str]:
+    """Versions of a model that logged metrics, the first under @champion, on the real server
+    the dry run reads."""
+    uri, name = mlflow_server.uri, "faces-jenkins-gate"
+    versions = [
+        gate_setup.register_run(uri, name, gate_setup.run_with_metrics(uri, {"accuracy": a}))
+        for a in (0.9, 0.92)
+    ]
+    gate_setup.set_alias(uri, name, "champion", versions[0])
+    return {"uri": uri, "name": name, "champion": versions[0], "candidate": versions[1]}
+
+
 def test_real_cli_dry_run_plans_the_gate_with_the_rules_given_as_a_map(
-    run_jenkins: Any, mlsteps_cli: str, tmp_path: Path
+    run_jenkins: Any, mlsteps_cli: str, tmp_path: Path, registered: dict[str, str]
 ) -> None:
     run = run_jenkins(
         "mlGate",
         {
             "mlsteps": [mlsteps_cli, "--dry-run"],
-            "modelUri": "models:/churn/7",
-            "name": "churn",
-            "trackingUri": "http://127.0.0.1:9",
+            "modelUri": f"models:/{registered['name']}/{registered['candidate']}",
+            "name": registered["name"],
+            "trackingUri": registered["uri"],
             "metrics": {"accuracy": {"min": 0.9}, "roc_auc": {"min-delta": -0.01}},
             "reportDir": "gate-report",
         },
         workspace=tmp_path / "ws",
     )
     assert run.status == "SUCCESS", run.console
-    assert "compare the metrics the runs logged: accuracy, roc_auc" in run.console
-    assert "the champion (alias @champion of model 'churn')" in run.console
+    assert (
+        "compare the metrics the runs logged: accuracy (≥ 0.9); roc_auc (Δ ≥ -0.01)" in run.console
+    )
+    assert f"the champion (alias @champion of model '{registered['name']}')" in run.console
+    assert f"champion: version {registered['champion']} of '{registered['name']}'" in run.console
     assert f"to {tmp_path / 'ws' / 'gate-report'}" in run.console
     assert run.result == {}  # a dry run sets no outputs
     assert run.calls("archiveArtifacts") == []

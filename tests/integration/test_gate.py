@@ -784,18 +784,51 @@ def test_threshold_on_a_metric_the_run_did_not_log(
 def test_dry_run_touches_nothing(
     mlflow_server: Any, models: gate_setup.GateModels, tmp_path: Path
 ) -> None:
+    """The dry run reads what it needs (the candidate, the champion) and writes nothing: it
+    shows the thresholds it would apply and the champion it would compare with."""
     run = models.runs["weak"]
     before = gate_tags(mlflow_server.uri, run)
+    version_before = version_tags(mlflow_server.uri, MODEL, models.versions["weak"])
     done = gate(*data_args(models, "weak", "--tracking-uri", mlflow_server.uri, "--dry-run",
-                           "--training-data", str(models.train_csv)), cwd=tmp_path)  # fmt: skip
+                           "--training-data", str(models.train_csv), "--metrics",
+                           "{accuracy: {min: 0.8, min-delta: '-1%'}, f1: {}}", "--slices",
+                           "{columns: [group], max-gap: {recall: 0.1}}"),
+                cwd=tmp_path)  # fmt: skip
     assert done.returncode == 0, done.stderr
-    kinds = [a["kind"] for a in result_of(done)["plan"]]
+    plan = result_of(done)["plan"]
+    kinds = [a["kind"] for a in plan]
     assert kinds == [
         "gate.resolve", "gate.load-data", "gate.schema", "gate.drift", "gate.evaluate",
-        "gate.report", "mlflow.log-report",
+        "gate.slices", "gate.report", "mlflow.log-report",
     ]  # fmt: skip
+    (evaluate,) = [a for a in plan if a["kind"] == "gate.evaluate"]
+    assert "accuracy (≥ 0.8, Δ ≥ -1%); f1 (no threshold)" in evaluate["line"]
+    assert "1000 paired bootstrap resamples" in evaluate["line"]
+    assert f"candidate: version {models.versions['weak']} of '{MODEL}'" in done.stderr
+    assert f"champion: version {models.versions['champion']} of '{MODEL}'" in done.stderr
     assert not (tmp_path / "mlsteps-gate").exists()
     assert gate_tags(mlflow_server.uri, run) == before
+    assert version_tags(mlflow_server.uri, MODEL, models.versions["weak"]) == version_before
+
+
+def test_dry_run_of_a_version_that_does_not_exist_is_bad_input(
+    mlflow_server: Any, models: gate_setup.GateModels, tmp_path: Path
+) -> None:
+    done = gate(
+        "--model-uri", f"models:/{MODEL}/999", "--name", MODEL, "--tracking-uri",
+        mlflow_server.uri, "--dry-run", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert f"--model-uri models:/{MODEL}/999: version 999 of model '{MODEL}' not found" in (
+        done.stderr
+    )
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "mlsteps-gate").exists()
+    # a champion alias the model does not have: the same refusal as the run's
+    typo = gate(*data_args(models, "weak", "--tracking-uri", mlflow_server.uri, "--dry-run",
+                           "--champion-alias", "champoin"), cwd=tmp_path)  # fmt: skip
+    assert typo.returncode == 2, typo.stderr
+    assert "--champion-alias champoin: model 'it-gate' has no such alias" in typo.stderr
 
 
 # ----- gate → promote ------------------------------------------------------------------------
