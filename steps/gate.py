@@ -20,6 +20,7 @@ from typing import Any
 
 from steps.cli import STEP_HELP, Runtime, StepResult, step_command
 from steps.config import MLFLOW, MODEL, redact_url
+from steps.errors import ConfigError
 from steps.gate_options import OUTPUTS, SECTION, GateConfig, load_config
 from steps.gates.thresholds import describe_rule
 from steps.plan import Plan
@@ -161,12 +162,35 @@ def _default_check(config: GateConfig) -> str:
 def command(runtime: Runtime, flags: Mapping[str, Any], command: list[str]) -> StepResult:
     config = load_config(runtime, flags)
     plan = build_plan(config)
+    missing = missing_extra(config)
     if runtime.dry_run:
+        if missing:
+            runtime.get_face().warning(f"{NEEDS_EXTRA} (missing here: {', '.join(missing)}).")
         _show_models(runtime, config)
         return StepResult(outputs={}, plan=plan)
+    if missing:
+        raise ConfigError(
+            f"{NEEDS_EXTRA} (missing here: {', '.join(missing)}). It loads and scores the "
+            "models and reads --data; without --data, gate compares the metrics the runs logged."
+        )
     from steps.gate_run import run
 
     return run(runtime, config, plan)
+
+
+# What gate needs to read data and score models: the gate extra's libraries, by import name.
+GATE_EXTRA = ("numpy", "pandas", "sklearn", "scipy", "mlflow")
+NEEDS_EXTRA = "gate --data needs the gate extra: pip install 'mlsteps[gate]'"
+
+
+def missing_extra(config: GateConfig) -> list[str]:
+    """The gate extra's libraries this gate needs and this Python lacks (found, not imported:
+    the dry run stays light)."""
+    from importlib.util import find_spec
+
+    if not (config.data or config.training_data):
+        return []  # a gate on logged metrics reads JSON only
+    return [name for name in GATE_EXTRA if find_spec(name) is None]
 
 
 def _show_models(runtime: Runtime, config: GateConfig) -> None:

@@ -9,7 +9,9 @@ which reads the registry of a real MLflow server, plans the gate and writes noth
 
 from __future__ import annotations
 
+import html
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from tests.faces.gate_promote_setup import AWKWARD, probed, write_probe
 from tests.integration import gate_setup
 
 pytestmark = pytest.mark.faces
+REPO = Path(__file__).resolve().parents[2]
 
 KNOWN_KEYS = (
     "modelUri, championAlias, metrics, data, target, task, trainingData, slices, schema, "
@@ -206,6 +209,107 @@ def test_a_rejected_candidate_archives_the_report_then_fails_with_the_decision(
     # The archive came before the failure.
     steps = [c["step"] for c in run.record["calls"]]
     assert steps.index("archiveArtifacts") < steps.index("error")
+
+
+def documented_advice() -> str:
+    """The catchError example of vars/mlGate.txt, as a pipeline's script block runs it."""
+    page = (REPO / "vars" / "mlGate.txt").read_text(encoding="utf-8")
+    (block,) = [b for b in re.findall(r"<pre>\n(.*?)</pre>", page, re.S) if "catchError" in b]
+    return html.unescape(block)
+
+
+ADVICE_PIPELINE = """\
+pipeline {
+    agent any
+    stages {
+        stage('Gate') {
+            steps {
+                script {
+                    def version = '7'
+ADVICE
+                }
+            }
+        }
+        stage('After') {
+            steps {
+                echo "after the gate: ${env.MLGATE_DECISION}, ${env.MLGATE_REPORT_DIGEST}"
+            }
+        }
+    }
+    post {
+        unstable {
+            echo 'unstable'
+        }
+    }
+}
+"""
+
+
+@pytest.mark.parametrize("decision", ["rejected", "pass"])
+def test_the_documented_catch_error_advice_reads_the_outputs_of_a_rejection(
+    run_jenkinsfile: Any, tmp_path: Path, decision: str
+) -> None:
+    """vars/mlGate.txt's advice, run as written: on a rejection catchError keeps the build
+    going (UNSTABLE) and the outputs are read from env; on a pass the version is promoted."""
+    workspace = tmp_path / "ws"
+    bin_dir = tmp_path / "bin"
+    python, probe_py = write_probe(tmp_path / "probe dir")
+    bin_dir.mkdir()
+    (bin_dir / "mlsteps").write_text(f'#!/bin/sh\nexec "{python}" "{probe_py}" "$@"\n')
+    (bin_dir / "mlsteps").chmod(0o755)
+    failed = "2" if decision == "rejected" else "0"
+    outputs = outputs_with_report(
+        str(workspace / "mlsteps-gate" / "report.md"), decision=decision, failed=failed
+    )
+    jenkinsfile = tmp_path / "Jenkinsfile"
+    jenkinsfile.write_text(ADVICE_PIPELINE.replace("ADVICE", documented_advice()))
+    run = run_jenkinsfile(
+        jenkinsfile,
+        workspace=workspace,
+        env={
+            "PATH": f"{bin_dir}:{os.environ['PATH']}",
+            "PROBE_OUTPUTS": json.dumps(outputs),
+            "PROBE_REPORT": outputs["report"],
+            "PROBE_EXIT": "3" if decision == "rejected" else "0",
+        },
+    )
+    stages = [(c["args"]["name"], c.get("skipped", False)) for c in run.calls("stage")]
+    assert stages == [("Gate", False), ("After", False)], run.console
+    echoes = [c["args"]["message"] for c in run.calls("echo")]
+    assert f"gate: {decision}, {failed} failed checks, report {outputs['report']}" in echoes
+    assert f"after the gate: {decision}, {outputs['report-digest']}" in echoes
+    assert run.calls("archiveArtifacts")  # the report is archived either way
+    if decision == "rejected":
+        assert run.status == "SUCCESS", run.console  # the error was caught
+        assert run.record["currentBuild"]["result"] == "UNSTABLE"
+        (caught,) = [c for c in run.calls("catchError") if "caught" in c]
+        assert caught["caught"].startswith("mlGate: the gate rejected version 7")
+        assert caught["buildResult"] == "UNSTABLE" and caught["stageResult"] == "FAILURE"
+        assert "unstable" in echoes  # post { unstable } ran
+        assert run.calls("mlPromote") == []
+    else:
+        assert run.status == "SUCCESS", run.console
+        assert run.record["currentBuild"]["result"] == "SUCCESS"
+        (promote,) = run.calls("mlPromote")
+        assert promote["args"] == {"name": "churn", "version": "7"}
+
+
+def test_a_failure_before_judging_leaves_no_stale_outputs_in_env(
+    run_jenkinsfile: Any, tmp_path: Path
+) -> None:
+    """A second mlGate that fails with exit 1 (no outputs) clears what the first recorded."""
+    probe = write_probe(tmp_path / "probe dir")
+    jenkinsfile = tmp_path / "Jenkinsfile"
+    jenkinsfile.write_text(
+        "pipeline {\n agent any\n stages {\n  stage('Gate') {\n   steps {\n    script {\n"
+        "     env.MLGATE_DECISION = 'pass'\n"
+        f"     catchError {{ mlGate(mlsteps: {json.dumps(probe)}, modelUri: 'models:/m/1') }}\n"
+        '     echo "decision: [${env.MLGATE_DECISION}]"\n'
+        "    }\n   }\n  }\n }\n}\n"
+    )
+    run = run_jenkinsfile(jenkinsfile, workspace=tmp_path / "ws", env={"PROBE_EXIT": "1"})
+    assert run.record["currentBuild"]["result"] == "FAILURE"  # catchError's default
+    assert "decision: []" in [c["args"]["message"] for c in run.calls("echo")]
 
 
 def test_a_report_outside_the_workspace_is_named_not_archived(

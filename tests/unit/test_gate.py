@@ -7,6 +7,8 @@ import dataclasses
 import json
 import math
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -497,6 +499,32 @@ def test_help_and_a_full_dry_run_load_no_data_library(tmp_path: Path) -> None:
     done = mlsteps(*dry, cwd=tmp_path)
     assert done.returncode == 1, done.stderr  # it reads the registry: none at h:1
     assert "http://h:1" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "mlsteps-gate").exists()
+
+
+def test_a_data_gate_without_the_gate_extra_names_it(tmp_path: Path) -> None:
+    """A Python without pandas and scikit-learn (sys.modules[name] = None hides a module from
+    import and from find_spec alike): exit 2 naming the extra, before anything is read."""
+    (tmp_path / "eval.csv").write_text("x,y\n1,0\n")
+    args = ["gate", "--model-uri", "models:/m/1", "--name", "m", "--tracking-uri", "http://h:1",
+            "--data", "eval.csv", "--target", "y"]  # fmt: skip
+    code = (
+        "import sys, runpy\n"
+        "sys.modules['pandas'] = sys.modules['sklearn'] = None\n"
+        f"sys.argv = ['mlsteps', *{args!r}]\n"
+        "runpy.run_module('steps', run_name='__main__')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLSTEPS_")}
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env,
+        timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert (
+        "gate --data needs the gate extra: pip install 'mlsteps[gate]' (missing here: pandas, "
+        "sklearn)"
+    ) in done.stderr
+    assert "Traceback" not in done.stderr and "h:1" not in done.stderr  # nothing was read
     assert not (tmp_path / "mlsteps-gate").exists()
 
 
