@@ -197,6 +197,8 @@ class PostBlock {
 
     void failure(Closure block) { conditions.failure = block }
 
+    void unstable(Closure block) { conditions.unstable = block }
+
     void cleanup(Closure block) { conditions.cleanup = block }
 }
 
@@ -507,6 +509,31 @@ binding.setVariable('none', 'none')
 Map currentBuild = [result: null, currentResult: 'SUCCESS', description: null]
 binding.setVariable('currentBuild', currentBuild)
 
+// Build results from best to worst, as Jenkins orders them: a result only ever gets worse.
+List<String> resultOrder = ['SUCCESS', 'UNSTABLE', 'FAILURE', 'NOT_BUILT', 'ABORTED']
+String worse(List<String> order, String a, String b) {
+    order.indexOf(a ?: 'SUCCESS') >= order.indexOf(b ?: 'SUCCESS') ? (a ?: 'SUCCESS') : b
+}
+
+// catchError(buildResult: 'FAILURE', stageResult: 'FAILURE', message: …) { … }: an error in
+// the block is caught, not rethrown (the steps after it run); the build's result becomes
+// buildResult (or stays worse) and the message is printed, as Jenkins' catchError does.
+binding.setVariable('catchError', { Object... given ->
+    Map a = (given.find { it instanceof Map } ?: [:]) as Map
+    Closure block = given.find { it instanceof Closure } as Closure
+    calls << [step: 'catchError', args: a.collectEntries { k, v -> [(k as String): v as String] }]
+    try {
+        block.call()
+    } catch (Throwable e) {
+        String result = (a.buildResult ?: 'FAILURE') as String
+        calls << [step: 'catchError', caught: masks.scrub(e.message), buildResult: result,
+                  stageResult: (a.stageResult ?: result) as String]
+        console.println(masks.console((a.message ?: e.message ?: e.toString()) as String))
+        currentBuild.result = worse(resultOrder, currentBuild.result as String, result)
+    }
+    null
+})
+
 // GStrings and the like as plain JSON values, for the record.
 Object plain(Object value) {
     if (value instanceof Map) {
@@ -576,8 +603,11 @@ binding.setVariable('pipeline', { Closure block ->
     } catch (Throwable e) {
         failure = failure ?: e
     }
-    currentBuild.currentResult = failure == null ? 'SUCCESS' : 'FAILURE'
-    List<String> conditions = ['always', failure == null ? 'success' : 'failure', 'cleanup']
+    // A catchError may have set a result already: the build's is the worse of the two.
+    String result = worse(resultOrder, currentBuild.result as String, failure == null ? 'SUCCESS' : 'FAILURE')
+    currentBuild.currentResult = result
+    String outcomeCondition = [SUCCESS: 'success', UNSTABLE: 'unstable'][result] ?: 'failure'
+    List<String> conditions = ['always', outcomeCondition, 'cleanup']
     conditions.each { String condition ->
         Closure post = pipeline.post.conditions[condition]
         if (post == null) {
@@ -590,7 +620,7 @@ binding.setVariable('pipeline', { Closure block ->
             failure = failure ?: e
         }
     }
-    currentBuild.result = failure == null ? 'SUCCESS' : 'FAILURE'
+    currentBuild.result = worse(resultOrder, result, failure == null ? 'SUCCESS' : 'FAILURE')
     if (failure != null) {
         throw failure
     }

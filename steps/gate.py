@@ -20,12 +20,17 @@ from typing import Any
 
 from steps.cli import STEP_HELP, Runtime, StepResult, step_command
 from steps.config import MLFLOW, MODEL, redact_url
+from steps.errors import ConfigError
 from steps.gate_options import OUTPUTS, SECTION, GateConfig, load_config
+from steps.gates.thresholds import describe_rule
 from steps.plan import Plan
 
 __all__ = ["OUTPUTS", "SECTION", "build_plan", "command"]
 
 REPORT_FILES = ("report.md", "report.json", "report.png")
+# An interval's end within its resampling error of a threshold: resample again, doubling, up
+# to this many times --resamples; still too close then, the check fails as too close to call.
+MORE_RESAMPLES = 8
 REPORT_ARTIFACT_DIR = "mlsteps/gate"
 SCHEMA_ARTIFACT = "mlsteps/schema.json"
 
@@ -75,20 +80,32 @@ def build_plan(config: GateConfig) -> Plan:
             "measure drift from the training data to the evaluation data per feature (PSI and "
             "Kolmogorov–Smirnov)",
         )
-    metrics = ", ".join(config.metrics) or "the task's default metrics"
+    metrics = (
+        "; ".join(f"{n} ({describe_rule(r)})" for n, r in config.metrics.items())
+        or "the task's default metrics"
+    )
     if config.data:
+        seed = (
+            f"seed {config.seed}" if config.seed is not None
+            else "seed derived from the digests of the data and the models"
+        )  # fmt: skip
         intervals = (
-            f"{config.resamples} paired bootstrap resamples (seed {config.seed}, "
-            f"{config.confidence:.0%} intervals)"
+            f"{config.resamples} paired bootstrap resamples ({seed}, {config.confidence:.0%} "
+            f"intervals; up to {config.resamples * MORE_RESAMPLES} when an interval's end lies "
+            "within the resampling error of its threshold, else too close to call: rejected)"
             if config.resamples
             else "no intervals (--resamples 0)"
         )
         line = f"score the candidate and the champion on the same rows: {metrics}; {intervals}"
+        if config.resamples and config.champion_alias and _unthresholded(config):
+            line += "; " + _default_check(config)
     else:
-        line = f"compare the metrics the runs logged: {metrics or 'all they share'}"
+        shown = metrics if config.metrics else "all they share, shown, not judged"
+        line = f"compare the metrics the runs logged: {shown}"
     plan.add(
         "gate.evaluate", line, metrics=list(config.metrics), resamples=config.resamples,
         seed=config.seed, confidence=config.confidence,
+        default_margin=str(config.default_margin) if config.default_margin else None,
     )  # fmt: skip
     if config.slices is not None:
         plan.add(
@@ -113,6 +130,23 @@ def build_plan(config: GateConfig) -> Plan:
     return plan
 
 
+def _unthresholded(config: GateConfig) -> bool:
+    """Whether some judged metric has no threshold (every default metric has none)."""
+    return not config.metrics or any(rule.empty for rule in config.metrics.values())
+
+
+def _default_check(config: GateConfig) -> str:
+    if config.default_margin is not None:
+        return (
+            f"metrics without a threshold must stay within {config.default_margin} of the "
+            "champion, their whole interval (default-margin)"
+        )
+    return (
+        "no margin set: metrics without a threshold reject only a candidate worse beyond the "
+        "sampling noise, so a somewhat worse one can pass (set gate.default-margin)"
+    )
+
+
 @step_command(
     SECTION,
     help=STEP_HELP["gate"]
@@ -128,8 +162,48 @@ def build_plan(config: GateConfig) -> Plan:
 def command(runtime: Runtime, flags: Mapping[str, Any], command: list[str]) -> StepResult:
     config = load_config(runtime, flags)
     plan = build_plan(config)
+    missing = missing_extra(config)
     if runtime.dry_run:
+        if missing:
+            runtime.get_face().warning(f"{NEEDS_EXTRA} (missing here: {', '.join(missing)}).")
+        _show_models(runtime, config)
         return StepResult(outputs={}, plan=plan)
+    if missing:
+        raise ConfigError(
+            f"{NEEDS_EXTRA} (missing here: {', '.join(missing)}). It loads and scores the "
+            "models and reads --data; without --data, gate compares the metrics the runs logged."
+        )
     from steps.gate_run import run
 
     return run(runtime, config, plan)
+
+
+# What gate needs to read data and score models: the gate extra's libraries, by import name.
+GATE_EXTRA = ("numpy", "pandas", "sklearn", "scipy", "mlflow")
+NEEDS_EXTRA = "gate --data needs the gate extra: pip install 'mlsteps[gate]'"
+
+
+def missing_extra(config: GateConfig) -> list[str]:
+    """The gate extra's libraries this gate needs and this Python lacks (found, not imported:
+    the dry run stays light)."""
+    from importlib.util import find_spec
+
+    if not (config.data or config.training_data):
+        return []  # a gate on logged metrics reads JSON only
+    return [name for name in GATE_EXTRA if find_spec(name) is None]
+
+
+def _show_models(runtime: Runtime, config: GateConfig) -> None:
+    """What the run would judge, read (never written) from the registry: a candidate that does
+    not exist, or a champion alias that cannot be right, is exit 2 here as in the run."""
+    from steps.gates.lookup import describe, find
+    from steps.tracking import RestTracking
+
+    assert config.tracking_uri
+    face = runtime.get_face()
+    face.info("dry run: read the registry for the candidate and the champion (nothing written)")
+    candidate, champion, notes = find(config, RestTracking(config.tracking_uri))
+    face.info(f"candidate: {describe(candidate)}")
+    face.info(f"champion: {describe(champion) if champion else 'none'}")
+    for note in notes:
+        face.info(note)

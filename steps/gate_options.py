@@ -17,9 +17,11 @@ from steps.cli import STEP_HELP, Runtime
 from steps.config import MLFLOW, MODEL, Option, Section, resolve
 from steps.errors import ConfigError
 from steps.gates.thresholds import (
+    Delta,
     MetricThreshold,
     load_mapping,
     load_value,
+    parse_margin,
     parse_metric_thresholds,
 )
 
@@ -206,10 +208,21 @@ SECTION = Section(
         Option(
             name="seed",
             kind="int",
-            default=0,
+            default_text="derived from the data and the models",
             metavar="N",
             limits=(0, 2**32 - 1),  # what numpy's generators take
-            help="Seed of the resampling: the same seed, data and models give the same report.",
+            help="Seed of the resampling. Unset: derived from the digests of --data and of both "
+            "models' files, so the same data and models give the same report and no seed can "
+            "be shopped for; a given seed is reported as given.",
+        ),
+        Option(
+            name="default-margin",
+            parse=parse_margin,
+            metavar="DELTA",
+            help="How much worse than the champion a metric without a threshold may be, "
+            "absolute (0.01) or relative ('1%'): its whole interval must stay within it. "
+            "Unset: such a metric rejects only a candidate worse beyond the sampling noise "
+            "(a somewhat worse one can pass); the plan and the report say so.",
         ),
         Option(
             name="warn-only",
@@ -257,7 +270,8 @@ class GateConfig:
     drift: Any  # data_rules.DriftRules | None
     resamples: int
     confidence: float
-    seed: int
+    seed: int | None  # None: derived from the digests of the data and the models
+    default_margin: Delta | None
     warn_only: tuple[str, ...]
     report_dir: str
     log_report: bool
@@ -294,6 +308,7 @@ def load_config(runtime: Runtime, flags: Mapping[str, Any]) -> GateConfig:
         resamples=values["resamples"],
         confidence=values["confidence"],
         seed=values["seed"],
+        default_margin=values["default-margin"],
         warn_only=tuple(values["warn-only"] or ()),
         report_dir=values["report-dir"] or str(Path("mlsteps-gate").resolve()),
         log_report=values["log-report"],

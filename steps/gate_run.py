@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from steps.cli import Runtime, StepResult
-from steps.config import redact_url
 from steps.errors import ConfigError, GateRejected, StepFailed
 from steps.gate import REPORT_ARTIFACT_DIR, SCHEMA_ARTIFACT
 from steps.gate_options import CHECK_KINDS, GateConfig
+from steps.gates import lookup
 from steps.gates.checks import (
     CHAMPION_TAG,
     NO_CHAMPION,
@@ -26,6 +26,7 @@ from steps.gates.checks import (
     Check,
     verdict,
 )
+from steps.gates.lookup import describe
 from steps.model_source import Artifacts, ModelRef
 from steps.plan import Action, Plan
 from steps.tracking import MlflowApiError, RestTracking
@@ -47,6 +48,9 @@ class GateState:
     task: str = ""
     checks: list[Check] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    not_judged: dict[str, str] = field(default_factory=dict)  # metric → why it could not be
+    seed: int = 0  # of the resampling: --seed, or derived from the data and the models
+    resamples: int = 0  # how many were drawn: --resamples, more when a check was too close
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
     evaluation: str = ""
     report: dict[str, Any] = field(default_factory=dict)
@@ -61,9 +65,10 @@ def run(runtime: Runtime, config: GateConfig, plan: Plan) -> StepResult:
     state = GateState(RestTracking(config.tracking_uri), Artifacts(config.tracking_uri))
 
     def resolve(action: Action) -> None:
-        _resolve(config, state)
-        face.info(f"candidate: {_describe(state.candidate)}")
-        face.info(f"champion: {_describe(state.champion) if state.champion else 'none'}")
+        state.candidate, state.champion, notes = lookup.find(config, state.rest)
+        state.notes += notes
+        face.info(f"candidate: {describe(state.candidate)}")
+        face.info(f"champion: {describe(state.champion) if state.champion else 'none'}")
 
     def load_data(action: Action) -> None:
         _load_data(config, state)
@@ -134,80 +139,6 @@ def run(runtime: Runtime, config: GateConfig, plan: Plan) -> StepResult:
         }
     )
     return _result(runtime, state, applied)
-
-
-def _describe(ref: ModelRef | None) -> str:
-    if ref is None:
-        return "none"
-    if ref.version:
-        return f"version {ref.version} of '{ref.name}' (run {ref.run_id})"
-    return f"{ref.uri} (run {ref.run_id})"
-
-
-def _resolve(config: GateConfig, state: GateState) -> None:
-    from steps import model_source
-
-    state.candidate = model_source.resolve(config.model_uri, config.tracking_uri)
-    if not state.candidate.run_id:
-        raise ConfigError(
-            f"--model-uri {config.model_uri}: this model has no MLflow run, and gate compares "
-            "runs' metrics and logs its report to the candidate's run. Give the model as "
-            "logged by a run (runs:/RUN_ID/PATH, or a version registered from a run)."
-        )
-    if not config.champion_alias:
-        state.notes.append("No champion compared (--champion-alias none): value thresholds only.")
-        return
-    name = config.model_name
-    assert name
-    candidate = state.candidate
-    if candidate.kind == "version" and candidate.name != name:
-        raise ConfigError(
-            f"--model-uri {config.model_uri} is a version of '{candidate.name}', but --name is "
-            f"'{name}', whose @{config.champion_alias} would be the champion. Give the same "
-            "model name to both (or --champion-alias none to judge the candidate alone)."
-        )
-    try:
-        registered = state.rest._call("GET", "registered-models/get", params={"name": name})
-    except MlflowApiError as exc:
-        if exc.absent:
-            raise ConfigError(
-                f"--name {name}: no registered model of that name on "
-                f"{redact_url(state.rest.uri)}. Check the name (the MLflow UI lists registered "
-                "models); for the very first model, judge it on its own with --champion-alias "
-                "none (package registers it)."
-            ) from None
-        raise exc.as_step_failed("reading the registered model") from None
-    try:
-        found = state.rest._call(
-            "GET", "registered-models/alias", params={"name": name, "alias": config.champion_alias}
-        )
-    except MlflowApiError as exc:
-        if exc.absent:
-            _no_champion_yet(config, registered)
-            state.notes.append(
-                f"Model '{name}' has no version under @{config.champion_alias} yet: value "
-                "thresholds only; change thresholds were not checked."
-            )
-            return
-        raise exc.as_step_failed("reading the champion alias") from None
-    version = str(found["model_version"]["version"])
-    state.champion = model_source.resolve(f"models:/{name}/{version}", config.tracking_uri)
-    if state.candidate.name == name and state.candidate.version == version:
-        state.notes.append(f"The candidate is the champion (version {version}).")
-
-
-def _no_champion_yet(config: GateConfig, registered: dict[str, Any]) -> None:
-    """The alias is missing. Before any promotion no alias exists at all: judging on value
-    thresholds is right. But a model that has other aliases and not this one points at a typo
-    in --champion-alias, which would silently skip every change threshold: refuse."""
-    aliases = sorted(a["alias"] for a in registered.get("registered_model", {}).get("aliases", []))
-    if aliases:
-        raise ConfigError(
-            f"--champion-alias {config.champion_alias}: model '{config.model_name}' has no "
-            f"such alias (it has {', '.join('@' + a for a in aliases)}). Give the alias that "
-            "marks the version in production (promote moves @champion by default), or "
-            "--champion-alias none when no version is in production yet."
-        )
 
 
 def read_table(path: str) -> Any:
@@ -336,6 +267,7 @@ def _side(ref: ModelRef | None) -> dict[str, Any] | None:
 
 def _report(config: GateConfig, state: GateState) -> dict[str, Any]:
     from steps import __version__
+    from steps import report as reports
 
     champion = _side(state.champion)
     if champion is not None:
@@ -353,13 +285,20 @@ def _report(config: GateConfig, state: GateState) -> dict[str, Any]:
             "data_digest": state.data_digest or None,
             "rows": int(len(state.data)) if state.data is not None else None,
             "task": state.task or None,
-            "resamples": config.resamples if config.data else None,
+            "resamples": state.resamples if config.data else None,
             "confidence": config.confidence if config.data and config.resamples else None,
-            "seed": config.seed if config.data and config.resamples else None,
+            "seed": state.seed if config.data and config.resamples else None,
+            "seed_from": (
+                "--seed" if config.seed is not None else "the digests of the data and the models"
+            )
+            if config.data and config.resamples
+            else None,
+            "default_margin": str(config.default_margin) if config.default_margin else None,
         },
         "checks": [c.to_json() for c in state.checks],
         "metrics": state.metrics,
-        "notes": state.notes,
+        "not_judged": state.not_judged,
+        "notes": [*state.notes, *reports.infinite(state.metrics)],
     }
 
 
@@ -416,15 +355,24 @@ def _result(runtime: Runtime, state: GateState, applied: list[str]) -> StepResul
             face.warning(f"warn-only: {reports.reason(check)}")
     if failed:
         runtime.partial_outputs = outputs
-        who = _describe(state.candidate)
+        who = describe(state.candidate)
         raise GateRejected(
             f"gate rejected {who}: {len(failed)} check{'s' if len(failed) > 1 else ''} failed: "
             + "; ".join(reports.reason(c) for c in failed)
-            + f". Report: {state.paths.get('md')}",
+            + f".{_not_judged(state)} Report: {state.paths.get('md')}",
             summary=summary,
         )
-    face.info(f"gate passed: {_describe(state.candidate)} ({len(report['checks'])} checks)")
+    face.info(
+        f"gate passed: {describe(state.candidate)} ({len(report['checks'])} checks)."
+        + _not_judged(state)
+    )
     return StepResult(outputs=outputs, summary=summary, applied=tuple(applied))
+
+
+def _not_judged(state: GateState) -> str:
+    if not state.not_judged:
+        return ""
+    return " Not judged: " + "; ".join(f"{n} ({why})" for n, why in state.not_judged.items()) + "."
 
 
 def step_failed(doing: str, exc: Exception) -> StepFailed:

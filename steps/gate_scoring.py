@@ -1,24 +1,35 @@
 """The gate's model judgement: both models scored on the same rows (or their runs' logged
 metrics compared), then per-slice checks. Imported only by a real run.
 
-Models are loaded with MLflow's pyfunc (so a model predicts exactly as it would be served);
-class probabilities, for roc_auc and log_loss, come from the underlying scikit-learn model when
-it has ``predict_proba``.
+Models are loaded with MLflow's pyfunc (so a model predicts exactly as it would be served), in
+a process without the job's credentials (steps/gates/model_runner.py); class probabilities,
+for roc_auc and log_loss, come from the underlying scikit-learn model when it has
+``predict_proba``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import TYPE_CHECKING, Any
 
 from steps.errors import ConfigError, StepFailed
+from steps.gate import MORE_RESAMPLES
 from steps.gate_options import GateConfig
-from steps.gates.thresholds import Measured, MetricThreshold, fmt, higher_is_better, judge
+from steps.gates.checks import Check
+from steps.gates.thresholds import (
+    Measured,
+    MetricThreshold,
+    at_most,
+    fmt,
+    higher_is_better,
+    judge,
+)
 
 if TYPE_CHECKING:
     from steps.ci import Face
     from steps.gate_run import GateState
-    from steps.gates.metrics import Predictions
+    from steps.gates.metrics import Interval, Predictions
 
 DEFAULT_METRICS = {
     "classification": ("accuracy", "f1", "roc_auc"),
@@ -58,65 +69,13 @@ def _metric_error(config: GateConfig, task: str, exc: ValueError) -> ConfigError
     )
 
 
-def _predict(uri: str, table: Any, task: str, face: Face) -> tuple[Any, Any, Any]:
-    """(predictions, probabilities or None, classes or None) of the model at uri."""
-    import mlflow
-
-    try:
-        model = mlflow.pyfunc.load_model(uri)
-    except Exception as exc:  # noqa: BLE001 - MLflow raises many types for a model it cannot load
-        raise StepFailed(
-            f"cannot load the model {uri} ({type(exc).__name__}: {str(exc)[:300]}). Is the "
-            "model's flavor installed where the gate runs (pip install 'mlsteps[gate]' and the "
-            "model's requirements)?"
-        ) from None
-    schema = model.metadata.get_input_schema()
-    if schema is not None and schema.has_input_names():
-        missing = [name for name in schema.input_names() if name not in table.columns]
-        if missing:
-            raise ConfigError(
-                f"--data: no column {', '.join(map(repr, missing))}, which the model {uri} "
-                f"takes (its signature's inputs: {', '.join(map(str, schema.input_names()))}). "
-                "Give evaluation data with every input column of the model."
-            )
-        # The model sees only its own inputs: --data may hold more (a slice column, an id).
-        table = table[list(schema.input_names())]
-    face.info(f"scoring {uri} on {len(table)} rows")
-    predicted = _answers(uri, "predict", model.predict, table)
-    if predicted.ndim == 2 and predicted.shape[1] == 1:
-        predicted = predicted[:, 0]
-    if len(predicted) != len(table):  # the model's fault, not the data's
-        raise StepFailed(
-            f"the model {uri} gave {len(predicted)} predictions for {len(table)} rows of --data: "
-            "a model must answer once per row."
-        )
-    proba = classes = None
-    if task == "classification" and "sklearn" in model.metadata.flavors:
-        raw = model.get_raw_model()
-        if hasattr(raw, "predict_proba") and hasattr(raw, "classes_"):
-            proba = _answers(uri, "give class probabilities", raw.predict_proba, table)
-            classes = tuple(raw.classes_.tolist())
-    return predicted, proba, classes
-
-
-def _answers(uri: str, doing: str, call: Any, table: Any) -> Any:
-    import numpy as np
-
-    try:
-        return np.asarray(call(table))
-    except Exception as exc:  # noqa: BLE001 - the model's own code raised
-        raise StepFailed(
-            f"the model {uri} failed to {doing} on --data ({type(exc).__name__}: "
-            f"{str(exc)[:300]}). Do the data's columns and types match the model's signature?"
-        ) from None
-
-
 def evaluate_on_data(config: GateConfig, state: GateState, face: Face) -> None:
     import os
 
     import numpy as np
 
     from steps.gates import metrics as m
+    from steps.gates import model_runner
 
     assert config.target and state.candidate
     y_true = state.data[config.target].to_numpy()
@@ -125,26 +84,50 @@ def evaluate_on_data(config: GateConfig, state: GateState, face: Face) -> None:
     judged = list(config.metrics)
     _check_names(state.task, judged, "--metrics")
     _check_names(state.task, _slice_metrics(config), "--slices metric")
-    # pyfunc resolves models:/ and runs:/ URIs through the tracking server it is pointed at.
-    os.environ["MLFLOW_TRACKING_URI"] = config.tracking_uri or ""
-    preds = []
     refs = [state.candidate, *([state.champion] if state.champion else [])]
-    for ref in refs:
-        uri = ref.uri if ref is state.candidate else f"models:/{ref.name}/{ref.version}"
-        predicted, proba, classes = _predict(uri, features, state.task, face)
+    models = [
+        (ref.uri if ref is state.candidate else f"models:/{ref.name}/{ref.version}",
+         ref.artifact_uri)
+        for ref in refs
+    ]  # fmt: skip
+    preds = []
+    answers = model_runner.score(models, state.artifacts, features, state.task, face)
+    state.seed = config.seed if config.seed is not None else derived_seed(
+        state.data_digest, [a.digest for a in answers]
+    )  # fmt: skip
+    for (uri, _), found in zip(models, answers, strict=True):
+        if len(found.predicted) != len(features):  # the model's fault, not the data's
+            raise StepFailed(
+                f"the model {uri} gave {len(found.predicted)} predictions for {len(features)} "
+                "rows of --data: a model must answer once per row."
+            )
         preds.append(
-            m.Predictions(y_true=y_true, y_pred=predicted, proba=proba, classes=classes,
-                          task=state.task)
+            m.Predictions(y_true=y_true, y_pred=found.predicted, proba=found.proba,
+                          classes=found.classes, task=state.task)
         )  # fmt: skip
     candidate, champion = preds[0], (preds[1] if len(preds) > 1 else None)
     state.predictions = (candidate, champion)
-    if not judged:
-        binary = state.task == "classification" and len(np.unique(y_true)) == 2
-        with_proba = all(p.proba is not None for p in preds)
-        judged = [
-            n for n in DEFAULT_METRICS[state.task]
-            if n != "roc_auc" or (binary and with_proba)
-        ]  # fmt: skip
+    defaulted = not judged
+    if defaulted:
+        judged = list(DEFAULT_METRICS[state.task])
+        classes = len(np.unique(y_true))
+        if "roc_auc" in judged and classes > 2:
+            state.not_judged["roc_auc"] = (
+                f"it needs a binary task; these rows have {classes} classes"
+            )
+        elif "roc_auc" in judged and any(p.proba is None for p in preds):
+            state.not_judged["roc_auc"] = (
+                "a model compared has no predict_proba (only scikit-learn models give class "
+                "probabilities to the gate)"
+            )
+    for name in judged:
+        why = m.cannot_judge(name, preds)
+        if why:
+            state.not_judged.setdefault(name, why)
+    for name, why in state.not_judged.items():
+        state.notes.append(f"{name} not judged: {why}.")
+    if defaulted:  # asked for by name, the metric stays: its check fails, saying why
+        judged = [n for n in judged if n not in state.not_judged]
     without = [r for r, p in zip(refs, preds, strict=True) if p.proba is None]
     asked = [(n, "--metrics") for n in judged] + [
         (n, "--slices metric") for n in _slice_metrics(config)
@@ -165,11 +148,21 @@ def evaluate_on_data(config: GateConfig, state: GateState, face: Face) -> None:
         if champion is not None
         else f"scored on {len(y_true)} rows of {os.path.basename(config.data or '')}"
     ) + (
-        f" with {config.resamples} {'paired ' if champion is not None else ''}bootstrap "
-        f"resamples ({config.confidence:.0%} intervals, seed {config.seed})"
-        if config.resamples
+        f" with {state.resamples} {'paired ' if champion is not None else ''}bootstrap "
+        f"resamples ({config.confidence:.0%} intervals, seed {state.seed}"
+        + (")" if config.seed is not None else ", derived from the data and the models)")
+        if state.resamples
         else ""
     )
+
+
+def derived_seed(data_digest: str, model_digests: list[str]) -> int:
+    """The resampling's seed when --seed is not given: fixed by what is judged, so the verdict
+    near a threshold cannot be changed by trying seeds."""
+    import hashlib
+
+    text = "\n".join([data_digest, *model_digests]).encode()
+    return int.from_bytes(hashlib.sha256(text).digest()[:6], "big")  # 48 bits: exact in JSON
 
 
 def _describe_ref(ref: Any) -> str:
@@ -182,47 +175,96 @@ def _judge_metrics(
 ) -> None:  # fmt: skip
     from steps.gates import metrics as m
 
-    y_true = candidate.y_true
-    intervals = {}
-    if config.resamples:
-        face.info(
-            f"bootstrap: {config.resamples} paired resamples of {len(y_true)} rows "
-            f"(seed {config.seed})"
-        )
-        intervals = m.bootstrap(
-            judged, candidate, champion, resamples=config.resamples, seed=config.seed,
-            confidence=config.confidence,
-        )  # fmt: skip
-    elif champion is not None and any(
-        (rule := config.metrics.get(n)) is None or rule.empty for n in judged
+    judgeable = [n for n in judged if n not in state.not_judged]
+    if (
+        not config.resamples
+        and champion is not None
+        and any((rule := config.metrics.get(n)) is None or rule.empty for n in judged)
     ):
         state.notes.append(
             "--resamples 0: no intervals, so metrics without a threshold are shown, not judged "
             '(the default "not worse" check needs intervals).'
         )
-    for name in judged:
-        value = m.score(name, candidate)
-        base = m.score(name, champion) if champion is not None else None
-        found = intervals.get(name)
-        measured = Measured(
-            name=name,
-            candidate=value,
-            champion=base,
-            candidate_interval=found.candidate if found else None,
-            delta_interval=found.delta if found else None,
-            relative_interval=found.relative_delta if found else None,
+    values = {
+        n: (m.score(n, candidate) if n in judgeable else math.nan,
+            None if champion is None else m.score(n, champion) if n in judgeable else math.nan)
+        for n in judged
+    }  # fmt: skip
+    resamples, most = config.resamples, config.resamples * MORE_RESAMPLES
+    while True:
+        intervals = {}
+        if resamples and judgeable:
+            face.info(
+                f"bootstrap: {resamples} {'paired ' if champion else ''}resamples of "
+                f"{len(candidate.y_true)} rows (seed {state.seed})"
+            )
+            intervals = m.bootstrap(
+                judgeable, candidate, champion, resamples=resamples, seed=state.seed,
+                confidence=config.confidence,
+            )  # fmt: skip
+        checks = {n: _checks(config, state, n, values[n], intervals.get(n)) for n in judged}
+        close = [c.name for found in checks.values() for c in found if c.undecided]
+        if not close or resamples >= most:
+            break
+        # The same seed draws the same first replicates: doubling only adds to them.
+        resamples *= 2
+        face.info(
+            f"{', '.join(close)}: an interval's end lies within the resampling error of its "
+            f"threshold; resampling again with {resamples} resamples"
         )
-        rule = config.metrics.get(name)
-        higher = higher_is_better(name, rule, _known_direction(name))
-        state.checks += judge(measured, rule, higher)
+    state.resamples = resamples
+    unbounded = [c.name for found in checks.values() for c in found
+                 if c.threshold == "not worse (default)"]  # fmt: skip
+    if unbounded:
+        state.notes.append(
+            f"No margin set: {', '.join(unbounded)} (no threshold) reject the candidate only "
+            "when it is worse beyond the sampling noise, so a somewhat worse candidate can "
+            "pass. Set gate.default-margin (e.g. 0.01) in mlsteps.yaml, or thresholds."
+        )
+    for name in judged:
+        for check in checks[name]:
+            if check.undecided:
+                check = dataclasses.replace(
+                    check, detail=f"{check.detail} after {resamples} resamples (more rows in "
+                    "--data would decide it)",
+                )  # fmt: skip
+            state.checks.append(check)
+        found = intervals.get(name)
         state.metrics[name] = {
-            "candidate": value,
-            "champion": base,
+            "candidate": values[name][0],
+            "champion": values[name][1],
             "candidate_interval": _pair(found.candidate) if found else None,
             "champion_interval": _pair(found.champion) if found and found.champion else None,
             "delta_interval": _pair(found.delta) if found and found.delta else None,
-            "higher_is_better": higher,
+            "higher_is_better": higher_is_better(
+                name, config.metrics.get(name), _known_direction(name)
+            ),
         }
+
+
+def _checks(
+    config: GateConfig, state: GateState, name: str, values: tuple[float, float | None],
+    found: Interval | None,
+) -> list[Check]:  # fmt: skip
+    measured = Measured(
+        name=name,
+        candidate=values[0],
+        champion=values[1],
+        candidate_interval=found.candidate if found else None,
+        delta_interval=found.delta if found else None,
+        relative_interval=found.relative_delta if found else None,
+        delta_error=found.delta_error if found else None,
+        relative_error=found.relative_error if found else None,
+    )
+    rule = config.metrics.get(name)
+    higher = higher_is_better(name, rule, _known_direction(name))
+    checks = judge(measured, rule, higher, margin=config.default_margin)
+    if name in state.not_judged:  # asked for by name: its checks fail, saying why
+        why = f"not judged: {state.not_judged[name]}"
+        checks = [dataclasses.replace(c, passed=False, detail=why) for c in checks] or [
+            Check(kind="metric", name=name, passed=False, threshold="a value", detail=why)
+        ]
+    return checks
 
 
 def _pair(interval: tuple[float, float]) -> list[float] | None:
@@ -305,8 +347,6 @@ def _judge_column(
     column: str, rules: Any, state: GateState, m: Any,
     candidate: Predictions, champion: Predictions | None,
 ) -> None:  # fmt: skip
-    from steps.gates.checks import Check
-
     groups = state.data[column].astype("string").fillna("<null>").to_numpy()
     per_metric: dict[str, dict[str, float]] = {name: {} for name in rules.max_gap}
     for group in sorted(set(groups)):
@@ -321,7 +361,10 @@ def _judge_column(
         for name, rule in rules.metrics.items():
             state.checks += _slice_checks(m, name, rule, label, candidate, champion, mask)
         for name in rules.max_gap:
-            per_metric[name][group] = m.score(name, candidate, mask)
+            why = m.cannot_judge(name, [candidate], mask)
+            per_metric[name][group] = math.nan if why else m.score(name, candidate, mask)
+            if why:
+                state.notes.append(f"Slice {label}: {name} not judged: {why}.")
     for name, limit in rules.max_gap.items():
         values = {g: v for g, v in per_metric[name].items() if not math.isnan(v)}
         if len(values) < 2:
@@ -332,7 +375,7 @@ def _judge_column(
         state.checks.append(
             Check(
                 kind="gap", name=f"{name} across {column}", candidate=gap,
-                threshold=f"≤ {fmt(limit)}", passed=gap <= limit,
+                threshold=f"≤ {fmt(limit)}", passed=at_most(gap, limit),
                 detail=f"highest {column}={best} ({fmt(values[best])}), lowest "
                 f"{column}={worst} ({fmt(values[worst])})",
             )
@@ -343,10 +386,11 @@ def _slice_checks(
     m: Any, name: str, rule: MetricThreshold, label: str,
     candidate: Predictions, champion: Predictions | None, mask: Any,
 ) -> list[Any]:  # fmt: skip
+    why = m.cannot_judge(name, [candidate], mask)
     measured = Measured(
         name=f"{name} [{label}]",
-        candidate=m.score(name, candidate, mask),
-        champion=m.score(name, champion, mask) if champion is not None else None,
+        candidate=math.nan if why else m.score(name, candidate, mask),
+        champion=None if champion is None else math.nan if why else m.score(name, champion, mask),
     )
     higher = higher_is_better(name, rule, _known_direction(name))
     # Per-slice rules are value thresholds: a slice's change is shown, not judged.

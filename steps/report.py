@@ -20,23 +20,34 @@ ICONS = {"pass": "✅", "fail": "❌", "warn": "⚠️"}
 
 
 def canonical_json(report: Mapping[str, Any]) -> str:
-    # NaN is not JSON: it becomes null. Anything else JSON cannot hold (an infinity) still
-    # raises, rather than writing a report other tools refuse to read.
+    # NaN and infinities are not JSON: they become null (the report's notes say which metric
+    # was infinite), so every tool can read the report.
     return (
-        json.dumps(_nan_to_none(report), indent=2, sort_keys=True, allow_nan=False, default=str)
+        json.dumps(_finite_or_none(report), indent=2, sort_keys=True, allow_nan=False, default=str)
         + "\n"
     )
 
 
-def _nan_to_none(value: Any) -> Any:
-    """A metric undefined on the rows (NaN) as null, at any depth."""
-    if isinstance(value, float) and math.isnan(value):
+def _finite_or_none(value: Any) -> Any:
+    """A metric undefined on the rows (NaN) or infinite as null, at any depth."""
+    if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, Mapping):
-        return {k: _nan_to_none(v) for k, v in value.items()}
+        return {k: _finite_or_none(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_nan_to_none(v) for v in value]
+        return [_finite_or_none(v) for v in value]
     return value
+
+
+def infinite(metrics: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """A note per metric value that is infinite (null in the JSON), e.g. a logged mape."""
+    notes = []
+    for name, found in metrics.items():
+        for side in ("candidate", "champion"):
+            value = found.get(side)
+            if isinstance(value, float) and math.isinf(value):
+                notes.append(f"{name}: the {side}'s value is {value} (null in report.json).")
+    return notes
 
 
 def digest(report: Mapping[str, Any]) -> str:

@@ -8,7 +8,8 @@
  *   echo "gate: ${gate.decision} against version ${gate['champion-version'] ?: 'none'}"
  *
  * Keys are the `mlsteps gate` options in camelCase (option `report-dir` is key `reportDir`);
- * see mlGate.txt. A rejected candidate (exit 3) fails the step after its report is archived.
+ * see mlGate.txt. A rejected candidate (exit 3) fails the step after its report is archived
+ * and its outputs are recorded in env (MLGATE_DECISION, …) for a pipeline that catches it.
  * Behaviour lives in mlsteps: this step only builds the command line, runs it, archives the
  * report and reads back the outputs file mlsteps writes.
  */
@@ -30,7 +31,8 @@ def call(Map userConfig = [:]) {
         drift: null,          // drift from trainingData to data: a Map such as [psi: 0.2], YAML, or false
         resamples: null,      // bootstrap resamples for the intervals, 0: none (mlsteps: 1000)
         confidence: null,     // level of the intervals (mlsteps: 0.95)
-        seed: null,           // seed of the resampling (mlsteps: 0)
+        seed: null,           // seed of the resampling (mlsteps: derived from the data and the models)
+        defaultMargin: null,  // how much worse than the champion a metric without a threshold may be: 0.01 or '1%'
         warnOnly: [],         // checks shown but not enforced: a List of kinds or check names, or 'all'
         reportDir: null,      // where report.md, .json and .png go, archived by this step (mlsteps: mlsteps-gate)
         logReport: null,      // log the report to the candidate's MLflow run, tag the verdict (mlsteps: true)
@@ -78,10 +80,28 @@ def call(Map userConfig = [:]) {
             echo "mlGate: the report ${outputs.report} is outside the workspace and is not archived"
         }
     }
+    // Recorded in env before a rejection fails the step: catchError swallows the error and
+    // the return value with it, so a pipeline that goes on reads env.MLGATE_DECISION and the
+    // rest. Every call sets all of them ('' when mlsteps wrote no outputs), so none is stale.
+    for (String key : outputKeys()) {
+        env."${envName(key)}" = outputs[key] ?: ''
+    }
     if (status != 0) {
         error failureMessage(status, outputs, archived)
     }
     return outputs
+}
+
+// The outputs mlsteps gate writes (steps/gate_options.py OUTPUTS), each also recorded in env.
+@NonCPS
+private static List<String> outputKeys() {
+    return ['decision', 'candidate-version', 'champion-version', 'report', 'report-digest', 'failed']
+}
+
+/** report-digest → MLGATE_REPORT_DIGEST. */
+@NonCPS
+private static String envName(String key) {
+    return 'MLGATE_' + key.toUpperCase().replace('-', '_')
 }
 
 // Keys that are not `mlsteps gate` flags.

@@ -35,6 +35,9 @@ class Check:
     interval: tuple[float, float] | None = None  # of delta for a change check, else of candidate
     detail: str = ""  # why, in words: "interval straddles the threshold", "3 unseen values: …"
     enforced: bool = True
+    # An interval's end within its resampling error of the threshold: more resamples may decide
+    # it (the gate adds some); if not, it fails as too close to call. Said in detail, not JSON.
+    undecided: bool = False
 
     @property
     def status(self) -> str:

@@ -177,6 +177,35 @@ def score(metric: str, preds: Predictions, rows: npt.NDArray[np.bool_] | None = 
         return _score_classification(metric, preds, mask, resolve_labels([preds], [metric]))
 
 
+# Metrics that say nothing about a binary task's rows without a positive (or a negative) row:
+# recall and roc_auc are undefined there, f1 reads 0 for every model (or is undefined).
+_NEEDS_POSITIVES = frozenset({"recall", "true_positive_rate", "f1", "roc_auc"})
+_NEEDS_NEGATIVES = frozenset({"false_positive_rate", "roc_auc"})
+
+
+def cannot_judge(
+    metric: str, models: Sequence[Predictions], rows: npt.NDArray[np.bool_] | None = None
+) -> str | None:
+    """Why ``metric`` cannot judge these rows (all, or a slice), or None when it can: a binary
+    task's rows hold no positive label (recall, f1, roc_auc) or no negative one."""
+    if models[0].task != CLASSIFICATION or metric not in _NEEDS_POSITIVES | _NEEDS_NEGATIVES:
+        return None
+    try:
+        labels = resolve_labels(models, [metric])
+    except ValueError:
+        return None  # score() says why, naming the metric
+    if labels.pos is None:
+        return None  # multiclass: macro averages over the classes present
+    y = models[0].y_true if rows is None else models[0].y_true[rows]
+    positive = labels.encode(y) == labels.pos
+    label = labels.values.tolist()[labels.pos]
+    if metric in _NEEDS_POSITIVES and not positive.any():
+        return f"no row has the positive label {label!r}"
+    if metric in _NEEDS_NEGATIVES and positive.all():
+        return f"every row has the positive label {label!r} (no negative row)"
+    return None
+
+
 def _score_regression(metric: str, preds: Predictions, mask: npt.NDArray[np.bool_]) -> float:
     from sklearn import metrics as skm  # type: ignore[import-untyped]
 
@@ -249,6 +278,10 @@ class Interval:
     champion: tuple[float, float] | None
     delta: tuple[float, float] | None  # candidate − champion, paired
     relative_delta: tuple[float, float] | None  # (candidate − champion) / |champion|
+    # How far each end of delta (relative_delta) could move with other resamples: the Monte
+    # Carlo error of the percentile (95%), from the order statistics around it.
+    delta_error: tuple[float, float] | None = None
+    relative_error: tuple[float, float] | None = None
 
 
 def score_weighted(
@@ -315,8 +348,27 @@ def bootstrap(
             _percentiles(champ, alpha),
             _percentiles(delta, alpha),
             _percentiles(relative, alpha),
+            _end_errors(delta, alpha),
+            _end_errors(relative, alpha),
         )
     return result
+
+
+def _end_errors(values: npt.NDArray[np.float64], alpha: float) -> tuple[float, float]:
+    """The resampling error of each end of the percentile interval: with B defined replicates
+    the q-th percentile's rank is binomial, so 95% of reruns with other resamples put it
+    within q ± 1.96·√(q(1−q)/B); the error is the larger distance to those percentiles."""
+    defined = values[~np.isnan(values)]
+    if defined.size * 2 < values.size or defined.size == 0:
+        return (math.nan, math.nan)
+    errors = []
+    for q in (alpha / 2, 1 - alpha / 2):
+        spread = 1.96 * math.sqrt(q * (1 - q) / defined.size)
+        low, mid, high = np.percentile(
+            defined, [100 * max(q - spread, 0.0), 100 * q, 100 * min(q + spread, 1.0)]
+        )
+        errors.append(float(max(mid - low, high - mid)))
+    return (errors[0], errors[1])
 
 
 def _percentiles(values: npt.NDArray[np.float64], alpha: float) -> tuple[float, float]:

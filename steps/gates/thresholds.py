@@ -11,6 +11,7 @@ No numpy here: the options parse these on ``--help`` and ``--dry-run``.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass
@@ -46,6 +47,13 @@ class MetricThreshold:
     @property
     def empty(self) -> bool:
         return self.min is None and self.max is None and not self.min_delta and not self.max_delta
+
+
+def describe_rule(rule: MetricThreshold) -> str:
+    """The rule as the plan shows it: "≥ 0.9, Δ ≥ -1%"."""
+    parts = [f"{sign} {fmt(v)}" for sign, v in (("≥", rule.min), ("≤", rule.max)) if v is not None]
+    parts += [f"Δ {sign} {d}" for sign, d in (("≥", rule.min_delta), ("≤", rule.max_delta)) if d]
+    return ", ".join(parts) or "no threshold"
 
 
 def _number(key: str, value: Any) -> float:
@@ -165,20 +173,43 @@ class Measured:
     candidate_interval: tuple[float, float] | None = None
     delta_interval: tuple[float, float] | None = None
     relative_interval: tuple[float, float] | None = None
+    # The resampling error of each end of the delta (relative) interval; None: not known.
+    delta_error: tuple[float, float] | None = None
+    relative_error: tuple[float, float] | None = None
 
     @property
     def delta(self) -> float | None:
         return None if self.champion is None else self.candidate - self.champion
 
 
+def parse_margin(raw: Any) -> Delta:
+    """gate's default-margin: how much worse than the champion a metric without a threshold may
+    be, absolute (0.01) or relative ('1%'); a finite number, never negative."""
+    text = str(raw).strip()
+    try:
+        relative = text.endswith("%")
+        margin = Delta(float(text[:-1] if relative else text) / (100 if relative else 1), relative)
+    except ValueError:
+        raise ValueError(
+            f"{raw!r} is not a number such as 0.01 or a percentage such as '1%'"
+        ) from None
+    if not (math.isfinite(margin.value) and margin.value >= 0):
+        raise ValueError(f"{raw!r}: a margin is a finite number ≥ 0, e.g. 0.01 or '1%'")
+    return margin
+
+
 def judge(
-    m: Measured, rule: MetricThreshold | None, higher: bool, *, kind: str = "metric"
-) -> list[Check]:
+    m: Measured, rule: MetricThreshold | None, higher: bool, *, kind: str = "metric",
+    margin: Delta | None = None,
+) -> list[Check]:  # fmt: skip
     """The checks of one metric: its value thresholds, its change thresholds, and — with no
-    threshold at all but intervals and a champion — the default "not significantly worse".
+    threshold at all but intervals and a champion — the default check: within ``margin`` of the
+    champion when one is set, else "not significantly worse".
 
     A NaN (roc_auc on rows of one class, a change relative to a champion's 0) compares False
-    with everything, so it is caught here and fails with words instead of a silent verdict."""
+    with everything, so it is caught here and fails with words instead of a silent verdict.
+    An interval's end within its resampling error of the threshold is ``undecided`` (and
+    fails): the caller adds resamples, or reports it too close to call."""
     checks = []
     common: dict[str, Any] = {
         "name": m.name, "candidate": m.candidate, "champion": m.champion, "delta": m.delta,
@@ -192,11 +223,32 @@ def judge(
         if delta:
             checks.append(_change(m, bound, delta, common))
     if (rule is None or rule.empty) and m.delta_interval is not None:
-        checks.append(_not_worse(m, higher, common))
+        if margin is None:
+            checks.append(_not_worse(m, higher, common))
+        else:
+            bound, allowed = ("min", -margin.value) if higher else ("max", margin.value)
+            check = _change(m, bound, Delta(allowed, margin.relative), common)
+            checks.append(dataclasses.replace(
+                check, threshold=f"{check.threshold} (default-margin)"
+            ))  # fmt: skip
     return checks
 
 
 _UNDEFINED = "undefined on these rows"
+
+
+def _close(value: float, limit: float) -> bool:
+    # 0.3 - 0.2 is 0.09999999999999998: a number equal to its threshold up to float rounding
+    # meets it, whichever side the rounding fell on.
+    return math.isclose(value, limit, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def at_least(value: float, limit: float) -> bool:
+    return value >= limit or _close(value, limit)
+
+
+def at_most(value: float, limit: float) -> bool:
+    return value <= limit or _close(value, limit)
 
 
 def _nan(*values: float | None) -> bool:
@@ -207,7 +259,9 @@ def _value(m: Measured, kind: str, bound: str, limit: float, common: dict[str, A
     if _nan(m.candidate):
         passed, detail = False, _UNDEFINED
     else:
-        passed, detail = (m.candidate >= limit if bound == "min" else m.candidate <= limit), ""
+        meets = at_least if bound == "min" else at_most
+        passed = meets(m.candidate, limit)
+        detail = "infinite (null in report.json)" if math.isinf(m.candidate) else ""
     return Check(
         kind=kind, threshold=f"{'≥' if bound == 'min' else '≤'} {fmt(limit)}", passed=passed,
         interval=m.candidate_interval, detail=detail, **common,
@@ -222,6 +276,8 @@ def _undefined_change(m: Measured, relative: bool) -> str | None:
         return f"the change is undefined: the champion's value is {_UNDEFINED}"
     if relative and m.champion == 0:
         return "the change is undefined: the champion's value is 0"
+    if m.champion is not None and math.isinf(m.candidate) and math.isinf(m.champion):
+        return "the change is undefined: both values are infinite"
     return None
 
 
@@ -232,13 +288,21 @@ def _signed(value: float) -> str:
 def _not_worse(m: Measured, higher: bool, common: dict[str, Any]) -> Check:
     assert m.delta is not None and m.delta_interval is not None
     low, high = m.delta_interval
+    undecided = False
     undefined = _undefined_change(m, relative=False)
     if undefined is None and _nan(low, high):
         undefined = f"the change's interval is {_UNDEFINED} (too few resamples had a value)"
     if undefined is not None:
         passed, detail = False, undefined
+    elif _undecided(high if higher else low, 0.0, m.delta_error, 1 if higher else 0):
+        passed, undecided = False, True
+        detail = (
+            f"Δ {_signed(m.delta)}, interval [{_signed(low)}, {_signed(high)}]: too close to "
+            f"call: its {'upper' if higher else 'lower'} end lies within the resampling error "
+            "of 0"
+        )
     else:
-        worse = high < 0 if higher else low > 0
+        worse = not at_least(high, 0) if higher else not at_most(low, 0)
         numbers = f"Δ {_signed(m.delta)}, interval [{_signed(low)}, {_signed(high)}]"
         passed, detail = not worse, numbers + (
             f": the whole interval is {'below' if higher else 'above'} 0: the candidate is "
@@ -247,22 +311,31 @@ def _not_worse(m: Measured, higher: bool, common: dict[str, Any]) -> Check:
         )  # fmt: skip
     return Check(
         kind="change", threshold="not worse (default)", passed=passed, interval=m.delta_interval,
-        detail=detail, **common,
+        detail=detail, undecided=undecided, **common,
     )  # fmt: skip
+
+
+def _undecided(end: float, threshold: float, errors: tuple[float, float] | None, at: int) -> bool:
+    """Whether the interval's end (0: lower, 1: upper) lies within its resampling error of the
+    threshold: other resamples could put it on either side."""
+    if errors is None or _nan(errors[at]) or errors[at] <= 0:
+        return False
+    return abs(end - threshold) <= errors[at]
 
 
 def _change(m: Measured, bound: str, delta: Delta, common: dict[str, Any]) -> Check:
     assert m.champion is not None and m.delta is not None
     if delta.relative:
         point = m.delta / abs(m.champion) if m.champion else math.nan
-        interval = m.relative_interval
+        interval, errors = m.relative_interval, m.relative_error
     else:
-        point, interval = m.delta, m.delta_interval
+        point, interval, errors = m.delta, m.delta_interval, m.delta_error
     threshold = f"Δ {'≥' if bound == 'min' else '≤'} {delta}"
 
     def shown(value: float) -> str:
         return f"{value * 100:+.3g}%" if delta.relative else _signed(value)
 
+    undecided = False
     undefined = _undefined_change(m, delta.relative)
     if undefined is None and interval is not None and _nan(*interval):
         undefined = (
@@ -271,12 +344,21 @@ def _change(m: Measured, bound: str, delta: Delta, common: dict[str, Any]) -> Ch
     if undefined is not None:
         ok, detail = False, undefined
     elif interval is None:  # logged metrics: no interval, the point decides
-        ok = point >= delta.value if bound == "min" else point <= delta.value
+        ok = at_least(point, delta.value) if bound == "min" else at_most(point, delta.value)
         detail = f"Δ = {shown(point)}"
+    elif _undecided(interval[bound == "max"], delta.value, errors, int(bound == "max")):
+        ok, undecided = False, True
+        detail = (
+            f"Δ interval [{shown(interval[0])}, {shown(interval[1])}]: too close to call: its "
+            f"{'lower' if bound == 'min' else 'upper'} end lies within the resampling error of "
+            "the threshold"
+        )
     else:
         low, high = interval
-        ok = low >= delta.value if bound == "min" else high <= delta.value
-        wrong_side = high < delta.value if bound == "min" else low > delta.value
+        ok = at_least(low, delta.value) if bound == "min" else at_most(high, delta.value)
+        wrong_side = (
+            not at_least(high, delta.value) if bound == "min" else not at_most(low, delta.value)
+        )
         where = (
             "clears the threshold" if ok
             else "lies wholly on the failing side" if wrong_side
@@ -285,5 +367,6 @@ def _change(m: Measured, bound: str, delta: Delta, common: dict[str, Any]) -> Ch
         detail = f"Δ interval [{shown(low)}, {shown(high)}] {where}"
     return Check(
         kind="change", threshold=threshold, passed=bool(ok),
-        interval=interval if not delta.relative else None, detail=detail, **common,
+        interval=interval if not delta.relative else None, detail=detail, undecided=undecided,
+        **common,
     )  # fmt: skip

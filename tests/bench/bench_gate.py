@@ -172,17 +172,17 @@ def timed(argv: list[str], env: dict[str, str], cwd: Path, ok: tuple[int, ...]) 
     return Timed(elapsed, lines, code)
 
 
-# The gate's progress lines, in order, and what ran before each (since the one before). A
-# model is loaded before its "scoring" line and predicts after it.
+# The gate's progress lines, in order, and what ran before each (since the one before). The
+# models are loaded and scored in a child process started after the "scoring" line.
 GATE_PHASES = (
     (re.compile(r"^candidate: "), "Python, imports, CLI, options; find the candidate"),
     (re.compile(r"^champion: "), "find the champion (alias)"),
+    (re.compile(r"^downloading "), "read and hash the CSV, look for a stored schema"),
+    (re.compile(r"^scoring "), "download and hash both models' files"),
     (
-        re.compile(r"^scoring "),
-        "read and hash the CSV, look for a stored schema, import mlflow, load the candidate",
+        re.compile(r"^bootstrap: "),
+        "child process: import mlflow, load both models, predict; read the answers",
     ),
-    (re.compile(r"^scoring "), "the candidate predicts; load the champion"),
-    (re.compile(r"^bootstrap: "), "the champion predicts"),
     (re.compile(r"^report: "), "bootstrap, judge, write the report (md, json, png)"),
     (re.compile(r"^gate (passed|rejected)"), "log the report to MLflow, tag run and version"),
 )

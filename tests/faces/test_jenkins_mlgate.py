@@ -4,12 +4,14 @@ the candidate is rejected) and how it fails.
 
 The command is run for real by the harness's `sh`: mostly the executable it names is a probe
 (tests/faces/gate_promote_setup.py); the last tests drive the real mlsteps CLI as a dry run,
-which plans the gate and touches nothing.
+which reads the registry of a real MLflow server, plans the gate and writes nothing.
 """
 
 from __future__ import annotations
 
+import html
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -17,13 +19,15 @@ from typing import Any
 import pytest
 
 from tests.faces.gate_promote_setup import AWKWARD, probed, write_probe
+from tests.integration import gate_setup
 
 pytestmark = pytest.mark.faces
+REPO = Path(__file__).resolve().parents[2]
 
 KNOWN_KEYS = (
     "modelUri, championAlias, metrics, data, target, task, trainingData, slices, schema, "
-    "quality, drift, resamples, confidence, seed, warnOnly, reportDir, logReport, trackingUri, "
-    "name, config, mlsteps"
+    "quality, drift, resamples, confidence, seed, defaultMargin, warnOnly, reportDir, logReport, "
+    "trackingUri, name, config, mlsteps"
 )
 PASSED = {
     "decision": "pass",
@@ -207,6 +211,107 @@ def test_a_rejected_candidate_archives_the_report_then_fails_with_the_decision(
     assert steps.index("archiveArtifacts") < steps.index("error")
 
 
+def documented_advice() -> str:
+    """The catchError example of vars/mlGate.txt, as a pipeline's script block runs it."""
+    page = (REPO / "vars" / "mlGate.txt").read_text(encoding="utf-8")
+    (block,) = [b for b in re.findall(r"<pre>\n(.*?)</pre>", page, re.S) if "catchError" in b]
+    return html.unescape(block)
+
+
+ADVICE_PIPELINE = """\
+pipeline {
+    agent any
+    stages {
+        stage('Gate') {
+            steps {
+                script {
+                    def version = '7'
+ADVICE
+                }
+            }
+        }
+        stage('After') {
+            steps {
+                echo "after the gate: ${env.MLGATE_DECISION}, ${env.MLGATE_REPORT_DIGEST}"
+            }
+        }
+    }
+    post {
+        unstable {
+            echo 'unstable'
+        }
+    }
+}
+"""
+
+
+@pytest.mark.parametrize("decision", ["rejected", "pass"])
+def test_the_documented_catch_error_advice_reads_the_outputs_of_a_rejection(
+    run_jenkinsfile: Any, tmp_path: Path, decision: str
+) -> None:
+    """vars/mlGate.txt's advice, run as written: on a rejection catchError keeps the build
+    going (UNSTABLE) and the outputs are read from env; on a pass the version is promoted."""
+    workspace = tmp_path / "ws"
+    bin_dir = tmp_path / "bin"
+    python, probe_py = write_probe(tmp_path / "probe dir")
+    bin_dir.mkdir()
+    (bin_dir / "mlsteps").write_text(f'#!/bin/sh\nexec "{python}" "{probe_py}" "$@"\n')
+    (bin_dir / "mlsteps").chmod(0o755)
+    failed = "2" if decision == "rejected" else "0"
+    outputs = outputs_with_report(
+        str(workspace / "mlsteps-gate" / "report.md"), decision=decision, failed=failed
+    )
+    jenkinsfile = tmp_path / "Jenkinsfile"
+    jenkinsfile.write_text(ADVICE_PIPELINE.replace("ADVICE", documented_advice()))
+    run = run_jenkinsfile(
+        jenkinsfile,
+        workspace=workspace,
+        env={
+            "PATH": f"{bin_dir}:{os.environ['PATH']}",
+            "PROBE_OUTPUTS": json.dumps(outputs),
+            "PROBE_REPORT": outputs["report"],
+            "PROBE_EXIT": "3" if decision == "rejected" else "0",
+        },
+    )
+    stages = [(c["args"]["name"], c.get("skipped", False)) for c in run.calls("stage")]
+    assert stages == [("Gate", False), ("After", False)], run.console
+    echoes = [c["args"]["message"] for c in run.calls("echo")]
+    assert f"gate: {decision}, {failed} failed checks, report {outputs['report']}" in echoes
+    assert f"after the gate: {decision}, {outputs['report-digest']}" in echoes
+    assert run.calls("archiveArtifacts")  # the report is archived either way
+    if decision == "rejected":
+        assert run.status == "SUCCESS", run.console  # the error was caught
+        assert run.record["currentBuild"]["result"] == "UNSTABLE"
+        (caught,) = [c for c in run.calls("catchError") if "caught" in c]
+        assert caught["caught"].startswith("mlGate: the gate rejected version 7")
+        assert caught["buildResult"] == "UNSTABLE" and caught["stageResult"] == "FAILURE"
+        assert "unstable" in echoes  # post { unstable } ran
+        assert run.calls("mlPromote") == []
+    else:
+        assert run.status == "SUCCESS", run.console
+        assert run.record["currentBuild"]["result"] == "SUCCESS"
+        (promote,) = run.calls("mlPromote")
+        assert promote["args"] == {"name": "churn", "version": "7"}
+
+
+def test_a_failure_before_judging_leaves_no_stale_outputs_in_env(
+    run_jenkinsfile: Any, tmp_path: Path
+) -> None:
+    """A second mlGate that fails with exit 1 (no outputs) clears what the first recorded."""
+    probe = write_probe(tmp_path / "probe dir")
+    jenkinsfile = tmp_path / "Jenkinsfile"
+    jenkinsfile.write_text(
+        "pipeline {\n agent any\n stages {\n  stage('Gate') {\n   steps {\n    script {\n"
+        "     env.MLGATE_DECISION = 'pass'\n"
+        f"     catchError {{ mlGate(mlsteps: {json.dumps(probe)}, modelUri: 'models:/m/1') }}\n"
+        '     echo "decision: [${env.MLGATE_DECISION}]"\n'
+        "    }\n   }\n  }\n }\n}\n"
+    )
+    run = run_jenkinsfile(jenkinsfile, workspace=tmp_path / "ws", env={"PROBE_EXIT": "1"})
+    assert run.record["currentBuild"]["result"] == "FAILURE"  # catchError's default
+    assert "decision: []" in [c["args"]["message"] for c in run.calls("echo")]
+
+
 def test_a_report_outside_the_workspace_is_named_not_archived(
     run_jenkins: Any, probe: list[str], tmp_path: Path
 ) -> None:
@@ -275,24 +380,40 @@ def test_a_failure_other_than_a_rejection_fails_with_the_code(
 # ------------------------------------------------------------- the real CLI, as a dry run
 
 
+@pytest.fixture(scope="module")
+def registered(mlflow_server: Any) -> dict[str, str]:
+    """Versions of a model that logged metrics, the first under @champion, on the real server
+    the dry run reads."""
+    uri, name = mlflow_server.uri, "faces-jenkins-gate"
+    versions = [
+        gate_setup.register_run(uri, name, gate_setup.run_with_metrics(uri, {"accuracy": a}))
+        for a in (0.9, 0.92)
+    ]
+    gate_setup.set_alias(uri, name, "champion", versions[0])
+    return {"uri": uri, "name": name, "champion": versions[0], "candidate": versions[1]}
+
+
 def test_real_cli_dry_run_plans_the_gate_with_the_rules_given_as_a_map(
-    run_jenkins: Any, mlsteps_cli: str, tmp_path: Path
+    run_jenkins: Any, mlsteps_cli: str, tmp_path: Path, registered: dict[str, str]
 ) -> None:
     run = run_jenkins(
         "mlGate",
         {
             "mlsteps": [mlsteps_cli, "--dry-run"],
-            "modelUri": "models:/churn/7",
-            "name": "churn",
-            "trackingUri": "http://127.0.0.1:9",
+            "modelUri": f"models:/{registered['name']}/{registered['candidate']}",
+            "name": registered["name"],
+            "trackingUri": registered["uri"],
             "metrics": {"accuracy": {"min": 0.9}, "roc_auc": {"min-delta": -0.01}},
             "reportDir": "gate-report",
         },
         workspace=tmp_path / "ws",
     )
     assert run.status == "SUCCESS", run.console
-    assert "compare the metrics the runs logged: accuracy, roc_auc" in run.console
-    assert "the champion (alias @champion of model 'churn')" in run.console
+    assert (
+        "compare the metrics the runs logged: accuracy (≥ 0.9); roc_auc (Δ ≥ -0.01)" in run.console
+    )
+    assert f"the champion (alias @champion of model '{registered['name']}')" in run.console
+    assert f"champion: version {registered['champion']} of '{registered['name']}'" in run.console
     assert f"to {tmp_path / 'ws' / 'gate-report'}" in run.console
     assert run.result == {}  # a dry run sets no outputs
     assert run.calls("archiveArtifacts") == []

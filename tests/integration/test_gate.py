@@ -195,11 +195,85 @@ def test_a_difference_within_the_noise_is_not_separated(
     default = gate(*data_args(models, "twin", *uri), cwd=tmp_path / "default")
     assert default.returncode == 0, default.stderr
     again = gate(*data_args(models, "twin", *uri), cwd=tmp_path / "again")
-    # fixed seed, same models and rows: the same report, to the digest
+    # same models and rows, so the same derived seed: the same report, to the digest
     assert (
         result_of(again)["outputs"]["report-digest"]
         == result_of(default)["outputs"]["report-digest"]
     )
+    report = json.loads((tmp_path / "default" / "mlsteps-gate" / "report.json").read_text())
+    evaluation = report["evaluation"]
+    assert evaluation["seed_from"] == "the digests of the data and the models"
+    assert (
+        evaluation["seed"]
+        == json.loads((tmp_path / "strict" / "mlsteps-gate" / "report.json").read_text())[
+            "evaluation"
+        ]["seed"]
+    )  # the thresholds differ, the data and the models do not
+    # no margin: the plan-like notes say a somewhat worse candidate can pass
+    assert any(n.startswith("No margin set: accuracy, f1, roc_auc") for n in report["notes"])
+    assert evaluation["default_margin"] is None
+    given = gate(*data_args(models, "twin", *uri, "--seed", "7", "--log-report", "false"),
+                 cwd=tmp_path / "given")  # fmt: skip
+    assert given.returncode == 0, given.stderr
+    evaluation = json.loads((tmp_path / "given" / "mlsteps-gate" / "report.json").read_text())[
+        "evaluation"
+    ]
+    assert (evaluation["seed"], evaluation["seed_from"]) == (7, "--seed")
+
+
+def test_a_default_margin_rejects_a_candidate_not_shown_within_it(
+    mlflow_server: Any, models: gate_setup.GateModels, tmp_path: Path
+) -> None:
+    """The twin is within the noise of the champion: it passes the default check, but a margin
+    of 0.001 needs its whole interval above -0.001, which it is not."""
+    done = gate(
+        *data_args(models, "twin", "--tracking-uri", mlflow_server.uri, "--metrics",
+                   "{accuracy: {}}", "--default-margin", "0.001", "--log-report", "false"),
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    assert "change accuracy: Δ interval [" in result_of(done)["error"]
+    assert "needs Δ ≥ -0.001 (default-margin)" in result_of(done)["error"]
+    report = json.loads((tmp_path / "mlsteps-gate" / "report.json").read_text())
+    assert report["evaluation"]["default_margin"] == "+0.001"
+    assert not any(n.startswith("No margin set") for n in report["notes"])
+    plan = gate(
+        *data_args(models, "twin", "--tracking-uri", mlflow_server.uri, "--dry-run"),
+        cwd=tmp_path / "plan",
+    )  # fmt: skip
+    (evaluate,) = [a for a in result_of(plan)["plan"] if a["kind"] == "gate.evaluate"]
+    assert (
+        "no margin set: metrics without a threshold reject only a candidate worse"
+        in (evaluate["line"])
+    )
+    assert "seed derived from the digests of the data and the models" in evaluate["line"]
+
+
+def test_an_end_within_the_resampling_error_of_its_threshold_gets_more_resamples(
+    mlflow_server: Any, models: gate_setup.GateModels, tmp_path: Path
+) -> None:
+    """A min-delta set exactly at the lower end of the interval a first gate found: the end
+    lies within its resampling error, so the gate resamples again (doubling, up to 8×) and
+    then decides, or fails the check as too close to call (a failing, named result: the data
+    cannot tell, so the candidate is not let through)."""
+    uri = ["--tracking-uri", mlflow_server.uri, "--log-report", "false"]
+    first = gate(*data_args(models, "twin", *uri, "--metrics", "{accuracy: {min-delta: -1}}"),
+                 cwd=tmp_path / "first")  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    report = json.loads((tmp_path / "first" / "mlsteps-gate" / "report.json").read_text())
+    low = report["metrics"]["accuracy"]["delta_interval"][0]
+    assert report["evaluation"]["resamples"] == 1000
+    rule = f"{{accuracy: {{min-delta: {low!r}}}}}"
+    near = gate(*data_args(models, "twin", *uri, "--metrics", rule), cwd=tmp_path / "near")
+    assert "Traceback" not in near.stderr
+    assert "resampling again with 2000 resamples" in near.stderr
+    report = json.loads((tmp_path / "near" / "mlsteps-gate" / "report.json").read_text())
+    # accuracy moves in steps of 1/3000: the end stays on the threshold at every doubling
+    assert report["evaluation"]["resamples"] == 8000
+    (check,) = report["checks"]
+    assert check["status"] == "fail" and near.returncode == 3
+    assert "too close to call: its lower end lies within the resampling error" in check["detail"]
+    assert "after 8000 resamples" in result_of(near)["error"]
 
 
 def test_a_clearly_better_candidate_is_separated(
@@ -378,6 +452,32 @@ def test_data_missing_a_model_input_column_is_refused(
     assert not (tmp_path / "mlsteps-gate").exists()
 
 
+def test_missing_values_the_model_cannot_take_are_bad_data_naming_the_columns(
+    mlflow_server: Any, models: gate_setup.GateModels, tmp_path: Path
+) -> None:
+    """NaN in a feature the model cannot take: exit 2 naming each column, not a service
+    failure (exit 1); nothing written."""
+    import pandas as pd
+
+    table = pd.read_csv(models.eval_csv)
+    table.loc[:4, "x1"] = None
+    table.loc[10:11, "x3"] = None
+    table.to_csv(tmp_path / "holes.csv", index=False)
+    run = models.runs["weak"]
+    before = gate_tags(mlflow_server.uri, run)
+    done = gate(
+        *data_args(models, "weak", "--tracking-uri", mlflow_server.uri,
+                   data=tmp_path / "holes.csv"),
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "--data: missing values in column 'x1' (5 rows), column 'x3' (2 rows)" in done.stderr
+    assert "Drop or fill those rows" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "mlsteps-gate").exists()
+    assert gate_tags(mlflow_server.uri, run) == before
+
+
 def test_no_registered_model_of_that_name(
     mlflow_server: Any, models: gate_setup.GateModels, tmp_path: Path
 ) -> None:
@@ -457,6 +557,82 @@ def test_a_metric_undefined_on_a_slice_fails_in_words(
     assert b["candidate"] is None and b["status"] == "fail"
 
 
+@pytest.mark.parametrize("asked", [False, True])
+def test_without_positive_labels_each_metric_not_judged_is_named(
+    mlflow_server: Any, models: gate_setup.GateModels, tmp_path: Path, asked: bool
+) -> None:
+    """No row has the positive label: recall-like metrics and roc_auc say nothing. Left to the
+    defaults they are named as not judged (not dropped in silence, not "0 vs 0: pass"); asked
+    for by name, their check fails saying why."""
+    import pandas as pd
+
+    table = pd.read_csv(models.eval_csv)
+    table["label"] = 0
+    table.to_csv(tmp_path / "negatives.csv", index=False)
+    metrics = ["--metrics", "{accuracy: {min: 0}, f1: {min-delta: -0.5}}"] if asked else []
+    done = gate(
+        *data_args(models, "twin", "--tracking-uri", mlflow_server.uri, *metrics,
+                   "--log-report", "false", data=tmp_path / "negatives.csv"),
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert "Traceback" not in done.stderr
+    report = json.loads((tmp_path / "mlsteps-gate" / "report.json").read_text())
+    why = "no row has the positive label 1"
+    # (the twin's run may hold a schema from another test: its checks are not this test's)
+    names = {c["name"] for c in report["checks"] if c["kind"] in ("metric", "change")}
+    if asked:
+        assert done.returncode == 3, done.stderr
+        assert report["not_judged"] == {"f1": why}
+        (f1,) = [c for c in report["checks"] if c["name"] == "f1"]
+        assert f1["status"] == "fail" and f1["detail"] == f"not judged: {why}"
+        assert f"f1: not judged: {why}" in result_of(done)["error"]
+        return
+    assert report["not_judged"] == {"f1": why, "roc_auc": why}
+    assert names == {"accuracy"}
+    assert f"f1 not judged: {why}." in report["notes"]
+    assert f"Not judged: f1 ({why}); roc_auc ({why})." in done.stderr
+
+
+HUGE_MODEL = """\
+import mlflow
+
+
+class Huge(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input, params=None):
+        return model_input["x0"] * 0 + 1e300  # on a label of 0, mape overflows to inf
+
+
+mlflow.models.set_model(Huge())
+"""
+
+
+def test_an_infinite_metric_is_null_in_the_report_and_noted(
+    mlflow_server: Any, models: gate_setup.GateModels, tmp_path: Path
+) -> None:
+    """mape on labels of 0 is infinite here: the check fails saying so, the report stays valid
+    JSON (null and a note), and its digest is the one tagged."""
+    import mlflow
+
+    code = tmp_path / "huge_model.py"
+    code.write_text(HUGE_MODEL)
+    with gate_setup.tracking(mlflow_server.uri), mlflow.start_run(run_name="gate-huge") as run:
+        mlflow.pyfunc.log_model(name="model", python_model=str(code))
+    done = gate(
+        "--model-uri", f"runs:/{run.info.run_id}/model", "--champion-alias", "none",
+        "--tracking-uri", mlflow_server.uri, "--data", str(models.eval_csv), "--target", "label",
+        "--task", "regression", "--metrics", "{mape: {max: 0.5}}", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    assert "Traceback" not in done.stderr
+    text = (tmp_path / "mlsteps-gate" / "report.json").read_text()
+    report = json.loads(text)
+    assert "Infinity" not in text and report["metrics"]["mape"]["candidate"] is None
+    assert "mape: the candidate's value is inf (null in report.json)." in report["notes"]
+    assert "metric mape = inf, needs ≤ 0.5 (infinite" in result_of(done)["error"]
+    tagged = gate_tags(mlflow_server.uri, run.info.run_id)["mlsteps.gate.report-digest"]
+    assert tagged == result_of(done)["outputs"]["report-digest"]
+
+
 def test_labels_the_metric_cannot_take_are_refused_naming_the_task(
     mlflow_server: Any, models: gate_setup.GateModels, tmp_path: Path
 ) -> None:
@@ -513,6 +689,85 @@ def test_a_model_answering_fewer_rows_than_asked_is_exit_1(
     assert not (tmp_path / "mlsteps-gate").exists()
 
 
+RECORDER_MODEL = """\
+import json
+import os
+
+import mlflow
+
+RECORD = {record!r}
+
+
+def record(moment):
+    with open(RECORD, "a") as out:
+        home = sorted(os.listdir(os.path.expanduser("~")))
+        out.write(json.dumps({{"moment": moment, "env": dict(os.environ), "home": home}}) + "\\n")
+
+
+record("load")  # a model from code runs this file when it is loaded
+
+
+class Recorder(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input, params=None):
+        record("predict")
+        return (model_input["x0"] > 0).astype(int)
+
+
+mlflow.models.set_model(Recorder())
+"""
+
+CREDENTIALS = {
+    "MLFLOW_TRACKING_USERNAME": "gate-user-7f3a",
+    "MLFLOW_TRACKING_PASSWORD": "gate-password-9c1e",
+    "AWS_ACCESS_KEY_ID": "AKIAGATETEST0000KEY1",
+    "AWS_SECRET_ACCESS_KEY": "gate-aws-secret-4b2d/+x",
+    "AWS_SESSION_TOKEN": "gate-aws-session-5e6f",
+    "GITHUB_TOKEN": "ghs_gateTokenShouldNotLeak123",
+    "VAULT_TOKEN": "hvs.gate-vault-token-8a8a",
+}
+
+
+def test_model_code_runs_without_the_jobs_credentials(
+    mlflow_server: Any, models: gate_setup.GateModels, tmp_path: Path
+) -> None:
+    """Security: loading and scoring the model runs the model's code. It sees none of the
+    credentials in the gate's environment, and no credentials file of the real home; the
+    verdict is the one its predictions earn."""
+    import mlflow
+    import pandas as pd
+
+    record = tmp_path / "seen.jsonl"
+    code = tmp_path / "recorder_model.py"
+    code.write_text(RECORDER_MODEL.format(record=str(record)))
+    with gate_setup.tracking(mlflow_server.uri), mlflow.start_run(run_name="gate-env") as run:
+        mlflow.pyfunc.log_model(name="model", python_model=str(code))
+    record.unlink(missing_ok=True)  # logging the model ran the file here too
+    table = pd.read_csv(models.eval_csv)
+    accuracy = float(((table.x0 > 0).astype(int) == table.label).mean())
+    given = {**CREDENTIALS, "MLSTEPS_MLFLOW_TRACKING_URI": mlflow_server.uri}
+    done = gate(
+        "--model-uri", f"runs:/{run.info.run_id}/model", "--champion-alias", "none",
+        "--data", str(models.eval_csv), "--target", "label",
+        "--metrics", "{accuracy: {min: 0.5}}", "--resamples", "0", "--log-report", "false",
+        cwd=tmp_path, env=given,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "mlsteps-gate" / "report.json").read_text())
+    assert report["verdict"] == "pass"
+    assert report["metrics"]["accuracy"]["candidate"] == pytest.approx(accuracy)
+    seen = [json.loads(line) for line in record.read_text().splitlines()]
+    assert {s["moment"] for s in seen} == {"load", "predict"}
+    for moment in seen:
+        env = moment["env"]
+        # A fresh home: no credentials file (.config is MLflow's, made in the child).
+        assert set(moment["home"]) <= {".config", ".cache"}, moment["home"]
+        text = json.dumps(env)
+        for name, value in given.items():
+            assert name not in env and value not in text, (moment["moment"], name)
+        assert not any(k.startswith(("MLFLOW_", "AWS_", "MLSTEPS_")) for k in env), env
+        assert env["PATH"] and env["HOME"] != str(Path.home())
+
+
 def test_threshold_on_a_metric_the_run_did_not_log(
     mlflow_server: Any, logged: dict[str, str], tmp_path: Path
 ) -> None:
@@ -529,18 +784,51 @@ def test_threshold_on_a_metric_the_run_did_not_log(
 def test_dry_run_touches_nothing(
     mlflow_server: Any, models: gate_setup.GateModels, tmp_path: Path
 ) -> None:
+    """The dry run reads what it needs (the candidate, the champion) and writes nothing: it
+    shows the thresholds it would apply and the champion it would compare with."""
     run = models.runs["weak"]
     before = gate_tags(mlflow_server.uri, run)
+    version_before = version_tags(mlflow_server.uri, MODEL, models.versions["weak"])
     done = gate(*data_args(models, "weak", "--tracking-uri", mlflow_server.uri, "--dry-run",
-                           "--training-data", str(models.train_csv)), cwd=tmp_path)  # fmt: skip
+                           "--training-data", str(models.train_csv), "--metrics",
+                           "{accuracy: {min: 0.8, min-delta: '-1%'}, f1: {}}", "--slices",
+                           "{columns: [group], max-gap: {recall: 0.1}}"),
+                cwd=tmp_path)  # fmt: skip
     assert done.returncode == 0, done.stderr
-    kinds = [a["kind"] for a in result_of(done)["plan"]]
+    plan = result_of(done)["plan"]
+    kinds = [a["kind"] for a in plan]
     assert kinds == [
         "gate.resolve", "gate.load-data", "gate.schema", "gate.drift", "gate.evaluate",
-        "gate.report", "mlflow.log-report",
+        "gate.slices", "gate.report", "mlflow.log-report",
     ]  # fmt: skip
+    (evaluate,) = [a for a in plan if a["kind"] == "gate.evaluate"]
+    assert "accuracy (≥ 0.8, Δ ≥ -1%); f1 (no threshold)" in evaluate["line"]
+    assert "1000 paired bootstrap resamples" in evaluate["line"]
+    assert f"candidate: version {models.versions['weak']} of '{MODEL}'" in done.stderr
+    assert f"champion: version {models.versions['champion']} of '{MODEL}'" in done.stderr
     assert not (tmp_path / "mlsteps-gate").exists()
     assert gate_tags(mlflow_server.uri, run) == before
+    assert version_tags(mlflow_server.uri, MODEL, models.versions["weak"]) == version_before
+
+
+def test_dry_run_of_a_version_that_does_not_exist_is_bad_input(
+    mlflow_server: Any, models: gate_setup.GateModels, tmp_path: Path
+) -> None:
+    done = gate(
+        "--model-uri", f"models:/{MODEL}/999", "--name", MODEL, "--tracking-uri",
+        mlflow_server.uri, "--dry-run", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert f"--model-uri models:/{MODEL}/999: version 999 of model '{MODEL}' not found" in (
+        done.stderr
+    )
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "mlsteps-gate").exists()
+    # a champion alias the model does not have: the same refusal as the run's
+    typo = gate(*data_args(models, "weak", "--tracking-uri", mlflow_server.uri, "--dry-run",
+                           "--champion-alias", "champoin"), cwd=tmp_path)  # fmt: skip
+    assert typo.returncode == 2, typo.stderr
+    assert "--champion-alias champoin: model 'it-gate' has no such alias" in typo.stderr
 
 
 # ----- gate → promote ------------------------------------------------------------------------

@@ -3,9 +3,12 @@ checks, and a dry run that loads no data library."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +16,7 @@ import pytest
 
 from steps import report
 from steps.gates.checks import Check, verdict
-from steps.gates.thresholds import Delta, Measured, judge, parse_metric_thresholds
+from steps.gates.thresholds import Delta, Measured, judge, parse_margin, parse_metric_thresholds
 from tests.unit.test_cli import HEAVY, imported_after, mlsteps
 
 # ----- thresholds as written -----------------------------------------------------------------
@@ -183,6 +186,101 @@ def test_an_undefined_change_fails_in_words(rule: str, measured: Measured, words
     assert check.detail.startswith(words), check.detail
 
 
+@pytest.mark.parametrize(
+    ("rule", "measured"),
+    [
+        # 0.3 - 0.2 is 0.09999999999999998: the change meets min-delta 0.1 all the same
+        ("{m: {min-delta: 0.1}}", Measured(name="m", candidate=0.3, champion=0.2)),
+        ("{m: {min-delta: 0.1}}",
+         Measured(name="m", candidate=0.3, champion=0.2, delta_interval=(0.3 - 0.2, 0.2))),
+        ("{m: {max-delta: -0.1}}", Measured(name="m", candidate=0.2, champion=0.3)),
+        ("{m: {min: 0.3}}", Measured(name="m", candidate=0.1 + 0.2 - 1e-16 * 3)),
+        ("{m: {max: 0.3}}", Measured(name="m", candidate=0.1 + 0.2)),  # 0.30000000000000004
+    ],
+)  # fmt: skip
+def test_a_number_equal_to_its_threshold_up_to_float_rounding_meets_it(
+    rule: str, measured: Measured
+) -> None:
+    checks = judge(measured, parse_metric_thresholds(rule)["m"], higher=True)
+    assert checks and all(c.passed for c in checks), checks
+
+
+def test_a_real_difference_below_the_threshold_still_fails() -> None:
+    rule = parse_metric_thresholds("{m: {min: 0.3, min-delta: 0.1}}")["m"]
+    checks = judge(Measured(name="m", candidate=0.2999999, champion=0.2), rule, higher=True)
+    assert [c.passed for c in checks] == [False, False]
+
+
+def test_the_default_check_at_an_interval_ending_at_zero_up_to_rounding_passes() -> None:
+    m = Measured(name="m", candidate=0.3, champion=0.3, delta_interval=(-0.05, 0.2 + 0.1 - 0.3))
+    assert one(judge(m, None, higher=True)).passed  # high is -5.5e-17, not below 0
+
+
+def test_an_infinite_value_is_judged_and_said() -> None:
+    rule = parse_metric_thresholds("{mape: {max: 3, max-delta: 0}}")["mape"]
+    checks = judge(Measured(name="mape", candidate=math.inf, champion=math.inf), rule, False)
+    assert [(c.kind, c.passed) for c in checks] == [("metric", False), ("change", False)]
+    assert checks[0].detail == "infinite (null in report.json)"
+    assert checks[1].detail == "the change is undefined: both values are infinite"
+
+
+def test_an_end_within_its_resampling_error_of_the_threshold_is_too_close_to_call() -> None:
+    rule = parse_metric_thresholds("{m: {min-delta: -0.01}}")["m"]
+    near = Measured(name="m", candidate=0.9, champion=0.9, delta_interval=(-0.0105, 0.01),
+                    delta_error=(0.001, 0.001))  # fmt: skip
+    check = one(judge(near, rule, higher=True))
+    assert check.undecided and not check.passed
+    assert "too close to call: its lower end lies within the resampling error" in check.detail
+    far = dataclasses.replace(near, delta_error=(0.0001, 0.0001))
+    decided = one(judge(far, rule, higher=True))
+    assert not decided.undecided and not decided.passed and "straddles" in decided.detail
+    # the default check's end is judged against 0 the same way
+    zero = Measured(name="m", candidate=0.9, champion=0.9, delta_interval=(-0.02, -0.0002),
+                    delta_error=(0.001, 0.0005))  # fmt: skip
+    assert one(judge(zero, None, higher=True)).undecided
+    assert "undecided" not in one(judge(zero, None, higher=True)).to_json()
+
+
+def test_a_default_margin_bounds_the_metrics_without_a_threshold() -> None:
+    worse = Measured(name="m", candidate=0.9, champion=0.915, delta_interval=(-0.03, 0.002))
+    assert one(judge(worse, None, higher=True)).passed  # not proven worse: passes without one
+    check = one(judge(worse, None, higher=True, margin=parse_margin("0.01")))
+    assert check.threshold == "Δ ≥ -0.01 (default-margin)" and not check.passed
+    lower = Measured(name="rmse", candidate=2.0, champion=2.0, relative_interval=(-0.01, 0.004),
+                     delta_interval=(-0.02, 0.008))  # fmt: skip
+    assert one(judge(lower, None, higher=False, margin=parse_margin("0.5%"))).passed
+    explicit = parse_metric_thresholds("{m: {min: 0.5}}")["m"]
+    assert [c.threshold for c in judge(worse, explicit, True, margin=parse_margin(0.01))] == [
+        "≥ 0.5"
+    ]  # a metric with a threshold is judged by it alone
+
+
+@pytest.mark.parametrize(
+    ("raw", "value"),
+    [("0.01", Delta(0.01, False)), ("1%", Delta(0.01, True)), (0, Delta(0, False))],
+)
+def test_margins_in_every_form(raw: Any, value: Delta) -> None:
+    assert parse_margin(raw) == value
+
+
+@pytest.mark.parametrize("raw", ["-0.01", "inf", "nan", "a lot", "-1%", "%"])
+def test_a_bad_margin_is_refused_naming_the_form(raw: str) -> None:
+    with pytest.raises(ValueError, match="0.01"):
+        parse_margin(raw)
+
+
+def test_the_derived_seed_is_fixed_by_the_data_and_the_models() -> None:
+    from steps.gate_scoring import derived_seed
+
+    seed = derived_seed("sha256:data", ["sha256:cand", "sha256:champ"])
+    assert seed == derived_seed("sha256:data", ["sha256:cand", "sha256:champ"])
+    assert 0 <= seed < 2**48
+    others = {derived_seed("sha256:data2", ["sha256:cand", "sha256:champ"]),
+              derived_seed("sha256:data", ["sha256:cand2", "sha256:champ"]),
+              derived_seed("sha256:data", ["sha256:cand"])}  # fmt: skip
+    assert seed not in others and len(others) == 3
+
+
 def test_no_champion_no_change_checks() -> None:
     rule = parse_metric_thresholds("{accuracy: {min: 0.5, min-delta: 0}}")["accuracy"]
     checks = judge(Measured(name="accuracy", candidate=0.9), rule, higher=True)
@@ -307,6 +405,21 @@ def test_an_undefined_number_is_null_in_the_json(tmp_path: Path) -> None:
     assert report.digest(nan_report) == report.digest(written)  # what promote re-reads
 
 
+def test_an_infinite_number_is_null_in_the_json_and_noted(tmp_path: Path) -> None:
+    """A logged mape of inf (zero labels) broke the JSON; it is null, and a note says so."""
+    rule = parse_metric_thresholds("{mape: {max: 3}}")["mape"]
+    inf_report = sample_report(judge(Measured(name="mape", candidate=math.inf), rule, False))
+    inf_report["metrics"] = {"mape": {"candidate": math.inf, "champion": 0.5}}
+    inf_report["notes"] = report.infinite(inf_report["metrics"])
+    assert inf_report["notes"] == ["mape: the candidate's value is inf (null in report.json)."]
+    text = report.write(inf_report, tmp_path)["json"].read_text()
+    written = json.loads(text)  # strict JSON: no Infinity literal
+    assert "Infinity" not in text and written["metrics"]["mape"]["candidate"] is None
+    assert written["checks"][0]["candidate"] is None
+    assert report.digest(inf_report) == report.digest(written)
+    assert "mape = inf, needs ≤ 3 (infinite" in report.markdown(inf_report)
+
+
 @pytest.mark.parametrize("broken", ["canonical_json", "markdown"])
 def test_a_report_that_cannot_be_written_leaves_no_directory(
     broken: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -379,20 +492,40 @@ def test_help_and_a_full_dry_run_load_no_data_library(tmp_path: Path) -> None:
         "--slices", "{columns: [g], max-gap: {recall: 0.1}}", "--drift", "{psi: 0.3}",
     ]  # fmt: skip
     loaded = imported_after(dry, tmp_path)
-    # yaml is the one: the rule options given as flags are YAML text (as package's dry run
-    # reads MLmodel, which is YAML).
-    heavy = loaded & ({*HEAVY, "pandas", "scipy", "matplotlib"} - {"yaml"})
+    # yaml: the rule options given as flags are YAML text; requests: the dry run reads the
+    # registry for the candidate and the champion, as package's dry run reads MLmodel.
+    heavy = loaded & ({*HEAVY, "pandas", "scipy", "matplotlib"} - {"yaml", "requests"})
     assert not heavy, heavy
     done = mlsteps(*dry, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    for words in (
-        "find the candidate models:/m/1",
-        "per-slice checks by g",
-        "Kolmogorov",
-        "1000 paired bootstrap resamples",
-        "log the report to the candidate's run",
-    ):
-        assert words in done.stdout  # fmt: skip
+    assert done.returncode == 1, done.stderr  # it reads the registry: none at h:1
+    assert "http://h:1" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "mlsteps-gate").exists()
+
+
+def test_a_data_gate_without_the_gate_extra_names_it(tmp_path: Path) -> None:
+    """A Python without pandas and scikit-learn (sys.modules[name] = None hides a module from
+    import and from find_spec alike): exit 2 naming the extra, before anything is read."""
+    (tmp_path / "eval.csv").write_text("x,y\n1,0\n")
+    args = ["gate", "--model-uri", "models:/m/1", "--name", "m", "--tracking-uri", "http://h:1",
+            "--data", "eval.csv", "--target", "y"]  # fmt: skip
+    code = (
+        "import sys, runpy\n"
+        "sys.modules['pandas'] = sys.modules['sklearn'] = None\n"
+        f"sys.argv = ['mlsteps', *{args!r}]\n"
+        "runpy.run_module('steps', run_name='__main__')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLSTEPS_")}
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env,
+        timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert (
+        "gate --data needs the gate extra: pip install 'mlsteps[gate]' (missing here: pandas, "
+        "sklearn)"
+    ) in done.stderr
+    assert "Traceback" not in done.stderr and "h:1" not in done.stderr  # nothing was read
+    assert not (tmp_path / "mlsteps-gate").exists()
 
 
 def test_without_matplotlib_the_report_has_no_chart(

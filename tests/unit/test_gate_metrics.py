@@ -393,3 +393,61 @@ def test_a_slice_mask_must_select_rows() -> None:
         score("accuracy", preds, np.zeros(50, dtype=bool))
     with pytest.raises(ValueError, match="accuracy: rows must be a boolean mask"):
         score("accuracy", preds, np.arange(50))  # type: ignore[arg-type]
+
+
+ALL_POSITIVE = "every row has the positive label 1 (no negative row)"
+
+
+@pytest.mark.parametrize(
+    ("y", "pred", "metric", "why"),
+    [
+        ([0, 0, 0, 0], [0, 1, 0, 1], "f1", "no row has the positive label 1"),
+        ([0, 0, 0, 0], [0, 1, 0, 1], "recall", "no row has the positive label 1"),
+        ([0, 0, 0, 0], [0, 1, 0, 1], "roc_auc", "no row has the positive label 1"),
+        (["no", "no", "no"], ["no", "yes", "no"], "f1", "no row has the positive label 'yes'"),
+        ([1, 1, 1], [1, 0, 1], "false_positive_rate", ALL_POSITIVE),
+        ([1, 1, 1], [1, 0, 1], "roc_auc", ALL_POSITIVE),
+        ([0, 0, 0, 0], [0, 1, 0, 1], "accuracy", None),  # defined without positives
+        ([0, 0, 0, 0], [0, 1, 0, 1], "precision", None),  # judged on the predicted positives
+        ([0, 1, 0, 1], [0, 1, 1, 1], "f1", None),
+        ([0, 1, 2, 1], [0, 1, 1, 1], "recall", None),  # multiclass: macro over those present
+    ],
+)
+def test_a_metric_that_cannot_judge_the_rows_says_why(
+    y: list[Any], pred: list[Any], metric: str, why: str | None
+) -> None:
+    proba = np.full((len(y), 2), 0.5) if metric == "roc_auc" else None
+    preds = given(y, pred, proba, (0, 1) if proba is not None else None)
+    assert metrics.cannot_judge(metric, [preds]) == why
+    if metric == "f1" and why and isinstance(y[0], int):
+        assert score("f1", preds) == 0.0  # what the gate used to judge as "0 vs 0: pass"
+
+
+def test_a_slice_without_positives_cannot_be_judged_where_the_whole_set_can() -> None:
+    preds = given([0, 1, 0, 0], [0, 1, 1, 0])
+    assert metrics.cannot_judge("recall", [preds]) is None
+    assert metrics.cannot_judge("recall", [preds], np.array([True, False, True, True])) == (
+        "no row has the positive label 1"
+    )
+
+
+def test_more_resamples_with_the_same_seed_only_add_replicates() -> None:
+    """The gate doubles --resamples near a threshold: the first replicates stay the same."""
+    preds = binary()
+    labels = metrics.resolve_labels([preds], ["accuracy"])
+
+    def replicates(resamples: int) -> np.ndarray:
+        evaluator = bootstrap_sums.Evaluator(preds, ["accuracy"], labels)
+        return bootstrap_sums.score_replicates([evaluator], resamples, seed=5)[0]["accuracy"]
+
+    assert np.array_equal(replicates(200), replicates(400)[:200])
+
+
+def test_the_resampling_error_of_an_end_shrinks_with_more_resamples() -> None:
+    candidate, champion = noisy_pair(2000, 0.80, 0.79)
+    errors = [
+        bootstrap(["accuracy"], candidate, champion, resamples=b, seed=3)["accuracy"].delta_error
+        for b in (200, 3200)
+    ]
+    assert errors[0] is not None and errors[1] is not None
+    assert all(e > 0 for e in errors[0]) and errors[1][0] < errors[0][0] / 2
