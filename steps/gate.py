@@ -20,7 +20,7 @@ from typing import Any
 
 from steps.cli import STEP_HELP, Runtime, StepResult, step_command
 from steps.config import MLFLOW, MODEL, redact_url
-from steps.errors import ConfigError
+from steps.errors import ConfigError, StepFailed
 from steps.gate_options import OUTPUTS, SECTION, GateConfig, load_config
 from steps.gates.thresholds import describe_rule
 from steps.plan import Plan
@@ -195,14 +195,21 @@ def missing_extra(config: GateConfig) -> list[str]:
 
 def _show_models(runtime: Runtime, config: GateConfig) -> None:
     """What the run would judge, read (never written) from the registry: a candidate that does
-    not exist, or a champion alias that cannot be right, is exit 2 here as in the run."""
+    not exist, or a champion alias that cannot be right, is exit 2 here as in the run; an
+    MLflow that cannot be reached leaves the plan as it is, with a warning."""
     from steps.gates.lookup import describe, find
     from steps.tracking import RestTracking
 
     assert config.tracking_uri
     face = runtime.get_face()
     face.info("dry run: read the registry for the candidate and the champion (nothing written)")
-    candidate, champion, notes = find(config, RestTracking(config.tracking_uri))
+    try:
+        candidate, champion, notes = find(config, RestTracking(config.tracking_uri))
+    except StepFailed as exc:  # as promote's dry run: the plan stands, said as unread
+        face.warning(
+            f"dry run: could not read MLflow to show what the run would find: {exc.message}"
+        )
+        return
     face.info(f"candidate: {describe(candidate)}")
     face.info(f"champion: {describe(champion) if champion else 'none'}")
     for note in notes:

@@ -497,8 +497,10 @@ def test_help_and_a_full_dry_run_load_no_data_library(tmp_path: Path) -> None:
     heavy = loaded & ({*HEAVY, "pandas", "scipy", "matplotlib"} - {"yaml", "requests"})
     assert not heavy, heavy
     done = mlsteps(*dry, cwd=tmp_path)
-    assert done.returncode == 1, done.stderr  # it reads the registry: none at h:1
-    assert "http://h:1" in done.stderr and "Traceback" not in done.stderr
+    # It tries the registry (none at h:1): said as a warning, the plan shown all the same.
+    assert done.returncode == 0, done.stderr
+    assert "could not read MLflow" in done.stderr and "http://h:1" in done.stderr
+    assert "Traceback" not in done.stderr and "accuracy" in done.stdout
     assert not (tmp_path / "mlsteps-gate").exists()
 
 
