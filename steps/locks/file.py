@@ -41,7 +41,7 @@ class FileLock(Lock):
         except OSError as exc:
             why = "a symbolic link" if exc.errno == errno.ELOOP else exc.strerror
             raise ConfigError(
-                f"--lock-path {self.path}: cannot use the lock file {path} ({why}). Give "
+                f"--lock-path {self.path}: cannot create the lock file {path} ({why}). Give "
                 "a path in a directory only this user may write."
             ) from None
         info = os.fstat(fd)
