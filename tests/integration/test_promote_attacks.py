@@ -16,6 +16,7 @@ import requests
 
 from steps.report import canonical_json, digest
 from tests.integration.test_promote import (
+    EVIDENCE,
     Model,
     assert_refused,
     base_env,
@@ -230,3 +231,24 @@ def test_a_guard_file_left_by_a_killed_promote_does_not_block(model: Model, tmp_
     )
     assert outputs(done)["decision"] == "promoted" and "waiting" not in done.stderr
     assert file_is_free(lock)
+
+
+def test_only_the_exact_digest_is_taken_by_flag_and_by_environment(
+    model: Model, tmp_path: Path
+) -> None:
+    """The faces hand the digest through MLSTEPS_PROMOTE_GATE_REPORT_DIGEST (the action's
+    input, the Jenkins key): another case, a space inside, anything after it is refused.
+    Whitespace around it (a file read with its newline) is trimmed, as for every option:
+    what remains is the gate's exact output."""
+    handed = model.gate(1)
+    env = base_env(tmp_path)
+    plain = ["promote", "--tracking-uri", model.uri, "--name", model.name, "--version", "1"]
+    for near in (handed.upper(), handed.replace(":", ": "), f"{handed};true",
+                 f"{handed} --require-gate false", handed[:-1] + "\n"):  # fmt: skip
+        flag = run([*plain, "--gate-report-digest", near], env, tmp_path)
+        assert_refused(flag, model, "--gate-report-digest", "report-digest output")
+        by_env = run(plain, {**env, "MLSTEPS_PROMOTE_GATE_REPORT_DIGEST": near}, tmp_path)
+        assert_refused(by_env, model, "MLSTEPS_PROMOTE_GATE_REPORT_DIGEST", "report-digest")
+    done = run(plain, {**env, "MLSTEPS_PROMOTE_GATE_REPORT_DIGEST": f" {handed}\n"}, tmp_path)
+    assert outputs(done)["decision"] == "promoted"
+    assert model.evidence(1)[EVIDENCE + "report-digest"] == handed
