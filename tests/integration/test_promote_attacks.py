@@ -252,3 +252,26 @@ def test_only_the_exact_digest_is_taken_by_flag_and_by_environment(
     done = run(plain, {**env, "MLSTEPS_PROMOTE_GATE_REPORT_DIGEST": f" {handed}\n"}, tmp_path)
     assert outputs(done)["decision"] == "promoted"
     assert model.evidence(1)[EVIDENCE + "report-digest"] == handed
+
+
+def test_a_version_on_a_missing_or_deleted_run_is_refused(model: Model, tmp_path: Path) -> None:
+    """A version the training registered naming a run that does not exist; a gated version
+    whose run was deleted since (`mlflow gc` may remove the files the alias would name)."""
+    env = base_env(tmp_path)
+    handed = model.gate(1)
+    made = model._post(
+        "model-versions/create",
+        {"name": model.name, "source": "s3://elsewhere/evil", "run_id": "0" * 32},
+    )
+    forged = str(made["model_version"]["version"])
+    done = run(["promote", *model.args("--version", forged, "--gate-report-digest", handed)],
+               env, tmp_path)  # fmt: skip
+    assert_refused(done, model, f"the MLflow run {'0' * 32} of the version is gone")
+    model._post("runs/delete", {"run_id": model.runs["1"]})
+    done = run(["promote", *model.args("--version", "1")], env, tmp_path)
+    assert_refused(done, model, f"the MLflow run {model.runs['1']} of the version is deleted",
+                   "mlflow runs restore")  # fmt: skip
+    model._post("runs/restore", {"run_id": model.runs["1"]})
+    assert outputs(run(["promote", *model.args("--version", "1")], env, tmp_path))["decision"] == (
+        "promoted"
+    )
