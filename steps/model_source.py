@@ -201,38 +201,50 @@ class Artifacts:
             )
         return f"{self.tracking_uri.rstrip('/')}/api/2.0/mlflow-artifacts/artifacts/{quote(path)}"
 
-    def read(self, artifact_uri: str, rel: str) -> bytes | None:
-        """One file's bytes, or None when it does not exist."""
+    def read(self, artifact_uri: str, rel: str, limit: int | None = None) -> bytes | None:
+        """One file's bytes, or None when it does not exist; with a limit, at most limit + 1
+        of them (so a caller can refuse a file over it without holding all of it)."""
         if artifact_uri.startswith("mlflow-artifacts:"):
-            return self._http_get(self._proxy_url(artifact_uri, rel), artifact_uri)
+            return self._http_get(self._proxy_url(artifact_uri, rel), artifact_uri, limit)
         if artifact_uri.startswith("s3://"):
-            return _s3_read(artifact_uri, rel)
+            return _s3_read(artifact_uri, rel, limit)
         root = Path(_local(artifact_uri)).resolve()
         path = root / rel
         if not path.exists():
             return None
         _check_local(root, path)
-        return path.read_bytes() if path.is_file() else None
+        if not path.is_file():
+            return None
+        with path.open("rb") as handle:
+            return handle.read(-1 if limit is None else limit + 1)
 
-    def _http_get(self, url: str, artifact_uri: str) -> bytes | None:
+    def _http_get(self, url: str, artifact_uri: str, limit: int | None = None) -> bytes | None:
         import requests
 
         try:
-            answer = self.session().get(url, timeout=60)
+            answer = self.session().get(url, timeout=60, stream=True)
+            if answer.status_code == 404:
+                return None
+            if not answer.ok:
+                raise StepFailed(
+                    f"the MLflow server refused the model's files at {artifact_uri}: HTTP "
+                    f"{answer.status_code} {answer.text[:200]}"
+                )
+            if limit is None:
+                body: bytes = answer.content
+                return body
+            kept = bytearray()
+            for chunk in answer.iter_content(65536):
+                kept += chunk
+                if len(kept) > limit:
+                    break
+            answer.close()
+            return bytes(kept[: limit + 1])
         except requests.RequestException as exc:
             raise StepFailed(
                 f"cannot read the model's files at {artifact_uri} ({type(exc).__name__}). Is the "
                 "MLflow server running?"
             ) from None
-        if answer.status_code == 404:
-            return None
-        if not answer.ok:
-            raise StepFailed(
-                f"the MLflow server refused the model's files at {artifact_uri}: HTTP "
-                f"{answer.status_code} {answer.text[:200]}"
-            )
-        body: bytes = answer.content
-        return body
 
     def upload(self, artifact_uri: str, rel: str, body: bytes) -> None:
         """Write one file under artifact_uri (a run's artifacts), as the MLflow client would."""
@@ -368,12 +380,13 @@ def _s3_parts(artifact_uri: str, rel: str = "") -> tuple[str, str]:
     return parts.netloc, f"{key}/{rel}".strip("/") if rel else key
 
 
-def _s3_read(artifact_uri: str, rel: str) -> bytes | None:
+def _s3_read(artifact_uri: str, rel: str, limit: int | None = None) -> bytes | None:
     from botocore.exceptions import BotoCoreError, ClientError
 
     bucket, key = _s3_parts(artifact_uri, rel)
     try:
-        body: bytes = _s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
+        stream = _s3_client().get_object(Bucket=bucket, Key=key)["Body"]
+        body: bytes = stream.read(None if limit is None else limit + 1)
         return body
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):

@@ -31,6 +31,8 @@ from steps.promote_options import ANY_CHAMPION, NO_CHAMPION, PromoteConfig
 from steps.promote_services import Registry
 
 REPORT_PATH = f"{REPORT_ARTIFACT_DIR}/report.json"
+# A gate's report is kilobytes; anyone with the MLflow credentials can put gigabytes there.
+REPORT_LIMIT = 16 * 1024 * 1024
 
 
 def shown(version: str | None) -> str:
@@ -96,10 +98,15 @@ def _verified_report(
             "candidate's run)." + again
         )
     artifact_uri = registry.run_artifact_uri(run_id)
-    body = Artifacts(config.tracking_uri).read(artifact_uri, REPORT_PATH)
+    body = Artifacts(config.tracking_uri).read(artifact_uri, REPORT_PATH, limit=REPORT_LIMIT)
     where = f"{redact_url(artifact_uri)}/{REPORT_PATH}"
     if body is None:
         raise ConfigError(refuse + f"was never gated: there is no {where}." + again)
+    if len(body) > REPORT_LIMIT:
+        raise ConfigError(
+            refuse + f"has a {where} over {REPORT_LIMIT >> 20} MiB: not a report the gate "
+            "wrote (they are kilobytes), so it was replaced since." + again
+        )
     got = "sha256:" + hashlib.sha256(body).hexdigest()
     if got != digest:
         raise ConfigError(
@@ -109,16 +116,32 @@ def _verified_report(
             + again
         )
     try:
-        report = json.loads(body)
+        report = json.loads(body, object_pairs_hook=_unique, parse_constant=_finite)
     except ValueError:
         report = None
     if not isinstance(report, dict):
-        raise ConfigError(refuse + f"has no gate report in {where}: it is not JSON." + again)
+        raise ConfigError(
+            refuse + f"has no gate report in {where}: it is not the JSON the gate writes (no "
+            "repeated keys, no NaN or Infinity)." + again
+        )
     if problem := _not_about(report, name, version, found):
         raise ConfigError(
             refuse + f"is not what the gate report with this digest judged: {problem}." + again
         )
     return report
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object whose keys are unique: with a key twice, which verdict is read would depend
+    on the reader (json keeps the last, others the first). The gate never writes one."""
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise ValueError("a key twice")
+    return dict(pairs)
+
+
+def _finite(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # the gate writes null for NaN, refuses infinity
 
 
 def _not_about(

@@ -41,6 +41,7 @@ class Package:
     group: str
     status: str  # ModelApprovalStatus
     description: str  # ApprovalDescription, "" when none
+    made_for: str  # ModelPackageDescription, fixed when it was made: see registered_for()
 
 
 class Absent(Exception):
@@ -57,6 +58,13 @@ def one_line(text: str, limit: int = DESCRIPTION_LIMIT) -> str:
     """A description SageMaker takes: one line (its pattern is .*), at most limit characters."""
     text = re.sub(r"\s+", " ", text).strip()
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def registered_for(model: str, version: str) -> str:
+    """How the package mlsteps registers for a version starts its description. The version's
+    ARN tag can be rewritten by anyone with the MLflow credentials (the training among them);
+    this description is written once, by whoever holds the AWS ones."""
+    return one_line(f"MLflow model {model} version {version},")
 
 
 class SageMaker:
@@ -146,6 +154,7 @@ class SageMaker:
             group=str(found.get("ModelPackageGroupName", "")),
             status=str(found.get("ModelApprovalStatus", "")),
             description=str(found.get("ApprovalDescription", "")),
+            made_for=str(found.get("ModelPackageDescription", "")),
         )
 
     def register(self, model: str, version: str, image: str, digest: str | None) -> str:
@@ -161,9 +170,7 @@ class SageMaker:
                 invalid="SageMaker serves images from ECR: package the version with --registry "
                 f"set to an ECR repository, or {WITHOUT}.",
                 ModelPackageGroupName=self.group,
-                ModelPackageDescription=one_line(
-                    f"MLflow model {model} version {version}, image {image}"
-                ),
+                ModelPackageDescription=one_line(f"{registered_for(model, version)} image {image}"),
                 InferenceSpecification={
                     "Containers": [container],
                     "SupportedContentTypes": CONTENT_TYPES,

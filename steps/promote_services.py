@@ -70,6 +70,15 @@ class Registry:
                     "gate the model again."
                 ) from None
             raise exc.as_step_failed(f"reading run {run_id}") from None
+        if run["info"].get("lifecycle_stage") == "deleted":
+            # Someone discarded it; `mlflow gc` may remove its files (the model's, the
+            # report's) at any moment, after the alias points at them.
+            raise ConfigError(
+                f"the MLflow run {run_id} of the version is deleted (in MLflow's trash at "
+                f"{redact_url(self.rest.uri)}; `mlflow gc` removes its files): restore it "
+                f"(`mlflow runs restore --run-id {run_id}`) to promote this version, or "
+                "register and gate the model again."
+            )
         return str(run["info"]["artifact_uri"]).rstrip("/")
 
     def version(self, version: str) -> dict[str, Any]:

@@ -33,7 +33,14 @@ from steps.config import redact_url
 from steps.errors import ConfigError, MlstepsError, StepFailed
 from steps.promote import EVIDENCE_TAGS
 from steps.promote import SAGEMAKER_ARN_TAG as ARN_TAG
-from steps.promote_sagemaker import IMAGE_TAG, WITHOUT, Package, SageMaker, one_line
+from steps.promote_sagemaker import (
+    IMAGE_TAG,
+    WITHOUT,
+    Package,
+    SageMaker,
+    one_line,
+    registered_for,
+)
 from steps.promote_services import Registry
 
 DIGEST_TAG = "mlsteps.image.digest"
@@ -192,6 +199,15 @@ class SageMakerSync:
                     f"{group}. Give --sagemaker-model-package-group {found.group}, or remove "
                     "the tag to register the version in this group."
                 )
+            if not found.made_for.startswith(registered_for(model, version)):
+                raise ConfigError(
+                    f"--sagemaker-model-package-group {group}: version {version} of '{model}' "
+                    f"names model package {arn} (tag {ARN_TAG}), which was not registered for "
+                    f"it (its description: '{one_line(found.made_for, 200)}'): the tag was "
+                    "rewritten, and approving that package would serve another model. Remove "
+                    "the tag from the version (MlflowClient.delete_model_version_tag) and "
+                    "mlsteps registers the version again."
+                )
             return arn
         image = tags.get(IMAGE_TAG)
         if not image:
@@ -224,6 +240,12 @@ class SageMakerSync:
             self.warn(
                 f"version {version} of '{self.mlflow.name}' has model package {arn}, in group "
                 f"{found.group}, not {self.group}: it is left as it is."
+            )
+            return None
+        if not found.made_for.startswith(registered_for(self.mlflow.name, version)):
+            self.warn(
+                f"version {version} of '{self.mlflow.name}' names model package {arn} (tag "
+                f"{ARN_TAG}), which was not registered for it: it is left as it is."
             )
             return None
         return arn

@@ -6,8 +6,10 @@ works on the local file system (and the only one with no service to reach).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 import time
 from pathlib import Path
 from typing import Any
@@ -29,14 +31,33 @@ class FileLock(Lock):
         return f"file {self.path}"
 
     def _open(self, path: str | Path) -> int:
+        """The lock or guard file, refused unless it is a regular file of this user's: the
+        record is written into it, so a link planted in a shared directory (/tmp) would make
+        this user overwrite the file it points to, and another user's file could be held or
+        rewritten by them at will."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
         except OSError as exc:
+            why = "a symbolic link" if exc.errno == errno.ELOOP else exc.strerror
             raise ConfigError(
-                f"--lock-path {self.path}: cannot create the lock file ({exc.strerror}). Give "
-                "a path in a directory this user may write."
+                f"--lock-path {self.path}: cannot create the lock file {path} ({why}). Give "
+                "a path in a directory only this user may write."
             ) from None
+        info = os.fstat(fd)
+        if stat.S_ISREG(info.st_mode) and info.st_uid == os.geteuid():
+            return fd
+        os.close(fd)
+        why = (
+            "not a regular file"
+            if not stat.S_ISREG(info.st_mode)
+            else (f"owned by user id {info.st_uid}, not this user ({os.geteuid()})")
+        )
+        raise ConfigError(
+            f"--lock-path {self.path}: the lock file {path} is {why}: someone else could hold "
+            "or rewrite it. Give a path in a directory only this user may write (the default "
+            "is in this user's cache directory)."
+        )
 
     def _attempt(self, record: Record) -> Attempt:
         """Try once, under the guard: every acquisition and every takeover of this lock

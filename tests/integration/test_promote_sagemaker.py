@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from tests.integration.test_promote import (
     Model,
@@ -784,3 +785,51 @@ def test_sagemaker_refusing_the_input_is_its_own_message_not_a_missing_group_on_
     assert "no such model package group" not in done.stderr
     assert "create-model-package-group" not in done.stderr
     assert model.alias("champion") is None and group.packages() == []
+
+
+def test_an_arn_tag_the_training_rewrote_to_another_versions_package_is_refused_on_moto(
+    model: Model, group: Group, moto_server: MotoServer, tmp_path: Path
+) -> None:
+    """The training holds the MLflow credentials, not the AWS ones: after its version passed
+    the gate it points the version's ARN tag at the package registered for another version
+    (one rolled back as bad). Approving it would serve that model: exit 2, nothing moves."""
+    env = sagemaker_env(tmp_path, moto_server)
+    for version in (1, 2):
+        packaged(model, moto_server, version)
+    model.gate(1)
+    outputs(run(["promote", *model.args("--version", "1", *group.option())], env, tmp_path))
+    image3 = image(moto_server, 3)
+    bad = group.client.create_model_package(
+        ModelPackageGroupName=group.name,
+        ModelPackageDescription=f"MLflow model {model.name} version 3, image {image3}",
+        InferenceSpecification={
+            "Containers": [{"Image": image3}],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["text/csv"],
+        },
+        ModelApprovalStatus="Rejected",
+    )["ModelPackageArn"]
+    model._post(
+        "model-versions/set-tag",
+        {"name": model.name, "version": "2", "key": ARN_TAG, "value": bad},
+    )
+    model.gate(2, champion="1")
+    done = run(["promote", *model.args("--version", "2", *group.option())], env, tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"names model package {bad}" in done.stderr and "not registered for it" in done.stderr
+    assert group.package(bad)["ModelApprovalStatus"] == "Rejected"
+    assert model.alias("champion") == "1" and model.evidence(2) == {}
+    # The same tag on the champion, the package to reject: left as it is, with a warning.
+    model._post(
+        "model-versions/set-tag",
+        {"name": model.name, "version": "1", "key": ARN_TAG, "value": bad},
+    )
+    requests.delete(
+        f"{model.uri}/api/2.0/mlflow/model-versions/delete-tag",
+        json={"name": model.name, "version": "2", "key": ARN_TAG},
+        timeout=10,
+    ).raise_for_status()
+    done = run(["promote", *model.args("--version", "2", *group.option())], env, tmp_path)
+    assert outputs(done)["decision"] == "promoted"
+    assert "which was not registered for it: it is left as it is" in done.stderr
+    assert group.package(bad)["ModelApprovalStatus"] == "Rejected"
