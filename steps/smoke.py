@@ -13,12 +13,10 @@ Any failure is exit 1 with the server's log tail; the container is removed on ev
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import math
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -28,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from steps import model_code
 from steps.errors import StepFailed
 
 SERVER_FILE = Path(__file__).parent / "serve" / "server.py"
@@ -92,58 +91,11 @@ def _pins_met(requirements: Sequence[str]) -> str:
     return ""
 
 
-# Loading a model runs its code (pickle, cloudpickle, its loader_module and code_paths), and
-# whoever logged the model wrote that code. It gets what Python needs to run, by name: never
-# the registry password, tokens, cloud or MLflow credentials this process holds.
-MODEL_CODE_ENV = ("PATH", "LANG", "LANGUAGE", "TZ")
-
-
-def model_code_env(environ: Mapping[str, str], home: Path) -> dict[str, str]:
-    """The environment of a process that loads a model: an allow-list, and a HOME and TMPDIR
-    of its own, so that no library finds this user's credential files through HOME either."""
-    env = {k: v for k, v in environ.items() if k in MODEL_CODE_ENV or k.startswith("LC_")}
-    return {**env, "HOME": str(home), "TMPDIR": str(home), "TMP": str(home), "TEMP": str(home)}
-
-
-# The environment is not all: run as this user, the model's code could still read this job's
-# variables from /proc/PARENT/environ (and the runner's), reach the Docker socket (root on this
-# machine), loopback services and a cloud's metadata endpoint. Where this user may create user
-# namespaces, it runs in PID, network and IPC namespaces of its own: its /proc shows no other
-# process, no network leads anywhere, and /run (the Docker socket's directory) is an empty
-# tmpfs, mounted by an outer namespace so that the model's code cannot unmount it. Its files
-# stay this user's: see README, "What packaging trusts".
-_OUTER = ("--user", "--map-root-user", "--mount", "--pid", "--fork", "--mount-proc", "--net",
-          "--ipc", "--kill-child")  # fmt: skip
-_HIDE_RUN = (
-    'unset PWD; for d in /run /var/run; do if [ -d "$d" ] && [ ! -L "$d" ]; then '
-    'mount -t tmpfs -o mode=755 tmpfs "$d" || exit 97; fi; done; '
-    'exec "$0" --user --map-root-user --mount "$@"'
-)
-
-
-@functools.cache
-def isolation() -> tuple[str, ...]:
-    """The command prefix that runs a process in namespaces of its own, or () where user
-    namespaces are not allowed (some CI hosts) or util-linux's unshare is missing."""
-    unshare = shutil.which("unshare")
-    if unshare is None:
-        return ()
-    prefix = (unshare, *_OUTER, "sh", "-c", _HIDE_RUN, unshare)
-    try:
-        probe = subprocess.run(
-            [*prefix, "sh", "-c", "test ! -e /run/docker.sock && test ! -e /proc/2"],
-            capture_output=True, timeout=15, env={"PATH": os.environ.get("PATH", "")},
-        )  # fmt: skip
-    except (OSError, subprocess.TimeoutExpired):
-        return ()
-    return prefix if probe.returncode == 0 else ()
-
-
 class HostReference:
     """The reference computed on this machine, in a process started at once so that it runs
     while the container starts; ``result()`` is (the answer or None, why it is None). The
-    process gets model_code_env, in a directory of its own beside the model's, and the
-    namespaces of isolation() where it can have them (``isolated`` says whether)."""
+    process runs the model's code as steps/model_code.py starts it, in a directory of its own
+    beside the model's (``isolated`` says whether it had namespaces)."""
 
     def __init__(self, model_dir: Path, requirements: Sequence[str]) -> None:
         self.why_not = _pins_met(requirements)
@@ -152,19 +104,23 @@ class HostReference:
         self.proc: subprocess.Popen[str] | None = None
         self.isolated = False
         if not self.why_not:
-            prefix = isolation()
-            self.isolated = bool(prefix)
             home = model_dir.parent / "reference-home"
             home.mkdir(mode=0o700, exist_ok=True)
+            how = model_code.launch(
+                [sys.executable, str(SERVER_FILE), "reference"],
+                home,
+                {"MLSTEPS_MODEL_DIR": str(model_dir)},
+            )
+            self.isolated = how.isolated
             self.proc = subprocess.Popen(
-                [*prefix, sys.executable, str(SERVER_FILE), "reference"],
+                how.argv,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
                 cwd=home,
                 start_new_session=True,  # one group, killed whole by stop()
-                env={**model_code_env(os.environ, home), "MLSTEPS_MODEL_DIR": str(model_dir)},
+                env=how.env,
             )
 
     def result(self) -> tuple[Any, str]:
@@ -279,7 +235,7 @@ def run(
         )
         where = "computed on this machine"
         if reference is not None and not reference.isolated:
-            where += " (as this user, without namespaces of its own: none allowed here)"
+            where += f" ({model_code.WITHOUT_NAMESPACES})"
         if expected is None:
             where = f"computed in the image: {why_not_here}"
             code, output = container.exec_run(

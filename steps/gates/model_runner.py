@@ -3,11 +3,11 @@
 Loading an MLflow model runs code the model brought (a pickle, a ``loader_module``, its
 ``code_paths``), and the gate holds the job's credentials: the MLflow password, tokens, cloud
 keys. So the gate downloads the model files itself, then starts steps/gates/model_child.py
-with an environment built from an allow-list (no credential, a fresh empty HOME so no
-credentials file either) to load and score them. Data goes to the child as a pickle the gate
-wrote; answers come back as .npy files read without pickle and one JSON file, every field
-checked: nothing the model's code wrote is unpickled or trusted. The child runs as the same
-user, so this keeps secrets out of reach of the model's code, not the user's files.
+as steps/model_code.py starts a model's code (an allow-listed environment with a fresh empty
+HOME, namespaces of its own where allowed) to load and score them. Data goes to the child as a
+pickle the gate wrote; answers come back as .npy files read without pickle and one JSON file,
+every field checked: nothing the model's code wrote is unpickled or trusted. The child runs as
+the same user, so this keeps secrets out of reach of the model's code, not the user's files.
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import site
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -24,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from steps import model_code
 from steps.errors import ConfigError, StepFailed
 from steps.processes import run_process
 
@@ -31,12 +30,6 @@ if TYPE_CHECKING:
     from steps.ci import Face
     from steps.model_source import Artifacts
 
-# What loading and scoring a model needs from the environment: where programs and modules
-# are, temporary files, language settings and thread counts. Nothing else passes.
-KEEP = frozenset(
-    {"PATH", "TMPDIR", "LANG", "LANGUAGE", "TZ", "PYTHONPATH", "PYTHONHASHSEED",
-     "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"}
-)  # fmt: skip
 _WHY = {
     "load": "cannot load the model {uri} ({error}). Is the model's flavor installed where the "
     "gate runs (pip install 'mlsteps[gate]' and the model's requirements)?",
@@ -54,14 +47,6 @@ class Answers:
     proba: Any  # numpy array (rows × classes) or None
     classes: tuple[Any, ...] | None
     digest: str = ""  # of the model's files, as downloaded: "sha256:…"
-
-
-def child_environment(environ: Mapping[str, str], home: str) -> dict[str, str]:
-    env = {k: v for k, v in environ.items() if k in KEEP or k.startswith("LC_")}
-    env["HOME"] = home
-    # Packages installed with pip --user live under the real home: keep them importable.
-    env["PYTHONUSERBASE"] = site.getuserbase()
-    return env
 
 
 def score(
@@ -83,13 +68,18 @@ def score(
         request = {"task": task, "models": dirs}
         (work / "request.json").write_text(json.dumps(request), encoding="utf-8")
         (work / "home").mkdir()
+        how = model_code.launch(
+            [sys.executable, "-m", "steps.gates.model_child", str(work)], work / "home",
+            environ=environ,
+        )  # fmt: skip
+        alone = "" if how.isolated else f"; {model_code.WITHOUT_NAMESPACES}"
         face.info(
             f"scoring {' and '.join(u for u, _ in models)} on {len(features)} rows (in a "
-            "process without the job's credentials)"
+            f"process without the job's credentials{alone})"
         )
         outcome = run_process(
-            [sys.executable, "-m", "steps.gates.model_child", str(work)],
-            env=child_environment(os.environ if environ is None else environ, str(work / "home")),
+            how.argv,
+            env=how.env,
             cwd=str(work),
             timeout=None,
             on_line=lambda line: None,  # the model's own output: kept for a failure's message

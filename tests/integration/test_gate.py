@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import requests
 
+from tests import model_probes
 from tests.integration import gate_setup
 from tests.integration.test_train import mlsteps, run_info, tags_of
 
@@ -696,12 +697,15 @@ import os
 import mlflow
 
 RECORD = {record!r}
+SERVICE = {service!r}
 
 
 def record(moment):
     with open(RECORD, "a") as out:
         home = sorted(os.listdir(os.path.expanduser("~")))
-        out.write(json.dumps({{"moment": moment, "env": dict(os.environ), "home": home}}) + "\\n")
+        seen = {{"moment": moment, "env": dict(os.environ), "home": home, "environs": environs(),
+                "reaches": reaches(SERVICE), "docker": docker_sockets()}}
+        out.write(json.dumps(seen) + "\\n")
 
 
 record("load")  # a model from code runs this file when it is loaded
@@ -731,14 +735,18 @@ def test_model_code_runs_without_the_jobs_credentials(
     mlflow_server: Any, models: gate_setup.GateModels, tmp_path: Path
 ) -> None:
     """Security: loading and scoring the model runs the model's code. It sees none of the
-    credentials in the gate's environment, and no credentials file of the real home; the
-    verdict is the one its predictions earn."""
+    credentials in the gate's environment, no credentials file of the real home, and (in
+    namespaces of its own) neither the gate's environment through /proc, nor the Docker
+    socket, nor MLflow on loopback; the verdict is the one its predictions earn."""
     import mlflow
     import pandas as pd
 
     record = tmp_path / "seen.jsonl"
     code = tmp_path / "recorder_model.py"
-    code.write_text(RECORDER_MODEL.format(record=str(record)))
+    service = mlflow_server.uri.split("//", 1)[1].rstrip("/")  # MLflow, on loopback
+    code.write_text(
+        model_probes.PROBES + RECORDER_MODEL.format(record=str(record), service=service)
+    )
     with gate_setup.tracking(mlflow_server.uri), mlflow.start_run(run_name="gate-env") as run:
         mlflow.pyfunc.log_model(name="model", python_model=str(code))
     record.unlink(missing_ok=True)  # logging the model ran the file here too
@@ -766,6 +774,8 @@ def test_model_code_runs_without_the_jobs_credentials(
             assert name not in env and value not in text, (moment["moment"], name)
         assert not any(k.startswith(("MLFLOW_", "AWS_", "MLSTEPS_")) for k in env), env
         assert env["PATH"] and env["HOME"] != str(Path.home())
+        model_probes.assert_contained(moment, list(CREDENTIALS.values()))
+    assert "without the job's credentials)" in done.stderr  # and not "without namespaces"
 
 
 def test_threshold_on_a_metric_the_run_did_not_log(

@@ -23,6 +23,7 @@ import pytest
 import requests
 
 from steps.smoke import SERVER_FILE
+from tests import model_probes
 from tests.integration.test_train import STARTED, assert_nothing_left, mlsteps
 from tests.services import free_port, moto_ecr_password
 
@@ -1210,33 +1211,17 @@ def test_the_models_code_runs_here_without_the_jobs_credentials(
     record = workdir / "record"
     record.mkdir()
     (workdir / "nosy_model.py").write_text(
-        "import glob, json, os, socket\n"
-        "import mlflow.pyfunc\n\n"
-        "SOCKETS = ('/run/docker.sock', '/var/run/docker.sock')\n\n\n"
-        "def environs():  # every process's environment this one can read, its parent's first\n"
-        "    text = ''\n"
-        "    for path in [f'/proc/{os.getppid()}/environ', *glob.glob('/proc/*/environ')]:\n"
-        "        try:\n"
-        "            text += open(path, 'rb').read().decode(errors='replace')\n"
-        "        except OSError:\n"
-        "            pass\n"
-        "    return text\n\n\n"
-        "def reaches(address):\n"
-        "    host, port = address.rsplit(':', 1)\n"
-        "    try:\n"
-        "        socket.create_connection((host, int(port)), timeout=3).close()\n"
-        "        return True\n"
-        "    except OSError:\n"
-        "        return False\n\n\n"
+        model_probes.PROBES + "import json\n"
+        "import mlflow.pyfunc\n\n\n"
         "class Nosy(mlflow.pyfunc.PythonModel):\n"
         "    def __init__(self, record, registry):\n"
         "        self.record, self.registry = record, registry\n\n"
         "    def _write(self, when):\n"
         "        try:  # the record's directory exists on the packaging machine only\n"
-        "            with open(os.path.join(self.record, when + '.json'), 'w') as out:\n"
-        "                seen = {'env': dict(os.environ), 'home': os.path.expanduser('~'),\n"
-        "                        'environs': environs(), 'registry': reaches(self.registry),\n"
-        "                        'docker': [p for p in SOCKETS if os.path.exists(p)]}\n"
+        "            with open(_os.path.join(self.record, when + '.json'), 'w') as out:\n"
+        "                seen = {'env': dict(_os.environ), 'home': _os.path.expanduser('~'),\n"
+        "                        'environs': environs(), 'reaches': reaches(self.registry),\n"
+        "                        'docker': docker_sockets()}\n"
         "                json.dump(seen, out)\n"
         "        except OSError:\n"
         "            pass\n\n"
@@ -1285,14 +1270,15 @@ def test_the_models_code_runs_here_without_the_jobs_credentials(
         assert not [v for v in secrets.values() if v in json.dumps(env)]
         # What it was given (MLflow adds a _MLFLOW_… session id of its own when imported).
         given = {k for k in env if not k.startswith(("LC_", "_MLFLOW_"))}
-        allowed = {"PATH", "LANG", "LANGUAGE", "TZ", "HOME", "TMPDIR", "TMP", "TEMP"}
+        allowed = {"PATH", "LANG", "LANGUAGE", "TZ", "HOME", "TMPDIR", "TMP", "TEMP",
+                   "PYTHONPATH", "PYTHONHASHSEED", "PYTHONUSERBASE", "OMP_NUM_THREADS",
+                   "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"}  # fmt: skip
         assert given <= allowed | {"MLSTEPS_MODEL_DIR"}, sorted(given)
         # A home of its own (gone with the run's temporary files), not this user's.
         assert seen["home"] != str(Path.home()) and seen["home"].startswith(str(workdir / "tmp"))
         # Nor through /proc (the parent's environment, the runner's), the Docker socket or the
         # network (the registry on loopback; a cloud's metadata endpoint alike).
-        assert not [v for v in secrets.values() if v in seen["environs"]]
-        assert seen["docker"] == [] and seen["registry"] is False
+        model_probes.assert_contained(seen, list(secrets.values()))
     assert "without namespaces" not in done.stderr
     assert temp_left(workdir) == []
     _assert_clean(docker_client, workdir)
