@@ -847,15 +847,18 @@ def test_dry_run_of_a_version_that_does_not_exist_is_bad_input(
 def test_a_run_gated_before_registration_is_promoted_on_its_runs_verdict(
     mlflow_server: Any, tmp_path: Path
 ) -> None:
-    """train → gate → package: the verdict is on the run, and promote finds it there."""
+    """train → gate → package: the report is in the run's artifacts, and promote, handed the
+    gate's report-digest output, finds it there."""
     uri, name = mlflow_server.uri, "it-gate-then-register"
     passed = gate_setup.run_with_metrics(uri, {"accuracy": 0.95})
     failed = gate_setup.run_with_metrics(uri, {"accuracy": 0.85})
+    digests = {}
     for run_id in (passed, failed):
-        gate(
+        judged = gate(
             "--model-uri", f"runs:/{run_id}/model", "--champion-alias", "none",
             "--tracking-uri", uri, "--metrics", "{accuracy: {min: 0.9}}", cwd=tmp_path / run_id,
         )  # fmt: skip
+        digests[run_id] = result_of(judged)["outputs"]["report-digest"]
     assert gate_tags(uri, passed)["mlsteps.gate.verdict"] == "pass"
     assert gate_tags(uri, failed)["mlsteps.gate.verdict"] == "rejected"
     good, bad = (
@@ -864,8 +867,14 @@ def test_a_run_gated_before_registration_is_promoted_on_its_runs_verdict(
     )
     env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
     common = ["--tracking-uri", uri, "--name", name]
-    refused = mlsteps("--json", "promote", *common, "--version", bad, cwd=tmp_path, env=env)
+    refused = mlsteps(
+        "--json", "promote", *common, "--version", bad, "--gate-report-digest", digests[failed],
+        cwd=tmp_path, env=env,
+    )  # fmt: skip
     assert refused.returncode == 3, refused.stderr
-    done = mlsteps("--json", "promote", *common, "--version", good, cwd=tmp_path, env=env)
+    done = mlsteps(
+        "--json", "promote", *common, "--version", good, "--gate-report-digest", digests[passed],
+        cwd=tmp_path, env=env,
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert result_of(done)["outputs"]["champion-version"] == good

@@ -80,7 +80,8 @@ def test_gate_pass_and_reject_and_promote(mlflow_server: Any, tmp_path: Path) ->
     assert rejected.returncode == 3 and document["exit_code"] == 3
     promoted = mlsteps(
         "--json", "promote", "--name", name, "--version", candidate, "--require-gate", "false",
-        "--lock-path", str(tmp_path / "lock"), cwd=tmp_path, env=env,
+        "--expected-champion", champion, "--lock-path", str(tmp_path / "lock"), cwd=tmp_path,
+        env=env,
     )  # fmt: skip
     document = result("promote", promoted)
     assert document["ok"] and document["outputs"]["champion-version"] == candidate, promoted.stderr
