@@ -276,8 +276,12 @@ def test_quickstart_model_is_served_pushed_labelled_and_registered(
     # time, so by digest. The version records the content (this dependencies key and these
     # model files): the image pushed for it is pulled and reused, and the version left alone.
     before = version_tags(mlflow_server.uri, MODEL_NAME, version)
+    # By tag, not by id: other tests' images are built on the same dependencies image (its key
+    # is content), which cannot be deleted under them; untagged, it is not this repository's.
     for image in docker_client.images.list(name=repository):
-        docker_client.images.remove(image.id, force=True)
+        for tag in image.tags:
+            if tag.startswith(repository + ":"):
+                docker_client.images.remove(tag)
     fresh_done = package(
         "--model-uri", model_uri, "--registry", registry, "--tracking-uri", mlflow_server.uri,
         "--name", MODEL_NAME, "--load", "false", cwd=workdir, env=PACKAGING_ENV,
