@@ -22,6 +22,7 @@ from steps.cli import STEP_HELP, Runtime, StepResult, step_command
 from steps.config import MLFLOW, MODEL, redact_url
 from steps.errors import ConfigError, StepFailed
 from steps.gate_options import OUTPUTS, SECTION, GateConfig, load_config
+from steps.gates.checks import REPORT_ARTIFACT_DIR
 from steps.gates.thresholds import describe_rule
 from steps.plan import Plan
 
@@ -31,7 +32,6 @@ REPORT_FILES = ("report.md", "report.json", "report.png")
 # An interval's end within its resampling error of a threshold: resample again, doubling, up
 # to this many times --resamples; still too close then, the check fails as too close to call.
 MORE_RESAMPLES = 8
-REPORT_ARTIFACT_DIR = "mlsteps/gate"
 SCHEMA_ARTIFACT = "mlsteps/schema.json"
 
 

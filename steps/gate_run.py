@@ -14,12 +14,13 @@ from typing import Any
 
 from steps.cli import Runtime, StepResult
 from steps.errors import ConfigError, GateRejected, StepFailed
-from steps.gate import REPORT_ARTIFACT_DIR, SCHEMA_ARTIFACT
+from steps.gate import SCHEMA_ARTIFACT
 from steps.gate_options import CHECK_KINDS, GateConfig
 from steps.gates import lookup
 from steps.gates.checks import (
     CHAMPION_TAG,
     NO_CHAMPION,
+    REPORT_ARTIFACT_DIR,
     REPORT_DIGEST_TAG,
     REPORT_URI_TAG,
     VERDICT_TAG,

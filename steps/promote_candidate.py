@@ -25,7 +25,7 @@ from typing import Any
 
 from steps.config import redact_url
 from steps.errors import ConfigError, GateRejected, StepFailed
-from steps.gate import REPORT_ARTIFACT_DIR
+from steps.gates.checks import REPORT_ARTIFACT_DIR
 from steps.plan import Plan
 from steps.promote_options import ANY_CHAMPION, NO_CHAMPION, PromoteConfig
 from steps.promote_services import Registry

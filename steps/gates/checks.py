@@ -1,6 +1,7 @@
 """One checked rule of a gate, as every part of the gate reports it, and the verdict over them.
 
-The names of the tags gate writes on a model version live here too: promote reads them.
+The names of the tags gate writes on a model version, and where it logs its report, live here
+too: promote reads them (and a step never imports another step).
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ CHAMPION_TAG = "mlsteps.gate.champion-version"  # the version compared against, 
 REPORT_DIGEST_TAG = "mlsteps.gate.report-digest"  # "sha256:…" of the JSON report
 REPORT_URI_TAG = "mlsteps.gate.report-uri"  # where the report was logged (run artifacts)
 NO_CHAMPION = "none"
+# Where in the candidate's run the gate logs report.md, report.json and report.png; promote
+# verifies report.json there against the digest the gate step handed on.
+REPORT_ARTIFACT_DIR = "mlsteps/gate"
 
 
 @dataclass(frozen=True, kw_only=True)
