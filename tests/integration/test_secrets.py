@@ -201,11 +201,6 @@ class Done:
         return f"exit {self.code}\n--- stdout\n{self.out}\n--- stderr\n{self.err}"
 
 
-@pytest.fixture
-def cli(vault_server: services.VaultServer, tmp_path: Path) -> Cli:
-    return Cli(vault_server, tmp_path, uuid.uuid4().hex[:8])
-
-
 def expect_values(done: Done, values: Mapping[str, str]) -> None:
     assert done.code == 0, done
     assert done.hashes() == {name: sha(value) for name, value in values.items()}, done
@@ -673,20 +668,6 @@ def test_fetch_writes_private_files_that_read_back_exactly_and_revoke_removes_th
 
 
 # --- leases and login tokens end on the server --------------------------------------------------
-
-
-@pytest.fixture
-def dynamic(cli: Cli, redis_server: services.RedisServer) -> tuple[str, str, str, str]:
-    """A database role leasing Redis users, and an AppRole that may read it:
-    (creds path, approle mount, role id, secret id)."""
-    creds = vs.dynamic_creds_role(
-        cli.vault, redis_server, role="reader", mount=f"db-{cli.uid}", ttl="10m"
-    )
-    name = vs.read_policy(cli.vault, f"creds-{cli.uid}", [creds])
-    mount = f"approle-{cli.uid}"
-    role_id, secret_id = vs.approle(cli.vault, "trainer", [name], mount=mount)
-    cli.hide(role_id=role_id, secret_id=secret_id)
-    return creds, mount, role_id, secret_id
 
 
 @pytest.mark.parametrize("ending", ["success", "failure", "SIGTERM", "SIGINT"])

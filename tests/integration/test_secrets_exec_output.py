@@ -13,22 +13,14 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
-from pathlib import Path
 
 import pytest
 
 from steps.secret import mask_lines
 from steps.secrets_exec import MAX_PENDING
-from tests import services
 from tests.integration.test_secrets import Cli, Done, leases_under, live_logins
 
 pytestmark = pytest.mark.services
-
-
-@pytest.fixture
-def cli(vault_server: services.VaultServer, tmp_path: Path) -> Cli:
-    return Cli(vault_server, tmp_path, uuid.uuid4().hex[:8])
 
 
 def exec_args(cli: Cli, script: str, *names: str) -> list[str]:
@@ -171,17 +163,9 @@ def test_exec_into_a_reader_that_goes_away_ends_like_the_command_alone(
 
 
 def test_a_command_killed_by_a_signal_with_a_daemon_on_the_pipe_still_revokes(
-    cli: Cli, redis_server: services.RedisServer
+    cli: Cli, dynamic: tuple[str, str, str, str]
 ) -> None:
-    from tests import vault_setup as vs
-
-    creds = vs.dynamic_creds_role(
-        cli.vault, redis_server, role="reader", mount=f"db-{cli.uid}", ttl="10m"
-    )
-    name = vs.read_policy(cli.vault, f"creds-{cli.uid}", [creds])
-    mount = f"approle-{cli.uid}"
-    role_id, secret_id = vs.approle(cli.vault, "trainer", [name], mount=mount)
-    cli.hide(role_id=role_id, secret_id=secret_id)
+    creds, mount, role_id, secret_id = dynamic
     script = (
         "import os, signal, subprocess\n"
         "subprocess.Popen(['sleep', '30'])  # keeps stdout and stderr open\n"

@@ -4,23 +4,16 @@ user (or an attacker) gives it, run through the real CLI."""
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import pytest
 
-from tests import services
 from tests import vault_setup as vs
 from tests.integration.test_secrets import Cli, Done, expect_values
 
 pytestmark = pytest.mark.services
 
 PASSWORD = "p@ss/w0rd@x"  # an @ and a / of its own: the shapes that slipped past redact_url
-
-
-@pytest.fixture
-def cli(vault_server: services.VaultServer, tmp_path: Path) -> Cli:
-    return Cli(vault_server, tmp_path, uuid.uuid4().hex[:8])
 
 
 def bad_input(done: Done, *needles: str) -> None:

@@ -17,7 +17,6 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -112,11 +111,6 @@ def files_under(root: Path) -> dict[Path, str]:
         for p in root.rglob("*")
         if p.is_file() and p.name != "child.py"
     }
-
-
-@pytest.fixture
-def cli(vault_server: services.VaultServer, tmp_path: Path) -> Cli:
-    return Cli(vault_server, tmp_path, uuid.uuid4().hex[:8])
 
 
 @pytest.fixture

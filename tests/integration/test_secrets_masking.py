@@ -10,12 +10,9 @@ from __future__ import annotations
 import json
 import re
 import sys
-import uuid
-from pathlib import Path
 
 import pytest
 
-from tests import services
 from tests.integration.test_secrets import Cli, awkward
 from tests.leak_forms import leaked
 
@@ -29,11 +26,6 @@ PRINT_AND_FAIL = (
     "print('to stderr too:', value, file=sys.stderr, flush=True)\n"
     "sys.exit(3)\n"
 )
-
-
-@pytest.fixture
-def cli(vault_server: services.VaultServer, tmp_path: Path) -> Cli:
-    return Cli(vault_server, tmp_path, uuid.uuid4().hex[:8])
 
 
 def jenkins_env(cli: Cli) -> dict[str, str | None]:

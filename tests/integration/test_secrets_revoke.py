@@ -13,22 +13,15 @@ import socket
 import stat
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests import services
 from tests.integration.test_secrets import Cli, Done
 
 pytestmark = pytest.mark.services
-
-
-@pytest.fixture
-def cli(vault_server: services.VaultServer, tmp_path: Path) -> Cli:
-    return Cli(vault_server, tmp_path, uuid.uuid4().hex[:8])
 
 
 @pytest.fixture
