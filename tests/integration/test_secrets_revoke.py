@@ -133,9 +133,8 @@ def test_a_record_checked_out_under_umask_077_naming_a_victim_by_its_inode_is_re
     assert not contacted(listener), "revoke contacted the URL a foreign record named"
 
 
-def test_revoke_empties_a_fetched_file_that_was_hard_linked_elsewhere(cli: Cli) -> None:
-    # A hard link is the same inode: it passes every check, and removing fetch's name would
-    # leave the values readable under the other one. Emptied first, it holds nothing.
+def fetched(cli: Cli) -> tuple[dict[str, str], Path, Path]:
+    """A real fetch of one secret into values.env, recorded in lease.json: (env, both paths)."""
     cli.put("secret", f"{cli.uid}/db", {"password": f"pw-{cli.uid}"})
     env = cli.reader()
     values, lease = cli.cwd / "values.env", cli.cwd / "lease.json"
@@ -144,6 +143,13 @@ def test_revoke_empties_a_fetched_file_that_was_hard_linked_elsewhere(cli: Cli) 
         "--lease-file", str(lease), env=env,
     )  # fmt: skip
     assert done.code == 0, done
+    return env, values, lease
+
+
+def test_revoke_empties_a_fetched_file_that_was_hard_linked_elsewhere(cli: Cli) -> None:
+    # A hard link is the same inode: it passes every check, and removing fetch's name would
+    # leave the values readable under the other one. Emptied first, it holds nothing.
+    env, values, lease = fetched(cli)
     kept = cli.cwd / "kept" / "copy.env"
     kept.parent.mkdir()
     os.link(values, kept)
@@ -154,14 +160,7 @@ def test_revoke_empties_a_fetched_file_that_was_hard_linked_elsewhere(cli: Cli) 
 
 
 def test_a_fetched_file_changed_after_fetch_is_not_removed(cli: Cli) -> None:
-    cli.put("secret", f"{cli.uid}/db", {"password": f"pw-{cli.uid}"})
-    env = cli.reader()
-    values, lease = cli.cwd / "values.env", cli.cwd / "lease.json"
-    done = cli.run(
-        "secrets", "fetch", "--secrets", f"secret/{cli.uid}/db password", "--file", str(values),
-        "--lease-file", str(lease), env=env,
-    )  # fmt: skip
-    assert done.code == 0, done
+    env, values, lease = fetched(cli)
     with values.open("a") as out:  # same inode, another content
         out.write("ADDED=by someone\n")
     done = cli.run("secrets", "revoke", "--lease-file", str(lease), env=env)
@@ -221,14 +220,7 @@ def test_one_foreign_record_stops_revoke_before_any_record_is_acted_on(cli: Cli)
 
 @pytest.mark.parametrize("replacement", ["symlink", "other-file"])
 def test_a_fetched_file_replaced_after_fetch_is_not_removed(cli: Cli, replacement: str) -> None:
-    cli.put("secret", f"{cli.uid}/db", {"password": f"pw-{cli.uid}"})
-    env = cli.reader()
-    values, lease = cli.cwd / "values.env", cli.cwd / "lease.json"
-    done = cli.run(
-        "secrets", "fetch", "--secrets", f"secret/{cli.uid}/db password", "--file", str(values),
-        "--lease-file", str(lease), env=env,
-    )  # fmt: skip
-    assert done.code == 0, done
+    env, values, lease = fetched(cli)
     written = json.loads(lease.read_text())["files"]
     assert written == [identity(values)]
     target = victim(cli)
