@@ -1,0 +1,279 @@
+"""actions/install.sh, the first step of every action: mlsteps from the action's own checkout
+into one venv per job.
+
+Run directly with bash against tiny checkouts of a project named mlsteps (real pip, local
+files only): a venv is made once and reused, a later action that needs an extra adds it, a venv
+from another checkout is installed again, a failed install leaves nothing, and an action whose
+checkout is not mlsteps' (actions/ copied into another repository) stops with what it looked
+for and the two forms that work. Under act, both forms of `uses:` install the real package and
+run the action, and the copied-actions case fails the step with that message.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "actions" / "install.sh"
+STEPS = ("secrets", "train", "package", "gate", "promote")
+# The pip extras each step imports at run time (pyproject.toml); the others need none.
+EXTRAS = {"gate": ["gate"]}
+
+
+def action(step: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(
+        (REPO / "actions" / step / "action.yml").read_text("utf-8")
+    )
+    return loaded
+
+
+# ------------------------------------------------------------------------- the five actions
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_each_action_first_calls_the_install_script_with_the_extras_its_step_needs(
+    step: str,
+) -> None:
+    steps = action(step)["runs"]["steps"]
+    assert steps[0] == {
+        "name": "Install mlsteps",
+        "id": "install",
+        "shell": "bash",
+        "run": " ".join(['bash "$GITHUB_ACTION_PATH/../install.sh"', *EXTRAS.get(step, [])]),
+    }
+    # The step that runs mlsteps takes the venv the install step wrote.
+    (runs,) = [s for s in steps if s.get("id") == step]
+    assert runs["env"]["MLSTEPS_VENV"] == "${{ steps.install.outputs.venv }}"
+
+
+def test_the_extras_the_actions_name_are_the_projects() -> None:
+    import tomllib  # Python 3.11+, as the tests run on; mlsteps itself supports 3.10
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text("utf-8"))["project"]
+    assert {e for names in EXTRAS.values() for e in names} <= set(project["optional-dependencies"])
+    assert project["name"] == "mlsteps"  # what install.sh looks for
+
+
+def test_the_install_step_is_written_once() -> None:
+    # The script is the one copy: no action carries pip or the venv path itself.
+    for step in STEPS:
+        scripts = [s.get("run", "") for s in action(step)["runs"]["steps"]]
+        assert [s for s in scripts if "pip " in s or "mlsteps-venv" in s] == [], step
+
+
+# --------------------------------------------------------------------- the script, directly
+
+
+def write_project(root: Path, name: str, text: str = "", **files: str) -> Path:
+    """A pip-installable project at root: pyproject.toml naming it, plus files."""
+    root.mkdir(parents=True)
+    (root / "pyproject.toml").write_text(
+        textwrap.dedent(
+            f"""\
+            [build-system]
+            requires = ["setuptools>=68"]
+            build-backend = "setuptools.build_meta"
+
+            [project]
+            name = "{name}"
+            version = "0.1"
+            """
+        )
+        + textwrap.dedent(text)
+    )
+    for path, content in files.items():
+        (root / path).write_text(content)
+    return root
+
+
+def fake_mlsteps(tmp_path: Path, gate: str | None = None) -> Path:
+    """A checkout of a project named mlsteps: an `mlsteps` command, the actions beside it, and
+    a gate extra needing the project `probe` (a local one, so no index is asked)."""
+    probe = tmp_path / "probe"
+    if not probe.exists():
+        write_project(probe, "probe", "[tool.setuptools]\npy-modules = ['probe']\n", **{
+            "probe.py": "",
+        })  # fmt: skip
+    checkout = tmp_path / "mlsteps"
+    write_project(
+        checkout,
+        "mlsteps",
+        f"""\
+        [project.optional-dependencies]
+        gate = ["probe @ {gate or probe.as_uri()}"]
+        [project.scripts]
+        mlsteps = "fake_mlsteps:main"
+        [tool.setuptools]
+        py-modules = ["fake_mlsteps"]
+        """,
+        **{"fake_mlsteps.py": "def main() -> None:\n    print('fake mlsteps')\n"},
+    )
+    for step in STEPS:
+        (checkout / "actions" / step).mkdir(parents=True)
+    (checkout / "actions" / "install.sh").write_bytes(SCRIPT.read_bytes())
+    return checkout
+
+
+def install(action_dir: Path, runner_temp: Path, *extras: str) -> tuple[Any, str]:
+    """Run the repository's install.sh as the action at action_dir would: (process, output)."""
+    runner_temp.mkdir(exist_ok=True)
+    output = runner_temp / "github-output"
+    output.write_text("")
+    proc = subprocess.run(
+        ["bash", str(SCRIPT), *extras],
+        env={
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(Path.home()),
+            "GITHUB_ACTION_PATH": str(action_dir),
+            "RUNNER_TEMP": str(runner_temp),
+            "GITHUB_OUTPUT": str(output),
+        },
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    return proc, output.read_text()
+
+
+def pip_ran(venv: Path) -> float:
+    """When pip last installed mlsteps into venv (the mtime of its command)."""
+    return (venv / "bin" / "mlsteps").stat().st_mtime_ns
+
+
+@pytest.mark.slow  # pip builds and installs (about 4 s each)
+def test_the_first_action_makes_the_venv_and_the_next_reuses_it(tmp_path: Path) -> None:
+    checkout, temp = fake_mlsteps(tmp_path), tmp_path / "runner-temp"
+    venv = temp / "mlsteps-venv"
+    proc, output = install(checkout / "actions" / "train", temp)
+    assert proc.returncode == 0, proc.stderr
+    assert output == f"venv={venv}\n"
+    assert proc.stdout.splitlines() == [
+        f"mlsteps: installing {checkout} into this job's venv {venv} with pip (later mlsteps"
+        " actions of the job reuse it)"
+    ]
+    ran = subprocess.run([venv / "bin" / "mlsteps"], capture_output=True, text=True)
+    assert ran.stdout == "fake mlsteps\n"
+    installed = pip_ran(venv)
+
+    proc, output = install(checkout / "actions" / "package", temp)
+    assert proc.returncode == 0, proc.stderr
+    assert output == f"venv={venv}\n"
+    assert proc.stdout.splitlines() == [
+        f"mlsteps: reusing this job's venv {venv} (mlsteps from {checkout})"
+    ]
+    assert pip_ran(venv) == installed
+
+
+@pytest.mark.slow  # pip builds and installs (about 4 s each)
+def test_a_later_action_needing_an_extra_adds_it_and_keeps_it(tmp_path: Path) -> None:
+    checkout, temp = fake_mlsteps(tmp_path), tmp_path / "runner-temp"
+    venv = temp / "mlsteps-venv"
+    assert install(checkout / "actions" / "train", temp)[0].returncode == 0
+    probe = [str(venv / "bin" / "python"), "-c", "import probe"]
+    assert subprocess.run(probe, capture_output=True).returncode == 1  # not there yet
+
+    proc, output = install(checkout / "actions" / "gate", temp, "gate")
+    assert proc.returncode == 0, proc.stderr
+    assert output == f"venv={venv}\n"
+    assert proc.stdout.startswith(f"mlsteps: installing {checkout}[gate] into this job's venv")
+    assert subprocess.run(probe, capture_output=True).returncode == 0
+    installed = pip_ran(venv)
+
+    # The extra stays: neither an action without it nor another gate installs again.
+    for step, extras in (("promote", ()), ("gate", ("gate",))):
+        proc, _ = install(checkout / "actions" / step, temp, *extras)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.splitlines() == [
+            f"mlsteps: reusing this job's venv {venv} (mlsteps from {checkout}, extras: gate)"
+        ]
+    assert pip_ran(venv) == installed
+
+
+@pytest.mark.slow  # pip builds and installs (about 4 s each)
+def test_a_venv_of_another_checkout_is_installed_again_without_its_extras(
+    tmp_path: Path,
+) -> None:
+    first, temp = fake_mlsteps(tmp_path / "a"), tmp_path / "runner-temp"
+    second = fake_mlsteps(tmp_path / "b")
+    venv = temp / "mlsteps-venv"
+    assert install(first / "actions" / "gate", temp, "gate")[0].returncode == 0
+    proc, output = install(second / "actions" / "train", temp)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"mlsteps: installing {second} into this job's venv")
+    assert (venv / ".mlsteps-source").read_text() == str(second)
+    # The extras of the other checkout's install are not this one's to claim.
+    proc, _ = install(second / "actions" / "gate", temp, "gate")
+    assert proc.stdout.startswith(f"mlsteps: installing {second}[gate] into")
+
+
+@pytest.mark.slow  # pip builds and installs (about 4 s each)
+def test_a_failed_install_leaves_no_venv_and_no_output(tmp_path: Path) -> None:
+    checkout = fake_mlsteps(tmp_path, gate=(tmp_path / "no-such-project").as_uri())
+    temp = tmp_path / "runner-temp"
+    proc, output = install(checkout / "actions" / "gate", temp, "gate")
+    assert proc.returncode == 1
+    assert proc.stdout.splitlines()[-1] == (
+        "::error title=mlsteps install failed::mlsteps: pip could not install"
+        f" {checkout}[gate] into {temp / 'mlsteps-venv'} (its messages are above)"
+    )
+    assert "no-such-project" in proc.stderr  # pip's own reason
+    assert output == ""
+    assert sorted(p.name for p in temp.iterdir()) == ["github-output"]
+
+
+@pytest.mark.slow  # pip builds and installs (about 4 s each)
+def test_a_failed_extra_leaves_the_venv_unvouched_for(tmp_path: Path) -> None:
+    # The venv of an earlier action stays, but no record claims the half-installed extras:
+    # the next action installs again instead of trusting it.
+    checkout = fake_mlsteps(tmp_path, gate=(tmp_path / "no-such-project").as_uri())
+    temp = tmp_path / "runner-temp"
+    assert install(checkout / "actions" / "train", temp)[0].returncode == 0
+    assert install(checkout / "actions" / "gate", temp, "gate")[0].returncode == 1
+    proc, _ = install(checkout / "actions" / "train", temp)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"mlsteps: installing {checkout} into")
+
+
+def not_a_checkout_message(action_dir: Path, source_dir: Path) -> str:
+    return (
+        "::error title=mlsteps is not installable from here::mlsteps: this action installs"
+        " mlsteps from the mlsteps checkout it lives in, two directories above the action"
+        f" ({action_dir}), but {source_dir} is not one (it has no pyproject.toml naming the"
+        " project mlsteps): the actions cannot be copied into a repository on their own."
+        " Either use them from the mlsteps repository, `uses:"
+        " OWNER/mlsteps/actions/<step>@<ref>`, or check mlsteps out beside your workflow"
+        " (actions/checkout with `repository: OWNER/mlsteps` and `path: mlsteps`) and use"
+        ' `uses: ./mlsteps/actions/<step>`; README.md, "Using the actions", shows both.'
+    )
+
+
+@pytest.mark.parametrize("theirs", ["their own project", "no project"])
+def test_actions_copied_into_another_repository_stop_with_the_two_forms_that_work(
+    tmp_path: Path, theirs: str
+) -> None:
+    # Their pyproject.toml must not be installed in mlsteps' place.
+    repo = tmp_path / "their-repo"
+    if theirs == "their own project":
+        write_project(repo, "their-app")
+    (repo / "actions" / "train").mkdir(parents=True)
+    temp = tmp_path / "runner-temp"
+    proc, output = install(repo / "actions" / "train", temp)
+    assert proc.returncode == 2
+    assert proc.stdout.splitlines() == [not_a_checkout_message(repo / "actions" / "train", repo)]
+    assert proc.stderr == ""
+    assert output == ""
+    assert sorted(p.name for p in temp.iterdir()) == ["github-output"]
+
+
+def test_a_percent_in_the_path_cannot_become_a_workflow_command_escape(tmp_path: Path) -> None:
+    repo = tmp_path / "100%0Aof-it"
+    (repo / "actions" / "train").mkdir(parents=True)
+    proc, _ = install(repo / "actions" / "train", tmp_path / "runner-temp")
+    assert proc.returncode == 2
+    assert "100%250Aof-it" in proc.stdout and "100%0A" not in proc.stdout
