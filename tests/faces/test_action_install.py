@@ -277,3 +277,98 @@ def test_a_percent_in_the_path_cannot_become_a_workflow_command_escape(tmp_path:
     proc, _ = install(repo / "actions" / "train", tmp_path / "runner-temp")
     assert proc.returncode == 2
     assert "100%250Aof-it" in proc.stdout and "100%0A" not in proc.stdout
+
+
+# ------------------------------------------------------------------------------ under act
+
+# What a later step of the job sees: where the venv got mlsteps from (this repository, which the
+# step fails unless), and the mlsteps module that venv runs.
+WHERE = """\
+venv="$RUNNER_TEMP/mlsteps-venv"
+echo "workspace=$GITHUB_WORKSPACE" >> "$GITHUB_OUTPUT"
+echo "venv=$venv" >> "$GITHUB_OUTPUT"
+if [ -d "$venv" ]; then
+  source_dir="$(cat "$venv/.mlsteps-source")"
+  echo "source=$source_dir" >> "$GITHUB_OUTPUT"
+  for file in pyproject.toml actions/install.sh; do
+    cmp "$source_dir/$file" "$MLSTEPS_ACT_SOURCE/$file"  # this repository's
+  done
+  echo "module=$("$venv/bin/python" -c 'import steps; print(steps.__file__)')" >> "$GITHUB_OUTPUT"
+fi
+"""
+# The cheapest real action run: secrets revoke with nothing to revoke (no service needed).
+SECRETS = {"id": "secrets", "with": {"revoke": True}}
+LOOK = {"id": "where", "if": "always()", "shell": "bash", "run": WHERE}
+
+
+def workflow(*steps: dict[str, Any]) -> str:
+    job = {"runs-on": "ubuntu-latest", "steps": list(steps)}
+    doc = {"name": "faces-install", "on": "workflow_dispatch", "permissions": {}}
+    return yaml.safe_dump({**doc, "jobs": {"install": job}}, sort_keys=False)
+
+
+def assert_ran_from_the_venv_installed_from(result: Any, source_dir: Path) -> None:
+    assert result.returncode == 0, result.log + result.stderr
+    assert result.results["secrets"] == "success", result.results
+    assert result.outputs["secrets"]["revoked"] == "0"
+    where = result.outputs["where"]
+    assert f"mlsteps: installing {source_dir} into this job's venv {where['venv']}" in result.log
+    assert "nothing to revoke: no lease record found" in result.log
+    assert where["source"] == str(source_dir)
+    module = Path(where["module"])
+    assert module.is_relative_to(where["venv"]) and "site-packages" in module.parts, module
+    assert result.results["where"] == "success"  # and that source is this repository
+
+
+@pytest.mark.faces
+@pytest.mark.slow
+def test_uses_owner_mlsteps_actions_at_a_ref_installs_from_that_repository(
+    run_act: Any, tmp_path: Path
+) -> None:
+    result = run_act(
+        workflow({**SECRETS, "uses": "OWNER/mlsteps/actions/secrets@v0"}, LOOK),
+        checkout=False,
+        remote=["OWNER/mlsteps@v0"],
+    )
+    source_dir = Path(result.outputs["where"]["source"])
+    # Fetched as the action's repository, not taken from the workflow's workspace.
+    assert source_dir.is_relative_to(tmp_path / "act-cache"), source_dir
+    assert not source_dir.is_relative_to(result.outputs["where"]["workspace"])
+    assert_ran_from_the_venv_installed_from(result, source_dir)
+
+
+@pytest.mark.faces
+@pytest.mark.slow
+def test_a_checkout_of_mlsteps_beside_the_workflow_installs_from_that_checkout(
+    run_act: Any,
+) -> None:
+    checkout = {
+        "uses": "actions/checkout@v4",
+        "with": {"repository": "OWNER/mlsteps", "path": "mlsteps", "persist-credentials": False},
+    }
+    result = run_act(workflow(checkout, {**SECRETS, "uses": "./mlsteps/actions/secrets"}, LOOK))
+    source_dir = Path(result.outputs["where"]["workspace"]) / "mlsteps"
+    assert_ran_from_the_venv_installed_from(result, source_dir)
+
+
+@pytest.mark.faces
+@pytest.mark.slow
+def test_actions_copied_into_a_repository_fail_the_step_with_the_two_forms(
+    run_act: Any,
+) -> None:
+    copy = {
+        "name": "Copy only actions/ in, beside the repository's own project",
+        "shell": "bash",
+        "run": 'cp -a "$MLSTEPS_ACT_SOURCE/actions" .\n'
+        "printf '[project]\\nname = \"their-app\"\\n' > pyproject.toml",
+    }
+    result = run_act(workflow(copy, {**SECRETS, "uses": "./actions/secrets"}, LOOK), checkout=False)
+    assert result.returncode != 0
+    assert result.results["secrets"] == "failure", result.results
+    assert result.exits == {"secrets/install": 2, "secrets": 2}
+    workspace = Path(result.outputs["where"]["workspace"])
+    (error,) = [a for a in result.annotations if a["level"] == "error"]
+    expected = not_a_checkout_message(workspace / "actions" / "secrets", workspace)
+    assert error == {"step": "secrets", "level": "error", "message": expected.split("::", 2)[2]}
+    # Nothing was installed: no venv, and their project was not taken for mlsteps.
+    assert "venv" in result.outputs["where"] and "source" not in result.outputs["where"]
