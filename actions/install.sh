@@ -18,22 +18,28 @@
 # a remote action lives; its own files are reached by path from either form.
 set -euo pipefail
 
+# fail CODE TITLE MESSAGE: a workflow command's data ends at a newline and decodes %XX, so the
+# paths in MESSAGE are escaped.
+fail() {
+  local message="${3//%/%25}"
+  message="${message//$'\r'/%0D}"
+  echo "::error title=$2::${message//$'\n'/%0A}"
+  exit "$1"
+}
+
 action_dir="${GITHUB_ACTION_PATH:?run this as a step of an mlsteps action}"
 source_dir="$(cd "$action_dir/../.." && pwd)"
 venv="${RUNNER_TEMP:?run this as a step of an mlsteps action}/mlsteps-venv"
 
 # The pyproject.toml names the project: a repository that copied actions/ may have its own.
 if ! grep -qsx 'name = "mlsteps"' "$source_dir/pyproject.toml"; then
-  message="mlsteps: this action installs mlsteps from the mlsteps checkout it lives in, two\
+  fail 2 "mlsteps is not installable from here" "mlsteps: this action installs mlsteps from the mlsteps checkout it lives in, two\
  directories above the action ($action_dir), but $source_dir is not one (it has no\
  pyproject.toml naming the project mlsteps): the actions cannot be copied into a repository\
  on their own. Either use them from the mlsteps repository, \`uses:\
  OWNER/mlsteps/actions/<step>@<ref>\`, or check mlsteps out beside your workflow\
  (actions/checkout with \`repository: OWNER/mlsteps\` and \`path: mlsteps\`) and use \`uses:\
  ./mlsteps/actions/<step>\`; README.md, \"Using the actions\", shows both."
-  # A workflow command's data ends at a newline and decodes %XX: escape the paths' %.
-  echo "::error title=mlsteps is not installable from here::${message//%/%25}"
-  exit 2
 fi
 
 # The extras already in the venv count only when it holds mlsteps from this same checkout.
@@ -56,7 +62,7 @@ fi
 mapfile -t extras < <(printf '%s\n' "${have[@]}" "$@" | grep -v '^$' | sort -u)
 spec="$source_dir"
 if [ "${#extras[@]}" -gt 0 ]; then
-  spec="$source_dir[$(IFS=,; echo "${extras[*]}")]"
+  spec="${source_dir}[$(IFS=,; echo "${extras[*]}")]"
 fi
 echo "mlsteps: installing $spec into this job's venv $venv with pip (later mlsteps actions of the job reuse it)"
 
@@ -70,8 +76,7 @@ if ! { python3 -m venv "$venv" \
   if [ "$made_venv" = true ]; then
     rm -rf "$venv"
   fi
-  echo "::error title=mlsteps install failed::mlsteps: pip could not install $spec into $venv (its messages are above)"
-  exit 1
+  fail 1 "mlsteps install failed" "mlsteps: pip could not install $spec into $venv (its messages are above)"
 fi
 printf '%s\n' "${extras[@]}" | grep -v '^$' > "$venv/.mlsteps-extras" || true
 printf '%s' "$source_dir" > "$venv/.mlsteps-source"

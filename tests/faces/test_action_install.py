@@ -57,7 +57,8 @@ def test_the_extras_the_actions_name_are_the_projects() -> None:
 
     project = tomllib.loads((REPO / "pyproject.toml").read_text("utf-8"))["project"]
     assert {e for names in EXTRAS.values() for e in names} <= set(project["optional-dependencies"])
-    assert project["name"] == "mlsteps"  # what install.sh looks for
+    # install.sh knows an mlsteps checkout by this line.
+    assert 'name = "mlsteps"' in (REPO / "pyproject.toml").read_text("utf-8").splitlines()
 
 
 def test_the_install_step_is_written_once() -> None:
@@ -271,12 +272,13 @@ def test_actions_copied_into_another_repository_stop_with_the_two_forms_that_wor
     assert sorted(p.name for p in temp.iterdir()) == ["github-output"]
 
 
-def test_a_percent_in_the_path_cannot_become_a_workflow_command_escape(tmp_path: Path) -> None:
-    repo = tmp_path / "100%0Aof-it"
+def test_a_path_cannot_end_the_error_or_smuggle_in_an_escape(tmp_path: Path) -> None:
+    repo = tmp_path / "100%0Aof\n::warning::it"
     (repo / "actions" / "train").mkdir(parents=True)
     proc, _ = install(repo / "actions" / "train", tmp_path / "runner-temp")
     assert proc.returncode == 2
-    assert "100%250Aof-it" in proc.stdout and "100%0A" not in proc.stdout
+    (line,) = proc.stdout.splitlines()
+    assert "100%250Aof%0A::warning::it" in line and "100%0Aof" not in line
 
 
 # ------------------------------------------------------------------------------ under act
