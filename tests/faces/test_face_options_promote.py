@@ -171,13 +171,6 @@ def test_action_runs_promote_or_rollback_with_no_expression_in_a_script() -> Non
     assert checked.split() == PROMOTE_ONLY
 
 
-def test_action_installs_mlsteps_as_the_train_action_does() -> None:
-    train = yaml.safe_load((REPO / "actions" / "train" / "action.yml").read_text("utf-8"))
-    (ours,) = [s for s in ACTION["runs"]["steps"] if s.get("id") == "install"]
-    (theirs,) = [s for s in train["runs"]["steps"] if s.get("id") == "install"]
-    assert ours == theirs
-
-
 def test_action_outputs_are_the_steps_outputs() -> None:
     assert list(ACTION["outputs"]) == list(promote.OUTPUTS)
     for name, spec in ACTION["outputs"].items():
