@@ -8,7 +8,9 @@
  *   {"script": "vars/mlTrain.groovy",   // the global variable to load, or instead:
  *    "jenkinsfile": "examples/Jenkinsfile", // a whole declarative pipeline to run (see below)
  *    "library": "vars",                  // the shared library's vars/: each file a step the
- *                                        // Jenkinsfile (or the script) may call by its name
+ *                                        // Jenkinsfile (or the script) may call by its name;
+ *                                        // the src/ beside it (as beside a script's own
+ *                                        // directory) holds the classes a var imports
  *    "args": {...},                      // the Map passed to call(); omit to call() without one
  *                                        // (an object written {"__map__": [[k, v], ...]} keeps
  *                                        // its key order, which JsonSlurper would not)
@@ -647,6 +649,20 @@ def compiler = new CompilerConfiguration()
 compiler.addCompilationCustomizers(new ImportCustomizer().addImports(
     'com.cloudbees.groovy.cps.NonCPS', 'org.jenkinsci.plugins.workflow.libs.Library'))
 def shell = new GroovyShell(loader, binding, compiler)
+
+// A shared library is loaded whole, as Jenkins loads it: beside vars/ its src/ holds classes
+// (src/mlsteps/jenkins/Cli.groovy is mlsteps.jenkins.Cli) that a var imports. They are compiled
+// from source on first use, with the same imports as the vars.
+List<File> varsDirs = []
+if (input.script) {
+    varsDirs << new File(input.script as String).absoluteFile.parentFile
+}
+if (input.library) {
+    varsDirs << new File(input.library as String).absoluteFile
+}
+varsDirs.collect { new File(it.parentFile, 'src') }.findAll { it.isDirectory() }.unique().each { File src ->
+    shell.classLoader.addClasspath(src.path)
+}
 
 // The library's steps: each vars/NAME.groovy is the step NAME, loaded on its first call and
 // sharing this binding (env, the steps), as global variables share a build in Jenkins.

@@ -15,6 +15,7 @@
  */
 
 import groovy.json.JsonOutput
+import mlsteps.jenkins.Cli
 
 def call(Map userConfig = [:]) {
     Map defaultConfig = [
@@ -41,36 +42,29 @@ def call(Map userConfig = [:]) {
         config: null,         // path of an mlsteps.yaml (mlsteps: ./mlsteps.yaml when present)
         mlsteps: 'mlsteps',   // the mlsteps executable: a path, or a List of words ['python3', '-m', 'steps']
     ]
-    String problem = invalidKeys(userConfig, defaultConfig)
+    Cli cli = new Cli(this, 'mlGate')
+    // The forms a key's value may take; keys not listed take one String or number. Rules are a
+    // Map (passed as JSON, which is YAML) or YAML text; schema and drift also take false (off).
+    Map<String, String> forms = [metrics: Cli.RULES, slices: Cli.RULES, schema: Cli.RULES_OR_FALSE,
+                                 quality: Cli.RULES, drift: Cli.RULES_OR_FALSE, warnOnly: Cli.WORDS,
+                                 logReport: Cli.BOOLEAN, mlsteps: Cli.WORDS]
+    String problem = cli.invalidKeys(userConfig, defaultConfig, forms, Cli.SCALAR)
     if (problem) {
         error problem
     }
     Map config = defaultConfig + userConfig
 
-    String name = "gate-${safeName(env.BUILD_TAG ?: 'build')}-${UUID.randomUUID().toString().take(8)}"
-    String outputsFile = ".mlsteps/outputs/${name}.json"
-    List<String> environment = [
-        "MLSTEPS_OUTPUTS_FILE=${outputsFile}".toString(),
-        // The summary is the report's markdown, which the report directory holds already.
-        "MLSTEPS_SUMMARY_FILE=.mlsteps/summary/${name}.md".toString(),
-    ]
     // As in mlTrain, the tracking URI travels as the environment mlsteps reads (withEnv passes it
     // without a shell, so it needs no quoting), not on the command line the console shows.
+    List<String> environment = []
     if (config.trackingUri) {
         environment << "MLSTEPS_MLFLOW_TRACKING_URI=${config.trackingUri}".toString()
     }
 
-    String script = gateCommand(config, defaultConfig)
-    int status = 0
-    withEnv(environment) {
-        status = sh(script: script, returnStatus: true, label: 'mlsteps gate')
-    }
-
+    int status = cli.run('gate', gateCommand(config, defaultConfig), environment, null)
     // mlsteps writes the outputs on a rejection too (exit 3): the report is archived either way.
-    Map outputs = [:]
-    if (fileExists(outputsFile)) {
-        outputs = plainMap(readJSON(file: outputsFile))
-    }
+    // The summary is not: it is the report's markdown, which the report directory holds already.
+    Map outputs = cli.outputs()
     String archived = null
     if (outputs.report) {
         archived = reportArtifacts(env.WORKSPACE, pwd(), outputs.report)
@@ -86,8 +80,11 @@ def call(Map userConfig = [:]) {
     for (String key : outputKeys()) {
         env."${envName(key)}" = outputs[key] ?: ''
     }
+    if (status == 3) {
+        error rejection(outputs, archived)
+    }
     if (status != 0) {
-        error failureMessage(status, outputs, archived)
+        error cli.failure('gate', status, [:])
     }
     return outputs
 }
@@ -104,113 +101,14 @@ private static String envName(String key) {
     return 'MLGATE_' + key.toUpperCase().replace('-', '_')
 }
 
-// Keys that are not `mlsteps gate` flags.
-@NonCPS
-private static List<String> nonFlagKeys() {
-    return ['trackingUri', 'config', 'mlsteps']
-}
-
-// Keys whose value is a mapping of rules: a Map (passed as JSON, which is YAML) or YAML text.
-@NonCPS
-private static List<String> ruleKeys() {
-    return ['metrics', 'slices', 'schema', 'quality', 'drift']
-}
-
-// Rule keys that also take false (the check off).
-@NonCPS
-private static List<String> switchableKeys() {
-    return ['schema', 'drift']
-}
-
-// Keys that take several values: a List of strings or one String.
-@NonCPS
-private static List<String> listKeys() {
-    return ['warnOnly', 'mlsteps']
-}
-
-// Keys that take true or false (a Boolean, or the String 'true' or 'false').
-@NonCPS
-private static List<String> booleanKeys() {
-    return ['logReport']
-}
-
-@NonCPS
-private static String invalidKeys(Map userConfig, Map defaultConfig) {
-    List<String> known = defaultConfig.keySet()*.toString()
-    for (Object key : userConfig.keySet()) {
-        if (!known.contains(key.toString())) {
-            return "mlGate: unknown key '${key}'; known keys: ${known.join(', ')}"
-        }
-    }
-    for (String key : known) {
-        Object value = userConfig[key]
-        if (value == null) {
-            continue
-        }
-        boolean isBoolean = value instanceof Boolean || value.toString() in ['true', 'false']
-        if (booleanKeys().contains(key) && !isBoolean) {
-            return "mlGate: key '${key}' must be true or false, not '${value}'"
-        }
-        String form = null
-        if (switchableKeys().contains(key)) {
-            boolean ok = value instanceof Map || value instanceof CharSequence || value instanceof Boolean
-            form = ok ? null : 'a Map of rules, YAML text, or false'
-        } else if (ruleKeys().contains(key)) {
-            form = value instanceof Map || value instanceof CharSequence ? null : 'a Map of rules or YAML text'
-        } else if (listKeys().contains(key)) {
-            form = value instanceof List || value instanceof CharSequence ? null : 'a List of strings or one String'
-        } else if (!booleanKeys().contains(key)) {
-            form = value instanceof CharSequence || value instanceof Number ? null : 'a String or a number'
-        }
-        if (form) {
-            return "mlGate: key '${key}' must be ${form}, not ${value.getClass().simpleName}"
-        }
-    }
-    return null
-}
-
-/** camelCase key → kebab-case flag: reportDir → --report-dir. */
-@NonCPS
-private static String flagOf(String key) {
-    return '--' + key.replaceAll('([A-Z])', '-$1').toLowerCase()
-}
-
-@NonCPS
-private static List<String> items(Object value) {
-    switch (value) {
-        case null:
-            return []
-        case Map:
-            // JSON is YAML: mlsteps reads the rules as the mapping mlsteps.yaml would hold.
-            return [JsonOutput.toJson(value)]
-        case List:
-            return value*.toString()
-        default:
-            return [value.toString()]
-    }
-}
-
-/** One word for the shell: single-quoted, with each ' written as '\''. */
-@NonCPS
-private static String shellQuote(Object word) {
-    return "'" + word.toString().replace("'", "'\\''") + "'"
-}
-
 @NonCPS
 private static String gateCommand(Map config, Map defaultConfig) {
-    List<String> words = items(config.mlsteps)
-    words += ['--ci', 'jenkins']
-    if (config.config) {
-        words += ['--config', config.config.toString()]
-    }
-    words << 'gate'
-    List<String> flagKeys = defaultConfig.keySet()*.toString() - nonFlagKeys()
-    for (String key : flagKeys) {
-        // An empty value means "not set", as in the other faces.
-        List<String> values = items(config[key]).findAll { String item -> item != '' }
-        words += values.collectMany { String item -> [flagOf(key), item] }
-    }
-    return words.collect { String word -> shellQuote(word) }.join(' ')
+    // A Map of rules goes as JSON, which is YAML: mlsteps reads it as the mapping mlsteps.yaml
+    // would hold (only rule keys take a Map).
+    Map given = config.collectEntries { key, value -> [(key): value instanceof Map ? JsonOutput.toJson(value) : value] }
+    // Keys that are not `mlsteps gate` flags.
+    List<String> notFlags = ['trackingUri', 'config', 'mlsteps']
+    return Cli.shellLine(Cli.command(given, ['gate']) + Cli.flags(given, Cli.flagKeys(defaultConfig, notFlags)))
 }
 
 /** The report files as archiveArtifacts takes them (from the workspace root), or null when
@@ -226,41 +124,19 @@ private static String reportArtifacts(String workspace, String here, String repo
         }
         relative = dir == workspace ? '' : dir.substring(workspace.length() + 1)
     } else {
-        String base = (!workspace || here == workspace || !here.startsWith(workspace + '/')) ?
-            '' : here.substring(workspace.length() + 1)
+        String base = Cli.workspaceDir(workspace, here)
         relative = [base, dir == '.' ? '' : dir].findAll { String part -> part }.join('/')
     }
     String prefix = relative ? relative + '/' : ''
     return ['report.md', 'report.json', 'report.png'].collect { String file -> prefix + file }.join(',')
 }
 
+/** A rejection (exit 3) in the gate's words: which version, against which champion, the report. */
 @NonCPS
-private static String safeName(String text) {
-    return text.replaceAll('[^A-Za-z0-9._-]', '_')
-}
-
-// readJSON gives a JSONObject in Jenkins; callers get a plain Map of strings.
-@NonCPS
-private static Map plainMap(Object json) {
-    Map result = [:]
-    (json as Map).each { k, v -> result[k.toString()] = v == null ? '' : v.toString() }
-    return result
-}
-
-@NonCPS
-private static String failureMessage(int status, Map outputs, String archived) {
-    if (status == 3) {
-        String candidate = outputs['candidate-version'] ? "version ${outputs['candidate-version']}" : 'the candidate'
-        String champion = outputs['champion-version'] ? "version ${outputs['champion-version']}" : 'no champion'
-        String report = archived ? "the report is archived (${archived.tokenize(',')[0]})" : 'see the report'
-        return "mlGate: the gate rejected ${candidate} (decision: ${outputs.decision ?: 'rejected'}, " +
-            "${outputs.failed ?: 'some'} failed checks, compared with ${champion}); ${report}"
-    }
-    String meaning = [
-        1: 'the step failed',
-        2: 'bad input or configuration',
-        130: 'interrupted',
-        143: 'terminated',
-    ][status] ?: 'unexpected exit'
-    return "mlGate: mlsteps gate exited with code ${status} (${meaning}); see its message above"
+private static String rejection(Map outputs, String archived) {
+    String candidate = outputs['candidate-version'] ? "version ${outputs['candidate-version']}" : 'the candidate'
+    String champion = outputs['champion-version'] ? "version ${outputs['champion-version']}" : 'no champion'
+    String report = archived ? "the report is archived (${archived.tokenize(',')[0]})" : 'see the report'
+    return "mlGate: the gate rejected ${candidate} (decision: ${outputs.decision ?: 'rejected'}, " +
+        "${outputs.failed ?: 'some'} failed checks, compared with ${champion}); ${report}"
 }

@@ -17,6 +17,8 @@
  * reads back the outputs file mlsteps writes.
  */
 
+import mlsteps.jenkins.Cli
+
 def call(Map userConfig = [:]) {
     Map defaultConfig = [
         version: null,                   // the version to promote, e.g. mlGate's candidate-version (not with rollback)
@@ -45,7 +47,10 @@ def call(Map userConfig = [:]) {
         config: null,                    // path of an mlsteps.yaml (mlsteps: ./mlsteps.yaml when present)
         mlsteps: 'mlsteps',              // the mlsteps executable: a path, or a List of words, e.g. python3 -m steps
     ]
-    String problem = invalidKeys(userConfig, defaultConfig)
+    Cli cli = new Cli(this, 'mlPromote')
+    Map<String, String> forms = [mlsteps: Cli.WORDS, requireGate: Cli.BOOLEAN, requireApproval: Cli.BOOLEAN,
+                                 rollback: Cli.BOOLEAN]
+    String problem = cli.invalidKeys(userConfig, defaultConfig, forms, Cli.SCALAR) ?: rollbackProblem(userConfig)
     if (problem) {
         error problem
     }
@@ -71,21 +76,14 @@ def call(Map userConfig = [:]) {
         }
     }
 
-    String name = "${command}-${safeName(env.BUILD_TAG ?: 'build')}-${UUID.randomUUID().toString().take(8)}"
-    String outputsFile = ".mlsteps/outputs/${name}.json"
-    String summaryFile = ".mlsteps/summary/${name}.md"
-    List<String> environment = [
-        "MLSTEPS_OUTPUTS_FILE=${outputsFile}".toString(),
-        "MLSTEPS_SUMMARY_FILE=${summaryFile}".toString(),
-    ]
     // As in mlTrain, the tracking URI travels as the environment mlsteps reads (withEnv passes it
     // without a shell, so it needs no quoting), not on the command line the console shows.
+    List<String> environment = []
     if (config.trackingUri) {
         environment << "MLSTEPS_MLFLOW_TRACKING_URI=${config.trackingUri}".toString()
     }
 
     String script = promoteCommand(config, defaultConfig, command)
-    int status = 0
     // string() is a pipeline symbol, so the bindings are made here, not in a @NonCPS helper.
     // The tokens reach mlsteps only as variables withCredentials binds (and Jenkins masks).
     List bindings = []
@@ -97,32 +95,15 @@ def call(Map userConfig = [:]) {
         bindings << string(credentialsId: config.githubTokenCredentialsId.toString(),
                            variable: 'MLSTEPS_PROMOTE_GITHUB_TOKEN')
     }
-    withCredentials(bindings) {
-        withEnv(environment) {
-            status = sh(script: script, returnStatus: true, label: "mlsteps ${command}")
-        }
-    }
-
-    Map outputs = [:]
-    if (fileExists(outputsFile)) {
-        outputs = plainMap(readJSON(file: outputsFile))
-    }
-    if (fileExists(summaryFile)) {
-        // archiveArtifacts takes paths from the workspace root, which differs from here in dir().
-        String artifact = workspacePath(env.WORKSPACE, pwd(), summaryFile)
-        archiveArtifacts(artifacts: artifact, allowEmptyArchive: true, fingerprint: false)
-    }
+    int status = cli.run(command, script, environment, bindings)
+    Map outputs = cli.outputs()
+    cli.archiveSummary()
     if (status != 0) {
-        error failureMessage(command, status)
+        // Promote's compare-and-set fails (1) when another promotion moved the champion first.
+        String moved = command == 'promote' ? 'the step failed, or another promotion moved the champion first' : null
+        error cli.failure(command, status, [1: moved, 3: 'the gate rejected the version'])
     }
     return outputs
-}
-
-// Keys that are not flags of either command.
-@NonCPS
-private static List<String> nonFlagKeys() {
-    return ['vaultTokenCredentialsId', 'githubTokenCredentialsId', 'trackingUri', 'rollback', 'approvers',
-            'config', 'mlsteps']
 }
 
 // Keys of promote that rollback does not take (it has no candidate, gate or approval).
@@ -132,39 +113,8 @@ private static List<String> promoteOnlyKeys() {
             'approvers']
 }
 
-// Keys that take true or false (a Boolean, or the String 'true' or 'false').
 @NonCPS
-private static List<String> booleanKeys() {
-    return ['requireGate', 'requireApproval', 'rollback']
-}
-
-@NonCPS
-private static String invalidKeys(Map userConfig, Map defaultConfig) {
-    List<String> known = defaultConfig.keySet()*.toString()
-    for (Object key : userConfig.keySet()) {
-        if (!known.contains(key.toString())) {
-            return "mlPromote: unknown key '${key}'; known keys: ${known.join(', ')}"
-        }
-    }
-    for (String key : known) {
-        Object value = userConfig[key]
-        if (value == null) {
-            continue
-        }
-        if (booleanKeys().contains(key)) {
-            if (!(value instanceof Boolean || value.toString() in ['true', 'false'])) {
-                return "mlPromote: key '${key}' must be true or false, not '${value}'"
-            }
-            continue
-        }
-        boolean words = key == 'mlsteps'
-        boolean ok = value instanceof CharSequence ||
-            (words ? value instanceof List : value instanceof Number)
-        if (!ok) {
-            String form = words ? 'a List of strings or one String' : 'a String or a number'
-            return "mlPromote: key '${key}' must be ${form}, not ${value.getClass().simpleName}"
-        }
-    }
+private static String rollbackProblem(Map userConfig) {
     if (userConfig.rollback?.toString() == 'true') {
         List<String> given = promoteOnlyKeys().findAll { String key -> userConfig[key] != null }
         if (given) {
@@ -175,79 +125,13 @@ private static String invalidKeys(Map userConfig, Map defaultConfig) {
     return null
 }
 
-/** camelCase key → kebab-case flag: lockPath → --lock-path. */
-@NonCPS
-private static String flagOf(String key) {
-    return '--' + key.replaceAll('([A-Z])', '-$1').toLowerCase()
-}
-
-@NonCPS
-private static List<String> items(Object value) {
-    switch (value) {
-        case null:
-            return []
-        case List:
-            return value*.toString()
-        default:
-            return [value.toString()]
-    }
-}
-
-/** One word for the shell: single-quoted, with each ' written as '\''. */
-@NonCPS
-private static String shellQuote(Object word) {
-    return "'" + word.toString().replace("'", "'\\''") + "'"
-}
-
 @NonCPS
 private static String promoteCommand(Map config, Map defaultConfig, String command) {
-    List<String> words = items(config.mlsteps)
-    words += ['--ci', 'jenkins']
-    if (config.config) {
-        words += ['--config', config.config.toString()]
-    }
-    words << command
-    List<String> flagKeys = defaultConfig.keySet()*.toString() - nonFlagKeys()
+    // Keys that are not flags of either command.
+    List<String> notFlags = ['vaultTokenCredentialsId', 'githubTokenCredentialsId', 'trackingUri', 'rollback',
+                             'approvers', 'config', 'mlsteps']
     if (command == 'rollback') {
-        flagKeys -= promoteOnlyKeys()
+        notFlags += promoteOnlyKeys()
     }
-    for (String key : flagKeys) {
-        // An empty value means "not set", as in the other faces.
-        List<String> values = items(config[key]).findAll { String item -> item != '' }
-        words += values.collectMany { String item -> [flagOf(key), item] }
-    }
-    return words.collect { String word -> shellQuote(word) }.join(' ')
-}
-
-@NonCPS
-private static String workspacePath(String workspace, String here, String path) {
-    if (!workspace || here == workspace || !here.startsWith(workspace + '/')) {
-        return path
-    }
-    return here.substring(workspace.length() + 1) + '/' + path
-}
-
-@NonCPS
-private static String safeName(String text) {
-    return text.replaceAll('[^A-Za-z0-9._-]', '_')
-}
-
-// readJSON gives a JSONObject in Jenkins; callers get a plain Map of strings.
-@NonCPS
-private static Map plainMap(Object json) {
-    Map result = [:]
-    (json as Map).each { k, v -> result[k.toString()] = v == null ? '' : v.toString() }
-    return result
-}
-
-@NonCPS
-private static String failureMessage(String command, int status) {
-    String meaning = [
-        1: command == 'promote' ? 'the step failed, or another promotion moved the champion first' : 'the step failed',
-        2: 'bad input or configuration',
-        3: 'the gate rejected the version',
-        130: 'interrupted',
-        143: 'terminated',
-    ][status] ?: 'unexpected exit'
-    return "mlPromote: mlsteps ${command} exited with code ${status} (${meaning}); see its message above"
+    return Cli.shellLine(Cli.command(config, [command]) + Cli.flags(config, Cli.flagKeys(defaultConfig, notFlags)))
 }

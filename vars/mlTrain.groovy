@@ -9,6 +9,8 @@
  * reads back the outputs file mlsteps writes.
  */
 
+import mlsteps.jenkins.Cli
+
 def call(Map userConfig = [:]) {
     Map defaultConfig = [
         image: null,          // training image to run (required unless set in the config file)
@@ -38,21 +40,19 @@ def call(Map userConfig = [:]) {
         config: null,         // path of an mlsteps.yaml (mlsteps: ./mlsteps.yaml when present)
         mlsteps: 'mlsteps',   // the mlsteps executable: a path, or a List of words such as ['python3', '-m', 'steps']
     ]
-    String problem = invalidKeys(userConfig, defaultConfig)
+    Cli cli = new Cli(this, 'mlTrain')
+    // The forms a key's value may take; keys not listed take one String or number.
+    Map<String, String> forms = [command: Cli.WORDS, mlsteps: Cli.WORDS, env: Cli.PAIRS, label: Cli.PAIRS,
+                                 secretEnv: Cli.WORDS, mount: Cli.WORDS, secretsAsEnv: Cli.BOOLEAN]
+    String problem = cli.invalidKeys(userConfig, defaultConfig, forms, Cli.SCALAR)
     if (problem) {
         error problem
     }
     Map config = defaultConfig + userConfig
 
-    String name = "train-${safeName(env.BUILD_TAG ?: 'build')}-${UUID.randomUUID().toString().take(8)}"
-    String outputsFile = ".mlsteps/outputs/${name}.json"
-    String summaryFile = ".mlsteps/summary/${name}.md"
-    List<String> environment = [
-        "MLSTEPS_OUTPUTS_FILE=${outputsFile}".toString(),
-        "MLSTEPS_SUMMARY_FILE=${summaryFile}".toString(),
-    ]
     // Values that are not `train` flags travel as the environment mlsteps reads; withEnv does not
     // pass them through a shell, so they need no quoting.
+    List<String> environment = []
     if (config.trackingUri) {
         environment << "MLSTEPS_MLFLOW_TRACKING_URI=${config.trackingUri}".toString()
     }
@@ -63,155 +63,31 @@ def call(Map userConfig = [:]) {
         environment << "MLSTEPS_TRAIN_COMMAND=${config.command}".toString()
     }
 
-    String script = trainCommand(config, defaultConfig)
-    int status = 0
-    withEnv(environment) {
-        status = sh(script: script, returnStatus: true, label: 'mlsteps train')
-    }
-
-    Map outputs = [:]
-    if (fileExists(outputsFile)) {
-        outputs = plainMap(readJSON(file: outputsFile))
-    }
-    if (fileExists(summaryFile)) {
-        // archiveArtifacts takes paths from the workspace root, which differs from here in dir().
-        String artifact = workspacePath(env.WORKSPACE, pwd(), summaryFile)
-        archiveArtifacts(artifacts: artifact, allowEmptyArchive: true, fingerprint: false)
-    }
+    int status = cli.run('train', trainCommand(config, defaultConfig), environment, null)
+    Map outputs = cli.outputs()
+    cli.archiveSummary()
     if (status != 0) {
-        error failureMessage(status, outputs)
+        error cli.failure('train', status, [:]) + trainDetails(outputs)
     }
     return outputs
 }
 
-// Keys that are not `mlsteps train` flags.
-@NonCPS
-private static List<String> nonFlagKeys() {
-    return ['command', 'trackingUri', 'experiment', 'config', 'mlsteps']
-}
-
-// The forms a key's value may take; keys not listed take one String or number.
-@NonCPS
-private static Map<String, String> valueForms() {
-    String pairs = "a List of 'KEY=VALUE' strings or a Map"
-    String words = 'a List of strings or one String'
-    return [command: words, mlsteps: words, env: pairs, label: pairs, secretEnv: words, mount: words]
-}
-
-// Keys that take true or false (a Boolean, or the String 'true' or 'false').
-@NonCPS
-private static List<String> booleanKeys() {
-    return ['secretsAsEnv']
-}
-
-@NonCPS
-private static String invalidKeys(Map userConfig, Map defaultConfig) {
-    List<String> known = defaultConfig.keySet()*.toString()
-    for (Object key : userConfig.keySet()) {
-        if (!known.contains(key.toString())) {
-            return "mlTrain: unknown key '${key}'; known keys: ${known.join(', ')}"
-        }
-    }
-    Map<String, String> forms = valueForms()
-    for (String key : known) {
-        Object value = userConfig[key]
-        if (booleanKeys().contains(key)) {
-            boolean isBoolean = value == null || value instanceof Boolean || value.toString() in ['true', 'false']
-            if (!isBoolean) {
-                return "mlTrain: key '${key}' must be true or false, not '${value}'"
-            }
-            continue
-        }
-        String form = forms[key] ?: 'a String or a number'
-        boolean ok = value == null ||
-            (value instanceof List || value instanceof CharSequence) && forms[key] ||
-            value instanceof Map && form.endsWith('Map') ||
-            (value instanceof CharSequence || value instanceof Number) && !forms[key]
-        if (!ok) {
-            return "mlTrain: key '${key}' must be ${form}, not ${value.getClass().simpleName}"
-        }
-    }
-    return null
-}
-
-/** camelCase key → kebab-case flag: shmSize → --shm-size. */
-@NonCPS
-private static String flagOf(String key) {
-    return '--' + key.replaceAll('([A-Z])', '-$1').toLowerCase()
-}
-
-@NonCPS
-private static List<String> items(Object value) {
-    switch (value) {
-        case null:
-            return []
-        case Map:
-            return value.collect { k, v -> "${k}=${v}".toString() }
-        case List:
-            return value*.toString()
-        default:
-            return [value.toString()]
-    }
-}
-
-/** One word for the shell: single-quoted, with each ' written as '\''. */
-@NonCPS
-private static String shellQuote(Object word) {
-    return "'" + word.toString().replace("'", "'\\''") + "'"
-}
-
+// The flags, then a List command after `--` (a String one travels as MLSTEPS_TRAIN_COMMAND).
 @NonCPS
 private static String trainCommand(Map config, Map defaultConfig) {
-    List<String> words = items(config.mlsteps)
-    words += ['--ci', 'jenkins']
-    if (config.config) {
-        words += ['--config', config.config.toString()]
-    }
-    words << 'train'
-    List<String> flagKeys = defaultConfig.keySet()*.toString() - nonFlagKeys()
-    for (String key : flagKeys) {
-        // An empty value means "not set", as in the other faces.
-        List<String> values = items(config[key]).findAll { String item -> item != '' }
-        words += values.collectMany { String item -> [flagOf(key), item] }
-    }
+    // Keys that are not `mlsteps train` flags.
+    List<String> notFlags = ['command', 'trackingUri', 'experiment', 'config', 'mlsteps']
+    List<String> words = Cli.command(config, ['train']) + Cli.flags(config, Cli.flagKeys(defaultConfig, notFlags))
     if (config.command instanceof List && config.command) {
         words << '--'
-        words.addAll(items(config.command))
+        words.addAll(Cli.items(config.command))
     }
-    return words.collect { String word -> shellQuote(word) }.join(' ')
+    return Cli.shellLine(words)
 }
 
+// What the outputs tell of a failed training, after the exit code's message.
 @NonCPS
-private static String workspacePath(String workspace, String here, String path) {
-    if (!workspace || here == workspace || !here.startsWith(workspace + '/')) {
-        return path
-    }
-    return here.substring(workspace.length() + 1) + '/' + path
-}
-
-@NonCPS
-private static String safeName(String text) {
-    return text.replaceAll('[^A-Za-z0-9._-]', '_')
-}
-
-// readJSON gives a JSONObject in Jenkins; callers get a plain Map of strings.
-@NonCPS
-private static Map plainMap(Object json) {
-    Map result = [:]
-    (json as Map).each { k, v -> result[k.toString()] = v == null ? '' : v.toString() }
-    return result
-}
-
-@NonCPS
-private static String failureMessage(int status, Map outputs) {
-    String meaning = [
-        1: 'the step failed',
-        2: 'bad input or configuration',
-        3: 'a gate said no',
-        130: 'interrupted',
-        143: 'terminated',
-    ][status] ?: 'unexpected exit'
-    String message = "mlTrain: mlsteps train exited with code ${status} (${meaning}); see its message above"
+private static String trainDetails(Map outputs) {
     List<String> details = []
     if (outputs['exit-code']) {
         details << "training command exit code ${outputs['exit-code']}"
@@ -219,5 +95,5 @@ private static String failureMessage(int status, Map outputs) {
     if (outputs['run-id']) {
         details << "MLflow run ${outputs['run-id']}"
     }
-    return details ? "${message} [${details.join(', ')}]" : message
+    return details ? " [${details.join(', ')}]" : ''
 }

@@ -15,6 +15,8 @@
  * (fetch, revoke), reads back the file fetch writes and wraps the block.
  */
 
+import mlsteps.jenkins.Cli
+
 def call(Closure body) {
     return call([:], body)
 }
@@ -45,7 +47,10 @@ def call(Map userConfig, Closure body = null) {
         config: null,                  // path of an mlsteps.yaml (mlsteps: ./mlsteps.yaml when present)
         mlsteps: 'mlsteps',            // the mlsteps executable: a path, or a List of words ['python3', '-m', 'steps']
     ]
-    String problem = invalidKeys(userConfig, defaultConfig) ?: (body == null ? missingBody() : null)
+    Cli cli = new Cli(this, 'withVaultSecrets')
+    Map<String, String> forms = [secrets: Cli.WORDS, mlsteps: Cli.WORDS]
+    String problem = cli.invalidKeys(userConfig, defaultConfig, forms, Cli.SCALAR_OR_BOOLEAN) ?:
+        (body == null ? missingBody() : null)
     if (problem) {
         error problem
     }
@@ -63,7 +68,7 @@ def call(Map userConfig, Closure body = null) {
     String fetch = fetchCommand(config, defaultConfig, secretsFile, leaseFile)
     // The record is removed by a successful revoke; the directory goes with it. A failed revoke
     // keeps both, so the record can be revoked again by hand.
-    String revoke = revokeCommand(config, leaseFile) + ' && rm -rf ' + shellQuote(dir)
+    String revoke = revokeCommand(config, leaseFile) + ' && rm -rf ' + Cli.shellQuote(dir)
 
     boolean bodyDone = false
     try {
@@ -72,14 +77,9 @@ def call(Map userConfig, Closure body = null) {
         for (Map binding : credentialBindings(config)) {
             bindings << string(credentialsId: binding.credentialsId, variable: binding.variable)
         }
-        int status = 0
-        withCredentials(bindings) {
-            withEnv(environment) {
-                status = sh(script: fetch, returnStatus: true, label: 'mlsteps secrets fetch')
-            }
-        }
+        int status = cli.runScript('mlsteps secrets fetch', fetch, environment, bindings)
         if (status != 0) {
-            error failureMessage('fetch', status)
+            error cli.failure('secrets fetch', status, [:])
         }
         if (!fileExists(secretsFile)) {
             // A dry run (MLSTEPS_DRY_RUN) printed its plan and read nothing: there are no values
@@ -90,10 +90,10 @@ def call(Map userConfig, Closure body = null) {
         }
         Map values = [:]
         try {
-            values = plainMap(readJSON(file: secretsFile))
+            values = Cli.plainMap(readJSON(file: secretsFile))
         } finally {
             // The values now live in this step only; no copy stays on disk while the block runs.
-            sh(script: 'rm -f ' + shellQuote(secretsFile), label: 'remove the secrets file')
+            sh(script: 'rm -f ' + Cli.shellQuote(secretsFile), label: 'remove the secrets file')
         }
         // Jenkins masks credentials it binds itself, not values a step reads: the Mask
         // Passwords plugin masks these, each line of a multi-line value on its own (the console
@@ -109,7 +109,7 @@ def call(Map userConfig, Closure body = null) {
     } finally {
         int revoked = sh(script: revoke, returnStatus: true, label: 'mlsteps secrets revoke')
         if (revoked != 0) {
-            String message = failureMessage('revoke', revoked) + "; the lease record stays in ${dir}"
+            String message = cli.failure('secrets revoke', revoked, [:]) + "; the lease record stays in ${dir}"
             if (bodyDone) {
                 error message
             }
@@ -149,85 +149,16 @@ private static String missingBody() {
 }
 
 @NonCPS
-private static String invalidKeys(Map userConfig, Map defaultConfig) {
-    List<String> known = defaultConfig.keySet()*.toString()
-    for (Object key : userConfig.keySet()) {
-        if (!known.contains(key.toString())) {
-            return "withVaultSecrets: unknown key '${key}'; known keys: ${known.join(', ')}"
-        }
-    }
-    Map<String, String> forms = [secrets: 'a List of strings or one String', mlsteps: 'a List of strings or one String']
-    for (String key : known) {
-        Object value = userConfig[key]
-        String form = forms[key] ?: 'a String, a number or a boolean'
-        boolean ok = value == null ||
-            (value instanceof List || value instanceof CharSequence) && forms[key] ||
-            (value instanceof CharSequence || value instanceof Number || value instanceof Boolean) && !forms[key]
-        if (!ok) {
-            return "withVaultSecrets: key '${key}' must be ${form}, not ${value.getClass().simpleName}"
-        }
-    }
-    return null
-}
-
-/** camelCase key → kebab-case flag: caCert → --ca-cert. */
-@NonCPS
-private static String flagOf(String key) {
-    return '--' + key.replaceAll('([A-Z])', '-$1').toLowerCase()
-}
-
-@NonCPS
-private static List<String> items(Object value) {
-    switch (value) {
-        case null:
-            return []
-        case List:
-            return value*.toString()
-        default:
-            return [value.toString()]
-    }
-}
-
-/** One word for the shell: single-quoted, with each ' written as '\''. */
-@NonCPS
-private static String shellQuote(Object word) {
-    return "'" + word.toString().replace("'", "'\\''") + "'"
-}
-
-@NonCPS
-private static List<String> prefix(Map config, String subcommand) {
-    List<String> words = items(config.mlsteps)
-    words += ['--ci', 'jenkins']
-    if (config.config) {
-        words += ['--config', config.config.toString()]
-    }
-    return words + ['secrets', subcommand]
-}
-
-@NonCPS
-private static List<String> flags(Map config, List<String> keys) {
-    List<String> words = []
-    for (String key : keys) {
-        // An empty value means "not set", as in the other faces.
-        List<String> values = items(config[key]).findAll { String item -> item != '' }
-        words += values.collectMany { String item -> [flagOf(key), item] }
-    }
-    return words
-}
-
-@NonCPS
 private static String fetchCommand(Map config, Map defaultConfig, String secretsFile, String leaseFile) {
-    List<String> keys = defaultConfig.keySet()*.toString() - nonFlagKeys()
-    List<String> words = prefix(config, 'fetch') + flags(config, keys)
-    words += ['--file', secretsFile, '--lease-file', leaseFile]
-    return words.collect { String word -> shellQuote(word) }.join(' ')
+    List<String> keys = Cli.flagKeys(defaultConfig, nonFlagKeys())
+    List<String> words = Cli.command(config, ['secrets', 'fetch']) + Cli.flags(config, keys)
+    return Cli.shellLine(words + ['--file', secretsFile, '--lease-file', leaseFile])
 }
 
 @NonCPS
 private static String revokeCommand(Map config, String leaseFile) {
-    List<String> words = prefix(config, 'revoke') + flags(config, connectionKeys())
-    words += ['--lease-file', leaseFile]
-    return words.collect { String word -> shellQuote(word) }.join(' ')
+    List<String> words = Cli.command(config, ['secrets', 'revoke']) + Cli.flags(config, connectionKeys())
+    return Cli.shellLine(words + ['--lease-file', leaseFile])
 }
 
 // Credentials reach mlsteps as variables bound by withCredentials (Secret text credentials), which
@@ -304,24 +235,4 @@ private static String pyStrip(String text) {
     String space = '[\\t\\n\\x0B\\f\\r\\x1C-\\x1F \\x85\\xA0\\u1680\\u2000-\\u200A\\u2028\\u2029' +
         '\\u202F\\u205F\\u3000]'
     return text.replaceAll('^' + space + '+|' + space + '+$', '')
-}
-
-// readJSON gives a JSONObject in Jenkins; the block gets plain strings.
-@NonCPS
-private static Map plainMap(Object json) {
-    Map result = [:]
-    (json as Map).each { k, v -> result[k.toString()] = v == null ? '' : v.toString() }
-    return result
-}
-
-@NonCPS
-private static String failureMessage(String subcommand, int status) {
-    String meaning = [
-        1: 'the step failed',
-        2: 'bad input or configuration',
-        130: 'interrupted',
-        143: 'terminated',
-    ][status] ?: 'unexpected exit'
-    return "withVaultSecrets: mlsteps secrets ${subcommand} exited with code ${status} (${meaning});" +
-        ' see its message above'
 }

@@ -206,7 +206,8 @@ def _run_harness(
 @pytest.fixture
 def run_jenkins(tmp_path: Path) -> Callable[..., JenkinsRun]:
     """run_jenkins('mlTrain', {...}) runs vars/mlTrain.groovy under jenkins/harness.groovy
-    (or the file given as script=) and returns what it recorded; body= is the Groovy source of
+    (or the file given as script=), with the src/ beside its directory on the class path, and
+    returns what it recorded; body= is the Groovy source of
     a block passed last, as in withVaultSecrets(...) { body }; answers= are the input steps'
     answers in order, {"submitter": NAME} or {"abort": NAME}."""
     groovy = _groovy()
@@ -247,8 +248,9 @@ def run_jenkins(tmp_path: Path) -> Callable[..., JenkinsRun]:
 @pytest.fixture
 def run_jenkinsfile(tmp_path: Path) -> Callable[..., JenkinsRun]:
     """run_jenkinsfile(path, workspace=..., env=..., credentials=...) runs a declarative
-    Jenkinsfile under jenkins/harness.groovy with this repository's vars/ (or library=) as its
-    library, and returns what it recorded (every step, each stage, and currentBuild)."""
+    Jenkinsfile under jenkins/harness.groovy with this repository's vars/ (or library=, a vars
+    directory) as its library, the src/ beside it included, and returns what it recorded
+    (every step, each stage, and currentBuild)."""
     groovy = _groovy()
 
     def run(

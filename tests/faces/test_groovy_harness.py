@@ -251,3 +251,88 @@ def test_a_jenkinsfile_runs_its_stages_then_post(
         "currentResult": run.status,
         "description": "helped",
     }
+
+
+# A library loaded whole, as Jenkins loads it: vars/ beside src/, whose classes a var imports and
+# reaches the steps through (the script object it is given).
+GREETER = r"""
+package acme.lib
+
+class Greeter implements Serializable {
+    private final Object steps
+
+    Greeter(Object steps) { this.steps = steps }
+
+    @NonCPS
+    static String shout(String text) { text.toUpperCase() }
+
+    String greet(String who) {
+        steps.echo("greeted ${who}")
+        return steps.sh(script: "printf %s ${shout(who)}", returnStdout: true)
+    }
+}
+"""
+
+GREET_WITH_CLASS = r"""
+import acme.lib.Greeter
+
+def call(Map config) {
+    return new Greeter(this).greet(config.who as String)
+}
+"""
+
+PIPELINE_WITH_CLASS = r"""
+@Library('lib') _
+pipeline {
+    agent any
+    stages {
+        stage('One') {
+            steps {
+                script {
+                    echo "got ${greet(who: 'ada')}"
+                }
+            }
+        }
+    }
+}
+"""
+
+
+@pytest.fixture
+def library_with_src(tmp_path: Path) -> Path:
+    """tmp/lib/vars/greet.groovy importing tmp/lib/src/acme/lib/Greeter.groovy; the vars dir."""
+    (tmp_path / "lib" / "vars").mkdir(parents=True)
+    (tmp_path / "lib" / "src" / "acme" / "lib").mkdir(parents=True)
+    (tmp_path / "lib" / "src" / "acme" / "lib" / "Greeter.groovy").write_text(GREETER)
+    (tmp_path / "lib" / "vars" / "greet.groovy").write_text(GREET_WITH_CLASS)
+    return tmp_path / "lib" / "vars"
+
+
+def test_a_var_uses_a_class_from_src_beside_vars(run_jenkins: Any, library_with_src: Path) -> None:
+    run = run_jenkins("greet", {"who": "ada"}, script=library_with_src / "greet.groovy")
+    assert run.status == "SUCCESS", run.console
+    assert run.result == "ADA"
+    assert [c["args"]["message"] for c in run.calls("echo")] == ["greeted ada"]
+
+
+def test_a_jenkinsfile_library_brings_its_src(
+    run_jenkinsfile: Any, library_with_src: Path, tmp_path: Path
+) -> None:
+    jenkinsfile = tmp_path / "Jenkinsfile"
+    jenkinsfile.write_text(PIPELINE_WITH_CLASS, encoding="utf-8")
+    run = run_jenkinsfile(jenkinsfile, library=library_with_src)
+    assert run.status == "SUCCESS", run.console
+    assert [c["args"]["message"] for c in run.calls("echo")] == ["greeted ada", "got ADA"]
+
+
+def test_a_var_whose_src_is_not_beside_it_fails_to_compile(
+    run_jenkins: Any, library_with_src: Path, tmp_path: Path
+) -> None:
+    # The same var elsewhere: without src/ beside its vars/, the import does not resolve.
+    (tmp_path / "alone").mkdir()
+    alone = tmp_path / "alone" / "greet.groovy"
+    alone.write_text((library_with_src / "greet.groovy").read_text())
+    run = run_jenkins("greet", {"who": "ada"}, script=alone)
+    assert run.status == "FAILURE"
+    assert "unable to resolve class acme.lib.Greeter" in run.error
+    assert run.calls("echo") == []

