@@ -167,8 +167,8 @@ SECTION = Section(
             schema=RULES_SCHEMA,
             default_text="true when a schema is known",
             metavar="YAML",
-            help="Schema check of --data. Against the training data's schema (inferred "
-            "from --training-data, else the one stored with the candidate): "
+            help="Schema check of --data against the training data's schema (inferred "
+            "from --training-data, else the one stored with the candidate), e.g. "
             "`{range-tolerance: 0.01, null-tolerance: 0.05, unseen-tolerance: "
             "0.01}`; `false` turns it off.",
         ),

@@ -142,8 +142,8 @@ SECTION = Section(
                 "whose approvals count); on Jenkins the approval is the `input` step's."
             },
             metavar="NAME",
-            help="On GitHub Actions, the environment of the promote job. Its "
-            "`environment:`, whose required reviewers approve: only approvals of "
+            help="On GitHub Actions, the environment of the promote job (its "
+            "`environment:`, whose required reviewers approve). Only approvals of "
             "this environment count for --require-approval, not those of another "
             "environment in the same run. Required there (the runner does not tell a"
             " job its environment). Not with rollback.",
@@ -178,8 +178,8 @@ SECTION = Section(
             default=300.0,
             default_text="5m",
             metavar="DURATION",
-            help="A lock older than this is stale and taken over, e.g. `5m`. Its holder "
-            "died: a warning names it. Longer than a promotion takes.",
+            help="A lock older than this is stale and taken over, e.g. `5m`, with a "
+            "warning naming its holder (it died). Longer than a promotion takes.",
         ),
         Option(
             name="lock-timeout",
@@ -214,7 +214,7 @@ SECTION = Section(
             name="sagemaker-model-package-group",
             parse=parse_package_group,
             metavar="NAME",
-            help="SageMaker model package group to sync the decision to. promote approves"
+            help="SageMaker model package group to sync the decision to: promote approves"
             " the version's model package and rejects the replaced champion's, "
             "rollback rejects the demoted version's and approves the restored one's "
             "(boto3: the usual AWS credentials and region, from the environment). A "
@@ -230,7 +230,7 @@ SECTION = Section(
             # On GitHub from the step's env: (an input's empty default would shadow it).
             faces=("jenkins",),
             face_help={
-                "jenkins": "Secret text credential holding the Vault token of --lock vault."
+                "jenkins": "Secret text credential holding the Vault token of --lock `vault`."
             },
             env_fallbacks=("VAULT_TOKEN",),
             help="Vault token of --lock `vault` (e.g. the secrets step's login). Env only.",

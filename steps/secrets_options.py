@@ -83,6 +83,14 @@ SECTION = Section(
             parse=parse_specs,
             schema=SPECS_SCHEMA,
             metavar="'PATH KEY | NAME;'",
+            face_help={
+                "jenkins": "What to read, in vault-action's syntax: one String of requests "
+                "(separated by `;` or new lines) or a List with one request each: "
+                "`'PATH KEY | NAME'`; `'PATH *'` takes every key. KV v1 and v2 paths are written "
+                "alike (`secret/ml/db`). Version pins and optional keys: the list form in the "
+                "`config` file, or a String holding it, `'[{path: secret/ml/db, key: password, "
+                "env: DB_PASSWORD, version: 3}]'`."
+            },
             help="What to read, in vault-action's syntax: `secret/ml/db password | "
             "DB_PASSWORD` (`PATH *` takes every key), requests separated by `;` or "
             "new lines. KV v1 and v2 paths are written alike. To pin a KV v2 version"

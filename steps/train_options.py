@@ -147,6 +147,16 @@ SECTION = Section(
             kind="list",
             parse=parse_secret_name,
             metavar="NAME",
+            face_help={  # where each runner's secrets come from
+                "action": "Names of environment variables to pass in as secrets, one per line; "
+                "set their values in the step's `env:`. The training reads each from the file "
+                "`/run/secrets/NAME` (on a private tmpfs, read-only), whose path is in "
+                "`NAME_FILE`.",
+                "jenkins": "Names of environment variables passed in as secrets, a List; set "
+                "them with `withCredentials` around the step. The training reads each from the "
+                "file `/run/secrets/NAME` (on a private tmpfs, read-only), whose path is in "
+                "`NAME_FILE`.",
+            },
             help="Names of secrets passed in from this environment; values are never "
             "shown. The training reads each from the file `/run/secrets/NAME` (on a "
             "private tmpfs, read-only), whose path is in `NAME_FILE`.",

@@ -20,26 +20,26 @@ def call(Map userConfig = [:]) {
     Map defaultConfig = [
         modelUri: null,       // The candidate: models:/NAME/VERSION (e.g. package's model-version output)
         championAlias: null,  // Alias of the registered model (name) that marks the version to compare against
-        metrics: null,        // Thresholds per metric
+        metrics: null,        // Thresholds per metric; a Map or YAML
         data: null,           // Evaluation data (CSV or Parquet) with the target column
         target: null,         // The label column of data
         task: null,           // What the model predicts (mlsteps: auto)
         trainingData: null,   // The data the model was trained on (CSV or Parquet)
-        slices: null,         // Per-group checks on data
-        schema: null,         // Schema check of data
-        quality: null,        // Quality rules on data
-        drift: null,          // Drift from trainingData to data per feature
+        slices: null,         // Per-group checks on data; a Map or YAML
+        schema: null,         // Schema check of data against the training data's schema; a Map or YAML
+        quality: null,        // Quality rules on data; a Map or YAML
+        drift: null,          // Drift from trainingData to data per feature; a Map or YAML
         resamples: null,      // Bootstrap resamples for the intervals (at least 100) (mlsteps: 1000)
         confidence: null,     // Level of the intervals: at least 0.5, below 1 (0.95: 95% intervals) (mlsteps: 0.95)
         seed: null,           // Seed of the resampling
         defaultMargin: null,  // How much worse than the champion a metric without a threshold may be
-        warnOnly: [],         // Checks shown but not enforced: a kind
+        warnOnly: [],         // Checks shown but not enforced: a kind; a List
         reportDir: null,      // Where report.md, report.json and report.png are written
         logReport: null,      // Log the report to the candidate's MLflow run (mlsteps: true)
         trackingUri: null,    // MLflow tracking server, e.g. http://127.0.0.1:5000 (none: nothing is tracked)
         name: null,           // Registered model name in MLflow
         config: null,         // Path of an mlsteps.yaml
-        mlsteps: 'mlsteps',   // The mlsteps executable: a path, or a List of words such as ['python3', '-m', 'steps']
+        mlsteps: 'mlsteps',   // The mlsteps executable: a path, or a List of words, e.g. ['python3', '-m', 'steps']
     ]
     String problem = invalidKeys(userConfig, defaultConfig)
     if (problem) {

@@ -38,7 +38,7 @@ def call(Map userConfig = [:]) {
         trackingUri: null,            // MLflow tracking server, e.g. http://127.0.0.1:5000 (none: nothing is tracked)
         name: null,                   // Registered model name in MLflow
         config: null,                 // Path of an mlsteps.yaml
-        mlsteps: 'mlsteps',           // The mlsteps executable: a path
+        mlsteps: 'mlsteps',           // The mlsteps executable: a path, or a List of words
     ]
     String problem = invalidKeys(userConfig, defaultConfig)
     if (problem) {

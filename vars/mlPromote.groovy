@@ -30,20 +30,20 @@ def call(Map userConfig = [:]) {
         approvedBy: null,                // Who approved the promotion (Jenkins: the input step's submitter)
         lock: null,                      // What serialises promotions of the model (mlsteps: file)
         lockPath: null,                  // Where the lock is
-        lockTtl: null,                   // A lock older than this is stale and taken over, e.g. 5m (mlsteps: 5m)
+        lockTtl: null,                   // A lock older than this is stale and taken over, e.g. 5m
         lockTimeout: null,               // How long to wait for a lock another promotion holds, e.g. 2m
         vaultUrl: null,                  // Vault server of lock: 'vault', e.g. https://vault.example:8200
         vaultNamespace: null,            // Vault namespace of lock: 'vault'
         vaultCaCert: null,               // CA certificate (PEM file) of the Vault server's TLS
-        sagemakerModelPackageGroup: null, // SageMaker model package group to sync the decision to. promote approves…
-        vaultTokenCredentialsId: null,   // Secret text credential holding the Vault token of lock vault
+        sagemakerModelPackageGroup: null, // SageMaker model package group to sync the decision to
+        vaultTokenCredentialsId: null,   // Secret text credential holding the Vault token of lock: 'vault'
         githubTokenCredentialsId: null,  // Secret text credential holding a GitHub token
         trackingUri: null,               // MLflow tracking server, e.g. http://127.0.0.1:5000
         name: null,                      // Registered model name in MLflow
         rollback: false,                 // true runs mlsteps rollback instead
         approvers: null,                 // Who may answer the input step: user or group names, comma-separated
         config: null,                    // Path of an mlsteps.yaml
-        mlsteps: 'mlsteps',              // The mlsteps executable: a path
+        mlsteps: 'mlsteps',              // The mlsteps executable: a path, or a List of words
     ]
     String problem = invalidKeys(userConfig, defaultConfig)
     if (problem) {

@@ -15,8 +15,8 @@ def call(Map userConfig = [:]) {
         command: [],         // Command and arguments to run (on the CLI: after --); a List or a String of shell words
         backend: null,       // docker runs the image; local runs the command as a process on this machine
         workdir: null,       // Working directory of the training command: in the container
-        env: [],             // Environment for the command, KEY=VALUE; KEY alone passes this environment's value
-        secretEnv: [],       // Names of secrets passed in from this environment; values are never shown; a List
+        env: [],             // Environment for the command, KEY=VALUE; a List or a Map
+        secretEnv: [],       // Names of environment variables passed in as secrets, a List
         secretsAsEnv: null,  // true passes the secretEnv values as environment variables instead of files
         mount: [],           // Bind mount into the container, host:container[:ro]; a List
         dataDir: null,       // Training data, mounted read-only at /data; its content digest is tagged on the run
@@ -36,7 +36,7 @@ def call(Map userConfig = [:]) {
         trackingUri: null,   // MLflow tracking server, e.g. http://127.0.0.1:5000 (none: nothing is tracked)
         experiment: null,    // MLflow experiment name (mlsteps: Default)
         config: null,        // Path of an mlsteps.yaml
-        mlsteps: 'mlsteps',  // The mlsteps executable: a path, or a List of words such as ['python3', '-m', 'steps']
+        mlsteps: 'mlsteps',  // The mlsteps executable: a path, or a List of words, e.g. ['python3', '-m', 'steps']
     ]
     String problem = invalidKeys(userConfig, defaultConfig)
     if (problem) {

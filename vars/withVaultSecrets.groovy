@@ -21,7 +21,7 @@ def call(Closure body) {
 
 def call(Map userConfig, Closure body = null) {
     Map defaultConfig = [
-        secrets: null,                // What to read, in vault-action's syntax: secret/ml/db password | DB_PASSWORD
+        secrets: null,                // What to read, in vault-action's syntax: one String of requests
         url: null,                    // Vault server, e.g. https://vault.example:8200
         namespace: null,              // Vault namespace (X-Vault-Namespace)
         method: null,                 // How to log in: token, approle, jwt or kubernetes (mlsteps: token)
@@ -43,7 +43,7 @@ def call(Map userConfig, Closure body = null) {
         tlsSkipVerify: null,          // true: do not check the server's certificate (test servers only; mlsteps warns)
         timeout: null,                // Total time for the login and the reads, retries included, e.g. 30s
         config: null,                 // Path of an mlsteps.yaml
-        mlsteps: 'mlsteps',           // The mlsteps executable: a path
+        mlsteps: 'mlsteps',           // The mlsteps executable: a path, or a List of words
     ]
     String problem = invalidKeys(userConfig, defaultConfig) ?: (body == null ? missingBody() : null)
     if (problem) {

@@ -58,7 +58,7 @@ CONFIG = Entry(
 )
 MLSTEPS = Entry(
     name="mlsteps",
-    help="The mlsteps executable: a path, or a List of words such as ['python3', '-m', 'steps'].",
+    help="The mlsteps executable: a path, or a List of words, e.g. ['python3', '-m', 'steps'].",
     faces=(JENKINS,),
     jenkins_key="mlsteps",
     env=None,

@@ -41,8 +41,14 @@ def _names(text: str, face: str, keys: Mapping[str, str]) -> str:
 
 
 def _list_form(entry: Entry, face: str) -> str:
+    """How a list (or a structured value) is written in the face, unless the option says it in
+    the face's own words."""
     option = entry.option
-    if option is None or option.kind != "list":
+    if option is None or face in dict(entry.face_help):
+        return ""
+    if option.kind == "structured":
+        return {ACTION: "As YAML.", JENKINS: "A Map, or the same as YAML text."}.get(face, "")
+    if option.kind != "list":
         return ""
     if face == ACTION:
         return "One string of shell words." if option.env_format == "shell" else "One per line."
@@ -77,27 +83,31 @@ def describe(entry: Entry, face: str, keys: Mapping[str, str]) -> str:
 
 
 def summary(entry: Entry, keys: Mapping[str, str], width: int) -> str:
-    """One line for the Jenkins key's comment: the first sentence, the list form, the default.
-    What does not fit in ``width`` goes, in that order: the default, then the end of the
-    sentence after its last clause that fits (the .txt page has the whole text)."""
+    """One line for the Jenkins key's comment: the first sentence, how a list is written, the
+    default. What does not fit in ``width`` goes, in that order: the default, then the end of
+    the sentence after its last clause that fits (the .txt page has the whole text)."""
     first = SENTENCE_END.split(_names(entry.text(JENKINS), JENKINS, keys), maxsplit=1)[0]
-    text = plain(first).rstrip(".")
+    head = plain(first).rstrip(".")
+    form = ""
     option = entry.option
-    if option is not None and option.kind == "list":
-        text += "; a List" + (" or a Map" if option.jenkins_map else "")
-        text += " or a String of shell words" if option.env_format == "shell" else ""
-    if (default := default_text(entry)) and len(text) + len(default) + 11 <= width:
-        text += f" (mlsteps: {default})"
-    if len(text) <= width:
-        return text
-    clauses = [
-        m.start()
-        for m in CLAUSE_END.finditer(text)
-        if m.start() <= width and _balanced(text[: m.start()])
-    ]
-    if clauses:
-        return text[: clauses[-1]]
-    return text[: width - 1].rsplit(" ", 1)[0] + "…"
+    if option is not None and _list_form(entry, JENKINS):  # (not when said in its own words)
+        if option.kind == "structured":
+            form = "; a Map or YAML"
+        else:
+            form = "; a List" + (" or a Map" if option.jenkins_map else "")
+            form += " or a String of shell words" if option.env_format == "shell" else ""
+    default = f" (mlsteps: {d})" if (d := default_text(entry)) else ""
+    budget = width - len(form)
+    if len(head) + len(default) <= budget:
+        return head + form + default
+    if len(head) > budget:
+        clauses = [
+            m.start()
+            for m in CLAUSE_END.finditer(head)
+            if m.start() <= budget and _balanced(head[: m.start()])
+        ]
+        head = head[: clauses[-1]] if clauses else head[: budget - 1].rsplit(" ", 1)[0] + "…"
+    return head + form
 
 
 def _balanced(text: str) -> bool:

@@ -280,8 +280,14 @@ def test_every_jenkins_key_has_a_comment_within_the_line_limit(step: str) -> Non
 @pytest.mark.parametrize("step", STEPS)
 def test_jenkins_page_exists_and_lists_every_key(step: str) -> None:
     page = (REPO / "vars" / f"{table.JENKINS_VARS[step]}.txt").read_text()
-    listed = re.findall(r"<dt><code>(\w+)</code></dt>", page.split("<!-- keys:begin -->")[1])
-    assert listed[: len(jenkins_keys(step))] == jenkins_keys(step)
+    keys = page.split("<!-- keys:begin -->")[1].split("<!-- keys:end -->")[0]
+    assert re.findall(r"<dt><code>(\w+)</code></dt>", keys) == jenkins_keys(step)
+    # The Map the step returns: the step's outputs (withVaultSecrets returns its body's value).
+    outputs = page.split("<!-- outputs:begin -->")[1:]
+    block = outputs[0].split("<!-- outputs:end -->")[0] if outputs else ""
+    listed = re.findall(r"<dt><code>([\w-]+)</code></dt>", block)
+    names = [o.name for o in registry.load(step).OUTPUTS]
+    assert listed == ([] if step == "secrets" else names)
 
 
 def test_every_var_has_a_page_and_a_step() -> None:
