@@ -153,6 +153,22 @@ def test_action_inputs_are_the_options_the_action_offers(step: str) -> None:
 
 
 @pytest.mark.parametrize("step", STEPS)
+def test_action_descriptions_read_back_as_generated(step: str) -> None:
+    """The YAML writer (plain, quoted or folded) loses nothing: a runner reads the text meant."""
+    from steps.faces.actions import keys
+    from steps.faces.text import describe
+
+    inputs = action(step)["inputs"]
+    for entry in table.entries(step):
+        if table.ACTION in entry.faces:
+            assert inputs[entry.name]["description"] == describe(entry, table.ACTION, keys(step))
+    outputs = action(step)["outputs"]
+    assert {o.name: o.help for o in table.outputs(step)} == {
+        name: spec["description"] for name, spec in outputs.items()
+    }
+
+
+@pytest.mark.parametrize("step", STEPS)
 def test_action_passes_each_input_to_its_environment_variable(step: str) -> None:
     expected = {
         e.env: f"${{{{ inputs.{e.name} }}}}"
