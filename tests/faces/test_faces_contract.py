@@ -441,3 +441,24 @@ def test_jenkins_revoke_passes_exactly_the_connection_options_revoke_takes() -> 
         "--" + re.sub("([A-Z])", lambda m: "-" + m.group(1).lower(), k)
         for k in re.findall(r"'(\w+)'", keys.group(1))
     ] == [f"--{name}" for name in REVOKE_OPTIONS if name != "lease-file"]
+
+
+def test_the_cli_never_imports_the_generator() -> None:
+    # steps/faces is for development: mlsteps --help and every step's --help leave it unloaded.
+    probe = (
+        "import sys\n"
+        "from steps import cli\n"
+        "for args in (['--help'], *[[s, '--help'] for s in cli.registry.STEP_MODULES]):\n"
+        "    try:\n"
+        "        cli.main(args)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith('steps.faces')))\n"
+    )
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, cwd=REPO
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
