@@ -37,7 +37,7 @@ STEPS = list(table.JENKINS_VARS)
 NAMES_472C512 = json.loads((Path(__file__).parent / "names_472c512.json").read_text())
 # Options added since, each on every face of its step (no name was renamed or removed).
 ADDED_SINCE = {
-    "gate": ["default-margin"],  # a33b4e0..: gate --default-margin
+    "gate": ["default-margin"],  # 11d492b
     "promote": ["gate-report-digest", "approval-environment"],  # 6681ee1, 4d9aee6
 }
 # Which mlsteps subcommand the action's run step execs, by the `rollback`/`revoke` input.
