@@ -74,7 +74,7 @@ def describe(entry: Entry, face: str, keys: Mapping[str, str]) -> str:
     option = entry.option
     if option is not None and option.env_fallbacks and face in (ACTION, JENKINS):
         names = " or ".join(f"`{n}`" for n in option.env_fallbacks)
-        parts.append(f"Unset: {names} from the environment.")  # (the flag, input or key)
+        parts.append(f"Unset: {names} from the environment.")  # when the input or key is unset
     if (default := default_text(entry)) and face in (ACTION, JENKINS):
         parts.append(
             f"mlsteps default: `{default}`." if face == ACTION else f"Default: `{default}`."
