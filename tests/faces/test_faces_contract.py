@@ -105,6 +105,21 @@ def test_check_shows_drift_and_writing_fixes_it(tmp_path: Path, capsys: Any) -> 
     assert action_yml.read_text() == (REPO / "actions" / "train" / "action.yml").read_text()
 
 
+def test_writing_keeps_the_hand_written_env_lines_and_drops_a_stale_input(tmp_path: Path) -> None:
+    shutil.copytree(REPO / "actions", tmp_path / "actions")
+    shutil.copytree(REPO / "vars", tmp_path / "vars")
+    shutil.copy(REPO / "README.md", tmp_path / "README.md")
+    action_yml = tmp_path / "actions" / "train" / "action.yml"
+    venv = "        MLSTEPS_VENV: ${{ steps.install.outputs.venv }}\n"
+    own = "        HAND_WRITTEN: kept\n"
+    stale = "        MLSTEPS_TRAIN_GONE: ${{ inputs.gone }}\n"
+    action_yml.write_text(action_yml.read_text().replace(venv, venv + own + stale))
+    assert faces_main.main(["--root", str(tmp_path)]) == 0
+    text = action_yml.read_text()
+    assert venv + own + "        MLSTEPS_CONFIG: ${{ inputs.config }}\n" in text
+    assert "MLSTEPS_TRAIN_GONE" not in text
+
+
 def test_check_names_a_missing_marker(tmp_path: Path, capsys: Any) -> None:
     for part in ("actions", "vars", "README.md"):
         copy = shutil.copytree if (REPO / part).is_dir() else shutil.copy
@@ -176,9 +191,11 @@ def test_action_passes_each_input_to_its_environment_variable(step: str) -> None
         if table.ACTION in e.faces and e.env
     }
     env = dict(run_step(step)["env"])
-    # Kept from the hand-written step: the venv the install step made.
-    assert env.pop("MLSTEPS_VENV") == "${{ steps.install.outputs.venv }}"
-    assert env == expected
+    # The lines that do not map an input are the hand-written step's own (the venv the install
+    # step made): kept as they are.
+    own = {name: value for name, value in env.items() if "inputs." not in value}
+    assert own == {"MLSTEPS_VENV": "${{ steps.install.outputs.venv }}"}
+    assert {name: value for name, value in env.items() if name not in own} == expected
     section = registry.load(step).SECTION
     for name, input_name in expected.items():
         if name.startswith(f"MLSTEPS_{section.name.upper()}_"):
