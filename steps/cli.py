@@ -228,9 +228,9 @@ def step_command(
 
 
 def _click_option(section: str, option: Option) -> click.Option:
-    help_text = (
-        f"{option.help} Env: {' or '.join((option.env_var(section), *option.env_fallbacks))}."
-    )
+    # Backticks mark code for the faces that render it (steps/faces); a terminal shows it plain.
+    env = " or ".join((option.env_var(section), *option.env_fallbacks))
+    help_text = f"{option.help.replace('`', '')} Env: {env}."
     if option.choices:
         help_text += f" One of: {', '.join(option.choices)}."
     if option.default not in (None, (), []):

@@ -78,6 +78,16 @@ class Option:
     # The values a number may take (both ends included), said in --help and the schema;
     # unset: any finite number (an int: a 32-bit one).
     limits: tuple[float, float] | None = None
+    # What the CI faces need beyond help (steps/faces generates them from this table):
+    # the faces that offer it ("action", "jenkins"; the CLI offers every option that has a flag),
+    faces: tuple[str, ...] = ("action", "jenkins")
+    # a face's own words where that face really differs, used there instead of help,
+    face_help: Mapping[str, str] | None = None
+    # and for a list, whether the Jenkins step also takes a Map (its items become KEY=VALUE).
+    jenkins_map: bool = False
+    # A credential (secret, no flag) is a Jenkins credential id: the key naming it when it is not
+    # the option's key + CredentialsId (a Username with password credential holds two values).
+    jenkins_credential: str | None = None
 
     @property
     def range(self) -> tuple[float, float]:
@@ -114,6 +124,14 @@ class Option:
 
 
 @dataclass(frozen=True)
+class Output:
+    """One value a step hands back: a GitHub step output, a key of the Jenkins step's Map."""
+
+    name: str
+    help: str
+
+
+@dataclass(frozen=True)
 class Section:
     name: str
     help: str
@@ -129,7 +147,7 @@ MLFLOW = Section(
     (
         Option(
             name="tracking-uri",
-            help="MLflow tracking server, e.g. http://127.0.0.1:5000. Unset: no tracking.",
+            help="MLflow tracking server, e.g. `http://127.0.0.1:5000` (none: nothing is tracked).",
             env_fallbacks=("MLFLOW_TRACKING_URI",),
         ),
         Option(name="experiment", help="MLflow experiment name.", default="Default"),

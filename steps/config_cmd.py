@@ -109,7 +109,7 @@ def json_schema(sections: Sequence[Section]) -> dict[str, Any]:
             schema = {
                 "type": ["string", "number"] if opt.parse and opt.kind != "path" else "string"
             }
-        schema["description"] = opt.help
+        schema["description"] = opt.help.replace("`", "")  # code marks: see steps/faces
         if opt.limits is not None:
             schema["minimum"], schema["maximum"] = opt.limits
         if opt.default is not None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from steps.cli import STEP_HELP, Runtime
-from steps.config import MLFLOW, MODEL, Option, Section, resolve
+from steps.config import MLFLOW, MODEL, Option, Output, Section, resolve
 from steps.errors import ConfigError
 from steps.gates.thresholds import (
     Delta,
@@ -101,14 +101,16 @@ SECTION = Section(
     (
         Option(
             name="model-uri",
-            help="The candidate: models:/NAME/VERSION, models:/NAME@ALIAS, runs:/RUN_ID/PATH or "
-            "models:/MODEL_ID (what train outputs).",
+            help="The candidate: `models:/NAME/VERSION` (e.g. package's `model-version` "
+            "output), `models:/NAME@ALIAS`, `runs:/RUN_ID/PATH` or "
+            "`models:/MODEL_ID` (train's `model-uri` output).",
         ),
         Option(
             name="champion-alias",
             default="champion",
-            help="Alias of the registered model (--name) that marks the version to compare "
-            "against. none: compare with nothing (the first model; value thresholds only).",
+            help="Alias of the registered model (--name) that marks the version to "
+            "compare against. `none`: compare with nothing (the first model; value "
+            "thresholds only).",
         ),
         Option(
             name="metrics",
@@ -116,19 +118,20 @@ SECTION = Section(
             parse=parse_metric_thresholds,
             schema=RULES_SCHEMA,
             metavar="YAML",
-            help="Thresholds per metric: {accuracy: {min: 0.9, min-delta: -0.01}, rmse: {max: "
-            "3, max-delta: '2%'}}. min/max judge the candidate's value; min-delta/max-delta "
-            "judge candidate − champion, absolute or relative ('2%'); better: higher|lower for "
-            "a metric mlsteps does not know. No thresholds: with --data, the candidate is "
-            "rejected only when worse than the champion beyond the sampling noise.",
+            help="Thresholds per metric, e.g. `{accuracy: {min: 0.9, min-delta: -0.01}, "
+            "rmse: {max: 3, max-delta: '2%'}}`. `min`/`max` judge the candidate's "
+            "value; `min-delta`/`max-delta` judge candidate − champion, absolute or "
+            "relative (`'2%'`); `better: higher|lower` for a metric mlsteps does not"
+            " know. No thresholds: with --data, the candidate is rejected only when "
+            "worse than the champion beyond the sampling noise.",
         ),
         Option(
             name="data",
             kind="path",
             metavar="PATH",
-            help="Evaluation data (CSV or Parquet) with the --target column: both models are "
-            "scored on the same rows, with bootstrap intervals; the data checks run on it. "
-            "Unset: the metrics the runs logged are compared.",
+            help="Evaluation data (CSV or Parquet) with the --target column. Both models "
+            "are scored on the same rows, with bootstrap intervals; the data checks "
+            "run on it. Unset: the metrics the runs logged are compared.",
         ),
         Option(name="target", help="The label column of --data."),
         Option(
@@ -136,16 +139,16 @@ SECTION = Section(
             kind="choice",
             choices=("auto", "classification", "regression"),
             default="auto",
-            help="What the model predicts. auto: classification for labels that are text, "
-            "booleans or a few whole numbers, else regression.",
+            help="What the model predicts. `auto`: classification for labels that are "
+            "text, booleans or a few whole numbers, else regression.",
         ),
         Option(
             name="training-data",
             kind="path",
             metavar="PATH",
-            help="The data the model was trained on (CSV or Parquet): its schema is inferred "
-            "and stored with the model (mlsteps/schema.json in the candidate's run), and it is "
-            "the reference for drift.",
+            help="The data the model was trained on (CSV or Parquet). Its schema is "
+            "inferred and stored with the model (mlsteps/schema.json in the "
+            "candidate's run), and it is the reference for drift.",
         ),
         Option(
             name="slices",
@@ -153,9 +156,9 @@ SECTION = Section(
             parse=parse_slices,
             schema=RULES_SCHEMA,
             metavar="YAML",
-            help="Per-group checks on --data: {columns: [group], min-size: 30, metrics: "
-            "{recall: {min: 0.7}}, max-gap: {true_positive_rate: 0.1}}. Slices smaller than "
-            "min-size are reported, not judged.",
+            help="Per-group checks on --data, e.g. `{columns: [group], min-size: 30, "
+            "metrics: {recall: {min: 0.7}}, max-gap: {true_positive_rate: 0.1}}`. "
+            "Slices smaller than `min-size` are reported, not judged.",
         ),
         Option(
             name="schema",
@@ -164,9 +167,10 @@ SECTION = Section(
             schema=RULES_SCHEMA,
             default_text="true when a schema is known",
             metavar="YAML",
-            help="Check --data against the training data's schema (inferred from "
-            "--training-data, else the one stored with the candidate): {range-tolerance: 0.01, "
-            "null-tolerance: 0.05, unseen-tolerance: 0.01}; false turns it off.",
+            help="Schema check of --data against the training data's schema (inferred "
+            "from --training-data, else the one stored with the candidate), e.g. "
+            "`{range-tolerance: 0.01, null-tolerance: 0.05, unseen-tolerance: "
+            "0.01}`; `false` turns it off.",
         ),
         Option(
             name="quality",
@@ -174,9 +178,9 @@ SECTION = Section(
             parse=_rules("parse_quality"),
             schema=RULES_SCHEMA,
             metavar="YAML",
-            help="Quality rules on --data: {min-rows: 1000, max-null-rate: 0.05, columns: "
-            "{age: {min: 0, max: 120, not-null: true}, id: {unique: true}, country: {allowed: "
-            "[DE, FR]}}}.",
+            help="Quality rules on --data, e.g. `{min-rows: 1000, max-null-rate: 0.05, "
+            "columns: {age: {min: 0, max: 120, not-null: true}, id: {unique: true}, "
+            "country: {allowed: [DE, FR]}}}`.",
         ),
         Option(
             name="drift",
@@ -185,8 +189,9 @@ SECTION = Section(
             schema=RULES_SCHEMA,
             default_text="on with --training-data",
             metavar="YAML",
-            help="Drift from --training-data to --data per feature: {psi: 0.2, ks: 0.1, bins: "
-            "10, features: [...], per-feature: {age: {psi: 0.3}}}; false turns it off.",
+            help="Drift from --training-data to --data per feature. E.g. `{psi: 0.2, ks: "
+            "0.1, bins: 10, features: [...], per-feature: {age: {psi: 0.3}}}`; "
+            "`false` turns it off.",
         ),
         Option(
             name="resamples",
@@ -194,16 +199,16 @@ SECTION = Section(
             default=1000,
             metavar="N",
             limits=(0, 1_000_000),
-            help="Bootstrap resamples for the intervals (at least 100). 0: no intervals; value "
-            "and change thresholds are judged on the point values, and metrics without a "
-            "threshold are shown, not judged.",
+            help="Bootstrap resamples for the intervals (at least 100). `0`: no "
+            "intervals; value and change thresholds are judged on the point values, "
+            "and metrics without a threshold are shown, not judged.",
         ),
         Option(
             name="confidence",
             kind="float",
             default=0.95,
             metavar="LEVEL",
-            help="Level of the intervals: at least 0.5, below 1 (0.95: 95% intervals).",
+            help="Level of the intervals: at least 0.5, below 1 (`0.95`: 95% intervals).",
         ),
         Option(
             name="seed",
@@ -211,48 +216,69 @@ SECTION = Section(
             default_text="derived from the data and the models",
             metavar="N",
             limits=(0, 2**32 - 1),  # what numpy's generators take
-            help="Seed of the resampling. Unset: derived from the digests of --data and of both "
-            "models' files, so the same data and models give the same report and no seed can "
-            "be shopped for; a given seed is reported as given.",
+            help="Seed of the resampling. Unset: derived from the digests of --data and "
+            "of both models' files, so the same data and models give the same report"
+            " and no seed can be shopped for; a given seed is reported as given.",
         ),
         Option(
             name="default-margin",
             parse=parse_margin,
             metavar="DELTA",
-            help="How much worse than the champion a metric without a threshold may be, "
-            "absolute (0.01) or relative ('1%'): its whole interval must stay within it. "
-            "Unset: such a metric rejects only a candidate worse beyond the sampling noise "
-            "(a somewhat worse one can pass); the plan and the report say so.",
+            help="How much worse than the champion a metric without a threshold may be. "
+            "Absolute (`0.01`) or relative (`'1%'`): its whole interval must stay "
+            "within it. Unset: such a metric rejects only a candidate worse beyond "
+            "the sampling noise (a somewhat worse one can pass); the plan and the "
+            "report say so.",
         ),
         Option(
             name="warn-only",
             kind="list",
             parse=parse_warn_only,
             metavar="KIND|NAME",
-            help="Checks shown but not enforced: a kind (" + ", ".join(CHECK_KINDS) + "), a "
-            "check's name (e.g. age (PSI)), or all.",
+            help="Checks shown but not enforced: a kind (`metric`, `change`, `slice`, "
+            "`gap`, `schema`, `quality`, `drift`), a check's name (e.g. `age "
+            "(PSI)`), or `all`.",
         ),
         Option(
             name="report-dir",
             kind="path",
             default="mlsteps-gate",
             metavar="PATH",
-            help="Where report.md, report.json and report.png are written (Jenkins archives it).",
+            help="Where report.md, report.json and report.png are written (Jenkins "
+            "archives it; on GitHub, upload it with actions/upload-artifact to keep "
+            "it).",
         ),
         Option(
             name="log-report",
             kind="bool",
             default=True,
             metavar="true|false",
-            help="Log the report to the candidate's MLflow run and tag the run and the model "
-            "version with the verdict (promote reads it).",
+            help="Log the report to the candidate's MLflow run. The run and the model "
+            "version are tagged with the verdict (promote reads it).",
         ),
     ),
 )
 
 OUTPUTS = (
-    "decision", "candidate-version", "champion-version", "report", "report-digest", "failed",
-)  # fmt: skip
+    Output(
+        "decision",
+        "`pass` or `rejected` (also set when the model was rejected and the step failed).",
+    ),
+    Output(
+        "candidate-version",
+        "The candidate's model version (empty for a model that is not registered).",
+    ),
+    Output(
+        "champion-version",
+        "The champion's version it was compared against (empty when there was none).",
+    ),
+    Output("report", "Path of the markdown report (report.json and report.png are beside it)."),
+    Output(
+        "report-digest",
+        "Digest of the report, `sha256:…` (promote records it on the promoted version).",
+    ),
+    Output("failed", "How many enforced checks failed (`0` when the candidate passed)."),
+)
 
 
 @dataclass(frozen=True, kw_only=True)

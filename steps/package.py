@@ -295,7 +295,9 @@ def _warnings(config: PackageConfig, ref: ModelRef, facts: ModelFacts) -> list[s
     # package creates no MLflow run.
     only=(*(o.name for o in SECTION.options), "tracking-uri", "name"),
     help=STEP_HELP["package"] + "\n\nmlsteps package --model-uri URI [--registry HOST] [OPTIONS]",
-    epilog="Outputs: " + ", ".join(OUTPUTS) + ". Without --registry the image is built and "
+    epilog="Outputs: "
+    + ", ".join(o.name for o in OUTPUTS)
+    + ". Without --registry the image is built and "
     "smoke-tested here only.",
 )
 def command(runtime: Runtime, flags: Mapping[str, Any], cmd: list[str]) -> StepResult:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from steps.cli import STEP_HELP, Runtime
-from steps.config import MLFLOW, MODEL, Option, Section, parse_duration, redact_url, resolve
+from steps.config import MLFLOW, MODEL, Option, Output, Section, parse_duration, redact_url, resolve
 from steps.errors import ConfigError
 from steps.image_build import parse_image_reference
 from steps.secret import Secret
@@ -51,67 +51,70 @@ SECTION = Section(
     (
         Option(
             name="model-uri",
-            help="The MLflow model: runs:/RUN_ID/PATH, models:/NAME/VERSION, models:/NAME@ALIAS, "
-            "models:/MODEL_ID (what train outputs), an s3:// URI or a local directory.",
+            help="The MLflow model: `runs:/RUN_ID/PATH`, `models:/NAME/VERSION`, "
+            "`models:/NAME@ALIAS`, `models:/MODEL_ID` (train's `model-uri` output), "
+            "an `s3://` URI or a local directory.",
         ),
         Option(
             name="registry",
             parse=parse_registry,
             metavar="HOST[:PORT][/NAMESPACE]",
-            help="Registry to push to, e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com or "
-            "ghcr.io/my-org. Unset: the image is built and tested here, not pushed.",
+            help="Registry to push to, `HOST[:PORT][/NAMESPACE]` without a scheme, e.g. "
+            "`ghcr.io/my-org` or `123456789012.dkr.ecr.eu-west-1.amazonaws.com`. "
+            "Unset: the image is built and smoke-tested here, not pushed.",
         ),
         Option(
             name="repository",
             parse=parse_repository,
-            help="Image repository name (without registry or tag). Default: the registered "
-            "model name (model.name), lower-cased, else mlsteps-model.",
+            help="Image repository name (without registry or tag). Default: the "
+            "registered model name (--name), lower-cased, else `mlsteps-model`.",
         ),
         Option(
             name="tag",
             parse=parse_tag,
-            help="Image tag. Default: vVERSION for a registered model version, else model- and "
-            "the first 12 digits of the model's uuid in MLmodel (the same model, the same tag).",
+            help="Image tag. Default: `vVERSION` for a registered model version, else "
+            "`model-` and the first 12 digits of the model's uuid in MLmodel (the "
+            "same model, the same tag).",
         ),
         Option(
             name="base-image",
             parse=parse_image_reference,
-            help="Base image. Default: python:X.Y-slim for the model's Python version; with "
-            "--gpu true, a CUDA runtime image.",
+            help="Base image of the build. Default: `python:X.Y-slim` for the model's "
+            "Python version; with --gpu `true`, a CUDA runtime image.",
         ),
         Option(
             name="gpu",
             kind="bool",
             default=False,
             metavar="true|false",
-            help="Build on a CUDA runtime base image (when --base-image is not given).",
+            help="`true` builds on a CUDA runtime base image (when --base-image is not given).",
         ),
         Option(
             name="platform",
             parse=parse_platform,
-            help="Target platform of the build, e.g. linux/amd64.",
+            help="Target platform of the build, e.g. `linux/amd64`.",
         ),
         Option(
             name="build-arg",
+            jenkins_map=True,
             kind="list",
             parse=parse_build_arg,
             metavar="KEY=VALUE",
-            help="Build argument for the image builds. Recorded in the image history: never a "
-            "secret.",
+            help="Build argument, `KEY=VALUE`. Recorded in the image's history, so never a secret.",
         ),
         Option(
             name="pip-index-url",
             metavar="URL",
-            help="Package index pip installs the model's requirements from (a mirror or proxy). "
-            "Without credentials in it: build settings are recorded in the image. "
-            "HTTP(S)_PROXY and NO_PROXY from the environment reach the build as docker build "
-            "passes them (not recorded).",
+            help="Package index pip installs the model's requirements from (a mirror or "
+            "proxy). Without credentials in it: build settings are recorded in the "
+            "image. `HTTP(S)_PROXY` and `NO_PROXY` from the environment reach the "
+            "build as `docker build` passes them (not recorded).",
         ),
         Option(
             name="pip-extra-index-url",
             kind="list",
             metavar="URL",
-            help="Extra package index for the requirements (without credentials).",
+            help="Extra package index URL for the requirements, without credentials.",
         ),
         Option(
             name="ca-bundle",
@@ -119,37 +122,38 @@ SECTION = Section(
             parse=parse_pem_file,
             parse_takes_base=True,
             metavar="PATH",
-            help="CA bundle (PEM) pip trusts during the build: for a proxy that re-signs TLS.",
+            help="CA bundle (PEM file) pip trusts during the build, for a proxy that re-signs TLS.",
         ),
         Option(
             name="no-cache",
             kind="bool",
             default=False,
             metavar="true|false",
-            help="Rebuild the dependencies layer even when an image for the same requirements "
-            "exists (e.g. to pick up a new base image under the same tag).",
+            help="`true` rebuilds the dependencies image even when one for the same "
+            "requirements exists (e.g. to pick up a new base image under the same "
+            "tag).",
         ),
         Option(
             name="push",
             kind="bool",
             metavar="true|false",
-            help="Push the image to --registry. Default: true when --registry is set.",
+            help="Push the image to --registry. Default: `true` when --registry is set.",
         ),
         Option(
             name="load",
             kind="bool",
             default=True,
             metavar="true|false",
-            help="Keep the built image in the local Docker Engine. false removes it after the "
-            "push (a CI machine that only ships images stays clean).",
+            help="Keep the built image in the local Docker Engine. `false` removes it "
+            "after the push (a CI machine that only ships images stays clean).",
         ),
         Option(
             name="smoke-test",
             kind="bool",
             default=True,
             metavar="true|false",
-            help="Before pushing, serve the image and check its answer to the model's input "
-            "example against the model's own prediction.",
+            help="Smoke-test the image before pushing: serve it and check its answer to "
+            "the model's input example against the model's own prediction.",
         ),
         Option(
             name="smoke-timeout",
@@ -157,32 +161,54 @@ SECTION = Section(
             default=120.0,
             default_text="2m",
             metavar="DURATION",
-            help="How long the smoke test waits for the server to answer /ping, e.g. 2m.",
+            help="How long the smoke test waits for the server to answer /ping, e.g. `2m`.",
         ),
         Option(
             name="register",
             kind="bool",
             default=True,
             metavar="true|false",
-            help="Register the model version (runs:/ and models:/MODEL_ID input; needs model.name) "
-            "and tag it with the image and its lineage.",
+            help="Register the model version (for `runs:/` and `models:/MODEL_ID` models;"
+            " needs --name) and tag it with the image and its lineage.",
         ),
         Option(
             name="registry-username",
-            help="User name for --registry. Unset: the Docker config's login (docker login), or "
-            "for ECR a token from AWS credentials.",
+            help="User name for --registry, its password in "
+            "`MLSTEPS_PACKAGE_REGISTRY_PASSWORD`. Unset: the Docker config's login "
+            "(`docker login`), or for ECR a token from the AWS credentials.",
         ),
         Option(
             name="registry-password",
             secret=True,
             cli=False,
-            help="Password or token for --registry-username. From the environment only (e.g. "
-            "set by the secrets step), never a flag or the file.",
+            # On GitHub it comes from the step's env: (an input's empty default would shadow
+            # it); Jenkins binds it from a Username with password credential.
+            faces=("jenkins",),
+            jenkins_credential="registryCredentialsId",
+            face_help={
+                "jenkins": "Username with password credential for the registry: its user name "
+                "and password, bound for the mlsteps process only."
+            },
+            help="Password or token for --registry-username. From the environment only "
+            "(e.g. set by the secrets step), never a flag or the file.",
         ),
     ),
 )
 
-OUTPUTS = ("image", "digest", "image-ref", "model-version", "cache-hit")
+OUTPUTS = (
+    Output("image", "The image built, `[REGISTRY/]NAME:TAG`."),
+    Output("digest", "Registry digest of the pushed image, `sha256:…` (empty when not pushed)."),
+    Output(
+        "image-ref",
+        "The pushed image by digest, `REGISTRY/NAME@sha256:…`, for deploying exactly what was "
+        "tested (empty when not pushed).",
+    ),
+    Output(
+        "model-version",
+        "The MLflow model version registered or tagged with the image (empty when none was).",
+    ),
+    Output("cache-hit", "`true` when the dependencies image was reused instead of built."),
+)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -295,7 +295,9 @@ CREDENTIALS = (
     "same AWS chain (AWS_ENDPOINT_URL_SAGEMAKER or AWS_ENDPOINT_URL for another endpoint)."
 )
 EPILOG = (
-    "Outputs: " + ", ".join(OUTPUTS) + " (decision: promoted, unchanged or rolled-back; "
+    "Outputs: "
+    + ", ".join(o.name for o in OUTPUTS)
+    + " (decision: promoted, unchanged or rolled-back; "
     "previous-version: the champion this run replaced, empty when none; "
     "sagemaker-model-package-arn: the champion's model package, Approved in SageMaker (also "
     "when unchanged), empty when not synced). Exit 1 when the champion is not the expected one "
@@ -338,7 +340,9 @@ def command(runtime: Runtime, flags: Mapping[str, Any], _: list[str]) -> StepRes
     help=STEP_HELP["rollback"] + "\n\nmlsteps rollback --name MODEL [OPTIONS]\n\nTakes the "
     "promote options of the same names (section promote: in mlsteps.yaml, MLSTEPS_PROMOTE_* "
     "variables): the same lock and aliases as the promotions it undoes.",
-    epilog="Outputs: " + ", ".join(OUTPUTS) + " (decision: rolled-back; previous-version: the "
+    epilog="Outputs: "
+    + ", ".join(o.name for o in OUTPUTS)
+    + " (decision: rolled-back; previous-version: the "
     "demoted version; sagemaker-model-package-arn: the restored version's model package, "
     "Approved again). Exit 2 when there is nothing to roll back. " + CREDENTIALS,
 )

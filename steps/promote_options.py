@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from steps.cli import STEP_HELP, Runtime
-from steps.config import MLFLOW, MODEL, Option, Section, parse_duration, redact_url, resolve
+from steps.config import MLFLOW, MODEL, Option, Output, Section, parse_duration, redact_url, resolve
 from steps.errors import ConfigError
 from steps.locks import KINDS as LOCK_KINDS
 from steps.secret import Secret
@@ -78,7 +78,8 @@ SECTION = Section(
             name="version",
             parse=parse_version,
             metavar="N",
-            help="The model version to promote (the candidate the gate judged). Required.",
+            help="The model version to promote (the candidate the gate judged), e.g. "
+            "gate's `candidate-version` output. Required; not with rollback.",
         ),
         Option(
             name="alias",
@@ -96,68 +97,80 @@ SECTION = Section(
             name="expected-champion",
             parse=parse_expected,
             metavar="N|none|any",
-            help="The champion the move is conditional on (compare-and-set): if the alias "
-            "points elsewhere when the lock is held, nothing moves and the step exits 1. "
-            "Default for promote: the version the gate compared against (from its report, "
-            "see --gate-report-digest); none: no champion may exist yet; any: move "
-            "whatever the champion is (no protection against a concurrent promotion). "
-            "rollback: optional, refuse if the champion is not this version.",
+            help="The champion the move is conditional on (compare-and-set). If the alias"
+            " points elsewhere when the lock is held, nothing moves and the step "
+            "exits 1. Default for promote: the version the gate compared against "
+            "(from its report, see --gate-report-digest); `none`: no champion may "
+            "exist yet; `any`: move whatever the champion is (no protection against "
+            "a concurrent promotion). rollback: optional, refuse if the champion is "
+            "not this version.",
         ),
         Option(
             name="require-gate",
             kind="bool",
             default=True,
             metavar="true|false",
-            help="Refuse a version the gate has not passed: its report (given by "
-            "--gate-report-digest) must say pass; exit 3 when the gate rejected it, exit 2 "
-            "when there is no such report.",
+            help="Refuse a version the gate has not passed. Its report (given by "
+            "--gate-report-digest) must say pass; exit 3 when the gate rejected it, "
+            "exit 2 when there is no such report. Not with rollback.",
         ),
         Option(
             name="gate-report-digest",
             parse=parse_digest,
             metavar="sha256:HEX",
-            help="The gate step's report-digest output, handed on by the pipeline (required "
-            "with --require-gate true). promote reads the gate's report from the version's run "
-            "(mlsteps/gate/report.json), checks that it hashes to this digest and is about this "
-            "version, and takes the verdict and the champion compared against from it. Tags are "
-            "never trusted for the verdict: the training can write them.",
+            help="The gate step's `report-digest` output, handed on by the pipeline. "
+            "Required with --require-gate `true`: promote reads the gate's report "
+            "from the version's run (mlsteps/gate/report.json), checks that it "
+            "hashes to this digest and is about this version, and takes the verdict "
+            "and the champion compared against from it. Tags are never trusted for "
+            "the verdict: the training can write them. Not with rollback.",
         ),
         Option(
             name="require-approval",
             kind="bool",
             default=False,
             metavar="true|false",
-            help="Refuse unless someone approved: --approved-by, or on GitHub Actions the "
-            "run's approvals of a protected environment (read with GITHUB_TOKEN).",
+            help="Refuse unless someone approved: --approved-by, or on GitHub Actions the"
+            " run's approvals of a protected environment (read with `GITHUB_TOKEN`; "
+            "the job needs `permissions: actions: read`). Jenkins asks with the "
+            "`input` step. Not with rollback.",
         ),
         Option(
             name="approval-environment",
+            face_help={
+                "jenkins": "For mlsteps on GitHub Actions only (there, the job's environment "
+                "whose approvals count); on Jenkins the approval is the `input` step's."
+            },
             metavar="NAME",
-            help="On GitHub Actions, the environment of the promote job (its `environment:`, "
-            "whose required reviewers approve): only approvals of this environment count for "
-            "--require-approval, not those of another environment in the same run. Required "
-            "there (the runner does not tell a job its environment).",
+            help="On GitHub Actions, the environment of the promote job (its "
+            "`environment:`, whose required reviewers approve). Only approvals of "
+            "this environment count for --require-approval, not those of another "
+            "environment in the same run. Required there (the runner does not tell a"
+            " job its environment). Not with rollback.",
         ),
         Option(
             name="approved-by",
-            help="Who approved the promotion (Jenkins: the input step's submitter). Recorded "
-            "on the version as mlsteps.promote.approved-by.",
+            help="Who approved the promotion (Jenkins: the input step's submitter). "
+            "Recorded on the version as `mlsteps.promote.approved-by`. Not with "
+            "rollback.",
         ),
         Option(
             name="lock",
             kind="choice",
             choices=LOCK_KINDS,
             default="file",
-            help="What serialises promotions of the model: file (flock; runs on one machine), "
-            "vault (a KV v2 key written with check-and-set) or dynamodb (a conditional write).",
+            help="What serialises promotions of the model. `file` (flock; runs on one "
+            "machine), `vault` (a KV v2 key written with check-and-set) or "
+            "`dynamodb` (a conditional write).",
         ),
         Option(
             name="lock-path",
             metavar="PATH|MOUNT/KEY|TABLE",
-            help="Where the lock is. file: the lock file (default: mlsteps/locks/MODEL.lock in "
-            "the user's cache directory); vault: MOUNT/PATH of a KV v2 key, e.g. "
-            "secret/mlsteps/locks/MODEL; dynamodb: the table (partition key LockID, a "
-            "string; mlsteps does not create it).",
+            help="Where the lock is. `file`: the lock file (default: "
+            "mlsteps/locks/MODEL.lock in the user's cache directory); `vault`: "
+            "`MOUNT/PATH` of a KV v2 key, e.g. `secret/mlsteps/locks/MODEL`; "
+            "`dynamodb`: the table (partition key `LockID`, a string; mlsteps does "
+            "not create it).",
         ),
         Option(
             name="lock-ttl",
@@ -165,8 +178,8 @@ SECTION = Section(
             default=300.0,
             default_text="5m",
             metavar="DURATION",
-            help="A lock older than this is stale (its holder died) and is taken over, with "
-            "a warning naming its holder. Longer than a promotion takes.",
+            help="A lock older than this is stale and taken over, e.g. `5m`, with a "
+            "warning naming its holder (it died). Longer than a promotion takes.",
         ),
         Option(
             name="lock-timeout",
@@ -174,18 +187,19 @@ SECTION = Section(
             default=120.0,
             default_text="2m",
             metavar="DURATION",
-            help="How long to wait for a lock another promotion holds before exiting 1.",
+            help="How long to wait for a lock another promotion holds, e.g. `2m`, before "
+            "exiting 1.",
         ),
         Option(
             name="vault-url",
             metavar="URL",
             env_fallbacks=("VAULT_ADDR",),
-            help="Vault server of --lock vault, e.g. https://vault.example:8200.",
+            help="Vault server of --lock `vault`, e.g. `https://vault.example:8200`.",
         ),
         Option(
             name="vault-namespace",
             env_fallbacks=("VAULT_NAMESPACE",),
-            help="Vault namespace of --lock vault.",
+            help="Vault namespace of --lock `vault`.",
         ),
         Option(
             name="vault-ca-cert",
@@ -194,39 +208,67 @@ SECTION = Section(
             parse_takes_base=True,
             metavar="PATH",
             env_fallbacks=("VAULT_CACERT",),
-            help="CA certificate (PEM) of the Vault server's TLS.",
+            help="CA certificate (PEM file) of the Vault server's TLS.",
         ),
         Option(
             name="sagemaker-model-package-group",
             parse=parse_package_group,
             metavar="NAME",
-            help="Sync the decision to this SageMaker model package group (boto3, the usual "
-            "AWS credentials and region): promote approves the version's model package and "
-            "rejects the replaced champion's, rollback rejects the demoted version's and "
-            "approves the restored one's. A version without one (tag "
-            "mlsteps.sagemaker.model-package-arn) is registered from its serving image (tag "
-            "mlsteps.image.tag). Unset or none: SageMaker is not used (none also when "
-            "mlsteps.yaml sets a group).",
+            help="SageMaker model package group to sync the decision to: promote approves"
+            " the version's model package and rejects the replaced champion's, "
+            "rollback rejects the demoted version's and approves the restored one's "
+            "(boto3: the usual AWS credentials and region, from the environment). A "
+            "version without one (tag `mlsteps.sagemaker.model-package-arn`) is "
+            "registered from its serving image (tag `mlsteps.image.tag`). Unset or "
+            "`none`: SageMaker is not used (`none` also when mlsteps.yaml sets a "
+            "group).",
         ),
         Option(
             name="vault-token",
             secret=True,
             cli=False,
+            # On GitHub from the step's env: (an input's empty default would shadow it).
+            faces=("jenkins",),
+            face_help={
+                "jenkins": "Secret text credential holding the Vault token of --lock `vault`."
+            },
             env_fallbacks=("VAULT_TOKEN",),
-            help="Vault token of --lock vault (e.g. the secrets step's login). Env only.",
+            help="Vault token of --lock `vault` (e.g. the secrets step's login). Env only.",
         ),
         Option(
             name="github-token",
             secret=True,
             cli=False,
+            faces=("jenkins",),
+            face_help={
+                "jenkins": "Secret text credential holding a GitHub token (approvals are read "
+                "from GitHub only on GitHub Actions)."
+            },
             env_fallbacks=("GITHUB_TOKEN",),
-            help="Token that reads the run's approvals on GitHub Actions (--require-approval "
-            "true without --approved-by; needs permissions actions: read). Env only.",
+            help="Token that reads the run's approvals on GitHub Actions "
+            "(--require-approval `true` without --approved-by; needs `permissions: "
+            "actions: read`). Env only.",
         ),
     ),
 )
 
-OUTPUTS = ("champion-version", "previous-version", "decision", "sagemaker-model-package-arn")
+OUTPUTS = (
+    Output("champion-version", "The version the alias points at now."),
+    Output(
+        "previous-version",
+        "promote: the champion this run replaced (empty when there was none); rollback: the "
+        "demoted version.",
+    ),
+    Output(
+        "decision",
+        "`promoted`, `unchanged` (the version already was the champion) or `rolled-back`.",
+    ),
+    Output(
+        "sagemaker-model-package-arn",
+        "The ARN of the SageMaker model package this run approved (rollback: the restored "
+        "version's; unchanged: the champion's); empty when not synced.",
+    ),
+)
 DECISIONS = ("promoted", "unchanged", "rolled-back")
 # The options each command takes (rollback has no candidate, gate or approval).
 SHARED_OPTIONS = ("tracking-uri", "name")

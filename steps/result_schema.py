@@ -20,7 +20,7 @@ def result_schema(step: str) -> dict[str, Any]:
     outputs: dict[str, Any] = {
         "type": "object",
         "description": "The step's named outputs (on failure: what it could still tell).",
-        "properties": {name: {"type": "string"} for name in module.OUTPUTS},
+        "properties": {o.name: {"type": "string"} for o in module.OUTPUTS},
         "additionalProperties": {"type": "string"} if step in USER_NAMED_OUTPUTS else False,
     }
     kind = {"type": "string", "pattern": r"^[a-z][a-z0-9-]*(\.[a-z0-9-]+)*$"}

@@ -187,7 +187,9 @@ EPILOG = (
     only=FETCH_OPTIONS,
     help="Read the secrets and hand them on: $GITHUB_ENV on GitHub, or --file (mode 0600). "
     "Leases and the login token stay valid until `mlsteps secrets revoke`.",
-    epilog="Outputs: " + ", ".join(OUTPUTS) + " (and the values, with --export-outputs on "
+    epilog="Outputs: "
+    + ", ".join(o.name for o in OUTPUTS)
+    + " (and the values, with --export-outputs on "
     "GitHub). " + EPILOG,
 )
 def fetch(runtime: Runtime, flags: Mapping[str, Any], _: list[str]) -> StepResult:

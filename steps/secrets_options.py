@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from steps.cli import STEP_HELP, Runtime
-from steps.config import Option, Section, parse_duration, resolve
+from steps.config import Option, Output, Section, parse_duration, resolve
 from steps.errors import ConfigError
 from steps.secret import Secret, read_secret_file
 from steps.secret_specs import SecretSpec, check_names, env_name_for, parse_specs
@@ -55,10 +55,22 @@ def parse_timeout(text: str) -> float:
     return seconds
 
 
-def _secret(name: str, help: str, *fallbacks: str) -> Option:
+def _secret(name: str, help: str, fallback: str, github: str, jenkins: str) -> Option:
     # Secret values never come as flags: a flag is in argv, which every process on the
     # machine can read in /proc. They come from the environment or from a -file option.
-    return Option(name=name, help=help, secret=True, cli=False, env_fallbacks=fallbacks)
+    # The action maps its input into the environment; Jenkins binds a credential.
+    return Option(
+        name=name,
+        help=help,
+        secret=True,
+        cli=False,
+        env_fallbacks=(fallback,),
+        face_help={
+            "action": f"{help.removesuffix(' Env only.')}, e.g. `{github}`; passed to mlsteps "
+            "in its environment, never on its command line.",
+            "jenkins": f"Secret text credential holding {jenkins}.",
+        },
+    )
 
 
 SECTION = Section(
@@ -71,13 +83,23 @@ SECTION = Section(
             parse=parse_specs,
             schema=SPECS_SCHEMA,
             metavar="'PATH KEY | NAME;'",
-            help="What to read, vault-action syntax: 'secret/ml/db password | DB_PASSWORD ;' "
-            "('PATH *' for every key); in mlsteps.yaml also a list of {path, key, env, version, "
-            "optional}.",
+            face_help={
+                "jenkins": "What to read, in vault-action's syntax: one String of requests "
+                "(separated by `;` or new lines) or a List with one request each: "
+                "`'PATH KEY | NAME'`; `'PATH *'` takes every key. KV v1 and v2 paths are written "
+                "alike (`secret/ml/db`). Version pins and optional keys: the list form in the "
+                "`config` file, or a String holding it, `'[{path: secret/ml/db, key: password, "
+                "env: DB_PASSWORD, version: 3}]'`."
+            },
+            help="What to read, in vault-action's syntax: `secret/ml/db password | "
+            "DB_PASSWORD` (`PATH *` takes every key), requests separated by `;` or "
+            "new lines. KV v1 and v2 paths are written alike. To pin a KV v2 version"
+            " or mark a request optional, give a list instead: `[{path: "
+            "secret/ml/db, key: password, env: DB_PASSWORD, version: 3}]`.",
         ),
         Option(
             name="url",
-            help="Vault server, e.g. https://vault.example:8200.",
+            help="Vault server, e.g. `https://vault.example:8200`.",
             env_fallbacks=("VAULT_ADDR",),
         ),
         Option(
@@ -90,11 +112,21 @@ SECTION = Section(
             kind="choice",
             choices=AUTH_METHODS,
             default="token",
-            help="How to log in. jwt on GitHub Actions uses the runner's OIDC token.",
+            help="How to log in: `token`, `approle`, `jwt` or `kubernetes`. `jwt` on "
+            "GitHub Actions without a JWT uses the runner's OIDC token (the job "
+            "needs `permissions: id-token: write`).",
         ),
-        Option(name="mount", help="Path the auth method is mounted at (default: its name)."),
-        Option(name="role", help="Role to log in as (jwt, kubernetes)."),
-        _secret("token", "Vault token (method token). Env only.", "VAULT_TOKEN"),
+        Option(
+            name="mount", help="Path the auth method is mounted at. Default: the method's name."
+        ),
+        Option(name="role", help="Role to log in as (`jwt`, `kubernetes`)."),
+        _secret(
+            "token",
+            "Vault token (method `token`). Env only.",
+            "VAULT_TOKEN",
+            "secrets.VAULT_TOKEN",
+            "the Vault token (method `token`)",
+        ),
         Option(
             name="token-file",
             kind="path",
@@ -102,7 +134,13 @@ SECTION = Section(
             parse_takes_base=True,
             help="File holding the Vault token.",
         ),
-        _secret("role-id", "AppRole role id. Env only.", "VAULT_ROLE_ID"),
+        _secret(
+            "role-id",
+            "AppRole role id. Env only.",
+            "VAULT_ROLE_ID",
+            "secrets.VAULT_ROLE_ID",
+            "the AppRole role id",
+        ),
         Option(
             name="role-id-file",
             kind="path",
@@ -110,7 +148,13 @@ SECTION = Section(
             parse_takes_base=True,
             help="File holding the AppRole role id.",
         ),
-        _secret("secret-id", "AppRole secret id. Env only.", "VAULT_SECRET_ID"),
+        _secret(
+            "secret-id",
+            "AppRole secret id. Env only.",
+            "VAULT_SECRET_ID",
+            "secrets.VAULT_SECRET_ID",
+            "the AppRole secret id",
+        ),
         Option(
             name="secret-id-file",
             kind="path",
@@ -122,19 +166,28 @@ SECTION = Section(
             name="secret-id-wrapped",
             kind="bool",
             default=False,
-            help="The secret id is a response-wrapping token: unwrap it (once) first.",
+            help="`true`: the secret id is a response-wrapping token, unwrapped once "
+            "before the login.",
         ),
-        _secret("jwt", "JWT to log in with (method jwt). Env only.", "VAULT_JWT"),
+        _secret(
+            "jwt",
+            "JWT to log in with (method `jwt`) instead of the runner's OIDC token. Env only.",
+            "VAULT_JWT",
+            "secrets.VAULT_JWT",
+            "a JWT (method `jwt`), e.g. an OIDC id token",
+        ),
         Option(
             name="jwt-file",
             kind="path",
             parse=parse_token_file,
             parse_takes_base=True,
-            help="File holding the JWT (method jwt).",
+            help="File holding the JWT (method `jwt`).",
         ),
         Option(
             name="jwt-audience",
-            help="Audience of the GitHub OIDC token; must be in the role's bound_audiences.",
+            faces=("action",),  # the audience of GitHub's OIDC token
+            help="Audience asked for in GitHub's OIDC token; must be in the Vault role's "
+            "`bound_audiences`. GitHub's default is `https://github.com/OWNER`.",
         ),
         Option(
             name="kubernetes-token-path",
@@ -142,7 +195,7 @@ SECTION = Section(
             parse=parse_token_file,
             parse_takes_base=True,
             default=DEFAULT_SA_TOKEN,
-            help="Service-account token (method kubernetes).",
+            help="Service-account token (method `kubernetes`).",
         ),
         Option(
             name="ca-cert",
@@ -172,39 +225,57 @@ SECTION = Section(
             name="tls-skip-verify",
             kind="bool",
             default=False,
-            help="Do not check the server's certificate (test servers only; warns).",
+            help="`true`: do not check the server's certificate (test servers only; "
+            "mlsteps warns).",
         ),
         Option(
             name="timeout",
             parse=parse_timeout,
             default=60.0,
+            default_text="60s",
             metavar="DURATION",
-            help="Total time for login and reads, retries included (revoke: for revoking).",
+            help="Total time for the login and the reads, retries included, e.g. `30s` "
+            "(revoke: for revoking).",
         ),
         Option(
             name="export-env",
+            faces=("action",),
             kind="bool",
             default=True,
-            help="fetch on GitHub: export each value to $GITHUB_ENV for later steps.",
+            help="fetch on GitHub: export each value to `$GITHUB_ENV` for the later steps"
+            " of the job (masked first).",
         ),
         Option(
             name="export-outputs",
+            # A composite action exposes only the outputs it declares: per-secret outputs set
+            # inside it reach no workflow.
+            faces=(),
             kind="bool",
             default=False,
             help="fetch on GitHub: also set each value as a step output (masked in logs).",
         ),
-        Option(name="file", kind="path", help="fetch: write the values to this file (mode 0600)."),
+        # Jenkins: the step owns its files (a private directory under pwd(tmp: true)).
+        Option(
+            name="file",
+            kind="path",
+            faces=("action",),
+            help="fetch: also write the values to this file (mode 0600); revoke removes it.",
+        ),
         Option(
             name="file-format",
+            faces=("action",),
             kind="choice",
             choices=("dotenv", "json"),
-            help="Format of --file (default: json for *.json, else dotenv).",
+            help="Format of --file: `dotenv` or `json`. Default: `json` for a `*.json` "
+            "file, else `dotenv`.",
         ),
         Option(
             name="lease-file",
+            faces=("action",),
             kind="path",
-            help="fetch: where to record what revoke must undo; revoke: the record to undo "
-            "(default: every record under $RUNNER_TEMP/mlsteps-secrets or .mlsteps/secrets).",
+            help="fetch: where to record what revoke must undo; revoke: the record to "
+            "undo. Default: a new record under `$RUNNER_TEMP/mlsteps-secrets` (else "
+            "`.mlsteps/secrets`) for fetch, every record there for revoke.",
         ),
     ),
 )
@@ -220,7 +291,18 @@ FETCH_OPTIONS = (
 )  # fmt: skip
 # revoke reaches the server the record names; these override what the record holds.
 REVOKE_OPTIONS = (*CONNECTION_OPTIONS, "lease-file")
-OUTPUTS = ("names", "file", "lease-file")
+OUTPUTS = (
+    Output(
+        "names",
+        "Names of the variables fetched, comma-separated (values are never outputs of this "
+        "action).",
+    ),
+    Output("file", "Absolute path of the file written with `file` (empty without it)."),
+    Output(
+        "lease-file",
+        "The lease record to give `revoke` (with `lease-file`) to revoke only this fetch.",
+    ),
+)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -233,7 +233,9 @@ def all_mounts(config: TrainConfig) -> list[MountSpec]:
     shared=(MLFLOW,),
     takes_command=True,
     help=STEP_HELP["train"] + "\n\nmlsteps train --image IMAGE [OPTIONS] -- COMMAND [ARGS]...",
-    epilog="Outputs: " + ", ".join(OUTPUTS) + ". The tracking server must be reachable from "
+    epilog="Outputs: "
+    + ", ".join(o.name for o in OUTPUTS)
+    + ". The tracking server must be reachable from "
     "the container: a loopback URI uses the host network unless --network says otherwise.",
 )
 def command(runtime: Runtime, flags: Mapping[str, Any], cmd: list[str]) -> StepResult:

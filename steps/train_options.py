@@ -14,6 +14,7 @@ from steps.cli import STEP_HELP, Runtime
 from steps.config import (
     MLFLOW,
     Option,
+    Output,
     Section,
     parse_duration,
     parse_size,
@@ -108,12 +109,15 @@ SECTION = Section(
     "train",
     STEP_HELP["train"],
     (
-        Option(name="image", help="Training image, e.g. registry.example/trainer:1.4."),
+        Option(
+            name="image",
+            help="Training image, e.g. `registry.example/trainer:1.4` (needed with "
+            "--backend `docker`).",
+        ),
         Option(
             name="command",
             kind="list",
-            help="Command and arguments run in the container (on the CLI: after --). "
-            "Env: a shell-quoted string.",
+            help="Command and arguments to run (on the CLI: after `--`).",
             cli=False,
             env_format="shell",
         ),
@@ -122,31 +126,49 @@ SECTION = Section(
             kind="choice",
             choices=("docker", "local"),
             default="docker",
-            help="docker runs the image; local runs the command as a process on this machine.",
+            help="`docker` runs the image; `local` runs the command as a process on this machine.",
         ),
-        Option(name="workdir", help="Working directory of the training command."),
+        Option(
+            name="workdir",
+            help="Working directory of the training command: in the container, or on this"
+            " machine with --backend `local`.",
+        ),
         Option(
             name="env",
             kind="list",
+            jenkins_map=True,
             parse=parse_env_pair,
             metavar="KEY=VALUE",
-            help="Environment for the command; KEY alone passes this environment's value.",
+            help="Environment for the command, `KEY=VALUE`; `KEY` alone passes this "
+            "environment's value.",
         ),
         Option(
             name="secret-env",
             kind="list",
             parse=parse_secret_name,
             metavar="NAME",
-            help="Names of secrets passed in from this environment; values are never shown. "
-            "The training gets each as a file, /run/secrets/NAME, named by NAME_FILE.",
+            face_help={  # where each runner's secrets come from
+                "action": "Names of environment variables to pass in as secrets, one per line; "
+                "set their values in the step's `env:`. The training reads each from the file "
+                "`/run/secrets/NAME` (on a private tmpfs, read-only), whose path is in "
+                "`NAME_FILE`.",
+                "jenkins": "Names of environment variables passed in as secrets, a List; set "
+                "them with `withCredentials` around the step. The training reads each from the "
+                "file `/run/secrets/NAME` (on a private tmpfs, read-only), whose path is in "
+                "`NAME_FILE`.",
+            },
+            help="Names of secrets passed in from this environment; values are never "
+            "shown. The training reads each from the file `/run/secrets/NAME` (on a "
+            "private tmpfs, read-only), whose path is in `NAME_FILE`.",
         ),
         Option(
             name="secrets-as-env",
             kind="bool",
             default=False,
             metavar="true|false",
-            help="Pass --secret-env values as environment variables instead of files. Unsafe "
-            "with Docker: anyone with access to the daemon reads them with docker inspect.",
+            help="`true` passes the --secret-env values as environment variables instead "
+            "of files. Unsafe with Docker: anyone with access to the daemon reads "
+            "them with `docker inspect`.",
         ),
         Option(
             name="mount",
@@ -154,60 +176,69 @@ SECTION = Section(
             parse=parse_mount,
             parse_takes_base=True,
             metavar="HOST:CONTAINER[:ro]",
-            help="Bind mount into the container.",
+            help="Bind mount into the container, `host:container[:ro]`.",
         ),
         Option(
             name="data-dir",
             kind="path",
-            help="Training data: mounted read-only at /data, its content digest tagged on the run.",
+            help="Training data, mounted read-only at `/data`; its content digest is "
+            "tagged on the run.",
         ),
-        Option(name="output-dir", kind="path", help="Mounted at /output for the command's files."),
+        Option(
+            name="output-dir",
+            kind="path",
+            help="Directory mounted at `/output` for the command's files.",
+        ),
         Option(
             name="gpus",
             parse=parse_gpus,
             default=GpuRequest("none"),
             metavar="all|N|IDS|none|auto",
-            help=f"GPUs for the container: {GPU_FORM}. auto uses them when the engine has "
-            "the NVIDIA runtime.",
+            help="GPUs for the container: `all`, `none`, `auto`, a count such as `2`, or "
+            "device ids such as `0,2`. `auto` uses them when the engine has the "
+            "NVIDIA runtime.",
         ),
         Option(
-            name="shm-size", parse=parse_size, metavar="SIZE", help="Size of /dev/shm, e.g. 2g."
+            name="shm-size", parse=parse_size, metavar="SIZE", help="Size of `/dev/shm`, e.g. `2g`."
         ),
-        Option(name="memory", parse=parse_size, metavar="SIZE", help="Memory limit, e.g. 8g."),
+        Option(name="memory", parse=parse_size, metavar="SIZE", help="Memory limit, e.g. `8g`."),
         Option(
             name="cpus",
             kind="float",
             metavar="N",
             limits=(0.01, 4096),  # Docker's smallest share; below it the limit would be none
-            help="CPU limit, e.g. 1.5.",
+            help="CPU limit, e.g. `1.5`.",
         ),
-        Option(name="user", help="User (name or uid[:gid]) the command runs as."),
+        Option(
+            name="user", help="User (name or `uid[:gid]`) the command runs as in the container."
+        ),
         Option(
             name="network",
-            help="Docker network. Default: host when the tracking URI is on loopback "
+            help="Docker network. Default: `host` when the tracking URI is on loopback "
             "(so the container reaches it), else Docker's default bridge.",
         ),
         Option(
             name="timeout",
             parse=parse_duration,
             metavar="DURATION",
-            help="Stop the training after this long, e.g. 90m or 2h.",
+            help="Stop the training after this long, e.g. `90m` or `2h`.",
         ),
         Option(
             name="pull",
             kind="choice",
             choices=("always", "missing", "never"),
             default="missing",
-            help="When to pull the image.",
+            help="When to pull the image: `always`, `missing` or `never`.",
         ),
         Option(
             name="label",
             kind="list",
+            jenkins_map=True,
             parse=parse_label,
             metavar="KEY=VALUE",
-            help="Container label.",
+            help="Container label, `key=value`.",
         ),
-        Option(name="platform", parse=parse_platform, help="Image platform, e.g. linux/amd64."),
+        Option(name="platform", parse=parse_platform, help="Image platform, e.g. `linux/amd64`."),
         Option(name="run-id", help="Continue this MLflow run instead of creating one."),
         Option(name="run-name", help="Name of the new MLflow run."),
     ),
@@ -222,7 +253,14 @@ TRACKING_CREDENTIALS = (
 )
 TRACKING_SECRETS = ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_PASSWORD")
 
-OUTPUTS = ("run-id", "experiment-id", "model-uri", "metrics", "image-digest", "exit-code")
+OUTPUTS = (
+    Output("run-id", "ID of the MLflow run."),
+    Output("experiment-id", "ID of the MLflow experiment of the run."),
+    Output("model-uri", "URI of the model the run logged (empty when none was logged)."),
+    Output("metrics", "Final metrics of the run as a JSON object."),
+    Output("image-digest", "Digest of the training image that ran."),
+    Output("exit-code", "Exit code of the training command."),
+)
 
 
 @dataclass(frozen=True, kw_only=True)

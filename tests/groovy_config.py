@@ -1,5 +1,5 @@
-"""Reading a Jenkins var's `defaultConfig` map, for the tests that hold the faces to the CLI's
-options (tests/faces/test_face_options*.py) and for README's generated option tables."""
+"""Reading a Jenkins var's `defaultConfig` map as Groovy sees it, for the test that holds every
+face to the option tables (tests/faces/test_faces_contract.py)."""
 
 from __future__ import annotations
 

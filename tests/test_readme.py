@@ -1,102 +1,28 @@
-"""README.md's option tables are generated from each step's SECTION; this fails on drift.
+"""README.md: its option tables are generated from each step's options (python -m steps.faces;
+tests/faces/test_faces_contract.py checks every generated face), and it holds the commands CI
+runs.
 
-Regenerate with: .venv/bin/python tests/test_readme.py --write
+Regenerate with: .venv/bin/python -m steps.faces
 """
 
 from __future__ import annotations
 
-import re
-import sys
 from pathlib import Path
 
 import pytest
 
+from steps.faces import readme, table
+
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-STEPS = ("secrets", "train", "package", "gate", "promote")
-# Each step's Jenkins var: its keys are those of the var's `defaultConfig` map.
-JENKINS_VARS = {
-    "secrets": "withVaultSecrets",
-    "train": "mlTrain",
-    "package": "mlPackage",
-    "gate": "mlGate",
-    "promote": "mlPromote",  # rollback too: it reads the same section
-}
-# The shared sections (steps.config) whose options a step takes too, after its own.
-SHARED_SECTIONS = {
-    "train": ("mlflow",),
-    "package": ("mlflow", "model"),
-    "gate": ("mlflow", "model"),
-    "promote": ("mlflow", "model"),
-}
-# Credentials whose Jenkins key is not the option's own key + CredentialsId: the registry's
-# Username with password credential holds the password (and the user name).
-CREDENTIAL_KEYS = {"registryPassword": "registryCredentialsId"}
 
 
-def jenkins_keys(step: str) -> set[str]:
-    """The keys of the `defaultConfig` map of the step's Jenkins var."""
-    from tests.groovy_config import default_config_entries
-
-    return {key for key, _ in default_config_entries(JENKINS_VARS[step])}
-
-
-def jenkins_cell(key: str, keys: set[str]) -> str:
-    """The key when the var takes it; its *CredentialsId key when the value comes from a
-    Jenkins credential instead; else a dash: the option is not set from Jenkins."""
-    for name in (key, f"{key}CredentialsId", CREDENTIAL_KEYS.get(key, "")):
-        if name in keys:
-            return f"`{name}`"
-    return "—"
-
-
-def markers(step: str) -> tuple[str, str]:
-    return f"<!-- {step}-options:begin -->", f"<!-- {step}-options:end -->"
-
-
-def render(step: str) -> str:
-    from steps import config, registry
-
-    module = registry.load(step)
-    step_section = module.SECTION
-    # A step may take only some of a shared section's options (package has no --experiment).
-    takes = {p.name for p in module.command.params}
-    shared = {s.name: s for s in (config.MLFLOW, config.MODEL)}
-    sections = (step_section, *(shared[name] for name in SHARED_SECTIONS.get(step, ())))
-    keys = jenkins_keys(step)
-    rows = [
-        "| option (CLI flag) | environment | Jenkins key | meaning | default |",
-        "| --- | --- | --- | --- | --- |",
-    ]
-    for section in sections:
-        for opt in section.options:
-            if section is not step_section and opt.name.replace("-", "_") not in takes:
-                continue
-            flag = f"`{opt.flag}`" if opt.cli else ("env only" if opt.secret else "after `--`")
-            default = "" if opt.default is None else f"`{opt.shown_default}`"
-            help_text = opt.help.replace("|", "\\|")
-            env = " / ".join(
-                f"`{name}`" for name in (opt.env_var(section.name), *opt.env_fallbacks)
-            )
-            rows.append(
-                f"| `{opt.name}` ({flag}) | {env} | {jenkins_cell(opt.jenkins_key, keys)} "
-                f"| {help_text} | {default} |"
-            )
-    return "\n".join(rows)
-
-
-def current(step: str) -> str:
-    begin, end = markers(step)
-    text = README.read_text()
-    match = re.search(re.escape(begin) + r"\n(.*?)\n" + re.escape(end), text, re.S)
-    assert match, f"README.md lacks the {begin} … {end} markers"
-    return match.group(1)
-
-
-@pytest.mark.parametrize("step", STEPS)
+@pytest.mark.parametrize("step", list(table.JENKINS_VARS))
 def test_readme_option_table_matches_the_code(step: str) -> None:
-    assert current(step) == render(step), (
-        "README.md is stale: run .venv/bin/python tests/test_readme.py --write"
+    begin, end = f"<!-- {step}-options:begin -->", f"<!-- {step}-options:end -->"
+    text = README.read_text()
+    assert text.split(begin, 1)[1].split(end, 1)[0] == f"\n{readme.option_table(step)}\n", (
+        "README.md is stale: run .venv/bin/python -m steps.faces"
     )
 
 
@@ -108,15 +34,3 @@ def test_readme_holds_the_two_commands_ci_runs() -> None:
         "bash .ci/setup && .venv/bin/python -m pytest"
         in (README.parent / ".ci" / "run").read_text()
     )
-
-
-if __name__ == "__main__" and "--write" in sys.argv:
-    sys.path.insert(0, str(ROOT))  # run as a script: make the tests package importable
-    text = README.read_text()
-    for step in STEPS:
-        # Only between the markers: the table's old text may occur elsewhere too.
-        begin, end = markers(step)
-        block = re.compile(re.escape(begin) + r"\n.*?\n" + re.escape(end), re.S)
-        table = f"{begin}\n{render(step)}\n{end}"
-        text = block.sub(lambda _, table=table: table, text, count=1)
-    README.write_text(text)

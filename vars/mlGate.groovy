@@ -19,28 +19,28 @@ import mlsteps.jenkins.Cli
 
 def call(Map userConfig = [:]) {
     Map defaultConfig = [
-        modelUri: null,       // the candidate: models:/NAME/VERSION (e.g. from mlPackage), models:/NAME@ALIAS, runs:/…
-        championAlias: null,  // alias of the version to compare against; 'none': no champion (mlsteps: champion)
-        metrics: null,        // thresholds per metric: a Map like [accuracy: [min: 0.9, 'min-delta': -0.01]], or YAML
-        data: null,           // evaluation data (CSV or Parquet): both models scored on the same rows
-        target: null,         // the label column of data
-        task: null,           // 'auto', 'classification' or 'regression' (mlsteps: auto)
-        trainingData: null,   // the training data (CSV or Parquet): the schema's source and drift's reference
-        slices: null,         // per-group checks: a Map such as [columns: ['group'], 'max-gap': [recall: 0.1]], or YAML
-        schema: null,         // schema check of data: a Map of tolerances, YAML, or false (mlsteps: on when known)
-        quality: null,        // quality rules on data: a Map such as ['min-rows': 1000], or YAML
-        drift: null,          // drift from trainingData to data: a Map such as [psi: 0.2], YAML, or false
-        resamples: null,      // bootstrap resamples for the intervals, 0: none (mlsteps: 1000)
-        confidence: null,     // level of the intervals (mlsteps: 0.95)
-        seed: null,           // seed of the resampling (mlsteps: derived from the data and the models)
-        defaultMargin: null,  // how much worse than the champion a metric without a threshold may be: 0.01 or '1%'
-        warnOnly: [],         // checks shown but not enforced: a List of kinds or check names, or 'all'
-        reportDir: null,      // where report.md, .json and .png go, archived by this step (mlsteps: mlsteps-gate)
-        logReport: null,      // log the report to the candidate's MLflow run, tag the verdict (mlsteps: true)
-        trackingUri: null,    // MLflow tracking URI (else MLSTEPS_MLFLOW_TRACKING_URI or MLFLOW_TRACKING_URI)
-        name: null,           // registered model name in MLflow: where the champion alias is
-        config: null,         // path of an mlsteps.yaml (mlsteps: ./mlsteps.yaml when present)
-        mlsteps: 'mlsteps',   // the mlsteps executable: a path, or a List of words ['python3', '-m', 'steps']
+        modelUri: null,       // The candidate: models:/NAME/VERSION (e.g. package's model-version output)
+        championAlias: null,  // Alias of the registered model (name) that marks the version to compare against
+        metrics: null,        // Thresholds per metric; a Map or YAML
+        data: null,           // Evaluation data (CSV or Parquet) with the target column
+        target: null,         // The label column of data
+        task: null,           // What the model predicts (mlsteps: auto)
+        trainingData: null,   // The data the model was trained on (CSV or Parquet)
+        slices: null,         // Per-group checks on data; a Map or YAML
+        schema: null,         // Schema check of data against the training data's schema; a Map or YAML
+        quality: null,        // Quality rules on data; a Map or YAML
+        drift: null,          // Drift from trainingData to data per feature; a Map or YAML
+        resamples: null,      // Bootstrap resamples for the intervals (at least 100) (mlsteps: 1000)
+        confidence: null,     // Level of the intervals: at least 0.5, below 1 (0.95: 95% intervals) (mlsteps: 0.95)
+        seed: null,           // Seed of the resampling
+        defaultMargin: null,  // How much worse than the champion a metric without a threshold may be
+        warnOnly: [],         // Checks shown but not enforced: a kind; a List
+        reportDir: null,      // Where report.md, report.json and report.png are written
+        logReport: null,      // Log the report to the candidate's MLflow run (mlsteps: true)
+        trackingUri: null,    // MLflow tracking server, e.g. http://127.0.0.1:5000 (none: nothing is tracked)
+        name: null,           // Registered model name in MLflow
+        config: null,         // Path of an mlsteps.yaml
+        mlsteps: 'mlsteps',   // The mlsteps executable: a path, or a List of words, e.g. ['python3', '-m', 'steps']
     ]
     Cli cli = new Cli(this, 'mlGate')
     // The forms a key's value may take; keys not listed take one String or number. Rules are a

@@ -18,29 +18,29 @@ import mlsteps.jenkins.Cli
 
 def call(Map userConfig = [:]) {
     Map defaultConfig = [
-        modelUri: null,               // the MLflow model, e.g. models:/NAME@ALIAS or mlTrain's model-uri (see the .txt)
-        registry: null,               // registry to push to, 'HOST[:PORT][/NAMESPACE]'; unset: build and test only
-        repository: null,             // image repository name (mlsteps: the registered model name, lower-cased)
-        tag: null,                    // image tag (mlsteps: vVERSION for a model version, else model-UUID12)
-        baseImage: null,              // base image (mlsteps: python:X.Y-slim for the model's Python, or CUDA with gpu)
-        gpu: null,                    // true: a CUDA runtime base image when baseImage is not given (mlsteps: false)
-        platform: null,               // target platform of the build, e.g. 'linux/amd64'
-        buildArg: [],                 // build arguments: a List of 'KEY=VALUE' or a Map (kept in the image: no secrets)
-        pipIndexUrl: null,            // package index for the requirements, without credentials (kept in the image)
-        pipExtraIndexUrl: [],         // extra package indexes: a List of URLs, without credentials
+        modelUri: null,               // The MLflow model: runs:/RUN_ID/PATH, models:/NAME/VERSION, models:/NAME@ALIAS
+        registry: null,               // Registry to push to, HOST[:PORT][/NAMESPACE] without a scheme
+        repository: null,             // Image repository name (without registry or tag)
+        tag: null,                    // Image tag
+        baseImage: null,              // Base image of the build
+        gpu: null,                    // true builds on a CUDA runtime base image (when baseImage is not given)
+        platform: null,               // Target platform of the build, e.g. linux/amd64
+        buildArg: [],                 // Build argument, KEY=VALUE; a List or a Map
+        pipIndexUrl: null,            // Package index pip installs the model's requirements from (a mirror or proxy)
+        pipExtraIndexUrl: [],         // Extra package index URL for the requirements, without credentials; a List
         caBundle: null,               // CA bundle (PEM file) pip trusts during the build, for a proxy that re-signs TLS
-        noCache: null,                // true: rebuild the dependencies image even when one exists (mlsteps: false)
-        push: null,                   // push the image to the registry (mlsteps: true when registry is set)
-        load: null,                   // false: remove the image from the agent's Docker after the push (mlsteps: true)
-        smokeTest: null,              // check the image's answer against the model's before pushing (mlsteps: true)
-        smokeTimeout: null,           // how long the smoke test waits for /ping, e.g. '2m' (mlsteps: 120s)
-        register: null,               // register the model version, tag it with the image and lineage (mlsteps: true)
-        registryUsername: null,       // registry user; password in MLSTEPS_PACKAGE_REGISTRY_PASSWORD (see the .txt)
+        noCache: null,                // true rebuilds the dependencies image even when one for the same requirements…
+        push: null,                   // Push the image to registry
+        load: null,                   // Keep the built image in the local Docker Engine (mlsteps: true)
+        smokeTest: null,              // Smoke-test the image before pushing
+        smokeTimeout: null,           // How long the smoke test waits for the server to answer /ping, e.g. 2m
+        register: null,               // Register the model version
+        registryUsername: null,       // User name for registry, its password in MLSTEPS_PACKAGE_REGISTRY_PASSWORD
         registryCredentialsId: null,  // Username with password credential for the registry: its user name and password
-        trackingUri: null,            // MLflow tracking URI (else MLSTEPS_MLFLOW_TRACKING_URI or MLFLOW_TRACKING_URI)
-        name: null,                   // registered model name in MLflow (to register a runs:/ or models:/ID model)
-        config: null,                 // path of an mlsteps.yaml (mlsteps: ./mlsteps.yaml when present)
-        mlsteps: 'mlsteps',           // the mlsteps executable: a path, or a List of words ['python3', '-m', 'steps']
+        trackingUri: null,            // MLflow tracking server, e.g. http://127.0.0.1:5000 (none: nothing is tracked)
+        name: null,                   // Registered model name in MLflow
+        config: null,                 // Path of an mlsteps.yaml
+        mlsteps: 'mlsteps',           // The mlsteps executable: a path, or a List of words
     ]
     Cli cli = new Cli(this, 'mlPackage')
     // The forms a key's value may take; keys not listed take one String or number.

@@ -21,31 +21,31 @@ import mlsteps.jenkins.Cli
 
 def call(Map userConfig = [:]) {
     Map defaultConfig = [
-        version: null,                   // the version to promote, e.g. mlGate's candidate-version (not with rollback)
-        alias: null,                     // the alias that marks the model in production (mlsteps: champion)
-        previousAlias: null,             // the alias that keeps the replaced champion (mlsteps: previous-champion)
-        expectedChampion: null,          // the champion the move depends on: N, 'none' or 'any' (mlsteps: the gate's)
-        requireGate: null,               // refuse a version the gate has not passed (mlsteps: true; not with rollback)
-        gateReportDigest: null,          // mlGate's report-digest output: the report promote checks (not with rollback)
-        requireApproval: null,           // true: ask with the input step unless approvedBy is given (not with rollback)
-        approvalEnvironment: null,       // GitHub only: the environment whose approvals count (not with rollback)
-        approvedBy: null,                // who approved, recorded on the version (not with rollback)
-        lock: null,                      // what serialises promotions: 'file', 'vault' or 'dynamodb' (mlsteps: file)
-        lockPath: null,                  // the lock file, the Vault KV v2 MOUNT/PATH, or the DynamoDB table
-        lockTtl: null,                   // a lock older than this is stale and taken over, e.g. '5m' (mlsteps: 5m)
-        lockTimeout: null,               // how long to wait for a busy lock, e.g. '2m' (mlsteps: 2m)
-        vaultUrl: null,                  // Vault server of lock 'vault' (else VAULT_ADDR)
-        vaultNamespace: null,            // Vault namespace of lock 'vault' (else VAULT_NAMESPACE)
-        vaultCaCert: null,               // CA certificate (PEM file) of the Vault server's TLS (else VAULT_CACERT)
-        sagemakerModelPackageGroup: null, // SageMaker model package group to sync the decision to (AWS: agent env)
-        vaultTokenCredentialsId: null,   // Secret text credential: the Vault token of lock 'vault' (else VAULT_TOKEN)
-        githubTokenCredentialsId: null,  // Secret text credential: a GitHub token, for approvals read on GitHub Actions
-        trackingUri: null,               // MLflow tracking URI (else MLSTEPS_MLFLOW_TRACKING_URI, MLFLOW_TRACKING_URI)
-        name: null,                      // registered model name in MLflow (required unless in the config file)
-        rollback: false,                 // true: run mlsteps rollback (the alias back to previousAlias's version)
-        approvers: null,                 // who may approve in the input step: users or groups, comma-separated
-        config: null,                    // path of an mlsteps.yaml (mlsteps: ./mlsteps.yaml when present)
-        mlsteps: 'mlsteps',              // the mlsteps executable: a path, or a List of words, e.g. python3 -m steps
+        version: null,                   // The model version to promote (the candidate the gate judged)
+        alias: null,                     // The alias that marks the model in production (mlsteps: champion)
+        previousAlias: null,             // The alias that keeps the replaced champion, for mlsteps rollback
+        expectedChampion: null,          // The champion the move is conditional on (compare-and-set)
+        requireGate: null,               // Refuse a version the gate has not passed (mlsteps: true)
+        gateReportDigest: null,          // The gate step's report-digest output, handed on by the pipeline
+        requireApproval: null,           // Refuse unless someone approved: approvedBy
+        approvalEnvironment: null,       // For mlsteps on GitHub Actions only
+        approvedBy: null,                // Who approved the promotion (Jenkins: the input step's submitter)
+        lock: null,                      // What serialises promotions of the model (mlsteps: file)
+        lockPath: null,                  // Where the lock is
+        lockTtl: null,                   // A lock older than this is stale and taken over, e.g. 5m
+        lockTimeout: null,               // How long to wait for a lock another promotion holds, e.g. 2m
+        vaultUrl: null,                  // Vault server of lock: 'vault', e.g. https://vault.example:8200
+        vaultNamespace: null,            // Vault namespace of lock: 'vault'
+        vaultCaCert: null,               // CA certificate (PEM file) of the Vault server's TLS
+        sagemakerModelPackageGroup: null, // SageMaker model package group to sync the decision to
+        vaultTokenCredentialsId: null,   // Secret text credential holding the Vault token of lock: 'vault'
+        githubTokenCredentialsId: null,  // Secret text credential holding a GitHub token
+        trackingUri: null,               // MLflow tracking server, e.g. http://127.0.0.1:5000
+        name: null,                      // Registered model name in MLflow
+        rollback: false,                 // true runs mlsteps rollback instead
+        approvers: null,                 // Who may answer the input step: user or group names, comma-separated
+        config: null,                    // Path of an mlsteps.yaml
+        mlsteps: 'mlsteps',              // The mlsteps executable: a path, or a List of words
     ]
     Cli cli = new Cli(this, 'mlPromote')
     Map<String, String> forms = [mlsteps: Cli.WORDS, requireGate: Cli.BOOLEAN, requireApproval: Cli.BOOLEAN,

@@ -13,32 +13,32 @@ import mlsteps.jenkins.Cli
 
 def call(Map userConfig = [:]) {
     Map defaultConfig = [
-        image: null,          // training image to run (required unless set in the config file)
-        command: [],          // command and arguments run in the container: a List, or one String of shell words
-        backend: null,        // 'docker' runs the image, 'local' runs the command as a local process (mlsteps: docker)
-        workdir: null,        // working directory in the container
-        env: [],              // environment for the training process: a List of 'KEY=VALUE' or a Map
-        secretEnv: [],        // names of variables passed in as secrets (withCredentials); read as /run/secrets/NAME
-        secretsAsEnv: null,   // true: secrets as environment variables, which docker inspect shows (mlsteps: false)
-        mount: [],            // bind mounts: a List of 'host:container[:ro]'
-        dataDir: null,        // data directory, mounted read-only at /data; its digest is tagged on the run
-        outputDir: null,      // directory mounted at /output
-        gpus: null,           // GPU request: 'all', a count, device ids such as '0,2', 'none' or 'auto' (mlsteps: none)
-        shmSize: null,        // size of /dev/shm, e.g. '1g'
-        memory: null,         // memory limit, e.g. '4g'
-        cpus: null,           // CPU limit, e.g. 1.5
-        user: null,           // user in the container
-        network: null,        // Docker network (mlsteps: host when the tracking URI is on loopback)
-        timeout: null,        // stop the training after this long, e.g. '90s', '30m', '2h'
-        pull: null,           // pull policy: 'always', 'missing' or 'never' (mlsteps: missing)
-        label: [],            // extra container labels: a List of 'key=value' or a Map
-        platform: null,       // image platform, e.g. 'linux/amd64'
-        runId: null,          // continue this MLflow run instead of creating a new one
-        runName: null,        // name of the new MLflow run
-        trackingUri: null,    // MLflow tracking URI (else MLSTEPS_MLFLOW_TRACKING_URI or MLFLOW_TRACKING_URI)
-        experiment: null,     // MLflow experiment name
-        config: null,         // path of an mlsteps.yaml (mlsteps: ./mlsteps.yaml when present)
-        mlsteps: 'mlsteps',   // the mlsteps executable: a path, or a List of words such as ['python3', '-m', 'steps']
+        image: null,         // Training image, e.g. registry.example/trainer:1.4 (needed with backend: 'docker')
+        command: [],         // Command and arguments to run (on the CLI: after --); a List or a String of shell words
+        backend: null,       // docker runs the image; local runs the command as a process on this machine
+        workdir: null,       // Working directory of the training command: in the container
+        env: [],             // Environment for the command, KEY=VALUE; a List or a Map
+        secretEnv: [],       // Names of environment variables passed in as secrets, a List
+        secretsAsEnv: null,  // true passes the secretEnv values as environment variables instead of files
+        mount: [],           // Bind mount into the container, host:container[:ro]; a List
+        dataDir: null,       // Training data, mounted read-only at /data; its content digest is tagged on the run
+        outputDir: null,     // Directory mounted at /output for the command's files
+        gpus: null,          // GPUs for the container: all, none, auto, a count such as 2, or device ids such as 0,2
+        shmSize: null,       // Size of /dev/shm, e.g. 2g
+        memory: null,        // Memory limit, e.g. 8g
+        cpus: null,          // CPU limit, e.g. 1.5
+        user: null,          // User (name or uid[:gid]) the command runs as in the container
+        network: null,       // Docker network
+        timeout: null,       // Stop the training after this long, e.g. 90m or 2h
+        pull: null,          // When to pull the image: always, missing or never (mlsteps: missing)
+        label: [],           // Container label, key=value; a List or a Map
+        platform: null,      // Image platform, e.g. linux/amd64
+        runId: null,         // Continue this MLflow run instead of creating one
+        runName: null,       // Name of the new MLflow run
+        trackingUri: null,   // MLflow tracking server, e.g. http://127.0.0.1:5000 (none: nothing is tracked)
+        experiment: null,    // MLflow experiment name (mlsteps: Default)
+        config: null,        // Path of an mlsteps.yaml
+        mlsteps: 'mlsteps',  // The mlsteps executable: a path, or a List of words, e.g. ['python3', '-m', 'steps']
     ]
     Cli cli = new Cli(this, 'mlTrain')
     // The forms a key's value may take; keys not listed take one String or number.

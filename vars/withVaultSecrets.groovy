@@ -23,29 +23,29 @@ def call(Closure body) {
 
 def call(Map userConfig, Closure body = null) {
     Map defaultConfig = [
-        secrets: null,                 // what to read: vault-action lines, 'secret/ml/db password | DB_PASSWORD'
-        url: null,                     // Vault server, e.g. 'https://vault.internal:8200' (else VAULT_ADDR)
-        namespace: null,               // Vault namespace (X-Vault-Namespace; else VAULT_NAMESPACE)
-        method: null,                  // how to log in: 'token', 'approle', 'jwt' or 'kubernetes' (mlsteps: token)
-        mount: null,                   // path the auth method is mounted at (mlsteps: the method's name)
-        role: null,                    // role to log in as (jwt, kubernetes)
-        tokenCredentialsId: null,      // Secret text credential holding the Vault token (method token)
-        tokenFile: null,               // file holding the Vault token
-        roleIdCredentialsId: null,     // Secret text credential holding the AppRole role id
-        roleIdFile: null,              // file holding the AppRole role id
-        secretIdCredentialsId: null,   // Secret text credential holding the AppRole secret id
-        secretIdFile: null,            // file holding the AppRole secret id
-        secretIdWrapped: null,         // true: the secret id is a response-wrapping token (mlsteps: false)
-        jwtCredentialsId: null,        // Secret text credential holding a JWT (method jwt), e.g. an OIDC id token
-        jwtFile: null,                 // file holding the JWT (method jwt)
-        kubernetesTokenPath: null,     // service-account token (method kubernetes; mlsteps: the pod's mounted token)
-        caCert: null,                  // CA bundle of the server (else VAULT_CACERT)
-        clientCert: null,              // TLS client certificate (else VAULT_CLIENT_CERT)
-        clientKey: null,               // TLS client key (else VAULT_CLIENT_KEY)
-        tlsSkipVerify: null,           // true: do not check the server's certificate (test servers only; mlsteps warns)
-        timeout: null,                 // total time for the login and the reads, e.g. '30s' (mlsteps: 60s)
-        config: null,                  // path of an mlsteps.yaml (mlsteps: ./mlsteps.yaml when present)
-        mlsteps: 'mlsteps',            // the mlsteps executable: a path, or a List of words ['python3', '-m', 'steps']
+        secrets: null,                // What to read, in vault-action's syntax: one String of requests
+        url: null,                    // Vault server, e.g. https://vault.example:8200
+        namespace: null,              // Vault namespace (X-Vault-Namespace)
+        method: null,                 // How to log in: token, approle, jwt or kubernetes (mlsteps: token)
+        mount: null,                  // Path the auth method is mounted at
+        role: null,                   // Role to log in as (jwt, kubernetes)
+        tokenCredentialsId: null,     // Secret text credential holding the Vault token (method token)
+        tokenFile: null,              // File holding the Vault token
+        roleIdCredentialsId: null,    // Secret text credential holding the AppRole role id
+        roleIdFile: null,             // File holding the AppRole role id
+        secretIdCredentialsId: null,  // Secret text credential holding the AppRole secret id
+        secretIdFile: null,           // File holding the AppRole secret id
+        secretIdWrapped: null,        // true: the secret id is a response-wrapping token
+        jwtCredentialsId: null,       // Secret text credential holding a JWT (method jwt), e.g. an OIDC id token
+        jwtFile: null,                // File holding the JWT (method jwt)
+        kubernetesTokenPath: null,    // Service-account token (method kubernetes)
+        caCert: null,                 // CA bundle of the server
+        clientCert: null,             // TLS client certificate
+        clientKey: null,              // TLS client key
+        tlsSkipVerify: null,          // true: do not check the server's certificate (test servers only; mlsteps warns)
+        timeout: null,                // Total time for the login and the reads, retries included, e.g. 30s
+        config: null,                 // Path of an mlsteps.yaml
+        mlsteps: 'mlsteps',           // The mlsteps executable: a path, or a List of words
     ]
     Cli cli = new Cli(this, 'withVaultSecrets')
     Map<String, String> forms = [secrets: Cli.WORDS, mlsteps: Cli.WORDS]

@@ -1,0 +1,7 @@
+"""The CI faces of each step, generated from its option table: the composite action's
+``inputs:``, ``outputs:`` and run-step ``env:``, the Jenkins var's ``defaultConfig`` keys and its
+.txt page, the README option tables and each action's README tables.
+
+``python -m steps.faces`` writes them; ``python -m steps.faces --check`` exits 1 with a diff
+when one is stale. Development only: the CLI never imports this package.
+"""
