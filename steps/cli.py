@@ -13,12 +13,13 @@ from typing import Any
 
 import click
 
-from steps import __version__, registry, signals
+from steps import __version__, registry
 from steps.ci import KINDS, Face, make_face
-from steps.config import ConfigFile, Option, Section, find_config_file, load_config_file
-from steps.errors import MlstepsError
-from steps.plan import Plan
-from steps.secret import Secret
+from steps.core import signals
+from steps.core.config_file import ConfigFile, Option, Section, find_config_file, load_config_file
+from steps.core.errors import MlstepsError
+from steps.core.plan import Plan
+from steps.core.secret import Secret
 
 
 @dataclass

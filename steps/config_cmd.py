@@ -11,7 +11,7 @@ import click
 
 from steps import registry
 from steps.cli import Runtime
-from steps.config import Option, Section, Value, redact_url, resolve
+from steps.core.config_file import Option, Section, Value, redact_url, resolve
 
 
 @click.group("config", context_settings={"help_option_names": ["-h", "--help"]})

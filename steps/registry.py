@@ -7,16 +7,16 @@ from types import ModuleType
 
 import click
 
-from steps.config import MLFLOW, MODEL, Section
+from steps.core.config_file import MLFLOW, MODEL, Section
 
 # step name → module holding ``SECTION`` (its options) and ``command`` (its click command)
 STEP_MODULES = {
-    "secrets": "steps.secrets",
-    "train": "steps.train",
-    "package": "steps.package",
-    "gate": "steps.gate",
-    "promote": "steps.promote",
-    "rollback": "steps.promote",  # same section as promote: the same lock and aliases
+    "secrets": "steps.secrets.plan",
+    "train": "steps.train.plan",
+    "package": "steps.package.plan",
+    "gate": "steps.gate.plan",
+    "promote": "steps.promote.plan",
+    "rollback": "steps.promote.plan",  # same section as promote: the same lock and aliases
 }
 # commands that are not steps (no config section)
 TOOL_MODULES = {

@@ -55,7 +55,8 @@ def markers(step: str) -> tuple[str, str]:
 
 
 def render(step: str) -> str:
-    from steps import config, registry
+    from steps import registry
+    from steps.core import config_file as config
 
     module = registry.load(step)
     step_section = module.SECTION

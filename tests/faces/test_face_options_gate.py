@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
-from steps import gate_options as gate
-from steps.config import MLFLOW, MODEL
+from steps.core.config_file import MLFLOW, MODEL
+from steps.gate import options as gate
 from tests import groovy_config
 from tests.groovy_config import camel
 

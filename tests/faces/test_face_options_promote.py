@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from steps import promote_options as promote
-from steps.config import MLFLOW, MODEL
+from steps.core.config_file import MLFLOW, MODEL
+from steps.promote import options as promote
 from tests import groovy_config
 from tests.groovy_config import camel
 
