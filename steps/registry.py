@@ -1,4 +1,10 @@
-"""Which steps exist and where their code lives; imported by the CLI without loading them."""
+"""The one list of steps (and tools): which commands exist and where their code lives.
+
+Adding a step is its package (steps/<name>/, see README's Development section) plus one line in
+STEPS. A package names its commands in ``COMMANDS`` (command → its line in ``mlsteps --help``
+and its click command) and its options in ``SECTION``; the CLI's command list and help, the
+mlsteps.yaml schema and the result schemas are all read from here.
+"""
 
 from __future__ import annotations
 
@@ -7,38 +13,57 @@ from types import ModuleType
 
 import click
 
-from steps.core.config_file import MLFLOW, MODEL, Section
+from steps.core.options import MLFLOW, MODEL, Section
 
-# step name → module holding ``SECTION`` (its options) and ``command`` (its click command)
-STEP_MODULES = {
-    "secrets": "steps.secrets.plan",
-    "train": "steps.train.plan",
-    "package": "steps.package.plan",
-    "gate": "steps.gate.plan",
-    "promote": "steps.promote.plan",
-    "rollback": "steps.promote.plan",  # same section as promote: the same lock and aliases
+# step name → its package
+STEPS = {
+    "secrets": "steps.secrets",
+    "train": "steps.train",
+    "package": "steps.package",
+    "gate": "steps.gate",
+    "promote": "steps.promote",
 }
-# commands that are not steps (no config section)
-TOOL_MODULES = {
+# commands that are not steps (no config section): name → module
+TOOLS = {
     "config": "steps.config_cmd",
 }
 
 
-# commands whose module holds another command as `command`: name → the module's attribute
-COMMAND_ATTRIBUTES = {"rollback": "rollback_command"}
+def _commands(table: dict[str, str]) -> dict[str, str]:
+    """command name → the module holding it (a package may hold two: promote and rollback)."""
+    return {
+        name: module
+        for module in table.values()
+        for name in importlib.import_module(module).COMMANDS
+    }
+
+
+def commands() -> dict[str, str]:
+    """Every command of ``mlsteps``, steps and tools: name → its module."""
+    return {**_commands(STEPS), **_commands(TOOLS)}
+
+
+def step_commands() -> list[str]:
+    """The commands that run a step (rollback too: it runs promote's section)."""
+    return list(_commands(STEPS))
 
 
 def load(name: str) -> ModuleType:
-    return importlib.import_module({**STEP_MODULES, **TOOL_MODULES}[name])
+    """The module of a command: for a step, its package (SECTION, OUTPUTS, COMMANDS)."""
+    return importlib.import_module(commands()[name])
 
 
 def command(name: str) -> click.Command:
-    """The click command of a step or tool (a module may serve two: promote and rollback)."""
-    found: click.Command = getattr(load(name), COMMAND_ATTRIBUTES.get(name, "command"))
+    found: click.Command = load(name).COMMANDS[name][1]
     return found
+
+
+def help_line(name: str) -> str:
+    """The command's line in ``mlsteps --help``."""
+    line: str = load(name).COMMANDS[name][0]
+    return line
 
 
 def all_sections() -> list[Section]:
     """Every section mlsteps.yaml may have: the shared ones, then one per step."""
-    steps = {s.name: s for s in (load(step).SECTION for step in STEP_MODULES)}
-    return [MLFLOW, MODEL, *steps.values()]
+    return [MLFLOW, MODEL, *(importlib.import_module(p).SECTION for p in STEPS.values())]

@@ -22,7 +22,7 @@ JENKINS_VARS = {
     "gate": "mlGate",
     "promote": "mlPromote",  # rollback too: it reads the same section
 }
-# The shared sections (steps.config) whose options a step takes too, after its own.
+# The shared sections (steps/core/options.py) whose options a step takes too, after its own.
 SHARED_SECTIONS = {
     "train": ("mlflow",),
     "package": ("mlflow", "model"),
@@ -56,13 +56,13 @@ def markers(step: str) -> tuple[str, str]:
 
 def render(step: str) -> str:
     from steps import registry
-    from steps.core import config_file as config
+    from steps.core.options import MLFLOW, MODEL
 
     module = registry.load(step)
     step_section = module.SECTION
     # A step may take only some of a shared section's options (package has no --experiment).
     takes = {p.name for p in module.command.params}
-    shared = {s.name: s for s in (config.MLFLOW, config.MODEL)}
+    shared = {s.name: s for s in (MLFLOW, MODEL)}
     sections = (step_section, *(shared[name] for name in SHARED_SECTIONS.get(step, ())))
     keys = jenkins_keys(step)
     rows = [

@@ -8,8 +8,8 @@ every replicate, so the interval of the delta reflects how the two models' error
 and two models that differ by less than the sampling noise get a delta interval that contains 0.
 
 The bootstrap does not call scikit-learn: it computes every replicate from a few weighted sums
-(steps/gates/bootstrap_sums.py says how, and why). The labels of a classification task are
-resolved once, for every model compared (steps/gates/metric_inputs.py).
+(steps/checks/bootstrap_sums.py says how, and why). The labels of a classification task are
+resolved once, for every model compared (steps/checks/metric_inputs.py).
 
 Undefined values are nan, never a made-up number: recall or AUC in a replicate without positives,
 precision without predicted positives. Such replicates are left out of the percentiles; when

@@ -14,3 +14,9 @@ TERMINAL_ESCAPES = re.compile(
 
 def strip_escapes(text: str) -> str:
     return TERMINAL_ESCAPES.sub("", text)
+
+
+def redact_url(url: str) -> str:
+    """Hide credentials in a URL (https://user:pass@host → https://***@host) before showing it.
+    The user part ends at the last @ before the path: a password may hold an @ of its own."""
+    return re.sub(r"(?<=://)[^/?#\s]*@", "***@", url)

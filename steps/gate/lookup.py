@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from steps.core.config_file import redact_url
 from steps.core.errors import ConfigError
+from steps.core.text import redact_url
 
 if TYPE_CHECKING:
     from steps.gate.options import GateConfig

@@ -1,5 +1,5 @@
 """gate's options: the section every face maps, the resolved config and the checks across
-options. steps/gate.py builds the plan from a GateConfig.
+options. steps/gate/plan.py builds the plan from a GateConfig.
 
 The rule options (metrics, slices, schema, quality, drift) are mappings in mlsteps.yaml; from a
 flag, an environment variable or an action input they are the same mapping as YAML text, e.g.
@@ -21,9 +21,10 @@ from steps.checks.thresholds import (
     parse_margin,
     parse_metric_thresholds,
 )
-from steps.cli import STEP_HELP, Runtime
-from steps.core.config_file import MLFLOW, MODEL, Option, Section, resolve
+from steps.core.config_file import resolve
 from steps.core.errors import ConfigError
+from steps.core.options import MLFLOW, MODEL, Option, Section
+from steps.core.runtime import Runtime
 
 CHECK_KINDS = ("metric", "change", "slice", "gap", "schema", "quality", "drift")
 RULES_SCHEMA: Mapping[str, Any] = {"type": ["object", "string", "boolean", "null"]}
@@ -95,9 +96,12 @@ def parse_warn_only(text: str) -> str:
     return text.strip()
 
 
+# the step's line in `mlsteps --help`, and its section's description
+HELP = "Judge a candidate model against thresholds, the champion, slices and its data."
+
 SECTION = Section(
     "gate",
-    STEP_HELP["gate"],
+    HELP,
     (
         Option(
             name="model-uri",

@@ -1,32 +1,18 @@
-"""``mlsteps gate``: judge a candidate model before it is promoted.
-
-Order of work, which the plan lists and ``--dry-run`` prints: find the candidate and the
-champion in MLflow → load the data sets → schema, quality and drift checks on the evaluation
-data → score both models on the same rows with paired bootstrap intervals (or, without data,
-compare the metrics their runs logged) → per-slice checks → write the report (markdown, JSON,
-PNG) → log it to the candidate's run and tag the run and its model version with the verdict.
-
-Nothing is written before the last two actions, so bad input (a missing column, an unknown
-metric) leaves nothing behind. The verdict is exit 0 (pass) or 3 (rejected, every failing
-check named); the report is written either way. The options are in steps/gate_options.py;
-applying the plan (steps/gate_run.py) is imported only by a real run.
+"""What ``mlsteps gate`` will do, as a ``Plan`` (``--dry-run`` prints it), and what its dry run
+checks. Light: it imports no heavy library and never the run (steps/gate/run.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from steps.checks.thresholds import describe_rule
 from steps.checks.verdict import REPORT_ARTIFACT_DIR
-from steps.cli import STEP_HELP, Runtime, StepResult, step_command
-from steps.core.config_file import MLFLOW, MODEL, redact_url
-from steps.core.errors import ConfigError, StepFailed
+from steps.core.errors import StepFailed
 from steps.core.plan import Plan
-from steps.gate.options import OUTPUTS, SECTION, GateConfig, load_config
-
-__all__ = ["OUTPUTS", "SECTION", "build_plan", "command"]
+from steps.core.runtime import Runtime
+from steps.core.text import redact_url
+from steps.gate.options import GateConfig
 
 REPORT_FILES = ("report.md", "report.json", "report.png")
 # An interval's end within its resampling error of a threshold: resample again, doubling, up
@@ -147,37 +133,6 @@ def _default_check(config: GateConfig) -> str:
     )
 
 
-@step_command(
-    SECTION,
-    help=STEP_HELP["gate"]
-    + "\n\nExit 0 when the candidate passes, 3 when it is rejected (every failing check named), "
-    "2 for bad input, 1 when a service fails. Thresholds, slices and data rules usually live in "
-    "mlsteps.yaml under gate:.",
-    epilog="Example: mlsteps gate --model-uri models:/churn/7 --name churn --data eval.csv "
-    "--target churned --metrics '{roc_auc: {min: 0.8, min-delta: -0.005}}'",
-    shared=(MLFLOW, MODEL),
-    # Of the shared sections: the server and the registered model's name (gate creates no run).
-    only=(*(o.name for o in SECTION.options), "tracking-uri", "name"),
-)
-def command(runtime: Runtime, flags: Mapping[str, Any], command: list[str]) -> StepResult:
-    config = load_config(runtime, flags)
-    plan = build_plan(config)
-    missing = missing_extra(config)
-    if runtime.dry_run:
-        if missing:
-            runtime.get_face().warning(f"{NEEDS_EXTRA} (missing here: {', '.join(missing)}).")
-        _show_models(runtime, config)
-        return StepResult(outputs={}, plan=plan)
-    if missing:
-        raise ConfigError(
-            f"{NEEDS_EXTRA} (missing here: {', '.join(missing)}). It loads and scores the "
-            "models and reads --data; without --data, gate compares the metrics the runs logged."
-        )
-    from steps.gate.run import run
-
-    return run(runtime, config, plan)
-
-
 # What gate needs to read data and score models: the gate extra's libraries, by import name.
 GATE_EXTRA = ("numpy", "pandas", "sklearn", "scipy", "mlflow")
 NEEDS_EXTRA = "gate --data needs the gate extra: pip install 'mlsteps[gate]'"
@@ -193,7 +148,7 @@ def missing_extra(config: GateConfig) -> list[str]:
     return [name for name in GATE_EXTRA if find_spec(name) is None]
 
 
-def _show_models(runtime: Runtime, config: GateConfig) -> None:
+def show_models(runtime: Runtime, config: GateConfig) -> None:
     """What the run would judge, read (never written) from the registry: a candidate that does
     not exist, or a champion alias that cannot be right, is exit 2 here as in the run; an
     MLflow that cannot be reached leaves the plan as it is, with a warning."""

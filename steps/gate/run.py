@@ -22,9 +22,9 @@ from steps.checks.verdict import (
     Check,
     verdict,
 )
-from steps.cli import Runtime, StepResult
 from steps.core.errors import ConfigError, GateRejected, StepFailed
 from steps.core.plan import Action, Plan
+from steps.core.runtime import Runtime, StepResult
 from steps.gate import lookup
 from steps.gate.lookup import describe
 from steps.gate.options import CHECK_KINDS, GateConfig

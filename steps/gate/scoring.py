@@ -2,7 +2,7 @@
 metrics compared), then per-slice checks. Imported only by a real run.
 
 Models are loaded with MLflow's pyfunc (so a model predicts exactly as it would be served), in
-a process without the job's credentials (steps/gates/model_runner.py); class probabilities,
+a process without the job's credentials (steps/services/model_code/runner.py); class probabilities,
 for roc_auc and log_loss, come from the underlying scikit-learn model when it has
 ``predict_proba``.
 """

@@ -1,5 +1,5 @@
 """package's options: the section every face maps, the resolved config and the checks across
-options. steps/package.py builds the plan from a PackageConfig.
+options. steps/package/plan.py builds the plan from a PackageConfig.
 """
 
 from __future__ import annotations
@@ -9,19 +9,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from steps.cli import STEP_HELP, Runtime
-from steps.core.config_file import (
-    MLFLOW,
-    MODEL,
-    Option,
-    Section,
-    parse_duration,
-    redact_url,
-    resolve,
-)
+from steps.core.config_file import resolve
 from steps.core.errors import ConfigError
+from steps.core.options import MLFLOW, MODEL, Option, Section
+from steps.core.runtime import Runtime
 from steps.core.secret import Secret
-from steps.core.values import parse_pem_file, parse_platform
+from steps.core.text import redact_url
+from steps.core.values import parse_duration, parse_pem_file, parse_platform
 from steps.services.images.build import parse_image_reference
 
 
@@ -53,9 +47,12 @@ def parse_tag(text: str) -> str:
     return text
 
 
+# the step's line in `mlsteps --help`, and its section's description
+HELP = "Build an MLflow model into a serving image; smoke-test, push and register it."
+
 SECTION = Section(
     "package",
-    STEP_HELP["package"],
+    HELP,
     (
         Option(
             name="model-uri",

@@ -1,13 +1,6 @@
-"""``mlsteps package``: an MLflow model becomes a serving image, smoke-tested, pushed and
-registered with its lineage.
-
-Order of work, which the plan lists and ``--dry-run`` prints (with the Dockerfiles, the tags and
-the cache key): read the model's MLmodel and requirements (before the plan: the plan is made of
-them) → download the model files → find or build the dependencies image → build the model
-image → smoke-test it → push both tags → register the model version and tag it.
-
-The options are in steps/package_options.py; applying the plan (steps/package_run.py) is
-imported only by a real run.
+"""What ``mlsteps package`` will do, as a ``Plan`` (``--dry-run`` prints it, with the
+Dockerfiles and tags), and the image layout it is made of. Light: it imports no heavy library
+and never the run (steps/package/run.py).
 """
 
 from __future__ import annotations
@@ -16,14 +9,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from steps import __version__
-from steps.cli import STEP_HELP, Runtime, StepResult, step_command
-from steps.core.config_file import MLFLOW, MODEL, redact_url
 from steps.core.errors import ConfigError
 from steps.core.plan import Plan
-from steps.package.options import OUTPUTS, SECTION, PackageConfig, load_config
+from steps.core.text import redact_url
+from steps.package.options import PackageConfig
 from steps.services.images.build import (
     DepsBuild,
     default_base_image,
@@ -250,7 +241,7 @@ def build_plan(config: PackageConfig, ref: ModelRef, facts: ModelFacts, lay: Lay
     return plan
 
 
-def _check_model(config: PackageConfig, ref: ModelRef) -> None:
+def check_model(config: PackageConfig, ref: ModelRef) -> None:
     if not (config.register and config.push):
         return
     if ref.registrable and not config.model_name:
@@ -265,7 +256,7 @@ def _check_model(config: PackageConfig, ref: ModelRef) -> None:
         )
 
 
-def _warnings(config: PackageConfig, ref: ModelRef, facts: ModelFacts) -> list[str]:
+def plan_warnings(config: PackageConfig, ref: ModelRef, facts: ModelFacts) -> list[str]:
     found = []
     if config.register and not config.push and (ref.registrable or ref.kind == "version"):
         found.append(
@@ -286,63 +277,3 @@ def _warnings(config: PackageConfig, ref: ModelRef, facts: ModelFacts) -> list[s
             f"Python {facts.python_minor} if its pinned packages need it."
         )
     return found
-
-
-@step_command(
-    SECTION,
-    shared=(MLFLOW, MODEL),
-    # Of the shared sections: the server and the registered model's name. No --experiment:
-    # package creates no MLflow run.
-    only=(*(o.name for o in SECTION.options), "tracking-uri", "name"),
-    help=STEP_HELP["package"] + "\n\nmlsteps package --model-uri URI [--registry HOST] [OPTIONS]",
-    epilog="Outputs: " + ", ".join(OUTPUTS) + ". Without --registry the image is built and "
-    "smoke-tested here only.",
-)
-def command(runtime: Runtime, flags: Mapping[str, Any], cmd: list[str]) -> StepResult:
-    from steps.core import signals
-    from steps.services.images import model_facts
-    from steps.services.mlflow import model_source
-
-    config = load_config(runtime, flags)
-    face = runtime.get_face()
-    if config.registry_password is not None:
-        face.mask(config.registry_password.reveal())
-    ref = model_source.resolve(config.model_uri, config.tracking_uri)
-    _check_model(config, ref)
-    artifacts = model_source.Artifacts(config.tracking_uri)
-    facts = model_facts.read_facts(ref, artifacts)
-    lay = layout(config, ref, facts, runtime.environ)
-    plan = build_plan(config, ref, facts, lay)
-    for warning in _warnings(config, ref, facts):
-        face.warning(warning)
-    if runtime.dry_run:
-        face.info(
-            f"dry run: read {ref.uri}'s MLmodel and {facts.requirements_source} to plan the "
-            "build (the one thing a package dry run reads)"
-        )
-        for title, text in (
-            (f"dependencies image {lay.deps_image}", lay.deps.dockerfile()),
-            (f"model image {lay.image}", model_dockerfile(lay.deps_image)),
-        ):
-            face.info(f"Dockerfile of the {title}:")
-            for line in text.splitlines():
-                face.info("    " + line)
-        return StepResult({}, plan=plan)
-    # The run's libraries load with signals held (see train.py: a cancel inside an import
-    # would hang the cleanup).
-    with signals.shielded():
-        import docker  # noqa: F401
-        import requests  # noqa: F401
-
-        from steps.package.run import PackageRun
-    run = PackageRun(config, runtime, ref, facts, lay, artifacts)
-    try:
-        applied = plan.apply(run.handlers())
-    except BaseException:
-        if run.digest:  # pushed, then failed (registering): CI still learns what was pushed
-            runtime.partial_outputs = run.outputs()
-        raise
-    finally:
-        with signals.shielded(deliver=False):
-            run.cleanup()
-    return StepResult(run.outputs(), run.summary(), applied=tuple(applied))

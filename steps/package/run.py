@@ -12,9 +12,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from steps.cli import Runtime
 from steps.core.errors import StepFailed
 from steps.core.plan import Action
+from steps.core.runtime import Runtime
 from steps.package import smoke
 from steps.package.options import PackageConfig
 from steps.package.plan import Layout

@@ -94,7 +94,7 @@ def _pins_met(requirements: Sequence[str]) -> str:
 class HostReference:
     """The reference computed on this machine, in a process started at once so that it runs
     while the container starts; ``result()`` is (the answer or None, why it is None). The
-    process runs the model's code as steps/model_code.py starts it, in a directory of its own
+    process runs the model's code as steps/services/model_code/ starts it, in a directory of its own
     beside the model's (``isolated`` says whether it had namespaces)."""
 
     def __init__(self, model_dir: Path, requirements: Sequence[str]) -> None:

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from steps.checks.verdict import REPORT_ARTIFACT_DIR
-from steps.core.config_file import redact_url
 from steps.core.errors import ConfigError, GateRejected, StepFailed
 from steps.core.plan import Plan
+from steps.core.text import redact_url
 from steps.promote.options import ANY_CHAMPION, NO_CHAMPION, PromoteConfig
 from steps.services.mlflow.registry import Registry
 

@@ -12,22 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from steps.cli import STEP_HELP, Runtime
-from steps.core.config_file import (
-    MLFLOW,
-    MODEL,
-    Option,
-    Section,
-    parse_duration,
-    redact_url,
-    resolve,
-)
+from steps.core.config_file import resolve
 from steps.core.errors import ConfigError
+from steps.core.options import MLFLOW, MODEL, Option, Section
+from steps.core.runtime import Runtime
 from steps.core.secret import Secret
-from steps.core.values import parse_pem_file
+from steps.core.text import redact_url
+from steps.core.values import parse_duration, parse_pem_file
 from steps.locks import KINDS as LOCK_KINDS
 
-NO_CHAMPION = "none"  # the gate's word for "there was no champion" (steps/gates/checks.py)
+NO_CHAMPION = "none"  # the gate's word for "there was no champion" (steps/checks/verdict.py)
 ANY_CHAMPION = "any"
 
 
@@ -78,9 +72,15 @@ def parse_alias(text: str) -> str:
     return text
 
 
+# the step's line in `mlsteps --help`, and its section's description
+HELP = "Move the champion alias to a gated version (compare-and-set under a lock)."
+# rollback's line in `mlsteps --help` (it reads the same section)
+ROLLBACK_HELP = "Move the champion alias back to the previous champion (one level of undo)."
+
+
 SECTION = Section(
     "promote",
-    STEP_HELP["promote"],
+    HELP,
     (
         Option(
             name="version",

@@ -1,8 +1,8 @@
-"""Applying a promote or rollback plan (steps/promote.py) against MLflow's REST API, under the
+"""Applying a promote or rollback plan (steps/promote/) against MLflow's REST API, under the
 lock. Imported only by a real run: it loads requests (and hvac or boto3 for those locks).
 The services it calls (the registry, GitHub's approvals, the lock) are in
-steps/promote_services.py; the SageMaker model registry (--sagemaker-model-package-group) in
-steps/promote_sync.py.
+steps/services/mlflow/registry.py; the SageMaker model registry (--sagemaker-model-package-group) in
+steps/promote/sync.py.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from __future__ import annotations
 import datetime
 from collections.abc import Callable, Mapping
 
-from steps.cli import Runtime, StepResult
 from steps.core import signals
 from steps.core.errors import ConfigError, MlstepsError, StepFailed
 from steps.core.plan import Action, Plan
+from steps.core.runtime import Runtime, StepResult
 from steps.promote.candidate import as_version, read_candidate, shown
 from steps.promote.options import ANY_CHAMPION, NO_CHAMPION, PromoteConfig
 from steps.promote.plan import (

@@ -21,7 +21,7 @@ the last write of a run (a package this run registered was never approved and st
 PendingManualApproval); what an undo puts back is only ever Approved (a package this run set
 to Rejected, or re-approved with a new description).
 
-Imported by a real run only (steps/promote_run.py); boto3 loads in steps/promote_sagemaker.py.
+Imported by a real run only (steps/promote/run.py); boto3 loads in steps/services/sagemaker.py.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from steps.core.config_file import redact_url
 from steps.core.errors import ConfigError, MlstepsError, StepFailed
+from steps.core.text import redact_url
 from steps.promote.plan import EVIDENCE_TAGS
 from steps.promote.plan import SAGEMAKER_ARN_TAG as ARN_TAG
 from steps.services.mlflow.registry import Registry

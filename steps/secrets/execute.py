@@ -16,10 +16,10 @@ from collections.abc import Mapping, Sequence
 from typing import IO, TextIO
 
 from steps.ci.base import Face
-from steps.cli import Runtime, StepResult
 from steps.core import signals
 from steps.core.errors import ConfigError, MlstepsError
 from steps.core.plan import Action, Plan
+from steps.core.runtime import Runtime, StepResult
 from steps.secrets.options import SecretsConfig
 from steps.secrets.run import Session, apply_plan
 

@@ -17,10 +17,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from steps.ci.base import Face
-from steps.cli import Runtime, StepResult
 from steps.core import signals
 from steps.core.errors import ConfigError, StepFailed
 from steps.core.plan import Action, Plan
+from steps.core.runtime import Runtime, StepResult
 from steps.core.secret import Secret
 from steps.secrets.options import SecretsConfig
 from steps.secrets.plan import default_lease_dir

@@ -53,7 +53,7 @@ def git_commit(environ: Mapping[str, str]) -> str:
 def ci_run_url(environ: Mapping[str, str]) -> str:
     """The CI run's address, to record as evidence: credentials in it (a BUILD_URL of
     https://user:token@jenkins/…) are hidden, since tags and labels are read by many."""
-    from steps.core.config_file import redact_url
+    from steps.core.text import redact_url
 
     return redact_url(_ci_run_url(environ))
 

@@ -1,6 +1,6 @@
 """SageMaker's model registry as promote and rollback use it (--sagemaker-model-package-group):
 the few calls, each failure told in the user's terms. What the runs do with them (which
-package to approve or reject, and how a failure is undone) is steps/promote_sync.py.
+package to approve or reject, and how a failure is undone) is steps/promote/sync.py.
 
 Imported by a real run only; boto3 is imported inside the functions that call AWS. The
 endpoint, region and credentials come from boto3's usual chain: AWS_ENDPOINT_URL(_SAGEMAKER),
@@ -13,10 +13,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from steps.core.config_file import redact_url
 from steps.core.errors import ConfigError, StepFailed
+from steps.core.text import redact_url
 
-IMAGE_TAG = "mlsteps.image.tag"  # written by `mlsteps package` (steps/model_versions.py)
+IMAGE_TAG = "mlsteps.image.tag"  # written by `mlsteps package` (mlflow/model_versions.py)
 CONTENT_TYPES = ["application/json"]  # what the mlsteps model server takes and answers
 DESCRIPTION_LIMIT = 1024  # SageMaker's limit on ApprovalDescription and ModelPackageDescription
 # What SageMaker answers when a group or package does not exist: moto and AWS both say

@@ -1,5 +1,5 @@
 """train's options: the parsers of their values, the section every face maps, the resolved
-config and the checks across options. steps/train.py builds the plan from a TrainConfig.
+config and the checks across options. steps/train/plan.py builds the plan from a TrainConfig.
 """
 
 from __future__ import annotations
@@ -10,18 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from steps.cli import STEP_HELP, Runtime
-from steps.core.config_file import (
-    MLFLOW,
-    Option,
-    Section,
-    parse_duration,
-    parse_size,
-    redact_url,
-    resolve,
-)
+from steps.core.config_file import resolve
 from steps.core.errors import ConfigError
-from steps.core.values import absolute_path, check_path, parse_platform
+from steps.core.options import MLFLOW, Option, Section
+from steps.core.runtime import Runtime
+from steps.core.text import redact_url
+from steps.core.values import absolute_path, check_path, parse_duration, parse_platform, parse_size
 
 
 @dataclass(frozen=True)
@@ -104,9 +98,12 @@ def parse_secret_name(text: str) -> str:
     return text
 
 
+# the step's line in `mlsteps --help`, and its section's description
+HELP = "Run training in a container (or a local process), tracked in MLflow."
+
 SECTION = Section(
     "train",
-    STEP_HELP["train"],
+    HELP,
     (
         Option(name="image", help="Training image, e.g. registry.example/trainer:1.4."),
         Option(

@@ -1,12 +1,5 @@
-"""``mlsteps train``: run a training image (or a local process) wired to an MLflow run.
-
-Order of work, which the plan lists and ``--dry-run`` prints:
-sweep dead runs' containers → find/pull the image → create or continue the MLflow run and tag
-it → run the container, streaming its log → end the run and read back metrics and model.
-
-This module holds the plan and the command; the options are in steps/train_options.py, and
-applying the plan (steps/train_run.py) is imported only by a real run, never by ``--help`` or
-``--dry-run``.
+"""What ``mlsteps train`` will do, as a ``Plan`` (``--dry-run`` prints it). Light: it imports
+no heavy library and never the run (steps/train/run.py).
 """
 
 from __future__ import annotations
@@ -16,16 +9,11 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from steps.cli import STEP_HELP, Runtime, StepResult, step_command
-from steps.core.config_file import MLFLOW, redact_url
 from steps.core.plan import Plan
+from steps.core.text import redact_url
 from steps.train.options import (
-    OUTPUTS,
-    SECTION,
-    TRACKING_SECRETS,
     MountSpec,
     TrainConfig,
-    load_config,
 )
 
 # ----- plan ---------------------------------------------------------------------------------
@@ -226,58 +214,3 @@ def all_mounts(config: TrainConfig) -> list[MountSpec]:
     if config.output_dir:
         mounts.append(MountSpec(config.output_dir, "/output", False))
     return mounts
-
-
-@step_command(
-    SECTION,
-    shared=(MLFLOW,),
-    takes_command=True,
-    help=STEP_HELP["train"] + "\n\nmlsteps train --image IMAGE [OPTIONS] -- COMMAND [ARGS]...",
-    epilog="Outputs: " + ", ".join(OUTPUTS) + ". The tracking server must be reachable from "
-    "the container: a loopback URI uses the host network unless --network says otherwise.",
-)
-def command(runtime: Runtime, flags: Mapping[str, Any], cmd: list[str]) -> StepResult:
-    from steps.core import signals
-
-    config = load_config(runtime, flags, cmd)
-    face = runtime.get_face()
-    # Masks first: on GitHub a value is hidden only in lines printed after its add-mask.
-    for name in (*config.secret_env, *TRACKING_SECRETS):
-        if runtime.environ.get(name):
-            face.mask(runtime.environ[name])
-    if config.tracking_uri and (password := urlsplit(config.tracking_uri).password):
-        face.mask(password)
-    if config.secret_env and config.secrets_as_env:
-        face.warning(secrets_as_env_warning(config))
-    plan = build_plan(config)
-    if runtime.dry_run:
-        return StepResult({}, plan=plan)
-    if not config.tracking_uri:
-        face.warning(
-            "MLflow tracking is off: set --tracking-uri (or mlflow.tracking-uri) to track runs."
-        )
-    # A cancel must not land inside an import: a half-initialised module or an import lock
-    # left held would hang the shielded cleanup that follows (seen as a run that outlived
-    # GitHub's grace period). So the real run's libraries load with signals held; a signal
-    # that came meanwhile is raised as soon as they are in.
-    with signals.shielded():
-        from steps.services import containers, secret_files  # noqa: F401
-        from steps.services.mlflow import tracking  # noqa: F401
-        from steps.train.run import TrainRun
-
-        if config.backend == "docker":
-            import docker  # noqa: F401
-        import requests  # noqa: F401
-    run = TrainRun(config, runtime)
-    try:
-        applied = plan.apply(run.handlers())
-    except BaseException as exc:
-        with signals.shielded(deliver=False):
-            run.remove_secrets()  # already gone unless the failure came before the training
-            # A failed training still tells CI which run and exit code it had.
-            if run.run_id or run.exit_code is not None:
-                runtime.partial_outputs = run.outputs()
-            cancelled = isinstance(exc, signals.Cancelled | KeyboardInterrupt)
-            run.finish_after_failure("KILLED" if cancelled else "FAILED")
-        raise
-    return StepResult(run.outputs(), run.summary(), applied=tuple(applied))

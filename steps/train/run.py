@@ -1,5 +1,5 @@
 """Applying train's plan: one handler per action kind, and the state of the training while
-they run. ``--dry-run`` never imports this module; steps/train.py holds the options, the plan
+they run. ``--dry-run`` never imports this module; steps/train/ holds the options, the plan
 and the command.
 """
 
@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from steps import __version__
-from steps.cli import Runtime
 from steps.core.errors import MlstepsError, StepFailed
 from steps.core.plan import Action
+from steps.core.runtime import Runtime
 from steps.services.lineage import ci_run_url, data_digest, git_commit
 from steps.train.options import TRACKING_CREDENTIALS, GpuRequest, TrainConfig
 from steps.train.plan import all_mounts, container_network, run_tag_names

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from steps.core.config_file import MLFLOW, MODEL
+from steps.core.options import MLFLOW, MODEL
 from steps.gate import options as gate
 from tests import groovy_config
 from tests.groovy_config import camel

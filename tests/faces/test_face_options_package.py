@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from steps.core.config_file import MLFLOW, MODEL
+from steps.core.options import MLFLOW, MODEL
 from steps.package import options as package
 from tests import groovy_config
 from tests.groovy_config import camel
@@ -202,7 +202,7 @@ def test_cli_help_lists_each_flag_the_faces_pass(mlsteps_cli: str) -> None:
 
 
 def test_cli_takes_no_experiment() -> None:
-    from steps.package.plan import command
+    from steps.package import command
 
     flags = {flag for p in command.params for flag in getattr(p, "opts", [])}
     assert "--tracking-uri" in flags and "--name" in flags and "--experiment" not in flags

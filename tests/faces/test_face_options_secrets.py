@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from steps.secrets import plan as secrets
+from steps import secrets
 from tests import groovy_config
 from tests.groovy_config import camel
 

@@ -1041,7 +1041,7 @@ def test_a_run_gated_before_it_was_registered_binds_by_the_logged_model(
         )["model"]["info"]["model_id"]
         for name in ("model", "other")
     ]
-    # As package registers a logged model (steps/model_versions.py).
+    # As package registers a logged model (steps/services/mlflow/model_versions.py).
     model._post(
         "model-versions/create",
         {"name": model.name, "source": f"models:/{logged[0]}", "run_id": run_id,

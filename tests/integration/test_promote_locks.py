@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from steps.cli import Runtime
 from steps.core.errors import StepFailed
+from steps.core.runtime import Runtime
 from steps.locks import Lock
 from steps.locks.base import SAFETY_MARGIN
 from steps.promote.options import load_config

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from steps import registry
-from steps.core.config_file import MLFLOW, MODEL, Option, Section
+from steps.core.options import MLFLOW, MODEL, Option, Section
 from tests.unit.core.test_values import BOMB, DEEP, METRICS_BOMB
 from tests.unit.run_cli import base_env, run
 
@@ -61,7 +61,7 @@ NEEDS: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[str, ...]]] = {
 
 def commands() -> list[Command]:
     found = []
-    for step in registry.STEP_MODULES:
+    for step in registry.step_commands():
         section: Section = registry.load(step).SECTION
         root = registry.command(step)
         subs = (

@@ -16,7 +16,7 @@ from steps.result_schema import result_schema
 from tests.unit.run_cli import run
 from tests.unit.test_fuzz_options import COMMANDS, Command, environment, workdir  # noqa: F401
 
-STEPS = sorted(registry.STEP_MODULES)
+STEPS = sorted(registry.step_commands())
 
 
 def validate(step: str, out: str) -> dict[str, Any]:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from steps.core.config_file import redact_url
 from steps.core.errors import ConfigError
+from steps.core.text import redact_url
 from steps.core.values import YamlRefused, load_yaml
 from steps.services.mlflow.model_source import Artifacts, ModelRef
 

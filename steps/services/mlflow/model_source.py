@@ -1,5 +1,5 @@
 """Where an MLflow model's files are: the resolution of a model URI and the download of the
-files (what they say is steps/model_facts.py).
+files (what they say is steps/services/images/model_facts.py).
 
 All of it speaks MLflow's REST API (and the tracking server's artifact proxy) with requests, or
 reads the disk, or S3 through boto3; never the MLflow client, whose import alone costs about
@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from steps.core.config_file import redact_url
 from steps.core.errors import ConfigError, StepFailed
+from steps.core.text import redact_url
 from steps.core.values import absolute_path, clip
 
-# Run tags train writes (steps/train_run.py) that the image labels and version tags carry on.
+# Run tags train writes (steps/train/run.py) that the image labels and version tags carry on.
 COMMIT_TAG = "mlflow.source.git.commit"
 DATA_DIGEST_TAG = "mlsteps.data-digest"
 

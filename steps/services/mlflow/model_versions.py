@@ -7,7 +7,7 @@ have a new digest: the build time is in the image); were the image rebuilt anywa
 the registry, or pushed elsewhere), the version's image tags are updated. A version of it with
 no image yet is adopted; so a re-run of the same package creates nothing. If tagging a version
 this run created fails, the version is deleted again: no half-registered version is left
-behind. Speaks MLflow's REST API (steps/tracking.py).
+behind. Speaks MLflow's REST API (steps/services/mlflow/tracking.py).
 """
 
 from __future__ import annotations

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from steps.cli import Runtime
-from steps.core.config_file import redact_url
 from steps.core.errors import ConfigError, StepFailed
+from steps.core.runtime import Runtime
 from steps.core.secret import Secret
+from steps.core.text import redact_url
 from steps.locks import DynamoDbLock, FileLock, Lock, VaultLock
 from steps.promote.options import PromoteConfig
 from steps.services.mlflow.tracking import MlflowApiError, RestTracking

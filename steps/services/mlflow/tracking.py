@@ -16,8 +16,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from steps.core.config_file import redact_url
 from steps.core.errors import ConfigError, StepFailed
+from steps.core.text import redact_url
 
 RUN_STATUSES = ("FINISHED", "FAILED", "KILLED")
 

@@ -1,6 +1,6 @@
 """The process that loads and scores the models for ``gate --data``: loading an MLflow model
 runs the model's own code (unpickling, a ``loader_module``, ``code_paths``), so it runs here,
-started by steps/gates/model_runner.py with no credential in its environment and the model
+started by steps/services/model_code/runner.py with no credential in its environment and the model
 files already on disk.
 
     python -m steps.services.model_code.child WORKDIR

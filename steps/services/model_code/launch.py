@@ -2,7 +2,7 @@
 
 Loading an MLflow model runs code whoever logged the model wrote (a pickle, cloudpickle, its
 ``loader_module`` and ``code_paths``), and the steps that load one -- package's host reference
-(steps/smoke.py) and ``gate --data`` (steps/gates/model_runner.py) -- hold the job's
+(steps/package/smoke.py) and ``gate --data`` (steps/services/model_code/runner.py) -- hold the job's
 credentials: the registry password, tokens, cloud and MLflow credentials. Both start that code
 through ``launch()``: an environment built from an allow-list with a HOME of its own, and where
 this user may create user namespaces, PID, network and IPC namespaces of its own.

@@ -2,8 +2,8 @@
 
 Loading an MLflow model runs code the model brought (a pickle, a ``loader_module``, its
 ``code_paths``), and the gate holds the job's credentials: the MLflow password, tokens, cloud
-keys. So the gate downloads the model files itself, then starts steps/gates/model_child.py
-as steps/model_code.py starts a model's code (an allow-listed environment with a fresh empty
+keys. So the gate downloads the model files itself, then starts child.py
+as launch.py starts a model's code (an allow-listed environment with a fresh empty
 HOME, namespaces of its own where allowed) to load and score them. Data goes to the child as a
 pickle the gate wrote; answers come back as .npy files read without pickle and one JSON file,
 every field checked: nothing the model's code wrote is unpickled or trusted. The child runs as

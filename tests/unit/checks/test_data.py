@@ -1,4 +1,4 @@
-"""gate's data checks (steps/gates/data.py, drift.py) and their rules (steps/gates/data_rules.py):
+"""gate's data checks (steps/checks/data.py, drift.py) and their rules (steps/checks/data_rules.py):
 schema, quality, drift and the parsers of their YAML. Pure: in-memory frames with fixed seeds."""
 
 from __future__ import annotations

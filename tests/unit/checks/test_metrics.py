@@ -1,5 +1,5 @@
-"""Metrics and paired bootstrap intervals (steps/gates/metrics.py and the weighted sums behind
-it, steps/gates/bootstrap_sums.py): pure numbers, no I/O.
+"""Metrics and paired bootstrap intervals (steps/checks/metrics.py and the weighted sums behind
+it, steps/checks/bootstrap_sums.py): pure numbers, no I/O.
 
 scikit-learn is the reference: every weighted-sum formula of the bootstrap is held to
 scikit-learn's own function called with ``sample_weight`` = the resample's counts.

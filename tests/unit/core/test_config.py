@@ -1,4 +1,4 @@
-"""The option cascade and the config file's messages (steps/config.py)."""
+"""The option cascade and the config file's messages (steps/core/config_file.py, options.py)."""
 
 from __future__ import annotations
 
@@ -7,18 +7,13 @@ from pathlib import Path
 import pytest
 
 from steps.config_cmd import json_schema
-from steps.core.config_file import (
-    MLFLOW,
-    find_config_file,
-    load_config_file,
-    parse_duration,
-    parse_size,
-    redact_url,
-    resolve,
-)
+from steps.core.config_file import find_config_file, load_config_file, resolve
 from steps.core.errors import ConfigError
+from steps.core.options import MLFLOW
+from steps.core.text import redact_url
+from steps.core.values import parse_duration, parse_size
 from steps.registry import all_sections
-from steps.train.plan import SECTION as TRAIN
+from steps.train import SECTION as TRAIN
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -214,7 +209,7 @@ def test_schema_accepts_the_quickstart_file_and_rejects_unknown_keys() -> None:
 
 
 def test_number_ranges_are_said_in_help_and_schema() -> None:
-    from steps.cli import _click_option
+    from steps.core.runtime import _click_option
 
     cpus = TRAIN.option("cpus")
     assert "Range: from 0.01 to 4096." in (_click_option("train", cpus).help or "")

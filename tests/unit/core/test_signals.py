@@ -1,4 +1,4 @@
-"""Signals held during cleanup are delivered afterwards, never lost (steps/signals.py)."""
+"""Signals held during cleanup are delivered afterwards, never lost (steps/core/signals.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Hostile YAML and oversized values (steps/values.py): refused fast, with a short message,
+"""Hostile YAML and oversized values (steps/core/values.py): refused fast, with a short message,
 wherever YAML is read — mlsteps.yaml, an environment variable behind an action input, a
 nested --metrics flag, a model's MLmodel file."""
 

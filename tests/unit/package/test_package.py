@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from steps.cli import Runtime
 from steps.core.errors import ConfigError
+from steps.core.runtime import Runtime
 from steps.package.options import load_config, parse_registry
 from steps.services.images.build import DepsBuild, serving_requirements
 from steps.services.images.model_facts import ModelFacts, read_facts

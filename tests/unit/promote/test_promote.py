@@ -1,4 +1,4 @@
-"""promote's options and plans (steps/promote_options.py, steps/promote.py): pure logic, no
+"""promote's options and plans (steps/promote/options.py, plan.py): pure logic, no
 service. The runs themselves are in tests/integration/test_promote.py."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from steps.cli import Runtime
 from steps.core.errors import ConfigError
+from steps.core.runtime import Runtime
 from steps.promote.options import PromoteConfig, load_config
 from steps.promote.plan import build_plan, build_rollback_plan
 

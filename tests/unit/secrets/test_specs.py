@@ -1,4 +1,4 @@
-"""What to read and what to call it (steps/secret_specs.py): pure parsing, no I/O."""
+"""What to read and what to call it (steps/secrets/specs.py): pure parsing, no I/O."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Pure parts of steps/containers.py; the engine-facing parts are in tests/integration."""
+"""Pure parts of steps/services/containers.py; the engine-facing parts are in tests/integration."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""steps/secret_files.py on this machine's file system: modes, bytes, removal, the sweep."""
+"""steps/services/secret_files.py on this machine's file system: modes, bytes, removal, sweep."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""train's option parsers (steps/train_options.py), its plan (steps/train.py) and the data
+"""train's option parsers (steps/train/options.py), its plan (steps/train/plan.py) and the data
 digest: no services."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from steps.cli import Runtime
 from steps.core.errors import ConfigError
+from steps.core.runtime import Runtime
 from steps.services.lineage import data_digest
 from steps.train.options import GpuRequest, TrainConfig, load_config, parse_gpus, parse_mount
 from steps.train.plan import build_plan, container_network
