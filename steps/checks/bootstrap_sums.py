@@ -17,15 +17,12 @@ how the bootstrap is made fast, not what it means.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from steps.checks.metric_inputs import Labels, finite_numbers
-
-if TYPE_CHECKING:
-    from steps.checks.metrics import Predictions
+from steps.checks.metric_inputs import Labels, Predictions, finite_numbers
 
 # Counts of one chunk of replicates held at once (rows × chunk): ~40 MB of float64 per array.
 _CHUNK_CELLS = 5_000_000

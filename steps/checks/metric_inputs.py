@@ -9,16 +9,37 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-if TYPE_CHECKING:
-    from steps.checks.metrics import Predictions
+CLASSIFICATION = "classification"
+REGRESSION = "regression"
 
 # Metrics defined only when one class is the positive one.
 BINARY_ONLY = frozenset({"roc_auc", "selection_rate"})
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """One model's answers on the evaluation rows. Sequences are turned into numpy arrays."""
+
+    y_true: npt.NDArray[Any]
+    y_pred: npt.NDArray[Any]  # labels (classification) or values (regression)
+    proba: npt.NDArray[Any] | None = None  # n × len(classes), columns in `classes` order
+    classes: tuple[Any, ...] | None = None
+    task: str = CLASSIFICATION
+    pos_label: Any = None  # None → the greater of the two labels
+
+    def __post_init__(self) -> None:
+        # Frozen, but callers hand in lists and pandas columns: store plain arrays once.
+        object.__setattr__(self, "y_true", np.asarray(self.y_true))
+        object.__setattr__(self, "y_pred", np.asarray(self.y_pred))
+        if self.proba is not None:
+            object.__setattr__(self, "proba", np.asarray(self.proba, dtype=np.float64))
+        if self.classes is not None:
+            object.__setattr__(self, "classes", tuple(self.classes))
 
 
 def finite_numbers(values: npt.NDArray[Any], metric: str, what: str) -> npt.NDArray[np.float64]:

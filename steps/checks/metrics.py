@@ -32,10 +32,15 @@ import numpy.typing as npt
 
 from steps.checks.bootstrap_sums import Evaluator, score_replicates
 from steps.checks.metric_inputs import BINARY_ONLY as BINARY_ONLY  # re-exported with the specs
-from steps.checks.metric_inputs import Labels, finite_numbers, resolve_labels
+from steps.checks.metric_inputs import (
+    CLASSIFICATION,
+    REGRESSION,
+    Labels,
+    Predictions,
+    finite_numbers,
+    resolve_labels,
+)
 
-CLASSIFICATION = "classification"
-REGRESSION = "regression"
 TASKS = (CLASSIFICATION, REGRESSION)
 
 
@@ -95,27 +100,6 @@ def infer_task(y_true: npt.ArrayLike) -> str:
     if integral and len(distinct) <= _MAX_CLASSES_INFERRED:
         return CLASSIFICATION
     return REGRESSION
-
-
-@dataclass(frozen=True)
-class Predictions:
-    """One model's answers on the evaluation rows. Sequences are turned into numpy arrays."""
-
-    y_true: npt.NDArray[Any]
-    y_pred: npt.NDArray[Any]  # labels (classification) or values (regression)
-    proba: npt.NDArray[Any] | None = None  # n × len(classes), columns in `classes` order
-    classes: tuple[Any, ...] | None = None
-    task: str = CLASSIFICATION
-    pos_label: Any = None  # None → the greater of the two labels
-
-    def __post_init__(self) -> None:
-        # Frozen, but callers hand in lists and pandas columns: store plain arrays once.
-        object.__setattr__(self, "y_true", np.asarray(self.y_true))
-        object.__setattr__(self, "y_pred", np.asarray(self.y_pred))
-        if self.proba is not None:
-            object.__setattr__(self, "proba", np.asarray(self.proba, dtype=np.float64))
-        if self.classes is not None:
-            object.__setattr__(self, "classes", tuple(self.classes))
 
 
 def _known(metric: str) -> MetricSpec:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,33 +28,9 @@ from steps.gate import lookup
 from steps.gate.lookup import describe
 from steps.gate.options import CHECK_KINDS, GateConfig
 from steps.gate.plan import SCHEMA_ARTIFACT
+from steps.gate.state import GateState
 from steps.services.mlflow.model_source import Artifacts, ModelRef
 from steps.services.mlflow.tracking import MlflowApiError, RestTracking
-
-
-@dataclass
-class GateState:
-    """What the handlers find and hand on to each other."""
-
-    rest: RestTracking
-    artifacts: Artifacts
-    candidate: ModelRef | None = None
-    champion: ModelRef | None = None
-    data: Any = None  # pandas.DataFrame
-    training: Any = None
-    data_digest: str = ""
-    inferred_schema: dict[str, Any] | None = None
-    predictions: Any = None  # (candidate, champion | None) metrics.Predictions, for slices
-    task: str = ""
-    checks: list[Check] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    not_judged: dict[str, str] = field(default_factory=dict)  # metric → why it could not be
-    seed: int = 0  # of the resampling: --seed, or derived from the data and the models
-    resamples: int = 0  # how many were drawn: --resamples, more when a check was too close
-    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
-    evaluation: str = ""
-    report: dict[str, Any] = field(default_factory=dict)
-    paths: dict[str, Path] = field(default_factory=dict)
 
 
 def run(runtime: Runtime, config: GateConfig, plan: Plan) -> StepResult:

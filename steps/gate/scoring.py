@@ -20,9 +20,10 @@ from steps.gate.options import GateConfig
 from steps.gate.plan import MORE_RESAMPLES
 
 if TYPE_CHECKING:
-    from steps.checks.metrics import Interval, Predictions
+    from steps.checks.metric_inputs import Predictions
+    from steps.checks.metrics import Interval
     from steps.ci import Face
-    from steps.gate.run import GateState
+    from steps.gate.state import GateState
 
 DEFAULT_METRICS = {
     "classification": ("accuracy", "f1", "roc_auc"),
@@ -68,6 +69,7 @@ def evaluate_on_data(config: GateConfig, state: GateState, face: Face) -> None:
     import numpy as np
 
     from steps.checks import metrics as m
+    from steps.checks.metric_inputs import Predictions
     from steps.services.model_code import runner as model_runner
 
     assert config.target and state.candidate
@@ -95,8 +97,8 @@ def evaluate_on_data(config: GateConfig, state: GateState, face: Face) -> None:
                 "rows of --data: a model must answer once per row."
             )
         preds.append(
-            m.Predictions(y_true=y_true, y_pred=found.predicted, proba=found.proba,
-                          classes=found.classes, task=state.task)
+            Predictions(y_true=y_true, y_pred=found.predicted, proba=found.proba,
+                        classes=found.classes, task=state.task)
         )  # fmt: skip
     candidate, champion = preds[0], (preds[1] if len(preds) > 1 else None)
     state.predictions = (candidate, champion)

@@ -15,6 +15,7 @@ from steps.core.errors import ConfigError, MlstepsError, StepFailed
 from steps.core.plan import Action, Plan
 from steps.core.runtime import Runtime, StepResult
 from steps.promote.candidate import as_version, read_candidate, shown
+from steps.promote.lock import make_lock
 from steps.promote.options import ANY_CHAMPION, NO_CHAMPION, PromoteConfig
 from steps.promote.plan import (
     EVIDENCE_TAGS,
@@ -24,8 +25,9 @@ from steps.promote.plan import (
     summary_line,
 )
 from steps.promote.sync import Decision, SageMakerSync
+from steps.services.github import github_approvers
 from steps.services.lineage import ci_run_url, git_commit
-from steps.services.mlflow.registry import Registry, github_approvers, make_lock
+from steps.services.mlflow.registry import Registry
 
 
 def _now() -> str:

@@ -22,8 +22,8 @@ from steps.core.errors import StepFailed
 from steps.core.runtime import Runtime
 from steps.locks import Lock
 from steps.locks.base import SAFETY_MARGIN
+from steps.promote.lock import make_lock
 from steps.promote.options import load_config
-from steps.services.mlflow.registry import make_lock
 from tests.integration.test_promote import (
     Model,
     Relay,

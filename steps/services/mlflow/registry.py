@@ -1,9 +1,7 @@
-"""The services promote and rollback talk to: MLflow's model registry (versions, aliases, tags),
-GitHub's record of who approved a deployment, and the lock backend --lock chooses. Each call
-turns the service's failures into the user's terms (exit 2 with the option to fix, or exit 1).
-Separate from promote_run.py, which decides what to read and write and in which order; this
-module only knows how. Imported only by a real run, with promote_run.py: it loads requests
-(and hvac or boto3 for those locks) inside its functions.
+"""MLflow's model registry as promote and rollback use it: versions, aliases, tags. Each call
+turns the server's failures into the user's terms (exit 2 with the option to fix, or exit 1).
+The step (steps/promote/run.py) decides what to read and write and in which order; this module
+only knows how. Imported only by a real run: it loads requests inside its functions.
 """
 
 from __future__ import annotations
@@ -11,12 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from steps.core.errors import ConfigError, StepFailed
-from steps.core.runtime import Runtime
-from steps.core.secret import Secret
+from steps.core.errors import ConfigError
 from steps.core.text import redact_url
-from steps.locks import DynamoDbLock, FileLock, Lock, VaultLock
-from steps.promote.options import PromoteConfig
 from steps.services.mlflow.tracking import MlflowApiError, RestTracking
 
 REQUEST_TIMEOUT = 20.0
@@ -138,86 +132,3 @@ class Registry:
     def delete_tag(self, version: str, key: str) -> None:
         body = {"name": self.name, "version": version, "key": key}
         self._write(f"removing tag {key}", "DELETE", "model-versions/delete-tag", body)
-
-
-def github_approvers(
-    api: str, repo: str, run_id: str, token: Secret, environment: str
-) -> list[str]:
-    """Who approved this workflow run's deployment to ``environment`` (its required
-    reviewers). An approval of another environment of the run (a staging job's) does not
-    count: it approved something else."""
-    import requests
-
-    url = f"{api.rstrip('/')}/repos/{repo}/actions/runs/{run_id}/approvals"
-    headers = {
-        "Authorization": f"Bearer {token.reveal()}",
-        "Accept": "application/vnd.github+json",
-        "X-GitHub-Api-Version": "2022-11-28",
-    }
-    try:
-        response = requests.get(url, headers=headers, timeout=20)
-    except requests.RequestException as exc:
-        raise StepFailed(
-            f"cannot read the run's approvals from {api} ({type(exc).__name__}): try again, or "
-            "give --approved-by."
-        ) from None
-    if response.status_code in (401, 403, 404):
-        raise ConfigError(
-            f"GitHub answered {response.status_code} to reading the approvals of run {run_id} "
-            f"of {repo}: the token cannot read them. Give the job `permissions: actions: read` "
-            "and the step `env: GITHUB_TOKEN: ${{ github.token }}`."
-        )
-    if not response.ok:
-        raise StepFailed(
-            f"GitHub answered {response.status_code} to reading the approvals of run {run_id}."
-        )
-    try:
-        entries = response.json()
-    except ValueError:
-        raise StepFailed(f"{url} did not answer JSON: is GITHUB_API_URL right?") from None
-    if not isinstance(entries, list):
-        raise StepFailed(f"{url} did not answer a list of approvals: is GITHUB_API_URL right?")
-    return sorted(
-        {
-            str((entry.get("user") or {}).get("login") or "")
-            for entry in entries
-            if isinstance(entry, dict)
-            and entry.get("state") == "approved"
-            and environment in _environments(entry)
-        }
-        - {""}
-    )
-
-
-def _environments(entry: Mapping[str, Any]) -> list[str]:
-    found = entry.get("environments")
-    if not isinstance(found, list):
-        return []
-    return [str(e.get("name")) for e in found if isinstance(e, dict)]
-
-
-def make_lock(config: PromoteConfig, runtime: Runtime, purpose: str) -> Lock:
-    face = runtime.get_face()
-    options: dict[str, Any] = {
-        "ttl": config.lock_ttl,
-        "timeout": config.lock_timeout,
-        "purpose": purpose,
-        "on_wait": lambda line: face.progress("lock", line),
-        "on_warning": face.warning,
-    }
-    if config.lock == "file":
-        return FileLock(config.lock_path, **options)
-    if config.lock == "dynamodb":
-        return DynamoDbLock(config.lock_path, f"mlsteps/promote/{config.model_name}", **options)
-    from steps.services.vault import Connection, Vault
-
-    assert config.vault_url and config.vault_token is not None
-    face.mask(config.vault_token.reveal())
-    connection = Connection(
-        url=config.vault_url,
-        namespace=config.vault_namespace,
-        ca_cert=config.vault_ca_cert,
-        timeout=VaultLock.REQUEST_BUDGET,
-    )
-    vault = Vault(connection, on_retry=face.detail, token=config.vault_token)
-    return VaultLock(vault, config.lock_path, **options)

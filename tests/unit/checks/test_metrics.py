@@ -17,10 +17,10 @@ import pytest
 from sklearn import metrics as skm  # type: ignore[import-untyped]
 
 from steps.checks import bootstrap_sums, metrics
+from steps.checks.metric_inputs import Predictions
 from steps.checks.metrics import (
     METRICS,
     Interval,
-    Predictions,
     bootstrap,
     infer_task,
     score,
