@@ -1,4 +1,5 @@
-"""README.md's option tables are generated from each step's SECTION; this fails on drift.
+"""README.md's option tables are generated from each step's SECTION, and its list of steps
+from the registry; this fails on drift.
 
 Regenerate with: .venv/bin/python tests/test_readme.py --write
 """
@@ -11,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from steps import registry
+
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-STEPS = ("secrets", "train", "package", "gate", "promote")
+STEPS = tuple(registry.STEPS)
 # Each step's Jenkins var: its keys are those of the var's `defaultConfig` map.
 JENKINS_VARS = {
     "secrets": "withVaultSecrets",
@@ -55,7 +58,6 @@ def markers(step: str) -> tuple[str, str]:
 
 
 def render(step: str) -> str:
-    from steps import registry
     from steps.core.options import MLFLOW, MODEL
 
     module = registry.load(step)
@@ -86,17 +88,36 @@ def render(step: str) -> str:
     return "\n".join(rows)
 
 
-def current(step: str) -> str:
-    begin, end = markers(step)
+STEP_LIST = ("<!-- steps:begin -->", "<!-- steps:end -->")
+
+
+def render_step_list() -> str:
+    """One line per command of a step, in the registry's order, with its --help line."""
+    return "\n".join(
+        f"- `mlsteps {name}`: {registry.help_line(name)}" for name in registry.step_commands()
+    )
+
+
+def between(begin: str, end: str) -> str:
     text = README.read_text()
     match = re.search(re.escape(begin) + r"\n(.*?)\n" + re.escape(end), text, re.S)
     assert match, f"README.md lacks the {begin} … {end} markers"
     return match.group(1)
 
 
+def current(step: str) -> str:
+    return between(*markers(step))
+
+
 @pytest.mark.parametrize("step", STEPS)
 def test_readme_option_table_matches_the_code(step: str) -> None:
     assert current(step) == render(step), (
+        "README.md is stale: run .venv/bin/python tests/test_readme.py --write"
+    )
+
+
+def test_readme_lists_the_registrys_steps() -> None:
+    assert between(*STEP_LIST) == render_step_list(), (
         "README.md is stale: run .venv/bin/python tests/test_readme.py --write"
     )
 
@@ -114,10 +135,10 @@ def test_readme_holds_the_two_commands_ci_runs() -> None:
 if __name__ == "__main__" and "--write" in sys.argv:
     sys.path.insert(0, str(ROOT))  # run as a script: make the tests package importable
     text = README.read_text()
-    for step in STEPS:
+    blocks = [(markers(step), render(step)) for step in STEPS]
+    for (begin, end), content in [*blocks, (STEP_LIST, render_step_list())]:
         # Only between the markers: the table's old text may occur elsewhere too.
-        begin, end = markers(step)
-        block = re.compile(re.escape(begin) + r"\n.*?\n" + re.escape(end), re.S)
-        table = f"{begin}\n{render(step)}\n{end}"
+        block = re.compile(re.escape(begin) + r"\n.*?" + re.escape(end), re.S)
+        table = f"{begin}\n{content}\n{end}"
         text = block.sub(lambda _, table=table: table, text, count=1)
     README.write_text(text)
