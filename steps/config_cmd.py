@@ -141,4 +141,4 @@ def json_schema(sections: Sequence[Section]) -> dict[str, Any]:
 
 
 # The commands of this tool, each with its line in `mlsteps --help` (read by steps/registry.py).
-COMMANDS = {"config": (HELP, command)}
+COMMANDS = {"config": (HELP, "steps.config_cmd:command")}

@@ -1,9 +1,11 @@
 """The one list of steps (and tools): which commands exist and where their code lives.
 
 Adding a step is its package (steps/<name>/, see README's Development section) plus one line in
-STEPS. A package names its commands in ``COMMANDS`` (command → its line in ``mlsteps --help``
-and its click command) and its options in ``SECTION``; the CLI's command list and help, the
-mlsteps.yaml schema and the result schemas are all read from here.
+STEPS. The package's ``__init__`` names its commands in ``COMMANDS`` (command → its line in
+``mlsteps --help`` and where its click command is, "module:attribute") and imports nothing, so
+``mlsteps --help`` loads no step's code; its ``options.py`` holds ``SECTION`` and ``OUTPUTS``.
+The CLI's command list and help, the mlsteps.yaml schema and the result schemas are all read
+from here.
 """
 
 from __future__ import annotations
@@ -49,12 +51,18 @@ def step_commands() -> list[str]:
 
 
 def load(name: str) -> ModuleType:
-    """The module of a command: for a step, its package (SECTION, OUTPUTS, COMMANDS)."""
+    """The package (or tool module) of a command: its ``COMMANDS``."""
     return importlib.import_module(commands()[name])
 
 
+def options(name: str) -> ModuleType:
+    """The options module of a step's command: its ``SECTION`` and ``OUTPUTS``."""
+    return importlib.import_module(commands()[name] + ".options")
+
+
 def command(name: str) -> click.Command:
-    found: click.Command = load(name).COMMANDS[name][1]
+    module, _, attribute = load(name).COMMANDS[name][1].partition(":")
+    found: click.Command = getattr(importlib.import_module(module), attribute)
     return found
 
 
@@ -66,4 +74,8 @@ def help_line(name: str) -> str:
 
 def all_sections() -> list[Section]:
     """Every section mlsteps.yaml may have: the shared ones, then one per step."""
-    return [MLFLOW, MODEL, *(importlib.import_module(p).SECTION for p in STEPS.values())]
+    return [
+        MLFLOW,
+        MODEL,
+        *(importlib.import_module(f"{p}.options").SECTION for p in STEPS.values()),
+    ]

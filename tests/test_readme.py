@@ -60,10 +60,9 @@ def markers(step: str) -> tuple[str, str]:
 def render(step: str) -> str:
     from steps.core.options import MLFLOW, MODEL
 
-    module = registry.load(step)
-    step_section = module.SECTION
+    step_section = registry.options(step).SECTION
     # A step may take only some of a shared section's options (package has no --experiment).
-    takes = {p.name for p in module.command.params}
+    takes = {p.name for p in registry.command(step).params}
     shared = {s.name: s for s in (MLFLOW, MODEL)}
     sections = (step_section, *(shared[name] for name in SHARED_SECTIONS.get(step, ())))
     keys = jenkins_keys(step)

@@ -25,6 +25,7 @@ from steps.core.config_file import resolve
 from steps.core.errors import ConfigError
 from steps.core.options import MLFLOW, MODEL, Option, Section
 from steps.core.runtime import Runtime
+from steps.gate import HELP
 
 CHECK_KINDS = ("metric", "change", "slice", "gap", "schema", "quality", "drift")
 RULES_SCHEMA: Mapping[str, Any] = {"type": ["object", "string", "boolean", "null"]}
@@ -95,9 +96,6 @@ def parse_warn_only(text: str) -> str:
         raise ValueError("a check kind (" + ", ".join(CHECK_KINDS) + "), a check name, or all")
     return text.strip()
 
-
-# the step's line in `mlsteps --help`, and its section's description
-HELP = "Judge a candidate model against thresholds, the champion, slices and its data."
 
 SECTION = Section(
     "gate",

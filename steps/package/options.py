@@ -16,6 +16,7 @@ from steps.core.runtime import Runtime
 from steps.core.secret import Secret
 from steps.core.text import redact_url
 from steps.core.values import parse_duration, parse_pem_file, parse_platform
+from steps.package import HELP
 from steps.services.images.build import parse_image_reference
 
 
@@ -46,9 +47,6 @@ def parse_tag(text: str) -> str:
         raise ValueError("a Docker tag: letters, digits, _ . -, at most 128, not starting . or -")
     return text
 
-
-# the step's line in `mlsteps --help`, and its section's description
-HELP = "Build an MLflow model into a serving image; smoke-test, push and register it."
 
 SECTION = Section(
     "package",

@@ -20,6 +20,7 @@ from steps.core.secret import Secret
 from steps.core.text import redact_url
 from steps.core.values import parse_duration, parse_pem_file
 from steps.locks import KINDS as LOCK_KINDS
+from steps.promote import HELP
 
 NO_CHAMPION = "none"  # the gate's word for "there was no champion" (steps/checks/verdict.py)
 ANY_CHAMPION = "any"
@@ -70,12 +71,6 @@ def parse_alias(text: str) -> str:
             "an MLflow alias: letters, digits, _ and -, not 'latest' and not v<number>"
         )
     return text
-
-
-# the step's line in `mlsteps --help`, and its section's description
-HELP = "Move the champion alias to a gated version (compare-and-set under a lock)."
-# rollback's line in `mlsteps --help` (it reads the same section)
-ROLLBACK_HELP = "Move the champion alias back to the previous champion (one level of undo)."
 
 
 SECTION = Section(

@@ -17,6 +17,7 @@ from steps.core.options import Option, Section
 from steps.core.runtime import Runtime
 from steps.core.secret import Secret, read_secret_file
 from steps.core.values import parse_duration, parse_pem_file, parse_token_file
+from steps.secrets import HELP
 from steps.secrets.specs import SecretSpec, check_names, env_name_for, parse_specs
 from steps.services.vault import AUTH_METHODS
 
@@ -61,9 +62,6 @@ def _secret(name: str, help: str, *fallbacks: str) -> Option:
     # machine can read in /proc. They come from the environment or from a -file option.
     return Option(name=name, help=help, secret=True, cli=False, env_fallbacks=fallbacks)
 
-
-# the step's line in `mlsteps --help`, and its section's description
-HELP = "Read secrets from Vault and hand them on masked: exec, fetch, revoke."
 
 SECTION = Section(
     "secrets",

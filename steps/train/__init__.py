@@ -4,78 +4,14 @@ Order of work, which the plan lists and ``--dry-run`` prints:
 sweep dead runs' containers → find/pull the image → create or continue the MLflow run and tag
 it → run the container, streaming its log → end the run and read back metrics and model.
 
-This package: the command (here), its options (options.py), the plan (plan.py) and applying
+This package: the command (command.py), its options (options.py), the plan (plan.py) and applying
 it (run.py, imported only by a real run, never by ``--help`` or ``--dry-run``).
 """
 
-from __future__ import annotations
+# the step's line in `mlsteps --help`, and its section's description (options.py)
+HELP = "Run training in a container (or a local process), tracked in MLflow."
 
-from collections.abc import Mapping
-from typing import Any
-from urllib.parse import urlsplit
-
-from steps.core import signals
-from steps.core.options import MLFLOW
-from steps.core.runtime import Runtime, StepResult, step_command
-from steps.train.options import HELP, OUTPUTS, SECTION, TRACKING_SECRETS, load_config
-from steps.train.plan import build_plan, secrets_as_env_warning
-
-__all__ = ["COMMANDS", "HELP", "OUTPUTS", "SECTION", "command"]
-
-
-@step_command(
-    SECTION,
-    shared=(MLFLOW,),
-    takes_command=True,
-    help=HELP + "\n\nmlsteps train --image IMAGE [OPTIONS] -- COMMAND [ARGS]...",
-    epilog="Outputs: " + ", ".join(OUTPUTS) + ". The tracking server must be reachable from "
-    "the container: a loopback URI uses the host network unless --network says otherwise.",
-)
-def command(runtime: Runtime, flags: Mapping[str, Any], cmd: list[str]) -> StepResult:
-
-    config = load_config(runtime, flags, cmd)
-    face = runtime.get_face()
-    # Masks first: on GitHub a value is hidden only in lines printed after its add-mask.
-    for name in (*config.secret_env, *TRACKING_SECRETS):
-        if runtime.environ.get(name):
-            face.mask(runtime.environ[name])
-    if config.tracking_uri and (password := urlsplit(config.tracking_uri).password):
-        face.mask(password)
-    if config.secret_env and config.secrets_as_env:
-        face.warning(secrets_as_env_warning(config))
-    plan = build_plan(config)
-    if runtime.dry_run:
-        return StepResult({}, plan=plan)
-    if not config.tracking_uri:
-        face.warning(
-            "MLflow tracking is off: set --tracking-uri (or mlflow.tracking-uri) to track runs."
-        )
-    # A cancel must not land inside an import: a half-initialised module or an import lock
-    # left held would hang the shielded cleanup that follows (seen as a run that outlived
-    # GitHub's grace period). So the real run's libraries load with signals held; a signal
-    # that came meanwhile is raised as soon as they are in.
-    with signals.shielded():
-        from steps.services import containers, secret_files  # noqa: F401
-        from steps.services.mlflow import tracking  # noqa: F401
-        from steps.train.run import TrainRun
-
-        if config.backend == "docker":
-            import docker  # noqa: F401
-        import requests  # noqa: F401
-    run = TrainRun(config, runtime)
-    try:
-        applied = plan.apply(run.handlers())
-    except BaseException as exc:
-        with signals.shielded(deliver=False):
-            run.remove_secrets()  # already gone unless the failure came before the training
-            # A failed training still tells CI which run and exit code it had.
-            if run.run_id or run.exit_code is not None:
-                runtime.partial_outputs = run.outputs()
-            cancelled = isinstance(exc, signals.Cancelled | KeyboardInterrupt)
-            run.finish_after_failure("KILLED" if cancelled else "FAILED")
-        raise
-    return StepResult(run.outputs(), run.summary(), applied=tuple(applied))
-
-
-# The commands of this step, each with its line in `mlsteps --help` (read by steps/registry.py).
-COMMANDS = {"train": (HELP, command)}
+# The commands of this step: name → (its line in `mlsteps --help`, its click command as
+# "module:attribute", loaded only when it runs or its help is asked for). Read by
+# steps/registry.py.
+COMMANDS = {"train": (HELP, "steps.train.command:command")}

@@ -16,6 +16,7 @@ from steps.core.options import MLFLOW, Option, Section
 from steps.core.runtime import Runtime
 from steps.core.text import redact_url
 from steps.core.values import absolute_path, check_path, parse_duration, parse_platform, parse_size
+from steps.train import HELP
 
 
 @dataclass(frozen=True)
@@ -97,9 +98,6 @@ def parse_secret_name(text: str) -> str:
         raise ValueError("an environment variable name such as DB_PASSWORD (the name only)")
     return text
 
-
-# the step's line in `mlsteps --help`, and its section's description
-HELP = "Run training in a container (or a local process), tracked in MLflow."
 
 SECTION = Section(
     "train",

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from steps import train
 from steps.core.options import MLFLOW
+from steps.train import options as train
 from tests import groovy_config
 from tests.groovy_config import camel
 

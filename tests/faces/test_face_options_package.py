@@ -202,7 +202,7 @@ def test_cli_help_lists_each_flag_the_faces_pass(mlsteps_cli: str) -> None:
 
 
 def test_cli_takes_no_experiment() -> None:
-    from steps.package import command
+    from steps.package.command import command
 
     flags = {flag for p in command.params for flag in getattr(p, "opts", [])}
     assert "--tracking-uri" in flags and "--name" in flags and "--experiment" not in flags

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from steps import secrets
+from steps.secrets import options as secrets
 from tests import groovy_config
 from tests.groovy_config import camel
 

@@ -62,7 +62,7 @@ NEEDS: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[str, ...]]] = {
 def commands() -> list[Command]:
     found = []
     for step in registry.step_commands():
-        section: Section = registry.load(step).SECTION
+        section: Section = registry.options(step).SECTION
         root = registry.command(step)
         subs = (
             [((step, name), cmd) for name, cmd in root.commands.items()]

@@ -146,7 +146,7 @@ def test_the_graph_is_read_from_the_source() -> None:
     """Not vacuous: the graph holds the edges the rules are about."""
     graph = steps_graph()
     assert "steps.core.errors" in graph["steps.train.run"]
-    assert "steps.services.containers" in graph["steps.train"]  # a function-level import
+    assert "steps.services.containers" in graph["steps.train.command"]  # in a function
     assert "steps.ci" in graph["steps.services.model_code.runner"]  # a TYPE_CHECKING import
     assert {f"steps.{step}" for step in STEP_NAMES} <= set(graph)
 
@@ -196,38 +196,41 @@ def test_the_checks_fail_on_a_bad_graph() -> None:
 
 # ----- adding a step -----------------------------------------------------------------------
 
-FAKE_STEP = '''
-"""A step made the way README's Development section says: its package and one registry line."""
+# A step made the way README's Development section says: its package and one registry line.
+FAKE_STEP = {
+    "__init__.py": """
+HELP = "Say hello (a step added by the layout test)."
+COMMANDS = {"hello": (HELP, "hello_step.command:command")}
+""",
+    "options.py": """
+from steps.core.options import Option, Section
+from hello_step import HELP
 
-from __future__ import annotations
-
+SECTION = Section("hello", HELP, (Option(name="greeting", help="What to say.", default="hello"),))
+OUTPUTS = ("said",)
+""",
+    "command.py": """
 from collections.abc import Mapping
 from typing import Any
 
-from steps.core.options import Option, Section
 from steps.core.runtime import Runtime, StepResult, step_command
-
-HELP = "Say hello (a step added by the layout test)."
-SECTION = Section(
-    "hello", HELP, (Option(name="greeting", help="What to say.", default="hello"),)
-)
-OUTPUTS = ("said",)
+from hello_step import HELP
+from hello_step.options import SECTION
 
 
 @step_command(SECTION, help=HELP)
 def command(runtime: Runtime, flags: Mapping[str, Any], _: list[str]) -> StepResult:
     return StepResult({"said": str(flags.get("greeting", "hello"))})
-
-
-COMMANDS = {"hello": (HELP, command)}
-'''
+""",
+}
 
 
 @pytest.fixture
 def fake_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     package = tmp_path / "lib" / "hello_step"
     package.mkdir(parents=True)
-    (package / "__init__.py").write_text(FAKE_STEP)
+    for name, text in FAKE_STEP.items():
+        (package / name).write_text(text)
     monkeypatch.syspath_prepend(str(tmp_path / "lib"))
     monkeypatch.setitem(registry.STEPS, "hello", "hello_step")  # the one line
     # `config schema --result` lists the steps when config_cmd is imported: import it afresh.
@@ -235,7 +238,8 @@ def fake_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     work = tmp_path / "work"
     work.mkdir()
     yield work
-    sys.modules.pop("hello_step", None)
+    for name in [m for m in sys.modules if m.split(".")[0] == "hello_step"]:
+        del sys.modules[name]
 
 
 def test_a_new_step_is_its_package_plus_one_registry_line(fake_step: Path) -> None:

@@ -13,7 +13,7 @@ from steps.core.options import MLFLOW
 from steps.core.text import redact_url
 from steps.core.values import parse_duration, parse_size
 from steps.registry import all_sections
-from steps.train import SECTION as TRAIN
+from steps.train.options import SECTION as TRAIN
 
 
 def write(tmp_path: Path, text: str) -> Path:
