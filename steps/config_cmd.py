@@ -10,13 +10,18 @@ from typing import Any
 import click
 
 from steps import registry
-from steps.cli import Runtime
-from steps.config import Option, Section, Value, redact_url, resolve
+from steps.core.config_file import Value, resolve
+from steps.core.options import Option, Section
+from steps.core.runtime import Runtime
+from steps.core.text import redact_url
+
+# the tool's line in `mlsteps --help`, and its own help
+HELP = "Show the effective configuration or its JSON Schema."
 
 
-@click.group("config", context_settings={"help_option_names": ["-h", "--help"]})
+@click.group("config", help=HELP, context_settings={"help_option_names": ["-h", "--help"]})
 def command() -> None:
-    """Show the effective configuration or its JSON Schema."""
+    pass
 
 
 @command.command("show")
@@ -52,7 +57,7 @@ def show(runtime: Runtime) -> None:
     "--result",
     "result",
     metavar="STEP",
-    type=click.Choice(sorted(registry.STEP_MODULES)),
+    type=click.Choice(sorted(registry.step_commands())),
     help="The schema of STEP's --json result instead (one JSON object: step, ok, exit_code, "
     "outputs, error, and dry_run/plan or applied).",
 )
@@ -133,3 +138,7 @@ def json_schema(sections: Sequence[Section]) -> dict[str, Any]:
             for s in sections
         },
     }
+
+
+# The commands of this tool, each with its line in `mlsteps --help` (read by steps/registry.py).
+COMMANDS = {"config": (HELP, "steps.config_cmd:command")}

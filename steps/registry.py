@@ -1,4 +1,12 @@
-"""Which steps exist and where their code lives; imported by the CLI without loading them."""
+"""The one list of steps (and tools): which commands exist and where their code lives.
+
+Adding a step is its package (steps/<name>/, see README's Development section) plus one line in
+STEPS. The package's ``__init__`` names its commands in ``COMMANDS`` (command → its line in
+``mlsteps --help`` and where its click command is, "module:attribute") and imports nothing, so
+``mlsteps --help`` loads no step's code; its ``options.py`` holds ``SECTION`` and ``OUTPUTS``.
+The CLI's command list and help, the mlsteps.yaml schema and the result schemas are all read
+from here.
+"""
 
 from __future__ import annotations
 
@@ -7,38 +15,67 @@ from types import ModuleType
 
 import click
 
-from steps.config import MLFLOW, MODEL, Section
+from steps.core.options import MLFLOW, MODEL, Section
 
-# step name → module holding ``SECTION`` (its options) and ``command`` (its click command)
-STEP_MODULES = {
+# step name → its package
+STEPS = {
     "secrets": "steps.secrets",
     "train": "steps.train",
     "package": "steps.package",
     "gate": "steps.gate",
     "promote": "steps.promote",
-    "rollback": "steps.promote",  # same section as promote: the same lock and aliases
 }
-# commands that are not steps (no config section)
-TOOL_MODULES = {
+# commands that are not steps (no config section): name → module
+TOOLS = {
     "config": "steps.config_cmd",
 }
 
 
-# commands whose module holds another command as `command`: name → the module's attribute
-COMMAND_ATTRIBUTES = {"rollback": "rollback_command"}
+def _commands(table: dict[str, str]) -> dict[str, str]:
+    """command name → the module holding it (a package may hold two: promote and rollback)."""
+    return {
+        name: module
+        for module in table.values()
+        for name in importlib.import_module(module).COMMANDS
+    }
+
+
+def commands() -> dict[str, str]:
+    """Every command of ``mlsteps``, steps and tools: name → its module."""
+    return {**_commands(STEPS), **_commands(TOOLS)}
+
+
+def step_commands() -> list[str]:
+    """The commands that run a step (rollback too: it runs promote's section)."""
+    return list(_commands(STEPS))
 
 
 def load(name: str) -> ModuleType:
-    return importlib.import_module({**STEP_MODULES, **TOOL_MODULES}[name])
+    """The package (or tool module) of a command: its ``COMMANDS``."""
+    return importlib.import_module(commands()[name])
+
+
+def options(name: str) -> ModuleType:
+    """The options module of a step's command: its ``SECTION`` and ``OUTPUTS``."""
+    return importlib.import_module(commands()[name] + ".options")
 
 
 def command(name: str) -> click.Command:
-    """The click command of a step or tool (a module may serve two: promote and rollback)."""
-    found: click.Command = getattr(load(name), COMMAND_ATTRIBUTES.get(name, "command"))
+    module, _, attribute = load(name).COMMANDS[name][1].partition(":")
+    found: click.Command = getattr(importlib.import_module(module), attribute)
     return found
+
+
+def help_line(name: str) -> str:
+    """The command's line in ``mlsteps --help``."""
+    line: str = load(name).COMMANDS[name][0]
+    return line
 
 
 def all_sections() -> list[Section]:
     """Every section mlsteps.yaml may have: the shared ones, then one per step."""
-    steps = {s.name: s for s in (load(step).SECTION for step in STEP_MODULES)}
-    return [MLFLOW, MODEL, *steps.values()]
+    return [
+        MLFLOW,
+        MODEL,
+        *(importlib.import_module(f"{p}.options").SECTION for p in STEPS.values()),
+    ]

@@ -15,7 +15,7 @@ USER_NAMED_OUTPUTS = {"secrets"}
 
 
 def result_schema(step: str) -> dict[str, Any]:
-    module = registry.load(step)
+    module = registry.options(step)
     section = module.SECTION.name  # rollback reports as promote: it is promote's section
     outputs: dict[str, Any] = {
         "type": "object",

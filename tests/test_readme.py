@@ -26,6 +26,13 @@ def test_readme_option_table_matches_the_code(step: str) -> None:
     )
 
 
+def test_readme_lists_the_registrys_steps() -> None:
+    text = README.read_text()
+    assert text.split("<!-- steps:begin -->", 1)[1].split("<!-- steps:end -->", 1)[0] == (
+        f"\n{readme.step_list()}\n"
+    ), "README.md is stale: run .venv/bin/python -m steps.faces"
+
+
 def test_readme_holds_the_two_commands_ci_runs() -> None:
     text = README.read_text()
     assert "bash examples/quickstart/run.sh" in text

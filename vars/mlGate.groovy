@@ -89,7 +89,7 @@ def call(Map userConfig = [:]) {
     return outputs
 }
 
-// The outputs mlsteps gate writes (steps/gate_options.py OUTPUTS), each also recorded in env.
+// The outputs mlsteps gate writes (steps/gate/options.py OUTPUTS), each also recorded in env.
 @NonCPS
 private static List<String> outputKeys() {
     return ['decision', 'candidate-version', 'champion-version', 'report', 'report-digest', 'failed']

@@ -194,7 +194,7 @@ private static List<Map> maskPairs(Map values) {
     return pairs
 }
 
-// What mlsteps' own faces mask of a value (steps/secret.py mask_lines), so a block's log is
+// What mlsteps' own faces mask of a value (steps/core/secret.py mask_lines), so a block's log is
 // masked the same: a single-line value whole; each line of a multi-line one that holds
 // something, without its indentation (a `{` or `},` registered would star every brace in the
 // log, and lines of one or two characters give nothing away); each also without surrounding

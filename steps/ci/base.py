@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TextIO
 
-from steps.secret import Secret, encoded_forms, json_default, mask_lines
+from steps.core.secret import Secret, encoded_forms, json_default, mask_lines
 
 
 class Face:

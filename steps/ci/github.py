@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from steps.ci.base import Face
-from steps.secret import Secret, mask_lines
+from steps.core.secret import Secret, mask_lines
 
 
 def _escape_data(text: str) -> str:

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from steps.ci.base import Face
-from steps.secret import Secret
+from steps.core.secret import Secret
 
 
 def _write_atomically(path: Path, text: str) -> None:

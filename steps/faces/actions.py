@@ -78,7 +78,7 @@ def env_lines(step: str) -> list[str]:
 
 
 def _prefix(step: str) -> str:
-    return f"MLSTEPS_{registry.load(step).SECTION.name.upper()}_"
+    return f"MLSTEPS_{registry.options(step).SECTION.name.upper()}_"
 
 
 def render(step: str, text: str) -> str:

@@ -1,8 +1,11 @@
-"""README.md's option table of each step, between ``<!-- STEP-options:begin -->`` and
-``<!-- STEP-options:end -->``: every name the CLI, the environment and Jenkins give it."""
+"""README.md's generated parts: the list of steps (between ``<!-- steps:begin -->`` and
+``<!-- steps:end -->``: one line per command of a step, in the registry's order, with its --help
+line) and the option table of each step (between ``<!-- STEP-options:begin -->`` and
+``<!-- STEP-options:end -->``: every name the CLI, the environment and Jenkins give it)."""
 
 from __future__ import annotations
 
+from steps import registry
 from steps.faces import table
 from steps.faces.actions import Unmarked, keys
 from steps.faces.table import JENKINS
@@ -28,12 +31,22 @@ def option_table(step: str) -> str:
     return "\n".join(rows)
 
 
+def step_list() -> str:
+    return "\n".join(
+        f"- `mlsteps {name}`: {registry.help_line(name)}" for name in registry.step_commands()
+    )
+
+
 def render(text: str) -> str:
-    for step in table.JENKINS_VARS:
-        begin, end = f"<!-- {step}-options:begin -->", f"<!-- {step}-options:end -->"
+    blocks = [("steps", "the list of steps", step_list())]
+    blocks += [
+        (f"{step}-options", f"{step}'s section", option_table(step)) for step in table.JENKINS_VARS
+    ]
+    for name, where, content in blocks:
+        begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
         head, found_begin, rest = text.partition(begin)
         _, found_end, tail = rest.partition(end)
         if not found_begin or not found_end:
-            raise Unmarked(f"README.md: add the markers {begin} and {end} to {step}'s section")
-        text = f"{head}{begin}\n{option_table(step)}\n{end}{tail}"
+            raise Unmarked(f"README.md: add the markers {begin} and {end} to {where}")
+        text = f"{head}{begin}\n{content}\n{end}{tail}"
     return text

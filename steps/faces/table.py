@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import click
 
 from steps import registry
-from steps.config import MLFLOW, MODEL, Option, Output
+from steps.core.options import MLFLOW, MODEL, Option, Output
 
 ACTION = "action"
 JENKINS = "jenkins"
@@ -143,7 +143,7 @@ def _entry(section: str, option: Option) -> Entry:
 def entries(step: str) -> list[Entry]:
     """Every name the step's faces offer, in the faces' order: the step's options, the shared
     options its command takes, then the faces' own."""
-    section = registry.load(step).SECTION
+    section = registry.options(step).SECTION
     takes = _command_params(step)
     found = [_entry(section.name, o) for o in section.options]
     for shared in (MLFLOW, MODEL):
@@ -154,7 +154,7 @@ def entries(step: str) -> list[Entry]:
 
 
 def outputs(step: str) -> list[Output]:
-    return [*registry.load(step).OUTPUTS, *EXTRA_OUTPUTS.get(step, ())]
+    return [*registry.options(step).OUTPUTS, *EXTRA_OUTPUTS.get(step, ())]
 
 
 def in_face(step: str, face: str) -> list[Entry]:

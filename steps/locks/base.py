@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from steps import signals
-from steps.errors import StepFailed
+from steps.core import signals
+from steps.core.errors import StepFailed
 
 KINDS = ("file", "vault", "dynamodb")
 BACKOFF_BASE = 0.05

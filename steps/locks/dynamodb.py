@@ -10,7 +10,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from steps.errors import ConfigError, StepFailed
+from steps.core.errors import ConfigError, StepFailed
 from steps.locks.base import Attempt, Lock, Record
 
 DYNAMODB_KEY = "LockID"  # the partition key Terraform's lock tables use: one table serves both
@@ -31,7 +31,7 @@ class DynamoDbLock(Lock):
 
     def client(self) -> Any:
         if self._client is None:
-            from steps import aws
+            from steps.services import aws
 
             self._client = aws.client(
                 "dynamodb",

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from steps.errors import ConfigError
+from steps.core.errors import ConfigError
 from steps.locks.base import Attempt, Lock, Record
 
 

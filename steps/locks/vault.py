@@ -1,6 +1,6 @@
 """``VaultLock``: a KV v2 key written with check-and-set, so of two writers that read the same
 version exactly one write succeeds. Separate because it speaks Vault's KV v2 API through the
-steps.vault client it is given (so it imports no HTTP library itself) and names Vault's
+steps.services.vault client it is given (so it imports no HTTP library itself) and names Vault's
 policies and mounts in its errors.
 """
 
@@ -10,11 +10,11 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from steps.errors import ConfigError, StepFailed
+from steps.core.errors import ConfigError, StepFailed
 from steps.locks.base import Attempt, Lock, Record
 
 if TYPE_CHECKING:
-    from steps.vault import Vault
+    from steps.services.vault import Vault
 
 
 class VaultLock(Lock):

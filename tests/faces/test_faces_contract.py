@@ -23,8 +23,8 @@ import yaml
 from steps import registry
 from steps.faces import __main__ as faces_main
 from steps.faces import table
-from steps.promote_options import PROMOTE_OPTIONS, ROLLBACK_OPTIONS
-from steps.secrets_options import REVOKE_OPTIONS
+from steps.promote.options import PROMOTE_OPTIONS, ROLLBACK_OPTIONS
+from steps.secrets.options import REVOKE_OPTIONS
 from tests.groovy_config import camel, default_config_entries
 
 pytestmark = pytest.mark.faces
@@ -139,7 +139,7 @@ def test_every_name_of_472c512_is_still_offered_and_nothing_else_is_new(step: st
     old = NAMES_472C512[step]
     expected: dict[str, Any] = {kind: set(names) for kind, names in old.items() if kind != "flags"}
     expected["flags"] = {command: set(names) for command, names in old["flags"].items()}
-    section = registry.load(step).SECTION
+    section = registry.options(step).SECTION
     for name in ADDED_SINCE.get(step, []):
         option = section.option(name)
         expected["action_inputs"].add(name)
@@ -196,7 +196,7 @@ def test_action_passes_each_input_to_its_environment_variable(step: str) -> None
     own = {name: value for name, value in env.items() if "inputs." not in value}
     assert own == {"MLSTEPS_VENV": "${{ steps.install.outputs.venv }}"}
     assert {name: value for name, value in env.items() if name not in own} == expected
-    section = registry.load(step).SECTION
+    section = registry.options(step).SECTION
     for name, input_name in expected.items():
         if name.startswith(f"MLSTEPS_{section.name.upper()}_"):
             assert name == section.option(input_name[len("${{ inputs.") : -3]).env_var(step)
@@ -205,7 +205,7 @@ def test_action_passes_each_input_to_its_environment_variable(step: str) -> None
 @pytest.mark.parametrize("step", STEPS)
 def test_action_leaves_credentials_it_does_not_offer_to_the_callers_env(step: str) -> None:
     # Set by the action, even to '', they would hide the values the workflow's step gave.
-    section = registry.load(step).SECTION
+    section = registry.options(step).SECTION
     names = set()
     for option in section.options:
         if option.secret and table.ACTION not in option.faces:
@@ -257,7 +257,7 @@ def test_action_rollback_refuses_exactly_the_inputs_rollback_does_not_take() -> 
 @pytest.mark.parametrize("step", STEPS)
 def test_action_outputs_are_the_steps_outputs(step: str) -> None:
     outputs = action(step)["outputs"]
-    names = [o.name for o in registry.load(step).OUTPUTS]
+    names = [o.name for o in registry.options(step).OUTPUTS]
     assert list(outputs) == names + (["revoked"] if step == "secrets" else [])
     for name, spec in outputs.items():
         assert spec["value"] == f"${{{{ steps.{step}.outputs.{name} }}}}"
@@ -319,7 +319,7 @@ def test_jenkins_page_exists_and_lists_every_key(step: str) -> None:
     outputs = page.split("<!-- outputs:begin -->")[1:]
     block = outputs[0].split("<!-- outputs:end -->")[0] if outputs else ""
     listed = re.findall(r"<dt><code>([\w-]+)</code></dt>", block)
-    names = [o.name for o in registry.load(step).OUTPUTS]
+    names = [o.name for o in registry.options(step).OUTPUTS]
     assert listed == ([] if step == "secrets" else names)
 
 
@@ -391,7 +391,7 @@ def test_jenkins_passes_a_map_of_rules_as_the_yaml_the_cli_parses(run_jenkins: A
     assert run.status == "SUCCESS", run.console
     (text,) = re.findall(r"'--metrics' '([^']*)'", run.sh["args"]["script"])
     assert json.loads(text) == metrics
-    parse = registry.load("gate").SECTION.option("metrics").parse
+    parse = registry.options("gate").SECTION.option("metrics").parse
     assert parse is not None and parse(text) == parse(metrics)
     assert "'--drift' 'false'" in run.sh["args"]["script"]
 
@@ -409,7 +409,7 @@ def test_jenkins_reports_the_same_keys_it_declares(step: str, run_jenkins: Any) 
 
 @pytest.mark.parametrize("step", STEPS)
 def test_credentials_have_no_flag_and_everything_else_has_one(step: str) -> None:
-    section = registry.load(step).SECTION
+    section = registry.options(step).SECTION
     no_flag = [o.name for o in section.options if not o.cli]
     assert no_flag == {
         "secrets": ["token", "role-id", "secret-id", "jwt"],
@@ -465,7 +465,7 @@ def test_the_cli_never_imports_the_generator() -> None:
     probe = (
         "import sys\n"
         "from steps import cli\n"
-        "for args in (['--help'], *[[s, '--help'] for s in cli.registry.STEP_MODULES]):\n"
+        "for args in (['--help'], *[[s, '--help'] for s in cli.registry.step_commands()]):\n"
         "    try:\n"
         "        cli.main(args)\n"
         "    except SystemExit:\n"

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from steps.secret import mask_lines
+from steps.core.secret import mask_lines
 from tests import vault_setup as vs
 from tests.faces import vault_checks
 from tests.faces.secrets_setup import VaultSecrets, awkward_values, leaks_in, sha

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import requests
 
-from steps.smoke import SERVER_FILE
+from steps.package.smoke import SERVER_FILE
 from tests import model_probes
 from tests.integration.test_train import STARTED, assert_nothing_left, mlsteps
 from tests.services import free_port, moto_ecr_password
@@ -1301,9 +1301,9 @@ def test_a_half_registered_version_is_deleted(
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
 
-    from steps import model_source, model_versions
-    from steps.errors import StepFailed
-    from steps.tracking import MlflowApiError, RestTracking
+    from steps.core.errors import StepFailed
+    from steps.services.mlflow import model_source, model_versions
+    from steps.services.mlflow.tracking import MlflowApiError, RestTracking
 
     x, y = load_iris(return_X_y=True, as_frame=True)
     mlflow.set_tracking_uri(mlflow_server.uri)

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import requests
 
-from steps.gates.checks import CHAMPION_TAG, REPORT_DIGEST_TAG, VERDICT_TAG
+from steps.checks.verdict import CHAMPION_TAG, REPORT_DIGEST_TAG, VERDICT_TAG
 from tests import vault_setup
 from tests.integration import gate_setup
 from tests.services import MlflowServer, MotoServer, VaultServer
@@ -95,7 +95,7 @@ class Model:
     def log_report(self, run_id: str, body: bytes) -> None:
         """Write mlsteps/gate/report.json into a run's artifacts (what anyone holding the
         MLflow credentials can do: the gate, or a training run)."""
-        from steps.model_source import Artifacts
+        from steps.services.mlflow.model_source import Artifacts
 
         run = requests.get(
             f"{self.uri}/api/2.0/mlflow/runs/get", params={"run_id": run_id}, timeout=10
@@ -105,7 +105,7 @@ class Model:
     def gate(self, version: int, champion: str = "none", verdict: str = "pass") -> str:
         """Log the report `mlsteps gate` logs to the version's run after comparing it against
         `champion`; its digest is what the gate step outputs (and args() hands on)."""
-        from steps.report import canonical_json, digest
+        from steps.checks.report import canonical_json, digest
 
         report = self.report(version, champion, verdict)
         self.log_report(self.runs[str(version)], canonical_json(report).encode())
@@ -339,7 +339,7 @@ def test_a_training_that_tags_itself_pass_is_not_promoted(model: Model, tmp_path
 def test_a_forged_report_with_its_own_digest_is_refused(model: Model, tmp_path: Path) -> None:
     """The training logs a report.json into its own run and computes its digest: the report
     passes, but about another version, or about another run; promote refuses both."""
-    from steps.report import canonical_json, digest
+    from steps.checks.report import canonical_json, digest
 
     env = base_env(tmp_path)
     one, two = model.report(1), model.report(2)
@@ -370,7 +370,7 @@ def test_a_report_changed_after_the_gate_or_a_wrong_digest_is_refused(
     env = base_env(tmp_path)
     handed = model.gate(1, verdict="rejected")
     # Someone overwrites the rejected report with a pass after the gate step.
-    from steps.report import canonical_json
+    from steps.checks.report import canonical_json
 
     model.log_report(model.runs["1"], canonical_json(model.report(1)).encode())
     done = run(["promote", *model.args("--version", "1")], env, tmp_path)
@@ -1028,7 +1028,7 @@ def test_a_run_gated_before_it_was_registered_binds_by_the_logged_model(
     """train → gate → package: the gate judged the run's logged model (its report names no
     version), then package registered it. The report is about the version when its logged
     model is the version's; another logged model of the same run is refused."""
-    from steps.report import canonical_json, digest
+    from steps.checks.report import canonical_json, digest
 
     model = Model(mlflow_server, 0)
     run_id = gate_setup.run_with_metrics(model.uri, {"accuracy": 0.9})
@@ -1041,7 +1041,7 @@ def test_a_run_gated_before_it_was_registered_binds_by_the_logged_model(
         )["model"]["info"]["model_id"]
         for name in ("model", "other")
     ]
-    # As package registers a logged model (steps/model_versions.py).
+    # As package registers a logged model (steps/services/mlflow/model_versions.py).
     model._post(
         "model-versions/create",
         {"name": model.name, "source": f"models:/{logged[0]}", "run_id": run_id,

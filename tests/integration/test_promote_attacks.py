@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from steps.report import canonical_json, digest
+from steps.checks.report import canonical_json, digest
 from tests.integration.test_promote import (
     EVIDENCE,
     Model,

@@ -2,7 +2,7 @@
 flock, OpenBao's KV v2, moto's DynamoDB — an AWS emulator): a write under the lock gets a request
 timeout that ends before the lease does, and none starts when the lease is about to end, so a
 holder whose lease ran out cannot write over the one that took the lock over.
-The concurrent takeover of the file lock is in tests/unit/test_locks.py.
+The concurrent takeover of the file lock is in tests/unit/locks/test_locks.py.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 
-from steps.cli import Runtime
-from steps.errors import StepFailed
+from steps.core.errors import StepFailed
+from steps.core.runtime import Runtime
 from steps.locks import Lock
 from steps.locks.base import SAFETY_MARGIN
-from steps.promote_options import load_config
-from steps.promote_services import make_lock
+from steps.promote.lock import make_lock
+from steps.promote.options import load_config
 from tests.integration.test_promote import (
     Model,
     Relay,
@@ -173,7 +173,7 @@ def test_every_registry_write_is_fenced_by_the_lease_undo_included(
     the lock before each write: near the end of the lease, setting or removing an alias or a
     tag is refused before a request goes out, so the real MLflow is left as it was."""
     from steps.locks import FileLock
-    from steps.promote_services import Registry
+    from steps.services.mlflow.registry import Registry
 
     model.set_alias("champion", 1)
     holder = FileLock(tmp_path / "fenced.lock", ttl=TTL, timeout=5.0)

@@ -16,8 +16,8 @@ import time
 
 import pytest
 
-from steps.secret import mask_lines
-from steps.secrets_exec import MAX_PENDING
+from steps.core.secret import mask_lines
+from steps.secrets.execute import MAX_PENDING
 from tests.integration.test_secrets import Cli, Done, leases_under, live_logins
 
 pytestmark = pytest.mark.services

@@ -262,9 +262,9 @@ def test_gpu_request_the_engine_cannot_serve(
 def test_gpu_device_request_as_the_engine_records_it(docker_client: Any, base_image: str) -> None:
     """The DeviceRequest on the created container, read back through the engine's inspect
     before the failed start removes it."""
-    from steps import containers
-    from steps.errors import StepFailed
-    from steps.train_options import parse_gpus
+    from steps.core.errors import StepFailed
+    from steps.services import containers
+    from steps.train.options import parse_gpus
 
     owner = containers.Owner("train")
     seen: dict[str, Any] = {}
@@ -467,7 +467,7 @@ def test_bad_inputs_exit_with_a_clear_message(
 def test_sweep_removes_containers_of_dead_runs(
     docker_client: Any, base_image: str, workdir: Path
 ) -> None:
-    from steps import containers
+    from steps.services import containers
 
     dead = subprocess.Popen(["true"])
     dead.wait()

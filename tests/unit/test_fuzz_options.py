@@ -22,9 +22,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from steps import registry
-from steps.config import MLFLOW, MODEL, Option, Section
+from steps.core.options import MLFLOW, MODEL, Option, Section
+from tests.unit.core.test_values import BOMB, DEEP, METRICS_BOMB
 from tests.unit.run_cli import base_env, run
-from tests.unit.test_values import BOMB, DEEP, METRICS_BOMB
 
 EXAMPLES = int(os.environ.get("MLSTEPS_FUZZ_EXAMPLES", "100"))
 # Per case: the CPU this process spent (the "under a second"), and a wall-clock bound
@@ -61,8 +61,8 @@ NEEDS: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[str, ...]]] = {
 
 def commands() -> list[Command]:
     found = []
-    for step in registry.STEP_MODULES:
-        section: Section = registry.load(step).SECTION
+    for step in registry.step_commands():
+        section: Section = registry.options(step).SECTION
         root = registry.command(step)
         subs = (
             [((step, name), cmd) for name, cmd in root.commands.items()]

@@ -16,7 +16,7 @@ from steps.result_schema import result_schema
 from tests.unit.run_cli import run
 from tests.unit.test_fuzz_options import COMMANDS, Command, environment, workdir  # noqa: F401
 
-STEPS = sorted(registry.STEP_MODULES)
+STEPS = sorted(registry.step_commands())
 
 
 def validate(step: str, out: str) -> dict[str, Any]:
@@ -60,7 +60,7 @@ def test_refusal_and_usage_error_results_match(cmd: Command, workdir: Path) -> N
     bad = run([*args, *tail], cwd=workdir, env=env)
     assert bad.code == 2, bad.err
     document = validate(cmd.path[0], bad.out)
-    assert document["step"] == registry.load(cmd.path[0]).SECTION.name
+    assert document["step"] == registry.options(cmd.path[0]).SECTION.name
     assert "missing.yaml: no such file" in document["error"]
 
 
