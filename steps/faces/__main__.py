@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
 
-from steps.faces import actions, jenkins, readme, table
+from steps.faces import actions, jenkins, readme, table, text
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         current = path.read_text(encoding="utf-8")
         try:
             wanted = render(current)
-        except actions.Unmarked as exc:
+        except text.Unmarked as exc:
             print(exc, file=sys.stderr)
             stale.append(path)
             continue

@@ -13,13 +13,9 @@ import yaml
 from steps import registry
 from steps.faces import table
 from steps.faces.table import ACTION
-from steps.faces.text import describe
+from steps.faces.text import Unmarked, describe, replace_between
 
 WIDTH = 100  # longer descriptions fold over lines
-
-
-class Unmarked(ValueError):
-    """The hand-written file lacks the place the generated part goes."""
 
 
 def _scalar(text: str, indent: int) -> str:
@@ -125,9 +121,6 @@ def readme_tables(step: str) -> dict[str, str]:
 def render_readme(step: str, text: str) -> str:
     for marker, body in readme_tables(step).items():
         start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
-        head, found_start, rest = text.partition(start)
-        _, found_end, tail = rest.partition(end)
-        if not found_start or not found_end:
-            raise Unmarked(f"actions/{step}/README.md: add the markers {start} and {end}")
-        text = f"{head}{start}\n{body}\n{end}{tail}"
+        missing = f"actions/{step}/README.md: add the markers {start} and {end}"
+        text = replace_between(text, start, end, f"\n{body}\n", missing)
     return text

@@ -5,9 +5,9 @@ comments) and the list of keys in vars/<var>.txt. The rest of both files is writ
 from __future__ import annotations
 
 from steps.faces import table
-from steps.faces.actions import Unmarked, keys
+from steps.faces.actions import keys
 from steps.faces.table import JENKINS
-from steps.faces.text import describe, html_text, summary
+from steps.faces.text import describe, html_text, replace_between, summary
 
 LONG_HEAD = 32
 LINE = 120  # CodeNarc's line limit (npm-groovy-lint, tests/faces/test_linters.py)
@@ -32,11 +32,8 @@ def default_config(step: str) -> str:
 
 
 def render_groovy(var: str, step: str, text: str) -> str:
-    head, found, rest = text.partition(OPEN)
-    _, found_close, tail = rest.partition(CLOSE)
-    if not found or not found_close:
-        raise Unmarked(f"vars/{var}.groovy: expected {OPEN.strip()} … ] in call()")
-    return f"{head}{OPEN}{default_config(step)}{CLOSE}{tail}"
+    missing = f"vars/{var}.groovy: expected {OPEN.strip()} … ] in call()"
+    return replace_between(text, OPEN, CLOSE, default_config(step), missing)
 
 
 def key_list(step: str) -> str:
@@ -60,11 +57,8 @@ def output_list(step: str) -> str:
 def render_page(var: str, step: str, text: str) -> str:
     for marker, body in (("keys", key_list(step)), ("outputs", output_list(step))):
         start, end = f"<!-- {marker}:begin -->", f"<!-- {marker}:end -->"
-        head, found_start, rest = text.partition(start)
-        _, found_end, tail = rest.partition(end)
-        if not found_start or not found_end:
-            if marker == "outputs":
-                continue  # a var that returns nothing (withVaultSecrets runs a body)
-            raise Unmarked(f"vars/{var}.txt: add the markers {start} and {end}")
-        text = f"{head}{start}\n{body}\n{end}{tail}"
+        if marker == "outputs" and start not in text:
+            continue  # a var that returns nothing (withVaultSecrets runs a body)
+        missing = f"vars/{var}.txt: add the markers {start} and {end}"
+        text = replace_between(text, start, end, f"\n{body}\n", missing)
     return text

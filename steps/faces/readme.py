@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from steps import registry
 from steps.faces import table
-from steps.faces.actions import Unmarked, keys
+from steps.faces.actions import keys
 from steps.faces.table import JENKINS
-from steps.faces.text import describe
+from steps.faces.text import describe, replace_between
 
 
 def option_table(step: str) -> str:
@@ -44,9 +44,6 @@ def render(text: str) -> str:
     ]
     for name, where, content in blocks:
         begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
-        head, found_begin, rest = text.partition(begin)
-        _, found_end, tail = rest.partition(end)
-        if not found_begin or not found_end:
-            raise Unmarked(f"README.md: add the markers {begin} and {end} to {where}")
-        text = f"{head}{begin}\n{content}\n{end}{tail}"
+        missing = f"README.md: add the markers {begin} and {end} to {where}"
+        text = replace_between(text, begin, end, f"\n{content}\n", missing)
     return text

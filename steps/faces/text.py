@@ -14,6 +14,21 @@ from collections.abc import Mapping
 
 from steps.faces.table import ACTION, JENKINS, Entry
 
+
+class Unmarked(ValueError):
+    """The hand-written file lacks the place the generated part goes."""
+
+
+def replace_between(text: str, start: str, end: str, body: str, missing: str) -> str:
+    """``text`` with what lies between the markers ``start`` and ``end`` replaced by ``body``
+    (its own lines); ``missing`` is the message when a marker is not there."""
+    head, found_start, rest = text.partition(start)
+    _, found_end, tail = rest.partition(end)
+    if not found_start or not found_end:
+        raise Unmarked(missing)
+    return f"{head}{start}{body}{end}{tail}"
+
+
 CODE = re.compile(r"`([^`]+)`")
 FLAG = re.compile(r"(?<![\w`-])--([a-z][a-z0-9]*(?:-[a-z0-9]+)*)(?: `([^`]+)`)?")
 # A sentence ends at a full stop followed by a capital or code (not "e.g. 2g").
