@@ -57,12 +57,7 @@ def call(Map userConfig = [:]) {
     }
     Map config = defaultConfig + userConfig
 
-    // As in mlTrain, the tracking URI travels as the environment mlsteps reads (withEnv passes it
-    // without a shell, so it needs no quoting), not on the command line the console shows.
-    List<String> environment = []
-    if (config.trackingUri) {
-        environment << "MLSTEPS_MLFLOW_TRACKING_URI=${config.trackingUri}".toString()
-    }
+    List<String> environment = Cli.mlflowEnvironment(config)
 
     // Keys that are not `mlsteps package` flags.
     List<String> notFlags = ['registryCredentialsId', 'trackingUri', 'config', 'mlsteps']

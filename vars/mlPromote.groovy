@@ -76,12 +76,7 @@ def call(Map userConfig = [:]) {
         }
     }
 
-    // As in mlTrain, the tracking URI travels as the environment mlsteps reads (withEnv passes it
-    // without a shell, so it needs no quoting), not on the command line the console shows.
-    List<String> environment = []
-    if (config.trackingUri) {
-        environment << "MLSTEPS_MLFLOW_TRACKING_URI=${config.trackingUri}".toString()
-    }
+    List<String> environment = Cli.mlflowEnvironment(config)
 
     String script = promoteCommand(config, defaultConfig, command)
     // string() is a pipeline symbol, so the bindings are made here, not in a @NonCPS helper.

@@ -52,13 +52,7 @@ def call(Map userConfig = [:]) {
 
     // Values that are not `train` flags travel as the environment mlsteps reads; withEnv does not
     // pass them through a shell, so they need no quoting.
-    List<String> environment = []
-    if (config.trackingUri) {
-        environment << "MLSTEPS_MLFLOW_TRACKING_URI=${config.trackingUri}".toString()
-    }
-    if (config.experiment) {
-        environment << "MLSTEPS_MLFLOW_EXPERIMENT=${config.experiment}".toString()
-    }
+    List<String> environment = Cli.mlflowEnvironment(config)
     if (config.command instanceof CharSequence && config.command) {
         environment << "MLSTEPS_TRAIN_COMMAND=${config.command}".toString()
     }

@@ -43,6 +43,23 @@ class Cli implements Serializable {
         this.step = step
     }
 
+    /**
+     * The shared MLflow keys (trackingUri, and experiment where the step takes it) as the
+     * environment mlsteps reads: withEnv passes it without a shell, so it needs no quoting, and
+     * it stays off the command line the console shows.
+     */
+    @NonCPS
+    static List<String> mlflowEnvironment(Map config) {
+        List<String> environment = []
+        if (config.trackingUri) {
+            environment << "MLSTEPS_MLFLOW_TRACKING_URI=${config.trackingUri}".toString()
+        }
+        if (config.experiment) {
+            environment << "MLSTEPS_MLFLOW_EXPERIMENT=${config.experiment}".toString()
+        }
+        return environment
+    }
+
     /** camelCase key → kebab-case flag: shmSize → --shm-size. */
     @NonCPS
     static String flagOf(String key) {
