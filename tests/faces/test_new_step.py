@@ -7,6 +7,7 @@ action passes the action linters.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -165,6 +166,29 @@ def test_the_generated_action_passes_the_action_linters(generated: Path, python_
     ):
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_the_generated_var_passes_codenarc(
+    generated: Path, groovy_lint: list[str], face_env: dict[str, str]
+) -> None:
+    # As tests/faces/test_linters.py lints the library (which also shows the linter rejects a bad
+    # file), here the new var alone beside src/ (about 10 s).
+    (generated / "lint" / "vars").mkdir(parents=True)
+    shutil.copy(generated / "vars" / "mlHello.groovy", generated / "lint" / "vars")
+    shutil.copytree(generated / "src", generated / "lint" / "src")
+    shutil.copy(REPO / ".groovylintrc.yml", generated / "lint")
+    proc = subprocess.run(
+        [*groovy_lint, "--noserver", "--output", "json", "--failon", "none", "vars", "src"],
+        cwd=generated / "lint",
+        env=face_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)["files"]
+    findings = {Path(name).name: found["errors"] for name, found in report.items()}
+    assert findings["mlHello.groovy"] == []
 
 
 def test_a_step_without_its_jenkins_var_is_named(
