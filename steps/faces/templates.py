@@ -92,9 +92,37 @@ def _not_flags(step: str) -> str:
     return ", ".join(f"'{key}'" for key in keys)
 
 
+def _bindings(step: str) -> str:
+    """The withCredentials bindings of the step's credentials (options with no flag that are
+    secret), each as a Secret text credential; empty when it has none."""
+    credentials = [
+        e
+        for e in table.in_face(step, JENKINS)
+        if e.option is not None and e.option.secret and not e.option.cli and e.env
+    ]
+    if not credentials:
+        return ""
+    lines = [
+        "    // string() is a pipeline symbol, so the bindings are made here, not in a @NonCPS",
+        "    // helper. A credential reaches mlsteps only as a variable withCredentials binds",
+        "    // (and Jenkins masks); a Username with password one needs usernamePassword(), as",
+        "    // in mlPackage.",
+        "    List bindings = []",
+    ]
+    for entry in credentials:
+        lines += [
+            f"    if (config.{entry.jenkins_key}) {{",
+            f"        bindings << string(credentialsId: config.{entry.jenkins_key}.toString(),",
+            f"                           variable: '{entry.env}')",
+            "    }",
+        ]
+    return "\n".join(lines) + "\n"
+
+
 def groovy(step: str) -> str:
     # As vars/mlPackage.groovy: check the keys, run the command line, return the outputs.
     var = table.jenkins_var(step)
+    bindings = _bindings(step)
     return f"""\
 /*
  * {var}: run `mlsteps {step}` and return its outputs.
@@ -122,7 +150,7 @@ def call(Map userConfig = [:]) {{
     List<String> notFlags = [{_not_flags(step)}]
     String script = Cli.shellLine(Cli.command(config, ['{step}']) +
         Cli.flags(config, Cli.flagKeys(defaultConfig, notFlags)))
-    int status = cli.run('{step}', script, [], null)
+{bindings}    int status = cli.run('{step}', script, [], {"bindings" if bindings else "null"})
     Map outputs = cli.outputs()
     cli.archiveSummary()
     if (status != 0) {{

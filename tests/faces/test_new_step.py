@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from steps.core.options import Option, Section
 from steps.faces import __main__ as faces_main
 from tests.groovy_config import default_config_entries
 from tests.unit.test_layout import fake_step  # noqa: F401  (the fixture: the step, registered)
@@ -49,6 +50,24 @@ def generated(root: Path, capsys: Any) -> Path:
     for name in NEW:
         assert f"wrote {name} from its template\n" in out
     return root
+
+
+@pytest.fixture
+def more_options(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fake step with an option of each form a Jenkins key checks, and a credential."""
+    request.getfixturevalue("fake_step")  # registered first
+    import hello_step.options as options  # type: ignore[import-not-found]  # the fake step
+
+    section = options.SECTION
+    more = (
+        Option(name="names", help="Whom to greet.", kind="list"),
+        Option(name="pairs", help="Extra words, `KEY=VALUE`.", kind="list", jenkins_map=True),
+        Option(name="loud", help="`true` shouts.", kind="bool"),
+        Option(name="token", help="Token of the greeting service.", secret=True, cli=False),
+    )
+    monkeypatch.setattr(
+        options, "SECTION", Section(section.name, section.help, (*section.options, *more))
+    )
 
 
 def test_check_counts_a_new_steps_missing_faces_stale_and_writes_nothing(
@@ -158,6 +177,52 @@ def test_the_generated_var_runs_mlsteps_with_the_flag(generated: Path, run_jenki
     assert failed.error.startswith("mlHello: mlsteps hello exited with code 1 (the step failed)")
 
 
+@pytest.mark.usefixtures("more_options")
+def test_the_generated_var_checks_each_keys_form_and_binds_the_credential(
+    generated: Path, run_jenkins: Any
+) -> None:
+    script = generated / "vars" / "mlHello.groovy"
+    keys = [key for key, _ in default_config_entries("mlHello", generated / "vars")]
+    assert keys == ["greeting", "names", "pairs", "loud", "tokenCredentialsId", "config", "mlsteps"]
+    args = {
+        "mlsteps": "true",
+        "names": ["a", "b"],
+        "pairs": {"x": "1"},
+        "loud": True,
+        "tokenCredentialsId": "hello-token",
+    }
+    run = run_jenkins("mlHello", args, script=script, credentials={"hello-token": "s3cret"})
+    assert run.status == "SUCCESS", run.console
+    assert run.sh["args"]["script"] == (
+        "'true' '--ci' 'jenkins' 'hello' '--names' 'a' '--names' 'b' '--pairs' 'x=1' "
+        "'--loud' 'true'"
+    )
+    assert run.calls("withCredentials")[0]["args"]["bindings"] == [
+        {"type": "string", "credentialsId": "hello-token", "variable": "MLSTEPS_HELLO_TOKEN"}
+    ]
+    assert run.sh["env"]["MLSTEPS_HELLO_TOKEN"] == "****"  # bound, and masked
+    assert "s3cret" not in run.console
+    for bad, message in (
+        ({"loud": "maybe"}, "mlHello: key 'loud' must be true or false, not 'maybe'"),
+        ({"names": 5}, "mlHello: key 'names' must be a List of strings or one String, not Integer"),
+        (
+            {"pairs": 5},
+            "mlHello: key 'pairs' must be a List of 'KEY=VALUE' strings or a Map, not Integer",
+        ),
+        (
+            {"greeting": ["a"]},
+            "mlHello: key 'greeting' must be a String or a number, not ArrayList",
+        ),
+    ):
+        refused = run_jenkins("mlHello", bad, script=script)
+        assert (refused.status, refused.error) == ("FAILURE", message)
+    without = run_jenkins("mlHello", {"mlsteps": "true"}, script=script)
+    assert without.status == "SUCCESS", without.console
+    assert without.calls("withCredentials") == [
+        {"step": "withCredentials", "args": {"bindings": []}}
+    ]
+
+
 def test_the_generated_action_passes_the_action_linters(generated: Path, python_tool: Any) -> None:
     action = str(generated / "actions" / "hello" / "action.yml")
     for argv in (
@@ -168,6 +233,7 @@ def test_the_generated_action_passes_the_action_linters(generated: Path, python_
         assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+@pytest.mark.usefixtures("more_options")
 def test_the_generated_var_passes_codenarc(
     generated: Path, groovy_lint: list[str], face_env: dict[str, str]
 ) -> None:
