@@ -3,9 +3,10 @@
 Adding a step is its package (steps/<name>/, see README's Development section) plus one line in
 STEPS. The package's ``__init__`` names its commands in ``COMMANDS`` (command → its line in
 ``mlsteps --help`` and where its click command is, "module:attribute") and imports nothing, so
-``mlsteps --help`` loads no step's code; its ``options.py`` holds ``SECTION`` and ``OUTPUTS``.
-The CLI's command list and help, the mlsteps.yaml schema and the result schemas are all read
-from here.
+``mlsteps --help`` loads no step's code; beside them ``JENKINS_VAR`` names its Jenkins var
+(for steps/faces). Its ``options.py`` holds ``SECTION`` and ``OUTPUTS``. The CLI's command list
+and help, the mlsteps.yaml schema, the result schemas and the generated faces (``python -m
+steps.faces``, which writes a new step's face files from templates) are all read from here.
 """
 
 from __future__ import annotations

@@ -15,9 +15,9 @@ def camel(name: str) -> str:
     return head + "".join(word.capitalize() for word in rest)
 
 
-def default_config_entries(var: str) -> list[tuple[str, str]]:
+def default_config_entries(var: str, vars_dir: Path = VARS) -> list[tuple[str, str]]:
     """(key, comment) of each line of the `defaultConfig` map of vars/<var>.groovy."""
-    groovy = (VARS / f"{var}.groovy").read_text(encoding="utf-8")
+    groovy = (vars_dir / f"{var}.groovy").read_text(encoding="utf-8")
     body = groovy.split("Map defaultConfig = [", 1)[1].split("\n    ]", 1)[0]
     entries = []
     for line in body.strip().splitlines():

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 
 
-@pytest.mark.parametrize("step", list(table.JENKINS_VARS))
+@pytest.mark.parametrize("step", table.steps())
 def test_readme_option_table_matches_the_code(step: str) -> None:
     begin, end = f"<!-- {step}-options:begin -->", f"<!-- {step}-options:end -->"
     text = README.read_text()

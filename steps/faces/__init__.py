@@ -2,6 +2,7 @@
 ``inputs:``, ``outputs:`` and run-step ``env:``, the Jenkins var's ``defaultConfig`` keys and its
 .txt page, the README option tables and each action's README tables.
 
-``python -m steps.faces`` writes them; ``python -m steps.faces --check`` exits 1 with a diff
-when one is stale. Development only: the CLI never imports this package.
+``python -m steps.faces`` writes them (a new step's missing files first from the templates in
+templates.py); ``python -m steps.faces --check`` exits 1 with a diff when one is stale or
+missing. Development only: the CLI never imports this package.
 """

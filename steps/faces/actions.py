@@ -18,7 +18,7 @@ from steps.faces.text import Unmarked, describe, replace_between
 WIDTH = 100  # longer descriptions fold over lines
 
 
-def _scalar(text: str, indent: int) -> str:
+def scalar(text: str, indent: int) -> str:
     """``text`` as a YAML value after ``description: `` (on one line when it fits)."""
     single = text if _plain_ok(text) else "'" + text.replace("'", "''") + "'"
     if indent + len("description: ") + len(single) <= WIDTH:
@@ -46,7 +46,7 @@ def inputs_and_outputs(step: str) -> str:
         default = f"'{entry.action_default}'"
         lines += [
             f"  {entry.name}:",
-            f"    description: {_scalar(describe(entry, ACTION, names), 4)}",
+            f"    description: {scalar(describe(entry, ACTION, names), 4)}",
             "    required: false",
             f"    default: {default}",
         ]
@@ -54,7 +54,7 @@ def inputs_and_outputs(step: str) -> str:
     for output in table.outputs(step):
         lines += [
             f"  {output.name}:",
-            f"    description: {_scalar(output.help, 4)}",
+            f"    description: {scalar(output.help, 4)}",
             f"    value: ${{{{ steps.{step}.outputs.{output.name} }}}}",
         ]
     return "\n".join(lines) + "\n"

@@ -9,6 +9,7 @@ that holds it (``tokenCredentialsId``).
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 
 import click
@@ -20,14 +21,28 @@ ACTION = "action"
 JENKINS = "jenkins"
 FACES = (ACTION, JENKINS)
 
-# The steps with faces (rollback is a second command of promote's faces) and their Jenkins var.
-JENKINS_VARS = {
-    "secrets": "withVaultSecrets",
-    "train": "mlTrain",
-    "package": "mlPackage",
-    "gate": "mlGate",
-    "promote": "mlPromote",
-}
+
+def steps() -> list[str]:
+    """The steps with faces: every step of the registry, in its order (rollback is a second
+    command of promote's faces)."""
+    return list(registry.STEPS)
+
+
+def jenkins_var(step: str) -> str:
+    """The step's Jenkins var, named by ``JENKINS_VAR`` in its package's ``__init__``."""
+    package = importlib.import_module(registry.STEPS[step])
+    name = getattr(package, "JENKINS_VAR", None)
+    if not isinstance(name, str) or not name:
+        raise LookupError(
+            f"{package.__name__}: name the step's Jenkins var in its __init__, "
+            f'e.g. JENKINS_VAR = "ml{step.capitalize()}"'
+        )
+    return name
+
+
+def jenkins_vars() -> dict[str, str]:
+    """step → its Jenkins var, for every step."""
+    return {step: jenkins_var(step) for step in steps()}
 
 
 @dataclass(frozen=True)
@@ -64,7 +79,8 @@ MLSTEPS = Entry(
     env=None,
     jenkins_default="'mlsteps'",
 )
-# Names a face has of its own, per step, in the order the faces list them (after the options).
+# Names a face has of its own, per step, in the order the faces list them (after the options);
+# a step not named here has `config` (and Jenkins' `mlsteps`).
 EXTRAS: dict[str, tuple[Entry, ...]] = {
     "secrets": (
         CONFIG,

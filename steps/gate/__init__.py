@@ -20,3 +20,6 @@ HELP = "Judge a candidate model against thresholds, the champion, slices and its
 # "module:attribute", loaded only when it runs or its help is asked for). Read by
 # steps/registry.py.
 COMMANDS = {"gate": (HELP, "steps.gate.command:command")}
+
+# The step's Jenkins var (vars/mlGate.groovy and .txt); the faces generator reads it.
+JENKINS_VAR = "mlGate"

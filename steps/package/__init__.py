@@ -17,3 +17,6 @@ HELP = "Build an MLflow model into a serving image; smoke-test, push and registe
 # "module:attribute", loaded only when it runs or its help is asked for). Read by
 # steps/registry.py.
 COMMANDS = {"package": (HELP, "steps.package.command:command")}
+
+# The step's Jenkins var (vars/mlPackage.groovy and .txt); the faces generator reads it.
+JENKINS_VAR = "mlPackage"

@@ -39,3 +39,6 @@ COMMANDS = {
     "promote": (HELP, "steps.promote.command:command"),
     "rollback": (ROLLBACK_HELP, "steps.promote.command:rollback_command"),
 }
+
+# The step's Jenkins var (vars/mlPromote.groovy and .txt); the faces generator reads it.
+JENKINS_VAR = "mlPromote"

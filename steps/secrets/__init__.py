@@ -20,3 +20,6 @@ HELP = "Read secrets from Vault and hand them on masked: exec, fetch, revoke."
 # "module:attribute", loaded only when it runs or its help is asked for). Read by
 # steps/registry.py.
 COMMANDS = {"secrets": (HELP, "steps.secrets.command:command")}
+
+# The step's Jenkins var (vars/withVaultSecrets.groovy and .txt); the faces generator reads it.
+JENKINS_VAR = "withVaultSecrets"

@@ -15,3 +15,6 @@ HELP = "Run training in a container (or a local process), tracked in MLflow."
 # "module:attribute", loaded only when it runs or its help is asked for). Read by
 # steps/registry.py.
 COMMANDS = {"train": (HELP, "steps.train.command:command")}
+
+# The step's Jenkins var (vars/mlTrain.groovy and .txt); the faces generator reads it.
+JENKINS_VAR = "mlTrain"

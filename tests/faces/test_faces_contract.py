@@ -30,7 +30,7 @@ from tests.groovy_config import camel, default_config_entries
 pytestmark = pytest.mark.faces
 
 REPO = Path(__file__).resolve().parents[2]
-STEPS = list(table.JENKINS_VARS)
+STEPS = table.steps()
 # The names every face offered at 472c512, recorded once by running, in an unpacked
 # `git archive 472c512` tree, a script that read each action.yml's inputs, outputs and run-step
 # env:, each var's defaultConfig keys, and each command's --flags from click.
@@ -58,7 +58,7 @@ def run_step(step: str) -> dict[str, Any]:
 
 
 def jenkins_keys(step: str) -> list[str]:
-    return [key for key, _ in default_config_entries(table.JENKINS_VARS[step])]
+    return [key for key, _ in default_config_entries(table.jenkins_var(step))]
 
 
 def flags(command: str) -> set[str]:
@@ -304,7 +304,7 @@ def test_jenkins_keys_are_the_options_in_camel_case(step: str) -> None:
 
 @pytest.mark.parametrize("step", STEPS)
 def test_every_jenkins_key_has_a_comment_within_the_line_limit(step: str) -> None:
-    var = table.JENKINS_VARS[step]
+    var = table.jenkins_var(step)
     assert all(comment.strip() for _, comment in default_config_entries(var))
     groovy = (REPO / "vars" / f"{var}.groovy").read_text()
     assert max(len(line) for line in groovy.splitlines()) <= 120
@@ -312,7 +312,7 @@ def test_every_jenkins_key_has_a_comment_within_the_line_limit(step: str) -> Non
 
 @pytest.mark.parametrize("step", STEPS)
 def test_jenkins_page_exists_and_lists_every_key(step: str) -> None:
-    page = (REPO / "vars" / f"{table.JENKINS_VARS[step]}.txt").read_text()
+    page = (REPO / "vars" / f"{table.jenkins_var(step)}.txt").read_text()
     keys = page.split("<!-- keys:begin -->")[1].split("<!-- keys:end -->")[0]
     assert re.findall(r"<dt><code>(\w+)</code></dt>", keys) == jenkins_keys(step)
     # The Map the step returns: the step's outputs (withVaultSecrets returns its body's value).
@@ -325,10 +325,10 @@ def test_jenkins_page_exists_and_lists_every_key(step: str) -> None:
 
 def test_every_var_has_a_page_and_a_step() -> None:
     assert sorted(p.stem for p in (REPO / "vars").glob("*.groovy")) == sorted(
-        table.JENKINS_VARS.values()
+        table.jenkins_vars().values()
     )
     assert sorted(p.stem for p in (REPO / "vars").glob("*.txt")) == sorted(
-        table.JENKINS_VARS.values()
+        table.jenkins_vars().values()
     )
 
 
@@ -352,7 +352,7 @@ def flagged(step: str, takes: tuple[str, ...] | None = None) -> list[Any]:
 
 @pytest.mark.parametrize("step", STEPS)
 def test_jenkins_passes_each_option_as_its_cli_flag(step: str, run_jenkins: Any) -> None:
-    var = table.JENKINS_VARS[step]
+    var = table.jenkins_var(step)
     options = flagged(step)
     if step == "train":
         options = [o for o in options if o.name != "command"]  # after --, not a flag
@@ -399,7 +399,7 @@ def test_jenkins_passes_a_map_of_rules_as_the_yaml_the_cli_parses(run_jenkins: A
 @pytest.mark.parametrize("step", STEPS)
 def test_jenkins_reports_the_same_keys_it_declares(step: str, run_jenkins: Any) -> None:
     body = {"body": "return 1"} if step == "secrets" else {}
-    run = run_jenkins(table.JENKINS_VARS[step], {"notAnOption": 1}, **body)
+    run = run_jenkins(table.jenkins_var(step), {"notAnOption": 1}, **body)
     assert run.status == "FAILURE"
     assert run.error.split("known keys: ", 1)[1].split(", ") == jenkins_keys(step)
 

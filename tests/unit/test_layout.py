@@ -196,11 +196,13 @@ def test_the_checks_fail_on_a_bad_graph() -> None:
 
 # ----- adding a step -----------------------------------------------------------------------
 
-# A step made the way README's Development section says: its package and one registry line.
+# A step made the way README's Development section says: its package and one registry line
+# (tests/faces/test_new_step.py generates its faces).
 FAKE_STEP = {
     "__init__.py": """
 HELP = "Say hello (a step added by the layout test)."
 COMMANDS = {"hello": (HELP, "hello_step.command:command")}
+JENKINS_VAR = "mlHello"
 """,
     "options.py": """
 from steps.core.options import Option, Output, Section

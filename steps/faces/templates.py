@@ -1,0 +1,184 @@
+"""The first text of a new step's face files, written once when the file is missing; the
+generator then fills their generated parts (inputs, outputs, env:, defaultConfig, the key and
+output lists) as for every step. After that the files are the step's own, written by hand
+around the generated parts.
+"""
+
+from __future__ import annotations
+
+from steps import registry
+from steps.faces import table
+from steps.faces.actions import scalar
+from steps.faces.table import JENKINS
+from steps.faces.text import html_text
+
+
+def _help(step: str) -> str:
+    return registry.help_line(step)
+
+
+def action_yml(step: str) -> str:
+    # The install and run steps as the five actions have them (actions/train/action.yml).
+    return f"""\
+name: mlsteps {step}
+description: {scalar(_help(step), 0)}
+author: mlsteps
+
+inputs:
+
+runs:
+  using: composite
+  steps:
+    - name: Install mlsteps
+      id: install
+      shell: bash
+      # From this action's own checkout into the job's one venv (actions/install.sh says how).
+      run: bash "$GITHUB_ACTION_PATH/../install.sh"
+
+    - name: {step.capitalize()}
+      id: {step}
+      shell: bash
+      env:
+        MLSTEPS_VENV: ${{{{ steps.install.outputs.venv }}}}
+      # exec: a cancelled job's SIGINT then reaches mlsteps itself, which cleans up.
+      run: exec "$MLSTEPS_VENV/bin/mlsteps" --ci github {step}
+"""
+
+
+def action_readme(step: str) -> str:
+    return f"""\
+# `actions/{step}`: {_help(step).rstrip(".")}
+
+A composite action around `mlsteps {step}`: it installs mlsteps from the action's own checkout
+and runs `mlsteps --ci github {step}`. Inputs left empty are not set, so values from the
+`config` file (an `mlsteps.yaml`) still apply.
+
+## Inputs
+
+<!-- inputs:start -->
+<!-- inputs:end -->
+
+## Outputs
+
+<!-- outputs:start -->
+<!-- outputs:end -->
+
+The tables above, like `action.yml`'s inputs and outputs, are generated from mlsteps' option
+tables by `python -m steps.faces`; a test fails when they drift.
+"""
+
+
+# How invalidKeys names the form of an option's value, by its kind (others: one String or number).
+FORMS = {"bool": "Cli.BOOLEAN", "list": "Cli.WORDS", "structured": "Cli.RULES"}
+
+
+def _forms(step: str) -> str:
+    forms = []
+    for entry in table.in_face(step, JENKINS):
+        option = entry.option
+        if entry.name == "mlsteps":
+            forms.append(f"{entry.jenkins_key}: Cli.WORDS")
+        elif option is not None and option.kind in FORMS:
+            form = "Cli.PAIRS" if option.jenkins_map else FORMS[option.kind]
+            forms.append(f"{entry.jenkins_key}: {form}")
+    return ", ".join(forms) or ":"
+
+
+def _not_flags(step: str) -> str:
+    """The keys that are no flag of the command: the faces' own and the options without one."""
+    keys = [
+        e.jenkins_key for e in table.in_face(step, JENKINS) if e.option is None or not e.option.cli
+    ]
+    return ", ".join(f"'{key}'" for key in keys)
+
+
+def _bindings(step: str) -> str:
+    """The withCredentials bindings of the step's credentials (options with no flag that are
+    secret), each as a Secret text credential; empty when it has none."""
+    credentials = [
+        e
+        for e in table.in_face(step, JENKINS)
+        if e.option is not None and e.option.secret and not e.option.cli and e.env
+    ]
+    if not credentials:
+        return ""
+    lines = [
+        "    // string() is a pipeline symbol, so the bindings are made here, not in a @NonCPS",
+        "    // helper. A credential reaches mlsteps only as a variable withCredentials binds",
+        "    // (and Jenkins masks); a Username with password one needs usernamePassword(), as",
+        "    // in mlPackage.",
+        "    List bindings = []",
+    ]
+    for entry in credentials:
+        lines += [
+            f"    if (config.{entry.jenkins_key}) {{",
+            f"        bindings << string(credentialsId: config.{entry.jenkins_key}.toString(),",
+            f"                           variable: '{entry.env}')",
+            "    }",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def groovy(step: str) -> str:
+    # As vars/mlPackage.groovy: check the keys, run the command line, return the outputs.
+    var = table.jenkins_var(step)
+    bindings = _bindings(step)
+    return f"""\
+/*
+ * {var}: run `mlsteps {step}` and return its outputs.
+ *
+ * Keys are the `mlsteps {step}` options in camelCase; see {var}.txt. Behaviour lives in mlsteps:
+ * this step only builds the command line, runs it and reads back the outputs file mlsteps writes.
+ */
+
+import mlsteps.jenkins.Cli
+
+def call(Map userConfig = [:]) {{
+    Map defaultConfig = [
+
+    ]
+    Cli cli = new Cli(this, '{var}')
+    // The forms a key's value may take; keys not listed take one String or number.
+    Map<String, String> forms = [{_forms(step)}]
+    String problem = cli.invalidKeys(userConfig, defaultConfig, forms, Cli.SCALAR)
+    if (problem) {{
+        error problem
+    }}
+    Map config = defaultConfig + userConfig
+
+    // Keys that are not `mlsteps {step}` flags.
+    List<String> notFlags = [{_not_flags(step)}]
+    String script = Cli.shellLine(Cli.command(config, ['{step}']) +
+        Cli.flags(config, Cli.flagKeys(defaultConfig, notFlags)))
+{bindings}    int status = cli.run('{step}', script, [], {"bindings" if bindings else "null"})
+    Map outputs = cli.outputs()
+    cli.archiveSummary()
+    if (status != 0) {{
+        error cli.failure('{step}', status, [:])
+    }}
+    return outputs
+}}
+"""
+
+
+def page(step: str) -> str:
+    var = table.jenkins_var(step)
+    return f"""\
+<p>
+Runs <code>mlsteps {step}</code>: {html_text(_help(step))}
+Returns the outputs as a Map with these keys:
+</p>
+<!-- outputs:begin -->
+<!-- outputs:end -->
+
+<pre>
+def result = {var}()
+</pre>
+
+<p>
+Keys are the <code>mlsteps {step}</code> options in camelCase. A key that is not listed fails
+the step. Keys left unset are not passed, so values from the <code>config</code> file apply.
+</p>
+<!-- keys:begin -->
+<!-- keys:end -->
+"""
