@@ -85,9 +85,12 @@ def _forms(step: str) -> str:
 
 
 def _not_flags(step: str) -> str:
-    """The keys that are no flag of the command: the faces' own and the options without one."""
+    """The keys that are no flag of the command: the faces' own, the options without one, and
+    the MLflow keys (they travel as the environment: Cli.mlflowEnvironment)."""
     keys = [
-        e.jenkins_key for e in table.in_face(step, JENKINS) if e.option is None or not e.option.cli
+        e.jenkins_key
+        for e in table.in_face(step, JENKINS)
+        if e.option is None or not e.option.cli or (e.env or "").startswith("MLSTEPS_MLFLOW_")
     ]
     return ", ".join(f"'{key}'" for key in keys)
 
@@ -150,7 +153,8 @@ def call(Map userConfig = [:]) {{
     List<String> notFlags = [{_not_flags(step)}]
     String script = Cli.shellLine(Cli.command(config, ['{step}']) +
         Cli.flags(config, Cli.flagKeys(defaultConfig, notFlags)))
-{bindings}    int status = cli.run('{step}', script, [], {"bindings" if bindings else "null"})
+{bindings}    List<String> environment = Cli.mlflowEnvironment(config)
+    int status = cli.run('{step}', script, environment, {"bindings" if bindings else "null"})
     Map outputs = cli.outputs()
     cli.archiveSummary()
     if (status != 0) {{

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from steps.core.options import Option, Section
+from steps.core.options import MLFLOW, Option, Section
 from steps.faces import __main__ as faces_main
 from tests.groovy_config import default_config_entries
 from tests.unit.test_layout import fake_step  # noqa: F401  (the fixture: the step, registered)
@@ -265,3 +265,32 @@ def test_a_step_without_its_jenkins_var_is_named(
     monkeypatch.delattr(hello_step, "JENKINS_VAR")
     with pytest.raises(LookupError, match=r'hello_step: name .* e\.g\. JENKINS_VAR = "mlHello"'):
         faces_main.main(["--check", "--root", str(root)])
+
+
+@pytest.fixture
+def with_mlflow(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fake step's command taking the shared MLflow options too, as train does."""
+    request.getfixturevalue("fake_step")  # registered first
+    import hello_step.command as command  # type: ignore[import-not-found]  # the fake step
+
+    from steps.core.runtime import step_command
+
+    made = step_command(command.SECTION, shared=(MLFLOW,), help=HELP)(command.command.callback)
+    monkeypatch.setattr(command, "command", made)
+
+
+@pytest.mark.usefixtures("with_mlflow")
+def test_the_generated_var_passes_the_mlflow_keys_as_the_environment(
+    generated: Path, run_jenkins: Any
+) -> None:
+    # As every var does: the tracking URI (which may hold a user name) stays off the command
+    # line the console shows; withEnv hands it to mlsteps without a shell.
+    script = generated / "vars" / "mlHello.groovy"
+    keys = [key for key, _ in default_config_entries("mlHello", generated / "vars")]
+    assert keys == ["greeting", "trackingUri", "experiment", "config", "mlsteps"]
+    args = {"mlsteps": "true", "trackingUri": "http://u@mlflow:5000", "experiment": "e 1"}
+    run = run_jenkins("mlHello", args, script=script)
+    assert run.status == "SUCCESS", run.console
+    assert run.sh["args"]["script"] == "'true' '--ci' 'jenkins' 'hello'"
+    assert run.sh["env"]["MLSTEPS_MLFLOW_TRACKING_URI"] == "http://u@mlflow:5000"
+    assert run.sh["env"]["MLSTEPS_MLFLOW_EXPERIMENT"] == "e 1"
