@@ -4,9 +4,14 @@ Adding a step is its package (steps/<name>/, see README's Development section) p
 STEPS. The package's ``__init__`` names its commands in ``COMMANDS`` (command → its line in
 ``mlsteps --help`` and where its click command is, "module:attribute") and imports nothing, so
 ``mlsteps --help`` loads no step's code; beside them ``JENKINS_VAR`` names its Jenkins var
-(for steps/faces). Its ``options.py`` holds ``SECTION`` and ``OUTPUTS``. The CLI's command list
-and help, the mlsteps.yaml schema, the result schemas and the generated faces (``python -m
-steps.faces``, which writes a new step's face files from templates) are all read from here.
+(for steps/faces) and ``INSTALL_EXTRAS`` (when it has any) the pip extras its action installs.
+Its ``options.py`` holds ``SECTION`` and ``OUTPUTS``. One name throughout: the registry's key is
+the step's command in ``COMMANDS``, its ``SECTION.name``, its action's folder and the
+``MLSTEPS_<NAME>_`` prefix of its variables (tests/unit/test_registry.py checks it).
+
+The CLI's command list and help, the mlsteps.yaml schema, the result schemas and the generated
+faces (``python -m steps.faces``, which writes a new step's face files from templates) are all
+read from here.
 """
 
 from __future__ import annotations
@@ -71,6 +76,13 @@ def help_line(name: str) -> str:
     """The command's line in ``mlsteps --help``."""
     line: str = load(name).COMMANDS[name][0]
     return line
+
+
+def install_extras(step: str) -> tuple[str, ...]:
+    """The pip extras (pyproject.toml's optional-dependencies) the step imports when it runs,
+    named by ``INSTALL_EXTRAS`` in its package: its action installs mlsteps with them."""
+    extras: tuple[str, ...] = getattr(importlib.import_module(STEPS[step]), "INSTALL_EXTRAS", ())
+    return extras
 
 
 def all_sections() -> list[Section]:

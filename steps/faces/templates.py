@@ -23,6 +23,9 @@ def action_yml(step: str) -> str:
 name: mlsteps {step}
 description: {scalar(_help(step), 0)}
 author: mlsteps
+branding:
+  icon: box
+  color: blue
 
 inputs:
 
@@ -33,7 +36,7 @@ runs:
       id: install
       shell: bash
       # From this action's own checkout into the job's one venv (actions/install.sh says how).
-      run: bash "$GITHUB_ACTION_PATH/../install.sh"
+      run: {" ".join(['bash "$GITHUB_ACTION_PATH/../install.sh"', *registry.install_extras(step)])}
 
     - name: {step.capitalize()}
       id: {step}

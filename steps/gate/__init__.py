@@ -23,3 +23,7 @@ COMMANDS = {"gate": (HELP, "steps.gate.command:command")}
 
 # The step's Jenkins var (vars/mlGate.groovy and .txt); the faces generator reads it.
 JENKINS_VAR = "mlGate"
+
+# The pip extra a run imports (scoring on data: mlflow, scikit-learn, pandas, scipy, matplotlib);
+# its action installs mlsteps with it (actions/install.sh).
+INSTALL_EXTRAS = ("gate",)

@@ -19,11 +19,13 @@ from typing import Any
 import pytest
 import yaml
 
+from steps import registry
+
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "actions" / "install.sh"
-STEPS = ("secrets", "train", "package", "gate", "promote")
-# The pip extras each step imports at run time (pyproject.toml); the others need none.
-EXTRAS = {"gate": ["gate"]}
+STEPS = tuple(registry.STEPS)
+# The pip extras each step imports at run time (pyproject.toml), named by its package.
+EXTRAS = {step: list(registry.install_extras(step)) for step in STEPS}
 
 
 def action(step: str) -> dict[str, Any]:
