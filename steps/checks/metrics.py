@@ -31,7 +31,6 @@ import numpy as np
 import numpy.typing as npt
 
 from steps.checks.bootstrap_sums import Evaluator, score_replicates
-from steps.checks.metric_inputs import BINARY_ONLY as BINARY_ONLY  # re-exported with the specs
 from steps.checks.metric_inputs import (
     CLASSIFICATION,
     REGRESSION,

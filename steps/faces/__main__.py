@@ -55,8 +55,21 @@ def _no_template() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m steps.faces", description=__doc__)
     parser.add_argument("--check", action="store_true", help="fail with a diff when stale")
-    parser.add_argument("--root", type=Path, default=ROOT, help="the checkout (default: this)")
+    parser.add_argument("--root", type=Path, help="the checkout (default: the one holding this)")
     args = parser.parse_args(argv)
+    if args.root is None:
+        # Installed from a wheel, ROOT is site-packages' parent: refuse rather than write face
+        # files into the venv. (The install script knows a checkout by the same line.)
+        project = ROOT / "pyproject.toml"
+        if not project.is_file() or 'name = "mlsteps"' not in project.read_text("utf-8"):
+            print(
+                f"python -m steps.faces: {ROOT} is not an mlsteps checkout (no pyproject.toml "
+                "naming mlsteps), so its faces are not here to write: run it from a checkout's "
+                ".venv, or give the checkout with --root DIR.",
+                file=sys.stderr,
+            )
+            return 2
+        args.root = ROOT
     stale, unmarked = [], []
     for path, render, first in files(args.root):
         try:

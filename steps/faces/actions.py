@@ -120,7 +120,7 @@ def readme_tables(step: str) -> dict[str, str]:
 
 def render_readme(step: str, text: str) -> str:
     for marker, body in readme_tables(step).items():
-        start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
+        start, end = f"<!-- {marker}:begin -->", f"<!-- {marker}:end -->"
         missing = f"actions/{step}/README.md: add the markers {start} and {end}"
         text = replace_between(text, start, end, f"\n{body}\n", missing)
     return text

@@ -58,12 +58,12 @@ and runs `mlsteps --ci github {step}`. Inputs left empty are not set, so values 
 
 ## Inputs
 
-<!-- inputs:start -->
+<!-- inputs:begin -->
 <!-- inputs:end -->
 
 ## Outputs
 
-<!-- outputs:start -->
+<!-- outputs:begin -->
 <!-- outputs:end -->
 
 The tables above, like `action.yml`'s inputs and outputs, are generated from mlsteps' option

@@ -28,7 +28,7 @@ from steps.core.errors import ConfigError, GateRejected, StepFailed
 from steps.core.plan import Plan
 from steps.core.text import redact_url
 from steps.promote.options import ANY_CHAMPION, NO_CHAMPION, PromoteConfig
-from steps.services.mlflow.registry import Registry
+from steps.services.mlflow.model_registry import Registry
 
 REPORT_PATH = f"{REPORT_ARTIFACT_DIR}/report.json"
 # A gate's report is kilobytes; anyone with the MLflow credentials can put gigabytes there.

@@ -1,8 +1,8 @@
 """Applying a promote or rollback plan (steps/promote/) against MLflow's REST API, under the
 lock. Imported only by a real run: it loads requests (and hvac or boto3 for those locks).
-The services it calls (the registry, GitHub's approvals, the lock) are in
-steps/services/mlflow/registry.py; the SageMaker model registry (--sagemaker-model-package-group) in
-steps/promote/sync.py.
+The services it calls: the model registry (steps/services/mlflow/model_registry.py), GitHub's
+approvals (steps/services/github.py), the lock (steps/promote/lock.py); the SageMaker model
+registry (--sagemaker-model-package-group) through steps/promote/sync.py.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from steps.promote.plan import (
 from steps.promote.sync import Decision, SageMakerSync
 from steps.services.github import github_approvers
 from steps.services.lineage import ci_run_url, git_commit
-from steps.services.mlflow.registry import Registry
+from steps.services.mlflow.model_registry import Registry
 
 
 def _now() -> str:

@@ -33,7 +33,7 @@ from steps.core.errors import ConfigError, MlstepsError, StepFailed
 from steps.core.text import redact_url
 from steps.promote.plan import EVIDENCE_TAGS
 from steps.promote.plan import SAGEMAKER_ARN_TAG as ARN_TAG
-from steps.services.mlflow.registry import Registry
+from steps.services.mlflow.model_registry import Registry
 from steps.services.sagemaker import (
     IMAGE_TAG,
     WITHOUT,

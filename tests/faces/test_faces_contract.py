@@ -1,6 +1,6 @@
 """Every face of every step offers the step's options by the one naming rule: option
 `shm-size` of section `train` → flag `--shm-size` → env `MLSTEPS_TRAIN_SHM_SIZE` → action input
-`shm-size` → Jenkins key `shmSize`. The option tables (steps/*_options.py and the shared
+`shm-size` → Jenkins key `shmSize`. The option tables (steps/<step>/options.py and the shared
 sections) are the source; steps/faces generates the faces from them, and what a face leaves out
 it leaves out by the option's `faces` (the reason is written beside it).
 
@@ -118,6 +118,20 @@ def test_writing_keeps_the_hand_written_env_lines_and_drops_a_stale_input(tmp_pa
     text = action_yml.read_text()
     assert venv + own + "        MLSTEPS_CONFIG: ${{ inputs.config }}\n" in text
     assert "MLSTEPS_TRAIN_GONE" not in text
+
+
+@pytest.mark.parametrize("check", [[], ["--check"]])
+def test_outside_a_checkout_it_refuses_and_writes_nothing(
+    check: list[str], tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As when mlsteps is installed from a wheel: the package's parent holds no mlsteps project.
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "their-app"\n')
+    monkeypatch.setattr(faces_main, "ROOT", tmp_path)
+    assert faces_main.main(check) == 2
+    err = capsys.readouterr().err
+    assert f"python -m steps.faces: {tmp_path} is not an mlsteps checkout" in err
+    assert "give the checkout with --root DIR" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pyproject.toml"]
 
 
 def test_check_names_a_missing_marker(tmp_path: Path, capsys: Any) -> None:

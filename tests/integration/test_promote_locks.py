@@ -173,7 +173,7 @@ def test_every_registry_write_is_fenced_by_the_lease_undo_included(
     the lock before each write: near the end of the lease, setting or removing an alias or a
     tag is refused before a request goes out, so the real MLflow is left as it was."""
     from steps.locks import FileLock
-    from steps.services.mlflow.registry import Registry
+    from steps.services.mlflow.model_registry import Registry
 
     model.set_alias("champion", 1)
     holder = FileLock(tmp_path / "fenced.lock", ttl=TTL, timeout=5.0)

@@ -113,7 +113,7 @@ class DepsBuild:
 
     def dockerfile(self) -> str:
         # A shell line: every argument quoted (the URLs are checked as well, in
-        # package_options); $pip alone stays a bare word, split into the pip command.
+        # the package step's options); $pip alone stays a bare word, split into the pip command.
         pip = ["install", "--no-cache-dir", "--no-compile", "--disable-pip-version-check"]
         if self.pip_index_url:
             pip += ["--index-url", self.pip_index_url]

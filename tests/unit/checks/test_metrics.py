@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm  # type: ignore[import-untyped]
 
-from steps.checks import bootstrap_sums, metrics
+from steps.checks import bootstrap_sums, metric_inputs, metrics
 from steps.checks.metric_inputs import Predictions
 from steps.checks.metrics import (
     METRICS,
@@ -29,7 +29,7 @@ from steps.checks.metrics import (
 
 CLASSIFICATION = [m for m, s in METRICS.items() if s.task == "classification"]
 REGRESSION = [m for m, s in METRICS.items() if s.task == "regression"]
-MACRO = [m for m in CLASSIFICATION if m not in metrics.BINARY_ONLY]
+MACRO = [m for m in CLASSIFICATION if m not in metric_inputs.BINARY_ONLY]
 
 
 @pytest.fixture(autouse=True)
