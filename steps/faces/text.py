@@ -87,6 +87,11 @@ def describe(entry: Entry, face: str, keys: Mapping[str, str]) -> str:
     """The whole description in ``face``'s words, `code` still marked."""
     parts = [_names(entry.text(face), face, keys), _list_form(entry, face)]
     option = entry.option
+    if option is not None and option.choices:
+        # --help says the choices itself; a face says them unless the text already does.
+        said = set(CODE.findall(entry.text(face)))
+        if not said.issuperset(option.choices):
+            parts.append("One of: " + ", ".join(f"`{c}`" for c in option.choices) + ".")
     if option is not None and option.env_fallbacks and face in (ACTION, JENKINS):
         names = " or ".join(f"`{n}`" for n in option.env_fallbacks)
         parts.append(f"Unset: {names} from the environment.")  # when the input or key is unset

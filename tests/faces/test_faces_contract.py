@@ -498,3 +498,19 @@ def test_the_cli_never_imports_the_generator() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_each_face_says_the_values_a_choice_takes(step: str) -> None:
+    # --help lists them itself (click); the faces' texts must too (gate's task lost them once).
+    from steps.faces.actions import keys as face_keys
+    from steps.faces.text import describe
+
+    names = face_keys(step)
+    for entry in table.entries(step):
+        if entry.option is None or not entry.option.choices:
+            continue
+        for face in entry.faces:
+            said = describe(entry, face, names)
+            missing = [c for c in entry.option.choices if f"`{c}`" not in said]
+            assert missing == [], f"{step} {entry.name} in the {face} face: {said}"
