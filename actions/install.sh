@@ -43,26 +43,32 @@ if ! grep -qsx 'name = "mlsteps"' "$source_dir/pyproject.toml"; then
 fi
 
 # The extras already in the venv count only when it holds mlsteps from this same checkout.
-have=()
+# Extras are plain names (pyproject.toml's), kept as a space-separated list: no bash arrays, so
+# the script runs on bash 3.2 too (macOS runners' /bin/bash).
+have=""
 if [ -x "$venv/bin/mlsteps" ] && [ "$(cat "$venv/.mlsteps-source" 2>/dev/null)" = "$source_dir" ]; then
-  mapfile -t have < <(cat "$venv/.mlsteps-extras" 2>/dev/null || true)
-  missing=()
+  have="$(tr '\n' ' ' < "$venv/.mlsteps-extras" 2>/dev/null || true)"
+  have="${have% }"
+  missing=""
   for extra in "$@"; do
-    if ! printf '%s\n' "${have[@]}" | grep -qx -- "$extra"; then
-      missing+=("$extra")
-    fi
+    case " $have " in
+      *" $extra "*) ;;
+      *) missing="$missing $extra" ;;
+    esac
   done
-  if [ "${#missing[@]}" -eq 0 ]; then
-    echo "mlsteps: reusing this job's venv $venv (mlsteps from $source_dir${have[*]:+, extras: ${have[*]}})"
+  if [ -z "$missing" ]; then
+    echo "mlsteps: reusing this job's venv $venv (mlsteps from $source_dir${have:+, extras: $have})"
     echo "venv=$venv" >> "$GITHUB_OUTPUT"
     exit 0
   fi
 fi
 
-mapfile -t extras < <(printf '%s\n' "${have[@]}" "$@" | grep -v '^$' | sort -u)
+# shellcheck disable=SC2086  # $have: the names, one word each
+extras="$(printf '%s\n' $have "$@" | { grep -v '^$' || true; } | sort -u | tr '\n' ',')"
+extras="${extras%,}"
 spec="$source_dir"
-if [ "${#extras[@]}" -gt 0 ]; then
-  spec="${source_dir}[$(IFS=,; echo "${extras[*]}")]"
+if [ -n "$extras" ]; then
+  spec="${source_dir}[$extras]"
 fi
 echo "mlsteps: installing $spec into this job's venv $venv with pip (later mlsteps actions of the job reuse it)"
 
@@ -78,6 +84,6 @@ if ! { python3 -m venv "$venv" \
   fi
   fail 1 "mlsteps install failed" "mlsteps: pip could not install $spec into $venv (its messages are above)"
 fi
-printf '%s\n' "${extras[@]}" | grep -v '^$' > "$venv/.mlsteps-extras" || true
+printf '%s\n' "$extras" | tr ',' '\n' | grep -v '^$' > "$venv/.mlsteps-extras" || true
 printf '%s' "$source_dir" > "$venv/.mlsteps-source"
 echo "venv=$venv" >> "$GITHUB_OUTPUT"
