@@ -14,7 +14,6 @@
  * report and reads back the outputs file mlsteps writes.
  */
 
-import groovy.json.JsonOutput
 import mlsteps.jenkins.Cli
 
 def call(Map userConfig = [:]) {
@@ -56,7 +55,7 @@ def call(Map userConfig = [:]) {
 
     List<String> environment = Cli.mlflowEnvironment(config)
 
-    int status = cli.run('gate', gateCommand(config, defaultConfig), environment, null)
+    int status = cli.run('gate', gateCommand(config, defaultConfig, forms), environment, null)
     // mlsteps writes the outputs on a rejection too (exit 3): the report is archived either way.
     // The summary is not: it is the report's markdown, which the report directory holds already.
     Map outputs = cli.outputs()
@@ -97,10 +96,8 @@ private static String envName(String key) {
 }
 
 @NonCPS
-private static String gateCommand(Map config, Map defaultConfig) {
-    // A Map of rules goes as JSON, which is YAML: mlsteps reads it as the mapping mlsteps.yaml
-    // would hold (only rule keys take a Map).
-    Map given = config.collectEntries { key, value -> [(key): value instanceof Map ? JsonOutput.toJson(value) : value] }
+private static String gateCommand(Map config, Map defaultConfig, Map<String, String> forms) {
+    Map given = Cli.rulesAsJson(config, forms)
     // Keys that are not `mlsteps gate` flags.
     List<String> notFlags = ['trackingUri', 'config', 'mlsteps']
     return Cli.shellLine(Cli.command(given, ['gate']) + Cli.flags(given, Cli.flagKeys(defaultConfig, notFlags)))

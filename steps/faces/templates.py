@@ -149,10 +149,10 @@ def call(Map userConfig = [:]) {{
     }}
     Map config = defaultConfig + userConfig
 
-    // Keys that are not `mlsteps {step}` flags.
+    // Keys that are not `mlsteps {step}` flags. A Map of rules goes as JSON (Cli.rulesAsJson).
     List<String> notFlags = [{_not_flags(step)}]
     String script = Cli.shellLine(Cli.command(config, ['{step}']) +
-        Cli.flags(config, Cli.flagKeys(defaultConfig, notFlags)))
+        Cli.flags(Cli.rulesAsJson(config, forms), Cli.flagKeys(defaultConfig, notFlags)))
 {bindings}    List<String> environment = Cli.mlflowEnvironment(config)
     int status = cli.run('{step}', script, environment, {"bindings" if bindings else "null"})
     Map outputs = cli.outputs()

@@ -1,6 +1,7 @@
 package mlsteps.jenkins
 
 import com.cloudbees.groovy.cps.NonCPS
+import groovy.json.JsonOutput
 
 /**
  * What every step of this library does the same way around the mlsteps CLI: check the keys it
@@ -78,6 +79,19 @@ class Cli implements Serializable {
                 return value*.toString()
             default:
                 return [value.toString()]
+        }
+    }
+
+    /**
+     * config with the value of each rules key (form RULES or RULES_OR_FALSE) that is a Map as
+     * JSON, which is YAML: mlsteps reads it as the mapping mlsteps.yaml would hold. Without this
+     * flags() would pass the Map as 'key=value' words.
+     */
+    @NonCPS
+    static Map rulesAsJson(Map config, Map<String, String> forms) {
+        return config.collectEntries { key, value ->
+            boolean rules = forms[key.toString()] in [RULES, RULES_OR_FALSE]
+            [(key): rules && value instanceof Map ? JsonOutput.toJson(value) : value]
         }
     }
 
