@@ -42,11 +42,13 @@ def call(Map userConfig = [:]) {
         mlsteps: 'mlsteps',   // The mlsteps executable: a path, or a List of words, e.g. ['python3', '-m', 'steps']
     ]
     Cli cli = new Cli(this, 'mlGate')
-    // The forms a key's value may take; keys not listed take one String or number. Rules are a
-    // Map (passed as JSON, which is YAML) or YAML text; schema and drift also take false (off).
-    Map<String, String> forms = [metrics: Cli.RULES, slices: Cli.RULES, schema: Cli.RULES_OR_FALSE,
-                                 quality: Cli.RULES, drift: Cli.RULES_OR_FALSE, warnOnly: Cli.WORDS,
-                                 logReport: Cli.BOOLEAN, mlsteps: Cli.WORDS]
+    // The forms a key's value may take (generated from the option table: python -m steps.faces);
+    // keys not listed take one String or number.
+    // Rules are a Map (passed as JSON, which is YAML) or YAML text; schema and drift also take
+    // false (off).
+    Map<String, String> forms = [metrics: Cli.RULES, slices: Cli.RULES, schema: Cli.RULES_OR_FALSE, quality: Cli.RULES,
+                                 drift: Cli.RULES_OR_FALSE, warnOnly: Cli.WORDS, logReport: Cli.BOOLEAN,
+                                 mlsteps: Cli.WORDS]
     String problem = cli.invalidKeys(userConfig, defaultConfig, forms, Cli.SCALAR)
     if (problem) {
         error problem
@@ -71,7 +73,9 @@ def call(Map userConfig = [:]) {
     // Recorded in env before a rejection fails the step: catchError swallows the error and
     // the return value with it, so a pipeline that goes on reads env.MLGATE_DECISION and the
     // rest. Every call sets all of them ('' when mlsteps wrote no outputs), so none is stale.
-    for (String key : outputKeys()) {
+    // The outputs mlsteps gate writes (generated).
+    List<String> outputKeys = ['decision', 'candidate-version', 'champion-version', 'report', 'report-digest', 'failed']
+    for (String key : outputKeys) {
         env."${envName(key)}" = outputs[key] ?: ''
     }
     if (status == 3) {
@@ -83,12 +87,6 @@ def call(Map userConfig = [:]) {
     return outputs
 }
 
-// The outputs mlsteps gate writes (steps/gate/options.py OUTPUTS), each also recorded in env.
-@NonCPS
-private static List<String> outputKeys() {
-    return ['decision', 'candidate-version', 'champion-version', 'report', 'report-digest', 'failed']
-}
-
 /** report-digest → MLGATE_REPORT_DIGEST. */
 @NonCPS
 private static String envName(String key) {
@@ -98,7 +96,7 @@ private static String envName(String key) {
 @NonCPS
 private static String gateCommand(Map config, Map defaultConfig, Map<String, String> forms) {
     Map given = Cli.rulesAsJson(config, forms)
-    // Keys that are not `mlsteps gate` flags.
+    // Keys that are not `mlsteps gate` flags (generated).
     List<String> notFlags = ['trackingUri', 'config', 'mlsteps']
     return Cli.shellLine(Cli.command(given, ['gate']) + Cli.flags(given, Cli.flagKeys(defaultConfig, notFlags)))
 }

@@ -48,8 +48,10 @@ def call(Map userConfig = [:]) {
         mlsteps: 'mlsteps',              // The mlsteps executable: a path, or a List of words
     ]
     Cli cli = new Cli(this, 'mlPromote')
-    Map<String, String> forms = [mlsteps: Cli.WORDS, requireGate: Cli.BOOLEAN, requireApproval: Cli.BOOLEAN,
-                                 rollback: Cli.BOOLEAN]
+    // The forms a key's value may take (generated from the option table: python -m steps.faces);
+    // keys not listed take one String or number.
+    Map<String, String> forms = [requireGate: Cli.BOOLEAN, requireApproval: Cli.BOOLEAN, rollback: Cli.BOOLEAN,
+                                 mlsteps: Cli.WORDS]
     String problem = cli.invalidKeys(userConfig, defaultConfig, forms, Cli.SCALAR) ?: rollbackProblem(userConfig)
     if (problem) {
         error problem
@@ -122,7 +124,7 @@ private static String rollbackProblem(Map userConfig) {
 
 @NonCPS
 private static String promoteCommand(Map config, Map defaultConfig, String command) {
-    // Keys that are not flags of either command.
+    // Keys that are not flags of either command (generated; rollback takes fewer).
     List<String> notFlags = ['vaultTokenCredentialsId', 'githubTokenCredentialsId', 'trackingUri', 'rollback',
                              'approvers', 'config', 'mlsteps']
     if (command == 'rollback') {

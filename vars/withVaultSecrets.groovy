@@ -48,8 +48,10 @@ def call(Map userConfig, Closure body = null) {
         mlsteps: 'mlsteps',           // The mlsteps executable: a path, or a List of words
     ]
     Cli cli = new Cli(this, 'withVaultSecrets')
-    Map<String, String> forms = [secrets: Cli.WORDS, mlsteps: Cli.WORDS]
-    String problem = cli.invalidKeys(userConfig, defaultConfig, forms, Cli.SCALAR_OR_BOOLEAN) ?:
+    // The var's own forms, not the table's: its true-or-false keys take any String, number or
+    // boolean (mlsteps checks them). tests/faces/test_jenkins_forms.py compares them with the table.
+    Map<String, String> ownForms = [secrets: Cli.WORDS, mlsteps: Cli.WORDS]
+    String problem = cli.invalidKeys(userConfig, defaultConfig, ownForms, Cli.SCALAR_OR_BOOLEAN) ?:
         (body == null ? missingBody() : null)
     if (problem) {
         error problem
@@ -119,13 +121,6 @@ def call(Map userConfig, Closure body = null) {
     }
 }
 
-// Keys that are not `secrets fetch` flags.
-@NonCPS
-private static List<String> nonFlagKeys() {
-    return ['config', 'mlsteps', 'tokenCredentialsId', 'roleIdCredentialsId', 'secretIdCredentialsId',
-            'jwtCredentialsId']
-}
-
 // Options `secrets revoke` takes too: how to reach the server again.
 @NonCPS
 private static List<String> connectionKeys() {
@@ -150,7 +145,10 @@ private static String missingBody() {
 
 @NonCPS
 private static String fetchCommand(Map config, Map defaultConfig, String secretsFile, String leaseFile) {
-    List<String> keys = Cli.flagKeys(defaultConfig, nonFlagKeys())
+    // Keys that are not `secrets fetch` flags (generated from the option table: python -m steps.faces).
+    List<String> notFlags = ['tokenCredentialsId', 'roleIdCredentialsId', 'secretIdCredentialsId', 'jwtCredentialsId',
+                             'config', 'mlsteps']
+    List<String> keys = Cli.flagKeys(defaultConfig, notFlags)
     List<String> words = Cli.command(config, ['secrets', 'fetch']) + Cli.flags(config, keys)
     return Cli.shellLine(words + ['--file', secretsFile, '--lease-file', leaseFile])
 }

@@ -68,33 +68,6 @@ tables by `python -m steps.faces`; a test fails when they drift.
 """
 
 
-# How invalidKeys names the form of an option's value, by its kind (others: one String or number).
-FORMS = {"bool": "Cli.BOOLEAN", "list": "Cli.WORDS", "structured": "Cli.RULES"}
-
-
-def _forms(step: str) -> str:
-    forms = []
-    for entry in table.in_face(step, JENKINS):
-        option = entry.option
-        if entry.name == "mlsteps":
-            forms.append(f"{entry.jenkins_key}: Cli.WORDS")
-        elif option is not None and option.kind in FORMS:
-            form = "Cli.PAIRS" if option.jenkins_map else FORMS[option.kind]
-            forms.append(f"{entry.jenkins_key}: {form}")
-    return ", ".join(forms) or ":"
-
-
-def _not_flags(step: str) -> str:
-    """The keys that are no flag of the command: the faces' own, the options without one, and
-    the MLflow keys (they travel as the environment: Cli.mlflowEnvironment)."""
-    keys = [
-        e.jenkins_key
-        for e in table.in_face(step, JENKINS)
-        if e.option is None or not e.option.cli or (e.env or "").startswith("MLSTEPS_MLFLOW_")
-    ]
-    return ", ".join(f"'{key}'" for key in keys)
-
-
 def _bindings(step: str) -> str:
     """The withCredentials bindings of the step's credentials (options with no flag that are
     secret), each as a Secret text credential; empty when it has none."""
@@ -141,16 +114,18 @@ def call(Map userConfig = [:]) {{
 
     ]
     Cli cli = new Cli(this, '{var}')
-    // The forms a key's value may take; keys not listed take one String or number.
-    Map<String, String> forms = [{_forms(step)}]
+    // The forms a key's value may take (generated from the option table: python -m steps.faces);
+    // keys not listed take one String or number.
+    Map<String, String> forms = [:]
     String problem = cli.invalidKeys(userConfig, defaultConfig, forms, Cli.SCALAR)
     if (problem) {{
         error problem
     }}
     Map config = defaultConfig + userConfig
 
-    // Keys that are not `mlsteps {step}` flags. A Map of rules goes as JSON (Cli.rulesAsJson).
-    List<String> notFlags = [{_not_flags(step)}]
+    // Keys that are not `mlsteps {step}` flags (generated). A Map of rules goes as JSON
+    // (Cli.rulesAsJson).
+    List<String> notFlags = []
     String script = Cli.shellLine(Cli.command(config, ['{step}']) +
         Cli.flags(Cli.rulesAsJson(config, forms), Cli.flagKeys(defaultConfig, notFlags)))
 {bindings}    List<String> environment = Cli.mlflowEnvironment(config)
