@@ -75,6 +75,13 @@ def call(Map userConfig = [:]) {
             passwordVariable: 'MLSTEPS_PACKAGE_REGISTRY_PASSWORD'
         )
     }
+    // Any other credential is a Secret text one (string(), a pipeline symbol too): each
+    // *CredentialsId key and the variable mlsteps reads it from (generated from the option
+    // table: python -m steps.faces).
+    Map<String, String> credentials = [:]
+    for (Map binding : Cli.credentialBindings(config, credentials)) {
+        bindings << string(credentialsId: binding.credentialsId, variable: binding.variable)
+    }
     int status = cli.run('package', script, environment, bindings)
     Map outputs = cli.outputs()
     cli.archiveSummary()

@@ -82,15 +82,14 @@ def call(Map userConfig = [:]) {
 
     String script = promoteCommand(config, defaultConfig, command)
     // string() is a pipeline symbol, so the bindings are made here, not in a @NonCPS helper.
-    // The tokens reach mlsteps only as variables withCredentials binds (and Jenkins masks).
+    // The tokens reach mlsteps only as variables withCredentials binds (and Jenkins masks). Each
+    // *CredentialsId key: the Secret text credential mlsteps reads from the variable named
+    // (generated from the option table: python -m steps.faces).
     List bindings = []
-    if (config.vaultTokenCredentialsId) {
-        bindings << string(credentialsId: config.vaultTokenCredentialsId.toString(),
-                           variable: 'MLSTEPS_PROMOTE_VAULT_TOKEN')
-    }
-    if (config.githubTokenCredentialsId) {
-        bindings << string(credentialsId: config.githubTokenCredentialsId.toString(),
-                           variable: 'MLSTEPS_PROMOTE_GITHUB_TOKEN')
+    Map<String, String> credentials = [vaultTokenCredentialsId: 'MLSTEPS_PROMOTE_VAULT_TOKEN',
+                                       githubTokenCredentialsId: 'MLSTEPS_PROMOTE_GITHUB_TOKEN']
+    for (Map binding : Cli.credentialBindings(config, credentials)) {
+        bindings << string(credentialsId: binding.credentialsId, variable: binding.variable)
     }
     int status = cli.run(command, script, environment, bindings)
     Map outputs = cli.outputs()

@@ -75,8 +75,14 @@ def call(Map userConfig, Closure body = null) {
     boolean bodyDone = false
     try {
         // string() is a pipeline symbol, so the bindings are made here, not in a @NonCPS helper.
+        // Each *CredentialsId key: the Secret text credential mlsteps reads from the variable
+        // named (generated from the option table: python -m steps.faces).
+        Map<String, String> credentials = [tokenCredentialsId: 'MLSTEPS_SECRETS_TOKEN',
+                                           roleIdCredentialsId: 'MLSTEPS_SECRETS_ROLE_ID',
+                                           secretIdCredentialsId: 'MLSTEPS_SECRETS_SECRET_ID',
+                                           jwtCredentialsId: 'MLSTEPS_SECRETS_JWT']
         List bindings = []
-        for (Map binding : credentialBindings(config)) {
+        for (Map binding : Cli.credentialBindings(config, credentials)) {
             bindings << string(credentialsId: binding.credentialsId, variable: binding.variable)
         }
         int status = cli.runScript('mlsteps secrets fetch', fetch, environment, bindings)
@@ -127,17 +133,6 @@ private static List<String> connectionKeys() {
     return ['url', 'namespace', 'caCert', 'clientCert', 'clientKey', 'tlsSkipVerify', 'timeout']
 }
 
-// *CredentialsId key → the variable mlsteps reads the credential from.
-@NonCPS
-private static Map<String, String> credentialVariables() {
-    return [
-        tokenCredentialsId: 'MLSTEPS_SECRETS_TOKEN',
-        roleIdCredentialsId: 'MLSTEPS_SECRETS_ROLE_ID',
-        secretIdCredentialsId: 'MLSTEPS_SECRETS_SECRET_ID',
-        jwtCredentialsId: 'MLSTEPS_SECRETS_JWT',
-    ]
-}
-
 @NonCPS
 private static String missingBody() {
     return 'withVaultSecrets: give the block to run: withVaultSecrets(url: ..., secrets: ...) { sh ... }'
@@ -157,19 +152,6 @@ private static String fetchCommand(Map config, Map defaultConfig, String secrets
 private static String revokeCommand(Map config, String leaseFile) {
     List<String> words = Cli.command(config, ['secrets', 'revoke']) + Cli.flags(config, connectionKeys())
     return Cli.shellLine(words + ['--lease-file', leaseFile])
-}
-
-// Credentials reach mlsteps as variables bound by withCredentials (Secret text credentials), which
-// Jenkins masks; they are never part of a command line or a Groovy string.
-@NonCPS
-private static List<Map> credentialBindings(Map config) {
-    List<Map> bindings = []
-    credentialVariables().each { String key, String variable ->
-        if (config[key]) {
-            bindings << [credentialsId: config[key].toString(), variable: variable]
-        }
-    }
-    return bindings
 }
 
 @NonCPS

@@ -69,11 +69,25 @@ def output_keys(step: str) -> list[str]:
     return [f"'{o.name}'" for o in table.outputs(step)]
 
 
+def secret_texts(step: str) -> list[str]:
+    """``key: 'VARIABLE'`` of each credential the var binds as a Secret text one (a credential
+    with a key of its own, jenkins_credential, is a Username with password one: the var's own)."""
+    return [
+        f"{e.jenkins_key}: '{e.env}'"
+        for e in table.in_face(step, JENKINS)
+        if e.option is not None
+        and e.option.secret
+        and not e.option.cli
+        and e.option.jenkins_credential is None
+    ]
+
+
 # A declaration a var may hold, and its items: the generator rewrites its value wherever it is.
 LISTS: dict[str, tuple[Callable[[str], list[str]], str]] = {
     "Map<String, String> forms": (forms, "[:]"),
     "List<String> notFlags": (not_flags, "[]"),
     "List<String> outputKeys": (output_keys, "[]"),
+    "Map<String, String> credentials": (secret_texts, "[:]"),
 }
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 from steps import registry
 from steps.faces import table
 from steps.faces.actions import scalar
-from steps.faces.table import JENKINS
 from steps.faces.text import html_text
 
 
@@ -68,37 +67,9 @@ tables by `python -m steps.faces`; a test fails when they drift.
 """
 
 
-def _bindings(step: str) -> str:
-    """The withCredentials bindings of the step's credentials (options with no flag that are
-    secret), each as a Secret text credential; empty when it has none."""
-    credentials = [
-        e
-        for e in table.in_face(step, JENKINS)
-        if e.option is not None and e.option.secret and not e.option.cli and e.env
-    ]
-    if not credentials:
-        return ""
-    lines = [
-        "    // string() is a pipeline symbol, so the bindings are made here, not in a @NonCPS",
-        "    // helper. A credential reaches mlsteps only as a variable withCredentials binds",
-        "    // (and Jenkins masks); a Username with password one needs usernamePassword(), as",
-        "    // in mlPackage.",
-        "    List bindings = []",
-    ]
-    for entry in credentials:
-        lines += [
-            f"    if (config.{entry.jenkins_key}) {{",
-            f"        bindings << string(credentialsId: config.{entry.jenkins_key}.toString(),",
-            f"                           variable: '{entry.env}')",
-            "    }",
-        ]
-    return "\n".join(lines) + "\n"
-
-
 def groovy(step: str) -> str:
     # As vars/mlPackage.groovy: check the keys, run the command line, return the outputs.
     var = table.jenkins_var(step)
-    bindings = _bindings(step)
     return f"""\
 /*
  * {var}: run `mlsteps {step}` and return its outputs.
@@ -128,8 +99,16 @@ def call(Map userConfig = [:]) {{
     List<String> notFlags = []
     String script = Cli.shellLine(Cli.command(config, ['{step}']) +
         Cli.flags(Cli.rulesAsJson(config, forms), Cli.flagKeys(defaultConfig, notFlags)))
-{bindings}    List<String> environment = Cli.mlflowEnvironment(config)
-    int status = cli.run('{step}', script, environment, {"bindings" if bindings else "null"})
+    // string() is a pipeline symbol, so the bindings are made here, not in a @NonCPS helper.
+    // Each *CredentialsId key: the Secret text credential mlsteps reads from the variable named
+    // (generated; a Username with password one needs usernamePassword(), as in mlPackage).
+    Map<String, String> credentials = [:]
+    List bindings = []
+    for (Map binding : Cli.credentialBindings(config, credentials)) {{
+        bindings << string(credentialsId: binding.credentialsId, variable: binding.variable)
+    }}
+    List<String> environment = Cli.mlflowEnvironment(config)
+    int status = cli.run('{step}', script, environment, bindings)
     Map outputs = cli.outputs()
     cli.archiveSummary()
     if (status != 0) {{

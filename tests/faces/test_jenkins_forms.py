@@ -86,6 +86,21 @@ def test_each_var_passes_no_flag_for_a_key_the_table_gives_none(step: str) -> No
     assert declared(table.jenkins_var(step), "notFlags") == expected
 
 
+@pytest.mark.parametrize("step", ["package", "promote", "secrets"])
+def test_each_var_binds_each_secret_text_credential_of_the_table(step: str) -> None:
+    # package's registry credential (a key of its own) is a Username with password one, bound
+    # by the var itself.
+    expected = [
+        f"{e.jenkins_key}: '{e.env}'"
+        for e in table.in_face(step, table.JENKINS)
+        if e.option is not None and e.option.secret and not e.option.cli
+    ]
+    if step == "package":
+        assert expected == ["registryCredentialsId: 'MLSTEPS_PACKAGE_REGISTRY_PASSWORD'"]
+        expected = []
+    assert declared(table.jenkins_var(step), "credentials") == expected
+
+
 def test_mlgate_records_each_output_of_the_gate() -> None:
     outputs = [f"'{o.name}'" for o in registry.options("gate").OUTPUTS]
     assert declared("mlGate", "outputKeys") == outputs
@@ -103,7 +118,7 @@ def new_credential(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.usefixtures("new_credential")
-def test_a_new_credential_is_a_known_key_and_no_flag_once_the_faces_are_written(
+def test_a_new_credential_is_a_bound_key_and_no_flag_once_the_faces_are_written(
     tmp_path: Path, capsys: Any, run_jenkins: Any
 ) -> None:
     for part in ("actions", "vars", "src"):
@@ -114,6 +129,11 @@ def test_a_new_credential_is_a_known_key_and_no_flag_once_the_faces_are_written(
     assert faces_main.main(["--root", str(tmp_path)]) == 0
     script = tmp_path / "vars" / "mlPackage.groovy"
     args = {"mlsteps": "true", "modelUri": "m", "signingKeyCredentialsId": "signer"}
-    run = run_jenkins("mlPackage", args, script=script)
+    run = run_jenkins("mlPackage", args, script=script, credentials={"signer": "s3cret"})
     assert run.status == "SUCCESS", run.console
     assert run.sh["args"]["script"] == "'true' '--ci' 'jenkins' 'package' '--model-uri' 'm'"
+    assert run.calls("withCredentials")[0]["args"]["bindings"] == [
+        {"type": "string", "credentialsId": "signer", "variable": "MLSTEPS_PACKAGE_SIGNING_KEY"}
+    ]
+    assert run.sh["env"]["MLSTEPS_PACKAGE_SIGNING_KEY"] == "****"  # bound, and masked
+    assert "s3cret" not in run.console

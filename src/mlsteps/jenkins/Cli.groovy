@@ -95,6 +95,23 @@ class Cli implements Serializable {
         }
     }
 
+    /**
+     * The Secret text credentials given (credentials: key → the variable mlsteps reads it from),
+     * each as [credentialsId:, variable:] for a string() binding, which the var makes (string() is
+     * a pipeline symbol). A credential reaches mlsteps only as a variable withCredentials binds,
+     * which Jenkins masks, never on a command line or in a Groovy string.
+     */
+    @NonCPS
+    static List<Map> credentialBindings(Map config, Map<String, String> credentials) {
+        List<Map> bindings = []
+        credentials.each { String key, String variable ->
+            if (config[key]) {
+                bindings << [credentialsId: config[key].toString(), variable: variable]
+            }
+        }
+        return bindings
+    }
+
     /** The keys of defaultConfig that are flags: all but the ones named. */
     @NonCPS
     static List<String> flagKeys(Map defaultConfig, List<String> notFlags) {
