@@ -48,8 +48,7 @@ def call(Map userConfig, Closure body = null) {
         mlsteps: 'mlsteps',           // The mlsteps executable: a path, or a List of words
     ]
     Cli cli = new Cli(this, 'withVaultSecrets')
-    // The var's own forms, not the table's: its true-or-false keys take any String, number or
-    // boolean (mlsteps checks them). tests/faces/test_jenkins_forms.py compares them with the table.
+    // Its own forms: true-or-false keys take any scalar (tests/faces/test_jenkins_forms.py).
     Map<String, String> ownForms = [secrets: Cli.WORDS, mlsteps: Cli.WORDS]
     String problem = cli.invalidKeys(userConfig, defaultConfig, ownForms, Cli.SCALAR_OR_BOOLEAN) ?:
         (body == null ? missingBody() : null)
@@ -75,14 +74,8 @@ def call(Map userConfig, Closure body = null) {
     boolean bodyDone = false
     try {
         // string() is a pipeline symbol, so the bindings are made here, not in a @NonCPS helper.
-        // Each *CredentialsId key: the Secret text credential mlsteps reads from the variable
-        // named (generated from the option table: python -m steps.faces).
-        Map<String, String> credentials = [tokenCredentialsId: 'MLSTEPS_SECRETS_TOKEN',
-                                           roleIdCredentialsId: 'MLSTEPS_SECRETS_ROLE_ID',
-                                           secretIdCredentialsId: 'MLSTEPS_SECRETS_SECRET_ID',
-                                           jwtCredentialsId: 'MLSTEPS_SECRETS_JWT']
         List bindings = []
-        for (Map binding : Cli.credentialBindings(config, credentials)) {
+        for (Map binding : credentialBindings(config)) {
             bindings << string(credentialsId: binding.credentialsId, variable: binding.variable)
         }
         int status = cli.runScript('mlsteps secrets fetch', fetch, environment, bindings)
@@ -131,6 +124,18 @@ def call(Map userConfig, Closure body = null) {
 @NonCPS
 private static List<String> connectionKeys() {
     return ['url', 'namespace', 'caCert', 'clientCert', 'clientKey', 'tlsSkipVerify', 'timeout']
+}
+
+// The credentials given, for string() bindings: each *CredentialsId key is a Secret text
+// credential mlsteps reads from the variable named (generated from the option table:
+// python -m steps.faces).
+@NonCPS
+private static List<Map> credentialBindings(Map config) {
+    Map<String, String> credentials = [tokenCredentialsId: 'MLSTEPS_SECRETS_TOKEN',
+                                       roleIdCredentialsId: 'MLSTEPS_SECRETS_ROLE_ID',
+                                       secretIdCredentialsId: 'MLSTEPS_SECRETS_SECRET_ID',
+                                       jwtCredentialsId: 'MLSTEPS_SECRETS_JWT']
+    return Cli.credentialBindings(config, credentials)
 }
 
 @NonCPS
