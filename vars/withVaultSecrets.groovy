@@ -75,7 +75,7 @@ def call(Map userConfig, Closure body = null) {
     try {
         // string() is a pipeline symbol, so the bindings are made here, not in a @NonCPS helper.
         List bindings = []
-        for (Map binding : credentialBindings(config)) {
+        for (Map binding : credentialsGiven(config)) {
             bindings << string(credentialsId: binding.credentialsId, variable: binding.variable)
         }
         int status = cli.runScript('mlsteps secrets fetch', fetch, environment, bindings)
@@ -130,7 +130,7 @@ private static List<String> connectionKeys() {
 // credential mlsteps reads from the variable named (generated from the option table:
 // python -m steps.faces).
 @NonCPS
-private static List<Map> credentialBindings(Map config) {
+private static List<Map> credentialsGiven(Map config) {
     Map<String, String> credentials = [tokenCredentialsId: 'MLSTEPS_SECRETS_TOKEN',
                                        roleIdCredentialsId: 'MLSTEPS_SECRETS_ROLE_ID',
                                        secretIdCredentialsId: 'MLSTEPS_SECRETS_SECRET_ID',
