@@ -14,7 +14,6 @@
  * report and reads back the outputs file mlsteps writes.
  */
 
-import groovy.json.JsonOutput
 import mlsteps.jenkins.Cli
 
 def call(Map userConfig = [:]) {
@@ -43,11 +42,13 @@ def call(Map userConfig = [:]) {
         mlsteps: 'mlsteps',   // The mlsteps executable: a path, or a List of words, e.g. ['python3', '-m', 'steps']
     ]
     Cli cli = new Cli(this, 'mlGate')
-    // The forms a key's value may take; keys not listed take one String or number. Rules are a
-    // Map (passed as JSON, which is YAML) or YAML text; schema and drift also take false (off).
-    Map<String, String> forms = [metrics: Cli.RULES, slices: Cli.RULES, schema: Cli.RULES_OR_FALSE,
-                                 quality: Cli.RULES, drift: Cli.RULES_OR_FALSE, warnOnly: Cli.WORDS,
-                                 logReport: Cli.BOOLEAN, mlsteps: Cli.WORDS]
+    // The forms a key's value may take (generated from the option table: python -m steps.faces);
+    // keys not listed take one String or number.
+    // Rules are a Map (passed as JSON, which is YAML) or YAML text; schema and drift also take
+    // false (off).
+    Map<String, String> forms = [metrics: Cli.RULES, slices: Cli.RULES, schema: Cli.RULES_OR_FALSE, quality: Cli.RULES,
+                                 drift: Cli.RULES_OR_FALSE, warnOnly: Cli.WORDS, logReport: Cli.BOOLEAN,
+                                 mlsteps: Cli.WORDS]
     String problem = cli.invalidKeys(userConfig, defaultConfig, forms, Cli.SCALAR)
     if (problem) {
         error problem
@@ -56,7 +57,7 @@ def call(Map userConfig = [:]) {
 
     List<String> environment = Cli.mlflowEnvironment(config)
 
-    int status = cli.run('gate', gateCommand(config, defaultConfig), environment, null)
+    int status = cli.run('gate', gateCommand(config, defaultConfig, forms), environment, null)
     // mlsteps writes the outputs on a rejection too (exit 3): the report is archived either way.
     // The summary is not: it is the report's markdown, which the report directory holds already.
     Map outputs = cli.outputs()
@@ -72,7 +73,9 @@ def call(Map userConfig = [:]) {
     // Recorded in env before a rejection fails the step: catchError swallows the error and
     // the return value with it, so a pipeline that goes on reads env.MLGATE_DECISION and the
     // rest. Every call sets all of them ('' when mlsteps wrote no outputs), so none is stale.
-    for (String key : outputKeys()) {
+    // The outputs mlsteps gate writes (generated).
+    List<String> outputKeys = ['decision', 'candidate-version', 'champion-version', 'report', 'report-digest', 'failed']
+    for (String key : outputKeys) {
         env."${envName(key)}" = outputs[key] ?: ''
     }
     if (status == 3) {
@@ -84,12 +87,6 @@ def call(Map userConfig = [:]) {
     return outputs
 }
 
-// The outputs mlsteps gate writes (steps/gate/options.py OUTPUTS), each also recorded in env.
-@NonCPS
-private static List<String> outputKeys() {
-    return ['decision', 'candidate-version', 'champion-version', 'report', 'report-digest', 'failed']
-}
-
 /** report-digest → MLGATE_REPORT_DIGEST. */
 @NonCPS
 private static String envName(String key) {
@@ -97,11 +94,9 @@ private static String envName(String key) {
 }
 
 @NonCPS
-private static String gateCommand(Map config, Map defaultConfig) {
-    // A Map of rules goes as JSON, which is YAML: mlsteps reads it as the mapping mlsteps.yaml
-    // would hold (only rule keys take a Map).
-    Map given = config.collectEntries { key, value -> [(key): value instanceof Map ? JsonOutput.toJson(value) : value] }
-    // Keys that are not `mlsteps gate` flags.
+private static String gateCommand(Map config, Map defaultConfig, Map<String, String> forms) {
+    Map given = Cli.rulesAsJson(config, forms)
+    // Keys that are not `mlsteps gate` flags (generated).
     List<String> notFlags = ['trackingUri', 'config', 'mlsteps']
     return Cli.shellLine(Cli.command(given, ['gate']) + Cli.flags(given, Cli.flagKeys(defaultConfig, notFlags)))
 }

@@ -43,10 +43,11 @@ def call(Map userConfig = [:]) {
         mlsteps: 'mlsteps',           // The mlsteps executable: a path, or a List of words
     ]
     Cli cli = new Cli(this, 'mlPackage')
-    // The forms a key's value may take; keys not listed take one String or number.
-    Map<String, String> forms = [buildArg: Cli.PAIRS, pipExtraIndexUrl: Cli.WORDS, mlsteps: Cli.WORDS,
-                                 gpu: Cli.BOOLEAN, noCache: Cli.BOOLEAN, push: Cli.BOOLEAN, load: Cli.BOOLEAN,
-                                 smokeTest: Cli.BOOLEAN, register: Cli.BOOLEAN]
+    // The forms a key's value may take (generated from the option table: python -m steps.faces);
+    // keys not listed take one String or number.
+    Map<String, String> forms = [gpu: Cli.BOOLEAN, buildArg: Cli.PAIRS, pipExtraIndexUrl: Cli.WORDS,
+                                 noCache: Cli.BOOLEAN, push: Cli.BOOLEAN, load: Cli.BOOLEAN, smokeTest: Cli.BOOLEAN,
+                                 register: Cli.BOOLEAN, mlsteps: Cli.WORDS]
     String problem = cli.invalidKeys(userConfig, defaultConfig, forms, Cli.SCALAR)
     if (!problem && userConfig.registryCredentialsId && userConfig.registryUsername) {
         problem = 'mlPackage: give registryCredentialsId (its credential holds the user name) or ' +
@@ -59,7 +60,7 @@ def call(Map userConfig = [:]) {
 
     List<String> environment = Cli.mlflowEnvironment(config)
 
-    // Keys that are not `mlsteps package` flags.
+    // Keys that are not `mlsteps package` flags (generated).
     List<String> notFlags = ['registryCredentialsId', 'trackingUri', 'config', 'mlsteps']
     String script = Cli.shellLine(Cli.command(config, ['package']) +
         Cli.flags(config, Cli.flagKeys(defaultConfig, notFlags)))
@@ -73,6 +74,13 @@ def call(Map userConfig = [:]) {
             usernameVariable: 'MLSTEPS_PACKAGE_REGISTRY_USERNAME',
             passwordVariable: 'MLSTEPS_PACKAGE_REGISTRY_PASSWORD'
         )
+    }
+    // Any other credential is a Secret text one (string(), a pipeline symbol too): each
+    // *CredentialsId key and the variable mlsteps reads it from (generated from the option
+    // table: python -m steps.faces).
+    Map<String, String> credentials = [:]
+    for (Map binding : Cli.credentialBindings(config, credentials)) {
+        bindings << string(credentialsId: binding.credentialsId, variable: binding.variable)
     }
     int status = cli.run('package', script, environment, bindings)
     Map outputs = cli.outputs()

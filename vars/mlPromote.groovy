@@ -48,8 +48,10 @@ def call(Map userConfig = [:]) {
         mlsteps: 'mlsteps',              // The mlsteps executable: a path, or a List of words
     ]
     Cli cli = new Cli(this, 'mlPromote')
-    Map<String, String> forms = [mlsteps: Cli.WORDS, requireGate: Cli.BOOLEAN, requireApproval: Cli.BOOLEAN,
-                                 rollback: Cli.BOOLEAN]
+    // The forms a key's value may take (generated from the option table: python -m steps.faces);
+    // keys not listed take one String or number.
+    Map<String, String> forms = [requireGate: Cli.BOOLEAN, requireApproval: Cli.BOOLEAN, rollback: Cli.BOOLEAN,
+                                 mlsteps: Cli.WORDS]
     String problem = cli.invalidKeys(userConfig, defaultConfig, forms, Cli.SCALAR) ?: rollbackProblem(userConfig)
     if (problem) {
         error problem
@@ -80,15 +82,14 @@ def call(Map userConfig = [:]) {
 
     String script = promoteCommand(config, defaultConfig, command)
     // string() is a pipeline symbol, so the bindings are made here, not in a @NonCPS helper.
-    // The tokens reach mlsteps only as variables withCredentials binds (and Jenkins masks).
+    // The tokens reach mlsteps only as variables withCredentials binds (and Jenkins masks). Each
+    // *CredentialsId key: the Secret text credential mlsteps reads from the variable named
+    // (generated from the option table: python -m steps.faces).
     List bindings = []
-    if (config.vaultTokenCredentialsId) {
-        bindings << string(credentialsId: config.vaultTokenCredentialsId.toString(),
-                           variable: 'MLSTEPS_PROMOTE_VAULT_TOKEN')
-    }
-    if (config.githubTokenCredentialsId) {
-        bindings << string(credentialsId: config.githubTokenCredentialsId.toString(),
-                           variable: 'MLSTEPS_PROMOTE_GITHUB_TOKEN')
+    Map<String, String> credentials = [vaultTokenCredentialsId: 'MLSTEPS_PROMOTE_VAULT_TOKEN',
+                                       githubTokenCredentialsId: 'MLSTEPS_PROMOTE_GITHUB_TOKEN']
+    for (Map binding : Cli.credentialBindings(config, credentials)) {
+        bindings << string(credentialsId: binding.credentialsId, variable: binding.variable)
     }
     int status = cli.run(command, script, environment, bindings)
     Map outputs = cli.outputs()
@@ -122,7 +123,7 @@ private static String rollbackProblem(Map userConfig) {
 
 @NonCPS
 private static String promoteCommand(Map config, Map defaultConfig, String command) {
-    // Keys that are not flags of either command.
+    // Keys that are not flags of either command (generated; rollback takes fewer).
     List<String> notFlags = ['vaultTokenCredentialsId', 'githubTokenCredentialsId', 'trackingUri', 'rollback',
                              'approvers', 'config', 'mlsteps']
     if (command == 'rollback') {

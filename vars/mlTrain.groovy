@@ -41,9 +41,10 @@ def call(Map userConfig = [:]) {
         mlsteps: 'mlsteps',  // The mlsteps executable: a path, or a List of words, e.g. ['python3', '-m', 'steps']
     ]
     Cli cli = new Cli(this, 'mlTrain')
-    // The forms a key's value may take; keys not listed take one String or number.
-    Map<String, String> forms = [command: Cli.WORDS, mlsteps: Cli.WORDS, env: Cli.PAIRS, label: Cli.PAIRS,
-                                 secretEnv: Cli.WORDS, mount: Cli.WORDS, secretsAsEnv: Cli.BOOLEAN]
+    // The forms a key's value may take (generated from the option table: python -m steps.faces);
+    // keys not listed take one String or number.
+    Map<String, String> forms = [command: Cli.WORDS, env: Cli.PAIRS, secretEnv: Cli.WORDS, secretsAsEnv: Cli.BOOLEAN,
+                                 mount: Cli.WORDS, label: Cli.PAIRS, mlsteps: Cli.WORDS]
     String problem = cli.invalidKeys(userConfig, defaultConfig, forms, Cli.SCALAR)
     if (problem) {
         error problem
@@ -69,7 +70,7 @@ def call(Map userConfig = [:]) {
 // The flags, then a List command after `--` (a String one travels as MLSTEPS_TRAIN_COMMAND).
 @NonCPS
 private static String trainCommand(Map config, Map defaultConfig) {
-    // Keys that are not `mlsteps train` flags.
+    // Keys that are not `mlsteps train` flags (generated).
     List<String> notFlags = ['command', 'trackingUri', 'experiment', 'config', 'mlsteps']
     List<String> words = Cli.command(config, ['train']) + Cli.flags(config, Cli.flagKeys(defaultConfig, notFlags))
     if (config.command instanceof List && config.command) {

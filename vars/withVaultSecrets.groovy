@@ -48,8 +48,9 @@ def call(Map userConfig, Closure body = null) {
         mlsteps: 'mlsteps',           // The mlsteps executable: a path, or a List of words
     ]
     Cli cli = new Cli(this, 'withVaultSecrets')
-    Map<String, String> forms = [secrets: Cli.WORDS, mlsteps: Cli.WORDS]
-    String problem = cli.invalidKeys(userConfig, defaultConfig, forms, Cli.SCALAR_OR_BOOLEAN) ?:
+    // Its own forms: true-or-false keys take any scalar (tests/faces/test_jenkins_forms.py).
+    Map<String, String> ownForms = [secrets: Cli.WORDS, mlsteps: Cli.WORDS]
+    String problem = cli.invalidKeys(userConfig, defaultConfig, ownForms, Cli.SCALAR_OR_BOOLEAN) ?:
         (body == null ? missingBody() : null)
     if (problem) {
         error problem
@@ -74,7 +75,7 @@ def call(Map userConfig, Closure body = null) {
     try {
         // string() is a pipeline symbol, so the bindings are made here, not in a @NonCPS helper.
         List bindings = []
-        for (Map binding : credentialBindings(config)) {
+        for (Map binding : credentialsGiven(config)) {
             bindings << string(credentialsId: binding.credentialsId, variable: binding.variable)
         }
         int status = cli.runScript('mlsteps secrets fetch', fetch, environment, bindings)
@@ -119,28 +120,22 @@ def call(Map userConfig, Closure body = null) {
     }
 }
 
-// Keys that are not `secrets fetch` flags.
-@NonCPS
-private static List<String> nonFlagKeys() {
-    return ['config', 'mlsteps', 'tokenCredentialsId', 'roleIdCredentialsId', 'secretIdCredentialsId',
-            'jwtCredentialsId']
-}
-
 // Options `secrets revoke` takes too: how to reach the server again.
 @NonCPS
 private static List<String> connectionKeys() {
     return ['url', 'namespace', 'caCert', 'clientCert', 'clientKey', 'tlsSkipVerify', 'timeout']
 }
 
-// *CredentialsId key → the variable mlsteps reads the credential from.
+// The credentials given, for string() bindings: each *CredentialsId key is a Secret text
+// credential mlsteps reads from the variable named (generated from the option table:
+// python -m steps.faces).
 @NonCPS
-private static Map<String, String> credentialVariables() {
-    return [
-        tokenCredentialsId: 'MLSTEPS_SECRETS_TOKEN',
-        roleIdCredentialsId: 'MLSTEPS_SECRETS_ROLE_ID',
-        secretIdCredentialsId: 'MLSTEPS_SECRETS_SECRET_ID',
-        jwtCredentialsId: 'MLSTEPS_SECRETS_JWT',
-    ]
+private static List<Map> credentialsGiven(Map config) {
+    Map<String, String> credentials = [tokenCredentialsId: 'MLSTEPS_SECRETS_TOKEN',
+                                       roleIdCredentialsId: 'MLSTEPS_SECRETS_ROLE_ID',
+                                       secretIdCredentialsId: 'MLSTEPS_SECRETS_SECRET_ID',
+                                       jwtCredentialsId: 'MLSTEPS_SECRETS_JWT']
+    return Cli.credentialBindings(config, credentials)
 }
 
 @NonCPS
@@ -150,7 +145,10 @@ private static String missingBody() {
 
 @NonCPS
 private static String fetchCommand(Map config, Map defaultConfig, String secretsFile, String leaseFile) {
-    List<String> keys = Cli.flagKeys(defaultConfig, nonFlagKeys())
+    // Keys that are not `secrets fetch` flags (generated from the option table: python -m steps.faces).
+    List<String> notFlags = ['tokenCredentialsId', 'roleIdCredentialsId', 'secretIdCredentialsId', 'jwtCredentialsId',
+                             'config', 'mlsteps']
+    List<String> keys = Cli.flagKeys(defaultConfig, notFlags)
     List<String> words = Cli.command(config, ['secrets', 'fetch']) + Cli.flags(config, keys)
     return Cli.shellLine(words + ['--file', secretsFile, '--lease-file', leaseFile])
 }
@@ -159,19 +157,6 @@ private static String fetchCommand(Map config, Map defaultConfig, String secrets
 private static String revokeCommand(Map config, String leaseFile) {
     List<String> words = Cli.command(config, ['secrets', 'revoke']) + Cli.flags(config, connectionKeys())
     return Cli.shellLine(words + ['--lease-file', leaseFile])
-}
-
-// Credentials reach mlsteps as variables bound by withCredentials (Secret text credentials), which
-// Jenkins masks; they are never part of a command line or a Groovy string.
-@NonCPS
-private static List<Map> credentialBindings(Map config) {
-    List<Map> bindings = []
-    credentialVariables().each { String key, String variable ->
-        if (config[key]) {
-            bindings << [credentialsId: config[key].toString(), variable: variable]
-        }
-    }
-    return bindings
 }
 
 @NonCPS

@@ -69,6 +69,9 @@ class Option:
     # A credential (secret, no flag) is a Jenkins credential id: the key naming it when it is not
     # the option's key + CredentialsId (a Username with password credential holds two values).
     jenkins_credential: str | None = None
+    # The form a Jenkins key's value may take (a form of src/mlsteps/jenkins/Cli.groovy: WORDS,
+    # RULES_OR_FALSE, …) where it is not the one its kind gives (steps/faces/jenkins.py FORMS).
+    jenkins_form: str | None = None
 
     @property
     def range(self) -> tuple[float, float]:

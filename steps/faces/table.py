@@ -59,6 +59,8 @@ class Entry:
     jenkins_default: str = "null"
     # A face's own words where it differs (face → text), used instead of help.
     face_help: tuple[tuple[str, str], ...] = ()
+    # The form of its Jenkins value (a Cli.groovy form) where its kind does not give it.
+    jenkins_form: str | None = None
 
     def text(self, face: str) -> str:
         return dict(self.face_help).get(face, self.help)
@@ -78,6 +80,7 @@ MLSTEPS = Entry(
     jenkins_key="mlsteps",
     env=None,
     jenkins_default="'mlsteps'",
+    jenkins_form="WORDS",
 )
 # Names a face has of its own, per step, in the order the faces list them (after the options);
 # a step not named here has `config` (and Jenkins' `mlsteps`).
@@ -108,6 +111,7 @@ EXTRAS: dict[str, tuple[Entry, ...]] = {
             env="MLSTEPS_ROLLBACK",
             action_default="false",
             jenkins_default="false",
+            jenkins_form="BOOLEAN",
         ),
         Entry(
             name="approvers",
@@ -153,6 +157,7 @@ def _entry(section: str, option: Option) -> Entry:
         option=option,
         jenkins_default="[]" if option.kind == "list" else "null",
         face_help=tuple((option.face_help or {}).items()),
+        jenkins_form=option.jenkins_form,
     )
 
 

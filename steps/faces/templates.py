@@ -9,7 +9,6 @@ from __future__ import annotations
 from steps import registry
 from steps.faces import table
 from steps.faces.actions import scalar
-from steps.faces.table import JENKINS
 from steps.faces.text import html_text
 
 
@@ -71,64 +70,9 @@ tables by `python -m steps.faces`; a test fails when they drift.
 """
 
 
-# How invalidKeys names the form of an option's value, by its kind (others: one String or number).
-FORMS = {"bool": "Cli.BOOLEAN", "list": "Cli.WORDS", "structured": "Cli.RULES"}
-
-
-def _forms(step: str) -> str:
-    forms = []
-    for entry in table.in_face(step, JENKINS):
-        option = entry.option
-        if entry.name == "mlsteps":
-            forms.append(f"{entry.jenkins_key}: Cli.WORDS")
-        elif option is not None and option.kind in FORMS:
-            form = "Cli.PAIRS" if option.jenkins_map else FORMS[option.kind]
-            forms.append(f"{entry.jenkins_key}: {form}")
-    return ", ".join(forms) or ":"
-
-
-def _not_flags(step: str) -> str:
-    """The keys that are no flag of the command: the faces' own, the options without one, and
-    the MLflow keys (they travel as the environment: Cli.mlflowEnvironment)."""
-    keys = [
-        e.jenkins_key
-        for e in table.in_face(step, JENKINS)
-        if e.option is None or not e.option.cli or (e.env or "").startswith("MLSTEPS_MLFLOW_")
-    ]
-    return ", ".join(f"'{key}'" for key in keys)
-
-
-def _bindings(step: str) -> str:
-    """The withCredentials bindings of the step's credentials (options with no flag that are
-    secret), each as a Secret text credential; empty when it has none."""
-    credentials = [
-        e
-        for e in table.in_face(step, JENKINS)
-        if e.option is not None and e.option.secret and not e.option.cli and e.env
-    ]
-    if not credentials:
-        return ""
-    lines = [
-        "    // string() is a pipeline symbol, so the bindings are made here, not in a @NonCPS",
-        "    // helper. A credential reaches mlsteps only as a variable withCredentials binds",
-        "    // (and Jenkins masks); a Username with password one needs usernamePassword(), as",
-        "    // in mlPackage.",
-        "    List bindings = []",
-    ]
-    for entry in credentials:
-        lines += [
-            f"    if (config.{entry.jenkins_key}) {{",
-            f"        bindings << string(credentialsId: config.{entry.jenkins_key}.toString(),",
-            f"                           variable: '{entry.env}')",
-            "    }",
-        ]
-    return "\n".join(lines) + "\n"
-
-
 def groovy(step: str) -> str:
     # As vars/mlPackage.groovy: check the keys, run the command line, return the outputs.
     var = table.jenkins_var(step)
-    bindings = _bindings(step)
     return f"""\
 /*
  * {var}: run `mlsteps {step}` and return its outputs.
@@ -144,20 +88,30 @@ def call(Map userConfig = [:]) {{
 
     ]
     Cli cli = new Cli(this, '{var}')
-    // The forms a key's value may take; keys not listed take one String or number.
-    Map<String, String> forms = [{_forms(step)}]
+    // The forms a key's value may take (generated from the option table: python -m steps.faces);
+    // keys not listed take one String or number.
+    Map<String, String> forms = [:]
     String problem = cli.invalidKeys(userConfig, defaultConfig, forms, Cli.SCALAR)
     if (problem) {{
         error problem
     }}
     Map config = defaultConfig + userConfig
 
-    // Keys that are not `mlsteps {step}` flags.
-    List<String> notFlags = [{_not_flags(step)}]
+    // Keys that are not `mlsteps {step}` flags (generated). A Map of rules goes as JSON
+    // (Cli.rulesAsJson).
+    List<String> notFlags = []
     String script = Cli.shellLine(Cli.command(config, ['{step}']) +
-        Cli.flags(config, Cli.flagKeys(defaultConfig, notFlags)))
-{bindings}    List<String> environment = Cli.mlflowEnvironment(config)
-    int status = cli.run('{step}', script, environment, {"bindings" if bindings else "null"})
+        Cli.flags(Cli.rulesAsJson(config, forms), Cli.flagKeys(defaultConfig, notFlags)))
+    // string() is a pipeline symbol, so the bindings are made here, not in a @NonCPS helper.
+    // Each *CredentialsId key: the Secret text credential mlsteps reads from the variable named
+    // (generated; a Username with password one needs usernamePassword(), as in mlPackage).
+    Map<String, String> credentials = [:]
+    List bindings = []
+    for (Map binding : Cli.credentialBindings(config, credentials)) {{
+        bindings << string(credentialsId: binding.credentialsId, variable: binding.variable)
+    }}
+    List<String> environment = Cli.mlflowEnvironment(config)
+    int status = cli.run('{step}', script, environment, bindings)
     Map outputs = cli.outputs()
     cli.archiveSummary()
     if (status != 0) {{

@@ -165,6 +165,7 @@ SECTION = Section(
         Option(
             name="schema",
             kind="structured",
+            jenkins_form="RULES_OR_FALSE",  # `false` turns it off
             parse=_rules("parse_schema_rules"),
             schema=RULES_SCHEMA,
             default_text="true when a schema is known",
@@ -187,6 +188,7 @@ SECTION = Section(
         Option(
             name="drift",
             kind="structured",
+            jenkins_form="RULES_OR_FALSE",  # `false` turns it off
             parse=_rules("parse_drift"),
             schema=RULES_SCHEMA,
             default_text="on with --training-data",

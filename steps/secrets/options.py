@@ -82,6 +82,7 @@ SECTION = Section(
         Option(
             name="secrets",
             kind="structured",
+            jenkins_form="WORDS",  # requests: one String, or a List of one each
             parse=parse_specs,
             schema=SPECS_SCHEMA,
             metavar="'PATH KEY | NAME;'",

@@ -64,6 +64,7 @@ def more_options(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
         Option(name="pairs", help="Extra words, `KEY=VALUE`.", kind="list", jenkins_map=True),
         Option(name="loud", help="`true` shouts.", kind="bool"),
         Option(name="token", help="Token of the greeting service.", secret=True, cli=False),
+        Option(name="rules", help="How to greet whom.", kind="structured"),
     )
     monkeypatch.setattr(
         options, "SECTION", Section(section.name, section.help, (*section.options, *more))
@@ -183,20 +184,31 @@ def test_the_generated_var_checks_each_keys_form_and_binds_the_credential(
 ) -> None:
     script = generated / "vars" / "mlHello.groovy"
     keys = [key for key, _ in default_config_entries("mlHello", generated / "vars")]
-    assert keys == ["greeting", "names", "pairs", "loud", "tokenCredentialsId", "config", "mlsteps"]
+    assert keys == [
+        *("greeting", "names", "pairs", "loud", "tokenCredentialsId", "rules"),
+        *("config", "mlsteps"),
+    ]
+    rules = {"bob": {"say": "hi", "times": 2}, "ann": {"say": "it's"}}
     args = {
         "mlsteps": "true",
         "names": ["a", "b"],
         "pairs": {"x": "1"},
         "loud": True,
         "tokenCredentialsId": "hello-token",
+        "rules": rules,
     }
     run = run_jenkins("mlHello", args, script=script, credentials={"hello-token": "s3cret"})
     assert run.status == "SUCCESS", run.console
+    # A Map of rules goes as JSON (which is YAML), as mlGate's do, not as `key=value` words;
+    # the ' in it quoted for the shell.
+    as_json = json.dumps(rules, separators=(",", ":")).replace("'", "'\\''")
     assert run.sh["args"]["script"] == (
         "'true' '--ci' 'jenkins' 'hello' '--names' 'a' '--names' 'b' '--pairs' 'x=1' "
-        "'--loud' 'true'"
+        f"'--loud' 'true' '--rules' '{as_json}'"
     )
+    assert "it'\\''s" in as_json
+    as_text = run_jenkins("mlHello", {"mlsteps": "true", "rules": "bob: {say: hi}"}, script=script)
+    assert as_text.sh["args"]["script"].endswith("'--rules' 'bob: {say: hi}'")
     assert run.calls("withCredentials")[0]["args"]["bindings"] == [
         {"type": "string", "credentialsId": "hello-token", "variable": "MLSTEPS_HELLO_TOKEN"}
     ]
@@ -208,6 +220,10 @@ def test_the_generated_var_checks_each_keys_form_and_binds_the_credential(
         (
             {"pairs": 5},
             "mlHello: key 'pairs' must be a List of 'KEY=VALUE' strings or a Map, not Integer",
+        ),
+        (
+            {"rules": ["a"]},
+            "mlHello: key 'rules' must be a Map of rules or YAML text, not ArrayList",
         ),
         (
             {"greeting": ["a"]},

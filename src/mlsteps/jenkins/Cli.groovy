@@ -1,6 +1,7 @@
 package mlsteps.jenkins
 
 import com.cloudbees.groovy.cps.NonCPS
+import groovy.json.JsonOutput
 
 /**
  * What every step of this library does the same way around the mlsteps CLI: check the keys it
@@ -79,6 +80,36 @@ class Cli implements Serializable {
             default:
                 return [value.toString()]
         }
+    }
+
+    /**
+     * config with the value of each rules key (form RULES or RULES_OR_FALSE) that is a Map as
+     * JSON, which is YAML: mlsteps reads it as the mapping mlsteps.yaml would hold. Without this
+     * flags() would pass the Map as 'key=value' words.
+     */
+    @NonCPS
+    static Map rulesAsJson(Map config, Map<String, String> forms) {
+        return config.collectEntries { key, value ->
+            boolean rules = forms[key.toString()] in [RULES, RULES_OR_FALSE]
+            [(key): rules && value instanceof Map ? JsonOutput.toJson(value) : value]
+        }
+    }
+
+    /**
+     * The Secret text credentials given (credentials: key → the variable mlsteps reads it from),
+     * each as [credentialsId:, variable:] for a string() binding, which the var makes (string() is
+     * a pipeline symbol). A credential reaches mlsteps only as a variable withCredentials binds,
+     * which Jenkins masks, never on a command line or in a Groovy string.
+     */
+    @NonCPS
+    static List<Map> credentialBindings(Map config, Map<String, String> credentials) {
+        List<Map> bindings = []
+        credentials.each { String key, String variable ->
+            if (config[key]) {
+                bindings << [credentialsId: config[key].toString(), variable: variable]
+            }
+        }
+        return bindings
     }
 
     /** The keys of defaultConfig that are flags: all but the ones named. */
