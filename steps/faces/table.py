@@ -131,12 +131,6 @@ EXTRA_OUTPUTS: dict[str, tuple[Output, ...]] = {
 }
 
 
-def camel(name: str) -> str:
-    """The Jenkins key of a kebab-case name: shm-size → shmSize."""
-    head, *rest = name.split("-")
-    return head + "".join(word.capitalize() for word in rest)
-
-
 def _command_params(step: str) -> set[str]:
     command = registry.command(step)
     commands = command.commands.values() if isinstance(command, click.Group) else [command]
@@ -145,7 +139,7 @@ def _command_params(step: str) -> set[str]:
 
 def _entry(section: str, option: Option) -> Entry:
     credential = option.secret and not option.cli
-    key = camel(option.name)
+    key = option.jenkins_key  # the naming rule lives with the option (core/options.py)
     if credential:
         key = option.jenkins_credential or f"{key}CredentialsId"
     return Entry(
