@@ -26,6 +26,7 @@ def call(Map userConfig = [:]) {
         gpu: null,                    // true builds on a CUDA runtime base image (when baseImage is not given)
         platform: null,               // Target platform of the build, e.g. linux/amd64
         buildArg: [],                 // Build argument, KEY=VALUE; a List or a Map
+        systemPackage: [],            // Debian/Ubuntu package to install in the image (repeatable); a List
         pipIndexUrl: null,            // Package index pip installs the model's requirements from (a mirror or proxy)
         pipExtraIndexUrl: [],         // Extra package index URL for the requirements, without credentials; a List
         caBundle: null,               // CA bundle (PEM file) pip trusts during the build, for a proxy that re-signs TLS
@@ -45,9 +46,9 @@ def call(Map userConfig = [:]) {
     Cli cli = new Cli(this, 'mlPackage')
     // The forms a key's value may take (generated from the option table: python -m steps.faces);
     // keys not listed take one String or number.
-    Map<String, String> forms = [gpu: Cli.BOOLEAN, buildArg: Cli.PAIRS, pipExtraIndexUrl: Cli.WORDS,
-                                 noCache: Cli.BOOLEAN, push: Cli.BOOLEAN, load: Cli.BOOLEAN, smokeTest: Cli.BOOLEAN,
-                                 register: Cli.BOOLEAN, mlsteps: Cli.WORDS]
+    Map<String, String> forms = [gpu: Cli.BOOLEAN, buildArg: Cli.PAIRS, systemPackage: Cli.WORDS,
+                                 pipExtraIndexUrl: Cli.WORDS, noCache: Cli.BOOLEAN, push: Cli.BOOLEAN,
+                                 load: Cli.BOOLEAN, smokeTest: Cli.BOOLEAN, register: Cli.BOOLEAN, mlsteps: Cli.WORDS]
     String problem = cli.invalidKeys(userConfig, defaultConfig, forms, Cli.SCALAR)
     if (!problem && userConfig.registryCredentialsId && userConfig.registryUsername) {
         problem = 'mlPackage: give registryCredentialsId (its credential holds the user name) or ' +

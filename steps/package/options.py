@@ -18,11 +18,21 @@ from steps.core.text import redact_url
 from steps.core.values import parse_duration, parse_pem_file, parse_platform
 from steps.package import HELP
 from steps.services.images.build import parse_image_reference
+from steps.services.images.system_libraries import DEBIAN_PACKAGE
 
 
 def parse_build_arg(text: str) -> str:
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", text, flags=re.DOTALL):
         raise ValueError("KEY=VALUE")
+    return text
+
+
+def parse_system_package(text: str) -> str:
+    if not DEBIAN_PACKAGE.fullmatch(text):
+        raise ValueError(
+            "a Debian package name such as libgomp1 (lower-case letters, digits and + - ., "
+            "optionally =VERSION)"
+        )
     return text
 
 
@@ -104,6 +114,16 @@ SECTION = Section(
             parse=parse_build_arg,
             metavar="KEY=VALUE",
             help="Build argument, `KEY=VALUE`. Recorded in the image's history, so never a secret.",
+        ),
+        Option(
+            name="system-package",
+            kind="list",
+            parse=parse_system_package,
+            metavar="NAME",
+            help="Debian/Ubuntu package to install in the image (repeatable), e.g. `libgomp1`. "
+            "The packages of the shared libraries the model's Python packages need and the base "
+            "lacks are found and installed without it; this adds what they load at run time "
+            "(a font, a tool). The base image needs apt-get.",
         ),
         Option(
             name="pip-index-url",
@@ -224,6 +244,7 @@ class PackageConfig:
     gpu: bool
     platform: str | None
     build_args: tuple[str, ...]
+    system_packages: tuple[str, ...]
     pip_index_url: str | None
     pip_extra_index_urls: tuple[str, ...]
     ca_bundle: str | None
@@ -259,6 +280,7 @@ def load_config(runtime: Runtime, flags: Mapping[str, Any]) -> PackageConfig:
         gpu=values["gpu"],
         platform=values["platform"],
         build_args=tuple(values["build-arg"] or ()),
+        system_packages=tuple(dict.fromkeys(values["system-package"] or ())),
         pip_index_url=values["pip-index-url"],
         pip_extra_index_urls=tuple(values["pip-extra-index-url"] or ()),
         ca_bundle=values["ca-bundle"],

@@ -128,6 +128,7 @@ def layout(
         platform=config.platform,
         build_args=config.build_args,
         warm_modules=(facts.loader_module,) if facts.loader_module else (),
+        system_packages=config.system_packages,
     )
     name = _repository_name(config, ref)
     repository = f"{config.registry}/{name}" if config.registry else name
@@ -177,12 +178,19 @@ def build_plan(config: PackageConfig, ref: ModelRef, facts: ModelFacts, lay: Lay
         + (" (--no-cache true: rebuild it)" if config.no_cache else "")
         + f"; else build it FROM {lay.deps.base_image}: a venv with "
         f"{len(lay.deps.requirements)} requirements ({facts.requirements_source}, mlflow as "
-        "mlflow-skinny, plus the server)",
+        "mlflow-skinny, plus the server), then the Debian packages of the shared libraries "
+        "they need and the base lacks (read from their ELF NEEDED entries)"
+        + (
+            f" and the system packages {', '.join(lay.deps.system_packages)} (--system-package)"
+            if lay.deps.system_packages
+            else ""
+        ),
         image=lay.deps_image,
         cache_image=lay.deps_cache,
         cache_key=lay.cache_key,
         base_image=lay.deps.base_image,
         requirements=list(lay.deps.requirements),
+        system_packages=list(lay.deps.system_packages),
         dockerfile=lay.deps.dockerfile(),
         no_cache=config.no_cache,
     )

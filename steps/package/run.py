@@ -25,6 +25,7 @@ from steps.services.images.model_facts import ModelFacts
 from steps.services.mlflow import model_versions
 from steps.services.mlflow.model_source import Artifacts, ModelRef
 
+SYSTEM_ERROR = "mlsteps error: "
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 PROXY_VARIABLES = tuple(
     name
@@ -220,6 +221,14 @@ class PackageRun:
                     f"the base image {base} ({given}) could not be pulled: {exc.message}. Check "
                     "its name and tag, that its registry is reachable and this engine logged in "
                     "to it (docker login), or give --base-image with an image this engine has."
+                ) from None
+            said = [line for line in exc.tail if line.startswith(SYSTEM_ERROR)]
+            if base and said:
+                # The system libraries' own words (system_libraries.py): the library, the
+                # package that needs it and the option to use, not a requirement to fix.
+                raise StepFailed(
+                    f"the dependencies image did not build on {base}: "
+                    + said[-1].removeprefix(SYSTEM_ERROR)
                 ) from None
             tail = "\n".join("    " + line for line in exc.tail[-15:])
             raise StepFailed(

@@ -39,6 +39,7 @@ NAMES_472C512 = json.loads((Path(__file__).parent / "names_472c512.json").read_t
 ADDED_SINCE = {
     "gate": ["default-margin"],  # 11d492b
     "promote": ["gate-report-digest", "approval-environment"],  # 6681ee1, 4d9aee6
+    "package": ["system-package"],  # issue 16
 }
 # Which mlsteps subcommand the action's run step execs, by the `rollback`/`revoke` input.
 EXECS = {

@@ -33,9 +33,14 @@ from steps.core.text import strip_escapes
 from steps.services.images.model_facts import ModelFacts
 
 SERVER_FILE = Path(__file__).parents[2] / "serve" / "server.py"
+SYSTEM_LIBRARIES_FILE = Path(__file__).with_name("system_libraries.py")
 # The serving runtime beside the model's own requirements: MLflow's model loading and request
 # parsing without its tracking server, UI and database libraries; uvicorn serves HTTP.
-RUNTIME_REQUIREMENTS = ("uvicorn>=0.20,<1",)
+# mlflow-skinny leaves out numpy and pandas, which mlflow.pyfunc imports: a model whose
+# requirements do not name them (one logged from code, a PythonModel without an input example)
+# would not load. They are added unpinned when the model does not pin them, so pip picks the
+# versions that fit the model's other pins.
+RUNTIME_REQUIREMENTS = ("uvicorn>=0.20,<1", "numpy", "pandas")
 # A CUDA runtime base for --gpu: NVIDIA's image, with the distribution's Python added on top
 # (Ubuntu 24.04's is 3.12; a model of another Python needs --base-image with that Python).
 GPU_BASE_IMAGE = "nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04"
@@ -91,8 +96,13 @@ def serving_requirements(facts: ModelFacts) -> list[str]:
     if not has_mlflow:
         pin = f"=={facts.mlflow_version}" if facts.mlflow_version else ""
         lines.append(f"mlflow-skinny{pin}")
-    names = {re.split(r"[\s\[<>=!~;@]", line, maxsplit=1)[0].lower() for line in lines}
-    return lines + [r for r in RUNTIME_REQUIREMENTS if r.split(">")[0] not in names]
+    return lines + [r for r in RUNTIME_REQUIREMENTS if _name(r) not in {_name(x) for x in lines}]
+
+
+def _name(requirement: str) -> str:
+    """A requirement's project name, normalized as pip compares them (PEP 503)."""
+    name = re.split(r"[\s\[<>=!~;@]", requirement, maxsplit=1)[0]
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 @dataclass(frozen=True)
@@ -110,6 +120,9 @@ class DepsBuild:
     # Modules imported once at build time so their bytecode is in the image: the model's
     # loader (e.g. mlflow.sklearn, which imports scikit-learn).
     warm_modules: tuple[str, ...] = ()
+    # Debian/Ubuntu packages asked for with --system-package, installed beside the ones the
+    # installed packages' shared libraries need (system_libraries.py finds those in the build).
+    system_packages: tuple[str, ...] = ()
 
     def dockerfile(self) -> str:
         # A shell line: every argument quoted (the URLs are checked as well, in
@@ -137,7 +150,8 @@ class DepsBuild:
                 "&& rm -rf /var/lib/apt/lists/*"
             )
         lines += [
-            "COPY requirements.txt warm-modules.json /opt/mlsteps/",
+            "COPY requirements.txt warm-modules.json system-packages.json system_libraries.py "
+            "/opt/mlsteps/",
             *(["COPY ca-bundle.pem /opt/mlsteps/ca-bundle.pem"] if self.ca_bundle else []),
             # One RUN, one layer, and what it leaves out is most of the image's size: no pip
             # cache; no pip/setuptools in the venv (nothing installs at serving time); no test
@@ -157,6 +171,11 @@ class DepsBuild:
             "--disable-pip-version-check pip setuptools wheel 2>/dev/null || true) \\\n"
             " && find /opt/venv/lib -depth -type d -name tests -path '*/site-packages/*/*' "
             "-exec rm -rf {} + \\\n"
+            # The system libraries the venv's extension modules need and the base lacks, with
+            # the --system-package ones, installed in this layer; before the imports below,
+            # which would fail on a missing one. The names are data in a JSON file.
+            " && /opt/venv/bin/python /opt/mlsteps/system_libraries.py /opt/venv "
+            "/opt/mlsteps/system-packages.json \\\n"
             # The module names (one is the model's loader_module) are data Python reads,
             # never words of this shell line.
             ' && /opt/venv/bin/python -c "import importlib, json; [importlib.import_module(m) '
@@ -185,6 +204,8 @@ class DepsBuild:
                 ["mlflow.pyfunc.scoring_server", "uvicorn", *self.warm_modules]
             ).encode(),
             "server.py": SERVER_FILE.read_bytes(),
+            "system_libraries.py": SYSTEM_LIBRARIES_FILE.read_bytes(),
+            "system-packages.json": json.dumps(list(self.system_packages)).encode(),
         }
         if self.ca_bundle:
             files["ca-bundle.pem"] = self.ca_bundle
@@ -306,7 +327,7 @@ def build(
                 tail = (tail + [line])[-40:]
                 if line.startswith("Step "):
                     step = line
-                shown = line.startswith(("Step ", "ERROR:", "Successfully installed"))
+                shown = line.startswith(("Step ", "ERROR:", "Successfully installed", "mlsteps"))
                 if shown and " : LABEL " not in line:  # labels: one step each, all alike
                     if line.startswith("Successfully installed"):
                         line = f"Successfully installed {len(line.split()) - 2} packages"
