@@ -869,6 +869,10 @@ INJECTIONS = {
         ("--pip-extra-index-url", "https://pypi.example/$(touch /pwned)"), None,
         "--pip-extra-index-url",
     ),
+    # Reaches apt-get as an argv word from a JSON file, never the RUN line; refused anyway.
+    "system-package": (
+        ("--system-package", "libgomp1; touch /pwned"), None, "--system-package",
+    ),
     "loader_module": (
         (), ("MLmodel", "loader_module: mlflow.sklearn", "loader_module: $(touch /pwned)"),
         "its MLmodel gives flavors.python_function.loader_module: '$(touch /pwned)'",

@@ -321,9 +321,14 @@ def install(root: str, requested: list[str]) -> list[str]:
     packages = sorted({*requested, *chosen.values()})
     _run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages],
          "apt-get install " + " ".join(packages))  # fmt: skip
-    shutil.rmtree("/var/lib/apt/lists", ignore_errors=True)
-    os.makedirs("/var/lib/apt/lists/partial", exist_ok=True)
+    # What a Dockerfile's `apt-get clean && rm -rf /var/lib/apt/lists/*` leaves: no
+    # downloaded .deb, no package lists (tens of MB in the layer, and stale tomorrow).
     _run(["apt-get", "clean"], "apt-get clean")
+    for entry in glob.glob("/var/lib/apt/lists/*"):
+        if os.path.isdir(entry):
+            shutil.rmtree(entry)
+        else:
+            os.remove(entry)
     still, _ = missing_libraries(root, names_in(loader_dirs()))
     if still:
         item = still[0]

@@ -3,6 +3,7 @@ model facts read from a saved model's files, option checks and ECR hosts. No ser
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,42 @@ def test_mlflow_becomes_mlflow_skinny_at_the_same_version(
     lines = serving_requirements(facts(*given))
     assert [line for line in lines if line.startswith("mlflow")] == [expected_mlflow]
     assert sum(line.startswith("uvicorn") for line in lines) == 1
+
+
+@pytest.mark.parametrize(
+    ("given", "added"),
+    [
+        # A model logged from code (or a PythonModel without an input example): MLflow names
+        # mlflow and cloudpickle only, and mlflow.pyfunc imports numpy and pandas.
+        (("mlflow==3.17.2", "cloudpickle==3.1.3"), ["numpy", "pandas"]),
+        # The model's own pins stand, whatever the spelling (pip normalizes names).
+        (("mlflow==3.17.2", "Pandas==2.2.3", "numpy>=1.26,<2"), []),
+        (("mlflow==3.17.2", "pandas[performance]==2.2.3"), ["numpy"]),
+    ],
+)
+def test_the_serving_runtime_always_has_numpy_and_pandas(
+    given: tuple[str, ...], added: list[str]
+) -> None:
+    lines = serving_requirements(facts(*given))
+    assert lines[: len(given)] == [g.replace("mlflow==", "mlflow-skinny==") for g in given]
+    assert [line for line in lines[len(given) :] if not line.startswith("uvicorn")] == added
+
+
+def test_system_packages_reach_the_build_as_data_and_change_the_cache_key() -> None:
+    plain = DepsBuild(base_image="python:3.11-slim", requirements=("lightgbm==4.7.0",))
+    extra = DepsBuild(
+        base_image="python:3.11-slim",
+        requirements=("lightgbm==4.7.0",),
+        system_packages=("libgomp1", "fonts-dejavu-core=2.37-6"),
+    )
+    assert plain.cache_key() != extra.cache_key()
+    assert plain.dockerfile() == extra.dockerfile()  # the names are in a file, not the RUN line
+    files = extra.files()
+    assert json.loads(files["system-packages.json"]) == ["libgomp1", "fonts-dejavu-core=2.37-6"]
+    assert files["system_libraries.py"].startswith(b'"""The system libraries')
+    run = extra.dockerfile().split("\nRUN ", 1)[1]
+    # The libraries are installed after pip, before the imports that would need them.
+    assert run.index("$pip install") < run.index("system_libraries.py") < run.index("importlib")
 
 
 def test_a_package_named_like_mlflow_is_left_alone() -> None:

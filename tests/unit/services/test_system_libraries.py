@@ -1,0 +1,196 @@
+"""The system libraries' finder (steps/services/images/system_libraries.py) on real shared
+objects of this machine's venv and on ELF files written here to show one case each: a run
+path, a driver library, another machine's file, a forged or cut-short header. The installing
+half runs apt inside a real image build: tests/integration/test_package_flavours.py."""
+
+from __future__ import annotations
+
+import shutil
+import struct
+from pathlib import Path
+
+import pytest
+
+from steps.package.options import parse_system_package
+from steps.services.images import system_libraries as sl
+
+X86_64, AARCH64 = 62, 183
+
+
+def elf(path: Path, needed: list[str], run_path: str = "", machine: int = 0) -> Path:
+    """A 64-bit little-endian shared object with a dynamic section and nothing else."""
+    machine = machine or sl._machine()
+    names = needed + ([run_path] if run_path else [])
+    strings, offsets = b"\0", []
+    for name in names:
+        offsets.append(len(strings))
+        strings += name.encode() + b"\0"
+    entries = [(sl._NEEDED, off) for off in offsets[: len(needed)]]
+    if run_path:
+        entries.append((sl._RUNPATH, offsets[-1]))
+    dynamic = b"".join(struct.pack("<qQ", tag, value) for tag, value in [*entries, (0, 0)])
+    str_at = 64
+    dyn_at = str_at + len(strings) + (-len(strings) % 8)
+    sh_at = dyn_at + len(dynamic)
+    sections = [
+        (0,) * 10,
+        (0, 3, 0, 0, str_at, len(strings), 0, 0, 1, 0),
+        (0, sl._SHT_DYNAMIC, 0, 0, dyn_at, len(dynamic), 1, 0, 8, 16),
+    ]
+    header = struct.pack(
+        "<16sHHIQQQIHHHHHH",
+        b"\x7fELF\x02\x01\x01" + bytes(9), 3, machine, 1, 0, 0, sh_at, 0, 64, 0, 0, 64,
+        len(sections), 0,
+    )  # fmt: skip
+    body = header + strings.ljust(dyn_at - str_at, b"\0") + dynamic
+    body += b"".join(struct.pack("<IIQQQQIIQQ", *s) for s in sections)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(body)
+    return path
+
+
+def venv(tmp_path: Path) -> Path:
+    site = tmp_path / "venv" / "lib" / "python3.11" / "site-packages"
+    site.mkdir(parents=True)
+    return tmp_path / "venv"
+
+
+def installed(root: Path, dist: str, files: dict[str, Path]) -> None:
+    """Record files as a distribution's (its dist-info RECORD), as pip does."""
+    site = next(root.glob("lib/python*/site-packages"))
+    info = site / f"{dist}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+    records = [f"{p.relative_to(site).as_posix()},," for p in files.values()]
+    (info / "RECORD").write_text("\n".join([*records, f"{info.name}/RECORD,,"]) + "\n")
+
+
+SYSTEM = {"libc.so.6", "libm.so.6", "libstdc++.so.6", "libgcc_s.so.1", "libpthread.so.0",
+          "libdl.so.2", "ld-linux-x86-64.so.2"}  # fmt: skip
+
+
+def test_lightgbm_wheel_needs_libgomp_and_names_its_python_package(tmp_path: Path) -> None:
+    """The real lib_lightgbm.so of this venv's LightGBM wheel, in a venv without libgomp."""
+    lightgbm = pytest.importorskip("lightgbm")
+    real = Path(lightgbm.__file__).parent / "lib" / "lib_lightgbm.so"
+    assert "libgomp.so.1" in (sl.read_elf(str(real)) or sl.ElfFile(0)).needed
+    root = venv(tmp_path)
+    copy = next(root.glob("lib/python*/site-packages")) / "lightgbm" / "lib" / "lib_lightgbm.so"
+    copy.parent.mkdir(parents=True)
+    shutil.copyfile(real, copy)
+    installed(root, "lightgbm", {"lib": copy})
+    missing, driver = sl.missing_libraries(str(root), SYSTEM)
+    assert [(m.library, m.packages()) for m in missing] == [("libgomp.so.1", "lightgbm")]
+    assert missing[0].example() == "lib/python3.11/site-packages/lightgbm/lib/lib_lightgbm.so"
+    assert driver == []
+    # With the library on the loader's path, nothing is missing.
+    assert sl.missing_libraries(str(root), SYSTEM | {"libgomp.so.1"}) == ([], [])
+
+
+def test_libraries_the_wheel_ships_are_found_by_run_path_or_anywhere_in_the_venv(
+    tmp_path: Path,
+) -> None:
+    root = venv(tmp_path)
+    site = next(root.glob("lib/python*/site-packages"))
+    elf(site / "fast" / "_ext.so", ["libfast-1a2b.so.1", "libc.so.6"], "$ORIGIN/../fast.libs")
+    elf(site / "fast.libs" / "libfast-1a2b.so.1", ["libc.so.6"])
+    # Not on its run path but shipped by another package (loaded first by its __init__, as
+    # torch loads NVIDIA's wheels' libraries): the loader finds it by its soname.
+    elf(site / "other" / "_ext.so", ["libcublas.so.12"])
+    elf(site / "nvidia" / "cublas" / "lib" / "libcublas.so.12", ["libc.so.6"])
+    assert sl.missing_libraries(str(root), SYSTEM) == ([], [])
+
+
+def test_driver_libraries_are_left_to_the_gpu_runtime_and_other_machines_are_skipped(
+    tmp_path: Path,
+) -> None:
+    root = venv(tmp_path)
+    site = next(root.glob("lib/python*/site-packages"))
+    elf(site / "gpu" / "_cuda.so", ["libcuda.so.1", "libnvidia-ml.so.1", "libc.so.6"])
+    other = AARCH64 if sl._machine() != AARCH64 else X86_64
+    elf(site / "arm" / "_ext.so", ["libgomp.so.1"], machine=other)
+    missing, driver = sl.missing_libraries(str(root), SYSTEM)
+    assert missing == [] and driver == ["libcuda.so.1", "libnvidia-ml.so.1"]
+
+
+def test_an_unrecorded_shared_object_is_named_by_its_path(tmp_path: Path) -> None:
+    root = venv(tmp_path)
+    site = next(root.glob("lib/python*/site-packages"))
+    elf(site / "stray" / "_ext.so", ["libquadmath.so.0"])
+    missing, _ = sl.missing_libraries(str(root), SYSTEM)
+    assert [(m.library, m.packages(), m.example()) for m in missing] == [
+        ("libquadmath.so.0", "an installed package", "lib/python3.11/site-packages/stray/_ext.so")
+    ]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",  # empty
+        b"not an ELF file at all",
+        b"\x7fELF\x03\x01" + bytes(58),  # an ELF class that does not exist
+        b"\x7fELF\x02\x01\x01" + bytes(20),  # cut short in the header
+    ],
+)
+def test_what_is_not_a_readable_shared_object_needs_nothing(tmp_path: Path, body: bytes) -> None:
+    path = tmp_path / "x.so"
+    path.write_bytes(body)
+    assert sl.read_elf(str(path)) is None
+
+
+def test_a_forged_section_table_is_refused_without_a_crash(tmp_path: Path) -> None:
+    path = elf(tmp_path / "x.so", ["libgomp.so.1"])
+    body = bytearray(path.read_bytes())
+    # The dynamic section's string table link now points past the table's end.
+    struct.pack_into("<I", body, len(body) - 64 + 40, 99)
+    path.write_bytes(bytes(body))
+    assert sl.read_elf(str(path)) is None
+    assert sl.read_elf(str(elf(tmp_path / "y.so", ["libgomp.so.1"]))) == sl.ElfFile(
+        sl._machine(), ["libgomp.so.1"], []
+    )
+
+
+@pytest.mark.parametrize(
+    ("library", "packages"),
+    [
+        ("libgomp.so.1", ["libgomp1", "libgomp1t64"]),
+        ("libstdc++.so.6", ["libstdc++6", "libstdc++6t64"]),
+        ("libgcc_s.so.1", ["libgcc-s1", "libgcc-s1t64"]),
+        ("libX11.so.6", ["libx11-6", "libx11-6t64"]),  # a name ending in a digit: a hyphen
+        ("libpng16.so.16", ["libpng16-16", "libpng16-16t64"]),
+        ("libz.so.1", ["zlib1g"]),  # the exceptions
+        ("libglib-2.0.so.0", ["libglib2.0-0", "libglib2.0-0t64"]),
+        ("libfoo.so", []),  # no version: a development link, never a package's soname
+        # A name that would not be a package name is never passed on.
+        ("lib$(touch x).so.1", []),
+        ("libA;rm -rf.so.1", []),
+    ],
+)
+def test_debian_package_of_a_library(library: str, packages: list[str]) -> None:
+    assert sl.candidates(library) == packages
+
+
+@pytest.mark.parametrize("name", ["libgomp1", "fonts-dejavu-core", "libstdc++6", "tzdata=2025a-1"])
+def test_system_package_names_that_are_taken(name: str) -> None:
+    assert parse_system_package(name) == name
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["libgomp1; touch /tmp/x", "$(id)", "a", "Libgomp1", "-o=APT::x", "libgomp1\nRUN id",
+     "libgomp1 curl", "`id`", "libgomp1=", "../libgomp1"],
+)  # fmt: skip
+def test_system_package_names_that_are_refused(name: str) -> None:
+    with pytest.raises(ValueError, match="a Debian package name"):
+        parse_system_package(name)
+    # The build's own check refuses the same names before apt sees them.
+    with pytest.raises(sl.Failed, match="is not a Debian package name"):
+        sl.install("/nonexistent", [name])
+
+
+def test_loader_directories_follow_the_includes_and_ld_library_path() -> None:
+    dirs = sl.loader_dirs({"LD_LIBRARY_PATH": "/opt/extra/lib::/opt/more"})
+    assert dirs[:2] == ["/opt/extra/lib", "/opt/more"]
+    assert dirs[-4:] == list(sl.DEFAULT_LOADER_DIRS)
+    # This machine is Debian: its multiarch directory comes from /etc/ld.so.conf.d.
+    assert any("-linux-gnu" in d for d in dirs)
