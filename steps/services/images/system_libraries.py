@@ -298,7 +298,15 @@ def install(root: str, requested: list[str]) -> list[str]:
             + (f"--system-package {' '.join(requested)} cannot be installed" if requested else "")
             + ". Give --base-image with an image that has them."
         )
-    _run(["apt-get", "update", "-qq"], "apt-get update (the base image's package lists)")
+    try:
+        _run(["apt-get", "update", "-qq"], "apt-get update")
+    except Failed as exc:
+        wanted = [f"{m.library} (for {m.packages()})" for m in missing] + requested
+        raise Failed(
+            f"{exc} The build installs system packages for {', '.join(wanted)} from the base "
+            "image's apt sources, which it could not reach. Let the build reach them (a proxy: "
+            "HTTP_PROXY), or give --base-image with an image that has them."
+        ) from None
     names = [p.split("=", 1)[0] for p in requested]
     options = {m.library: candidates(m.library) for m in missing}
     known = apt_candidates(sorted({*names, *(c for cs in options.values() for c in cs)}))

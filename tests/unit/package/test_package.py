@@ -493,6 +493,40 @@ def test_option_checks(
     assert "hunter2" not in caught.value.message
 
 
+@pytest.mark.parametrize(
+    ("source", "value"),
+    [
+        ("flag", "libgomp1; touch /tmp/x"),
+        ("env", "libgomp1\n$(touch /tmp/x)"),  # one per line: the second is refused
+        ("file", "[libgomp1, '`id`']"),
+        ("file", "'libgomp1 -o APT::Get::AllowUnauthenticated=1'"),
+    ],
+)
+def test_system_packages_are_debian_names_from_every_source(
+    tmp_path: Path, source: str, value: str
+) -> None:
+    (tmp_path / "mlsteps.yaml").write_text(
+        "package:\n  model-uri: m\n" + (f"  system-package: {value}\n" if source == "file" else "")
+    )
+    runtime = Runtime(
+        environ={"MLSTEPS_PACKAGE_SYSTEM_PACKAGE": value} if source == "env" else {},
+        config=str(tmp_path / "mlsteps.yaml"),
+    )
+    flags = {"system-package": (value,)} if source == "flag" else {}
+    with pytest.raises(ConfigError, match="is not valid: expected a Debian package name") as err:
+        load_config(runtime, flags)
+    assert {"flag": "--system-package", "env": "MLSTEPS_PACKAGE_SYSTEM_PACKAGE",
+            "file": "package.system-package"}[source] in err.value.message  # fmt: skip
+
+
+def test_system_packages_from_the_pipeline_file_keep_their_order_once(tmp_path: Path) -> None:
+    (tmp_path / "mlsteps.yaml").write_text(
+        "package:\n  model-uri: m\n  system-package: [libgomp1, fonts-dejavu-core, libgomp1]\n"
+    )
+    config = load_config(Runtime(environ={}, config=str(tmp_path / "mlsteps.yaml")), {})
+    assert config.system_packages == ("libgomp1", "fonts-dejavu-core")
+
+
 def test_the_registry_password_is_refused_in_the_pipeline_file(tmp_path: Path) -> None:
     (tmp_path / "mlsteps.yaml").write_text(
         "package:\n  model-uri: m\n  registry-password: hunter2\n"
