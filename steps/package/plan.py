@@ -178,8 +178,9 @@ def build_plan(config: PackageConfig, ref: ModelRef, facts: ModelFacts, lay: Lay
         + (" (--no-cache true: rebuild it)" if config.no_cache else "")
         + f"; else build it FROM {lay.deps.base_image}: a venv with "
         f"{len(lay.deps.requirements)} requirements ({facts.requirements_source}, mlflow as "
-        "mlflow-skinny, plus the server), then the Debian packages of the shared libraries "
-        "they need and the base lacks (read from their ELF NEEDED entries)"
+        "mlflow-skinny, plus uvicorn, numpy and pandas where the model names none), then the "
+        "Debian packages of the shared libraries they need and the base lacks (read from their "
+        "ELF NEEDED entries)"
         + (
             f" and the system packages {', '.join(lay.deps.system_packages)} (--system-package)"
             if lay.deps.system_packages
