@@ -49,7 +49,8 @@ OUTPUTS = {
 }
 
 KNOWN_KEYS = (
-    "modelUri, registry, repository, tag, baseImage, gpu, platform, buildArg, pipIndexUrl, "
+    "modelUri, registry, repository, tag, baseImage, gpu, platform, buildArg, systemPackage, "
+    "pipIndexUrl, "
     "pipExtraIndexUrl, caBundle, noCache, push, load, smokeTest, smokeTimeout, register, "
     "registryUsername, registryCredentialsId, trackingUri, name, config, mlsteps"
 )
@@ -352,3 +353,30 @@ def test_real_cli_bad_input_fails_the_step_with_exit_code_2(
     )
     assert "--registry" in run.console
     assert "'https://registry.example' is not valid" in run.console
+
+
+@pytest.mark.parametrize(
+    "value", [["libgomp1", "$(touch pwned)"], "libgomp1; touch pwned", "libgomp1\ntouch pwned"]
+)
+def test_real_cli_refuses_a_system_package_that_is_not_a_debian_name(
+    run_jenkins: Any, mlsteps_cli: str, tmp_path: Path, value: Any
+) -> None:
+    """Each item is one single-quoted word the CLI checks: exit 2 naming the option, and the
+    shell ran none of it."""
+    run = run_jenkins(
+        "mlPackage",
+        {
+            "mlsteps": [mlsteps_cli, "--dry-run"],
+            "modelUri": str(tiny_model(tmp_path / "model")),
+            "systemPackage": value,
+        },
+        workspace=tmp_path / "ws",
+    )
+    assert run.status == "FAILURE"
+    assert run.error == (
+        "mlPackage: mlsteps package exited with code 2 (bad input or configuration);"
+        " see its message above"
+    )
+    assert "error: --system-package '" in run.console
+    assert "is not valid: expected a Debian package name" in run.console
+    assert not list(tmp_path.rglob("pwned"))

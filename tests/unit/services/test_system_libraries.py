@@ -164,6 +164,10 @@ def test_a_forged_section_table_is_refused_without_a_crash(tmp_path: Path) -> No
         # A name that would not be a package name is never passed on.
         ("lib$(touch x).so.1", []),
         ("libA;rm -rf.so.1", []),
+        # From an ELF file of a wheel: a path, a line of its own, an option; none reaches apt.
+        ("/usr/lib/libgomp.so.1", []),
+        ("libgomp.so.1\nmlsteps error: x", []),
+        ("lib -o APT::x.so.1", []),
     ],
 )
 def test_debian_package_of_a_library(library: str, packages: list[str]) -> None:
@@ -186,6 +190,26 @@ def test_system_package_names_that_are_refused(name: str) -> None:
     # The build's own check refuses the same names before apt sees them.
     with pytest.raises(sl.Failed, match="is not a Debian package name"):
         sl.install("/nonexistent", [name])
+
+
+def test_needed_paths_and_links_out_of_the_venv_are_read_as_names_never_followed(
+    tmp_path: Path,
+) -> None:
+    """A NEEDED entry that is a path is missing when no file is there (and has no package);
+    links (wheels hold none) are not followed: a directory linked into itself is walked once,
+    a .so linked to /dev/zero or to itself is not read."""
+    root = venv(tmp_path)
+    site = next(root.glob("lib/python*/site-packages"))
+    elf(site / "paths" / "_ext.so", ["/nonexistent/libx.so.1", str(site / "paths" / "_ext.so")])
+    (site / "paths" / "_zero.so").symlink_to("/dev/zero")
+    (site / "paths" / "_loop.so").symlink_to(site / "paths" / "_loop.so")
+    (site / "loop").symlink_to(site, target_is_directory=True)
+    missing, _ = sl.missing_libraries(str(root), SYSTEM)
+    assert [(m.library, m.needed_by) for m in missing] == [
+        ("/nonexistent/libx.so.1",
+         [("an installed package", "lib/python3.11/site-packages/paths/_ext.so")])
+    ]  # fmt: skip
+    assert sl.candidates(missing[0].library) == []
 
 
 def test_loader_directories_follow_the_includes_and_ld_library_path() -> None:
