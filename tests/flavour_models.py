@@ -1,8 +1,8 @@
 """Models of every flavour package covers, each written by its flavour's own ``save_model`` with
 the input example a user gives, and rows the model never saw to compare served predictions on.
 
-One function per flavour: ``save(name, directory) -> Flavour``. The libraries are imported in
-the function (a flavour whose library is missing here is skipped by the caller, naming it).
+One function per flavour: ``save(directory) -> Flavour``. Each imports its library inside
+(they are the dev extra's: pyproject.toml), so importing this module costs nothing.
 Data is made here with fixed seeds, so each model and its requirements are the same every run
 and the dependencies images they share are found in the engine's cache.
 """

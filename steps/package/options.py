@@ -120,7 +120,8 @@ SECTION = Section(
             kind="list",
             parse=parse_system_package,
             metavar="NAME",
-            help="Debian/Ubuntu package to install in the image (repeatable), e.g. `libgomp1`. "
+            help="Debian/Ubuntu package to install in the image (repeatable), e.g. "
+            "`fonts-dejavu-core`. "
             "The packages of the shared libraries the model's Python packages need and the base "
             "lacks are found and installed without it; this adds what they load at run time "
             "(a font, a tool). The base image needs apt-get.",
@@ -280,7 +281,8 @@ def load_config(runtime: Runtime, flags: Mapping[str, Any]) -> PackageConfig:
         gpu=values["gpu"],
         platform=values["platform"],
         build_args=tuple(values["build-arg"] or ()),
-        system_packages=tuple(dict.fromkeys(values["system-package"] or ())),
+        # Sorted: the order they are given in changes neither the image nor its cache key.
+        system_packages=tuple(sorted(set(values["system-package"] or ()))),
         pip_index_url=values["pip-index-url"],
         pip_extra_index_urls=tuple(values["pip-extra-index-url"] or ()),
         ca_bundle=values["ca-bundle"],

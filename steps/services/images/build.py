@@ -173,8 +173,9 @@ class DepsBuild:
             "-exec rm -rf {} + \\\n"
             # The system libraries the venv's extension modules need and the base lacks, with
             # the --system-package ones, installed in this layer; before the imports below,
-            # which would fail on a missing one. The names are data in a JSON file.
-            " && /opt/venv/bin/python /opt/mlsteps/system_libraries.py /opt/venv "
+            # which would fail on a missing one. The names are data in a JSON file; -I -S:
+            # no .pth file or environment variable of the installed packages runs in it.
+            " && /opt/venv/bin/python -I -S /opt/mlsteps/system_libraries.py /opt/venv "
             "/opt/mlsteps/system-packages.json \\\n"
             # The module names (one is the model's loader_module) are data Python reads,
             # never words of this shell line.

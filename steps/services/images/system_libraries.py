@@ -30,6 +30,7 @@ import subprocess
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 # A Debian package name (policy 5.6.1), optionally pinned to a version (policy 5.6.12).
 DEBIAN_PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+~:-]+)?")
@@ -66,12 +67,12 @@ def read_elf(path: str) -> ElfFile | None:
     try:
         with open(path, "rb") as f:
             return _read_elf(f)
-    except (OSError, struct.error, IndexError, ValueError):
+    except (OSError, struct.error, IndexError, ValueError, MemoryError):
         return None
 
 
-def _read_elf(f: object) -> ElfFile | None:
-    read, seek = f.read, f.seek  # type: ignore[attr-defined]
+def _read_elf(f: BinaryIO) -> ElfFile | None:
+    read, seek = f.read, f.seek
     head = read(64)
     if head[:4] != b"\x7fELF" or head[4] not in (1, 2) or head[5] not in (1, 2):
         return None
@@ -104,7 +105,11 @@ def _read_elf(f: object) -> ElfFile | None:
             if tag == 0:
                 break
             if tag in (_NEEDED, _RPATH, _RUNPATH):
-                text = strings[value : strings.index(b"\0", value)].decode(errors="replace")
+                # A name ends within 4 KiB: a forged table cannot make each read the rest.
+                end = strings.find(b"\0", value, value + 4096)
+                if end < 0:
+                    return None
+                text = strings[value:end].decode(errors="replace")
                 if tag == _NEEDED:
                     elf.needed.append(text)
                 else:
@@ -154,12 +159,22 @@ def names_in(dirs: Iterable[str]) -> set[str]:
 
 
 def shared_objects(root: str) -> Iterator[str]:
-    for top, _, files in os.walk(root):
-        for name in files:
-            if name.endswith(".so") or ".so." in name:
-                path = os.path.join(top, name)
-                if not os.path.islink(path):
-                    yield path
+    """The regular files named like shared objects under root: no link is followed (a link
+    may lead out of the venv, or to /dev/zero) and no FIFO opened (it would block). A stack,
+    not os.walk, whose recursion a deep tree would exhaust."""
+    stack = [root]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(entry.path)
+            elif (entry.name.endswith(".so") or ".so." in entry.name) and entry.is_file(
+                follow_symlinks=False
+            ):
+                yield entry.path
 
 
 def owners(root: str) -> dict[str, str]:
@@ -250,8 +265,14 @@ class Failed(Exception):
     pass
 
 
+def one_line(text: str) -> str:
+    """Library and package names come from the wheels' files: a newline in one would start a
+    line of its own, such as a forged `mlsteps error:`."""
+    return " ".join(text.split())
+
+
 def say(line: str) -> None:
-    print(f"mlsteps: {line}", flush=True)
+    print(f"mlsteps: {one_line(line)}", flush=True)
 
 
 def _run(argv: list[str], what: str) -> str:
@@ -260,7 +281,7 @@ def _run(argv: list[str], what: str) -> str:
     if done.returncode != 0:
         tail = (done.stdout + done.stderr).strip().splitlines()[-8:]
         raise Failed(f"{what} failed (exit {done.returncode}): " + " / ".join(tail))
-    return done.stdout
+    return done.stdout + done.stderr
 
 
 def apt_candidates(names: list[str]) -> set[str]:
@@ -276,6 +297,24 @@ def apt_candidates(names: list[str]) -> set[str]:
         elif line.strip().startswith("Candidate:") and "(none)" not in line:
             found.add(current)
     return found
+
+
+def update_package_lists(wanted: list[str]) -> None:
+    """apt-get update, failing when a source could not be read: apt reports that as a
+    warning and exits 0, and every package would then look unknown."""
+    why = (
+        f"The build installs system packages for {', '.join(wanted)} from the base image's "
+        "apt sources. Let the build reach them (a proxy: HTTP_PROXY), or give --base-image "
+        "with an image that has them."
+    )
+    try:
+        said = _run(["apt-get", "update", "-qq"], "apt-get update")
+    except Failed as exc:
+        raise Failed(f"{exc}. {why}") from None
+    failed = [line for line in said.splitlines() if line.startswith(("W:", "E:", "Err:"))
+              and ("fetch" in line or "download" in line)]  # fmt: skip
+    if failed:
+        raise Failed(f"apt-get update could not read the package lists: {failed[0]}. {why}")
 
 
 def install(root: str, requested: list[str]) -> list[str]:
@@ -298,15 +337,7 @@ def install(root: str, requested: list[str]) -> list[str]:
             + (f"--system-package {' '.join(requested)} cannot be installed" if requested else "")
             + ". Give --base-image with an image that has them."
         )
-    try:
-        _run(["apt-get", "update", "-qq"], "apt-get update")
-    except Failed as exc:
-        wanted = [f"{m.library} (for {m.packages()})" for m in missing] + requested
-        raise Failed(
-            f"{exc} The build installs system packages for {', '.join(wanted)} from the base "
-            "image's apt sources, which it could not reach. Let the build reach them (a proxy: "
-            "HTTP_PROXY), or give --base-image with an image that has them."
-        ) from None
+    update_package_lists([f"{m.library} (for {m.packages()})" for m in missing] + requested)
     names = [p.split("=", 1)[0] for p in requested]
     options = {m.library: candidates(m.library) for m in missing}
     known = apt_candidates(sorted({*names, *(c for cs in options.values() for c in cs)}))
@@ -315,37 +346,37 @@ def install(root: str, requested: list[str]) -> list[str]:
             f"--system-package {unknown[0]}: no such package in the base image's package "
             "lists. Check the name (apt-cache search on a machine of the same distribution)."
         )
-    chosen: dict[str, str] = {}
-    for item in missing:
-        package = next((c for c in options[item.library] if c in known), None)
-        if package is None:
-            raise Failed(
-                f"the shared library {item.library}, needed by the Python package "
-                f"{item.packages()} ({item.example()}), is not in the base image and no package "
-                "found here provides it. Give --system-package with the Debian package that "
-                "holds it, or --base-image with an image that has it."
-            )
-        chosen[item.library] = package
+    # A library with no package by its name may still come with a --system-package one (the
+    # fix the failure below names): what is missing after the install decides.
+    chosen = {
+        m.library: package
+        for m in missing
+        if (package := next((c for c in options[m.library] if c in known), None))
+    }
     packages = sorted({*requested, *chosen.values()})
-    _run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages],
-         "apt-get install " + " ".join(packages))  # fmt: skip
+    if packages:
+        _run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages],
+             "apt-get install " + " ".join(packages))  # fmt: skip
     # What a Dockerfile's `apt-get clean && rm -rf /var/lib/apt/lists/*` leaves: no
     # downloaded .deb, no package lists (tens of MB in the layer, and stale tomorrow).
     _run(["apt-get", "clean"], "apt-get clean")
     for entry in glob.glob("/var/lib/apt/lists/*"):
-        if os.path.isdir(entry):
+        if os.path.isdir(entry) and not os.path.islink(entry):
             shutil.rmtree(entry)
         else:
             os.remove(entry)
     still, _ = missing_libraries(root, names_in(loader_dirs()))
     if still:
         item = still[0]
+        tried = [chosen[item.library]] if item.library in chosen else requested
         raise Failed(
             f"the shared library {item.library}, needed by the Python package "
-            f"{item.packages()} ({item.example()}), is still missing after installing "
-            f"{chosen.get(item.library, 'the system packages')}. Give --system-package with the "
-            "Debian package that holds it, or --base-image with an image that has it."
-        )
+            f"{item.packages()} ({item.example()}), is not in the base image and "
+            + (f"{', '.join(tried)} did not provide it" if tried else
+               "no package found here provides it")
+            + ". Give --system-package with the Debian package that holds it, or --base-image "
+            "with an image that has it."
+        )  # fmt: skip
     why = {p: [lib for lib, c in chosen.items() if c == p] for p in packages}
     return [
         f"installed the system package {p}"
@@ -367,7 +398,7 @@ def main(argv: list[str]) -> int:
         for line in install(root, requested):
             say(line)
     except Failed as exc:
-        print(f"mlsteps error: {exc}", flush=True)
+        print(f"mlsteps error: {one_line(str(exc))}", flush=True)
         return 1
     return 0
 

@@ -519,12 +519,20 @@ def test_system_packages_are_debian_names_from_every_source(
             "file": "package.system-package"}[source] in err.value.message  # fmt: skip
 
 
-def test_system_packages_from_the_pipeline_file_keep_their_order_once(tmp_path: Path) -> None:
-    (tmp_path / "mlsteps.yaml").write_text(
-        "package:\n  model-uri: m\n  system-package: [libgomp1, fonts-dejavu-core, libgomp1]\n"
-    )
-    config = load_config(Runtime(environ={}, config=str(tmp_path / "mlsteps.yaml")), {})
-    assert config.system_packages == ("libgomp1", "fonts-dejavu-core")
+def test_system_packages_from_the_pipeline_file_are_one_set(tmp_path: Path) -> None:
+    """In any order, repeated or not, the same packages make the same image (cache key)."""
+    keys = set()
+    for listed in ("[libgomp1, fonts-dejavu-core, libgomp1]", "[fonts-dejavu-core, libgomp1]"):
+        (tmp_path / "mlsteps.yaml").write_text(
+            f"package:\n  model-uri: m\n  system-package: {listed}\n"
+        )
+        config = load_config(Runtime(environ={}, config=str(tmp_path / "mlsteps.yaml")), {})
+        assert config.system_packages == ("fonts-dejavu-core", "libgomp1")
+        keys.add(
+            DepsBuild(base_image="python:3.11-slim", requirements=("x==1",),
+                      system_packages=config.system_packages).cache_key()
+        )  # fmt: skip
+    assert len(keys) == 1
 
 
 def test_the_registry_password_is_refused_in_the_pipeline_file(tmp_path: Path) -> None:
