@@ -22,13 +22,30 @@ pytestmark = pytest.mark.services
 UNREACHABLE_SOURCES = "mlsteps-test-base:unreachable-apt-sources"
 
 
+EXTENSION = "needy.cpython-311-x86_64-linux-gnu.so"
+
+
 def finder(
-    docker_client: Any, image: str, tmp_path: Path, needed: list[str], requested: list[str]
-) -> tuple[int, list[str]]:
-    """(exit code, printed lines) of the finder on a venv whose one package needs `needed`."""
+    docker_client: Any, image: str, tmp_path: Path, needed: list[str], requested: list[str],
+    plugin: bool = False,
+) -> tuple[int, list[str]]:  # fmt: skip
+    """(exit code, printed lines) of the finder on a venv whose one package, needy, needs
+    `needed`: in the extension module `import needy` loads, or with `plugin` in a library
+    nothing loads until asked (as PyTorch's NVIDIA wheels ship MPI and RDMA transports)."""
     root = venv(tmp_path)
     site = next(root.glob("lib/python*/site-packages"))
-    installed(root, "needy", {"ext": elf(site / "needy" / "_ext.so", needed)})
+    if plugin:
+        (site / "needy").mkdir()
+        (site / "needy" / "__init__.py").write_text("")
+        files = {"init": site / "needy" / "__init__.py",
+                 "plugin": elf(site / "needy" / "plugins" / "transport.so", needed)}  # fmt: skip
+    else:
+        files = {"ext": elf(site / EXTENSION, needed)}
+    installed(root, "needy", files)
+    # The venv's python, as python3 -m venv makes it: the import check runs it.
+    (root / "bin").mkdir()
+    (root / "bin" / "python").symlink_to("/usr/bin/python3")
+    (root / "pyvenv.cfg").write_text("home = /usr/bin\ninclude-system-site-packages = false\n")
     shutil.copy(SYSTEM_LIBRARIES_FILE, tmp_path / "system_libraries.py")
     (tmp_path / "requests.json").write_text(json.dumps(requested))
     container = docker_client.containers.run(
@@ -53,7 +70,7 @@ def test_a_library_outside_debians_naming_rule_comes_with_the_package_asked_for(
     code, lines = finder(docker_client, python_slim_image, tmp_path / "a", needed, [])
     assert code == 1 and lines[-1] == (
         "mlsteps error: the shared library libboost_python311.so.1.74.0, needed by the Python "
-        "package needy (lib/python3.11/site-packages/needy/_ext.so), is not in the base image "
+        f"package needy (lib/python3.11/site-packages/{EXTENSION}), is not in the base image "
         "and no package found here provides it. Give --system-package with the Debian package "
         "that holds it, or --base-image with an image that has it."
     )
@@ -72,7 +89,7 @@ def test_a_package_that_does_not_hold_the_library_is_named_as_tried(
     code, lines = finder(docker_client, python_slim_image, tmp_path, ["libx11.so.6"], [])
     assert code == 1 and lines[-1] == (
         "mlsteps error: the shared library libx11.so.6, needed by the Python package needy "
-        "(lib/python3.11/site-packages/needy/_ext.so), is not in the base image and libx11-6 "
+        f"(lib/python3.11/site-packages/{EXTENSION}), is not in the base image and libx11-6 "
         "did not provide it. Give --system-package with the Debian package that holds it, or "
         "--base-image with an image that has it."
     )
@@ -118,3 +135,20 @@ def test_apt_sources_the_build_cannot_reach_are_named_as_such(
         "apt sources. Let the build reach them (a proxy: HTTP_PROXY), or give --base-image "
         "with an image that has them."
     )
+
+
+def test_a_library_only_a_plugin_needs_is_left_out_with_a_line_saying_so(
+    docker_client: Any, python_slim_image: str, unreachable_sources: str, tmp_path: Path
+) -> None:
+    """libmpi.so.40 (no package by its name) for a transport `import needy` does not load: the
+    build goes on, also where apt's sources cannot be reached; the log names what was left."""
+    said = (
+        "mlsteps: not installed: libmpi.so.40, needed by "
+        "lib/python3.11/site-packages/needy/plugins/transport.so of needy, which imports "
+        "without it (a plugin loaded on demand); if the model loads it, give --system-package "
+        "with the Debian package that holds it"
+    )
+    for image, where in ((python_slim_image, "a"), (unreachable_sources, "b")):
+        code, lines = finder(docker_client, image, tmp_path / where, ["libmpi.so.40"], [],
+                             plugin=True)  # fmt: skip
+        assert (code, lines) == (0, [said]), image

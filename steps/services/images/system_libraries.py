@@ -317,6 +317,67 @@ def update_package_lists(wanted: list[str]) -> None:
         raise Failed(f"apt-get update could not read the package lists: {failed[0]}. {why}")
 
 
+# Imports each module named in argv[1] (JSON) and prints, last, the ones that failed.
+IMPORT_CHECK = """
+import importlib, json, sys
+failed = {}
+for name in json.loads(sys.argv[1]):
+    try:
+        importlib.import_module(name)
+    except BaseException as exc:
+        failed[name] = type(exc).__name__ + ": " + str(exc)[:300]
+print()
+print(json.dumps(failed))
+"""
+MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def top_level_modules(root: str, distribution: str) -> list[str]:
+    """The modules a distribution installs at the top of site-packages (its RECORD)."""
+    from importlib.metadata import distributions
+
+    names: set[str] = set()
+    for site in glob.glob(os.path.join(root, "lib", "python*", "site-packages")):
+        for dist in distributions(path=[site]):
+            if dist.metadata["Name"] != distribution:
+                continue
+            for file in dist.files or ():
+                top = str(file).split("/", 1)[0].split(".", 1)[0]
+                if MODULE.fullmatch(top) and top not in ("__pycache__", "bin"):
+                    names.add(top)
+    return sorted(names)
+
+
+def needed_now(root: str, missing: list[Missing]) -> list[Missing]:
+    """The missing libraries serving cannot do without: those of a package that does not
+    import without them. A library only a plugin links against (PyTorch's NVIDIA wheels ship
+    MPI, UCX and RDMA transports, which nothing loads on a CPU) is not one of them."""
+    modules = {m.library: [t for d, _ in m.needed_by for t in top_level_modules(root, d)]
+               for m in missing}  # fmt: skip
+    wanted = sorted({t for ts in modules.values() for t in ts})
+    failed: dict[str, str] = {}
+    if wanted:
+        python = os.path.join(root, "bin", "python")
+        try:
+            argv = [python, "-c", IMPORT_CHECK, json.dumps(wanted)]
+            done = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+            failed = json.loads(done.stdout.strip().splitlines()[-1])
+        except (OSError, IndexError, ValueError):
+            failed = dict.fromkeys(wanted, "the import check did not finish")
+    # An .so no package recorded, or a package whose modules do not import: needed.
+    return [m for m in missing if not modules[m.library] or
+            any(t in failed for t in modules[m.library])]  # fmt: skip
+
+
+def not_needed_now(missing: list[Missing]) -> list[str]:
+    return [
+        f"not installed: {m.library}, needed by {m.example()} of {m.packages()}, which "
+        "imports without it (a plugin loaded on demand); if the model loads it, give "
+        "--system-package with the Debian package that holds it"
+        for m in missing
+    ]
+
+
 def install(root: str, requested: list[str]) -> list[str]:
     """Install what the venv's libraries need and the requested packages; the lines to say."""
     bad = [p for p in requested if not DEBIAN_PACKAGE.fullmatch(p)]
@@ -329,15 +390,24 @@ def install(root: str, requested: list[str]) -> list[str]:
         say("every shared library the installed packages need is in the image")
         return []
     if not shutil.which("apt-get"):
-        needs = "; ".join(f"{m.library} (for {m.packages()})" for m in missing)
-        raise Failed(
-            "the base image has no apt-get, so "
-            + (f"the libraries {needs} cannot be installed" if missing else "")
-            + (" and " if missing and requested else "")
-            + (f"--system-package {' '.join(requested)} cannot be installed" if requested else "")
-            + ". Give --base-image with an image that has them."
-        )
-    update_package_lists([f"{m.library} (for {m.packages()})" for m in missing] + requested)
+        needs = "; ".join(f"{m.library} (for {m.packages()})" for m in needed_now(root, missing))
+        if needs or requested:
+            raise Failed(
+                "the base image has no apt-get, so "
+                + (f"the libraries {needs} cannot be installed" if needs else "")
+                + (" and " if needs and requested else "")
+                + (f"--system-package {' '.join(requested)} cannot be installed"
+                   if requested else "")
+                + ". Give --base-image with an image that has them."
+            )  # fmt: skip
+        return not_needed_now(missing)
+    try:
+        update_package_lists([f"{m.library} (for {m.packages()})" for m in missing] + requested)
+    except Failed:
+        # Offline (a mirror for pip only): fine as long as nothing serving needs is missing.
+        if requested or needed_now(root, missing):
+            raise
+        return not_needed_now(missing)
     names = [p.split("=", 1)[0] for p in requested]
     options = {m.library: candidates(m.library) for m in missing}
     known = apt_candidates(sorted({*names, *(c for cs in options.values() for c in cs)}))
@@ -366,8 +436,8 @@ def install(root: str, requested: list[str]) -> list[str]:
         else:
             os.remove(entry)
     still, _ = missing_libraries(root, names_in(loader_dirs()))
-    if still:
-        item = still[0]
+    if fatal := needed_now(root, still):
+        item = fatal[0]
         tried = [chosen[item.library]] if item.library in chosen else requested
         raise Failed(
             f"the shared library {item.library}, needed by the Python package "
@@ -383,7 +453,7 @@ def install(root: str, requested: list[str]) -> list[str]:
         + (f" ({', '.join(why[p])} for {', '.join(_needers(missing, why[p]))})" if why[p] else
            " (--system-package)")
         for p in packages
-    ]  # fmt: skip
+    ] + not_needed_now(still)  # fmt: skip
 
 
 def _needers(missing: list[Missing], libraries: list[str]) -> list[str]:

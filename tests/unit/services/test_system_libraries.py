@@ -184,11 +184,17 @@ def test_a_fifo_a_deep_tree_and_an_endless_name_neither_block_nor_break_the_walk
     for _ in range(1100):  # one at a time: Path.mkdir(parents=True) recurses too
         deep = deep / "d"
         deep.mkdir()
-    elf(deep / "_ext.so", ["libquadmath.so.0"])
-    elf(site / "_long.so", ["libx" * 2000 + ".so.1"])  # 8 KB: past the 4 KiB a name may take
-    assert sl.read_elf(str(site / "_long.so")) is None
-    missing, _ = sl.missing_libraries(str(root), SYSTEM)
-    assert [m.library for m in missing] == ["libquadmath.so.0"]
+    try:
+        elf(deep / "_ext.so", ["libquadmath.so.0"])
+        elf(site / "_long.so", ["libx" * 2000 + ".so.1"])  # 8 KB: past the 4 KiB of a name
+        assert sl.read_elf(str(site / "_long.so")) is None
+        missing, _ = sl.missing_libraries(str(root), SYSTEM)
+        assert [m.library for m in missing] == ["libquadmath.so.0"]
+    finally:  # bottom up: shutil.rmtree (pytest's cleanup of old runs) recurses as deep
+        (deep / "_ext.so").unlink(missing_ok=True)
+        while deep != site:
+            deep.rmdir()
+            deep = deep.parent
 
 
 def test_a_forged_name_never_starts_a_line_of_its_own(
