@@ -170,12 +170,14 @@ def serves(client: Any, ref: str, body: bytes, reference: Any) -> str:
         container.remove(force=True)
 
 
-def build(argv: list[str], env: dict[str, str], made: Made) -> tuple[Build | None, float, str]:
+def build(argv: list[str], env: dict[str, str], made: Made) -> tuple[Build, str]:
+    """The build, and why it failed ('' when it did not); a failed one's time is to its end."""
     started, load = time.perf_counter(), os.getloadavg()[0]
     try:
-        return timed_build(argv, env, made), 0.0, ""
+        return timed_build(argv, env, made), ""
     except SystemExit as failed:
-        return None, time.perf_counter() - started, f"{failed}".strip() or f"load {load:.1f}"
+        elapsed = time.perf_counter() - started
+        return Build(elapsed, [], (load, os.getloadavg()[0])), str(failed).strip()
 
 
 def measure(client: Any, name: str, root: Path, args: argparse.Namespace) -> dict[str, Outcome]:
@@ -196,21 +198,17 @@ def measure(client: Any, name: str, root: Path, args: argparse.Namespace) -> dic
         "--env-manager", "local",
     ]  # fmt: skip
     try:
-        done, failed_after, why = build(ours, env, made)
-        outcomes["mlsteps"] = (
-            Outcome(True, done.seconds, (image_size(client, f"{OURS}:{name}") - base_size) / MB,
-                    load=done.load)
-            if done else Outcome(False, failed_after, None, why)
-        )  # fmt: skip
+        done, why = build(ours, env, made)
+        added = None if why else (image_size(client, f"{OURS}:{name}") - base_size) / MB
+        outcomes["mlsteps"] = Outcome(not why, done.seconds, added, why, done.load)
         print(f"  {name} mlsteps: {outcomes['mlsteps'].cells()}", flush=True)
         if not args.skip_anchor:
-            done, failed_after, why = build(anchor, cold_env, made)
-            if done:
+            done, why = build(anchor, cold_env, made)
+            added = None
+            if not why:  # built: it counts only if it serves pyfunc's answer
                 added = (image_size(client, f"{ANCHOR}:{name}") - base_size) / MB
                 why = serves(client, f"{ANCHOR}:{name}", body, reference)
-                outcomes["anchor"] = Outcome(not why, done.seconds, added, why, done.load)
-            else:
-                outcomes["anchor"] = Outcome(False, failed_after, None, why)
+            outcomes["anchor"] = Outcome(not why, done.seconds, added, why, done.load)
             print(f"  {name} anchor:  {outcomes['anchor'].cells()}", flush=True)
     finally:
         left = cleanup(client, made, args.before, (OURS, ANCHOR))
