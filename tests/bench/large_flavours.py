@@ -29,7 +29,12 @@ def catboost(directory: Path) -> None:
 
     x, y, _ = _split(_table(11))
     model = CatBoostClassifier(
-        iterations=30, depth=3, random_seed=11, thread_count=1, verbose=False
+        iterations=30,
+        depth=3,
+        random_seed=11,
+        thread_count=1,
+        verbose=False,
+        allow_writing_files=False,  # no catboost_info/ in the working directory
     ).fit(x, y)
     mlflow.catboost.save_model(model, str(directory), input_example=x.head(3))
 
