@@ -259,11 +259,13 @@ def all_tags(client: Any) -> dict[str, str]:
     return {tag: image.id for image in client.images.list() for tag in image.tags}
 
 
-def cleanup(client: Any, made: Made, before: dict[str, str]) -> list[str]:
-    """Remove this benchmark's containers, then its images, then the anchor's intermediate
-    containers and images its output named (a failed build leaves them). Another tag on one of
-    our images (an engine-wide cache name) goes too if it is new, or goes back to the image it
-    named before the run. Returns what could not go."""
+def cleanup(
+    client: Any, made: Made, before: dict[str, str], repositories: tuple[str, ...] = (OURS, ANCHOR)
+) -> list[str]:
+    """Remove this benchmark's containers, then its images (those of `repositories`), then the
+    anchor's intermediate containers and images its output named (a failed build leaves them).
+    Another tag on one of our images (an engine-wide cache name) goes too if it is new, or goes
+    back to the image it named before the run. Returns what could not go."""
     from docker.errors import APIError, NotFound
 
     left = []
@@ -273,7 +275,7 @@ def cleanup(client: Any, made: Made, before: dict[str, str]) -> list[str]:
     for name in made.containers:
         with contextlib.suppress(NotFound, APIError):
             client.api.remove_container(name, force=True)
-    ours = {i.id for repository in (OURS, ANCHOR) for i in client.images.list(name=repository)}
+    ours = {i.id for repository in repositories for i in client.images.list(name=repository)}
     tags = [tag for tag, image_id in all_tags(client).items() if image_id in ours]
     for tag in tags:
         if (was := before.get(tag)) and was not in ours:
@@ -283,7 +285,7 @@ def cleanup(client: Any, made: Made, before: dict[str, str]) -> list[str]:
     # Model images before the deps image they are built on; removing the last tag of an image
     # removes its untagged parents (the classic builder's intermediates) with it.
     tags = [tag for tag, image_id in all_tags(client).items() if image_id in ours]
-    for tag in sorted(tags, key=lambda t: ":deps-" in t or not t.startswith((OURS, ANCHOR))):
+    for tag in sorted(tags, key=lambda t: ":deps-" in t or not t.startswith(repositories)):
         try:
             client.images.remove(tag)
         except NotFound:
