@@ -9,9 +9,11 @@ after ``pip install``, reads every ``.so`` in the venv, keeps the libraries that
 image's loader paths, the library's own run path nor any installed package provides, finds the
 Debian/Ubuntu package of each (``libgomp.so.1`` → ``libgomp1``, by Debian's naming rule for
 library packages or a short table of exceptions, and only if apt knows the package), and
-installs them with the packages asked for with ``--system-package``. A library no package
-provides fails the build here, naming it, the Python package that needs it and the options
-to use, never first at the smoke test.
+installs them with the packages asked for with ``--system-package``. A library still missing
+then fails the build here, naming it, the Python package that needs it and the options to use,
+never first at the smoke test -- unless that package imports without it: a plugin loaded on
+demand (PyTorch's NVIDIA wheels ship MPI, UCX and RDMA transports nothing loads on a CPU) is
+left out with a line saying so.
 
 It runs inside the build, so it uses Python's standard library only. Its arguments are data:
 package names reach apt-get as argv words, never a shell line. Printed lines that start with
