@@ -213,43 +213,12 @@ def test_system_packages_asked_for_are_installed_and_an_unknown_one_is_named(
     _assert_clean(docker_client, tmp_path)
 
     env = {"MLSTEPS_PACKAGE_SYSTEM_PACKAGE": "libgomp1\nzlib1g"}  # one per line, as GitHub's
+    # --no-cache: built here even when an earlier run left the same dependencies image.
     done = package("--model-uri", model, "--repository", "it-flavour-system-package",
-                   cwd=tmp_path, env=env)  # fmt: skip
+                   "--no-cache", "true", cwd=tmp_path, env=env)  # fmt: skip
     out = outputs_of(done)
     images.append(out["image"])
     assert "mlsteps: installed the system package libgomp1 (--system-package)" in done.stderr
     installed = "dpkg -s libgomp1 | grep -c '^Status: install ok installed'"
     assert shell(docker_client, out["image"], installed) == ["1"]
-    _assert_clean(docker_client, tmp_path)
-
-
-@pytest.mark.parametrize(
-    ("name", "says"),
-    [
-        # A version apt does not have: apt-get install's own error, no image.
-        ("libgomp1=0.0-mlsteps-none", "apt-get install libgomp1=0.0-mlsteps-none failed (exit "
-         "100): E: Version '0.0-mlsteps-none' for 'libgomp1' was not found"),
-        # Debian names that apt reads as more: a regular expression (apt-cache expands it to
-        # python3.11 and others) and a trailing `-`, which apt-get install takes as "remove".
-        ("python3.1+", "--system-package python3.1+: no such package in the base image's "
-         "package lists. Check the name (apt-cache search on a machine of the same "
-         "distribution)."),
-        ("libc6-", "--system-package libc6-: no such package in the base image's package "
-         "lists. Check the name (apt-cache search on a machine of the same distribution)."),
-    ],
-)  # fmt: skip
-def test_what_apt_would_read_as_more_than_a_package_is_refused_in_the_build(
-    name: str, says: str, flavours: dict[str, Flavour], docker_client: Any, tmp_path: Path
-) -> None:
-    """Names the option's check takes (Debian's form) and apt does not install as one
-    package: exit 1 with apt's reason, no image, container or temporary file left."""
-    repository = "it-flavour-apt-refuses"
-    done = package("--model-uri", str(flavours["model-from-code"].model_dir), "--repository",
-                   repository, "--system-package", name, cwd=tmp_path)  # fmt: skip
-    assert done.returncode == 1, done.stderr[-2000:]
-    assert json.loads(done.stdout)["error"] == (
-        f"the dependencies image did not build on python:3.11-slim: {says}"
-    )
-    assert "Traceback" not in done.stderr
-    assert not docker_client.images.list(name=repository)
     _assert_clean(docker_client, tmp_path)

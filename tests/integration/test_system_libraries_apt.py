@@ -152,3 +152,28 @@ def test_a_library_only_a_plugin_needs_is_left_out_with_a_line_saying_so(
         code, lines = finder(docker_client, image, tmp_path / where, ["libmpi.so.40"], [],
                              plugin=True)  # fmt: skip
         assert (code, lines) == (0, [said]), image
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        # A version apt does not have: apt-get install's own error.
+        ("libgomp1=0.0-mlsteps-none", "apt-get install libgomp1=0.0-mlsteps-none failed (exit "
+         "100): E: Version '0.0-mlsteps-none' for 'libgomp1' was not found"),
+        # Debian names that apt reads as more: a regular expression (apt-cache expands it to
+        # python3.11 and others) and a trailing `-`, which apt-get install takes as "remove".
+        ("python3.1+", "--system-package python3.1+: no such package in the base image's "
+         "package lists. Check the name (apt-cache search on a machine of the same "
+         "distribution)."),
+        ("libc6-", "--system-package libc6-: no such package in the base image's package "
+         "lists. Check the name (apt-cache search on a machine of the same distribution)."),
+    ],
+)  # fmt: skip
+def test_what_apt_would_read_as_more_than_a_package_is_refused(
+    name: str, says: str, docker_client: Any, python_slim_image: str, tmp_path: Path
+) -> None:
+    """Names the option's check takes (Debian's form) that apt does not install as one
+    package. (Through the whole package step, the build's failure reaches its error as
+    test_package_flavours' unknown package shows.)"""
+    code, lines = finder(docker_client, python_slim_image, tmp_path, ["libc.so.6"], [name])
+    assert code == 1 and lines[-1].startswith(f"mlsteps error: {says}"), lines
