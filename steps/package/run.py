@@ -22,10 +22,10 @@ from steps.services import containers
 from steps.services.images import build as image_build
 from steps.services.images import push as image_push
 from steps.services.images.model_facts import ModelFacts
+from steps.services.images.system_libraries import ERROR_PREFIX
 from steps.services.mlflow import model_versions
 from steps.services.mlflow.model_source import Artifacts, ModelRef
 
-SYSTEM_ERROR = "mlsteps error: "
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 PROXY_VARIABLES = tuple(
     name
@@ -222,13 +222,13 @@ class PackageRun:
                     "its name and tag, that its registry is reachable and this engine logged in "
                     "to it (docker login), or give --base-image with an image this engine has."
                 ) from None
-            said = [line for line in exc.tail if line.startswith(SYSTEM_ERROR)]
+            said = [line for line in exc.tail if line.startswith(ERROR_PREFIX)]
             if base and said:
                 # The system libraries' own words (system_libraries.py): the library, the
                 # package that needs it and the option to use, not a requirement to fix.
                 raise StepFailed(
                     f"the dependencies image did not build on {base}: "
-                    + said[-1].removeprefix(SYSTEM_ERROR)
+                    + said[-1].removeprefix(ERROR_PREFIX)
                 ) from None
             tail = "\n".join("    " + line for line in exc.tail[-15:])
             raise StepFailed(

@@ -52,6 +52,8 @@ EXCEPTIONS = {
     "libjpeg.so.8": ("libjpeg-turbo8", "libjpeg8"),
     "libsnappy.so.1": ("libsnappy1v5",),
 }
+# The start of the one line that says why the build failed; the package step reads it back.
+ERROR_PREFIX = "mlsteps error: "
 DEFAULT_LOADER_DIRS = ("/lib", "/usr/lib", "/lib64", "/usr/lib64")
 _NEEDED, _RPATH, _RUNPATH, _SHT_DYNAMIC = 1, 15, 29, 6
 
@@ -470,7 +472,7 @@ def main(argv: list[str]) -> int:
         for line in install(root, requested):
             say(line)
     except Failed as exc:
-        print(f"mlsteps error: {one_line(str(exc))}", flush=True)
+        print(ERROR_PREFIX + one_line(str(exc)), flush=True)
         return 1
     return 0
 
