@@ -49,6 +49,9 @@ action_dir="${GITHUB_ACTION_PATH:?run this as a step of an mlsteps action}"
 source_dir="$(cd "$action_dir/../.." && pwd)"
 runner_temp="${RUNNER_TEMP:?run this as a step of an mlsteps action}"
 record="$runner_temp/mlsteps-job"  # this job's venv, its source and its extras, one per line
+# The job's venv keeps its name (the venv itself, or a link to the cached one), so that a
+# workflow's own steps can run "$RUNNER_TEMP/mlsteps-venv/bin/mlsteps".
+venv="$runner_temp/mlsteps-venv"
 
 # The pyproject.toml names the project: a repository that copied actions/ may have its own.
 if ! grep -qsx 'name = "mlsteps"' "$source_dir/pyproject.toml"; then
@@ -74,8 +77,13 @@ missing() {
   printf '%s' "${out# }"
 }
 
+# published VENV EXTRAS: the job's venv is VENV; the record vouches for it.
 published() {
-  echo "venv=$1" >> "$GITHUB_OUTPUT"
+  if [ "$1" != "$venv" ]; then
+    rm -rf "$venv"  # the job's own: a link to another cached venv, or pip's venv
+    ln -s "$1" "$venv"
+  fi
+  echo "venv=$venv" >> "$GITHUB_OUTPUT"
   printf '%s\n%s\n%s\n' "$1" "$source_dir" "$2" > "$record"
 }
 
@@ -83,10 +91,12 @@ published() {
 have="" job_venv="" job_source=""
 if [ -f "$record" ]; then
   { read -r job_venv; read -r job_source; read -r have; } < "$record" || true
-  if [ "$job_source" = "$source_dir" ] && [ -x "$job_venv/bin/mlsteps" ]; then
+  if [ "$job_source" = "$source_dir" ] && [ -x "$job_venv/bin/mlsteps" ] \
+    && [ "$venv" -ef "$job_venv" ]; then
     if [ -z "$(missing "$have" "$@")" ]; then
-      echo "mlsteps: reusing this job's venv $job_venv (mlsteps from $source_dir${have:+, extras: $have})"
-      echo "venv=$job_venv" >> "$GITHUB_OUTPUT"
+      echo "mlsteps: reusing this job's venv $venv (mlsteps from"\
+        "$source_dir${have:+, extras: $have})"
+      echo "venv=$venv" >> "$GITHUB_OUTPUT"
       exit 0
     fi
   else
@@ -121,7 +131,8 @@ sha256() {
 # The key of a cached venv: mlsteps' version and source, and the Python it runs on.
 key() {
   local version digest files=pyproject.toml
-  version="$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' "$source_dir/steps/__init__.py" 2>/dev/null || true)"
+  version="$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' "$source_dir/steps/__init__.py" \
+    2> /dev/null || true)"
   [ -d "$source_dir/steps" ] && files="$files steps"
   # shellcheck disable=SC2086  # $files: fixed names, one word each
   digest="$(cd "$source_dir" && find $files -type f ! -name '*.pyc' -print | LC_ALL=C sort \
@@ -144,11 +155,16 @@ if ! private "$cache"; then
 fi
 job_key="$(key)"
 
+# usable ENTRY: a cached venv this job may run: private, and its marker names this key.
+usable() {
+  private "$1" && [ -x "$1/bin/mlsteps" ] && [ -f "$1/.mlsteps-extras" ] \
+    && [ "$(cat "$1/.mlsteps-key" 2> /dev/null)" = "$job_key" ]
+}
+
 # 2. A cached venv with this key and every extra wanted.
 for entry in "$cache"/venv-*; do
-  if private "$entry" && [ -x "$entry/bin/mlsteps" ] \
-    && [ "$(cat "$entry/.mlsteps-key" 2> /dev/null)" = "$job_key" ]; then
-    cached="$(cat "$entry/.mlsteps-extras" 2> /dev/null)" || continue
+  if usable "$entry"; then
+    cached="$(cat "$entry/.mlsteps-extras")"
     # shellcheck disable=SC2086  # $extras: the names, one word each
     if [ -z "$(missing "$cached" $extras)" ]; then
       echo "mlsteps: reusing the cached venv $entry (mlsteps from $source_dir, same version,"\
@@ -189,7 +205,9 @@ for section in global install :env:; do
       disable-pip-version-check | no-input | progress-bar | root-user-action | no-color) ;;
       cache-dir | no-cache-dir) ;;  # where pip keeps its downloads: uv has its own cache
       config-file) ;;              # PIP_CONFIG_FILE: its settings are listed with the rest
-      *) why="the runner's pip configuration sets $name, which this script does not hand on to uv" ;;
+      *)
+        why="the runner's pip configuration sets $name, which this script does not hand on to uv"
+        ;;
     esac
   done <<< "${pip_config:-}"
 done
@@ -251,14 +269,17 @@ if [ -n "$uv" ]; then
   entry="$cache/venv-$(printf '%s\n%s\n' "$job_key" "$extras" | sha256 | cut -c1-16)"
   echo "mlsteps: installing $spec into the cached venv $entry with $uv_from (later mlsteps"\
     "actions of the job, and of later jobs where the runner keeps its tool cache, reuse it)"
+  # umask 022: a venv others may write to would be passed over by the next job (private).
   # shellcheck disable=SC2086  # $uv_global: fixed flags, one word each
-  if log="$("$uv" $uv_global venv --relocatable --no-python-downloads --python "$python_exe" \
-    "$build/venv" 2>&1 && "$uv" $uv_global pip install --python "$build/venv/bin/python" \
-    "$@" "$spec" 2>&1)"; then
+  if log="$(umask 022 && "$uv" $uv_global venv --relocatable --no-python-downloads \
+    --python "$python_exe" "$build/venv" 2>&1 \
+    && "$uv" $uv_global pip install --python "$build/venv/bin/python" "$@" "$spec" 2>&1)"; then
     printf '%s' "$job_key" > "$build/venv/.mlsteps-key"
     printf '%s' "$extras" > "$build/venv/.mlsteps-extras"
-    rename "$build/venv" "$entry" || true  # or another job published the same meanwhile
-    if private "$entry" && [ "$(cat "$entry/.mlsteps-key" 2> /dev/null)" = "$job_key" ]; then
+    # Taken by another job that published the same meanwhile (use it), or by something not to
+    # be trusted (publish beside it).
+    if rename "$build/venv" "$entry" || usable "$entry" \
+      || { entry="$entry-$$" && rename "$build/venv" "$entry"; }; then
       published "$entry" "$extras"
       exit 0
     fi
@@ -270,7 +291,7 @@ fi
 
 # 4. pip, into this job's own venv.
 echo "mlsteps: not using uv: $why; installing with pip"
-venv="$runner_temp/mlsteps-venv"
+[ ! -L "$venv" ] || rm -f "$venv"  # a link to a cached venv: pip installs into a venv of its own
 echo "mlsteps: installing $spec into this job's venv $venv with pip (later mlsteps actions of the job reuse it)"
 # A failed install leaves no venv at all when this step made it.
 made_venv=false

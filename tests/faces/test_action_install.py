@@ -211,21 +211,21 @@ def test_the_first_action_installs_with_uv_and_the_next_reuses_the_venv(
     proc, output = install(checkout / "actions" / "train", temp, tool_cache=cache, path=uv_on_path)
     assert proc.returncode == 0, proc.stderr
     (venv,) = cached_venvs(cache)
-    assert output == f"venv={venv}\n"
+    assert output == f"venv={temp / 'mlsteps-venv'}\n"
     assert proc.stdout.splitlines() == [uv_line(checkout, venv)]
     assert job_record(temp) == [str(venv), str(checkout), ""]
     ran = subprocess.run([venv / "bin" / "mlsteps"], capture_output=True, text=True)
     assert ran.stdout == "fake mlsteps\n"
-    assert not (temp / "mlsteps-venv").exists()
+    assert (temp / "mlsteps-venv").resolve() == venv  # the job's name for it, a link
     installed = installed_at(venv)
 
     started = time.monotonic()
     proc, output = install(checkout / "actions" / "package", temp, tool_cache=cache)
     assert time.monotonic() - started < 1
     assert proc.returncode == 0, proc.stderr
-    assert output == f"venv={venv}\n"
+    assert output == f"venv={temp / 'mlsteps-venv'}\n"
     assert proc.stdout.splitlines() == [
-        f"mlsteps: reusing this job's venv {venv} (mlsteps from {checkout})"
+        f"mlsteps: reusing this job's venv {temp / 'mlsteps-venv'} (mlsteps from {checkout})"
     ]
     assert installed_at(venv) == installed
 
@@ -250,7 +250,7 @@ def test_a_later_action_needing_an_extra_gets_a_venv_with_it_and_keeps_it(
     )
     assert proc.returncode == 0, proc.stderr
     (venv,) = set(cached_venvs(cache)) - {plain}
-    assert output == f"venv={venv}\n"
+    assert output == f"venv={temp / 'mlsteps-venv'}\n"
     assert proc.stdout.splitlines() == [uv_line(f"{checkout}[gate]", venv)]
     assert subprocess.run([venv / "bin" / "python", *probe], capture_output=True).returncode == 0
     installed = installed_at(venv)
@@ -260,7 +260,8 @@ def test_a_later_action_needing_an_extra_gets_a_venv_with_it_and_keeps_it(
         proc, _ = install(checkout / "actions" / step, temp, *extras, tool_cache=cache)
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.splitlines() == [
-            f"mlsteps: reusing this job's venv {venv} (mlsteps from {checkout}, extras: gate)"
+            f"mlsteps: reusing this job's venv {temp / 'mlsteps-venv'} (mlsteps from {checkout},"
+            " extras: gate)"
         ]
     assert installed_at(venv) == installed
 
@@ -311,7 +312,7 @@ def test_a_new_job_reuses_the_cached_venv_and_a_changed_source_does_not(
         f"mlsteps: reusing the cached venv {venv} (mlsteps from {checkout}, same version, source"
         " and Python; extras: gate)"
     ]
-    assert output == f"venv={venv}\n"
+    assert output == f"venv={tmp_path / 'job-2' / 'mlsteps-venv'}\n"
     assert installed_at(venv) == installed
 
     # A branch changed a step's code without changing the version: a venv of its own.
@@ -359,8 +360,12 @@ def test_a_planted_cached_venv_is_not_used(tmp_path: Path, uv_on_path: Path, how
                            path=uv_on_path)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "reusing" not in proc.stdout
-    venv = Path(output.removeprefix("venv=").strip())
-    assert venv != planted and not venv.is_symlink()
+    assert proc.stdout.splitlines()[-1].startswith(
+        f"mlsteps: installing {checkout} into the cached"
+    )
+    venv = Path(output.removeprefix("venv=").strip()).resolve()
+    assert venv not in (planted, planted.resolve())
+    assert (planted / "bin" / "mlsteps").read_text() == "#!/bin/sh\necho planted\n"  # not replaced
     if how == "a shared cache dir":  # the whole tool cache is passed over, for this job's own
         assert proc.stdout.splitlines()[0] == (
             f"mlsteps: not using the tool cache's {cache / 'mlsteps'}: it is not a directory"
