@@ -227,7 +227,8 @@ case "$no_index" in 1 | true | yes | on) set -- "$@" --no-index ;; esac
 reason() {
   local line
   line="$(printf '%s\n' "$1" | grep -m 1 -i '^error' || true)"
-  printf '%s' "${line:-${1##*$'\n'}}"
+  line="${line:-${1##*$'\n'}}"
+  printf '%s' "${line:-no message}"
 }
 
 # rename FROM TO: rename(2), atomic, and it will not replace a dir another job published.
@@ -247,9 +248,9 @@ if [ -z "$why" ]; then
     uv_from="uv $uv_version bootstrapped earlier into $cache"
   else
     # Into a temp dir renamed when whole: a half-done bootstrap is never found and used.
-    boot="$(mktemp -d "$cache/boot.XXXXXX")"
+    boot="$(mktemp -d "$cache/boot.XXXXXX" 2>&1)" || boot=""
     cleanup="$boot"
-    if log="$(python3 -m pip install --quiet --disable-pip-version-check --target "$boot" \
+    if [ -n "$boot" ] && log="$(python3 -m pip install --quiet --disable-pip-version-check --target "$boot" \
       "uv==$uv_version" 2>&1)" && "$boot/bin/uv" --version > /dev/null 2>&1; then
       uv_from="uv $uv_version bootstrapped into $cache"
       if rename "$boot" "$tool"; then
@@ -257,14 +258,19 @@ if [ -z "$why" ]; then
       else
         uv="$boot/bin/uv"  # for this install only: the tool cache holds someone else's
       fi
+    elif [ -z "$boot" ]; then
+      why="uv is not on PATH and this script cannot write in $cache to bootstrap it"
     else
       why="uv is not on PATH and pip could not bootstrap uv==$uv_version${log:+ ($(reason "$log"))}"
     fi
   fi
 fi
 
-if [ -n "$uv" ]; then
-  build="$(mktemp -d "$cache/build.XXXXXX")"
+build=""
+if [ -n "$uv" ] && ! build="$(mktemp -d "$cache/build.XXXXXX" 2> /dev/null)"; then
+  why="this script cannot write in $cache to build the venv"
+fi
+if [ -n "$build" ]; then
   cleanup="$cleanup $build"
   entry="$cache/venv-$(printf '%s\n%s\n' "$job_key" "$extras" | sha256 | cut -c1-16)"
   echo "mlsteps: installing $spec into the cached venv $entry with $uv_from (later mlsteps"\
@@ -274,12 +280,13 @@ if [ -n "$uv" ]; then
   if log="$(umask 022 && "$uv" $uv_global venv --relocatable --no-python-downloads \
     --python "$python_exe" "$build/venv" 2>&1 \
     && "$uv" $uv_global pip install --python "$build/venv/bin/python" "$@" "$spec" 2>&1)"; then
-    printf '%s' "$job_key" > "$build/venv/.mlsteps-key"
-    printf '%s' "$extras" > "$build/venv/.mlsteps-extras"
-    # Taken by another job that published the same meanwhile (use it), or by something not to
-    # be trusted (publish beside it).
-    if rename "$build/venv" "$entry" || usable "$entry" \
-      || { entry="$entry-$$" && rename "$build/venv" "$entry"; }; then
+    # The name taken by another job that published the same meanwhile (use it), or by something
+    # not to be trusted (publish beside it).
+    if printf '%s' "$job_key" > "$build/venv/.mlsteps-key" \
+      && printf '%s' "$extras" > "$build/venv/.mlsteps-extras" \
+      && { rename "$build/venv" "$entry" \
+        || { usable "$entry" && [ "$(cat "$entry/.mlsteps-extras")" = "$extras" ]; } \
+        || { entry="$entry-$$" && rename "$build/venv" "$entry"; }; }; then
       published "$entry" "$extras"
       exit 0
     fi

@@ -448,6 +448,38 @@ def test_a_uv_that_fails_falls_back_to_pip_with_one_line(tmp_path: Path) -> None
     assert ran.stdout == "fake mlsteps\n"
 
 
+@pytest.mark.slow
+def test_pip_after_uv_in_one_job_installs_into_its_own_venv_not_the_cached_one(
+    tmp_path: Path, uv_on_path: Path
+) -> None:
+    checkout, cache, temp = fake_mlsteps(tmp_path), tmp_path / "tool", tmp_path / "runner-temp"
+    assert (
+        install(checkout / "actions" / "train", temp, tool_cache=cache, path=uv_on_path)[
+            0
+        ].returncode
+        == 0
+    )
+    (cached,) = cached_venvs(cache)
+    installed = installed_at(cached)
+    broken = tmp_path / "broken-uv"
+    broken.mkdir()
+    (broken / "uv").write_text("#!/bin/sh\nexit 1\n")
+    (broken / "uv").chmod(0o755)
+    proc, output = install(
+        checkout / "actions" / "gate", temp, "gate", tool_cache=cache, path=broken
+    )
+    assert proc.returncode == 0, proc.stderr
+    why = "uv failed: no message"
+    assert proc.stdout.splitlines()[1:] == pip_lines(f"{checkout}[gate]", temp, why)
+    own = temp / "mlsteps-venv"
+    assert output == f"venv={own}\n" and own.is_dir() and not own.is_symlink()
+    assert subprocess.run([own / "bin" / "python", "-c", "import probe"]).returncode == 0
+    # The cached venv, which other jobs may run, was not touched.
+    assert installed_at(cached) == installed
+    assert subprocess.run([cached / "bin" / "python", "-c", "import probe"],
+                          capture_output=True).returncode == 1  # fmt: skip
+
+
 def local_index(root: Path, name: str) -> Path:
     """A simple index (PEP 503, as files) holding only the project name, built from source."""
     project = write_project(root / "src", name, "[tool.setuptools]\npy-modules = ['probe']\n",
