@@ -180,7 +180,10 @@ done
 why=""
 uv=""
 uv_from=""
-uv_global="--native-tls --no-config --quiet"
+uv_global="--no-config --quiet"
+# The system's CA store, as pip uses (a TLS-inspecting proxy's CA is there): by variables, which a
+# uv that knows neither name ignores, where a flag it does not know would fail the install.
+export UV_SYSTEM_CERTS=1 UV_NATIVE_TLS=1
 index_url="" extra_index_url="" find_links="" constraint="" trusted_host="" no_index=""
 if ! pip_config="$(python3 -m pip config list 2> /dev/null)"; then
   why="python3 -m pip cannot show the runner's pip configuration"
