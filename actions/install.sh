@@ -169,6 +169,7 @@ for entry in "$cache"/venv-*; do
     if [ -z "$(missing "$cached" $extras)" ]; then
       echo "mlsteps: reusing the cached venv $entry (mlsteps from $source_dir, same version,"\
         "source and Python${cached:+; extras: $cached})"
+      touch "$entry/.mlsteps-key" 2> /dev/null || true  # used: kept from the pruning below
       published "$entry" "$cached"
       exit 0
     fi
@@ -291,6 +292,13 @@ if [ -n "$build" ]; then
         || { usable "$entry" && [ "$(cat "$entry/.mlsteps-extras")" = "$extras" ]; } \
         || { entry="$entry-$$" && rename "$build/venv" "$entry"; }; }; then
       published "$entry" "$extras"
+      # A runner that keeps its tool cache would gather a venv per source change: those no job
+      # used for a week go (a job touches its venv's marker at its start).
+      find "$cache"/venv-* -maxdepth 1 -name .mlsteps-key -mtime +7 2> /dev/null \
+        | while IFS= read -r marker; do
+          old="${marker%/.mlsteps-key}"
+          if private "$old"; then rm -rf "$old"; fi
+        done
       exit 0
     fi
     why="the cached venv $entry could not be published"

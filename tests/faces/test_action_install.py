@@ -11,6 +11,7 @@ run the action, and the copied-actions case fails the step with that message.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -323,6 +324,34 @@ def test_a_new_job_reuses_the_cached_venv_and_a_changed_source_does_not(
     (changed,) = set(cached_venvs(cache)) - {venv}
     assert proc.stdout.splitlines() == [uv_line(f"{checkout}[gate]", changed)]
     assert installed_at(venv) == installed
+
+
+@pytest.mark.slow
+def test_cached_venvs_no_job_used_for_a_week_go_when_another_is_published(
+    tmp_path: Path, uv_on_path: Path
+) -> None:
+    checkout, cache = fake_mlsteps(tmp_path), tmp_path / "tool"
+    for job, extras in (("job-1", ()), ("job-2", ("gate",))):
+        proc = install(checkout / "actions" / "gate", tmp_path / job, *extras, tool_cache=cache,
+                       path=uv_on_path)[0]  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+    plain, gate = sorted(cached_venvs(cache), key=lambda v: (v / ".mlsteps-extras").read_text())
+    week_ago = time.time() - 8 * 86400
+    for venv in (plain, gate):
+        os.utime(venv / ".mlsteps-key", (week_ago, week_ago))
+    # A job uses the gate venv (touching it), then a changed source publishes a new venv.
+    assert (
+        "reusing the cached venv"
+        in install(checkout / "actions" / "gate", tmp_path / "job-3", "gate", tool_cache=cache)[
+            0
+        ].stdout
+    )
+    (checkout / "steps" / "__init__.py").write_text('__version__ = "0.1"\nCHANGED = 1\n')
+    proc = install(checkout / "actions" / "train", tmp_path / "job-4", tool_cache=cache,
+                   path=uv_on_path)[0]  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert not plain.exists() and gate.exists()
+    assert len(cached_venvs(cache)) == 2
 
 
 def plant(cache: Path, how: str, real: Path) -> None:
