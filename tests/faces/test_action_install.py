@@ -11,12 +11,17 @@ run the action, and the copied-actions case fails the step with that message.
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
+import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+import uv
 import yaml
 
 from steps import registry
@@ -26,6 +31,8 @@ SCRIPT = REPO / "actions" / "install.sh"
 STEPS = tuple(registry.STEPS)
 # The pip extras each step imports at run time (pyproject.toml), named by its package.
 EXTRAS = {step: list(registry.install_extras(step)) for step in STEPS}
+# The uv install.sh bootstraps where the runner has none.
+(UV_PIN,) = re.findall(r"^uv_version=(\S+)$", SCRIPT.read_text("utf-8"), re.M)
 
 
 def action(step: str) -> dict[str, Any]:
@@ -96,8 +103,9 @@ def write_project(root: Path, name: str, text: str = "", **files: str) -> Path:
 
 
 def fake_mlsteps(tmp_path: Path, gate: str | None = None) -> Path:
-    """A checkout of a project named mlsteps: an `mlsteps` command, the actions beside it, and
-    a gate extra needing the project `probe` (a local one, so no index is asked)."""
+    """A checkout of a project named mlsteps: an `mlsteps` command, steps/ (part of the cache
+    key), the actions beside it, and a gate extra (default: the local project `probe`, so no
+    index is asked)."""
     probe = tmp_path / "probe"
     if not probe.exists():
         write_project(probe, "probe", "[tool.setuptools]\npy-modules = ['probe']\n", **{
@@ -109,7 +117,7 @@ def fake_mlsteps(tmp_path: Path, gate: str | None = None) -> Path:
         "mlsteps",
         f"""\
         [project.optional-dependencies]
-        gate = ["probe @ {gate or probe.as_uri()}"]
+        gate = ["{gate or "probe @ " + probe.as_uri()}"]
         [project.scripts]
         mlsteps = "fake_mlsteps:main"
         [tool.setuptools]
@@ -117,25 +125,48 @@ def fake_mlsteps(tmp_path: Path, gate: str | None = None) -> Path:
         """,
         **{"fake_mlsteps.py": "def main() -> None:\n    print('fake mlsteps')\n"},
     )
+    (checkout / "steps").mkdir()
+    (checkout / "steps" / "__init__.py").write_text('__version__ = "0.1"\n')
     for step in STEPS:
         (checkout / "actions" / step).mkdir(parents=True)
     (checkout / "actions" / "install.sh").write_bytes(SCRIPT.read_bytes())
     return checkout
 
 
-def install(action_dir: Path, runner_temp: Path, *extras: str) -> tuple[Any, str]:
-    """Run the repository's install.sh as the action at action_dir would: (process, output)."""
+@pytest.fixture(scope="module")
+def uv_on_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A dir holding only `uv` (the one in this venv), as setup-uv puts it on PATH."""
+    bin_dir = tmp_path_factory.mktemp("uv-bin")
+    (bin_dir / "uv").symlink_to(Path(uv.find_uv_bin()))
+    return bin_dir
+
+
+def install(
+    action_dir: Path,
+    runner_temp: Path,
+    *extras: str,
+    tool_cache: Path | None = None,
+    path: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> tuple[Any, str]:
+    """Run the repository's install.sh as the action at action_dir would: (process, output).
+    tool_cache: $RUNNER_TOOL_CACHE (unset: none, the cache lives in runner_temp); path: a dir
+    put first on PATH (e.g. holding uv)."""
     runner_temp.mkdir(exist_ok=True)
     output = runner_temp / "github-output"
     output.write_text("")
     proc = subprocess.run(
         ["bash", str(SCRIPT), *extras],
         env={
-            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "PATH": f"{path}:/usr/local/bin:/usr/bin:/bin"
+            if path
+            else "/usr/local/bin:/usr/bin:/bin",
             "HOME": str(Path.home()),
             "GITHUB_ACTION_PATH": str(action_dir),
             "RUNNER_TEMP": str(runner_temp),
             "GITHUB_OUTPUT": str(output),
+            **({"RUNNER_TOOL_CACHE": str(tool_cache)} if tool_cache else {}),
+            **(env or {}),
         },
         capture_output=True,
         text=True,
@@ -144,103 +175,425 @@ def install(action_dir: Path, runner_temp: Path, *extras: str) -> tuple[Any, str
     return proc, output.read_text()
 
 
-def pip_ran(venv: Path) -> float:
-    """When pip last installed mlsteps into venv (the mtime of its command)."""
+def job_record(runner_temp: Path) -> list[str]:
+    """What install.sh vouches for in this job: [venv, source, extras]."""
+    return (runner_temp / "mlsteps-job").read_text().splitlines()
+
+
+def installed_at(venv: Path) -> float:
+    """When mlsteps was last installed into venv (the mtime of its command)."""
     return (venv / "bin" / "mlsteps").stat().st_mtime_ns
 
 
-@pytest.mark.slow  # pip builds and installs (about 4 s each)
-def test_the_first_action_makes_the_venv_and_the_next_reuses_it(tmp_path: Path) -> None:
-    checkout, temp = fake_mlsteps(tmp_path), tmp_path / "runner-temp"
-    venv = temp / "mlsteps-venv"
-    proc, output = install(checkout / "actions" / "train", temp)
-    assert proc.returncode == 0, proc.stderr
-    assert output == f"venv={venv}\n"
-    assert proc.stdout.splitlines() == [
-        f"mlsteps: installing {checkout} into this job's venv {venv} with pip (later mlsteps"
-        " actions of the job reuse it)"
+def uv_line(spec: Path | str, venv: Path, uv_from: str = "uv on PATH") -> str:
+    return (
+        f"mlsteps: installing {spec} into the cached venv {venv} with {uv_from} (later mlsteps"
+        " actions of the job, and of later jobs where the runner keeps its tool cache, reuse it)"
+    )
+
+
+def pip_lines(spec: Path | str, runner_temp: Path, why: str) -> list[str]:
+    return [
+        f"mlsteps: not using uv: {why}; installing with pip",
+        f"mlsteps: installing {spec} into this job's venv {runner_temp / 'mlsteps-venv'} with"
+        " pip (later mlsteps actions of the job reuse it)",
     ]
+
+
+def cached_venvs(tool_cache: Path) -> list[Path]:
+    return sorted((tool_cache / "mlsteps").glob("venv-*"))
+
+
+@pytest.mark.slow  # uv builds and installs (about a second each)
+def test_the_first_action_installs_with_uv_and_the_next_reuses_the_venv(
+    tmp_path: Path, uv_on_path: Path
+) -> None:
+    checkout, temp, cache = fake_mlsteps(tmp_path), tmp_path / "runner-temp", tmp_path / "tool"
+    proc, output = install(checkout / "actions" / "train", temp, tool_cache=cache, path=uv_on_path)
+    assert proc.returncode == 0, proc.stderr
+    (venv,) = cached_venvs(cache)
+    assert output == f"venv={temp / 'mlsteps-venv'}\n"
+    assert proc.stdout.splitlines() == [uv_line(checkout, venv)]
+    assert job_record(temp) == [str(venv), str(checkout), ""]
     ran = subprocess.run([venv / "bin" / "mlsteps"], capture_output=True, text=True)
     assert ran.stdout == "fake mlsteps\n"
-    installed = pip_ran(venv)
+    assert (temp / "mlsteps-venv").resolve() == venv  # the job's name for it, a link
+    installed = installed_at(venv)
 
-    proc, output = install(checkout / "actions" / "package", temp)
+    started = time.monotonic()
+    proc, output = install(checkout / "actions" / "package", temp, tool_cache=cache)
+    assert time.monotonic() - started < 1
     assert proc.returncode == 0, proc.stderr
-    assert output == f"venv={venv}\n"
+    assert output == f"venv={temp / 'mlsteps-venv'}\n"
     assert proc.stdout.splitlines() == [
-        f"mlsteps: reusing this job's venv {venv} (mlsteps from {checkout})"
+        f"mlsteps: reusing this job's venv {temp / 'mlsteps-venv'} (mlsteps from {checkout})"
     ]
-    assert pip_ran(venv) == installed
+    assert installed_at(venv) == installed
 
 
-@pytest.mark.slow  # pip builds and installs (about 4 s each)
-def test_a_later_action_needing_an_extra_adds_it_and_keeps_it(tmp_path: Path) -> None:
-    checkout, temp = fake_mlsteps(tmp_path), tmp_path / "runner-temp"
-    venv = temp / "mlsteps-venv"
-    assert install(checkout / "actions" / "train", temp)[0].returncode == 0
-    probe = [str(venv / "bin" / "python"), "-c", "import probe"]
-    assert subprocess.run(probe, capture_output=True).returncode == 1  # not there yet
+@pytest.mark.slow
+def test_a_later_action_needing_an_extra_gets_a_venv_with_it_and_keeps_it(
+    tmp_path: Path, uv_on_path: Path
+) -> None:
+    checkout, temp, cache = fake_mlsteps(tmp_path), tmp_path / "runner-temp", tmp_path / "tool"
+    assert (
+        install(checkout / "actions" / "train", temp, tool_cache=cache, path=uv_on_path)[
+            0
+        ].returncode
+        == 0
+    )
+    (plain,) = cached_venvs(cache)
+    probe = ["-c", "import probe"]
+    assert subprocess.run([plain / "bin" / "python", *probe], capture_output=True).returncode == 1
 
-    proc, output = install(checkout / "actions" / "gate", temp, "gate")
+    proc, output = install(
+        checkout / "actions" / "gate", temp, "gate", tool_cache=cache, path=uv_on_path
+    )
     assert proc.returncode == 0, proc.stderr
-    assert output == f"venv={venv}\n"
-    assert proc.stdout.startswith(f"mlsteps: installing {checkout}[gate] into this job's venv")
-    assert subprocess.run(probe, capture_output=True).returncode == 0
-    installed = pip_ran(venv)
+    (venv,) = set(cached_venvs(cache)) - {plain}
+    assert output == f"venv={temp / 'mlsteps-venv'}\n"
+    assert proc.stdout.splitlines() == [uv_line(f"{checkout}[gate]", venv)]
+    assert subprocess.run([venv / "bin" / "python", *probe], capture_output=True).returncode == 0
+    installed = installed_at(venv)
 
     # The extra stays: neither an action without it nor another gate installs again.
     for step, extras in (("promote", ()), ("gate", ("gate",))):
-        proc, _ = install(checkout / "actions" / step, temp, *extras)
+        proc, _ = install(checkout / "actions" / step, temp, *extras, tool_cache=cache)
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.splitlines() == [
-            f"mlsteps: reusing this job's venv {venv} (mlsteps from {checkout}, extras: gate)"
+            f"mlsteps: reusing this job's venv {temp / 'mlsteps-venv'} (mlsteps from {checkout},"
+            " extras: gate)"
         ]
-    assert pip_ran(venv) == installed
+    assert installed_at(venv) == installed
 
 
-@pytest.mark.slow  # pip builds and installs (about 4 s each)
-def test_a_venv_of_another_checkout_is_installed_again_without_its_extras(
+@pytest.mark.slow
+def test_a_venv_of_another_checkout_is_not_reused_nor_its_extras_claimed(
+    tmp_path: Path, uv_on_path: Path
+) -> None:
+    first, temp, cache = fake_mlsteps(tmp_path / "a"), tmp_path / "runner-temp", tmp_path / "tool"
+    second = fake_mlsteps(tmp_path / "b")
+    (second / "fake_mlsteps.py").write_text("def main() -> None:\n    print('second')\n")
+    assert (
+        install(first / "actions" / "gate", temp, "gate", tool_cache=cache, path=uv_on_path)[
+            0
+        ].returncode
+        == 0
+    )
+    proc, _ = install(second / "actions" / "train", temp, tool_cache=cache, path=uv_on_path)
+    assert proc.returncode == 0, proc.stderr
+    # Another key (its pyproject.toml differs), so a's venv is not reused; the job's record now
+    # names the second checkout, with no extras.
+    assert proc.stdout.startswith(f"mlsteps: installing {second} into the cached venv")
+    assert job_record(temp)[1:] == [str(second), ""]
+    proc, _ = install(second / "actions" / "gate", temp, "gate", tool_cache=cache)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"mlsteps: installing {second}[gate] into the cached venv")
+    assert len(cached_venvs(cache)) == 3  # a[gate], b, b[gate]
+
+
+@pytest.mark.slow
+def test_a_new_job_reuses_the_cached_venv_and_a_changed_source_does_not(
+    tmp_path: Path, uv_on_path: Path
+) -> None:
+    checkout, cache = fake_mlsteps(tmp_path), tmp_path / "tool"
+    first = install(checkout / "actions" / "gate", tmp_path / "job-1", "gate", tool_cache=cache,
+                    path=uv_on_path)[0]  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    (venv,) = cached_venvs(cache)
+    installed = installed_at(venv)
+
+    # A new job: a fresh $RUNNER_TEMP, the same tool cache; no uv needed at all.
+    started = time.monotonic()
+    proc, output = install(checkout / "actions" / "gate", tmp_path / "job-2", "gate",
+                           tool_cache=cache)  # fmt: skip
+    assert time.monotonic() - started < 1
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        f"mlsteps: reusing the cached venv {venv} (mlsteps from {checkout}, same version, source"
+        " and Python; extras: gate)"
+    ]
+    assert output == f"venv={tmp_path / 'job-2' / 'mlsteps-venv'}\n"
+    assert installed_at(venv) == installed
+
+    # A branch changed a step's code without changing the version: a venv of its own.
+    (checkout / "steps" / "__init__.py").write_text('__version__ = "0.1"\nCHANGED = 1\n')
+    proc, output = install(checkout / "actions" / "gate", tmp_path / "job-3", "gate",
+                           tool_cache=cache, path=uv_on_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    (changed,) = set(cached_venvs(cache)) - {venv}
+    assert proc.stdout.splitlines() == [uv_line(f"{checkout}[gate]", changed)]
+    assert installed_at(venv) == installed
+
+
+@pytest.mark.slow
+def test_cached_venvs_no_job_used_for_a_week_go_when_another_is_published(
+    tmp_path: Path, uv_on_path: Path
+) -> None:
+    checkout, cache = fake_mlsteps(tmp_path), tmp_path / "tool"
+    for job, extras in (("job-1", ()), ("job-2", ("gate",))):
+        proc = install(checkout / "actions" / "gate", tmp_path / job, *extras, tool_cache=cache,
+                       path=uv_on_path)[0]  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+    plain, gate = sorted(cached_venvs(cache), key=lambda v: (v / ".mlsteps-extras").read_text())
+    week_ago = time.time() - 8 * 86400
+    for venv in (plain, gate):
+        os.utime(venv / ".mlsteps-key", (week_ago, week_ago))
+    # A job uses the gate venv (touching it), then a changed source publishes a new venv.
+    assert (
+        "reusing the cached venv"
+        in install(checkout / "actions" / "gate", tmp_path / "job-3", "gate", tool_cache=cache)[
+            0
+        ].stdout
+    )
+    (checkout / "steps" / "__init__.py").write_text('__version__ = "0.1"\nCHANGED = 1\n')
+    proc = install(checkout / "actions" / "train", tmp_path / "job-4", tool_cache=cache,
+                   path=uv_on_path)[0]  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert not plain.exists() and gate.exists()
+    assert len(cached_venvs(cache)) == 2
+
+
+def plant(cache: Path, how: str, real: Path) -> None:
+    """Make the one cached venv in cache (real, a real venv of this key) untrustworthy."""
+    if how == "group-writable":
+        real.chmod(0o775)
+    elif how == "world-writable":
+        real.chmod(0o757)
+    elif how == "symlinked":
+        elsewhere = cache.parent / "elsewhere"
+        real.rename(elsewhere)
+        real.symlink_to(elsewhere)
+    elif how == "another key":
+        marker = real / ".mlsteps-key"
+        marker.write_text(marker.read_text().replace("mlsteps 0.1", "mlsteps 0.2"))
+    elif how == "a shared cache dir":
+        (cache / "mlsteps").chmod(0o777)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "how", ["group-writable", "world-writable", "symlinked", "another key", "a shared cache dir"]
+)
+def test_a_planted_cached_venv_is_not_used(tmp_path: Path, uv_on_path: Path, how: str) -> None:
+    checkout, cache = fake_mlsteps(tmp_path), tmp_path / "tool"
+    first = install(checkout / "actions" / "train", tmp_path / "job-1", tool_cache=cache,
+                    path=uv_on_path)[0]  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    (planted,) = cached_venvs(cache)
+    plant(cache, how, planted)
+    # What an attacker's venv would run: their mlsteps.
+    (planted / "bin" / "mlsteps").write_text("#!/bin/sh\necho planted\n")
+
+    proc, output = install(checkout / "actions" / "train", tmp_path / "job-2", tool_cache=cache,
+                           path=uv_on_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "reusing" not in proc.stdout
+    assert proc.stdout.splitlines()[-1].startswith(
+        f"mlsteps: installing {checkout} into the cached"
+    )
+    venv = Path(output.removeprefix("venv=").strip()).resolve()
+    assert venv not in (planted, planted.resolve())
+    assert (planted / "bin" / "mlsteps").read_text() == "#!/bin/sh\necho planted\n"  # not replaced
+    if how == "a shared cache dir":  # the whole tool cache is passed over, for this job's own
+        assert proc.stdout.splitlines()[0] == (
+            f"mlsteps: not using the tool cache's {cache / 'mlsteps'}: it is not a directory"
+            " private to this user"
+        )
+        assert venv.is_relative_to(tmp_path / "job-2" / "mlsteps-cache")
+    ran = subprocess.run([venv / "bin" / "mlsteps"], capture_output=True, text=True)
+    assert ran.stdout == "fake mlsteps\n"
+
+
+@pytest.mark.slow
+def test_uv_is_bootstrapped_into_the_tool_cache_once(tmp_path: Path) -> None:
+    # No uv on PATH: pip installs the pinned uv into the tool cache; the next job finds it.
+    checkout, cache = fake_mlsteps(tmp_path), tmp_path / "tool"
+    uv_dir = cache / "mlsteps" / f"uv-{UV_PIN}"
+    proc, _ = install(checkout / "actions" / "train", tmp_path / "job-1", tool_cache=cache)
+    assert proc.returncode == 0, proc.stderr
+    (venv,) = cached_venvs(cache)
+    assert proc.stdout.splitlines() == [
+        uv_line(checkout, venv, f"uv {UV_PIN} bootstrapped into {cache / 'mlsteps'}")
+    ]
+    assert (uv_dir / "bin" / "uv").is_file()
+    assert [p.name for p in (cache / "mlsteps").iterdir() if p.name.startswith("boot")] == []
+
+    proc, _ = install(checkout / "actions" / "gate", tmp_path / "job-2", "gate", tool_cache=cache)
+    assert proc.returncode == 0, proc.stderr
+    (gate,) = set(cached_venvs(cache)) - {venv}
+    assert proc.stdout.splitlines() == [
+        uv_line(
+            f"{checkout}[gate]", gate, f"uv {UV_PIN} bootstrapped earlier into {cache / 'mlsteps'}"
+        )
+    ]
+
+
+def test_the_bootstrapped_uv_is_the_one_ci_pins() -> None:
+    pins = (REPO / ".ci" / "constraints.txt").read_text().splitlines()
+    assert f"uv=={UV_PIN}" in pins
+
+
+@pytest.mark.slow
+def test_a_failed_bootstrap_leaves_nothing_in_the_tool_cache_and_pip_installs(
     tmp_path: Path,
 ) -> None:
-    first, temp = fake_mlsteps(tmp_path / "a"), tmp_path / "runner-temp"
-    second = fake_mlsteps(tmp_path / "b")
-    venv = temp / "mlsteps-venv"
-    assert install(first / "actions" / "gate", temp, "gate")[0].returncode == 0
-    proc, output = install(second / "actions" / "train", temp)
+    checkout, cache, temp = fake_mlsteps(tmp_path), tmp_path / "tool", tmp_path / "runner-temp"
+    # The runner's pip can install the project but not the pinned uv.
+    constraints = tmp_path / "constraints.txt"
+    constraints.write_text("uv==0.0.1\n")
+    proc, output = install(checkout / "actions" / "train", temp, tool_cache=cache,
+                           env={"PIP_CONSTRAINT": str(constraints)})  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith(f"mlsteps: installing {second} into this job's venv")
-    assert (venv / ".mlsteps-source").read_text() == str(second)
-    # The extras of the other checkout's install are not this one's to claim.
-    proc, _ = install(second / "actions" / "gate", temp, "gate")
-    assert proc.stdout.startswith(f"mlsteps: installing {second}[gate] into")
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith(
+        f"mlsteps: not using uv: uv is not on PATH and pip could not bootstrap uv=={UV_PIN} ("
+    )
+    assert "(ERROR: Cannot install uv==" in lines[0]  # pip's line saying why
+    assert lines[1:] == pip_lines(checkout, temp, "")[1:]
+    assert output == f"venv={temp / 'mlsteps-venv'}\n"
+    assert list((cache / "mlsteps").iterdir()) == []
 
 
-@pytest.mark.slow  # pip builds and installs (about 4 s each)
-def test_a_failed_install_leaves_no_venv_and_no_output(tmp_path: Path) -> None:
-    checkout = fake_mlsteps(tmp_path, gate=(tmp_path / "no-such-project").as_uri())
-    temp = tmp_path / "runner-temp"
-    proc, output = install(checkout / "actions" / "gate", temp, "gate")
+@pytest.mark.slow
+def test_a_uv_that_fails_falls_back_to_pip_with_one_line(tmp_path: Path) -> None:
+    checkout, cache, temp = fake_mlsteps(tmp_path), tmp_path / "tool", tmp_path / "runner-temp"
+    broken = tmp_path / "broken-uv"
+    broken.mkdir()
+    (broken / "uv").write_text("#!/bin/sh\necho 'error: no space left on device' >&2\nexit 1\n")
+    (broken / "uv").chmod(0o755)
+    proc, output = install(checkout / "actions" / "train", temp, tool_cache=cache, path=broken)
+    assert proc.returncode == 0, proc.stderr
+    # The line of uv's try, then the one saying why not, then pip's.
+    tried, *rest = proc.stdout.splitlines()
+    assert tried.startswith(f"mlsteps: installing {checkout} into the cached venv {cache}")
+    assert rest == pip_lines(checkout, temp, "uv failed: error: no space left on device")
+    assert output == f"venv={temp / 'mlsteps-venv'}\n"
+    assert job_record(temp) == [str(temp / "mlsteps-venv"), str(checkout), ""]
+    assert cached_venvs(cache) == []
+    assert [p.name for p in (cache / "mlsteps").iterdir()] == []  # no build dir left
+    ran = subprocess.run([temp / "mlsteps-venv" / "bin" / "mlsteps"], capture_output=True,
+                         text=True)  # fmt: skip
+    assert ran.stdout == "fake mlsteps\n"
+
+
+@pytest.mark.slow
+def test_pip_after_uv_in_one_job_installs_into_its_own_venv_not_the_cached_one(
+    tmp_path: Path, uv_on_path: Path
+) -> None:
+    checkout, cache, temp = fake_mlsteps(tmp_path), tmp_path / "tool", tmp_path / "runner-temp"
+    assert (
+        install(checkout / "actions" / "train", temp, tool_cache=cache, path=uv_on_path)[
+            0
+        ].returncode
+        == 0
+    )
+    (cached,) = cached_venvs(cache)
+    installed = installed_at(cached)
+    broken = tmp_path / "broken-uv"
+    broken.mkdir()
+    (broken / "uv").write_text("#!/bin/sh\nexit 1\n")
+    (broken / "uv").chmod(0o755)
+    proc, output = install(
+        checkout / "actions" / "gate", temp, "gate", tool_cache=cache, path=broken
+    )
+    assert proc.returncode == 0, proc.stderr
+    why = "uv failed: no message"
+    assert proc.stdout.splitlines()[1:] == pip_lines(f"{checkout}[gate]", temp, why)
+    own = temp / "mlsteps-venv"
+    assert output == f"venv={own}\n" and own.is_dir() and not own.is_symlink()
+    assert subprocess.run([own / "bin" / "python", "-c", "import probe"]).returncode == 0
+    # The cached venv, which other jobs may run, was not touched.
+    assert installed_at(cached) == installed
+    assert subprocess.run([cached / "bin" / "python", "-c", "import probe"],
+                          capture_output=True).returncode == 1  # fmt: skip
+
+
+def local_index(root: Path, name: str) -> Path:
+    """A simple index (PEP 503, as files) holding only the project name, built from source."""
+    project = write_project(root / "src", name, "[tool.setuptools]\npy-modules = ['probe']\n",
+                            **{"probe.py": ""})  # fmt: skip
+    page = root / "simple" / name
+    page.mkdir(parents=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(page), str(project)],
+        check=True,
+    )
+    (wheel,) = page.glob("*.whl")
+    (page / "index.html").write_text(f'<a href="{wheel.name}">{wheel.name}</a>\n')
+    return root / "simple"
+
+
+@pytest.mark.slow
+def test_the_index_the_runner_gives_pip_is_the_one_uv_uses(
+    tmp_path: Path, uv_on_path: Path
+) -> None:
+    # A project only the runner's private index has: were the index not handed on, uv would
+    # ask the public one (dependency confusion), not find it, and fall back to pip.
+    name = "mlsteps-private-probe-7f3a"
+    index = local_index(tmp_path / "index", name)
+    checkout, temp, cache = fake_mlsteps(tmp_path, gate=name), tmp_path / "rt", tmp_path / "tool"
+    proc, _ = install(checkout / "actions" / "gate", temp, "gate", tool_cache=cache,
+                      path=uv_on_path, env={"PIP_INDEX_URL": index.as_uri()})  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    (venv,) = cached_venvs(cache)
+    assert proc.stdout.splitlines() == [uv_line(f"{checkout}[gate]", venv)]
+    assert subprocess.run([venv / "bin" / "python", "-c", "import probe"]).returncode == 0
+
+
+@pytest.mark.slow
+def test_pip_settings_uv_would_not_honour_make_it_pip_saying_which(
+    tmp_path: Path, uv_on_path: Path
+) -> None:
+    checkout, temp, cache = fake_mlsteps(tmp_path), tmp_path / "rt", tmp_path / "tool"
+    config = tmp_path / "pip.conf"
+    config.write_text("[install]\nprefer-binary = true\n")
+    proc, output = install(checkout / "actions" / "train", temp, tool_cache=cache,
+                           path=uv_on_path, env={"PIP_CONFIG_FILE": str(config)})  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == pip_lines(
+        checkout, temp,
+        "the runner's pip configuration sets prefer-binary, which this script does not hand on"
+        " to uv",
+    )  # fmt: skip
+    assert output == f"venv={temp / 'mlsteps-venv'}\n"
+    assert cached_venvs(cache) == []
+
+
+@pytest.mark.slow
+def test_a_failed_install_leaves_no_venv_and_no_output(tmp_path: Path, uv_on_path: Path) -> None:
+    checkout = fake_mlsteps(tmp_path, gate="probe @ " + (tmp_path / "no-such-project").as_uri())
+    temp, cache = tmp_path / "runner-temp", tmp_path / "tool"
+    proc, output = install(checkout / "actions" / "gate", temp, "gate", tool_cache=cache,
+                           path=uv_on_path)  # fmt: skip
     assert proc.returncode == 1
-    assert proc.stdout.splitlines()[-1] == (
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("mlsteps: installing")  # uv's try, then pip's
+    assert lines[1].startswith("mlsteps: not using uv: uv failed: ")
+    assert lines[-1] == (
         "::error title=mlsteps install failed::mlsteps: pip could not install"
         f" {checkout}[gate] into {temp / 'mlsteps-venv'} (its messages are above)"
     )
     assert "no-such-project" in proc.stderr  # pip's own reason
     assert output == ""
     assert sorted(p.name for p in temp.iterdir()) == ["github-output"]
+    assert [p.name for p in (cache / "mlsteps").iterdir()] == []
 
 
-@pytest.mark.slow  # pip builds and installs (about 4 s each)
-def test_a_failed_extra_leaves_the_venv_unvouched_for(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_a_failed_extra_leaves_the_venv_unvouched_for(tmp_path: Path, uv_on_path: Path) -> None:
     # The venv of an earlier action stays, but no record claims the half-installed extras:
     # the next action installs again instead of trusting it.
-    checkout = fake_mlsteps(tmp_path, gate=(tmp_path / "no-such-project").as_uri())
-    temp = tmp_path / "runner-temp"
-    assert install(checkout / "actions" / "train", temp)[0].returncode == 0
-    assert install(checkout / "actions" / "gate", temp, "gate")[0].returncode == 1
-    proc, _ = install(checkout / "actions" / "train", temp)
+    checkout = fake_mlsteps(tmp_path, gate="probe @ " + (tmp_path / "no-such-project").as_uri())
+    temp, cache = tmp_path / "runner-temp", tmp_path / "tool"
+    assert install(checkout / "actions" / "train", temp, tool_cache=cache,
+                   path=uv_on_path)[0].returncode == 0  # fmt: skip
+    assert install(checkout / "actions" / "gate", temp, "gate", tool_cache=cache,
+                   path=uv_on_path)[0].returncode == 1  # fmt: skip
+    assert not (temp / "mlsteps-job").exists()
+    proc, _ = install(checkout / "actions" / "train", temp, tool_cache=cache, path=uv_on_path)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith(f"mlsteps: installing {checkout} into")
+    assert proc.stdout.startswith("mlsteps: reusing the cached venv")  # the tool cache's
 
 
 def not_a_checkout_message(action_dir: Path, source_dir: Path) -> str:
@@ -288,12 +641,15 @@ def test_a_path_cannot_end_the_error_or_smuggle_in_an_escape(tmp_path: Path) -> 
 # What a later step of the job sees: where the venv got mlsteps from (this repository, which the
 # step fails unless), and the mlsteps module that venv runs.
 WHERE = """\
-venv="$RUNNER_TEMP/mlsteps-venv"
+record="$RUNNER_TEMP/mlsteps-job"
 echo "workspace=$GITHUB_WORKSPACE" >> "$GITHUB_OUTPUT"
-echo "venv=$venv" >> "$GITHUB_OUTPUT"
-if [ -d "$venv" ]; then
-  source_dir="$(cat "$venv/.mlsteps-source")"
+echo "record=$record" >> "$GITHUB_OUTPUT"
+if [ -f "$record" ]; then
+  venv="$(sed -n 1p "$record")"
+  source_dir="$(sed -n 2p "$record")"
+  echo "venv=$venv" >> "$GITHUB_OUTPUT"
   echo "source=$source_dir" >> "$GITHUB_OUTPUT"
+  echo "tool_cache=$RUNNER_TOOL_CACHE" >> "$GITHUB_OUTPUT"
   for file in pyproject.toml actions/install.sh; do
     cmp "$source_dir/$file" "$MLSTEPS_ACT_SOURCE/$file"  # this repository's
   done
@@ -316,7 +672,11 @@ def assert_ran_from_the_venv_installed_from(result: Any, source_dir: Path) -> No
     assert result.results["secrets"] == "success", result.results
     assert result.outputs["secrets"]["revoked"] == "0"
     where = result.outputs["where"]
-    assert f"mlsteps: installing {source_dir} into this job's venv {where['venv']}" in result.log
+    # uv (on PATH here, or bootstrapped) into a venv of the runner's tool cache.
+    assert f"mlsteps: installing {source_dir} into the cached venv {where['venv']} with uv" in (
+        result.log
+    )
+    assert Path(where["venv"]).is_relative_to(where["tool_cache"])
     assert "nothing to revoke: no lease record found" in result.log
     assert where["source"] == str(source_dir)
     module = Path(where["module"])
@@ -375,4 +735,4 @@ def test_actions_copied_into_a_repository_fail_the_step_with_the_two_forms(
     expected = not_a_checkout_message(workspace / "actions" / "secrets", workspace)
     assert error == {"step": "secrets", "level": "error", "message": expected.split("::", 2)[2]}
     # Nothing was installed: no venv, and their project was not taken for mlsteps.
-    assert "venv" in result.outputs["where"] and "source" not in result.outputs["where"]
+    assert "record" in result.outputs["where"] and "source" not in result.outputs["where"]
