@@ -147,7 +147,10 @@ def reuses_pushed_image(config: PackageConfig, ref: ModelRef) -> bool:
 
 
 def build_plan(config: PackageConfig, ref: ModelRef, facts: ModelFacts, lay: Layout) -> Plan:
+    from steps.services.images.installer import choose
     from steps.services.images.push import describe_auth
+
+    installer = choose(config.platform)
 
     plan = Plan("package")
     plan.add(
@@ -178,7 +181,8 @@ def build_plan(config: PackageConfig, ref: ModelRef, facts: ModelFacts, lay: Lay
         + (" (--no-cache true: rebuild it)" if config.no_cache else "")
         + f"; else build it FROM {lay.deps.base_image}: a venv with "
         f"{len(lay.deps.requirements)} requirements ({facts.requirements_source}, mlflow as "
-        "mlflow-skinny, plus uvicorn, numpy and pandas where the model names none), then the "
+        "mlflow-skinny, plus uvicorn, numpy and pandas where the model names none) installed "
+        f"by {installer.describe()}; then the "
         "Debian packages of the shared libraries they need and the base lacks (read from their "
         "ELF NEEDED entries)"
         + (
@@ -192,6 +196,7 @@ def build_plan(config: PackageConfig, ref: ModelRef, facts: ModelFacts, lay: Lay
         base_image=lay.deps.base_image,
         requirements=list(lay.deps.requirements),
         system_packages=list(lay.deps.system_packages),
+        installer="uv from this machine" if installer.binary else "uv installed in the build",
         dockerfile=lay.deps.dockerfile(),
         no_cache=config.no_cache,
     )
