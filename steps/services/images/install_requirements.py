@@ -87,9 +87,9 @@ def pip_config_files(environ: dict[str, str]) -> list[str]:
     return [p for p in dict.fromkeys(places) if os.path.isfile(p)]
 
 
-def untranslated(environ: dict[str, str]) -> str:
+def untranslated(environ: dict[str, str], files: list[str] | None = None) -> str:
     """Why the base's pip settings keep uv out ('' when uv can be told all of them)."""
-    files = pip_config_files(environ)
+    files = pip_config_files(environ) if files is None else files
     if files:
         return f"the base configures pip in {files[0]}, which uv does not read"
     names = sorted(n for n in environ if n.startswith("PIP_") and n not in TRANSLATED | HARMLESS)

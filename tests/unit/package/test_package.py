@@ -270,6 +270,15 @@ def test_facts_fall_back_to_conda_yaml(tmp_path: Path) -> None:
             "a version",
         ),
         (
+            # An option after a specifier: uv's and pip's parsers read the rest of the line.
+            {"requirements.txt": "numpy --index-url https://evil.example/simple\n"},
+            "the line 'numpy --index-url https://evil.example/simple', a pip option",
+        ),
+        (
+            {"requirements.txt": "numpy\n--index-strategy=unsafe-first-match\n"},
+            "the line '--index-strategy=unsafe-first-match', a pip option",
+        ),
+        (
             {"requirements.txt": "-c constraints.txt\n"},
             "'-c constraints.txt', a pip option",
         ),
