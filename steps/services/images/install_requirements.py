@@ -50,9 +50,17 @@ def say(line: str) -> None:
 
 
 def last_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    errors = [line for line in lines if line.lower().startswith(("error", "×", "fatal"))]
-    return (errors or lines or ["no output"])[-1][:300]
+    """The error of a tool's output in one line: its first error line and the cause uv gives
+    under it (which names the URL that failed), else its last line; no URL's password."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()] or ["no output"]
+    first = next((i for i, line in enumerate(lines) if line.lower().startswith("error")), None)
+    if first is None:
+        found = lines[-1]
+    else:
+        # "cause:" in uv 0.13, "Caused by:" before.
+        causes = [x for x in lines[first + 1 :] if x.startswith(("cause:", "Caused by"))][:1]
+        found = "; ".join([lines[first], *causes])
+    return re.sub(r"://[^/@\s]*@", "://***@", found)[:400]
 
 
 def load_settings(path: str = HERE + "/install-settings.json") -> dict[str, Any]:

@@ -154,3 +154,16 @@ def test_a_uv_that_does_not_run_is_a_reason_not_a_failure(
     assert real
     monkeypatch.setattr(inside, "UV", real)
     assert inside.uv_version()[0].count(".") >= 1
+
+
+def test_the_reason_line_names_the_cause_and_no_password() -> None:
+    output = (
+        "Resolved 3 packages\nerror: Request failed after 3 retries in 6.0s\n"
+        "  cause: Failed to fetch: http://u:hunter2@127.0.0.1:9/simple/numpy/\n"
+        "  cause: Connection refused (os error 111)\n"
+    )
+    assert inside.last_line(output) == (
+        "error: Request failed after 3 retries in 6.0s; cause: Failed to fetch: "
+        "http://***@127.0.0.1:9/simple/numpy/"
+    )
+    assert inside.last_line("a\nlast words\n") == "last words"

@@ -1,0 +1,139 @@
+"""The dependencies image's installer against the real engine: uv in the build stage and
+nowhere in the image, pip with one line where the base configures pip in a way uv does not
+read, and a base's own index never bypassed for the public one.
+
+Each build here passes --no-cache true: the engine keeps layer caches between runs, and a
+cached install step prints no installer line.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.flavour_models import FLAVOURS
+from tests.integration.test_package import _assert_clean, outputs_of, package
+from tests.services import _build_context
+
+pytestmark = pytest.mark.services
+
+UV_LINE = "mlsteps: installed the requirements with uv "
+PIP_LINE = "mlsteps: installing the requirements with pip, not uv: "
+# The installed distributions, read in the image the way pip and uv would.
+DISTRIBUTIONS = (
+    "import importlib.metadata as m, json; print(json.dumps(sorted("
+    "(d.metadata['Name'].lower().replace('_', '-'), d.version) for d in m.distributions())))"
+)
+
+
+def run_in(docker_client: Any, image: str, *argv: str) -> str:
+    out: bytes = docker_client.containers.run(
+        image, list(argv), entrypoint=[], user="root", remove=True
+    )
+    return out.decode()
+
+
+def distributions(docker_client: Any, image: str) -> list[list[str]]:
+    found: list[list[str]] = json.loads(
+        run_in(docker_client, image, "/opt/venv/bin/python", "-c", DISTRIBUTIONS)
+    )
+    return found
+
+
+@pytest.fixture(scope="module")
+def iris_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return FLAVOURS["sklearn"](tmp_path_factory.mktemp("uv") / "model").model_dir
+
+
+@pytest.fixture()
+def derived_base(docker_client: Any, python_slim_image: str) -> Iterator[Any]:
+    """Make a base image FROM python:3.11-slim with the given Dockerfile lines; removed after."""
+    made: list[str] = []
+
+    def make(tag: str, *lines: str) -> str:
+        dockerfile = f"FROM {python_slim_image}\n" + "\n".join(lines) + "\n"
+        docker_client.images.build(
+            fileobj=_build_context({"Dockerfile": dockerfile.encode()}), custom_context=True,
+            tag=tag, rm=True, forcerm=True,
+        )  # fmt: skip
+        made.append(tag)
+        return tag
+
+    yield make
+    for tag in made:
+        docker_client.images.remove(tag, force=True)
+
+
+def test_uv_fills_the_venv_in_the_build_stage_and_pip_the_same_where_the_base_configures_it(
+    docker_client: Any, iris_model: Path, tmp_path: Path, derived_base: Any
+) -> None:
+    done = package(
+        "--model-uri", str(iris_model), "--repository", "it-uv", "--no-cache", "true",
+        cwd=tmp_path,
+    )  # fmt: skip
+    image = outputs_of(done)["image"]
+    assert done.stderr.count(UV_LINE) == 1 and PIP_LINE not in done.stderr
+    assert "predictions equal the model's own" in done.stderr  # the smoke test
+    # No uv in the image: no file of it, and no layer of its history names it.
+    found = run_in(
+        docker_client, image, "sh", "-c",
+        "find / -xdev \\( -name uv -o -name 'uv-*' -o -name install_requirements.py "
+        "-o -name 'install-settings.json' \\) -print",
+    )  # fmt: skip
+    assert found == ""
+    history = [str(h.get("CreatedBy", "")) for h in docker_client.images.get(image).history()]
+    assert [h for h in history if "install_requirements" in h or "installer" in h] == []
+    assert any("COPY" in h and "/opt/venv" in h for h in history)
+    with_uv = distributions(docker_client, image)
+    pins = [line for line in (iris_model / "requirements.txt").read_text().split() if "==" in line]
+    for name, version in (pin.split("==") for pin in pins):  # the model's pins, met
+        assert [name.replace("mlflow", "mlflow-skinny"), version] in with_uv
+
+    # A base that configures pip in a file: pip installs, with one line saying why, and the
+    # same distributions at the same versions.
+    base = derived_base(
+        "it-uv-base-pipconf:1",
+        "RUN printf '[global]\\ncert = /etc/ssl/certs/ca-certificates.crt\\n' >/etc/pip.conf",
+    )
+    done = package(
+        "--model-uri", str(iris_model), "--repository", "it-uv-pip", "--no-cache", "true",
+        "--base-image", base, cwd=tmp_path,
+    )  # fmt: skip
+    with_pip = outputs_of(done)["image"]
+    said = [line.strip() for line in done.stderr.splitlines() if line.startswith("  mlsteps: in")]
+    assert said[0] == (
+        PIP_LINE + "the base configures pip in /etc/pip.conf, which uv does not read"
+    ), said
+    assert said[1].startswith("mlsteps: installed the requirements with pip in ") and len(said) == 2
+    assert "predictions equal the model's own" in done.stderr
+    assert distributions(docker_client, with_pip) == with_uv
+    for tag in (image, with_pip):
+        docker_client.images.remove(tag)
+    _assert_clean(docker_client, tmp_path)
+
+
+def test_a_bases_own_index_is_never_bypassed_for_the_public_one(
+    docker_client: Any, iris_model: Path, tmp_path: Path, derived_base: Any
+) -> None:
+    """PIP_INDEX_URL in a base names its (internal) index: uv is told it, and where that index
+    has nothing (here: nothing answers), the build fails as pip's would, never taking the
+    packages from the default index."""
+    base = derived_base("it-uv-base-index:1", "ENV PIP_INDEX_URL=http://127.0.0.1:9/simple")
+    done = package(
+        "--model-uri", str(iris_model), "--repository", "it-uv-index", "--no-cache", "true",
+        "--base-image", base, "--smoke-test", "false", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert UV_LINE not in done.stderr
+    # The build's own lines (the error's copy of the build output is indented further).
+    said = [line for line in done.stderr.splitlines() if line.startswith("  " + PIP_LINE)]
+    assert len(said) == 1 and "uv could not install the requirements" in said[0], said
+    assert "127.0.0.1:9" in said[0]  # uv asked the base's index
+    error = json.loads(done.stdout)["error"]
+    assert "could not be installed" in error and "127.0.0.1" in error  # and so did pip
+    assert not docker_client.images.list(name="it-uv-index")
+    _assert_clean(docker_client, tmp_path)
