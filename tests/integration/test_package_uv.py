@@ -9,6 +9,7 @@ cached install step prints no installer line.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -137,3 +138,30 @@ def test_a_bases_own_index_is_never_bypassed_for_the_public_one(
     assert "could not be installed" in error and "127.0.0.1" in error  # and so did pip
     assert not docker_client.images.list(name="it-uv-index")
     _assert_clean(docker_client, tmp_path)
+
+
+def test_the_build_stage_gets_uv_with_the_bases_pip_when_the_copied_one_cannot_run(
+    docker_client: Any, python_slim_image: str, tmp_path: Path
+) -> None:
+    """A copied uv the base cannot run (a musl base, an old glibc: here a stand-in that fails
+    as such a binary does) is replaced by one the base's pip installs, which then installs the
+    requirements; the installer script run as the build stage runs it, on the real base."""
+    from steps.services.images import install_requirements
+
+    (tmp_path / "installer").mkdir()
+    shutil.copy(install_requirements.__file__, tmp_path / "install_requirements.py")
+    (tmp_path / "install-settings.json").write_text(
+        json.dumps({"index_url": None, "extra_index_urls": [], "cert": None})
+    )
+    (tmp_path / "requirements.txt").write_text("six\n")
+    fake = tmp_path / "installer" / "uv"
+    fake.write_text("#!/bin/sh\necho 'uv: version GLIBC_2.17 not found' >&2\nexit 1\n")
+    script = "python3 -I /opt/mlsteps/install_requirements.py"
+    out = docker_client.containers.run(
+        python_slim_image, ["sh", "-c", f"{script} get-uv && {script} install"],
+        volumes={str(tmp_path): {"bind": "/opt/mlsteps", "mode": "rw"}}, user="root",
+        remove=True,
+    ).decode()  # fmt: skip
+    said = [line for line in out.splitlines() if line.startswith("mlsteps:")]
+    assert len(said) == 1 and said[0].startswith(UV_LINE) and "(1 package)" in said[0], out
+    assert fake.read_bytes()[:4] == b"\x7fELF"  # the base's pip's uv took its place

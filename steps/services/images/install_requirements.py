@@ -202,7 +202,7 @@ def install_with_uv(settings: dict[str, Any], environ: dict[str, str]) -> str:
     count = re.search(r"Installed (\d+) package", done.stdout)
     say(
         f"installed the requirements with uv {version} in {time.monotonic() - started:.1f} s"
-        + (f" ({count.group(1)} packages)" if count else "")
+        + (f" ({count.group(1)} package{'' if count.group(1) == '1' else 's'})" if count else "")
     )
     return ""
 
