@@ -182,6 +182,7 @@ class PackageRun:
             lay.deps_cache,
             nocache=config.no_cache,
             base=lay.deps.base_image,
+            drop_stage=image_build.INSTALL_STEP,
             failure=(
                 "the dependencies image did not build: the model's requirements "
                 f"({self.facts.requirements_source}) could not be installed on "

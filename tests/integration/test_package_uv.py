@@ -45,6 +45,18 @@ def distributions(docker_client: Any, image: str) -> list[list[str]]:
     return found
 
 
+def stage_images(docker_client: Any) -> list[str]:
+    """Untagged images made by the build stage's install step (the tests run one at a time:
+    a build running beside them would hold one until its end)."""
+    from steps.services.images.build import INSTALL_STEP
+
+    return [
+        image.short_id
+        for image in docker_client.images.list(filters={"dangling": True})
+        if INSTALL_STEP in " ".join(image.attrs.get("ContainerConfig", {}).get("Cmd") or [])
+    ]
+
+
 @pytest.fixture(scope="module")
 def iris_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return FLAVOURS["sklearn"](tmp_path_factory.mktemp("uv") / "model").model_dir
@@ -77,6 +89,8 @@ def test_uv_fills_the_venv_in_the_build_stage_and_pip_the_same_where_the_base_co
         cwd=tmp_path,
     )  # fmt: skip
     image = outputs_of(done)["image"]
+    # The build stage's filled venv is not left on the engine's disk beside the image's copy.
+    assert stage_images(docker_client) == []
     assert done.stderr.count(UV_LINE) == 1 and PIP_LINE not in done.stderr
     assert "predictions equal the model's own" in done.stderr  # the smoke test
     # No uv in the image: no file of it, and no layer of its history names it.

@@ -16,6 +16,7 @@ builds go through the Docker SDK's low-level build API, whose JSON stream gives 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -37,6 +38,8 @@ INSTALL_REQUIREMENTS_FILE = Path(__file__).with_name("install_requirements.py")
 DEPS_DIR = "/opt/mlsteps"
 BUILD_STAGE = "venv"
 INSTALLER_DIR = "installer"  # in the context and under DEPS_DIR of the build stage
+# The build stage's last step: its image holds the filled venv and nothing else needs it.
+INSTALL_STEP = f"{DEPS_DIR}/install_requirements.py install"
 # The serving runtime beside the model's own requirements: MLflow's model loading and request
 # parsing without its tracking server, UI and database libraries; uvicorn serves HTTP.
 # mlflow-skinny leaves out numpy and pandas, which mlflow.pyfunc imports: a model whose
@@ -141,7 +144,7 @@ class DepsBuild:
                 "--no-install-recommends python3 python3-venv python3-pip "
                 "&& rm -rf /var/lib/apt/lists/*"
             )
-        run = f"RUN python3 -I {DEPS_DIR}/install_requirements.py"
+        get_uv = f"RUN python3 -I {DEPS_DIR}/install_requirements.py get-uv"
         lines = [
             "# mlsteps package: the dependencies image (the model's requirements and the server)",
             # The build stage: the venv is filled here, by uv (copied from this machine, or
@@ -152,13 +155,13 @@ class DepsBuild:
             "COPY install_requirements.py install-settings.json " + DEPS_DIR + "/",
             *([f"COPY ca-bundle.pem {DEPS_DIR}/ca-bundle.pem"] if self.ca_bundle else []),
             f"COPY {INSTALLER_DIR}/ {DEPS_DIR}/{INSTALLER_DIR}/",
-            f"{run} get-uv",
+            get_uv,
             f"COPY requirements.txt {DEPS_DIR}/",
             # No installer cache, no pip/setuptools of the venv's own, no bytecode but what
             # serving imports (compiled below by importing it), and no test suites of the
             # installed packages (scipy, pandas and numpy ship 100 MB of them): most of the
             # image's size is what this leaves out.
-            f"{run} install \\\n"
+            f"RUN python3 -I {INSTALL_STEP} \\\n"
             " && find /opt/venv/lib -depth -type d -name tests -path '*/site-packages/*/*' "
             "-exec rm -rf {} +",
             "# the final stage: the venv, the system libraries it needs, the server",
@@ -277,6 +280,10 @@ def context_tar(files: Mapping[str, bytes], trees: Mapping[str, Path] = {}) -> i
     return buffer
 
 
+# The classic builder's line naming the image a step made (not " ---> Running in ID").
+STEP_IMAGE = re.compile(r" ---> ([0-9a-f]{12})")
+
+
 def plain(line: str) -> str:
     """A build's line as a CI log should show it: no terminal escapes, no carriage returns."""
     return strip_escapes(line).replace("\r", "")
@@ -304,9 +311,13 @@ def build(
     platform: str | None = None,
     build_args: Iterable[str] = (),
     heartbeat: float = 30.0,
+    drop_stage: str = "",
 ) -> str:
     """Build, printing each Dockerfile step and the pip lines worth seeing; return the image
-    id. A failed build raises BuildFailed with the last lines of its output."""
+    id. A failed build raises BuildFailed with the last lines of its output. drop_stage: text
+    of the last step of a build stage, whose image is removed after the build (no tag keeps
+    it: the venv it holds would stay on the engine's disk twice); its parents, the stage's
+    cached installer among them, stay."""
     from docker.errors import APIError
 
     kwargs: dict[str, Any] = {
@@ -325,7 +336,7 @@ def build(
         kwargs["platform"] = platform
     tail: list[str] = []
     step = ""  # the Dockerfile step running: a failure names it
-    image_id = ""
+    image_id = stage_image = ""
     last_said = time.monotonic()
     try:
         for chunk in client.api.build(**kwargs):
@@ -340,6 +351,8 @@ def build(
                 tail = (tail + [line])[-40:]
                 if line.startswith("Step "):
                     step = line
+                elif drop_stage and drop_stage in step and (made := STEP_IMAGE.fullmatch(line)):
+                    stage_image = made.group(1)
                 shown = line.startswith(("Step ", "ERROR:", "Successfully installed", "mlsteps"))
                 if shown and " : LABEL " not in line:  # labels: one step each, all alike
                     if line.startswith("Successfully installed"):
@@ -353,4 +366,8 @@ def build(
         raise BuildFailed(plain(str(exc.explanation or exc)), tail[-25:], step) from None
     if not image_id:
         image_id = client.images.get(tag).id
+    if stage_image:
+        # Kept by a build that uses it as its cache right now: it stays.
+        with contextlib.suppress(APIError):
+            client.images.remove(stage_image, noprune=True)
     return image_id
