@@ -26,6 +26,7 @@ import sys
 import time
 from typing import Any
 
+# build.py's DEPS_DIR and INSTALLER_DIR (this file runs alone in the build: it imports none).
 HERE = "/opt/mlsteps"
 VENV = "/opt/venv"
 PYTHON = VENV + "/bin/python"
