@@ -364,10 +364,12 @@ def build(
                     last_said = time.monotonic()
     except APIError as exc:
         raise BuildFailed(plain(str(exc.explanation or exc)), tail[-25:], step) from None
+    finally:
+        # Also when a later step failed. Kept by a build that uses it as its cache right now:
+        # it stays.
+        if stage_image:
+            with contextlib.suppress(APIError):
+                client.images.remove(stage_image, noprune=True)
     if not image_id:
         image_id = client.images.get(tag).id
-    if stage_image:
-        # Kept by a build that uses it as its cache right now: it stays.
-        with contextlib.suppress(APIError):
-            client.images.remove(stage_image, noprune=True)
     return image_id
