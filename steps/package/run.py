@@ -20,7 +20,6 @@ from steps.package.options import PackageConfig
 from steps.package.plan import Layout
 from steps.services import containers
 from steps.services.images import build as image_build
-from steps.services.images import installer
 from steps.services.images import push as image_push
 from steps.services.images.model_facts import ModelFacts
 from steps.services.images.system_libraries import ERROR_PREFIX
@@ -178,11 +177,10 @@ class PackageRun:
             f"({len(lay.deps.requirements)} requirements; minutes the first time)"
         )
         self._build(
-            image_build.context_tar(self._deps_context()),
+            image_build.context_tar(lay.deps.files()),
             lay.deps_cache,
             nocache=config.no_cache,
             base=lay.deps.base_image,
-            drop_stage=image_build.INSTALL_STEP,
             failure=(
                 "the dependencies image did not build: the model's requirements "
                 f"({self.facts.requirements_source}) could not be installed on "
@@ -190,19 +188,6 @@ class PackageRun:
             ),
         )
         self._tag(lay.deps_cache, lay.deps_image)
-
-    def _deps_context(self) -> dict[str, bytes]:
-        """The dependencies image's files, with this machine's uv when it can run in the build
-        stage: for the --platform given, else for the engine's architecture (a remote engine
-        may not be this machine's)."""
-        target = self.config.platform or str(self.docker().version().get("Arch") or "") or None
-        chosen = installer.choose(target)
-        files = self.lay.deps.files()
-        if chosen.binary:
-            files[installer.CONTEXT_NAME] = chosen.binary.read_bytes()
-        else:
-            self.say(f"  {chosen.why_not}: the build stage installs uv with the base's pip")
-        return files
 
     def _tag(self, source: str, target: str) -> None:
         repository, _, tag = target.rpartition(":")

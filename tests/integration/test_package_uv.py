@@ -1,6 +1,7 @@
-"""The dependencies image's installer against the real engine: uv in the build stage and
-nowhere in the image, pip with one line where the base configures pip in a way uv does not
-read, and a base's own index never bypassed for the public one.
+"""The dependencies image's installer against the real engine: uv fetched for the step that
+fills the venv and nowhere in the image, pip with one line where the base configures pip in a
+way uv does not read or uv cannot be had, and a base's own index never bypassed for the public
+one.
 
 Each build here passes --no-cache true: the engine keeps layer caches between runs, and a
 cached install step prints no installer line.
@@ -45,18 +46,6 @@ def distributions(docker_client: Any, image: str) -> list[list[str]]:
     return found
 
 
-def stage_images(docker_client: Any) -> list[str]:
-    """Untagged images made by the build stage's install step (the tests run one at a time:
-    a build running beside them would hold one until its end)."""
-    from steps.services.images.build import INSTALL_STEP
-
-    return [
-        image.short_id
-        for image in docker_client.images.list(filters={"dangling": True})
-        if INSTALL_STEP in " ".join(image.attrs.get("ContainerConfig", {}).get("Cmd") or [])
-    ]
-
-
 @pytest.fixture(scope="module")
 def iris_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return FLAVOURS["sklearn"](tmp_path_factory.mktemp("uv") / "model").model_dir
@@ -81,7 +70,7 @@ def derived_base(docker_client: Any, python_slim_image: str) -> Iterator[Any]:
         docker_client.images.remove(tag, force=True)
 
 
-def test_uv_fills_the_venv_in_the_build_stage_and_pip_the_same_where_the_base_configures_it(
+def test_uv_fills_the_venv_and_leaves_nothing_and_pip_the_same_where_the_base_configures_it(
     docker_client: Any, iris_model: Path, tmp_path: Path, derived_base: Any
 ) -> None:
     done = package(
@@ -89,20 +78,21 @@ def test_uv_fills_the_venv_in_the_build_stage_and_pip_the_same_where_the_base_co
         cwd=tmp_path,
     )  # fmt: skip
     image = outputs_of(done)["image"]
-    # The build stage's filled venv is not left on the engine's disk beside the image's copy.
-    assert stage_images(docker_client) == []
     assert done.stderr.count(UV_LINE) == 1 and PIP_LINE not in done.stderr
+    assert "mlsteps: fetched uv for this step in " in done.stderr
     assert "predictions equal the model's own" in done.stderr  # the smoke test
-    # No uv in the image: no file of it, and no layer of its history names it.
+    # No uv in the image: no file of it in any layer (it was fetched and removed in the one
+    # step that fills the venv, so no layer ever held it), and no layer copied one in.
     found = run_in(
         docker_client, image, "sh", "-c",
-        "find / -xdev \\( -name uv -o -name 'uv-*' -o -name install_requirements.py "
-        "-o -name 'install-settings.json' \\) -print",
+        "find / -xdev \\( -name uv -o -name 'uv-*' -o -name mlsteps-uv \\) -print",
     )  # fmt: skip
     assert found == ""
     history = [str(h.get("CreatedBy", "")) for h in docker_client.images.get(image).history()]
-    assert [h for h in history if "install_requirements" in h or "installer" in h] == []
-    assert any("COPY" in h and "/opt/venv" in h for h in history)
+    assert [h for h in history if "COPY" in h and "uv" in h.replace("uvicorn", "")] == []
+    layers = docker_client.api.inspect_image(image)["RootFS"]["Layers"]
+    saved = b"".join(docker_client.images.get(image).save(named=True))
+    assert b"mlsteps-uv/bin/uv" not in saved and len(layers) > 1
     with_uv = distributions(docker_client, image)
     pins = [line for line in (iris_model / "requirements.txt").read_text().split() if "==" in line]
     for name, version in (pin.split("==") for pin in pins):  # the model's pins, met
@@ -134,9 +124,10 @@ def test_uv_fills_the_venv_in_the_build_stage_and_pip_the_same_where_the_base_co
 def test_a_bases_own_index_is_never_bypassed_for_the_public_one(
     docker_client: Any, iris_model: Path, tmp_path: Path, derived_base: Any
 ) -> None:
-    """PIP_INDEX_URL in a base names its (internal) index: uv is told it, and where that index
-    has nothing (here: nothing answers), the build fails as pip's would, never taking the
-    packages from the default index."""
+    """PIP_INDEX_URL in a base names its (internal) index: uv is fetched from it and told it
+    (tests/unit/services/test_installer.py shows how), and where that index has nothing (here:
+    nothing answers) the build fails as pip's would, never taking uv or the packages from the
+    default index."""
     base = derived_base("it-uv-base-index:1", "ENV PIP_INDEX_URL=http://127.0.0.1:9/simple")
     done = package(
         "--model-uri", str(iris_model), "--repository", "it-uv-index", "--no-cache", "true",
@@ -146,36 +137,49 @@ def test_a_bases_own_index_is_never_bypassed_for_the_public_one(
     assert UV_LINE not in done.stderr
     # The build's own lines (the error's copy of the build output is indented further).
     said = [line for line in done.stderr.splitlines() if line.startswith("  " + PIP_LINE)]
-    assert len(said) == 1 and "uv could not install the requirements" in said[0], said
-    assert "127.0.0.1:9" in said[0]  # uv asked the base's index
+    assert len(said) == 1 and "the base's pip could not fetch uv" in said[0], said
     error = json.loads(done.stdout)["error"]
-    assert "could not be installed" in error and "127.0.0.1" in error  # and so did pip
+    assert "could not be installed" in error, error
+    # pip found no version of a pin the default index holds (the smoke tests install it from
+    # there): it asked the base's index only.
+    after = done.stderr.split(said[0])[1]
+    assert "mlflow-skinny==" in after and "(from versions: none)" in after, after[-3000:]
     assert not docker_client.images.list(name="it-uv-index")
     _assert_clean(docker_client, tmp_path)
 
 
-def test_the_build_stage_gets_uv_with_the_bases_pip_when_the_copied_one_cannot_run(
+def test_where_uv_cannot_be_had_pip_installs_with_one_line_in_the_real_base(
     docker_client: Any, python_slim_image: str, tmp_path: Path
 ) -> None:
-    """A copied uv the base cannot run (a musl base, an old glibc: here a stand-in that fails
-    as such a binary does) is replaced by one the base's pip installs, which then installs the
-    requirements; the installer script run as the build stage runs it, on the real base."""
+    """No network: the base's pip cannot fetch uv. pip then installs (here a wheel on disk,
+    the one thing it can reach), with the one line saying why, and nothing of uv is left; the
+    installer script run as the build runs it, on the real base."""
+    import subprocess
+    import sys
+
     from steps.services.images import install_requirements
 
-    (tmp_path / "installer").mkdir()
     shutil.copy(install_requirements.__file__, tmp_path / "install_requirements.py")
     (tmp_path / "install-settings.json").write_text(
         json.dumps({"index_url": None, "extra_index_urls": [], "cert": None})
     )
-    (tmp_path / "requirements.txt").write_text("six\n")
-    fake = tmp_path / "installer" / "uv"
-    fake.write_text("#!/bin/sh\necho 'uv: version GLIBC_2.17 not found' >&2\nexit 1\n")
-    script = "python3 -I /opt/mlsteps/install_requirements.py"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "six==1.17.0",
+         "-d", str(tmp_path)],
+        check=True,
+    )  # fmt: skip
+    wheel = next(tmp_path.glob("six-*.whl")).name
+    (tmp_path / "requirements.txt").write_text(f"/opt/mlsteps/{wheel}\n")
+    script = (
+        "python3 -I /opt/mlsteps/install_requirements.py && test ! -e /tmp/mlsteps-uv "
+        "&& /opt/venv/bin/python -c 'import six'"
+    )
     out = docker_client.containers.run(
-        python_slim_image, ["sh", "-c", f"{script} get-uv && {script} install"],
+        python_slim_image, ["sh", "-c", script], network_mode="none",
         volumes={str(tmp_path): {"bind": "/opt/mlsteps", "mode": "rw"}}, user="root",
         remove=True,
     ).decode()  # fmt: skip
     said = [line for line in out.splitlines() if line.startswith("mlsteps:")]
-    assert len(said) == 1 and said[0].startswith(UV_LINE) and "(1 package)" in said[0], out
-    assert fake.read_bytes()[:4] == b"\x7fELF"  # the base's pip's uv took its place
+    assert len(said) == 2, out
+    assert said[0].startswith(PIP_LINE + "the base's pip could not fetch uv ("), said
+    assert said[1].startswith("mlsteps: installed the requirements with pip in "), said

@@ -16,7 +16,6 @@ builds go through the Docker SDK's low-level build API, whose JSON stream gives 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
@@ -36,10 +35,12 @@ SERVER_FILE = Path(__file__).parents[2] / "serve" / "server.py"
 SYSTEM_LIBRARIES_FILE = Path(__file__).with_name("system_libraries.py")
 INSTALL_REQUIREMENTS_FILE = Path(__file__).with_name("install_requirements.py")
 DEPS_DIR = "/opt/mlsteps"
-BUILD_STAGE = "venv"
-INSTALLER_DIR = "installer"  # in the context and under DEPS_DIR of the build stage
-# The build stage's last step: its image holds the filled venv and nothing else needs it.
-INSTALL_STEP = f"{DEPS_DIR}/install_requirements.py install"
+# What fills the venv (install_requirements.py), as the plan says it.
+INSTALLER = (
+    "uv, fetched with the base's pip for the build step and removed in it (pip instead, with "
+    "a line saying why, where the base configures pip in a way uv does not read — a pip.conf, "
+    "PIP_* settings other than the index and CA — or uv cannot be had, run or install there)"
+)
 # The serving runtime beside the model's own requirements: MLflow's model loading and request
 # parsing without its tracking server, UI and database libraries; uvicorn serves HTTP.
 # mlflow-skinny leaves out numpy and pandas, which mlflow.pyfunc imports: a model whose
@@ -132,49 +133,37 @@ class DepsBuild:
 
     def dockerfile(self) -> str:
         parse_image_reference(self.base_image)  # FROM takes it as it is: checked once more
-        # The same first lines in both stages: the classic builder's cache makes the final
-        # stage's Python install (a base without one) the build stage's layer.
-        head = [
+        lines = [
+            "# mlsteps package: the dependencies image (the model's requirements and the server)",
+            f"FROM {self.base_image}",
             *(f"ARG {arg.split('=', 1)[0]}" for arg in self.build_args),
             "USER root",
         ]
         if self.install_python:
-            head.append(
+            lines.append(
                 "RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "
                 "--no-install-recommends python3 python3-venv python3-pip "
                 "&& rm -rf /var/lib/apt/lists/*"
             )
-        get_uv = f"RUN python3 -I {DEPS_DIR}/install_requirements.py get-uv"
-        lines = [
-            "# mlsteps package: the dependencies image (the model's requirements and the server)",
-            # The build stage: the venv is filled here, by uv (copied from this machine, or
-            # installed here once per base) or pip, and only the venv goes on: the installer
-            # leaves no file and no layer in the image.
-            f"FROM {self.base_image} AS {BUILD_STAGE}",
-            *head,
-            "COPY install_requirements.py install-settings.json " + DEPS_DIR + "/",
-            *([f"COPY ca-bundle.pem {DEPS_DIR}/ca-bundle.pem"] if self.ca_bundle else []),
-            f"COPY {INSTALLER_DIR}/ {DEPS_DIR}/{INSTALLER_DIR}/",
-            get_uv,
-            f"COPY requirements.txt {DEPS_DIR}/",
-            # No installer cache, no pip/setuptools of the venv's own, no bytecode but what
-            # serving imports (compiled below by importing it), and no test suites of the
-            # installed packages (scipy, pandas and numpy ship 100 MB of them): most of the
-            # image's size is what this leaves out.
-            f"RUN python3 -I {INSTALL_STEP} \\\n"
-            " && find /opt/venv/lib -depth -type d -name tests -path '*/site-packages/*/*' "
-            "-exec rm -rf {} +",
-            "# the final stage: the venv, the system libraries it needs, the server",
-            f"FROM {self.base_image}",
-            *head,
-            f"COPY --from={BUILD_STAGE} /opt/venv /opt/venv",
+        lines += [
             "COPY requirements.txt warm-modules.json system-packages.json system_libraries.py "
-            f"{DEPS_DIR}/",
+            f"install_requirements.py install-settings.json {DEPS_DIR}/",
+            *([f"COPY ca-bundle.pem {DEPS_DIR}/ca-bundle.pem"] if self.ca_bundle else []),
+            # One RUN, one layer, and what it leaves out is most of the image's size: no
+            # installer (uv is fetched into /tmp and removed in this same step, so no layer
+            # holds it) and no installer cache; no pip/setuptools in the venv (nothing installs
+            # at serving time); no test suites of the installed packages (scipy, pandas and
+            # numpy ship 100 MB of them); bytecode only for the modules serving imports
+            # (compiled by importing them), not for every module installed (which doubles the
+            # pure-Python size).
+            f"RUN python3 -I {DEPS_DIR}/install_requirements.py \\\n"
+            " && find /opt/venv/lib -depth -type d -name tests -path '*/site-packages/*/*' "
+            "-exec rm -rf {} + \\\n"
             # The system libraries the venv's extension modules need and the base lacks, with
-            # the --system-package ones; before the imports below, which would fail on a
-            # missing one. The names are data in a JSON file; -I -S: no .pth file or
-            # environment variable of the installed packages runs in it.
-            f"RUN /opt/venv/bin/python -I -S {DEPS_DIR}/system_libraries.py /opt/venv "
+            # the --system-package ones, installed in this layer; before the imports below,
+            # which would fail on a missing one. The names are data in a JSON file; -I -S:
+            # no .pth file or environment variable of the installed packages runs in it.
+            f" && /opt/venv/bin/python -I -S {DEPS_DIR}/system_libraries.py /opt/venv "
             f"{DEPS_DIR}/system-packages.json \\\n"
             # The module names (one is the model's loader_module) are data Python reads,
             # never words of this shell line.
@@ -197,8 +186,8 @@ class DepsBuild:
         return "\n".join(lines) + "\n"
 
     def install_settings(self) -> dict[str, Any]:
-        """The index and CA settings, as data the build stage's installer reads (never words
-        of a shell line)."""
+        """The index and CA settings, as data install_requirements.py reads (never words of a
+        shell line)."""
         return {
             "index_url": self.pip_index_url,
             "extra_index_urls": list(self.pip_extra_index_urls),
@@ -206,8 +195,6 @@ class DepsBuild:
         }
 
     def files(self) -> dict[str, bytes]:
-        """The build context, but for this machine's uv (installer.py adds it): the installer
-        is no input of the image, as pip's version is not, so it stays out of the cache key."""
         files = {
             "Dockerfile": self.dockerfile().encode(),
             "requirements.txt": ("\n".join(self.requirements) + "\n").encode(),
@@ -219,9 +206,6 @@ class DepsBuild:
             "system-packages.json": json.dumps(list(self.system_packages)).encode(),
             "install_requirements.py": INSTALL_REQUIREMENTS_FILE.read_bytes(),
             "install-settings.json": json.dumps(self.install_settings()).encode(),
-            # The folder the build stage copies (a COPY of nothing fails): uv joins it when
-            # this machine's can run there.
-            f"{INSTALLER_DIR}/README": b"uv from the machine that runs mlsteps, if it fits\n",
         }
         if self.ca_bundle:
             files["ca-bundle.pem"] = self.ca_bundle
@@ -280,10 +264,6 @@ def context_tar(files: Mapping[str, bytes], trees: Mapping[str, Path] = {}) -> i
     return buffer
 
 
-# The classic builder's line naming the image a step made (not " ---> Running in ID").
-STEP_IMAGE = re.compile(r" ---> ([0-9a-f]{12})")
-
-
 def plain(line: str) -> str:
     """A build's line as a CI log should show it: no terminal escapes, no carriage returns."""
     return strip_escapes(line).replace("\r", "")
@@ -311,13 +291,9 @@ def build(
     platform: str | None = None,
     build_args: Iterable[str] = (),
     heartbeat: float = 30.0,
-    drop_stage: str = "",
 ) -> str:
     """Build, printing each Dockerfile step and the pip lines worth seeing; return the image
-    id. A failed build raises BuildFailed with the last lines of its output. drop_stage: text
-    of the last step of a build stage, whose image is removed after the build (no tag keeps
-    it: the venv it holds would stay on the engine's disk twice); its parents, the stage's
-    cached installer among them, stay."""
+    id. A failed build raises BuildFailed with the last lines of its output."""
     from docker.errors import APIError
 
     kwargs: dict[str, Any] = {
@@ -336,7 +312,7 @@ def build(
         kwargs["platform"] = platform
     tail: list[str] = []
     step = ""  # the Dockerfile step running: a failure names it
-    image_id = stage_image = ""
+    image_id = ""
     last_said = time.monotonic()
     try:
         for chunk in client.api.build(**kwargs):
@@ -351,8 +327,6 @@ def build(
                 tail = (tail + [line])[-40:]
                 if line.startswith("Step "):
                     step = line
-                elif drop_stage and drop_stage in step and (made := STEP_IMAGE.fullmatch(line)):
-                    stage_image = made.group(1)
                 shown = line.startswith(("Step ", "ERROR:", "Successfully installed", "mlsteps"))
                 if shown and " : LABEL " not in line:  # labels: one step each, all alike
                     if line.startswith("Successfully installed"):
@@ -364,12 +338,6 @@ def build(
                     last_said = time.monotonic()
     except APIError as exc:
         raise BuildFailed(plain(str(exc.explanation or exc)), tail[-25:], step) from None
-    finally:
-        # Also when a later step failed. Kept by a build that uses it as its cache right now:
-        # it stays.
-        if stage_image:
-            with contextlib.suppress(APIError):
-                client.images.remove(stage_image, noprune=True)
     if not image_id:
         image_id = client.images.get(tag).id
     return image_id

@@ -1,15 +1,14 @@
-"""Fills the dependencies image's venv, in the build stage of its Dockerfile: with uv where it
-is there and can do the install as pip would, else with pip, saying why in one line.
+"""Fills the dependencies image's venv, in the one RUN step of its Dockerfile that makes it:
+with uv where it can be had and can do the install as pip would, else with pip, saying why in
+one line.
 
-Two commands, two RUN steps (the first one cached per base by the engine's layer cache):
-- ``get-uv``: keep this machine's uv when the package step copied it here and it runs on the
-  base; else install uv with the base's pip (``pip install --target``, the same index and CA
-  settings the requirements use). It never fails the build: a reason file says why not.
-- ``install``: make /opt/venv and install requirements.txt into it with uv, or with pip when
-  uv is missing, cannot run here, or the base configures pip in a way uv does not read (an
-  internal index in a pip.conf must never be bypassed for the public one), or uv fails.
+uv is fetched with the base's pip (``pip install --target`` into /tmp, a binary wheel, the same
+index and CA settings the requirements use), used, and removed before the step ends, so no
+layer of the image holds it. It is not fetched where the base configures pip in a way uv does
+not read (an internal index in a pip.conf must never be bypassed for the public one); pip
+installs then, and also when uv cannot be had, cannot run on the base (musl, an old glibc) or
+fails: never a failure pip would not have had.
 
-uv lives in the build stage only: the final stage copies /opt/venv and nothing else of it.
 It runs inside the build, so it uses Python's standard library only. Its settings are data
 (install-settings.json); nothing read from the model reaches a command line but the
 requirements file's path. Printed lines that start with ``mlsteps:`` are progress.
@@ -26,12 +25,12 @@ import sys
 import time
 from typing import Any
 
-# build.py's DEPS_DIR and INSTALLER_DIR (this file runs alone in the build: it imports none).
+# build.py's DEPS_DIR (this file runs alone in the build: it imports nothing of mlsteps).
 HERE = "/opt/mlsteps"
 VENV = "/opt/venv"
 PYTHON = VENV + "/bin/python"
-UV = HERE + "/installer/uv"
-WHY_NOT_UV = HERE + "/installer/why-not-uv"
+UV_DIR = "/tmp/mlsteps-uv"  # removed before the step ends
+UV = UV_DIR + "/bin/uv"
 REQUIREMENTS = HERE + "/requirements.txt"
 # A binary wheel only (uv's sdist needs Rust); any uv from the first with every flag used here.
 UV_REQUIREMENT = "uv>=0.5"
@@ -146,32 +145,23 @@ def uv_version() -> tuple[str, str]:
     return words[1], ""
 
 
-def get_uv(settings: dict[str, Any], environ: dict[str, str]) -> None:
-    if untranslated(environ):
-        return  # pip installs the requirements: no uv to get
-    why = ""
-    if os.path.isfile(UV):
-        os.chmod(UV, 0o755)
-        version, why = uv_version()
-        if version:
-            return
-        os.remove(UV)
-        why = "this machine's uv: " + why + "; "
-    target = "/tmp/mlsteps-uv"
-    done = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-cache-dir", "--disable-pip-version-check",
-         "--no-compile", "--no-deps", "--only-binary", ":all:", "--target", target,
-         *pip_options(settings), UV_REQUIREMENT],
-        capture_output=True, text=True, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-    if done.returncode == 0 and os.path.isfile(target + "/bin/uv"):
-        shutil.move(target + "/bin/uv", UV)
-    else:
-        why += f"the base's pip could not install uv ({last_line(done.stdout + done.stderr)})"
-    shutil.rmtree(target, ignore_errors=True)
-    if why and not os.path.isfile(UV):
-        with open(WHY_NOT_UV, "w", encoding="utf-8") as f:
-            f.write(why)
+def fetch_uv(settings: dict[str, Any]) -> str:
+    """uv into UV_DIR with the base's pip: '' when it is there, else why not."""
+    started = time.monotonic()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--no-cache-dir", "--no-compile",
+             "--disable-pip-version-check", "--no-deps", "--only-binary", ":all:",
+             "--target", UV_DIR,
+             *pip_options(settings), UV_REQUIREMENT],
+            capture_output=True, text=True, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    except OSError as exc:
+        return f"the base's pip could not fetch uv ({exc})"
+    if done.returncode != 0 or not os.path.isfile(UV):
+        return f"the base's pip could not fetch uv ({last_line(done.stdout + done.stderr)})"
+    say(f"fetched uv for this step in {time.monotonic() - started:.1f} s (removed after it)")
+    return ""
 
 
 def make_venv() -> None:
@@ -181,13 +171,8 @@ def make_venv() -> None:
 
 def install_with_uv(settings: dict[str, Any], environ: dict[str, str]) -> str:
     """'' when uv installed the requirements, else why it did not."""
-    why = untranslated(environ)
-    if not why and not os.path.isfile(UV):
-        why = "uv could not be had"
-        if os.path.isfile(WHY_NOT_UV):
-            with open(WHY_NOT_UV, encoding="utf-8") as f:
-                why += ": " + f.read()
     version = ""
+    why = untranslated(environ) or fetch_uv(settings)
     if not why:
         version, why = uv_version()
     if why:
@@ -235,16 +220,14 @@ def install_with_pip(settings: dict[str, Any]) -> int:
     return code
 
 
-def main(argv: list[str]) -> int:
+def main() -> int:
     settings, environ = load_settings(), dict(os.environ)
-    if argv[1:] == ["get-uv"]:
-        try:
-            get_uv(settings, environ)
-        except Exception as exc:  # never a failure pip would not have had
-            with open(WHY_NOT_UV, "w", encoding="utf-8") as f:
-                f.write(f"getting it failed ({exc})")
-        return 0
-    why = install_with_uv(settings, environ)
+    try:
+        why = install_with_uv(settings, environ)
+    except Exception as exc:  # never a failure pip would not have had
+        why = f"uv failed ({type(exc).__name__}: {exc})"
+    finally:
+        shutil.rmtree(UV_DIR, ignore_errors=True)
     if not why:
         return 0
     say(f"installing the requirements with pip, not uv: {why}")
@@ -252,4 +235,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(main())

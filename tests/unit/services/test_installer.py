@@ -1,6 +1,6 @@
-"""The dependencies image's installer: the two-stage Dockerfile, which uv this machine can lend
-the build stage, and how the build stage translates the base's pip settings for uv. No
-services (tests/integration/test_package_uv.py builds with it)."""
+"""The dependencies image's installer: the one RUN step that fetches uv, installs with it and
+removes it, and how it translates the base's pip settings for uv. No services
+(tests/integration/test_package_uv.py builds with it)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ import pytest
 
 from steps.services.images import install_requirements as inside
 from steps.services.images.build import DepsBuild
-from steps.services.images.installer import CONTEXT_NAME, choose, docker_arch, host_uv
 
 DEPS = DepsBuild(
     base_image="python:3.11-slim",
@@ -25,57 +24,63 @@ DEPS = DepsBuild(
 )
 
 
-def test_two_stages_and_the_final_one_has_no_installer() -> None:
+def test_one_run_step_fetches_uv_installs_and_removes_it() -> None:
     text = DEPS.dockerfile()
-    build_stage, final_stage = text.split("\nFROM ")[1:]
-    assert build_stage.startswith("python:3.11-slim AS venv\n")
-    # uv is got (or not) before the requirements are copied: the engine keeps it per base.
-    assert build_stage.index("install_requirements.py get-uv") < build_stage.index(
-        "COPY requirements.txt"
-    )
-    assert final_stage.startswith("python:3.11-slim\n")
-    assert "COPY --from=venv /opt/venv /opt/venv\n" in final_stage
-    for word in ("uv", "installer", "install_requirements", "install-settings", "ca-bundle"):
-        assert word not in final_stage.replace("uvicorn", ""), word
-    # The base's Python line is the same in both stages (the second is the first's cache).
-    apt = [line for line in text.splitlines() if "apt-get install" in line]
-    assert len(apt) == 2 and apt[0] == apt[1]
+    assert text.count("\nFROM ") == 1  # one stage: no venv written twice
+    run = next(part for part in text.split("\nRUN ") if part.startswith("python3 -I"))
+    # The installer runs first in the step that makes the venv and leaves nothing of uv in it;
+    # the rest of the step (system libraries, bytecode, the user) comes after, in one layer.
+    assert run.startswith("python3 -I /opt/mlsteps/install_requirements.py \\\n")
+    assert run.index("system_libraries.py") > run.index("install_requirements.py")
+    assert inside.UV_DIR.startswith("/tmp/") and inside.UV.startswith(inside.UV_DIR + "/")
+    # Nothing but this script names the installer: no COPY of a uv binary.
+    for line in text.splitlines():
+        if line.startswith("COPY"):
+            assert " uv" not in line and "/uv" not in line, line
 
 
-def test_the_settings_are_data_and_this_machines_uv_is_not_in_the_key() -> None:
+def test_the_settings_are_data_not_words_of_the_dockerfile() -> None:
     files = DEPS.files()
-    assert CONTEXT_NAME not in files and "installer/README" in files
     assert json.loads(files["install-settings.json"]) == {
         "index_url": "https://internal.example/simple",
         "extra_index_urls": ["https://extra.example/simple"],
         "cert": "/opt/mlsteps/ca-bundle.pem",
     }
     assert "internal.example" not in DEPS.dockerfile()
-    # The key is the digest of these files, which never hold uv (the run adds it to a copy):
-    # the same model and requirements give the same key wherever uv comes from.
-    key = DEPS.cache_key()
-    files[CONTEXT_NAME] = b"\x7fELF"
-    assert DEPS.cache_key() == key and CONTEXT_NAME not in DEPS.files()
+    assert files["install_requirements.py"] == Path(inside.__file__).read_bytes()
+    # The settings are in the cache key (they are inputs of the image).
+    other = DepsBuild(**{**DEPS.__dict__, "pip_index_url": "https://other.example/simple"})
+    assert other.cache_key() != DEPS.cache_key()
 
 
-def test_this_machines_uv_is_copied_only_for_a_linux_target_of_its_machine(
-    tmp_path: Path,
+def test_the_main_step_removes_uv_whatever_happens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    uv = host_uv()
-    assert uv is not None and uv.is_file()  # mlsteps depends on the uv package
-    machine = docker_arch(None)
-    assert choose(f"linux/{machine}").binary == uv
-    assert choose(machine).binary == uv  # the engine's Arch
-    other = "arm64" if machine == "amd64" else "amd64"
-    assert choose(f"linux/{other}").binary is None
-    assert "not for the target, linux/" + other in choose(f"linux/{other}").why_not
-    assert choose("windows/amd64").binary is None
-    # A macOS host's uv: a Mach-O binary.
-    macho = tmp_path / "uv"
-    macho.write_bytes(bytes.fromhex("cffaedfe07000001") + b"\0" * 64)
-    mac = choose(f"linux/{machine}", macho)
-    assert mac.binary is None and "not a Linux binary" in mac.why_not
-    assert "installed in the build stage with the base's pip" in mac.describe()
+    """uv's directory goes when the install worked, when uv failed and when an exception flew;
+    the last two end with pip (stubbed here: tests/integration/test_package_uv.py runs it)."""
+    uv_dir = tmp_path / "mlsteps-uv"
+    monkeypatch.setattr(inside, "UV_DIR", str(uv_dir))
+    monkeypatch.setattr(inside, "load_settings", lambda: {})
+    pip_calls: list[int] = []
+    monkeypatch.setattr(inside, "install_with_pip", lambda settings: pip_calls.append(1) or 0)
+
+    def leaves_uv(result: str | Exception):
+        def install(settings: dict, environ: dict) -> str:
+            (uv_dir / "bin").mkdir(parents=True)
+            (uv_dir / "bin" / "uv").write_text("binary")
+            if isinstance(result, Exception):
+                raise result
+            return result
+
+        return install
+
+    for result, pip in (("", 0), ("uv could not install the requirements (x)", 1),
+                        (OSError("disk full"), 1)):  # fmt: skip
+        pip_calls.clear()
+        monkeypatch.setattr(inside, "install_with_uv", leaves_uv(result))
+        assert inside.main() == 0
+        assert not uv_dir.exists()
+        assert len(pip_calls) == pip
 
 
 def test_the_bases_pip_settings_that_uv_is_told() -> None:
