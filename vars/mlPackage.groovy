@@ -27,9 +27,9 @@ def call(Map userConfig = [:]) {
         platform: null,               // Target platform of the build, e.g. linux/amd64
         buildArg: [],                 // Build argument, KEY=VALUE; a List or a Map
         systemPackage: [],            // Debian/Ubuntu package to install in the image (repeatable); a List
-        pipIndexUrl: null,            // Package index pip installs the model's requirements from (a mirror or proxy)
+        pipIndexUrl: null,            // Package index uv (or pip) installs the model's requirements from
         pipExtraIndexUrl: [],         // Extra package index URL for the requirements, without credentials; a List
-        caBundle: null,               // CA bundle (PEM file) pip trusts during the build, for a proxy that re-signs TLS
+        caBundle: null,               // CA bundle (PEM file) uv and pip trust during the build
         noCache: null,                // true rebuilds the dependencies image even when one for the same requirements…
         push: null,                   // Push the image to registry
         load: null,                   // Keep the built image in the local Docker Engine (mlsteps: true)

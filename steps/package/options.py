@@ -129,16 +129,17 @@ SECTION = Section(
         Option(
             name="pip-index-url",
             metavar="URL",
-            help="Package index pip installs the model's requirements from (a mirror or "
-            "proxy). Without credentials in it: build settings are recorded in the "
-            "image. `HTTP(S)_PROXY` and `NO_PROXY` from the environment reach the "
+            help="Package index uv (or pip) installs the model's requirements from (a mirror or "
+            "proxy). Without credentials in it: build settings are written into the "
+            "build. `HTTP(S)_PROXY` and `NO_PROXY` from the environment reach the "
             "build as `docker build` passes them (not recorded).",
         ),
         Option(
             name="pip-extra-index-url",
             kind="list",
             metavar="URL",
-            help="Extra package index URL for the requirements, without credentials.",
+            help="Extra package index URL for the requirements, without credentials. Each "
+            "requirement gets its best version from all the indexes, as with pip.",
         ),
         Option(
             name="ca-bundle",
@@ -146,7 +147,8 @@ SECTION = Section(
             parse=parse_pem_file,
             parse_takes_base=True,
             metavar="PATH",
-            help="CA bundle (PEM file) pip trusts during the build, for a proxy that re-signs TLS.",
+            help="CA bundle (PEM file) uv and pip trust during the build, for a proxy that "
+            "re-signs TLS.",
         ),
         Option(
             name="no-cache",

@@ -16,6 +16,7 @@ from steps.core.plan import Plan
 from steps.core.text import redact_url
 from steps.package.options import PackageConfig
 from steps.services.images.build import (
+    INSTALLER,
     DepsBuild,
     default_base_image,
     model_dockerfile,
@@ -178,7 +179,8 @@ def build_plan(config: PackageConfig, ref: ModelRef, facts: ModelFacts, lay: Lay
         + (" (--no-cache true: rebuild it)" if config.no_cache else "")
         + f"; else build it FROM {lay.deps.base_image}: a venv with "
         f"{len(lay.deps.requirements)} requirements ({facts.requirements_source}, mlflow as "
-        "mlflow-skinny, plus uvicorn, numpy and pandas where the model names none), then the "
+        "mlflow-skinny, plus uvicorn, numpy and pandas where the model names none) installed "
+        f"by {INSTALLER}; then the "
         "Debian packages of the shared libraries they need and the base lacks (read from their "
         "ELF NEEDED entries)"
         + (
@@ -192,6 +194,7 @@ def build_plan(config: PackageConfig, ref: ModelRef, facts: ModelFacts, lay: Lay
         base_image=lay.deps.base_image,
         requirements=list(lay.deps.requirements),
         system_packages=list(lay.deps.system_packages),
+        installer="uv, fetched for the build step and removed in it; pip where uv cannot",
         dockerfile=lay.deps.dockerfile(),
         no_cache=config.no_cache,
     )

@@ -844,7 +844,7 @@ def test_requirements_that_cannot_be_installed(
     # forcerm: the failed step's intermediate container went with it (a build elsewhere
     # on the machine may have one running, never an exited one).
     exited = docker_client.containers.list(all=True, filters={"status": "exited"})
-    assert not [c for c in exited if "/opt/mlsteps/requirements.txt" in str(c.attrs["Config"])]
+    assert not [c for c in exited if "install_requirements.py" in str(c.attrs["Config"])]
     _assert_clean(docker_client, workdir)
 
 
@@ -1110,6 +1110,8 @@ def test_dry_run_shows_the_dockerfiles_and_does_nothing(
         and "FROM python:3.11-slim" in deps["dockerfile"]
     )
     assert any(r.startswith("mlflow-skinny==") for r in deps["requirements"])
+    assert deps["installer"].startswith("uv, fetched for the build step and removed in it")
+    assert "installed by uv, fetched with the base's pip" in deps["line"]
     assert f"{registry}/it-dry:deps-{deps['cache_key']}" == deps["image"]
     assert "FROM python:3.11-slim" in done.stderr  # the Dockerfile, printed for a person
     assert not docker_client.images.list(name="it-dry")

@@ -20,7 +20,6 @@ import hashlib
 import io
 import json
 import re
-import shlex
 import tarfile
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -34,6 +33,14 @@ from steps.services.images.model_facts import ModelFacts
 
 SERVER_FILE = Path(__file__).parents[2] / "serve" / "server.py"
 SYSTEM_LIBRARIES_FILE = Path(__file__).with_name("system_libraries.py")
+INSTALL_REQUIREMENTS_FILE = Path(__file__).with_name("install_requirements.py")
+DEPS_DIR = "/opt/mlsteps"
+# What fills the venv (install_requirements.py), as the plan says it.
+INSTALLER = (
+    "uv, fetched with the base's pip for the build step and removed in it (pip instead, with "
+    "a line saying why, where the base configures pip in a way uv does not read — a pip.conf, "
+    "PIP_* settings other than the index and CA — or uv cannot be had, run or install there)"
+)
 # The serving runtime beside the model's own requirements: MLflow's model loading and request
 # parsing without its tracking server, UI and database libraries; uvicorn serves HTTP.
 # mlflow-skinny leaves out numpy and pandas, which mlflow.pyfunc imports: a model whose
@@ -125,17 +132,6 @@ class DepsBuild:
     system_packages: tuple[str, ...] = ()
 
     def dockerfile(self) -> str:
-        # A shell line: every argument quoted (the URLs are checked as well, in
-        # the package step's options); $pip alone stays a bare word, split into the pip command.
-        pip = ["install", "--no-cache-dir", "--no-compile", "--disable-pip-version-check"]
-        if self.pip_index_url:
-            pip += ["--index-url", self.pip_index_url]
-        for url in self.pip_extra_index_urls:
-            pip += ["--extra-index-url", url]
-        if self.ca_bundle:
-            pip += ["--cert", "/opt/mlsteps/ca-bundle.pem"]
-        pip += ["-r", "/opt/mlsteps/requirements.txt"]
-        pip_line = "$pip " + shlex.join(pip)
         parse_image_reference(self.base_image)  # FROM takes it as it is: checked once more
         lines = [
             "# mlsteps package: the dependencies image (the model's requirements and the server)",
@@ -151,51 +147,52 @@ class DepsBuild:
             )
         lines += [
             "COPY requirements.txt warm-modules.json system-packages.json system_libraries.py "
-            "/opt/mlsteps/",
-            *(["COPY ca-bundle.pem /opt/mlsteps/ca-bundle.pem"] if self.ca_bundle else []),
-            # One RUN, one layer, and what it leaves out is most of the image's size: no pip
-            # cache; no pip/setuptools in the venv (nothing installs at serving time); no test
-            # suites of the installed packages (scipy, pandas and numpy ship 100 MB of them);
-            # bytecode only for the modules serving imports (compiled by importing them),
-            # not for every module pip installed (which doubles the pure-Python size).
-            # The venv gets no pip of its own when the base's pip can install into it
-            # (pip --python, pip >= 22.3): seconds saved on every first build, and nothing to
-            # remove afterwards. An older or missing pip: the venv's own, removed after.
-            "RUN python3 -m venv --without-pip /opt/venv \\\n"
-            " && if python3 -m pip --python /opt/venv/bin/python --version >/dev/null 2>&1; "
-            'then pip="python3 -m pip --python /opt/venv/bin/python"; '
-            "else /opt/venv/bin/python -m ensurepip --default-pip >/dev/null "
-            '&& pip="/opt/venv/bin/python -m pip"; fi \\\n'
-            f" && {pip_line} \\\n"
-            " && (/opt/venv/bin/python -m pip uninstall --yes --quiet "
-            "--disable-pip-version-check pip setuptools wheel 2>/dev/null || true) \\\n"
+            f"install_requirements.py install-settings.json {DEPS_DIR}/",
+            *([f"COPY ca-bundle.pem {DEPS_DIR}/ca-bundle.pem"] if self.ca_bundle else []),
+            # One RUN, one layer, and what it leaves out is most of the image's size: no
+            # installer (uv is fetched into /tmp and removed in this same step, so no layer
+            # holds it) and no installer cache; no pip/setuptools in the venv (nothing installs
+            # at serving time); no test suites of the installed packages (scipy, pandas and
+            # numpy ship 100 MB of them); bytecode only for the modules serving imports
+            # (compiled by importing them), not for every module installed (which doubles the
+            # pure-Python size).
+            f"RUN python3 -I {DEPS_DIR}/install_requirements.py \\\n"
             " && find /opt/venv/lib -depth -type d -name tests -path '*/site-packages/*/*' "
             "-exec rm -rf {} + \\\n"
             # The system libraries the venv's extension modules need and the base lacks, with
             # the --system-package ones, installed in this layer; before the imports below,
             # which would fail on a missing one. The names are data in a JSON file; -I -S:
             # no .pth file or environment variable of the installed packages runs in it.
-            " && /opt/venv/bin/python -I -S /opt/mlsteps/system_libraries.py /opt/venv "
-            "/opt/mlsteps/system-packages.json \\\n"
+            f" && /opt/venv/bin/python -I -S {DEPS_DIR}/system_libraries.py /opt/venv "
+            f"{DEPS_DIR}/system-packages.json \\\n"
             # The module names (one is the model's loader_module) are data Python reads,
             # never words of this shell line.
             ' && /opt/venv/bin/python -c "import importlib, json; [importlib.import_module(m) '
-            "for m in json.load(open('/opt/mlsteps/warm-modules.json'))]\" \\\n"
+            f"for m in json.load(open('{DEPS_DIR}/warm-modules.json'))]\" \\\n"
             f" && (getent passwd {SERVE_UID} >/dev/null || useradd --system --uid {SERVE_UID} "
             "--user-group --no-create-home --home-dir /tmp model)",
-            "COPY server.py /opt/mlsteps/server.py",
+            f"COPY server.py {DEPS_DIR}/server.py",
             f"ENV PATH=/opt/venv/bin:$PATH PORT={PORT} MLSTEPS_MODEL_DIR=/opt/ml/model "
             "HOME=/tmp PYTHONUNBUFFERED=1",
             "WORKDIR /opt/ml",
             f"USER {SERVE_UID}:{SERVE_UID}",
             f"EXPOSE {PORT}",
             "HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 "
-            'CMD ["/opt/venv/bin/python", "/opt/mlsteps/server.py", "healthcheck"]',
-            'ENTRYPOINT ["/opt/venv/bin/python", "/opt/mlsteps/server.py"]',
+            f'CMD ["/opt/venv/bin/python", "{DEPS_DIR}/server.py", "healthcheck"]',
+            f'ENTRYPOINT ["/opt/venv/bin/python", "{DEPS_DIR}/server.py"]',
             # SageMaker starts serving images with the argument `serve`.
             'CMD ["serve"]',
         ]
         return "\n".join(lines) + "\n"
+
+    def install_settings(self) -> dict[str, Any]:
+        """The index and CA settings, as data install_requirements.py reads (never words of a
+        shell line)."""
+        return {
+            "index_url": self.pip_index_url,
+            "extra_index_urls": list(self.pip_extra_index_urls),
+            "cert": f"{DEPS_DIR}/ca-bundle.pem" if self.ca_bundle else None,
+        }
 
     def files(self) -> dict[str, bytes]:
         files = {
@@ -207,6 +204,8 @@ class DepsBuild:
             "server.py": SERVER_FILE.read_bytes(),
             "system_libraries.py": SYSTEM_LIBRARIES_FILE.read_bytes(),
             "system-packages.json": json.dumps(list(self.system_packages)).encode(),
+            "install_requirements.py": INSTALL_REQUIREMENTS_FILE.read_bytes(),
+            "install-settings.json": json.dumps(self.install_settings()).encode(),
         }
         if self.ca_bundle:
             files["ca-bundle.pem"] = self.ca_bundle

@@ -154,7 +154,10 @@ class _Check:
             raise self.refuse(
                 f"its {where} has the requirement {line[:200]!r}, which holds a control character"
             )
-        if line.startswith("-"):
+        # An option after a specifier (`numpy --index-url URL`): pip ignores it and uv
+        # refuses it, but neither is left to decide; --hash pins are requirement data.
+        options = [w for w in line.split()[1:] if w.startswith("-") and not w.startswith("--hash")]
+        if line.startswith("-") or options:
             raise self.refuse(
                 f"its {where} has the line {line[:200]!r}, a pip option (package installs "
                 "requirement specifiers only; an index is given with --pip-index-url or "

@@ -81,9 +81,13 @@ def test_system_packages_reach_the_build_as_data_and_change_the_cache_key() -> N
     files = extra.files()
     assert json.loads(files["system-packages.json"]) == ["libgomp1", "fonts-dejavu-core=2.37-6"]
     assert files["system_libraries.py"].startswith(b'"""The system libraries')
-    run = extra.dockerfile().split("\nRUN ", 1)[1]
-    # The libraries are installed after pip, before the imports that would need them.
-    assert run.index("$pip install") < run.index("system_libraries.py") < run.index("importlib")
+    text = extra.dockerfile()
+    # The libraries are installed after the venv is in, before the imports that would need them.
+    assert (
+        text.index("RUN python3 -I /opt/mlsteps/install_requirements.py")
+        < text.index("system_libraries.py /opt/venv")
+        < text.index("importlib")
+    )
 
 
 def test_a_package_named_like_mlflow_is_left_alone() -> None:
@@ -123,19 +127,14 @@ def test_dependencies_dockerfile_installs_into_a_venv_as_root_and_serves_as_a_us
         ca_bundle=b"pem",
         warm_modules=("mlflow.sklearn",),
     ).dockerfile()
-    assert text.index("FROM python:3.11-slim") < text.index("RUN python3 -m venv")
-    assert "--extra-index-url https://extra.example/simple" in text
-    assert "--cert /opt/mlsteps/ca-bundle.pem" in text
-    assert text.index("USER 10001:10001") > text.index("RUN python3 -m venv")
+    assert text.index("FROM python:3.11-slim\n") < text.index("RUN python3 -I")
+    assert text.index("USER 10001:10001") > text.index("RUN python3 -I")
     assert 'CMD ["serve"]' in text and "HEALTHCHECK" in text and "EXPOSE 8080" in text
 
 
 def test_the_model_loader_and_the_index_urls_are_never_bare_shell_words() -> None:
     """Beside the checks that refuse them (below): were a hostile value to get this far, the
-    module name is data in a JSON file, and pip's arguments are quoted."""
-    import json
-    import shlex
-
+    module name and the index URLs are data in JSON files, never words of the Dockerfile."""
     loader, url = "$(touch /tmp/pwned)", "https://x.example/simple;touch /tmp/pwned"
     build = DepsBuild(
         base_image="python:3.11-slim",
@@ -144,7 +143,8 @@ def test_the_model_loader_and_the_index_urls_are_never_bare_shell_words() -> Non
         warm_modules=(loader,),
     )
     text = build.dockerfile()
-    assert "pwned)" not in text and shlex.quote(url) in text
+    assert "pwned" not in text and url not in text
+    assert json.loads(build.files()["install-settings.json"])["index_url"] == url
     modules = json.loads(build.files()["warm-modules.json"])
     assert modules == ["mlflow.pyfunc.scoring_server", "uvicorn", loader]
     changed = DepsBuild(base_image="python:3.11-slim", requirements=("numpy",), pip_index_url=url)
@@ -267,6 +267,15 @@ def test_facts_fall_back_to_conda_yaml(tmp_path: Path) -> None:
             },
             "its MLmodel gives mlflow_version: '2.16.0\\\\n--index-url http://e', which is not "
             "a version",
+        ),
+        (
+            # An option after a specifier: uv's and pip's parsers read the rest of the line.
+            {"requirements.txt": "numpy --index-url https://evil.example/simple\n"},
+            "the line 'numpy --index-url https://evil.example/simple', a pip option",
+        ),
+        (
+            {"requirements.txt": "numpy\n--index-strategy=unsafe-first-match\n"},
+            "the line '--index-strategy=unsafe-first-match', a pip option",
         ),
         (
             {"requirements.txt": "-c constraints.txt\n"},
@@ -556,7 +565,7 @@ def test_gpu_base_gets_python_installed_first() -> None:
         base_image=GPU_BASE_IMAGE, requirements=("torch",), install_python=True
     ).dockerfile()
     assert text.index("apt-get install -y --no-install-recommends python3 python3-venv") < (
-        text.index("python3 -m venv")
+        text.index("RUN python3 -I /opt/mlsteps/install_requirements.py")
     )
 
 
