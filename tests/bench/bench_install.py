@@ -11,8 +11,11 @@ PIP_CACHE_DIR and UV_CACHE_DIR) and a fresh $RUNNER_TEMP:
 - a later mlsteps action of the same job (the job's venv is reused);
 - the first install of a new job on a runner that keeps its tool cache (the cached venv).
 Goals: a first install under 25% of the anchor's time, a later step under 1 s. The runner's pip
-configuration is this machine's, for both. Runs alternate between the contenders so that drift
-in machine load hits all alike.
+configuration, the same for all: by default a hosted runner's, no pip configuration at all but
+the CA bundle of the system (PIP_CERT; this machine's network re-signs TLS); with
+`--pip-config machine`, this machine's own (its pip.conf adds two local indexes, a find-links
+directory and a constraints file, which uv then asks too, as it must to install what pip would).
+Runs alternate between the contenders so that drift in machine load hits all alike.
 """
 
 from __future__ import annotations
@@ -52,8 +55,9 @@ def copy_checkout(dest: Path) -> Path:
 class Runner:
     """A runner's state: its tool cache, and fresh caches and temp dirs per job."""
 
-    def __init__(self, root: Path, checkout: Path, extras: list[str]) -> None:
+    def __init__(self, root: Path, checkout: Path, extras: list[str], machine_pip: bool) -> None:
         self.root, self.checkout, self.extras = root, checkout, extras
+        self.machine_pip = machine_pip
         self.tool_cache = Path(tempfile.mkdtemp(prefix="tool-", dir=root))
 
     def job(self) -> Path:
@@ -61,9 +65,10 @@ class Runner:
 
     def install(self, script: Path, job: Path, uv_dir: Path | None = None) -> float:
         caches = Path(tempfile.mkdtemp(prefix="caches-", dir=self.root))
-        env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "RUNNER_", "UV_"))
-        }
+        skipped = ("GITHUB_", "RUNNER_", "UV_") + (() if self.machine_pip else ("PIP_",))
+        env = {k: v for k, v in os.environ.items() if not k.startswith(skipped)}
+        if not self.machine_pip:
+            env.update(PIP_CONFIG_FILE=os.devnull, PIP_CERT="/etc/ssl/certs/ca-certificates.crt")
         env.update(
             PATH=f"{uv_dir}:{PATH}" if uv_dir else PATH,
             GITHUB_ACTION_PATH=str(self.checkout / "actions" / "gate"),
@@ -89,6 +94,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--extras", nargs="*", default=[], help="e.g. gate (the largest)")
+    parser.add_argument("--pip-config", choices=("runner", "machine"), default="runner")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mlsteps-bench-install-") as tmp:
         root = Path(tmp)
@@ -108,7 +114,7 @@ def main() -> None:
         (uv_dir / "uv").symlink_to(uv.find_uv_bin())
 
         def first_with_uv_on_path() -> dict[str, float]:
-            runner = Runner(root, checkout, args.extras)
+            runner = Runner(root, checkout, args.extras, args.pip_config == "machine")
             job = runner.job()
             first = runner.install(now, job, uv_dir)
             later = runner.install(now, job, uv_dir)
@@ -120,10 +126,10 @@ def main() -> None:
             }
 
         def contenders() -> dict[str, float]:
-            anchor = Runner(root, checkout, args.extras)
+            anchor = Runner(root, checkout, args.extras, args.pip_config == "machine")
             times = {"pip, before uv (anchor)": anchor.install(before, anchor.job())}
             times.update(first_with_uv_on_path())
-            bootstrap = Runner(root, checkout, args.extras)
+            bootstrap = Runner(root, checkout, args.extras, args.pip_config == "machine")
             times["first install, uv bootstrapped"] = bootstrap.install(now, bootstrap.job())
             return times
 
@@ -135,8 +141,8 @@ def main() -> None:
     base = statistics.median(samples[anchor_name])
     spec = f"mlsteps[{','.join(args.extras)}]" if args.extras else "mlsteps"
     print(
-        f"install {spec} for an action, empty pip/uv caches (median of {args.repeat}, anchor:"
-        f" {anchor_name} = {base:.2f} s)"
+        f"install {spec} for an action, empty pip/uv caches, {args.pip_config}'s pip configuration"
+        f" (median of {args.repeat}, anchor: {anchor_name} = {base:.2f} s)"
     )
     goals = {"first": (lambda t: t < 0.25 * base, "< 25%"), "later": (lambda t: t < 1, "< 1 s")}
     for name, times in samples.items():
