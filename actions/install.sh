@@ -12,21 +12,23 @@
 # $GITHUB_OUTPUT:
 # 1. This job's venv, when it holds mlsteps from this same checkout with every extra this
 #    action needs (a later mlsteps action of the job: no installer runs, well under a second).
-# 2. A venv in the runner's tool cache built from the same mlsteps version and source (a digest
-#    of pyproject.toml and steps/**: a branch may change code without changing the version), for
-#    the same Python, with those extras. Self-hosted runners keep $RUNNER_TOOL_CACHE across
-#    jobs; GitHub-hosted ones start each job with it empty, so there it serves the job only.
+# 2. A cached venv built from the same mlsteps version and source (a digest of pyproject.toml
+#    and steps/**: a branch may change code without changing the version), for the same Python
+#    and pip settings, in the last week, with those extras. The cache is the job's own
+#    ($RUNNER_TEMP), or, where the runner's owner sets MLSTEPS_INSTALL_CACHE=shared, the runner's
+#    tool cache, which self-hosted runners keep across jobs (all of them run as one user: only
+#    where every job on the runner is trusted alike).
 # 3. uv builds a new one there: the `uv` on PATH (setup-uv, a self-hosted runner's), else the
-#    one this script bootstrapped into the tool cache with pip earlier, else it bootstraps it
-#    now. The venv is built in a temp dir (relocatable) and published by an atomic rename.
+#    one this script bootstrapped into the cache with pip earlier, else it bootstraps it now.
+#    The venv is built in a temp dir (relocatable) and published by an atomic rename.
 # 4. pip, as before uv, into a venv in $RUNNER_TEMP, with one line saying why uv was not used:
 #    uv cannot be had, the runner configures pip in a way this script does not hand on to uv
 #    (so a private index is never bypassed), or uv failed.
 # A failed install leaves no venv it made and no record vouching for one.
 #
 # The cache is trusted only as far as it is private: its dir and every entry must be owned by
-# this user, not links, and not writable by group or others (a shared runner host), and an
-# entry's marker must name this exact key. Bash 3.2 (macOS runners' /bin/bash): no arrays.
+# this user, not links, not writable by group or others and without ACLs (a shared runner
+# host), and an entry's marker must name this exact key. Bash 3.2 (macOS runners' /bin/bash): no arrays.
 #
 # A script beside the actions rather than a shared composite action: a composite action can
 # only `uses:` another local action by a path in the workflow's repository, which is not where
@@ -114,11 +116,12 @@ if [ -n "$extras" ]; then
   spec="${source_dir}[$(printf '%s' "$extras" | tr ' ' ',')]"
 fi
 
-# private DIR: owned by this user, not a link, not writable by group or others.
+# private DIR: owned by this user, not a link, not writable by group or others, no ACL (a
+# trailing + in ls's mode).
 private() {
   [ -d "$1" ] && [ ! -L "$1" ] && [ -O "$1" ] || return 1
   case "$(ls -ld "$1")" in
-    ?????w* | ????????w*) return 1 ;;
+    ?????w* | ????????w* | ??????????+*) return 1 ;;
   esac
 }
 
@@ -137,56 +140,55 @@ key() {
   # shellcheck disable=SC2086  # $files: fixed names, one word each
   digest="$(cd "$source_dir" && find $files -type f ! -name '*.pyc' -print | LC_ALL=C sort \
     | tr '\n' '\0' | xargs -0 $hash_files | sha256)"
-  printf 'mlsteps %s\nsource sha256:%s\npython %s %s' "${version:-unknown}" "$digest" \
-    "$python_exe" "$python_build"
+  printf 'mlsteps %s\nsource sha256:%s\npython %s %s\ninstall %s' "${version:-unknown}" \
+    "$digest" "$python_exe" "$python_build" "$(printf '%s\n' "${UV_INDEX_URL:-}" \
+    "${UV_EXTRA_INDEX_URL:-}" "${SSL_CERT_FILE:-}" "$@" | sha256)"
 }
 
 # python3 as pip's venv would run it: its real path, version and platform.
-{ read -r python_exe; read -r python_build; } <<< "$(python3 -c 'import sys, sysconfig
+# -I everywhere: the workflow's working directory is the repository's, whose files (a sysconfig.py,
+# a pip/ folder) must not be imported in place of Python's own.
+{ read -r python_exe; read -r python_build; } <<< "$(python3 -I -c 'import sys, sysconfig
 print(sys.executable)
 print(sys.version.replace("\n", " "), sysconfig.get_platform())')"
 
-cache="${RUNNER_TOOL_CACHE:-$runner_temp}/mlsteps"
+# Across jobs only where the runner's owner says so (MLSTEPS_INSTALL_CACHE=shared in the runner's
+# environment): every job on the runner runs as the same user, and a job that runs code it does
+# not trust (a candidate model's, a training's) could write into a venv later jobs run. Without
+# it, the cache is the job's own, in $RUNNER_TEMP.
+cache="$runner_temp/mlsteps-cache"
+if [ "${MLSTEPS_INSTALL_CACHE:-job}" = shared ] && [ -n "${RUNNER_TOOL_CACHE:-}" ]; then
+  cache="$RUNNER_TOOL_CACHE/mlsteps"
+fi
 (umask 077 && mkdir -p "$cache") 2> /dev/null || true
 if ! private "$cache"; then
   echo "mlsteps: not using the tool cache's $cache: it is not a directory private to this user"
   cache="$runner_temp/mlsteps-cache"
   (umask 077 && mkdir -p "$cache")
 fi
-job_key="$(key)"
-
-# usable ENTRY: a cached venv this job may run: private, and its marker names this key.
-usable() {
-  private "$1" && [ -x "$1/bin/mlsteps" ] && [ -f "$1/.mlsteps-extras" ] \
-    && [ "$(cat "$1/.mlsteps-key" 2> /dev/null)" = "$job_key" ]
-}
-
-# 2. A cached venv with this key and every extra wanted.
-for entry in "$cache"/venv-*; do
-  if usable "$entry"; then
-    cached="$(cat "$entry/.mlsteps-extras")"
-    # shellcheck disable=SC2086  # $extras: the names, one word each
-    if [ -z "$(missing "$cached" $extras)" ]; then
-      echo "mlsteps: reusing the cached venv $entry (mlsteps from $source_dir, same version,"\
-        "source and Python${cached:+; extras: $cached})"
-      touch "$entry/.mlsteps-key" 2> /dev/null || true  # used: kept from the pruning below
-      published "$entry" "$cached"
-      exit 0
-    fi
-  fi
-done
-
-# 3. uv, when it can be had and can honour how the runner configures pip: pip's own account of
-# its configuration files and PIP_* variables, each name's last value winning as in pip.
+# How the runner configures pip, for uv to install what pip would: pip's own account of its
+# configuration files and PIP_* variables, each name's last value winning as in pip. Read before
+# the cache is looked in: these settings are part of a cached venv's key.
 why=""
 uv=""
 uv_from=""
 uv_global="--no-config --quiet"
 # The system's CA store, as pip uses (a TLS-inspecting proxy's CA is there): by variables, which a
 # uv that knows neither name ignores, where a flag it does not know would fail the install.
+# uv is told pip's settings and nothing else: the runner's own UV_* variables (an index, an
+# override, bytecode compilation) would make it install what pip would not. UV_CACHE_DIR only
+# says where uv keeps its downloads.
+ignored=""
+for name in $(env | sed -n 's/^\(UV_[A-Za-z0-9_]*\)=.*/\1/p'); do
+  case "$name" in
+    UV_CACHE_DIR) ;;
+    *) unset "$name"; ignored="$ignored $name" ;;
+  esac
+done
+[ -z "$ignored" ] || echo "mlsteps: uv is not given the runner's${ignored} (it installs what pip's configuration says)"
 export UV_SYSTEM_CERTS=1 UV_NATIVE_TLS=1
 index_url="" extra_index_url="" find_links="" constraint="" trusted_host="" no_index=""
-if ! pip_config="$(python3 -m pip config list 2> /dev/null)"; then
+if ! pip_config="$(python3 -I -m pip config list 2> /dev/null)"; then
   why="python3 -m pip cannot show the runner's pip configuration"
 fi
 for section in global install :env:; do
@@ -197,6 +199,12 @@ for section in global install :env:; do
     value="${line#*=}"
     value="${value#?}"  # pip quotes each value
     value="${value%?}"
+    # A list over several lines in pip.conf is printed with \n between its items (Python's repr):
+    # items, as pip splits them. Any other escape is not read here: pip installs.
+    value="$(printf '%s' "$value" | sed 's/\\n/ /g')"
+    case "$value" in
+      *\\*) why="the runner's pip configuration sets $name to a value this script cannot read" ;;
+    esac
     case "$name" in
       index-url) index_url="$value" ;;
       extra-index-url) extra_index_url="$value" ;;
@@ -217,8 +225,13 @@ for section in global install :env:; do
 done
 set --  # the install's options for uv (no arrays on bash 3.2)
 set -f  # lists of URLs and paths split on blanks, never globbed
-[ -z "$index_url" ] || set -- "$@" --index-url "$index_url"
-for url in $extra_index_url; do set -- "$@" --extra-index-url "$url"; done
+# The index URLs reach uv in its environment, not its command line, which other users of the
+# machine can read (a URL may hold a password).
+[ -z "$index_url" ] || export UV_INDEX_URL="$index_url"
+if [ -n "$extra_index_url" ]; then
+  UV_EXTRA_INDEX_URL="$extra_index_url"  # space-separated, as uv reads it
+  export UV_EXTRA_INDEX_URL
+fi
 # pip takes the best version any index offers; uv's default would stop at the first index.
 [ -z "$extra_index_url" ] || set -- "$@" --index-strategy unsafe-best-match
 for link in $find_links; do set -- "$@" --find-links "$link"; done
@@ -226,6 +239,34 @@ for file in $constraint; do set -- "$@" --constraint "$file"; done
 for host in $trusted_host; do set -- "$@" --allow-insecure-host "$host"; done
 set +f
 case "$no_index" in 1 | true | yes | on) set -- "$@" --no-index ;; esac
+job_key="$(key "$@")"  # $@: the options uv is given
+
+# usable ENTRY: a cached venv this job may run: private, its marker names this key, and it was
+# built in the last week (its dependencies were resolved then: a venv in use is still rebuilt,
+# so that their security releases arrive as they would with a fresh install).
+usable() {
+  private "$1" && [ -x "$1/bin/mlsteps" ] && [ -f "$1/.mlsteps-extras" ] \
+    && [ "$(cat "$1/.mlsteps-key" 2> /dev/null)" = "$job_key" ] \
+    && [ -n "$(find "$1/.mlsteps-extras" -mtime -7 2> /dev/null)" ]
+}
+
+# 2. A cached venv with this key and every extra wanted.
+for entry in "$cache"/venv-*; do
+  if usable "$entry"; then
+    cached="$(cat "$entry/.mlsteps-extras")"
+    # shellcheck disable=SC2086  # $extras: the names, one word each
+    if [ -z "$(missing "$cached" $extras)" ]; then
+      echo "mlsteps: reusing the cached venv $entry (mlsteps from $source_dir, same version,"\
+        "source and Python${cached:+; extras: $cached})"
+      touch "$entry/.mlsteps-key" 2> /dev/null || true  # used: kept from the pruning below
+      published "$entry" "$cached"
+      exit 0
+    fi
+  fi
+done
+
+# 3. uv builds a new venv, when it can be had and can honour how the runner configures pip
+# (read above).
 
 # reason LOG: the line of an installer's messages that says why it failed.
 reason() {
@@ -237,10 +278,11 @@ reason() {
 
 # rename FROM TO: rename(2), atomic, and it will not replace a dir another job published.
 rename() {
-  python3 -c 'import os, sys; os.rename(sys.argv[1], sys.argv[2])' "$1" "$2" 2> /dev/null
+  python3 -I -c 'import os, sys; os.rename(sys.argv[1], sys.argv[2])' "$1" "$2" 2> /dev/null
 }
-cleanup=""
-trap 'rm -rf $cleanup' EXIT
+boot="" build=""
+# Each path quoted on its own: a runner's path may hold spaces.
+trap '[ -z "$boot" ] || rm -rf "$boot"; [ -z "$build" ] || rm -rf "$build"' EXIT
 
 if [ -z "$why" ]; then
   tool="$cache/uv-$uv_version"
@@ -253,8 +295,7 @@ if [ -z "$why" ]; then
   else
     # Into a temp dir renamed when whole: a half-done bootstrap is never found and used.
     boot="$(mktemp -d "$cache/boot.XXXXXX" 2>&1)" || boot=""
-    cleanup="$boot"
-    if [ -n "$boot" ] && log="$(python3 -m pip install --quiet --disable-pip-version-check --target "$boot" \
+    if [ -n "$boot" ] && log="$(python3 -I -m pip install --quiet --disable-pip-version-check --target "$boot" \
       "uv==$uv_version" 2>&1)" && "$boot/bin/uv" --version > /dev/null 2>&1; then
       uv_from="uv $uv_version bootstrapped into $cache"
       if rename "$boot" "$tool"; then
@@ -270,15 +311,13 @@ if [ -z "$why" ]; then
   fi
 fi
 
-build=""
 if [ -n "$uv" ] && ! build="$(mktemp -d "$cache/build.XXXXXX" 2> /dev/null)"; then
   why="this script cannot write in $cache to build the venv"
 fi
 if [ -n "$build" ]; then
-  cleanup="$cleanup $build"
   entry="$cache/venv-$(printf '%s\n%s\n' "$job_key" "$extras" | sha256 | cut -c1-16)"
   echo "mlsteps: installing $spec into the cached venv $entry with $uv_from (later mlsteps"\
-    "actions of the job, and of later jobs where the runner keeps its tool cache, reuse it)"
+    "actions of the job, and of later jobs where the runner shares its tool cache, reuse it)"
   # umask 022: a venv others may write to would be passed over by the next job (private).
   # shellcheck disable=SC2086  # $uv_global: fixed flags, one word each
   if log="$(umask 022 && "$uv" $uv_global venv --relocatable --no-python-downloads \
@@ -314,8 +353,8 @@ echo "mlsteps: installing $spec into this job's venv $venv with pip (later mlste
 # A failed install leaves no venv at all when this step made it.
 made_venv=false
 [ -d "$venv" ] || made_venv=true
-if ! { python3 -m venv "$venv" \
-  && "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$spec"; }; then
+if ! { python3 -I -m venv "$venv" \
+  && "$venv/bin/python" -I -m pip install --quiet --disable-pip-version-check "$spec"; }; then
   if [ "$made_venv" = true ]; then
     rm -rf "$venv"
   fi

@@ -130,9 +130,9 @@ SECTION = Section(
             name="pip-index-url",
             metavar="URL",
             help="Package index uv (or pip) installs the model's requirements from (a mirror or "
-            "proxy). Without credentials in it: build settings are written into the "
-            "build. `HTTP(S)_PROXY` and `NO_PROXY` from the environment reach the "
-            "build as `docker build` passes them (not recorded).",
+            "proxy). Without credentials in it: build settings are recorded in the image "
+            "(/opt/mlsteps/install-settings.json). `HTTP(S)_PROXY` and `NO_PROXY` from the "
+            "environment reach the build as `docker build` passes them (not recorded).",
         ),
         Option(
             name="pip-extra-index-url",

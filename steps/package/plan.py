@@ -194,7 +194,7 @@ def build_plan(config: PackageConfig, ref: ModelRef, facts: ModelFacts, lay: Lay
         base_image=lay.deps.base_image,
         requirements=list(lay.deps.requirements),
         system_packages=list(lay.deps.system_packages),
-        installer="uv, fetched for the build step and removed in it; pip where uv cannot",
+        installer=INSTALLER,
         dockerfile=lay.deps.dockerfile(),
         no_cache=config.no_cache,
     )

@@ -9,7 +9,7 @@ PIP_CACHE_DIR and UV_CACHE_DIR) and a fresh $RUNNER_TEMP:
 - the first install of a job on a runner with uv on PATH (setup-uv, a self-hosted runner's);
 - the first install of a job on a runner without uv (install.sh bootstraps it with pip);
 - a later mlsteps action of the same job (the job's venv is reused);
-- the first install of a new job on a runner that keeps its tool cache (the cached venv).
+- the first install of a new job on a runner that shares its tool cache (the cached venv).
 Goals: a first install under 25% of the anchor's time, a later step under 1 s. The runner's pip
 configuration, the same for all: by default a hosted runner's, no pip configuration at all but
 the CA bundle of the system (PIP_CERT; this machine's network re-signs TLS); with
@@ -75,6 +75,7 @@ class Runner:
             GITHUB_OUTPUT=str(job / "github-output"),
             RUNNER_TEMP=str(job),
             RUNNER_TOOL_CACHE=str(self.tool_cache),
+            MLSTEPS_INSTALL_CACHE="shared",  # a runner that shares its tool cache across jobs
             XDG_CACHE_HOME=str(caches / "xdg"),
             PIP_CACHE_DIR=str(caches / "pip"),
             UV_CACHE_DIR=str(caches / "uv"),

@@ -165,7 +165,13 @@ def install(
             "GITHUB_ACTION_PATH": str(action_dir),
             "RUNNER_TEMP": str(runner_temp),
             "GITHUB_OUTPUT": str(output),
-            **({"RUNNER_TOOL_CACHE": str(tool_cache)} if tool_cache else {}),
+            # A runner whose owner shares the tool cache across jobs (install.sh says why it is
+            # opt-in); test_the_tool_cache_is_shared_only_where_the_runner_says_so without it.
+            **(
+                {"RUNNER_TOOL_CACHE": str(tool_cache), "MLSTEPS_INSTALL_CACHE": "shared"}
+                if tool_cache
+                else {}
+            ),
             **(env or {}),
         },
         capture_output=True,
@@ -188,7 +194,7 @@ def installed_at(venv: Path) -> float:
 def uv_line(spec: Path | str, venv: Path, uv_from: str = "uv on PATH") -> str:
     return (
         f"mlsteps: installing {spec} into the cached venv {venv} with {uv_from} (later mlsteps"
-        " actions of the job, and of later jobs where the runner keeps its tool cache, reuse it)"
+        " actions of the job, and of later jobs where the runner shares its tool cache, reuse it)"
     )
 
 
@@ -649,7 +655,7 @@ if [ -f "$record" ]; then
   source_dir="$(sed -n 2p "$record")"
   echo "venv=$venv" >> "$GITHUB_OUTPUT"
   echo "source=$source_dir" >> "$GITHUB_OUTPUT"
-  echo "tool_cache=$RUNNER_TOOL_CACHE" >> "$GITHUB_OUTPUT"
+  echo "job_cache=$RUNNER_TEMP/mlsteps-cache" >> "$GITHUB_OUTPUT"
   for file in pyproject.toml actions/install.sh; do
     cmp "$source_dir/$file" "$MLSTEPS_ACT_SOURCE/$file"  # this repository's
   done
@@ -672,11 +678,12 @@ def assert_ran_from_the_venv_installed_from(result: Any, source_dir: Path) -> No
     assert result.results["secrets"] == "success", result.results
     assert result.outputs["secrets"]["revoked"] == "0"
     where = result.outputs["where"]
-    # uv (on PATH here, or bootstrapped) into a venv of the runner's tool cache.
+    # uv (on PATH here, or bootstrapped) into a venv of the job's own cache (the runner does not
+    # share its tool cache: MLSTEPS_INSTALL_CACHE is unset).
     assert f"mlsteps: installing {source_dir} into the cached venv {where['venv']} with uv" in (
         result.log
     )
-    assert Path(where["venv"]).is_relative_to(where["tool_cache"])
+    assert Path(where["venv"]).is_relative_to(where["job_cache"])
     assert "nothing to revoke: no lease record found" in result.log
     assert where["source"] == str(source_dir)
     module = Path(where["module"])
@@ -736,3 +743,87 @@ def test_actions_copied_into_a_repository_fail_the_step_with_the_two_forms(
     assert error == {"step": "secrets", "level": "error", "message": expected.split("::", 2)[2]}
     # Nothing was installed: no venv, and their project was not taken for mlsteps.
     assert "record" in result.outputs["where"] and "source" not in result.outputs["where"]
+
+
+# ----- attacks from the review of the uv install: each kept as a test --------------------------
+
+
+@pytest.mark.slow
+def test_the_tool_cache_is_shared_only_where_the_runner_says_so(
+    tmp_path: Path, uv_on_path: Path
+) -> None:
+    """Every job on a runner runs as one user: a job running untrusted code could write into a
+    venv later jobs run. Without MLSTEPS_INSTALL_CACHE=shared the cache is the job's own."""
+    checkout, cache = fake_mlsteps(tmp_path), tmp_path / "tool"
+    for job in ("job-1", "job-2"):
+        proc, _ = install(checkout / "actions" / "train", tmp_path / job, path=uv_on_path,
+                          env={"RUNNER_TOOL_CACHE": str(cache)})  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        (venv,) = sorted((tmp_path / job / "mlsteps-cache").glob("venv-*"))
+        assert proc.stdout.splitlines() == [uv_line(checkout, venv)]  # job-2 installs again
+    assert not (cache / "mlsteps").exists()
+
+
+@pytest.mark.slow
+def test_the_runners_uv_variables_do_not_reach_uv_and_a_multi_line_index_is_read(
+    tmp_path: Path, uv_on_path: Path
+) -> None:
+    """UV_INDEX_URL / UV_EXTRA_INDEX_URL pointing nowhere would make uv fail or take packages
+    from elsewhere than pip would: they are dropped with a line. And an index listed over
+    several lines in a pip.conf (pip prints it with \\n between the items) is handed on whole:
+    the private project is found there by uv, not missed for the public index."""
+    name = "mlsteps-private-probe-9c1d"
+    index = local_index(tmp_path / "index", name)
+    conf = tmp_path / "pip.conf"
+    conf.write_text(f"[global]\nextra-index-url =\n    {index.as_uri()}\n    {index.as_uri()}/\n")
+    checkout, temp = fake_mlsteps(tmp_path, gate=name), tmp_path / "rt"
+    proc, _ = install(checkout / "actions" / "gate", temp, "gate", path=uv_on_path,
+                      env={"PIP_CONFIG_FILE": str(conf), "UV_INDEX_URL": "http://127.0.0.1:9/x",
+                           "UV_EXTRA_INDEX_URL": "http://127.0.0.1:9/y"})  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (venv,) = sorted((temp / "mlsteps-cache").glob("venv-*"))
+    assert proc.stdout.splitlines() == [
+        "mlsteps: uv is not given the runner's UV_EXTRA_INDEX_URL UV_INDEX_URL (it installs what"
+        " pip's configuration says)",
+        uv_line(f"{checkout}[gate]", venv),
+    ]
+    assert subprocess.run([venv / "bin" / "python", "-c", "import probe"]).returncode == 0
+
+
+@pytest.mark.slow
+def test_a_runner_path_with_a_space_loses_nothing_beside_it(
+    tmp_path: Path, uv_on_path: Path
+) -> None:
+    """The cleanup of the temp dirs is quoted: a tool cache under "My Tools" must not remove a
+    dir "My" beside it (it did), nor leave its build dir behind."""
+    beside = tmp_path / "My"
+    beside.mkdir()
+    (beside / "precious.txt").write_text("keep")
+    checkout, cache = fake_mlsteps(tmp_path), tmp_path / "My Tools"
+    proc, _ = install(checkout / "actions" / "train", tmp_path / "job", tool_cache=cache,
+                      path=uv_on_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert (beside / "precious.txt").read_text() == "keep"
+    assert not list((cache / "mlsteps").glob("build.*"))
+
+
+@pytest.mark.slow
+def test_python_modules_in_the_working_directory_are_not_imported(
+    tmp_path: Path, uv_on_path: Path
+) -> None:
+    """The workflow's working directory is the repository's: a sysconfig.py or a pip/ there must
+    not run in place of Python's own (python3 -I)."""
+    work = tmp_path / "repo"
+    (work / "pip").mkdir(parents=True)
+    marker = tmp_path / "ran"
+    for module in (work / "sysconfig.py", work / "pip" / "__main__.py"):
+        module.write_text(f"open({str(marker)!r}, 'a').write('x')\n")
+    checkout = fake_mlsteps(tmp_path)
+    proc = subprocess.run(
+        ["bash", str(SCRIPT)], cwd=work, capture_output=True, text=True, timeout=300,
+        env={"PATH": f"{uv_on_path}:/usr/local/bin:/usr/bin:/bin", "HOME": str(Path.home()),
+             "GITHUB_ACTION_PATH": str(checkout / "actions" / "train"),
+             "RUNNER_TEMP": str(tmp_path / "job"), "GITHUB_OUTPUT": str(tmp_path / "out")},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not marker.exists()

@@ -1110,7 +1110,7 @@ def test_dry_run_shows_the_dockerfiles_and_does_nothing(
         and "FROM python:3.11-slim" in deps["dockerfile"]
     )
     assert any(r.startswith("mlflow-skinny==") for r in deps["requirements"])
-    assert deps["installer"].startswith("uv, fetched for the build step and removed in it")
+    assert deps["installer"].startswith("uv, fetched with the base's pip for the build step")
     assert "installed by uv, fetched with the base's pip" in deps["line"]
     assert f"{registry}/it-dry:deps-{deps['cache_key']}" == deps["image"]
     assert "FROM python:3.11-slim" in done.stderr  # the Dockerfile, printed for a person

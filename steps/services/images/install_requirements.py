@@ -32,8 +32,9 @@ PYTHON = VENV + "/bin/python"
 UV_DIR = "/tmp/mlsteps-uv"  # removed before the step ends
 UV = UV_DIR + "/bin/uv"
 REQUIREMENTS = HERE + "/requirements.txt"
-# A binary wheel only (uv's sdist needs Rust); any uv from the first with every flag used here.
-UV_REQUIREMENT = "uv>=0.5"
+# A binary wheel only (uv's sdist needs Rust), at the version .ci/constraints.txt pins (a test
+# ties the two, and actions/install.sh's): the same install on every rebuild.
+UV_REQUIREMENT = "uv==0.13.10"
 # The pip settings uv is given as its own (below); and those that change nothing of what is
 # installed or from where. Any other PIP_* variable or a pip.conf sends the install to pip.
 TRANSLATED = {"PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_CERT"}
@@ -115,9 +116,10 @@ def uv_command(
     extras = list(settings.get("extra_index_urls") or [])
     extras += environ.get("PIP_EXTRA_INDEX_URL", "").split()
     cert = settings.get("cert") or environ.get("PIP_CERT")
-    argv = [UV, "pip", "install", "--python", PYTHON, "--no-cache", "--link-mode", "copy",
-            # The base's own trust store, as Debian's pip uses it (a TLS proxy's CA added there).
-            "--native-tls", "--no-python-downloads"]  # fmt: skip
+    # --no-config: no uv.toml of the base's (its WORKDIR's, /etc/uv, a user's) is read, as pip
+    # never would.
+    argv = [UV, "--no-config", "pip", "install", "--python", PYTHON, "--no-cache",
+            "--link-mode", "copy", "--no-python-downloads"]  # fmt: skip
     if index:
         argv += ["--index-url", str(index)]
     for url in dict.fromkeys(str(u) for u in extras):
@@ -127,7 +129,11 @@ def uv_command(
     # behaviour, so uv is asked for pip's (which is also what makes it "unsafe": the choice
     # between an internal and a public index is the same as the user's pip makes).
     argv += ["--index-strategy", "unsafe-best-match", "-r", REQUIREMENTS]
-    env = dict(environ, UV_PYTHON_DOWNLOADS="never", NO_COLOR="1")
+    # Nor a UV_* variable of the base's (an index, an override, bytecode compilation): uv is told
+    # pip's settings and nothing else. The base's own trust store, as Debian's pip uses it (a TLS
+    # proxy's CA added there), by variables: a uv that knows neither name ignores them.
+    env = {name: value for name, value in environ.items() if not name.startswith("UV_")}
+    env.update(UV_PYTHON_DOWNLOADS="never", NO_COLOR="1", UV_SYSTEM_CERTS="1", UV_NATIVE_TLS="1")
     if cert:
         env["SSL_CERT_FILE"] = str(cert)
     return argv, env
@@ -150,7 +156,7 @@ def fetch_uv(settings: dict[str, Any]) -> str:
     started = time.monotonic()
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--no-cache-dir", "--no-compile",
+            [sys.executable, "-I", "-m", "pip", "install", "--no-cache-dir", "--no-compile",
              "--disable-pip-version-check", "--no-deps", "--only-binary", ":all:",
              "--target", UV_DIR,
              *pip_options(settings), UV_REQUIREMENT],
@@ -166,7 +172,7 @@ def fetch_uv(settings: dict[str, Any]) -> str:
 
 def make_venv() -> None:
     shutil.rmtree(VENV, ignore_errors=True)
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", VENV], check=True)
+    subprocess.run([sys.executable, "-I", "-m", "venv", "--without-pip", VENV], check=True)
 
 
 def install_with_uv(settings: dict[str, Any], environ: dict[str, str]) -> str:
@@ -199,7 +205,7 @@ def install_with_pip(settings: dict[str, Any]) -> int:
     # The venv gets no pip of its own when the base's pip can install into it (pip --python,
     # pip >= 22.3): nothing to remove afterwards. An older or missing pip: the venv's own,
     # removed after (nothing installs at serving time).
-    pip, own = [sys.executable, "-m", "pip", "--python", PYTHON], False
+    pip, own = [sys.executable, "-I", "-m", "pip", "--python", PYTHON], False
     if subprocess.run([*pip, "--version"], capture_output=True).returncode != 0:
         subprocess.run([PYTHON, "-m", "ensurepip", "--default-pip"], check=True,
                        stdout=subprocess.DEVNULL)  # fmt: skip

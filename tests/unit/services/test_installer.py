@@ -97,8 +97,9 @@ def test_the_bases_pip_settings_that_uv_is_told() -> None:
     assert extras == ["https://given.example/simple", "https://a.example/simple"]
     assert env["SSL_CERT_FILE"] == "/etc/corp-ca.pem"
     assert argv[argv.index("--index-strategy") + 1] == "unsafe-best-match"
-    for flag in ("--no-cache", "--native-tls", "--no-python-downloads"):
+    for flag in ("--no-config", "--no-cache", "--no-python-downloads"):
         assert flag in argv
+    assert env["UV_SYSTEM_CERTS"] == env["UV_NATIVE_TLS"] == "1"
     assert argv[argv.index("--link-mode") + 1] == "copy"
     assert "--compile-bytecode" not in argv  # as pip's --no-compile
     assert argv[-2:] == ["-r", "/opt/mlsteps/requirements.txt"]
@@ -172,3 +173,22 @@ def test_the_reason_line_names_the_cause_and_no_password() -> None:
         "http://***@127.0.0.1:9/simple/numpy/"
     )
     assert inside.last_line("a\nlast words\n") == "last words"
+
+
+def test_the_bases_uv_settings_are_not_handed_to_uv() -> None:
+    """A base's UV_INDEX_URL, UV_OVERRIDE or UV_COMPILE_BYTECODE would make uv install what pip
+    would not (another index, other versions, other files): uv gets none of them, and reads no
+    uv.toml (--no-config)."""
+    argv, env = inside.uv_command(
+        {"index_url": None, "extra_index_urls": [], "cert": None},
+        {"UV_INDEX_URL": "http://evil.example/simple", "UV_OVERRIDE": "/tmp/o.txt",
+         "UV_COMPILE_BYTECODE": "1", "PATH": "/usr/bin"},
+    )  # fmt: skip
+    assert not {"UV_INDEX_URL", "UV_OVERRIDE", "UV_COMPILE_BYTECODE"} & set(env)
+    assert env["PATH"] == "/usr/bin" and "--no-config" in argv
+    assert "evil.example" not in " ".join(argv)
+
+
+def test_the_uv_the_build_fetches_is_the_one_ci_pins() -> None:
+    constraints = (Path(__file__).parents[3] / ".ci" / "constraints.txt").read_text()
+    assert inside.UV_REQUIREMENT in constraints.splitlines()
