@@ -28,7 +28,8 @@
 #
 # The cache is trusted only as far as it is private: its dir and every entry must be owned by
 # this user, not links, not writable by group or others and without ACLs (a shared runner
-# host), and an entry's marker must name this exact key. Bash 3.2 (macOS runners' /bin/bash): no arrays.
+# host), and an entry's marker must name this exact key. Bash 3.2 (macOS runners' /bin/bash):
+# no arrays.
 #
 # A script beside the actions rather than a shared composite action: a composite action can
 # only `uses:` another local action by a path in the workflow's repository, which is not where
@@ -250,20 +251,23 @@ usable() {
     && [ -n "$(find "$1/.mlsteps-extras" -mtime -7 2> /dev/null)" ]
 }
 
-# 2. A cached venv with this key and every extra wanted.
-for entry in "$cache"/venv-*; do
-  if usable "$entry"; then
-    cached="$(cat "$entry/.mlsteps-extras")"
-    # shellcheck disable=SC2086  # $extras: the names, one word each
-    if [ -z "$(missing "$cached" $extras)" ]; then
-      echo "mlsteps: reusing the cached venv $entry (mlsteps from $source_dir, same version,"\
-        "source and Python${cached:+; extras: $cached})"
-      touch "$entry/.mlsteps-key" 2> /dev/null || true  # used: kept from the pruning below
-      published "$entry" "$cached"
-      exit 0
+# 2. A cached venv with this key and every extra wanted; none when the runner configures pip in
+# a way uv is not told (pip installs, as that setting may say what to refuse).
+if [ -z "$why" ]; then
+  for entry in "$cache"/venv-*; do
+    if usable "$entry"; then
+      cached="$(cat "$entry/.mlsteps-extras")"
+      # shellcheck disable=SC2086  # $extras: the names, one word each
+      if [ -z "$(missing "$cached" $extras)" ]; then
+        echo "mlsteps: reusing the cached venv $entry (mlsteps from $source_dir, same version,"\
+          "source and Python${cached:+; extras: $cached})"
+        touch "$entry/.mlsteps-key" 2> /dev/null || true  # used: kept from the pruning below
+        published "$entry" "$cached"
+        exit 0
+      fi
     fi
-  fi
-done
+  done
+fi
 
 # 3. uv builds a new venv, when it can be had and can honour how the runner configures pip
 # (read above).

@@ -827,3 +827,26 @@ def test_python_modules_in_the_working_directory_are_not_imported(
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert not marker.exists()
+
+
+@pytest.mark.slow
+def test_a_pip_setting_uv_is_not_told_is_not_skipped_by_a_cached_venv(
+    tmp_path: Path, uv_on_path: Path
+) -> None:
+    """A venv cached before the runner's pip configuration gained a setting uv is not told (one
+    that may say what to refuse) is not reused: pip installs, saying why."""
+    checkout, cache = fake_mlsteps(tmp_path), tmp_path / "tool"
+    proc, _ = install(checkout / "actions" / "train", tmp_path / "job-1", tool_cache=cache,
+                      path=uv_on_path)  # fmt: skip
+    assert proc.returncode == 0 and len(cached_venvs(cache)) == 1, proc.stderr
+    config = tmp_path / "pip.conf"
+    config.write_text("[install]\nprefer-binary = true\n")
+    temp = tmp_path / "job-2"
+    proc, _ = install(checkout / "actions" / "train", temp, tool_cache=cache, path=uv_on_path,
+                      env={"PIP_CONFIG_FILE": str(config)})  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == pip_lines(
+        checkout, temp,
+        "the runner's pip configuration sets prefer-binary, which this script does not hand on"
+        " to uv",
+    )  # fmt: skip
