@@ -181,6 +181,13 @@ def install(
     return proc, output.read_text()
 
 
+def install_ok(action_dir: Path, runner_temp: Path, *extras: str, **options: Any) -> Any:
+    """install(), which must succeed: its process."""
+    proc, _ = install(action_dir, runner_temp, *extras, **options)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
 def job_record(runner_temp: Path) -> list[str]:
     """What install.sh vouches for in this job: [venv, source, extras]."""
     return (runner_temp / "mlsteps-job").read_text().splitlines()
@@ -242,12 +249,7 @@ def test_a_later_action_needing_an_extra_gets_a_venv_with_it_and_keeps_it(
     tmp_path: Path, uv_on_path: Path
 ) -> None:
     checkout, temp, cache = fake_mlsteps(tmp_path), tmp_path / "runner-temp", tmp_path / "tool"
-    assert (
-        install(checkout / "actions" / "train", temp, tool_cache=cache, path=uv_on_path)[
-            0
-        ].returncode
-        == 0
-    )
+    install_ok(checkout / "actions" / "train", temp, tool_cache=cache, path=uv_on_path)
     (plain,) = cached_venvs(cache)
     probe = ["-c", "import probe"]
     assert subprocess.run([plain / "bin" / "python", *probe], capture_output=True).returncode == 1
@@ -280,12 +282,7 @@ def test_a_venv_of_another_checkout_is_not_reused_nor_its_extras_claimed(
     first, temp, cache = fake_mlsteps(tmp_path / "a"), tmp_path / "runner-temp", tmp_path / "tool"
     second = fake_mlsteps(tmp_path / "b")
     (second / "fake_mlsteps.py").write_text("def main() -> None:\n    print('second')\n")
-    assert (
-        install(first / "actions" / "gate", temp, "gate", tool_cache=cache, path=uv_on_path)[
-            0
-        ].returncode
-        == 0
-    )
+    install_ok(first / "actions" / "gate", temp, "gate", tool_cache=cache, path=uv_on_path)
     proc, _ = install(second / "actions" / "train", temp, tool_cache=cache, path=uv_on_path)
     assert proc.returncode == 0, proc.stderr
     # Another key (its pyproject.toml differs), so a's venv is not reused; the job's record now
@@ -488,12 +485,7 @@ def test_pip_after_uv_in_one_job_installs_into_its_own_venv_not_the_cached_one(
     tmp_path: Path, uv_on_path: Path
 ) -> None:
     checkout, cache, temp = fake_mlsteps(tmp_path), tmp_path / "tool", tmp_path / "runner-temp"
-    assert (
-        install(checkout / "actions" / "train", temp, tool_cache=cache, path=uv_on_path)[
-            0
-        ].returncode
-        == 0
-    )
+    install_ok(checkout / "actions" / "train", temp, tool_cache=cache, path=uv_on_path)
     (cached,) = cached_venvs(cache)
     installed = installed_at(cached)
     broken = tmp_path / "broken-uv"
