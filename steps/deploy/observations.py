@@ -55,12 +55,31 @@ class Pair:
     candidate_value: float | None = None
 
 
+@dataclass(frozen=True)
+class Summary:
+    """A variant's requests over one period as a metrics service aggregates them (SageMaker's
+    CloudWatch metrics), for targets that cannot see single requests. The judge stratifies
+    these like the buckets it forms from Requests."""
+
+    start: float  # the period's start, epoch seconds
+    seconds: float  # its length
+    variant: str
+    requests: int  # answered or not
+    failed: int  # 5xx and no answer (see Request.failed)
+    client_errors: int  # 4xx
+    # Mean and variance of log(latency in seconds) over the period's requests; None when the
+    # source gives no latency for the period (then latency is judged on the other periods).
+    log_latency_mean: float | None = None
+    log_latency_var: float | None = None
+
+
 @dataclass
 class Observations:
     """What one look read from the target since the previous look."""
 
     requests: list[Request] = field(default_factory=list)
     pairs: list[Pair] = field(default_factory=list)
+    summaries: list[Summary] = field(default_factory=list)
     # Set when the metrics source did not answer (nginx log unreadable, CloudWatch error):
     # the look is inconclusive, never a pass. The text says what failed, for the report.
     source_error: str = ""
