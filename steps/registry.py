@@ -30,6 +30,7 @@ STEPS = {
     "package": "steps.package",
     "gate": "steps.gate",
     "promote": "steps.promote",
+    "deploy": "steps.deploy",
 }
 # commands that are not steps (no config section): name → module
 TOOLS = {

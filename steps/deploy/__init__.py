@@ -6,3 +6,12 @@ judge/ decides each look from the records in observations.py, and the controller
 moves traffic, writes its state after each step and rolls back on a failed judgement, an error
 or a signal.
 """
+
+# the step's line in `mlsteps --help`, and its section's description (options.py)
+HELP = "Roll a serving image out beside the champion in traffic steps, judged; roll back on harm."
+
+# command → (its line in `mlsteps --help`, its click command), read by steps/registry.py.
+COMMANDS = {"deploy": (HELP, "steps.deploy.command:command")}
+
+# The step's Jenkins var (vars/mlDeploy.groovy and .txt); the faces generator reads it.
+JENKINS_VAR = "mlDeploy"

@@ -56,6 +56,7 @@ NEEDS: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[str, ...]]] = {
         (),
     ),
     ("rollback",): (("--name", "m"), ()),
+    ("deploy",): (("--image", "registry.example/m:1", "--endpoint", "m"), ()),
 }
 
 

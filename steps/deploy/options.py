@@ -1,0 +1,404 @@
+"""The options of ``mlsteps deploy`` (section ``deploy``), the traffic schedule they give and
+the resolved config.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from steps.core.config_file import resolve
+from steps.core.errors import ConfigError
+from steps.core.options import MODEL, Option, Output, Section
+from steps.core.runtime import Runtime
+from steps.core.values import parse_duration
+from steps.deploy import HELP
+from steps.services.images.build import parse_image_reference
+
+STRATEGIES = ("canary", "linear", "blue-green", "shadow")
+ON_INCONCLUSIVE = ("rollback", "hold", "promote")
+TARGET_NAMES = ("docker", "sagemaker")
+# Each strategy's traffic steps (the candidate's percent) when --steps is not given. The last
+# step of a rollout is 100 (the switch, after which there is no champion traffic to judge
+# against); shadow and blue-green judge a mirrored copy of every request at weight 0 first.
+DEFAULT_STEPS = {
+    "canary": (5, 25, 50, 100),
+    "linear": (10, 20, 30, 40, 50, 60, 70, 80, 90, 100),
+    "blue-green": (0, 100),
+    "shadow": (0,),
+}
+
+
+def parse_steps(text: str) -> tuple[int, ...]:
+    form = (
+        "a comma-separated list of increasing percentages of traffic on the candidate, each "
+        "from 1 to 100 and ending with 100, e.g. 5,25,50,100"
+    )
+    parts = [p.strip().rstrip("%") for p in text.split(",")]
+    if not parts or not all(re.fullmatch(r"[0-9]{1,3}", p) for p in parts):
+        raise ValueError(form)
+    weights = tuple(int(p) for p in parts)
+    if any(not 1 <= w <= 100 for w in weights) or list(weights) != sorted(set(weights)):
+        raise ValueError(form)
+    if weights[-1] != 100:
+        raise ValueError(form)
+    return weights
+
+
+def parse_endpoint(text: str) -> str:
+    # Names a container, an nginx file and a SageMaker endpoint: SageMaker's rule (letters,
+    # digits, hyphens; up to 63) is the narrowest, and nothing in it can leave a quote.
+    if len(text) > 63 or not re.fullmatch(r"[A-Za-z0-9](-*[A-Za-z0-9])*", text):
+        raise ValueError(
+            "an endpoint name: up to 63 letters, digits and hyphens, starting and ending with "
+            "a letter or digit"
+        )
+    return text
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    match = re.fullmatch(r"(127\.0\.0\.1|0\.0\.0\.0|localhost|\[::1\]):([0-9]{1,5})", text)
+    if not match or not 1 <= int(match.group(2)) <= 65535:
+        raise ValueError(
+            "HOST:PORT where the proxy listens: 127.0.0.1:PORT (this machine only) or "
+            "0.0.0.0:PORT (every interface), e.g. 127.0.0.1:8800"
+        )
+    host = "127.0.0.1" if match.group(1) == "localhost" else match.group(1)
+    return host, int(match.group(2))
+
+
+def parse_fraction(text: str) -> float:
+    form = "a number from 0 to 1, e.g. 0.05 (or a percentage such as 5%)"
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise ValueError(form) from None
+    if not 0 < value < 1:
+        raise ValueError(form)
+    return value
+
+
+def parse_ratio(text: str) -> float:
+    form = "a rate ratio above 1, e.g. 1.5 (the candidate's error rate may be 1.5x the champion's)"
+    try:
+        value = float(text.rstrip("xX"))
+    except ValueError:
+        raise ValueError(form) from None
+    if not 1 < value <= 100:
+        raise ValueError(form)
+    return value
+
+
+def parse_tolerance(text: str) -> float:
+    form = "a number >= 0, e.g. 0 (predictions must be equal) or 0.001"
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(form) from None
+    if not 0 <= value < 1e12:
+        raise ValueError(form)
+    return value
+
+
+SECTION = Section(
+    "deploy",
+    HELP,
+    (
+        Option(
+            name="image",
+            parse=parse_image_reference,
+            metavar="IMAGE",
+            help="The candidate's serving image, e.g. package's `image-ref` output "
+            "(`REGISTRY/NAME@sha256:…`). Required.",
+        ),
+        Option(
+            name="champion-image",
+            parse=parse_image_reference,
+            metavar="IMAGE",
+            help="The image the endpoint starts with when nothing serves yet (the first "
+            "deploy); the candidate is then rolled out beside it. An endpoint already serving "
+            "keeps its champion: the last rollout's candidate. With neither, the candidate "
+            "becomes the endpoint's first champion once it answers (nothing to compare it "
+            "with; the report says so).",
+        ),
+        Option(
+            name="strategy",
+            kind="choice",
+            choices=STRATEGIES,
+            default="canary",
+            help="`canary`: the candidate takes --steps of the traffic, judged at each; "
+            "`linear`: the same in equal steps (10,20,…,100); `blue-green`: the candidate "
+            "gets a mirrored copy of every request (clients see only the champion's answers), "
+            "then all traffic at once; `shadow`: mirrored only, compared, never served, then "
+            "removed.",
+        ),
+        Option(
+            name="steps",
+            parse=parse_steps,
+            metavar="PERCENT,…",
+            help="The candidate's share of traffic at each step, ending with 100, e.g. "
+            "`5,25,50,100` (canary's default; linear's: 10,20,…,100). Each step but the last "
+            "bakes and is judged.",
+        ),
+        Option(
+            name="target",
+            kind="choice",
+            choices=TARGET_NAMES,
+            default="docker",
+            help="Where the models serve: `docker` (containers on this machine's Docker "
+            "Engine behind nginx; the endpoint stays up between deploys) or `sagemaker` (one "
+            "endpoint, a production variant each; boto3 credentials from the environment).",
+        ),
+        Option(
+            name="endpoint",
+            parse=parse_endpoint,
+            metavar="NAME",
+            help="The endpoint's name (default: --name, the registered model). The next "
+            "deploy to the same endpoint finds its champion serving.",
+        ),
+        Option(
+            name="listen",
+            parse=parse_listen,
+            default=("127.0.0.1", 8800),
+            default_text="127.0.0.1:8800",
+            metavar="HOST:PORT",
+            help="docker: where the proxy (nginx) takes requests, e.g. `0.0.0.0:80` for "
+            "every interface.",
+        ),
+        Option(
+            name="state-dir",
+            kind="path",
+            metavar="PATH",
+            help="docker: where the endpoint's proxy config, logs and data capture live, "
+            "and the rollout's state (default: mlsteps/endpoints/ENDPOINT in the user's "
+            "cache directory). A re-run with the same arguments resumes from it.",
+        ),
+        Option(
+            name="min-bake",
+            parse=parse_duration,
+            default=60.0,
+            default_text="1m",
+            metavar="DURATION",
+            help="The least time each step runs, however good the numbers look: slow and "
+            "load-dependent failures need time to show.",
+        ),
+        Option(
+            name="min-requests",
+            kind="int",
+            default=100,
+            limits=(0, 10**9),
+            metavar="N",
+            help="The least number of requests the candidate answers in each step before "
+            "it may go on.",
+        ),
+        Option(
+            name="max-bake",
+            parse=parse_duration,
+            default=600.0,
+            default_text="10m",
+            metavar="DURATION",
+            help="The most time a step runs before --on-inconclusive decides, when the "
+            "judge has neither found harm nor shown the candidate within its margins.",
+        ),
+        Option(
+            name="look-every",
+            parse=parse_duration,
+            default=10.0,
+            default_text="10s",
+            metavar="DURATION",
+            help="How often the judge looks. Its tests stay valid however often it looks.",
+        ),
+        Option(
+            name="on-inconclusive",
+            kind="choice",
+            choices=ON_INCONCLUSIVE,
+            default="rollback",
+            help="At --max-bake with no decision: `rollback` (traffic back on the champion, "
+            "exit 3), `hold` (the candidate stays at its share, exit 3; a re-run resumes "
+            "the bake) or `promote` (go on; the report says which regressions were not ruled "
+            "out). Never a silent promotion.",
+        ),
+        Option(
+            name="alpha",
+            parse=parse_fraction,
+            default=0.05,
+            metavar="P",
+            help="The judge's error budget: the chance of rolling back a candidate that is "
+            "no worse, or of passing one that is worse than its margins, however often it "
+            "looks.",
+        ),
+        Option(
+            name="error-margin",
+            parse=parse_ratio,
+            default=1.5,
+            metavar="RATIO",
+            help="Errors (5xx, timeouts, refused connections) the candidate may make, as a "
+            "multiple of the champion's rate, and still be shown safe.",
+        ),
+        Option(
+            name="latency-margin",
+            parse=parse_fraction,
+            default=0.05,
+            metavar="FRACTION",
+            help="How much slower (geometric mean) the candidate may be and still be shown "
+            "safe, e.g. `0.05` or `5%`.",
+        ),
+        Option(
+            name="disagreement-tolerance",
+            parse=parse_fraction,
+            default=0.01,
+            metavar="FRACTION",
+            help="shadow and blue-green: the share of mirrored requests the candidate may "
+            "answer differently from the champion.",
+        ),
+        Option(
+            name="prediction-tolerance",
+            parse=parse_tolerance,
+            default=0.0,
+            metavar="NUMBER",
+            help="Two numeric predictions within this absolute difference agree.",
+        ),
+        Option(
+            name="report-dir",
+            kind="path",
+            default="mlsteps-deploy",
+            metavar="PATH",
+            help="Where report.md, report.json and a PNG per metric are written.",
+        ),
+    ),
+)
+
+OUTPUTS = (
+    Output(
+        "decision",
+        "`rolled-out` (the candidate serves all traffic), `rolled-back`, `held` (left at "
+        "its share by --on-inconclusive hold) or `passed` (shadow: judged, not served).",
+    ),
+    Output("report", "Path of the markdown report (report.json and the PNGs are beside it)."),
+    Output("endpoint", "Where clients send requests (the proxy's URL, the SageMaker endpoint)."),
+    Output("variant-weights", "The traffic each variant serves now, e.g. `champion=100`."),
+)
+DECISIONS = ("rolled-out", "rolled-back", "held", "passed")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of the schedule: the candidate's share, and whether its answers reach
+    clients (mirror: a copy of every request, the champion's answer served)."""
+
+    weight: int
+    mirror: bool
+
+    @property
+    def judged(self) -> bool:
+        """The switch to 100% ends a rollout: no champion traffic is left to compare with."""
+        return self.weight < 100
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeployConfig:
+    image: str
+    champion_image: str | None
+    strategy: str
+    schedule: tuple[Step, ...]
+    target: str
+    endpoint: str
+    listen: tuple[str, int]
+    state_dir: str
+    min_bake: float
+    min_requests: int
+    max_bake: float
+    look_every: float
+    on_inconclusive: str
+    alpha: float
+    error_margin: float
+    latency_margin: float
+    disagreement_tolerance: float
+    prediction_tolerance: float
+    report_dir: str
+
+    @property
+    def mirrors(self) -> bool:
+        return any(step.mirror for step in self.schedule)
+
+
+def schedule_of(strategy: str, steps: tuple[int, ...] | None) -> tuple[Step, ...]:
+    if strategy in ("shadow", "blue-green"):
+        # One mirrored bake; blue-green then switches (its --steps may only be 100).
+        bake = (Step(0, mirror=True),)
+        return bake if strategy == "shadow" else (*bake, Step(100, mirror=False))
+    weights = steps or DEFAULT_STEPS[strategy]
+    return tuple(Step(w, mirror=False) for w in weights)
+
+
+def default_state_dir(endpoint: str, environ: Mapping[str, str]) -> str:
+    cache = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return str(Path(cache) / "mlsteps" / "endpoints" / endpoint)
+
+
+def load_config(runtime: Runtime, flags: Mapping[str, Any]) -> DeployConfig:
+    cfg = runtime.config_file()
+    values = {k: v.value for k, v in resolve(SECTION, flags, cfg, runtime.environ).items()}
+    model = {k: v.value for k, v in resolve(MODEL, flags, cfg, runtime.environ).items()}
+    image = values["image"]
+    if not image:
+        raise ConfigError(
+            "deploy needs the candidate's serving image: give --image IMAGE (env "
+            "MLSTEPS_DEPLOY_IMAGE), e.g. the package step's image-ref output."
+        )
+    endpoint = values["endpoint"]
+    if not endpoint and model["name"]:
+        try:
+            endpoint = parse_endpoint(model["name"])
+        except ValueError as exc:
+            raise ConfigError(
+                f"--name {model['name']!r} cannot name the endpoint ({exc}): give --endpoint "
+                "NAME (env MLSTEPS_DEPLOY_ENDPOINT)."
+            ) from None
+    if not endpoint:
+        raise ConfigError(
+            "deploy needs the endpoint's name: give --endpoint NAME (env "
+            "MLSTEPS_DEPLOY_ENDPOINT) or --name, the registered model."
+        )
+    strategy, steps = values["strategy"], values["steps"]
+    if steps and strategy in ("shadow", "blue-green"):
+        raise ConfigError(
+            f"--steps {','.join(map(str, steps))} with --strategy {strategy}: {strategy} has "
+            "no traffic steps (it judges a mirrored copy of the traffic). Leave --steps out, or "
+            "use --strategy canary."
+        )
+    if values["min-bake"] > values["max-bake"]:
+        raise ConfigError(
+            "--min-bake is longer than --max-bake: every step would end at --max-bake "
+            "undecided. Give a --max-bake of at least --min-bake."
+        )
+    if values["look-every"] > values["max-bake"]:
+        raise ConfigError(
+            "--look-every is longer than --max-bake: the judge would not look once in a step. "
+            "Give a shorter --look-every."
+        )
+    return DeployConfig(
+        image=image,
+        champion_image=values["champion-image"],
+        strategy=strategy,
+        schedule=schedule_of(strategy, steps),
+        target=values["target"],
+        endpoint=endpoint,
+        listen=values["listen"],
+        state_dir=values["state-dir"] or default_state_dir(endpoint, runtime.environ),
+        min_bake=values["min-bake"],
+        min_requests=values["min-requests"],
+        max_bake=values["max-bake"],
+        look_every=values["look-every"],
+        on_inconclusive=values["on-inconclusive"],
+        alpha=values["alpha"],
+        error_margin=values["error-margin"],
+        latency_margin=values["latency-margin"],
+        disagreement_tolerance=values["disagreement-tolerance"],
+        prediction_tolerance=values["prediction-tolerance"],
+        report_dir=values["report-dir"],
+    )
