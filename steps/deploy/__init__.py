@@ -15,3 +15,6 @@ COMMANDS = {"deploy": (HELP, "steps.deploy.command:command")}
 
 # The step's Jenkins var (vars/mlDeploy.groovy and .txt); the faces generator reads it.
 JENKINS_VAR = "mlDeploy"
+
+# pyproject.toml's extras its action installs: the report's charts (matplotlib).
+INSTALL_EXTRAS = ("deploy",)
