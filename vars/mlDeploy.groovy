@@ -27,7 +27,9 @@ def call(Map userConfig = [:]) {
         latencyMargin: null,          // How much slower (geometric mean) the candidate may be and still be shown safe
         disagreementTolerance: null,  // shadow and blue-green
         predictionTolerance: null,    // Two numeric predictions within this absolute difference agree (mlsteps: 0.0)
+        version: null,                // The candidate's version in the MLflow registry
         reportDir: null,              // Where report.md, report.json and a PNG per metric are written
+        trackingUri: null,            // MLflow tracking server, e.g. http://127.0.0.1:5000 (none: nothing is tracked)
         name: null,                   // Registered model name in MLflow
         config: null,                 // Path of an mlsteps.yaml
         mlsteps: 'mlsteps',           // The mlsteps executable: a path, or a List of words
@@ -44,7 +46,7 @@ def call(Map userConfig = [:]) {
 
     // Keys that are not `mlsteps deploy` flags (generated). A Map of rules goes as JSON
     // (Cli.rulesAsJson).
-    List<String> notFlags = ['config', 'mlsteps']
+    List<String> notFlags = ['trackingUri', 'config', 'mlsteps']
     String script = Cli.shellLine(Cli.command(config, ['deploy']) +
         Cli.flags(Cli.rulesAsJson(config, forms), Cli.flagKeys(defaultConfig, notFlags)))
     // string() is a pipeline symbol, so the bindings are made here, not in a @NonCPS helper.

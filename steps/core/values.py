@@ -234,6 +234,13 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
+def parse_version(text: str) -> str:
+    """A model version of the MLflow registry: a number from 1, as text."""
+    if not re.fullmatch(r"[1-9][0-9]*", text):
+        raise ValueError("a model version number such as 3")
+    return text
+
+
 def parse_size(text: str) -> int:
     """'64m', '2g', '512k', '1GiB' or plain bytes → bytes (binary units, as Docker reads them),
     from 1 byte to 1024t."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from steps.core.options import MODEL
+from steps.core.options import MLFLOW, MODEL
 from steps.core.runtime import Runtime, StepResult, step_command
 from steps.deploy import HELP
 from steps.deploy.options import OUTPUTS, SECTION, load_config
@@ -27,7 +27,8 @@ EPILOG = (
 
 @step_command(
     SECTION,
-    shared=(MODEL,),
+    shared=(MLFLOW, MODEL),
+    only=(*(o.name for o in SECTION.options), "tracking-uri", "name"),
     help=HELP + "\n\nmlsteps deploy --image IMAGE [--endpoint NAME] [OPTIONS]",
     epilog=EPILOG,
 )

@@ -13,9 +13,10 @@ from typing import Any
 
 from steps.core.config_file import resolve
 from steps.core.errors import ConfigError
-from steps.core.options import MODEL, Option, Output, Section
+from steps.core.options import MLFLOW, MODEL, Option, Output, Section
 from steps.core.runtime import Runtime
-from steps.core.values import parse_duration
+from steps.core.text import redact_url
+from steps.core.values import parse_duration, parse_version
 from steps.deploy import HELP
 from steps.services.images.build import parse_image_reference
 
@@ -263,6 +264,14 @@ SECTION = Section(
             help="Two numeric predictions within this absolute difference agree.",
         ),
         Option(
+            name="version",
+            parse=parse_version,
+            metavar="N",
+            help="The candidate's version in the MLflow registry (gate's `candidate-version`"
+            " output). With --tracking-uri and --name, the report is logged to its run and the "
+            "decision tagged on the run and the version (`mlsteps.deploy.decision`).",
+        ),
+        Option(
             name="report-dir",
             kind="path",
             default="mlsteps-deploy",
@@ -320,6 +329,10 @@ class DeployConfig:
     disagreement_tolerance: float
     prediction_tolerance: float
     report_dir: str
+    # The candidate in MLflow (--tracking-uri, --name, --version): where the report is logged.
+    tracking_uri: str | None
+    model_name: str | None
+    version: str | None
 
     @property
     def mirrors(self) -> bool:
@@ -344,6 +357,7 @@ def load_config(runtime: Runtime, flags: Mapping[str, Any]) -> DeployConfig:
     cfg = runtime.config_file()
     values = {k: v.value for k, v in resolve(SECTION, flags, cfg, runtime.environ).items()}
     model = {k: v.value for k, v in resolve(MODEL, flags, cfg, runtime.environ).items()}
+    tracking = {k: v.value for k, v in resolve(MLFLOW, flags, cfg, runtime.environ).items()}
     image = values["image"]
     if not image:
         raise ConfigError(
@@ -370,6 +384,11 @@ def load_config(runtime: Runtime, flags: Mapping[str, Any]) -> DeployConfig:
             f"--steps {','.join(map(str, steps))} with --strategy {strategy}: {strategy} has "
             "no traffic steps (it judges a mirrored copy of the traffic). Leave --steps out, or "
             "use --strategy canary."
+        )
+    if values["version"] and not model["name"]:
+        raise ConfigError(
+            f"--version {values['version']} needs the registered model: give --name (env "
+            "MLSTEPS_MODEL_NAME)."
         )
     if values["min-bake"] > values["max-bake"]:
         raise ConfigError(
@@ -401,4 +420,24 @@ def load_config(runtime: Runtime, flags: Mapping[str, Any]) -> DeployConfig:
         disagreement_tolerance=values["disagreement-tolerance"],
         prediction_tolerance=values["prediction-tolerance"],
         report_dir=values["report-dir"],
+        tracking_uri=_tracking_uri(tracking["tracking-uri"], values["version"]),
+        model_name=model["name"],
+        version=values["version"],
     )
+
+
+def _tracking_uri(uri: str | None, version: str | None) -> str | None:
+    if version is None:
+        return None
+    if not uri:
+        raise ConfigError(
+            f"--version {version} logs the report to the version's run in MLflow: give "
+            "--tracking-uri (env MLSTEPS_MLFLOW_TRACKING_URI or MLFLOW_TRACKING_URI), or leave "
+            "--version out."
+        )
+    if not uri.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"--tracking-uri {redact_url(uri)}: deploy talks to an MLflow tracking server over "
+            "HTTP; give its http(s) URL."
+        )
+    return uri.rstrip("/")

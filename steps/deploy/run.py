@@ -22,6 +22,7 @@ from steps.deploy.options import DeployConfig, Step
 from steps.deploy.state import RolloutState, StateFile, rollout_key
 from steps.deploy.targets import make_target
 from steps.deploy.targets.base import Endpoint
+from steps.deploy.tracking import ReportLog
 
 
 class RolledBack(Exception):
@@ -48,9 +49,16 @@ class DeployRun:
         self.state = RolloutState(key=rollout_key(config))
         self.applied: list[str] = []
         self.report_path = ""  # report.md once written
+        self.report_log = (
+            ReportLog(config.tracking_uri, config.model_name, config.version)
+            if config.tracking_uri and config.model_name and config.version
+            else None
+        )
 
     # ----- the rollout ----------------------------------------------------------------------
     def run(self) -> StepResult:
+        if self.report_log is not None:
+            self.report_log.check()  # before any traffic moves: exit 2 on a wrong --version
         with self.files.locked():
             previous = self.files.read()
             if previous is not None and previous.key == self.state.key:
@@ -264,6 +272,14 @@ class DeployRun:
 
     def _write_report(self) -> None:
         self.report_path = report.write(self.config, self.state, self.face.warning)
+        if self.report_log is not None:
+            current = self.target.current()
+            self.report_log.log(
+                self.config.report_dir,
+                self.state.decision,
+                current.url if current else "",
+                self.face.warning,
+            )
 
     def summary(self) -> str:
         return report.markdown(self.config, self.state)

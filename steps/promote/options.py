@@ -18,18 +18,12 @@ from steps.core.options import MLFLOW, MODEL, Option, Output, Section
 from steps.core.runtime import Runtime
 from steps.core.secret import Secret
 from steps.core.text import redact_url
-from steps.core.values import parse_duration, parse_pem_file
+from steps.core.values import parse_duration, parse_pem_file, parse_version
 from steps.locks import KINDS as LOCK_KINDS
 from steps.promote import HELP
 
 NO_CHAMPION = "none"  # the gate's word for "there was no champion" (steps/checks/verdict.py)
 ANY_CHAMPION = "any"
-
-
-def parse_version(text: str) -> str:
-    if not re.fullmatch(r"[1-9][0-9]*", text):
-        raise ValueError("a model version number such as 3")
-    return text
 
 
 def parse_expected(text: str) -> str:
