@@ -420,6 +420,40 @@ def test_shadow_is_a_shadow_variant_and_back_on_moto(aws: Any, calls: Calls) -> 
     assert calls.names().count("UpdateEndpointWeightsAndCapacities") == 0
 
 
+@pytest.mark.parametrize("when", ["before-call", "after-call"])
+def test_a_connection_lost_around_update_endpoint_then_a_rerun_makes_nothing_twice_on_moto(
+    when: str, aws: Any, calls: Calls
+) -> None:
+    """Fault injection (moto cannot drop one call's connection): UpdateEndpoint's connection
+    drops before the call is sent, or after moto applied it and before the answer came back.
+    start_candidate fails as a step failure; run again (as a resumed deploy does), the endpoint
+    ends on the one two-variant config, and no config or model is made twice."""
+    from botocore.exceptions import ConnectionClosedError
+
+    target = new_target(calls)
+    name = target.endpoint
+    target.ensure_champion(image("v1"))
+    dropped: list[str] = []
+
+    def drop(**_: Any) -> None:
+        if not dropped:
+            dropped.append(when)
+            raise ConnectionClosedError(endpoint_url="http://sagemaker.test")
+
+    client = target.sm.client("sagemaker")
+    client.meta.events.register(f"{when}.sagemaker.UpdateEndpoint", drop)
+    with pytest.raises(StepFailed, match="cannot reach SageMaker .updating endpoint"):
+        target.start_candidate(image("v2"), capture=False)
+    assert dropped == [when]
+    target.start_candidate(image("v2"), capture=False)
+    _, config = described(aws, name)
+    assert [v["VariantName"] for v in config["ProductionVariants"]] == ["champion", "candidate"]
+    assert configs(aws, name) == [config["EndpointConfigName"]] and len(models(aws, name)) == 2
+    assert calls.names().count("CreateEndpointConfig") == 2  # the champion's, the candidate's
+    assert calls.names().count("CreateModel") == 2
+    assert calls.names().count("UpdateEndpoint") == (2 if when == "before-call" else 1)
+
+
 # ----- failures ----------------------------------------------------------------------------------
 
 
@@ -569,7 +603,8 @@ def test_every_call_the_target_makes_fits_botocores_service_model_on_moto(
     assert made == {
         "DescribeEndpoint", "DescribeEndpointConfig", "CreateEndpointConfig", "CreateEndpoint",
         "UpdateEndpoint", "UpdateEndpointWeightsAndCapacities", "DeleteEndpointConfig",
-        "DescribeModel", "CreateModel", "DeleteModel", "GetMetricStatistics",
+        "DescribeModel", "CreateModel", "DeleteModel", "ListEndpointConfigs", "ListModels",
+        "GetMetricStatistics",
     }  # fmt: skip
     for model, params in calls.made:
         report = ParamValidator().validate(params, model.input_shape)

@@ -158,8 +158,9 @@ class SageMakerTarget(Target):
         model = self.sm.model(candidate)
         present, _ = self._candidate(state)
         if present is not None:
-            if present.get("ModelName") == model:
-                return  # started before a crash
+            if present.get("ModelName") == model:  # started before a crash
+                self.sm.sweep(state)  # what the crash left behind
+                return
             raise ConfigError(
                 f"SageMaker endpoint {self.endpoint} already has a candidate variant "
                 f"{self.candidate_variant!r} serving model {present.get('ModelName')}, not "
@@ -251,6 +252,7 @@ class SageMakerTarget(Target):
         state = self.sm.settled("finishing the rollout")
         candidate, _ = self._candidate(state)
         if candidate is None:  # finished before a crash: the champion serves the new model
+            self.sm.sweep(state)
             return self._endpoint(state)
         self.set_weights(100)
         champion = self._champion_spec(state)
@@ -260,9 +262,6 @@ class SageMakerTarget(Target):
             [],
             "making the candidate the champion",
         )
-        old = champion["ModelName"]
-        if self.sm.made_by_us(old, "m") and old != candidate["ModelName"]:
-            self.sm.delete_model(old)
         return self._endpoint(state)
 
     def remove_candidate(self) -> Endpoint:
@@ -272,6 +271,7 @@ class SageMakerTarget(Target):
         state = self.sm.settled("rolling back")
         candidate, shadowed = self._candidate(state)
         if candidate is None:
+            self.sm.sweep(state)
             return self._endpoint(state)
         if not shadowed:
             self.set_weights(0)  # all traffic to the champion before the candidate goes
@@ -281,7 +281,4 @@ class SageMakerTarget(Target):
             [],
             "removing the candidate",
         )
-        model = candidate["ModelName"]
-        if self.sm.made_by_us(model, "m") and model != champion["ModelName"]:
-            self.sm.delete_model(model)
         return self._endpoint(state)

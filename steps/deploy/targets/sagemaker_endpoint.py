@@ -22,8 +22,9 @@ from steps.core.errors import ConfigError, StepFailed
 NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 PERMISSIONS = (
     "sagemaker:DescribeEndpoint, DescribeEndpointConfig, CreateEndpointConfig, "
-    "DeleteEndpointConfig, CreateEndpoint, UpdateEndpoint, UpdateEndpointWeightsAndCapacities, "
-    "DescribeModel, CreateModel, DeleteModel, iam:PassRole on the execution role, and "
+    "DeleteEndpointConfig, ListEndpointConfigs, CreateEndpoint, UpdateEndpoint, "
+    "UpdateEndpointWeightsAndCapacities, DescribeModel, CreateModel, DeleteModel, ListModels, "
+    "iam:PassRole on the execution role, and "
     "cloudwatch:GetMetricStatistics"
 )
 WITHOUT = "use --target docker to deploy without AWS"
@@ -247,6 +248,7 @@ class SageMakerEndpoint:
             self.call(
                 f"creating endpoint config {name} ({doing})", "create_endpoint_config", **config
             )
+            self._readable(name)
         state = self.state()
         if state is None:
             self.call(
@@ -274,20 +276,55 @@ class SageMakerEndpoint:
                     "CloudWatch logs (/aws/sagemaker/Endpoints/"
                     f"{self.name}); the endpoint serves as before."
                 )
-            # A replaced config of ours serves nothing; one left behind (a failed delete)
-            # costs nothing. A config of the user's stays.
-            if self.made_by_us(old, "c"):
-                with contextlib.suppress(Absent, StepFailed, ConfigError):
-                    self.call(
-                        f"deleting endpoint config {old}", "delete_endpoint_config", absent=True,
-                        EndpointConfigName=old,
-                    )  # fmt: skip
+        self.sweep(state)
         return state
 
-    def delete_model(self, model: str) -> None:
-        """A model mlsteps made from an image and nothing serves any more. A failed delete
-        leaves it behind, which costs nothing (a model is a record, not an instance)."""
+    def _readable(self, config: str, tries: int = 10) -> None:
+        """Wait until a config just made can be read: SageMaker reads configs eventually
+        consistently, and CreateEndpoint or UpdateEndpoint right after CreateEndpointConfig may
+        not find it (AWS's advice: DescribeEndpointConfig first)."""
         from steps.services.sagemaker import Absent
 
-        with contextlib.suppress(Absent, StepFailed, ConfigError):
-            self.call(f"deleting model {model}", "delete_model", absent=True, ModelName=model)
+        for _ in range(tries):
+            try:
+                self.call(
+                    f"reading endpoint config {config}", "describe_endpoint_config", absent=True,
+                    EndpointConfigName=config,
+                )  # fmt: skip
+                return
+            except Absent:
+                time.sleep(min(self.poll_seconds, 1.0))
+        raise StepFailed(
+            f"SageMaker does not find endpoint config {config}, made moments ago. Run deploy "
+            "again: it finds the config when SageMaker does."
+        )
+
+    def sweep(self, state: State) -> None:
+        """Delete the endpoint configs and models mlsteps made for this endpoint that it no
+        longer serves: those a switch replaced, and those a crash or a lost answer left behind.
+        What the user made stays. A failed delete leaves a record that costs nothing (a config
+        or model is no instance): the next sweep tries again."""
+        serving = {v.get("ModelName") for v in [*state.production.values(), *state.shadow.values()]}
+        for kind, operation, listed, key in (
+            ("c", "list_endpoint_configs", "EndpointConfigs", "EndpointConfigName"),
+            ("m", "list_models", "Models", "ModelName"),
+        ):
+            found: list[str] = []
+            with contextlib.suppress(StepFailed, ConfigError):
+                token: dict[str, Any] = {}
+                while True:
+                    page = self.call(
+                        f"listing the {listed} of endpoint {self.name}", operation,
+                        NameContains=f"{self.name[:46]}-{kind}", **token,
+                    )  # fmt: skip
+                    found += [str(item.get(key, "")) for item in page.get(listed, [])]
+                    if not page.get("NextToken"):
+                        break
+                    token = {"NextToken": str(page["NextToken"])}
+            for name in found:
+                if not self.made_by_us(name, kind) or name in (state.config, *serving):
+                    continue
+                delete = "delete_endpoint_config" if kind == "c" else "delete_model"
+                named: dict[str, Any] = {key: name}
+                with contextlib.suppress(StepFailed, ConfigError):
+                    self.call(f"deleting {name}", delete, **named)

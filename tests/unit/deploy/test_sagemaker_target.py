@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
+from botocore.stub import ANY
 
 from steps.core.errors import StepFailed
 from steps.deploy.observations import CANDIDATE, CHAMPION
@@ -175,6 +176,10 @@ def endpoint(stub: Any, status: str, config: str = "ep-c1", **more: Any) -> None
         },  # fmt: skip
         {"EndpointName": "ep"},
     )
+    config_answer(stub, config)
+
+
+def config_answer(stub: Any, config: str, expected: dict[str, Any] | None = None) -> None:
     stub.add_response(
         "describe_endpoint_config",
         {
@@ -191,7 +196,7 @@ def endpoint(stub: Any, status: str, config: str = "ep-c1", **more: Any) -> None
             ],  # fmt: skip
             "CreationTime": datetime(2026, 1, 1),
         },
-        {"EndpointConfigName": config},
+        {"EndpointConfigName": config} if expected is None else expected,
     )
 
 
@@ -252,6 +257,11 @@ def test_an_update_sagemaker_rolled_back_is_a_failure_and_the_endpoint_serves_as
         "create_endpoint_config",
         {"EndpointConfigArn": "arn:aws:sagemaker:us-east-1:1:endpoint-config/new"},
     )
+    # Read eventually: not found right after it was made, found on the second read.
+    stub.add_client_error(
+        "describe_endpoint_config", "ValidationException", "Could not find endpoint configuration"
+    )
+    config_answer(stub, "new", {"EndpointConfigName": ANY})
     endpoint(stub, "InService")  # _apply: state
     endpoint(stub, "InService")  # _apply: settled before the update
     stub.add_response(
