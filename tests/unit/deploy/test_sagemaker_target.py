@@ -161,6 +161,8 @@ def target() -> Iterator[tuple[SageMakerTarget, Any]]:
 
 
 def endpoint(stub: Any, status: str, config: str = "ep-c1", **more: Any) -> None:
+    """DescribeEndpoint's and DescribeEndpointConfig's answers (the config has the candidate's
+    variant too when `more` gives the endpoint's ProductionVariants with it)."""
     variants = [{"VariantName": "champion", "CurrentWeight": 1.0}]
     stub.add_response(
         "describe_endpoint",
@@ -176,10 +178,13 @@ def endpoint(stub: Any, status: str, config: str = "ep-c1", **more: Any) -> None
         },  # fmt: skip
         {"EndpointName": "ep"},
     )
-    config_answer(stub, config)
+    names = [v["VariantName"] for v in more.get("ProductionVariants", variants)]
+    config_answer(stub, config, variants=names)
 
 
-def config_answer(stub: Any, config: str, expected: dict[str, Any] | None = None) -> None:
+def config_answer(
+    stub: Any, config: str, expected: dict[str, Any] | None = None, variants: Any = ("champion",)
+) -> None:
     stub.add_response(
         "describe_endpoint_config",
         {
@@ -187,13 +192,14 @@ def config_answer(stub: Any, config: str, expected: dict[str, Any] | None = None
             "EndpointConfigArn": f"arn:aws:sagemaker:us-east-1:1:endpoint-config/{config}",
             "ProductionVariants": [
                 {
-                    "VariantName": "champion",
-                    "ModelName": "m1",
+                    "VariantName": name,
+                    "ModelName": "m1" if name == "champion" else "m2",
                     "InstanceType": "ml.m5.large",
                     "InitialInstanceCount": 1,
                     "InitialVariantWeight": 1.0,
-                },
-            ],  # fmt: skip
+                }
+                for name in variants
+            ],
             "CreationTime": datetime(2026, 1, 1),
         },
         {"EndpointConfigName": config} if expected is None else expected,
@@ -274,3 +280,36 @@ def test_an_update_sagemaker_rolled_back_is_a_failure_and_the_endpoint_serves_as
         "SageMaker rolled endpoint ep back to config ep-c1 while adding candidate m2: the new "
         "variant did not become healthy."
     )
+
+
+def test_weights_someone_else_changed_during_the_move_are_a_failure(target: Any) -> None:
+    made, stub = target
+    endpoint(stub, "InService", ProductionVariants=[
+        {"VariantName": "champion", "CurrentWeight": 100.0},
+        {"VariantName": "candidate", "CurrentWeight": 0.0},
+    ])  # fmt: skip
+    arn = "arn:aws:sagemaker:us-east-1:1:endpoint/ep"
+    stub.add_response("update_endpoint_weights_and_capacities", {"EndpointArn": arn}, {
+        "EndpointName": "ep",
+        "DesiredWeightsAndCapacities": [
+            {"VariantName": "champion", "DesiredWeight": 90.0},
+            {"VariantName": "candidate", "DesiredWeight": 10.0},
+        ],
+    })  # fmt: skip
+    endpoint(stub, "InService", ProductionVariants=[
+        {"VariantName": "champion", "CurrentWeight": 100.0},
+        {"VariantName": "candidate", "CurrentWeight": 0.0},
+    ])  # fmt: skip
+    with pytest.raises(
+        StepFailed, match="is InService with weights .* after moving 10% of traffic"
+    ):
+        made.set_weights(10)
+
+
+def test_the_first_look_starts_at_its_own_minute_and_asks_nothing_yet() -> None:
+    client, stub = stubbed("cloudwatch")
+    with stub:  # no answer queued: any call would fail the test
+        seen, cursor = sagemaker_metrics.read(
+            lambda service: client, "ep", {"blue": CHAMPION}, {}, delay=180.0, now=T0 + 30
+        )
+    assert cursor == {"until": T0} and seen.summaries == [] and seen.source_error == ""
