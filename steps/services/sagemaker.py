@@ -67,8 +67,53 @@ def registered_for(model: str, version: str) -> str:
     return one_line(f"MLflow model {model} version {version},")
 
 
+def call(
+    client: Any,
+    doing: str,
+    operation: str,
+    *,
+    permissions: str,
+    without: str,
+    service: str = "SageMaker",
+    absent: bool = False,
+    invalid: str = "",
+    **kwargs: Any,
+) -> Any:
+    """One call of boto3's `client`, each failure told in the user's terms: absent: raise
+    Absent when the service says the thing does not exist; invalid: what to do about input it
+    refuses (a ValidationException, exit 2); permissions: what the credentials need; without:
+    how to run with no AWS at all. Used for SageMaker's model registry and endpoints, and for
+    CloudWatch's metrics of those endpoints (service names it in the messages)."""
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+    try:
+        return getattr(client, operation)(**kwargs)
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        code, message = error.get("Code", ""), str(error.get("Message", ""))
+        if absent and says_absent(code, message):
+            raise Absent(message) from None
+        refused = f"{service} refused {doing}: {code} {redact_url(message)[:300].rstrip('.')}."
+        if code == "ValidationException":
+            raise ConfigError(refused + (f" {invalid}" if invalid else "")) from None
+        hint = f" The credentials need {permissions}." if code in REFUSED_CREDENTIALS else ""
+        raise StepFailed(refused + hint) from None
+    except NoCredentialsError:
+        raise StepFailed(
+            f"no AWS credentials for {service} ({doing}): give them the usual way "
+            f"(AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or a role), or {without}."
+        ) from None
+    except BotoCoreError as exc:
+        # Its text holds the endpoint URL, and with it any credentials written in it.
+        said = redact_url(str(exc)).rstrip(".")
+        raise StepFailed(
+            f"cannot reach {service} ({doing}): {said}. Check the network, AWS_REGION and "
+            f"AWS_ENDPOINT_URL(_{service.upper()}) if one is set."
+        ) from None
+
+
 class SageMaker:
-    """The four model-registry calls, each failure told in the user's terms."""
+    """The four model-registry calls."""
 
     def __init__(self, group: str) -> None:
         self.group = group
@@ -91,35 +136,10 @@ class SageMaker:
     def _call(
         self, doing: str, operation: str, *, absent: bool = False, invalid: str = "", **kwargs: Any
     ) -> Any:
-        """The call; absent: raise Absent when SageMaker says the thing does not exist;
-        invalid: what to do about input SageMaker refuses (a ValidationException, exit 2)."""
-        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
-
-        try:
-            return getattr(self.client(), operation)(**kwargs)
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            code, message = error.get("Code", ""), str(error.get("Message", ""))
-            if absent and says_absent(code, message):
-                raise Absent(message) from None
-            refused = f"SageMaker refused {doing}: {code} {redact_url(message)[:300].rstrip('.')}."
-            if code == "ValidationException":
-                raise ConfigError(refused + (f" {invalid}" if invalid else "")) from None
-            hint = f" The credentials need {PERMISSIONS}." if code in REFUSED_CREDENTIALS else ""
-            raise StepFailed(refused + hint) from None
-        except NoCredentialsError:
-            raise StepFailed(
-                f"no AWS credentials for SageMaker ({doing}): give them the usual way "
-                "(AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or a role), or "
-                f"{WITHOUT}."
-            ) from None
-        except BotoCoreError as exc:
-            # Its text holds the endpoint URL, and with it any credentials written in it.
-            said = redact_url(str(exc)).rstrip(".")
-            raise StepFailed(
-                f"cannot reach SageMaker ({doing}): {said}. Check the network, AWS_REGION and "
-                "AWS_ENDPOINT_URL(_SAGEMAKER) if one is set."
-            ) from None
+        return call(
+            self.client(), doing, operation, absent=absent, invalid=invalid,
+            permissions=PERMISSIONS, without=WITHOUT, **kwargs,
+        )  # fmt: skip
 
     def _no_group(self) -> ConfigError:
         return ConfigError(
