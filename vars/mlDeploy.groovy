@@ -9,30 +9,33 @@ import mlsteps.jenkins.Cli
 
 def call(Map userConfig = [:]) {
     Map defaultConfig = [
-        image: null,                  // The candidate's serving image, e.g. package's image-ref output
-        championImage: null,          // The image the endpoint starts with when nothing serves yet (the first deploy)
-        strategy: null,               // canary: the candidate takes steps of the traffic, judged at each; linear
-        steps: null,                  // The candidate's share of traffic at each step, ending with 100
-        target: null,                 // Where the models serve: docker
-        endpoint: null,               // The endpoint's name (default: name, the registered model)
-        listen: null,                 // docker: where the proxy (nginx) takes requests
-        stateDir: null,               // docker: where the endpoint's proxy config, logs and data capture live
-        minBake: null,                // The least time each step runs, however good the numbers look
-        minRequests: null,            // The least number of requests the candidate answers in each step before it may…
-        maxBake: null,                // The most time a step runs before onInconclusive decides
-        lookEvery: null,              // How often the judge looks (mlsteps: 10s)
-        onInconclusive: null,         // At maxBake with no decision: rollback (traffic back on the champion, exit 3)
-        alpha: null,                  // The judge's error budget
-        errorMargin: null,            // Errors (5xx, timeouts, refused connections) the candidate may make
-        latencyMargin: null,          // How much slower (geometric mean) the candidate may be and still be shown safe
-        disagreementTolerance: null,  // shadow and blue-green
-        predictionTolerance: null,    // Two numeric predictions within this absolute difference agree (mlsteps: 0.0)
-        version: null,                // The candidate's version in the MLflow registry
-        reportDir: null,              // Where report.md, report.json and a PNG per metric are written
-        trackingUri: null,            // MLflow tracking server, e.g. http://127.0.0.1:5000 (none: nothing is tracked)
-        name: null,                   // Registered model name in MLflow
-        config: null,                 // Path of an mlsteps.yaml
-        mlsteps: 'mlsteps',           // The mlsteps executable: a path, or a List of words
+        image: null,                   // The candidate's serving image, e.g. package's image-ref output
+        championImage: null,           // The image the endpoint starts with when nothing serves yet (the first deploy)
+        strategy: null,                // canary: the candidate takes steps of the traffic, judged at each; linear
+        steps: null,                   // The candidate's share of traffic at each step, ending with 100
+        target: null,                  // Where the models serve: docker
+        endpoint: null,                // The endpoint's name (default: name, the registered model)
+        listen: null,                  // docker: where the proxy (nginx) takes requests
+        stateDir: null,                // docker: where the endpoint's proxy config, logs and data capture live
+        sagemakerRoleArn: null,        // sagemaker: the execution role SageMaker models made from image
+        sagemakerInstanceType: null,   // sagemaker: the instance type of a new endpoint's champion
+        sagemakerInstanceCount: null,  // sagemaker: the instance count of a new endpoint's champion (mlsteps: 1)
+        minBake: null,                 // The least time each step runs, however good the numbers look
+        minRequests: null,             // The least number of requests the candidate answers in each step before it…
+        maxBake: null,                 // The most time a step runs before onInconclusive decides
+        lookEvery: null,               // How often the judge looks (mlsteps: 10s)
+        onInconclusive: null,          // At maxBake with no decision: rollback (traffic back on the champion, exit 3)
+        alpha: null,                   // The judge's error budget
+        errorMargin: null,             // Errors (5xx, timeouts, refused connections) the candidate may make
+        latencyMargin: null,           // How much slower (geometric mean) the candidate may be and still be shown safe
+        disagreementTolerance: null,   // shadow and blue-green
+        predictionTolerance: null,     // Two numeric predictions within this absolute difference agree (mlsteps: 0.0)
+        version: null,                 // The candidate's version in the MLflow registry
+        reportDir: null,               // Where report.md, report.json and a PNG per metric are written
+        trackingUri: null,             // MLflow tracking server, e.g. http://127.0.0.1:5000 (none: nothing is tracked)
+        name: null,                    // Registered model name in MLflow
+        config: null,                  // Path of an mlsteps.yaml
+        mlsteps: 'mlsteps',            // The mlsteps executable: a path, or a List of words
     ]
     Cli cli = new Cli(this, 'mlDeploy')
     // The forms a key's value may take (generated from the option table: python -m steps.faces);

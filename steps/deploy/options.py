@@ -179,6 +179,28 @@ SECTION = Section(
             "cache directory). A re-run with the same arguments resumes from it.",
         ),
         Option(
+            name="sagemaker-role-arn",
+            metavar="ARN",
+            help="sagemaker: the execution role SageMaker models made from --image (and "
+            "--champion-image) run as; it needs read access to the image's ECR repository. "
+            "Not needed when the images are existing SageMaker model names.",
+        ),
+        Option(
+            name="sagemaker-instance-type",
+            default="ml.m5.large",
+            metavar="TYPE",
+            help="sagemaker: the instance type of a new endpoint's champion (a candidate runs "
+            "on what the champion runs on).",
+        ),
+        Option(
+            name="sagemaker-instance-count",
+            kind="int",
+            default=1,
+            limits=(1, 100),
+            metavar="N",
+            help="sagemaker: the instance count of a new endpoint's champion.",
+        ),
+        Option(
             name="min-bake",
             parse=parse_duration,
             default=60.0,
@@ -329,6 +351,9 @@ class DeployConfig:
     disagreement_tolerance: float
     prediction_tolerance: float
     report_dir: str
+    sagemaker_role_arn: str | None
+    sagemaker_instance_type: str
+    sagemaker_instance_count: int
     # The candidate in MLflow (--tracking-uri, --name, --version): where the report is logged.
     tracking_uri: str | None
     model_name: str | None
@@ -420,6 +445,9 @@ def load_config(runtime: Runtime, flags: Mapping[str, Any]) -> DeployConfig:
         disagreement_tolerance=values["disagreement-tolerance"],
         prediction_tolerance=values["prediction-tolerance"],
         report_dir=values["report-dir"],
+        sagemaker_role_arn=values["sagemaker-role-arn"],
+        sagemaker_instance_type=values["sagemaker-instance-type"],
+        sagemaker_instance_count=values["sagemaker-instance-count"],
         tracking_uri=_tracking_uri(tracking["tracking-uri"], values["version"]),
         model_name=model["name"],
         version=values["version"],

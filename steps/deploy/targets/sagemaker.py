@@ -29,13 +29,16 @@ inside the calls (steps/services/aws.py).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from steps.core.errors import ConfigError, StepFailed
 from steps.deploy.observations import CANDIDATE, CHAMPION, Observations
 from steps.deploy.targets.base import Endpoint, Target
 from steps.deploy.targets.sagemaker_endpoint import NAME, SageMakerEndpoint, State
+
+if TYPE_CHECKING:
+    from steps.deploy.options import DeployConfig
 
 
 class SageMakerTarget(Target):
@@ -85,6 +88,15 @@ class SageMakerTarget(Target):
             instance_count=instance_count,
             wait_seconds=wait_seconds,
             poll_seconds=poll_seconds,
+        )
+
+    @classmethod
+    def from_config(cls, config: DeployConfig, say: Callable[[str], None]) -> SageMakerTarget:
+        return cls(
+            config.endpoint,
+            role=config.sagemaker_role_arn or "",
+            instance_type=config.sagemaker_instance_type,
+            instance_count=config.sagemaker_instance_count,
         )
 
     def _champion_spec(self, state: State) -> dict[str, Any]:
