@@ -222,3 +222,29 @@ def test_the_image_captures_into_a_mounted_directory_as_deploy_runs_it(
         assert output == {"predictions": [deploy_models.expected(float(n), 2.0)]}
     files = list(capture.rglob("*.jsonl"))
     assert [p.stat().st_uid for p in files] == [10001]  # the image's user, never root
+
+
+def test_each_worker_process_writes_files_of_its_own(good_model: Path, tmp_path: Path) -> None:
+    """MLSTEPS_SERVE_WORKERS processes append to files named by their pid: no two write one
+    file, and none loses its lines at shutdown."""
+    capture = tmp_path / "capture"
+    capture.mkdir()
+    server, url = start_server(
+        good_model, tmp_path, MLSTEPS_CAPTURE_DIR=str(capture), MLSTEPS_SERVE_WORKERS="2"
+    )
+    try:
+        with requests.Session() as one, requests.Session() as other:  # two connections
+            for n in range(30):
+                (one if n % 2 else other).post(
+                    f"{url}/invocations", data=deploy_models.body([(float(n), 0.0)]),
+                    headers={"Content-Type": "application/json", "X-Request-ID": f"w{n}"},
+                    timeout=30,
+                )  # fmt: skip
+    finally:
+        server.send_signal(signal.SIGTERM)
+        out = server.communicate(timeout=60)[0]
+    assert sorted(by_id(lines_under(capture))) == sorted(f"w{n}" for n in range(30)), out[-2000:]
+    paths = [p.relative_to(capture).as_posix() for p in capture.rglob("*.jsonl")]
+    pids = [match["pid"] for p in paths if (match := LAYOUT.fullmatch(p))]
+    assert len(pids) == len(set(pids)) == len(paths) >= 1
+    assert str(server.pid) not in pids  # the supervisor serves nothing: its workers write
