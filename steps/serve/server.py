@@ -24,8 +24,9 @@ Data capture, off unless MLSTEPS_CAPTURE_DIR is set (``mlsteps deploy`` mounts a
 there): one JSON line per /invocations request in SageMaker's data-capture format, under
 ``$MLSTEPS_CAPTURE_DIR/<MLSTEPS_VARIANT>/YYYY/MM/DD/HH/<time>-<pid>.jsonl`` (SageMaker's S3
 layout). Each line's ``eventMetadata`` holds the request id (the X-Request-ID header the proxy
-sets, else a new uuid4), ``inferenceTime``, and two keys of mlsteps' own, ``status`` and
-``latencyMs`` (readers of SageMaker's format ignore keys they do not know). ``captureData``
+sets, else a new uuid4), ``inferenceTime`` (when the answer was sent, UTC), and two keys of
+mlsteps' own, ``status`` and ``latencyMs`` (from the request's arrival to its answer sent;
+readers of SageMaker's format ignore keys they do not know). ``captureData``
 (the request's and the answer's bodies) is there for the share MLSTEPS_CAPTURE_SAMPLE (0 to 1,
 default 1) of requests, chosen from the request id's hash, so servers given the same ids (the
 champion and the candidate) capture the same requests; a body over MLSTEPS_CAPTURE_MAX_BYTES
@@ -225,6 +226,8 @@ def _invoke(
 
 
 # ----- data capture ---------------------------------------------------------------------------
+# Here, not in a module of its own, though it takes this file past 400 lines: the image gets
+# this one file, which imports nothing beside it.
 
 CAPTURE_DIR_VARIABLE = "MLSTEPS_CAPTURE_DIR"
 CAPTURE_SAMPLE_VARIABLE = "MLSTEPS_CAPTURE_SAMPLE"
