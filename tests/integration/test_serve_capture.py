@@ -25,6 +25,7 @@ from tests.services import free_port
 
 pytestmark = pytest.mark.services
 
+SECRET = "s3cr3t-Tok%en"
 LAYOUT = re.compile(r"(?P<variant>[^/]+)/\d{4}/\d\d/\d\d/\d\d/\d{8}T\d{6}-(?P<pid>\d+)\.jsonl")
 
 
@@ -83,7 +84,8 @@ def test_every_request_gets_a_line_and_the_sampled_ones_their_bodies(
             data = deploy_models.body([(n / 4, 1.0)])
             sent[rid] = data, requests.post(
                 f"{url}/invocations", data=data, timeout=30,
-                headers={"Content-Type": "application/json", "X-Request-ID": rid},
+                headers={"Content-Type": "application/json", "X-Request-ID": rid,
+                         "Authorization": f"Bearer {SECRET}", "Cookie": f"session={SECRET}"},
             )  # fmt: skip
         assert all(answer.status_code == 200 for _, answer in sent.values())
         answer = sent[f"{3:032x}"][1]
@@ -121,6 +123,8 @@ def test_every_request_gets_a_line_and_the_sampled_ones_their_bodies(
 
     lines = lines_under(capture)
     assert len(lines) == 46
+    written = "".join(p.read_text() for p in capture.rglob("*.jsonl"))
+    assert SECRET not in written and "Bearer" not in written  # headers are never captured
     assert {p.parts[len(capture.parts)] for p in capture.rglob("*.jsonl")} == {"champion"}
     seen = by_id(lines)
     for rid, (data, answer) in sent.items():
