@@ -19,15 +19,39 @@ Environment: PORT (8080), MLSTEPS_MODEL_DIR (/opt/ml/model), MLSTEPS_SERVE_WORKE
 MLSTEPS_SERVE_ACCESS_LOG (false), MLSTEPS_SERVE_MAX_BODY_BYTES (104857600: 100 MiB; a larger
 request body is answered 413 without being read whole), MLSTEPS_SERVE_BODY_TIMEOUT (30: seconds
 a request body may stall before a 408).
+
+Data capture, off unless MLSTEPS_CAPTURE_DIR is set (``mlsteps deploy`` mounts a directory
+there): one JSON line per /invocations request in SageMaker's data-capture format, under
+``$MLSTEPS_CAPTURE_DIR/<MLSTEPS_VARIANT>/YYYY/MM/DD/HH/<time>-<pid>.jsonl`` (SageMaker's S3
+layout). Each line's ``eventMetadata`` holds the request id (the X-Request-ID header the proxy
+sets, else a new uuid4), ``inferenceTime`` (when the answer was sent, UTC), and two keys of
+mlsteps' own, ``status`` and ``latencyMs`` (from the request's arrival to its answer sent;
+readers of SageMaker's format ignore keys they do not know). ``captureData``
+(the request's and the answer's bodies) is there for the share MLSTEPS_CAPTURE_SAMPLE (0 to 1,
+default 1) of requests, chosen from the request id's hash, so servers given the same ids (the
+champion and the candidate) capture the same requests; a body over MLSTEPS_CAPTURE_MAX_BYTES
+(65536) is left out and ``eventMetadata.notCaptured`` says why. Headers are never captured.
+Lines are buffered and appended at least every second in a thread, and on shutdown; a write
+that fails is said once on stderr and never fails a request. MLSTEPS_VARIANT (AllTraffic)
+names the variant, as a SageMaker variant name.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
+import hashlib
 import json
 import os
+import re
 import sys
+import threading
+import time
+import traceback
 import urllib.request
+import uuid
+from dataclasses import dataclass
 from typing import Any
 
 MODEL_DIR = os.environ.get("MLSTEPS_MODEL_DIR", "/opt/ml/model")
@@ -38,11 +62,15 @@ DEFAULT_MAX_BODY = 100 * 2**20
 
 
 def max_body() -> int:
-    text = os.environ.get(MAX_BODY_VARIABLE, "").strip() or str(DEFAULT_MAX_BODY)
+    return _bytes_setting(MAX_BODY_VARIABLE, DEFAULT_MAX_BODY, "10485760 for 10 MiB")
+
+
+def _bytes_setting(variable: str, default: int, example: str) -> int:
+    text = os.environ.get(variable, "").strip() or str(default)
     if not text.isdigit() or not 0 < int(text) < 2**63:
         raise ValueError(
-            f"{MAX_BODY_VARIABLE}={text[:40]!r} is not a positive whole number of bytes: give "
-            f"one (e.g. 10485760 for 10 MiB), or unset it for the default ({DEFAULT_MAX_BODY})."
+            f"{variable}={text[:40]!r} is not a positive whole number of bytes: give "
+            f"one (e.g. {example}), or unset it for the default ({default})."
         )
     return int(text)
 
@@ -197,10 +225,225 @@ def _invoke(
     return answer.status, answer.response.encode(), answer.mimetype.encode()
 
 
+# ----- data capture ---------------------------------------------------------------------------
+# Here, not in a module of its own, though it takes this file past 400 lines: the image gets
+# this one file, which imports nothing beside it.
+
+CAPTURE_DIR_VARIABLE = "MLSTEPS_CAPTURE_DIR"
+CAPTURE_SAMPLE_VARIABLE = "MLSTEPS_CAPTURE_SAMPLE"
+CAPTURE_MAX_VARIABLE = "MLSTEPS_CAPTURE_MAX_BYTES"
+VARIANT_VARIABLE = "MLSTEPS_VARIANT"
+DEFAULT_CAPTURE_MAX = 64 * 2**10
+DEFAULT_VARIANT = "AllTraffic"
+# SageMaker's pattern for a variant name: also a safe directory name (no "/", no "..").
+VARIANT_NAME = re.compile(r"[A-Za-z0-9](-*[A-Za-z0-9]){0,62}")
+# nginx's $request_id is 32 hex digits; anything else a client could put there that is not a
+# short plain token (a path, a newline, megabytes) is replaced by a new id.
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+ENCODINGS = {"application/json": "JSON", "text/csv": "CSV"}
+FLUSH_SECONDS = 1.0
+FLUSH_BYTES = 2**20  # written sooner than the second when this much waits
+MAX_PENDING_BYTES = 64 * 2**20  # past this (the disk stalls), lines are dropped, not kept
+
+
+@dataclass(frozen=True)
+class CaptureSettings:
+    directory: str
+    variant: str
+    sample: float
+    max_bytes: int
+
+
+def capture_settings() -> CaptureSettings | None:
+    """The capture settings from the environment, None when capture is off; ValueError naming
+    the variable for a bad one (the server then stops at start)."""
+    directory = os.environ.get(CAPTURE_DIR_VARIABLE, "")
+    if not directory:
+        return None
+    if not (
+        os.path.isabs(directory)
+        and os.path.isdir(directory)
+        and os.access(directory, os.W_OK | os.X_OK)
+    ):
+        raise ValueError(
+            f"{CAPTURE_DIR_VARIABLE}={directory[:200]!r} is not a directory this server "
+            f"(uid {os.getuid()}) can write: mount a writable directory at an absolute path "
+            "there, or unset it to capture nothing."
+        )
+    variant = os.environ.get(VARIANT_VARIABLE, "").strip() or DEFAULT_VARIANT
+    if not VARIANT_NAME.fullmatch(variant):
+        raise ValueError(
+            f"{VARIANT_VARIABLE}={variant[:70]!r} is not a variant name: give up to 63 letters, "
+            f"digits and inner hyphens (e.g. candidate), or unset it for {DEFAULT_VARIANT}."
+        )
+    text = os.environ.get(CAPTURE_SAMPLE_VARIABLE, "").strip() or "1"
+    try:
+        sample = float(text)
+    except ValueError:
+        sample = float("nan")
+    if not 0 <= sample <= 1:  # NaN too
+        raise ValueError(
+            f"{CAPTURE_SAMPLE_VARIABLE}={text[:40]!r} is not a share from 0 to 1: give one "
+            "(e.g. 0.1 to capture the bodies of one request in ten), or unset it for 1."
+        )
+    limit = _bytes_setting(CAPTURE_MAX_VARIABLE, DEFAULT_CAPTURE_MAX, "1048576 for 1 MiB")
+    return CaptureSettings(directory, variant, sample, limit)
+
+
+def sampled(request_id: str, share: float) -> bool:
+    """Whether this request's bodies are captured: from a hash of its id, not a random draw,
+    so servers given the same ids (the champion and the candidate) capture the same requests."""
+    if share >= 1:
+        return True
+    digest = hashlib.sha256(request_id.encode()).digest()
+    return int.from_bytes(digest[:8], "big") < share * 2**64
+
+
+def request_id(headers: dict[bytes, bytes]) -> str:
+    given = headers.get(b"x-request-id", b"").decode("latin-1")
+    return given if REQUEST_ID.fullmatch(given) else str(uuid.uuid4())
+
+
+def captured_body(mode: str, media_type: str, body: bytes) -> dict[str, str]:
+    """One side of SageMaker's captureData: text for JSON and CSV, base64 for the rest (and
+    for JSON or CSV that is not UTF-8)."""
+    encoding = ENCODINGS.get(media_type.split(";")[0].strip().lower(), "BASE64")
+    try:
+        data = body.decode("utf-8") if encoding != "BASE64" else ""
+    except UnicodeDecodeError:
+        encoding = "BASE64"
+    if encoding == "BASE64":
+        data = base64.b64encode(body).decode("ascii")
+    return {
+        "observedContentType": media_type[:200],
+        "mode": mode,
+        "data": data,
+        "encoding": encoding,
+    }
+
+
+def capture_line(
+    settings: CaptureSettings,
+    event_id: str,
+    finished: float,
+    status: int,
+    seconds: float,
+    request: tuple[str, bytes] | None,
+    answer: tuple[str, bytes],
+) -> str:
+    """The JSON line of one request. request is (content type, body), None when the body was
+    refused unread (413, 408); answer likewise."""
+    seconds_whole, ms = divmod(round(finished * 1000), 1000)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds_whole))
+    metadata: dict[str, Any] = {
+        "eventId": event_id,
+        "inferenceTime": f"{stamp}.{ms:03d}Z",
+        "status": status,
+        "latencyMs": round(seconds * 1000, 3),
+    }
+    data: dict[str, Any] = {}
+    if sampled(event_id, settings.sample):
+        left_out = {}
+        for key, mode, part in (
+            ("endpointInput", "INPUT", request),
+            ("endpointOutput", "OUTPUT", answer),
+        ):
+            if part is None:
+                left_out[key] = "the body was not read"
+            elif len(part[1]) > settings.max_bytes:
+                left_out[key] = (
+                    f"{len(part[1])} bytes, over {CAPTURE_MAX_VARIABLE} ({settings.max_bytes})"
+                )
+            else:
+                data[key] = captured_body(mode, *part)
+        if left_out:
+            metadata["notCaptured"] = left_out
+    line = {"eventMetadata": metadata, "eventVersion": "0"}
+    if data:
+        line = {"captureData": data, **line}
+    return json.dumps(line, separators=(",", ":")) + "\n"
+
+
+class CaptureWriter:
+    """Lines kept in memory and appended to this process's file of the hour by a thread, at
+    least every FLUSH_SECONDS and at shutdown (close): the event loop only formats a line.
+    Each worker process writes files of its own (its pid is in the name)."""
+
+    def __init__(self, settings: CaptureSettings) -> None:
+        self.settings = settings
+        self.pending: list[tuple[float, str]] = []
+        self.size = 0
+        self.file: tuple[str, str] = ("", "")  # (hour, path) being appended to
+        self.lock = threading.Lock()  # a shutdown flush may meet a flush still writing
+        self.said: set[str] = set()  # each trouble is said once
+        self.task: asyncio.Task[None] | None = None
+        self.wake: asyncio.Event | None = None
+
+    def add(self, finished: float, line: str) -> None:
+        if self.size + len(line) > MAX_PENDING_BYTES:
+            self.say("dropped", "capture lines are dropped: the disk does not keep up")
+            return
+        self.pending.append((finished, line))
+        self.size += len(line)
+        if self.task is None:
+            self.wake = asyncio.Event()
+            self.task = asyncio.get_running_loop().create_task(self._flush_often())
+        if self.size >= FLUSH_BYTES and self.wake is not None:
+            self.wake.set()
+
+    async def _flush_often(self) -> None:
+        assert self.wake is not None
+        while True:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), FLUSH_SECONDS)
+            self.wake.clear()
+            await self.flush()
+
+    async def flush(self) -> None:
+        lines, self.pending, self.size = self.pending, [], 0
+        if lines:
+            await asyncio.to_thread(self.write, lines)
+
+    async def close(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+            self.task = None
+        await self.flush()
+
+    def path(self, finished: float) -> str:
+        hour = time.strftime("%Y/%m/%d/%H", time.gmtime(finished))
+        if self.file[0] != hour:
+            name = time.strftime("%Y%m%dT%H%M%S", time.gmtime(finished)) + f"-{os.getpid()}"
+            where = os.path.join(self.settings.directory, self.settings.variant, hour)
+            self.file = (hour, os.path.join(where, name + ".jsonl"))
+        return self.file[1]
+
+    def write(self, lines: list[tuple[float, str]]) -> None:
+        groups: dict[str, list[str]] = {}
+        for finished, line in lines:
+            groups.setdefault(self.path(finished), []).append(line)
+        with self.lock:
+            try:
+                for path, group in groups.items():
+                    os.makedirs(os.path.dirname(path), exist_ok=True)
+                    with open(path, "a", encoding="utf-8") as out:
+                        out.write("".join(group))
+            except OSError as exc:
+                self.say("write", f"capture lines are lost, it cannot write: {exc}")
+
+    def say(self, trouble: str, text: str) -> None:
+        if trouble not in self.said:
+            self.said.add(trouble)
+            print(f"mlsteps serve: {text} (requests are served all the same)", file=sys.stderr)
+
+
 def create_app() -> Any:
     from mlflow.version import VERSION
 
-    limit, idle = max_body(), body_timeout()
+    limit, idle, capture = max_body(), body_timeout(), capture_settings()
+    writer = CaptureWriter(capture) if capture else None
     model, schema = _load()
     supported = content_types()
     version = VERSION.encode()
@@ -254,6 +497,8 @@ def create_app() -> Any:
             while True:
                 message = await receive()
                 kind = message["type"].rsplit(".", 1)[-1]
+                if kind == "shutdown" and writer:
+                    await writer.close()
                 await send({"type": f"lifespan.{kind}.complete"})
                 if kind == "shutdown":
                     return
@@ -268,17 +513,39 @@ def create_app() -> Any:
             await respond(send, 404, b'{"error_code": "NOT_FOUND"}')
         elif method != "POST":
             await respond(send, 405, b'{"error_code": "METHOD_NOT_ALLOWED"}')
-        elif isinstance(request := await read_body(scope, receive), int):
-            await respond(send, request, too_large if request == 413 else too_slow, close=True)
         else:
-            headers = dict(scope["headers"])
-            content_type = headers.get(b"content-type", b"").decode("latin-1")
-            # A prediction holds the GIL for its length; in a thread, /ping still answers
-            # (the HEALTHCHECK) while a long batch runs -- mlflow's server does the same.
-            status, body, media_type = await asyncio.to_thread(
-                _invoke, model, schema, request, content_type, supported, limit
-            )
+            await invocations(scope, receive, send)
+
+    async def invocations(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        started = time.perf_counter()
+        headers = dict(scope["headers"])
+        content_type = headers.get(b"content-type", b"").decode("latin-1")
+        request = await read_body(scope, receive)
+        status, body, media_type = 500, b'{"error_code": "INTERNAL_ERROR"}', JSON
+        try:
+            if isinstance(request, int):
+                status, body = request, too_large if request == 413 else too_slow
+                await respond(send, status, body, close=True)
+                return
+            try:
+                # A prediction holds the GIL for its length; in a thread, /ping still answers
+                # (the HEALTHCHECK) while a long batch runs -- mlflow's server does the same.
+                status, body, media_type = await asyncio.to_thread(
+                    _invoke, model, schema, request, content_type, supported, limit
+                )
+            except Exception:  # mlflow's parser failed unexpectedly: answered, and captured
+                traceback.print_exc()
             await respond(send, status, body, media_type)
+        finally:
+            if writer:  # every request gets its line, whatever the answer
+                finished = time.time()
+                given = None if isinstance(request, int) else (content_type, request)
+                answer = (media_type.decode("latin-1"), body)
+                line = capture_line(
+                    writer.settings, request_id(headers), finished, status,
+                    time.perf_counter() - started, given, answer,
+                )  # fmt: skip
+                writer.add(finished, line)
 
     return app
 
@@ -288,12 +555,18 @@ def serve() -> None:
 
     workers = int(os.environ.get("MLSTEPS_SERVE_WORKERS", "1"))
     access_log = os.environ.get("MLSTEPS_SERVE_ACCESS_LOG", "false").lower() == "true"
-    limit = max_body()
+    limit, capture = max_body(), capture_settings()
     print(
         f"mlsteps serve: model {MODEL_DIR} on port {PORT} ({workers} worker(s), request bodies "
         f"up to {limit} bytes)",
         flush=True,
     )
+    if capture:
+        print(
+            f"mlsteps serve: data capture into {capture.directory}/{capture.variant}/, bodies "
+            f"of {capture.sample:g} of requests up to {capture.max_bytes} bytes",
+            flush=True,
+        )
     uvicorn.run(
         # By import string: uvicorn's workers each import the app themselves.
         f"{os.path.splitext(os.path.basename(__file__))[0]}:create_app",
@@ -337,7 +610,7 @@ def main(argv: list[str]) -> int:
     command = argv[0] if argv else "serve"
     if command == "serve":
         try:
-            max_body(), body_timeout()
+            max_body(), body_timeout(), capture_settings()
         except ValueError as exc:  # a setting of the image's environment, named in the message
             print(f"mlsteps serve: {exc}", file=sys.stderr)
             return 2

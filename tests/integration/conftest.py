@@ -1,14 +1,18 @@
-"""Fixtures the secrets tests share: a command line against the session's OpenBao server
-(tests/integration/test_secrets.py's Cli), and a leased database credential to read."""
+"""Fixtures the integration tests share: a command line against the session's OpenBao server
+(tests/integration/test_secrets.py's Cli), a leased database credential to read, and the
+serving images of deploy's test models (tests/deploy_models.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests import services, vault_setup
+from tests import deploy_models, services, vault_setup
 from tests.integration.test_secrets import Cli
 
 
@@ -29,3 +33,18 @@ def dynamic(cli: Cli, redis_server: services.RedisServer) -> tuple[str, str, str
     role_id, secret_id = vault_setup.approle(cli.vault, "trainer", [name], mount=mount)
     cli.hide(role_id=role_id, secret_id=secret_id)
     return creds, mount, role_id, secret_id
+
+
+@pytest.fixture(scope="session")
+def deploy_images(
+    docker_client: Any, python_slim_image: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, deploy_models.DeployImage]]:
+    """The serving images of tests/deploy_models.py's models (good, good2, failing, slow,
+    disagreeing), packaged once per session: the first finds or builds their shared
+    dependencies image, each adds its model layer. The model images go at the session's end
+    (the dependencies image stays cached)."""
+    images = deploy_models.build(tmp_path_factory.mktemp("deploy-models"))
+    yield images
+    for made in images.values():
+        with contextlib.suppress(Exception):  # a test removed it already
+            docker_client.images.remove(made.image)

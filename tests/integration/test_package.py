@@ -109,12 +109,16 @@ def manifest(registry: str, repository: str, digest: str, auth: Any = None) -> r
 
 
 def serve(
-    docker_client: Any, image: str, environment: dict[str, str] | None = None
+    docker_client: Any,
+    image: str,
+    environment: dict[str, str] | None = None,
+    volumes: dict[str, Any] | None = None,
 ) -> tuple[Any, str]:
     """Run the image (as a platform would) and return it with its URL once /ping answers."""
     container = docker_client.containers.run(
-        image, detach=True, ports={"8080/tcp": ("127.0.0.1", None)}, environment=environment
-    )
+        image, detach=True, ports={"8080/tcp": ("127.0.0.1", None)}, environment=environment,
+        volumes=volumes,
+    )  # fmt: skip
     container.reload()
     url = f"http://127.0.0.1:{container.ports['8080/tcp'][0]['HostPort']}"
     deadline = time.monotonic() + 120
