@@ -27,6 +27,7 @@ def call(Map userConfig = [:]) {
         onInconclusive: null,          // At maxBake with no decision: rollback (traffic back on the champion, exit 3)
         alpha: null,                   // The judge's error budget
         errorMargin: null,             // Errors (5xx, timeouts, refused connections) the candidate may make
+        errorFloor: null,              // When errors are too rare to compare (none at all is the usual case)
         latencyMargin: null,           // How much slower (geometric mean) the candidate may be and still be shown safe
         disagreementTolerance: null,   // shadow and blue-green
         predictionTolerance: null,     // Two numeric predictions within this absolute difference agree (mlsteps: 0.0)

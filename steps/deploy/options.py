@@ -263,6 +263,15 @@ SECTION = Section(
             "multiple of the champion's rate, and still be shown safe.",
         ),
         Option(
+            name="error-floor",
+            parse=parse_fraction,
+            default=0.01,
+            metavar="FRACTION",
+            help="When errors are too rare to compare (none at all is the usual case), the "
+            "candidate is shown safe by its own error rate staying below this, e.g. `1%`. "
+            "Harm is still judged by comparing with the champion.",
+        ),
+        Option(
             name="latency-margin",
             parse=parse_fraction,
             default=0.05,
@@ -347,6 +356,7 @@ class DeployConfig:
     on_inconclusive: str
     alpha: float
     error_margin: float
+    error_floor: float
     latency_margin: float
     disagreement_tolerance: float
     prediction_tolerance: float
@@ -441,6 +451,7 @@ def load_config(runtime: Runtime, flags: Mapping[str, Any]) -> DeployConfig:
         on_inconclusive=values["on-inconclusive"],
         alpha=values["alpha"],
         error_margin=values["error-margin"],
+        error_floor=values["error-floor"],
         latency_margin=values["latency-margin"],
         disagreement_tolerance=values["disagreement-tolerance"],
         prediction_tolerance=values["prediction-tolerance"],

@@ -52,7 +52,8 @@ def describe_target(config: DeployConfig) -> str:
 
 def describe_metrics(config: DeployConfig) -> str:
     parts = [
-        f"errors (5xx, timeouts, refused; safe below {config.error_margin:g}x the champion's)",
+        f"errors (5xx, timeouts, refused; safe below {config.error_margin:g}x the champion's, or "
+        f"below {config.error_floor:.1%} outright)",
         f"latency (safe below +{config.latency_margin:.1%})",
     ]
     if config.mirrors:

@@ -41,9 +41,12 @@ class DeployRun:
         self.settings = JudgeSettings(
             alpha=config.alpha,
             error_margin=config.error_margin,
+            error_rate_floor=config.error_floor,
             latency_margin=config.latency_margin,
             disagreement_tolerance=config.disagreement_tolerance,
             metrics=metrics,
+            # A stratum spans at least one look (and 10 s, so each holds requests of both arms).
+            bucket_seconds=max(10.0, config.look_every),
         )
         self.judge = Judge(self.settings)
         self.state = RolloutState(key=rollout_key(config))
