@@ -23,7 +23,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -330,7 +330,11 @@ class Cursor:
         return {"inode": self.inode, "offset": self.offset, "malformed": self.malformed}
 
 
-def parse_line(line: bytes, variants: Mapping[str, str]) -> list[Request] | None:
+# Which variant an upstream address was at a time (ports are reused by later containers).
+Variants = Callable[[str, float], "str | None"]
+
+
+def parse_line(line: bytes, variants: Variants) -> list[Request] | None:
     """One access-log line → one Request per upstream nginx tried (a retried request names
     several, comma-separated; each failed try counts against the variant that failed). A try
     on an address no variant has (gone before this look) is left out. None: not a line nginx
@@ -354,7 +358,7 @@ def parse_line(line: bytes, variants: Mapping[str, str]) -> list[Request] | None
         return [] if fields["addr"] == "-" else None  # "-": no upstream (nginx answered itself)
     requests = []
     for i, addr in enumerate(addrs):
-        variant = variants.get(addr)
+        variant = variants(addr, when)
         if variant is None:
             continue
         last = i == len(addrs) - 1
@@ -375,7 +379,7 @@ def _split(value: str) -> list[str]:
 
 
 def read_log(
-    path: Path, since: Mapping[str, object], variants: Mapping[str, str]
+    path: Path, since: Mapping[str, object], variants: Variants
 ) -> tuple[Observations, dict[str, object]]:
     """The requests logged since the cursor, and the next cursor. A truncated or rotated log
     (a smaller size, another inode) is read from its start; a missing or unreadable one gives

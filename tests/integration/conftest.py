@@ -1,14 +1,17 @@
-"""Fixtures the secrets tests share: a command line against the session's OpenBao server
-(tests/integration/test_secrets.py's Cli), and a leased database credential to read."""
+"""Fixtures the integration tests share: a command line against the session's OpenBao server
+(tests/integration/test_secrets.py's Cli), a leased database credential to read, and a saved
+iris model with its serving image (built once per session, for package's and deploy's tests)."""
 
 from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests import services, vault_setup
+from tests.integration.test_package import outputs_of, package
 from tests.integration.test_secrets import Cli
 
 
@@ -29,3 +32,34 @@ def dynamic(cli: Cli, redis_server: services.RedisServer) -> tuple[str, str, str
     role_id, secret_id = vault_setup.approle(cli.vault, "trainer", [name], mount=mount)
     cli.hide(role_id=role_id, secret_id=secret_id)
     return creds, mount, role_id, secret_id
+
+
+@pytest.fixture(scope="session")
+def iris_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import mlflow
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = load_iris(return_X_y=True, as_frame=True)
+    path = tmp_path_factory.mktemp("iris") / "model"
+    mlflow.sklearn.save_model(
+        LogisticRegression(max_iter=300).fit(x, y), str(path), input_example=x.head(3)
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def iris_image(
+    docker_client: Any,
+    python_slim_image: str,
+    iris_model: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> str:
+    """The iris model's serving image, built once per session for the tests that talk to the
+    server (FROM the local python:3.11-slim, the default base)."""
+    workdir = tmp_path_factory.mktemp("iris-image")
+    done = package(
+        "--model-uri", str(iris_model), "--repository", "it-serving", "--smoke-test", "false",
+        cwd=workdir,
+    )  # fmt: skip
+    return outputs_of(done)["image"]
