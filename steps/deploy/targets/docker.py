@@ -16,6 +16,7 @@ removes containers whose mlsteps process died, and an endpoint must outlive its 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -178,10 +179,16 @@ class DockerTarget(Target):
                 ports=ports,
             )  # fmt: skip
         except APIError as exc:
+            # run() is create then start: a start the engine refused leaves a created container.
+            with contextlib.suppress(APIError):
+                _remove(self.docker.containers.get(name))
             raise StepFailed(f"the {role} container ({image}) did not start: {exc}") from None
         try:
             container.reload()
-            port = int(container.ports[SERVER_PORT][0]["HostPort"])
+            bindings = container.ports.get(SERVER_PORT) or []
+            if not bindings:
+                raise StepFailed(f"the {role} ({image}) exited before its port was published")
+            port = int(bindings[0]["HostPort"])
             deadline = time.monotonic() + self.start_timeout
             while not _pings(port):
                 container.reload()
