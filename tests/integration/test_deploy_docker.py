@@ -175,6 +175,34 @@ def test_weights_move_and_roll_back_under_load_without_a_failed_request(
     assert target.finish() == done  # idempotent
 
 
+def test_a_candidate_that_dies_under_load_fails_no_client_and_the_judge_sees_it(
+    docker_client: Any, target: DockerTarget, iris_image: str, candidate_image: str
+) -> None:
+    """nginx retries a connection-level failure on the champion: no client sees it, but the
+    log keeps the failed try, against the candidate."""
+    endpoint = target.ensure_champion(iris_image)
+    target.start_candidate(candidate_image, capture=False)
+    target.set_weights(50)
+    state = target._load()
+    assert state is not None
+    _, cursor = target.observe({})
+    with Load(endpoint.url) as load:
+        time.sleep(1)
+        docker_client.containers.get(state["candidate"]["container"]).kill()
+        time.sleep(2)
+    time.sleep(0.3)
+    seen, _ = target.observe(cursor)
+    assert load.failures() == [], load.failures()[:5]
+    assert load.rate() >= 50, f"{load.rate():.0f} requests/s"
+    failed = [r for r in seen.requests if r.failed]
+    assert failed and {r.variant for r in failed} == {CANDIDATE}
+    answered = {r.request_id for r in seen.requests if r.variant == CHAMPION and r.status == 200}
+    assert {r.request_id for r in failed} <= answered  # each failed try was served by the other
+    now = target.current()
+    assert now is not None and now.down == CANDIDATE
+    assert target.remove_candidate().down == ""
+
+
 def test_shadow_both_variants_see_the_request_the_client_only_the_champion(
     docker_client: Any, target: DockerTarget, iris_image: str, candidate_image: str
 ) -> None:
