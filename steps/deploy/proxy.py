@@ -184,6 +184,19 @@ class Nginx:
         master = self.master()
         return set() if master is None else _children(master)
 
+    def orphans(self) -> set[int]:
+        """Workers of ours whose master died (killed alone): they still hold the port. Known
+        by the access log they keep open, which is this endpoint's."""
+        ours = str(self.root / ACCESS_LOG)
+        found: set[int] = set()
+        for entry in os.listdir("/proc"):
+            if entry.isdigit() and _title(int(entry)).startswith(b"nginx: worker process"):
+                with contextlib.suppress(OSError):
+                    fds = os.listdir(f"/proc/{entry}/fd")
+                    if any(_link(f"/proc/{entry}/fd/{fd}") == ours for fd in fds):
+                        found.add(int(entry))
+        return found - self.workers()
+
     def _test(self, text: str) -> None:
         (self.root / "tmp").mkdir(parents=True, exist_ok=True)
         new = self.root / f"{CONF}.new"
@@ -200,6 +213,9 @@ class Nginx:
         up between deploys). A port in use is a ConfigError naming ``listen``."""
         self.root.mkdir(parents=True, exist_ok=True)
         self._test(text)
+        for pid in self.orphans():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         done = subprocess.run(self._argv(), capture_output=True, text=True, check=False)
         if done.returncode != 0:
             said = done.stderr + _read_tail(self.root / ERROR_LOG)
@@ -275,6 +291,13 @@ def _title(pid: int) -> bytes:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").strip()
     except OSError:
         return b""
+
+
+def _link(path: str) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return ""
 
 
 def _wait(ready: object, timeout: float) -> bool:

@@ -248,14 +248,22 @@ def test_a_later_target_finds_the_endpoint_and_restarts_what_died(
     assert predict(endpoint.url) == CHAMPION_ANSWER
     assert later.ensure_champion(None) == endpoint  # serving: left as it is
 
-    master = later.nginx.master()
-    assert master is not None
-    os.killpg(master, signal.SIGKILL)  # nginx and its workers die
-    time.sleep(0.5)
-    down = later.current()
-    assert down is not None and down.down == "proxy"
-    assert later.ensure_champion(None) == endpoint
-    assert predict(endpoint.url) == CHAMPION_ANSWER
+    for whole in (False, True):
+        master = later.nginx.master()
+        assert master is not None
+        if whole:
+            os.killpg(master, signal.SIGKILL)  # nginx and its workers die
+        else:  # the master alone: its orphaned workers still hold the port
+            workers = later.nginx.workers()
+            os.kill(master, signal.SIGKILL)
+            time.sleep(0.5)
+            assert later.nginx.orphans() == workers
+        time.sleep(0.5)
+        down = later.current()
+        assert down is not None and down.down == "proxy"
+        assert later.ensure_champion(None) == endpoint
+        assert predict(endpoint.url) == CHAMPION_ANSWER
+        assert later.nginx.orphans() == set()
 
     state = later._load()
     assert state is not None

@@ -229,7 +229,8 @@ class DockerTarget(Target):
         mirror = candidate["port"] if candidate and state["mirror"] else None
         text = proxy.render(state["listen"], served, mirror=mirror, read_timeout=self.read_timeout)
         if self.nginx.master() is None:
-            _check_port(state["listen"])
+            if not self.nginx.orphans():  # they hold the port: start() ends them first
+                _check_port(state["listen"])
             self.nginx.start(text, state["listen"])
             old: set[int] = set()
         else:
