@@ -373,6 +373,8 @@ def parse_line(line: bytes, variants: Variants) -> list[Request] | None:
         when = float(fields["msec"])
     except (ValueError, KeyError, TypeError):
         return None
+    if not 0 <= when < 1e11:  # NaN and inf too: no time nginx wrote
+        return None
     # An internal redirect separates groups with " : "; ours has none, but read it as a list.
     addrs = _split(fields["addr"])
     statuses = _split(fields["ustatus"])

@@ -169,7 +169,8 @@ def test_a_mirrored_copy_is_marked_and_an_unknown_address_is_left_out() -> None:
 @pytest.mark.parametrize(
     "raw",
     [b"not json", b'{"id":"abc","addr":"127.0.0.1:18101"', b"[]", b"null",
-     line(msec="soon"), line(mirror="yes"), line(addr=5), line(ustatus="200, 200"),
+     line(msec="soon"), line(msec="nan"), line(msec="1e400"), line(mirror="yes"),
+     line(addr=5), line(ustatus="200, 200"),
      b'{"id":"x"}'],
 )  # fmt: skip
 def test_lines_that_are_not_nginx_s_are_refused(raw: bytes) -> None:
