@@ -20,7 +20,6 @@ import contextlib
 import json
 import os
 import re
-import socket
 import time
 import urllib.request
 from collections.abc import Callable, Mapping
@@ -28,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from steps.core.errors import ConfigError, StepFailed
-from steps.deploy import proxy
+from steps.deploy import accesslog, proxy
 from steps.deploy.observations import CANDIDATE, CHAMPION, Observations
 from steps.deploy.targets.base import Endpoint, Target
 from steps.services.containers import LABEL, connect, ensure_image
@@ -230,7 +229,7 @@ class DockerTarget(Target):
         text = proxy.render(state["listen"], served, mirror=mirror, read_timeout=self.read_timeout)
         if self.nginx.master() is None:
             if not self.nginx.orphans():  # they hold the port: start() ends them first
-                _check_port(state["listen"])
+                proxy.check_port(state["listen"])
             self.nginx.start(text, state["listen"])
             old: set[int] = set()
         else:
@@ -270,8 +269,8 @@ class DockerTarget(Target):
                 )
             check_image(champion, "champion image")
             proxy.find_nginx(self.nginx.binary)  # before anything is started
-            listen = self.listen or _free_port()
-            _check_port(listen)
+            listen = self.listen or proxy.free_port()
+            proxy.check_port(listen)
             first = self._start(champion, CHAMPION, capture=False)
             state = {"endpoint": self.endpoint, "listen": listen, "champion": first,
                      "candidate": None, "weight": 0, "mirror": False, "history": []}  # fmt: skip
@@ -343,7 +342,7 @@ class DockerTarget(Target):
                     found = name
             return found
 
-        observations, cursor = proxy.read_log(self.root / proxy.ACCESS_LOG, since, variant)
+        observations, cursor = accesslog.read_log(self.root / proxy.ACCESS_LOG, since, variant)
         # Pairs of answers (shadow, double scoring) come from data capture: the lead wires
         # steps/deploy/capture.py (branch h3) in here when it lands. Until then: no pairs.
         return observations, cursor
@@ -414,25 +413,6 @@ def _remove(container: Container | None) -> None:
     except APIError as exc:
         if "already in progress" not in str(exc):
             raise
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _check_port(port: int) -> None:
-    """A port in use is bad input (exit 2): found before any container is started."""
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            raise ConfigError(
-                f"--listen {port}: 127.0.0.1:{port} is in use by another program, so the "
-                "endpoint's proxy cannot listen there. Choose a free port with --listen."
-            ) from None
 
 
 def _writable_by_image(path: Path, image: Mapping[str, Any]) -> None:

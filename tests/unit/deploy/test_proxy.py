@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from steps.core.errors import ConfigError, StepFailed
-from steps.deploy import proxy
+from steps.deploy import accesslog, proxy
 from steps.deploy.observations import NO_ANSWER
 from steps.deploy.targets.docker import DockerTarget, check_image, check_name
 
@@ -146,7 +146,7 @@ def test_image_references_packages_give_are_accepted() -> None:
 
 def test_a_retried_request_is_one_record_per_try_the_failed_one_against_its_variant() -> None:
     retried = line(addr=f"{B}, {A}", ustatus="502, 200", utime="0.001, 0.010")
-    got = proxy.parse_line(retried, by_addr)
+    got = accesslog.parse_line(retried, by_addr)
     assert got is not None
     assert [(r.variant, r.status, r.latency) for r in got] == [
         ("candidate", NO_ANSWER, 0.001), ("champion", 200, 0.010),
@@ -157,12 +157,12 @@ def test_a_retried_request_is_one_record_per_try_the_failed_one_against_its_vari
 
 
 def test_a_mirrored_copy_is_marked_and_an_unknown_address_is_left_out() -> None:
-    got = proxy.parse_line(line(addr=B, mirror=True, ustatus="500"), by_addr)
+    got = accesslog.parse_line(line(addr=B, mirror=True, ustatus="500"), by_addr)
     assert got is not None and got[0].mirrored and got[0].status == 500 and got[0].failed
-    assert proxy.parse_line(line(addr="127.0.0.1:9"), by_addr) == []
+    assert accesslog.parse_line(line(addr="127.0.0.1:9"), by_addr) == []
     # nginx answered itself (no upstream tried): nothing for the judge, not malformed either.
-    assert proxy.parse_line(line(addr="-", ustatus="-", utime="-"), by_addr) == []
-    timeout = proxy.parse_line(line(ustatus="504", utime="-"), by_addr)
+    assert accesslog.parse_line(line(addr="-", ustatus="-", utime="-"), by_addr) == []
+    timeout = accesslog.parse_line(line(ustatus="504", utime="-"), by_addr)
     assert timeout is not None and timeout[0].latency == 0.0 and timeout[0].failed
 
 
@@ -174,58 +174,58 @@ def test_a_mirrored_copy_is_marked_and_an_unknown_address_is_left_out() -> None:
      b'{"id":"x"}'],
 )  # fmt: skip
 def test_lines_that_are_not_nginx_s_are_refused(raw: bytes) -> None:
-    assert proxy.parse_line(raw, by_addr) is None
+    assert accesslog.parse_line(raw, by_addr) is None
 
 
 def test_the_cursor_reads_each_line_once_and_counts_what_it_skips(tmp_path: Path) -> None:
     log = tmp_path / "access.log"
     log.write_bytes(line(id="1") + b"garbage\n" + line(id="2") + line(id="3")[:30])
-    seen, cursor = proxy.read_log(log, {}, by_addr)
+    seen, cursor = accesslog.read_log(log, {}, by_addr)
     assert [r.request_id for r in seen.requests] == ["1", "2"]
     assert cursor["malformed"] == 1 and not seen.source_error
     with log.open("ab") as more:  # the half-written line is finished, then another
         more.write(line(id="3")[30:] + line(id="4"))
-    seen, cursor = proxy.read_log(log, cursor, by_addr)
+    seen, cursor = accesslog.read_log(log, cursor, by_addr)
     assert [r.request_id for r in seen.requests] == ["3", "4"]
-    seen, cursor = proxy.read_log(log, cursor, by_addr)
+    seen, cursor = accesslog.read_log(log, cursor, by_addr)
     assert seen.requests == [] and cursor["malformed"] == 1
 
 
 def test_a_truncated_or_rotated_log_is_read_from_its_start(tmp_path: Path) -> None:
     log = tmp_path / "access.log"
     log.write_bytes(line(id="1") + line(id="2"))
-    _, cursor = proxy.read_log(log, {}, by_addr)
+    _, cursor = accesslog.read_log(log, {}, by_addr)
     log.write_bytes(line(id="3"))  # truncated and rewritten: shorter than the cursor
-    seen, cursor = proxy.read_log(log, cursor, by_addr)
+    seen, cursor = accesslog.read_log(log, cursor, by_addr)
     assert [r.request_id for r in seen.requests] == ["3"]
     log.rename(tmp_path / "access.log.1")  # rotated: a new file (another inode), longer
     log.write_bytes(line(id="4") + line(id="5") + line(id="6"))
-    seen, _ = proxy.read_log(log, cursor, by_addr)
+    seen, _ = accesslog.read_log(log, cursor, by_addr)
     assert [r.request_id for r in seen.requests] == ["4", "5", "6"]
 
 
 def test_a_long_run_of_bytes_without_a_newline_is_skipped_not_read_forever(tmp_path: Path) -> None:
     log = tmp_path / "access.log"
-    log.write_bytes(b"x" * (proxy.MAX_LINE + 10))
-    seen, cursor = proxy.read_log(log, {}, by_addr)
+    log.write_bytes(b"x" * (accesslog.MAX_LINE + 10))
+    seen, cursor = accesslog.read_log(log, {}, by_addr)
     assert seen.requests == [] and cursor["malformed"] == 1
-    assert cursor["offset"] == proxy.MAX_LINE + 10
+    assert cursor["offset"] == accesslog.MAX_LINE + 10
 
 
 def test_a_missing_or_unreadable_log_is_a_source_error_not_a_pass(tmp_path: Path) -> None:
     since = {"inode": 1, "offset": 10, "malformed": 0}
-    seen, cursor = proxy.read_log(tmp_path / "gone.log", since, by_addr)
+    seen, cursor = accesslog.read_log(tmp_path / "gone.log", since, by_addr)
     assert "gone.log" in seen.source_error and seen.requests == []
     assert cursor == since
     (tmp_path / "dir.log").mkdir()
-    seen, _ = proxy.read_log(tmp_path / "dir.log", {}, by_addr)
+    seen, _ = accesslog.read_log(tmp_path / "dir.log", {}, by_addr)
     assert seen.source_error
 
 
 def test_a_forged_cursor_reads_from_the_start(tmp_path: Path) -> None:
     log = tmp_path / "access.log"
     log.write_bytes(line(id="1"))
-    seen, _ = proxy.read_log(log, {"inode": "x", "offset": -5}, by_addr)
+    seen, _ = accesslog.read_log(log, {"inode": "x", "offset": -5}, by_addr)
     assert [r.request_id for r in seen.requests] == ["1"]
 
 
@@ -271,7 +271,7 @@ def test_start_reload_drain_stop_with_the_real_nginx(tmp_path: Path, upstreams: 
         urllib.request.urlopen(f"http://127.0.0.1:{listen}/").read()
         assert server.drain(old, 10)
         assert server.master() == master  # graceful: the same master, new workers
-        seen, _ = proxy.read_log(
+        seen, _ = accesslog.read_log(
             tmp_path / proxy.ACCESS_LOG, {},
             lambda addr, _when: {f"127.0.0.1:{one}": "a", f"127.0.0.1:{two}": "b"}.get(addr),
         )  # fmt: skip
