@@ -17,6 +17,7 @@ stop taking requests; a removal waits until they have exited).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import signal
@@ -335,8 +336,13 @@ def check_port(port: int) -> None:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
-        except OSError:
+        except OSError as exc:
+            why = (
+                "is in use by another program"
+                if exc.errno == errno.EADDRINUSE
+                else f"cannot be bound by this user ({exc.strerror}; ports below 1024 need root)"
+            )
             raise ConfigError(
-                f"--listen {port}: 127.0.0.1:{port} is in use by another program, so the "
-                "endpoint's proxy cannot listen there. Choose a free port with --listen."
+                f"--listen {port}: 127.0.0.1:{port} {why}, so the endpoint's proxy cannot "
+                "listen there. Choose a free port above 1023 with --listen."
             ) from None

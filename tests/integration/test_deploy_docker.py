@@ -6,6 +6,7 @@ restart, and the failures that must leave nothing running."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import threading
@@ -284,6 +285,22 @@ def test_no_endpoint_and_no_champion_is_bad_input(target: DockerTarget) -> None:
     assert target.remove_candidate().champion == ""  # safe with nothing started
     seen, cursor = target.observe({})
     assert seen.source_error and cursor == {}
+
+
+def test_an_image_that_cannot_be_had_is_named_by_its_role(
+    docker_client: Any, target: DockerTarget, iris_image: str
+) -> None:
+    # A registry that does not answer (loopback, nothing listening): pulling fails.
+    nowhere = "127.0.0.1:9/it-no-such-image:1"
+    said = f"image {re.escape(nowhere)}: not on this engine"
+    with pytest.raises(StepFailed, match=f"the champion {said}"):
+        target.ensure_champion(nowhere)
+    assert target.current() is None and target.nginx.master() is None
+    endpoint = target.ensure_champion(iris_image)
+    with pytest.raises(StepFailed, match=f"the candidate {said}"):
+        target.start_candidate(nowhere, capture=False)
+    assert target.current() == endpoint
+    assert len(endpoint_containers(docker_client, target.endpoint)) == 1
 
 
 def test_a_port_in_use_names_listen_and_leaves_nothing_running(

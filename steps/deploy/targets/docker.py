@@ -156,7 +156,12 @@ class DockerTarget(Target):
         """Run ``image`` and return its record once /ping answers; on failure it is removed."""
         from docker.errors import APIError
 
-        ensure_image(self.docker, image, "missing", None, lambda line, _done: self.say(line))
+        try:
+            ensure_image(self.docker, image, "missing", None, lambda line, _done: self.say(line))
+        except (ConfigError, StepFailed) as exc:  # it names train's --image: name the role
+            raise type(exc)(
+                exc.message.replace(f"--image {image}:", f"the {role} image {image}:", 1)
+            ) from None
         name = f"mlsteps-{self.endpoint}-{role}-{os.urandom(3).hex()}"
         environment, volumes = {}, {}
         if capture:

@@ -301,3 +301,16 @@ def test_a_port_in_use_is_bad_input_naming_listen_and_leaves_nothing(tmp_path: P
 def test_nginx_missing_is_a_clear_failure(tmp_path: Path) -> None:
     with pytest.raises(StepFailed, match="nginx is not installed"):
         proxy.find_nginx(str(tmp_path / "nginx"))
+
+
+def test_the_listen_port_is_checked_before_anything_starts() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigError, match=f"--listen {port}: .* in use by another program"):
+            proxy.check_port(port)
+    proxy.check_port(port)  # free again
+    if os.geteuid() != 0:
+        with pytest.raises(ConfigError, match="--listen 80: .* cannot be bound by this user"):
+            proxy.check_port(80)
