@@ -30,7 +30,7 @@ from steps.core.errors import ConfigError, StepFailed
 from steps.deploy import accesslog, proxy
 from steps.deploy.observations import CANDIDATE, CHAMPION, Observations
 from steps.deploy.targets.base import Endpoint, Target
-from steps.services.containers import LABEL, connect, ensure_image
+from steps.services.containers import LABEL, connect, ensure_image, remove_container
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -185,7 +185,7 @@ class DockerTarget(Target):
         except APIError as exc:
             # run() is create then start: a start the engine refused leaves a created container.
             with contextlib.suppress(APIError):
-                _remove(self.docker.containers.get(name))
+                remove_container(self.docker.containers.get(name))
             raise StepFailed(f"the {role} container ({image}) did not start: {exc}") from None
         try:
             container.reload()
@@ -205,7 +205,7 @@ class DockerTarget(Target):
                     )
                 time.sleep(0.25)
         except BaseException:
-            _remove(container)
+            remove_container(container)
             raise
         self.say(f"{role} {image} answers on 127.0.0.1:{port}")
         return {"image": image, "container": container.id, "name": name, "port": port,
@@ -219,7 +219,7 @@ class DockerTarget(Target):
             all=True, filters={"label": f"{ENDPOINT_LABEL}={self.endpoint}"}, ignore_removed=True
         ):
             if container.id not in keep:
-                _remove(container)
+                remove_container(container)
 
     # ----- nginx ------------------------------------------------------------------------------
 
@@ -249,7 +249,7 @@ class DockerTarget(Target):
             self.say("nginx's old workers still hold requests: removing after the grace anyway")
         container = self._container({"container": container_id})
         if container is not None:
-            _remove(container)
+            remove_container(container)
 
     # ----- the interface ----------------------------------------------------------------------
 
@@ -284,7 +284,8 @@ class DockerTarget(Target):
                 self._apply(state)
             except BaseException:
                 self.nginx.stop()
-                _remove(self._container(first))
+                if (container := self._container(first)) is not None:
+                    remove_container(container)
                 (self.root / STATE).unlink(missing_ok=True)
                 raise
             return self._endpoint(state)
@@ -404,20 +405,6 @@ def _pings(port: int) -> bool:
             return int(answer.status) == 200
     except (OSError, ValueError):
         return False
-
-
-def _remove(container: Container | None) -> None:
-    from docker.errors import APIError, NotFound
-
-    if container is None:
-        return
-    try:
-        container.remove(force=True)
-    except NotFound:
-        pass
-    except APIError as exc:
-        if "already in progress" not in str(exc):
-            raise
 
 
 def _writable_by_image(path: Path, image: Mapping[str, Any]) -> None:
