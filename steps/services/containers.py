@@ -112,7 +112,7 @@ def sweep_orphans(client: DockerClient, say: Callable[[str], None]) -> list[str]
         all=True, filters={"label": f"{LABEL}.owner-host={host}"}
     ):
         if not owner_alive(container.labels, host):
-            _remove(container)
+            remove_container(container)
             removed.append(str(container.name))
     if removed:
         say(
@@ -128,10 +128,11 @@ def remove_invocation(client: DockerClient, invocation: str) -> None:
     for container in client.containers.list(
         all=True, filters={"label": f"{LABEL}.invocation={invocation}"}, ignore_removed=True
     ):
-        _remove(container)
+        remove_container(container)
 
 
-def _remove(container: Container) -> None:
+def remove_container(container: Container) -> None:
+    """Stop (with the short grace) and remove; a container already gone or going is fine."""
     from docker.errors import APIError, NotFound
 
     try:

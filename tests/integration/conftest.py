@@ -1,6 +1,7 @@
 """Fixtures the integration tests share: a command line against the session's OpenBao server
-(tests/integration/test_secrets.py's Cli), a leased database credential to read, and the
-serving images of deploy's test models (tests/deploy_models.py)."""
+(tests/integration/test_secrets.py's Cli), a leased database credential to read, a saved
+iris model with its serving image (built once per session, for package's and deploy's tests), and
+the serving images of deploy's test models (tests/deploy_models.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests import deploy_models, services, vault_setup
+from tests.integration.test_package import outputs_of, package
 from tests.integration.test_secrets import Cli
 
 
@@ -48,3 +50,34 @@ def deploy_images(
     for made in images.values():
         with contextlib.suppress(Exception):  # a test removed it already
             docker_client.images.remove(made.image)
+
+
+@pytest.fixture(scope="session")
+def iris_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import mlflow
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = load_iris(return_X_y=True, as_frame=True)
+    path = tmp_path_factory.mktemp("iris") / "model"
+    mlflow.sklearn.save_model(
+        LogisticRegression(max_iter=300).fit(x, y), str(path), input_example=x.head(3)
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def iris_image(
+    docker_client: Any,
+    python_slim_image: str,
+    iris_model: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> str:
+    """The iris model's serving image, built once per session for the tests that talk to the
+    server (FROM the local python:3.11-slim, the default base)."""
+    workdir = tmp_path_factory.mktemp("iris-image")
+    done = package(
+        "--model-uri", str(iris_model), "--repository", "it-serving", "--smoke-test", "false",
+        cwd=workdir,
+    )  # fmt: skip
+    return outputs_of(done)["image"]

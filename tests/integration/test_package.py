@@ -541,33 +541,6 @@ def test_ecr_registry_with_a_token_from_the_aws_emulator(
 # ----- a saved iris model for the failure paths (no MLflow server needed) -------------------
 
 
-@pytest.fixture(scope="module")
-def iris_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import mlflow
-    from sklearn.datasets import load_iris
-    from sklearn.linear_model import LogisticRegression
-
-    x, y = load_iris(return_X_y=True, as_frame=True)
-    path = tmp_path_factory.mktemp("iris") / "model"
-    mlflow.sklearn.save_model(
-        LogisticRegression(max_iter=300).fit(x, y), str(path), input_example=x.head(3)
-    )
-    return path
-
-
-@pytest.fixture(scope="module")
-def iris_image(
-    docker_client: Any, iris_model: Path, tmp_path_factory: pytest.TempPathFactory
-) -> str:
-    """The iris model's serving image, built once for the tests that talk to the server."""
-    workdir = tmp_path_factory.mktemp("iris-image")
-    done = package(
-        "--model-uri", str(iris_model), "--repository", "it-serving", "--smoke-test", "false",
-        cwd=workdir,
-    )  # fmt: skip
-    return outputs_of(done)["image"]
-
-
 def _copy_model(src: Path, dest: Path) -> Path:
     shutil.copytree(src, dest)
     return dest

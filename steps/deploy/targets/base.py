@@ -29,6 +29,9 @@ class Endpoint:
     candidate: str  # the candidate's, "" when none is deployed
     candidate_weight: int  # percent of served traffic on the candidate
     mirror: bool  # the candidate gets a copy of every request (shadow)
+    # What of the endpoint is not running (e.g. "proxy", "champion"), "" when all of it is:
+    # current() reports a dead part, ensure_champion() restarts it.
+    down: str = ""
 
 
 class Target(ABC):
