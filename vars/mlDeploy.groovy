@@ -15,7 +15,7 @@ def call(Map userConfig = [:]) {
         steps: null,                   // The candidate's share of traffic at each step, ending with 100
         target: null,                  // Where the models serve: docker
         endpoint: null,                // The endpoint's name (default: name, the registered model)
-        listen: null,                  // docker: where the proxy (nginx) takes requests
+        listen: null,                  // docker: the port on this machine's loopback where the proxy
         stateDir: null,                // docker: where the endpoint's proxy config, logs and data capture live
         sagemakerRoleArn: null,        // sagemaker: the execution role SageMaker models made from image
         sagemakerInstanceType: null,   // sagemaker: the instance type of a new endpoint's champion

@@ -340,3 +340,44 @@ def _first_number(value: Any) -> float | None:
         elif isinstance(item, dict):
             stack.extend(reversed(list(item.values())))
     return None
+
+
+# How long an answer of one variant waits for the other's to be read (servers flush every
+# second; a look may read one variant's file just before the other's line is written).
+PENDING_SECONDS = 30.0
+
+
+def join_pending(
+    champion: Iterable[Record],
+    candidate: Iterable[Record],
+    pending: Mapping[str, Any],
+    tolerance: float,
+) -> tuple[list[Pair], dict[str, Any]]:
+    """pairs() across looks: the answers read now joined with those an earlier look read
+    without their other half (``pending``, as the previous call returned it). Answers still
+    unmatched are kept for PENDING_SECONDS after the newest answer read, as JSON-able lists."""
+
+    def kept(side: str) -> list[Record]:
+        found = []
+        for item in pending.get(side, ()) if isinstance(pending, Mapping) else ():
+            if (
+                isinstance(item, list) and len(item) == 3 and isinstance(item[0], str)
+                and isinstance(item[1], (int, float)) and isinstance(item[2], str)
+            ):  # fmt: skip
+                found.append(Record(item[0], float(item[1]), side, 200, None, None, item[2]))
+        return found
+
+    mine = kept("champion") + [r for r in champion if _answered(r)]
+    theirs = kept("candidate") + [r for r in candidate if _answered(r)]
+    joined = pairs(mine, theirs, tolerance)
+    matched = {pair.request_id for pair in joined}
+    newest = max((r.time for r in (*mine, *theirs)), default=0.0)
+    left = {
+        side: [
+            [r.request_id, r.time, r.output]
+            for r in records
+            if r.request_id not in matched and r.time >= newest - PENDING_SECONDS
+        ]
+        for side, records in (("champion", mine), ("candidate", theirs))
+    }
+    return joined, left

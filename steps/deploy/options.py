@@ -61,15 +61,15 @@ def parse_endpoint(text: str) -> str:
     return text
 
 
-def parse_listen(text: str) -> tuple[str, int]:
-    match = re.fullmatch(r"(127\.0\.0\.1|0\.0\.0\.0|localhost|\[::1\]):([0-9]{1,5})", text)
-    if not match or not 1 <= int(match.group(2)) <= 65535:
+def parse_listen(text: str) -> int:
+    match = re.fullmatch(r"(?:(?:127\.0\.0\.1|localhost):)?([0-9]{1,5})", text.strip())
+    if not match or not 1024 <= int(match.group(1)) <= 65535:
         raise ValueError(
-            "HOST:PORT where the proxy listens: 127.0.0.1:PORT (this machine only) or "
-            "0.0.0.0:PORT (every interface), e.g. 127.0.0.1:8800"
+            "a port from 1024 to 65535 on this machine's loopback, e.g. 8800 or "
+            "127.0.0.1:8800 (the proxy runs unprivileged; put a load balancer in front of it "
+            "to take requests from other machines)"
         )
-    host = "127.0.0.1" if match.group(1) == "localhost" else match.group(1)
-    return host, int(match.group(2))
+    return int(match.group(1))
 
 
 def parse_fraction(text: str) -> float:
@@ -164,11 +164,11 @@ SECTION = Section(
         Option(
             name="listen",
             parse=parse_listen,
-            default=("127.0.0.1", 8800),
+            default=8800,
             default_text="127.0.0.1:8800",
-            metavar="HOST:PORT",
-            help="docker: where the proxy (nginx) takes requests, e.g. `0.0.0.0:80` for "
-            "every interface.",
+            metavar="[127.0.0.1:]PORT",
+            help="docker: the port on this machine's loopback where the proxy (nginx) takes "
+            "requests. An endpoint already up keeps the port it was made with.",
         ),
         Option(
             name="state-dir",
@@ -347,7 +347,7 @@ class DeployConfig:
     schedule: tuple[Step, ...]
     target: str
     endpoint: str
-    listen: tuple[str, int]
+    listen: int
     state_dir: str
     min_bake: float
     min_requests: int

@@ -42,9 +42,9 @@ def describe_step(config: DeployConfig, index: int, step: Step) -> str:
 
 def describe_target(config: DeployConfig) -> str:
     if config.target == "docker":
-        host, port = config.listen
         return (
-            f"make sure endpoint {config.endpoint} serves: nginx on {host}:{port} (state in "
+            f"make sure endpoint {config.endpoint} serves: nginx on 127.0.0.1:{config.listen} "
+            f"(state in "
             f"{config.state_dir}) in front of the champion's container; "
         )
     return f"make sure SageMaker endpoint {config.endpoint} serves its champion variant; "

@@ -5,11 +5,11 @@ restart, and the failures that must leave nothing running."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import socket
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,6 +23,7 @@ from steps.core.errors import ConfigError, StepFailed
 from steps.deploy.observations import CANDIDATE, CHAMPION, Request
 from steps.deploy.targets.base import Endpoint
 from steps.deploy.targets.docker import ENDPOINT_LABEL, DockerTarget
+from tests.deploy_load import Load
 from tests.integration.test_package import outputs_of, package
 from tests.services import describe, no_labelled_containers
 
@@ -31,6 +32,7 @@ pytestmark = pytest.mark.services
 COLUMNS = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
 # A setosa: the champion (logistic regression) answers class 0; the candidate always 2.
 BODY = {"dataframe_split": {"columns": COLUMNS, "data": [[5.1, 3.5, 1.4, 0.2]]}}
+SENT = json.dumps(BODY).encode()
 CHAMPION_ANSWER, CANDIDATE_ANSWER = [0], [2]
 
 
@@ -74,48 +76,6 @@ def predict(url: str, session: Any = requests) -> Any:
     return answer.json()["predictions"]
 
 
-class Load:
-    """A client sending ``rate`` requests/s through the proxy from a pool of threads, keeping
-    every outcome: (when, status or the exception's name, predictions)."""
-
-    def __init__(self, url: str, rate: float = 80, threads: int = 8) -> None:
-        self.url, self.interval, self.threads = url, threads / rate, threads
-        self.outcomes: list[tuple[float, object, Any]] = []
-        self._stop = threading.Event()
-        self._pool = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
-
-    def _run(self) -> None:
-        session = requests.Session()
-        next_at = time.monotonic()
-        while not self._stop.is_set():
-            try:
-                answer = session.post(f"{self.url}/invocations", json=BODY, timeout=10)
-                outcome = (time.time(), answer.status_code, answer.json().get("predictions"))
-            except (requests.RequestException, ValueError) as exc:
-                outcome = (time.time(), type(exc).__name__, None)
-            self.outcomes.append(outcome)
-            next_at += self.interval
-            self._stop.wait(max(0.0, next_at - time.monotonic()))
-
-    def __enter__(self) -> Load:
-        self.started = time.monotonic()
-        for thread in self._pool:
-            thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        for thread in self._pool:
-            thread.join(timeout=20)
-        self.seconds = time.monotonic() - self.started
-
-    def failures(self) -> list[tuple[float, object, Any]]:
-        return [o for o in self.outcomes if o[1] != 200]
-
-    def rate(self) -> float:
-        return len(self.outcomes) / self.seconds
-
-
 def served(requests_: list[Request]) -> list[Request]:
     return [r for r in requests_ if not r.mirrored]
 
@@ -131,7 +91,7 @@ def test_weights_move_and_roll_back_under_load_without_a_failed_request(
     candidate_id = target._load()["candidate"]["container"]  # type: ignore[index]
     _, cursor = target.observe({})
     splits = {}
-    with Load(endpoint.url) as load:
+    with Load(endpoint.url, lambda: SENT) as load:
         time.sleep(1)
         for weight in (5, 25, 50, 100):
             target.set_weights(weight)
@@ -154,21 +114,21 @@ def test_weights_move_and_roll_back_under_load_without_a_failed_request(
     assert (back.candidate, back.candidate_weight, back.down) == ("", 0, "")
     with pytest.raises(NotFound):
         docker_client.containers.get(candidate_id)
-    answers = {str(p) for _, _, p in load.outcomes}
+    answers = {str(o.predictions) for o in load.outcomes}
     assert answers == {str(CHAMPION_ANSWER), str(CANDIDATE_ANSWER)}
     assert target.remove_candidate() == back  # idempotent
 
     # A full rollout: the candidate becomes the champion, the old champion goes.
     old_champion = target._load()["champion"]["container"]  # type: ignore[index]
     target.start_candidate(candidate_image, capture=False)
-    with Load(endpoint.url) as load:
+    with Load(endpoint.url, lambda: SENT) as load:
         target.set_weights(50)
         time.sleep(1)
         done = target.finish()
         time.sleep(1)
     assert load.failures() == [], load.failures()[:5]
     assert (done.champion, done.candidate, done.down) == (candidate_image, "", "")
-    assert load.outcomes[-1][2] == CANDIDATE_ANSWER
+    assert load.outcomes[-1].predictions == CANDIDATE_ANSWER
     assert predict(endpoint.url) == CANDIDATE_ANSWER
     with pytest.raises(NotFound):
         docker_client.containers.get(old_champion)
@@ -187,7 +147,7 @@ def test_a_candidate_that_dies_under_load_fails_no_client_and_the_judge_sees_it(
     state = target._load()
     assert state is not None
     _, cursor = target.observe({})
-    with Load(endpoint.url) as load:
+    with Load(endpoint.url, lambda: SENT) as load:
         time.sleep(1)
         docker_client.containers.get(state["candidate"]["container"]).kill()
         time.sleep(2)

@@ -27,14 +27,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from steps.core.errors import ConfigError, StepFailed
-from steps.deploy import accesslog, proxy
-from steps.deploy.observations import CANDIDATE, CHAMPION, Observations
+from steps.deploy import accesslog, capture, proxy
+from steps.deploy.observations import CANDIDATE, CHAMPION, Observations, Pair
 from steps.deploy.targets.base import Endpoint, Target
 from steps.services.containers import LABEL, connect, ensure_image, remove_container
 
 if TYPE_CHECKING:
     from docker import DockerClient
     from docker.models.containers import Container
+
+    from steps.deploy.options import DeployConfig
 
 SERVER_PORT = "8080/tcp"  # steps/serve/server.py's PORT default, which package images keep
 CAPTURE_DIR = "/opt/ml/capture"
@@ -82,6 +84,7 @@ class DockerTarget(Target):
         read_timeout: float = 60.0,
         start_timeout: float = 180.0,
         capture_sample: float = 1.0,
+        prediction_tolerance: float = 0.0,
         nginx: str | None = None,
         say: Callable[[str], None] = lambda _line: None,
     ) -> None:
@@ -91,9 +94,20 @@ class DockerTarget(Target):
         self.read_timeout = read_timeout
         self.start_timeout = start_timeout
         self.capture_sample = capture_sample
+        self.prediction_tolerance = prediction_tolerance
         self.nginx = proxy.Nginx(self.root, nginx)
         self.say = say
         self._docker: DockerClient | None = None
+
+    @classmethod
+    def from_config(cls, config: DeployConfig, say: Callable[[str], None]) -> DockerTarget:
+        return cls(
+            config.endpoint,
+            Path(config.state_dir),
+            listen=config.listen,
+            prediction_tolerance=config.prediction_tolerance,
+            say=say,
+        )
 
     # ----- state ------------------------------------------------------------------------------
 
@@ -208,8 +222,10 @@ class DockerTarget(Target):
             remove_container(container)
             raise
         self.say(f"{role} {image} answers on 127.0.0.1:{port}")
+        # variant: the name its capture files are under (MLSTEPS_VARIANT), kept when a
+        # candidate becomes the champion.
         return {"image": image, "container": container.id, "name": name, "port": port,
-                "capture": capture}  # fmt: skip
+                "capture": capture, "variant": role}  # fmt: skip
 
     def _remove_strays(self, state: Mapping[str, Any]) -> None:
         """Containers of this endpoint that state.json does not know (a crash between their
@@ -348,10 +364,50 @@ class DockerTarget(Target):
                     found = name
             return found
 
-        observations, cursor = accesslog.read_log(self.root / proxy.ACCESS_LOG, since, variant)
-        # Pairs of answers (shadow, double scoring) come from data capture: the lead wires
-        # steps/deploy/capture.py (branch h3) in here when it lands. Until then: no pairs.
-        return observations, cursor
+        log_cursor = since.get("log")
+        observations, cursor = accesslog.read_log(
+            self.root / proxy.ACCESS_LOG,
+            log_cursor if isinstance(log_cursor, Mapping) else {},
+            variant,
+        )
+        captured = since.get("capture")
+        try:
+            observations.pairs, capture_cursor = self._pairs(
+                state, captured if isinstance(captured, Mapping) else {}
+            )
+        except ValueError as exc:  # a capture cursor that is not one (a damaged state file)
+            observations.source_error = f"data capture: {exc}"
+            capture_cursor = {}
+        return observations, {"log": cursor, "capture": capture_cursor}
+
+    def _pairs(
+        self, state: Mapping[str, Any], since: Mapping[str, Any]
+    ) -> tuple[list[Pair], dict[str, Any]]:
+        """The champion's and the candidate's answers to the same requests (mirrored ones),
+        from both servers' data capture, joined by the proxy's request id."""
+        readers = {}
+        for role in ("champion", "candidate"):
+            record = state.get(role)
+            if not record or not record.get("capture"):
+                return [], {}
+            cursor = since.get(record["name"])
+            readers[role] = capture.CaptureReader(
+                self.root / "capture" / record["name"],
+                record.get("variant", role),
+                cursor if isinstance(cursor, Mapping) else None,
+            )
+        pending = since.get("pending")
+        found, left = capture.join_pending(
+            readers["champion"].read(),
+            readers["candidate"].read(),
+            pending if isinstance(pending, Mapping) else {},
+            self.prediction_tolerance,
+        )
+        names = {role: state[role]["name"] for role in readers}
+        return found, {
+            **{names[role]: reader.cursor for role, reader in readers.items()},
+            "pending": left,
+        }
 
     def finish(self) -> Endpoint:
         state = self._load()

@@ -46,7 +46,7 @@ def test_defaults() -> None:
     found = config()
     assert found.endpoint == "churn" and found.target == "docker"
     assert [s.weight for s in found.schedule] == [5, 25, 50, 100]
-    assert not found.mirrors and found.listen == ("127.0.0.1", 8800)
+    assert not found.mirrors and found.listen == 8800
     assert found.state_dir == "/cache/mlsteps/endpoints/churn"
     assert (found.min_bake, found.max_bake, found.look_every) == (60.0, 600.0, 10.0)
     assert found.on_inconclusive == "rollback"  # never a silent promotion
@@ -92,8 +92,10 @@ def test_the_cli_refuses_bad_values_with_exit_2(tmp_path: Path) -> None:
         ("--steps", "50,25,100"),
         ("--endpoint", "a;b"),
         ("--endpoint", "x\n}"),
-        ("--listen", "10.0.0.1:80"),
-        ("--listen", "127.0.0.1:0"),
+        ("--listen", "10.0.0.1:8800"),
+        ("--listen", "0.0.0.0:8800"),
+        ("--listen", "127.0.0.1:80"),
+        ("--listen", "70000"),
         ("--alpha", "0"),
         ("--alpha", "nan"),
         ("--error-margin", "1"),

@@ -271,10 +271,15 @@ def test_start_reload_drain_stop_with_the_real_nginx(tmp_path: Path, upstreams: 
         urllib.request.urlopen(f"http://127.0.0.1:{listen}/").read()
         assert server.drain(old, 10)
         assert server.master() == master  # graceful: the same master, new workers
-        seen, _ = accesslog.read_log(
-            tmp_path / proxy.ACCESS_LOG, {},
-            lambda addr, _when: {f"127.0.0.1:{one}": "a", f"127.0.0.1:{two}": "b"}.get(addr),
-        )  # fmt: skip
+        # nginx logs a request after its answer is sent: the line may come a moment later.
+        for _ in range(50):
+            seen, _ = accesslog.read_log(
+                tmp_path / proxy.ACCESS_LOG, {},
+                lambda addr, _when: {f"127.0.0.1:{one}": "a", f"127.0.0.1:{two}": "b"}.get(addr),
+            )  # fmt: skip
+            if len(seen.requests) == 2:
+                break
+            time.sleep(0.05)
         assert [r.variant for r in seen.requests] == ["a", "b"]
         # A config nginx refuses is never applied: the running one stays.
         with pytest.raises(StepFailed, match="refused"):
