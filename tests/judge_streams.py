@@ -43,7 +43,9 @@ class Scenario:
 
 
 def _rate(scenario: Scenario, times: np.ndarray) -> np.ndarray:
-    spiking = (times >= scenario.spike_start) & (times < scenario.spike_start + scenario.spike_seconds)
+    spiking = (times >= scenario.spike_start) & (
+        times < scenario.spike_start + scenario.spike_seconds
+    )
     return scenario.error_rate * np.where(spiking, scenario.spike_factor, 1.0)
 
 
@@ -74,13 +76,18 @@ def buckets(
             )
             canary_so_far += int(canary.sum())
             if summaries:
-                observations = Observations(summaries=_summaries(begin, canary, failed, log_latency))
+                observations = Observations(
+                    summaries=_summaries(begin, canary, failed, log_latency)
+                )
             else:
                 observations = Observations(
                     requests=[
                         Request(t, CANDIDATE if c else CHAMPION, 500 if f else 200, math.exp(x))
                         for t, c, f, x in zip(
-                            times.tolist(), canary.tolist(), failed.tolist(), log_latency.tolist(),
+                            times.tolist(),
+                            canary.tolist(),
+                            failed.tolist(),
+                            log_latency.tolist(),
                             strict=True,
                         )
                     ]
