@@ -150,10 +150,12 @@ class Judge:
         if not _finite(time) or variant not in (CHAMPION, CANDIDATE):
             return None
         bucket = math.floor(float(time) / self.settings.bucket_seconds)  # type: ignore[arg-type]
-        generation = self._next_generation.get((step, bucket), 0)
-        stratum = self._open.setdefault((step, bucket, generation), Stratum.empty())
-        if self._newest is None or (step, bucket) > self._newest:
-            self._newest = (step, bucket)
+        key = (step, bucket, self._next_generation.get((step, bucket), 0))
+        stratum = self._open.get(key)
+        if stratum is None:
+            stratum = self._open[key] = Stratum.empty()
+            if self._newest is None or key[:2] > self._newest:
+                self._newest = key[:2]
         return stratum.candidate if variant == CANDIDATE else stratum.champion
 
     def _add_summary(self, step: int, summary: Any) -> None:

@@ -29,9 +29,13 @@ from steps.deploy.judge.strata import Stratum
 # Alternatives are the null times (harm) or divided by (safe) these, with equal weights: the
 # grid of canary-judge.md §2.4, from a quarter more errors to ten times as many.
 MULTIPLIERS = (1.25, 1.5, 2.0, 3.0, 5.0, 10.0)
-# Ratios at which the confidence sequence is evaluated, 5% apart from 1/100 to 100: a bound is
-# reported at the grid point on the safe side of the exact one.
-RATIO_GRID = tuple(math.exp(math.log(1.05) * i) for i in range(-95, 96))
+# The confidence sequence is evaluated on ratios 2^(i/12), 1/256 to 256 (6% apart): a bound is
+# reported at the grid point on the safe side of the exact one. Its tests use the multipliers
+# rounded onto the grid (1.26, 1.50, 2, 3.00, 5.04, 10.1), so that one bucket's log-likelihoods
+# at the grid points give every test's increment by differences.
+GRID_STEP = 2.0 ** (1 / 12)
+GRID_SHIFTS = (4, 7, 12, 19, 28, 40)
+GRID_SPAN = 96
 # The floor test's alternatives, as fractions of the floor, and their weights: half on "no
 # errors at all", which is what most candidates show.
 FLOOR_ALTERNATIVES = ((0.0, 0.5), (0.25, 1 / 6), (0.5, 1 / 6), (0.75, 1 / 6))
@@ -92,32 +96,57 @@ def log_floor_evalue(requests: int, errors: int, floor: float) -> float:
     return top + math.log(sum(math.exp(term - top) for term in terms))
 
 
+class ConfidenceGrid:
+    """Upward and downward ratio tests at every grid ratio, the confidence sequence's."""
+
+    def __init__(self) -> None:
+        self.ratios = [GRID_STEP**i for i in range(-GRID_SPAN, GRID_SPAN + 1)]
+        self.up = [[0.0] * len(GRID_SHIFTS) for _ in self.ratios]
+        self.down = [[0.0] * len(GRID_SHIFTS) for _ in self.ratios]
+
+    def add(self, share: float, candidate_errors: int, champion_errors: int) -> None:
+        if candidate_errors + champion_errors == 0 or not 0.0 < share < 1.0:
+            return
+        reach = GRID_SPAN + GRID_SHIFTS[-1]
+        # log-likelihood of the bucket's split at each ratio 2^(i/12), offset by reach
+        loglik = []
+        for i in range(-reach, reach + 1):
+            q = tilt(share, GRID_STEP**i)
+            loglik.append(candidate_errors * math.log(q) + champion_errors * math.log1p(-q))
+        for index in range(len(self.ratios)):
+            here = loglik[index + GRID_SHIFTS[-1]]
+            up, down = self.up[index], self.down[index]
+            for j, shift in enumerate(GRID_SHIFTS):
+                up[j] += loglik[index + GRID_SHIFTS[-1] + shift] - here
+                down[j] += loglik[index + GRID_SHIFTS[-1] - shift] - here
+
+    def bounds(self, log_threshold: float) -> tuple[float, float]:
+        """Ratios whose harm test has not rejected (lower) and whose safety test has not
+        (upper). 0 and inf when nothing is ruled out yet."""
+        lower = 0.0
+        for ratio, logs in zip(self.ratios, self.up, strict=True):
+            if log_mean_exp(logs) >= log_threshold:
+                lower = ratio
+        upper = math.inf
+        for ratio, logs in zip(reversed(self.ratios), reversed(self.down), strict=True):
+            if log_mean_exp(logs) >= log_threshold:
+                upper = ratio
+        return lower, upper
+
+
 class ErrorTests:
-    """The harm and safety tests for the error-rate ratio, and its confidence sequence on
-    RATIO_GRID, each updated once per bucket (a look costs nothing more)."""
+    """The harm and safety tests for the error-rate ratio, and its confidence sequence, each
+    updated once per bucket (a look costs nothing more)."""
 
     def __init__(self, tolerance: float, margin: float) -> None:
         self.harm = RatioTest(tolerance, upward=True)
         self.safe = RatioTest(margin, upward=False)
-        self.lower_tests = [RatioTest(ratio, upward=True) for ratio in RATIO_GRID]
-        self.upper_tests = [RatioTest(ratio, upward=False) for ratio in RATIO_GRID]
+        self.grid = ConfidenceGrid()
 
     def add(self, share: float, candidate_errors: int, champion_errors: int) -> None:
-        for test in (self.harm, self.safe, *self.lower_tests, *self.upper_tests):
-            test.add(share, candidate_errors, champion_errors)
-
-    def bounds(self, log_threshold: float) -> tuple[float, float]:
-        """The confidence sequence: ratios whose harm test has not rejected (lower) and whose
-        safety test has not (upper). 0 and inf when nothing is ruled out yet."""
-        lower = 0.0
-        for test in self.lower_tests:
-            if test.log_evalue() >= log_threshold:
-                lower = test.null
-        upper = math.inf
-        for test in reversed(self.upper_tests):
-            if test.log_evalue() >= log_threshold:
-                upper = test.null
-        return lower, upper
+        self.harm.add(share, candidate_errors, champion_errors)
+        self.safe.add(share, candidate_errors, champion_errors)
+        self.grid.add(share, candidate_errors, champion_errors)
 
 
 def _rate(errors: int, requests: int) -> str:
@@ -149,7 +178,7 @@ def errors_look(
     below = sum(s.champion.failed * s.candidate.requests / _total(s) for s in strata)
     estimate = None if above == below == 0 else (math.inf if below == 0 else above / below)
     log_threshold = math.log(threshold)
-    lower, upper = tests.bounds(log_threshold)
+    lower, upper = tests.grid.bounds(log_threshold)
     harm = evalue(tests.harm.log_evalue())
     judged_n = sum(s.candidate.requests for s in judged)
     judged_k = sum(s.candidate.failed for s in judged)
