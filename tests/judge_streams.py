@@ -53,11 +53,19 @@ def _log_median(scenario: Scenario, times: np.ndarray) -> np.ndarray:
     return math.log(scenario.latency_median) + np.log1p(scenario.drift * times / scenario.seconds)
 
 
-def buckets(
-    scenario: Scenario, seed: int, summaries: bool = False
-) -> Iterator[tuple[int, int, Observations]]:
-    """(step, canary requests so far, the bucket's observations) for each bucket in turn:
-    single requests, or with summaries=True one Summary per arm per bucket."""
+@dataclass(frozen=True)
+class Bucket:
+    step: int
+    begin: float
+    times: np.ndarray
+    canary: np.ndarray  # bool: the request went to the candidate
+    failed: np.ndarray  # bool: a 500
+    log_latency: np.ndarray
+    canary_so_far: int  # canary requests up to the end of this bucket
+
+
+def bucket_arrays(scenario: Scenario, seed: int) -> Iterator[Bucket]:
+    """The requests of each 10-s bucket in turn, as arrays."""
     rng = np.random.default_rng(seed)
     canary_so_far = 0
     start = 0.0
@@ -75,25 +83,37 @@ def buckets(
                 + scenario.latency_sigma * rng.standard_normal(count)
             )
             canary_so_far += int(canary.sum())
-            if summaries:
-                observations = Observations(
-                    summaries=_summaries(begin, canary, failed, log_latency)
-                )
-            else:
-                observations = Observations(
-                    requests=[
-                        Request(t, CANDIDATE if c else CHAMPION, 500 if f else 200, math.exp(x))
-                        for t, c, f, x in zip(
-                            times.tolist(),
-                            canary.tolist(),
-                            failed.tolist(),
-                            log_latency.tolist(),
-                            strict=True,
-                        )
-                    ]
-                )
-            yield step, canary_so_far, observations
+            yield Bucket(step, begin, times, canary, failed, log_latency, canary_so_far)
         start += scenario.step_seconds
+
+
+def observations(bucket: Bucket, summaries: bool = False) -> Observations:
+    """What a target would hand the judge for the bucket: single requests, or with
+    summaries=True one Summary per arm (as CloudWatch gives them)."""
+    if summaries:
+        return Observations(
+            summaries=_summaries(bucket.begin, bucket.canary, bucket.failed, bucket.log_latency)
+        )
+    return Observations(
+        requests=[
+            Request(t, CANDIDATE if c else CHAMPION, 500 if f else 200, math.exp(x))
+            for t, c, f, x in zip(
+                bucket.times.tolist(),
+                bucket.canary.tolist(),
+                bucket.failed.tolist(),
+                bucket.log_latency.tolist(),
+                strict=True,
+            )
+        ]
+    )
+
+
+def buckets(
+    scenario: Scenario, seed: int, summaries: bool = False
+) -> Iterator[tuple[int, int, Observations]]:
+    """(step, canary requests so far, the bucket's observations) for each bucket in turn."""
+    for bucket in bucket_arrays(scenario, seed):
+        yield bucket.step, bucket.canary_so_far, observations(bucket, summaries)
 
 
 def _summaries(
