@@ -194,10 +194,10 @@ def errors_look(
     if verdict == HARM:
         found = (
             f"rate ratio >= {lower:.3g} with {level} confidence at every look, "
-            f"above tolerance {tests.harm.null:g}"
+            f"above tolerance {tests.harm.null:#.3g}"
         )
     elif verdict == SAFE and tests.safe.log_evalue() >= log_threshold:
-        found = f"rate ratio <= {upper:.3g} with {level} confidence, below margin {margin:g}"
+        found = f"rate ratio <= {upper:.3g} with {level} confidence, below margin {margin:#.3g}"
     elif verdict == SAFE:
         found = f"the candidate's error rate is below {floor:.2%} with {level} confidence"
     else:
@@ -207,8 +207,8 @@ def errors_look(
             else f"rate ratio between {lower:.3g} and {upper:.3g}"
         )
         found = (
-            f"{bound}: neither above tolerance {tests.harm.null:g} nor below margin "
-            f"{margin:g} (or {floor:.2%} outright) yet"
+            f"{bound}: neither above tolerance {tests.harm.null:#.3g} nor below margin "
+            f"{margin:#.3g} (or {floor:.2%} outright) yet"
         )
     reason = f"errors: {counts}; {found} -> {verdict}"
     return MetricLook("errors", verdict, estimate, lower, upper, margin, harm, safe, threshold,
