@@ -179,6 +179,12 @@ def errors_look(
     estimate = None if above == below == 0 else (math.inf if below == 0 else above / below)
     log_threshold = math.log(threshold)
     lower, upper = tests.grid.bounds(log_threshold)
+    # The grid's multipliers are rounded: where it lags the decision's exact test, the bound
+    # says what that test has shown (the ratio is past the tolerance, or under the margin).
+    if tests.harm.log_evalue() >= log_threshold:
+        lower = max(lower, tests.harm.null)
+    if tests.safe.log_evalue() >= log_threshold:
+        upper = min(upper, margin)
     harm = evalue(tests.harm.log_evalue())
     judged_n = sum(s.candidate.requests for s in judged)
     judged_k = sum(s.candidate.failed for s in judged)
