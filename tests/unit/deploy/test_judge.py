@@ -368,3 +368,23 @@ def test_the_judge_imports_fast_and_alone() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     seconds, numpy, random = out.stdout.split()
     assert numpy == random == "False" and float(seconds) < 0.5
+
+
+def test_a_summary_with_an_unreadable_latency_counts_its_requests_but_no_latency() -> None:
+    judge = Judge(JudgeSettings(metrics=("errors", "latency")))
+    judge.add(
+        Observations(
+            summaries=[
+                Summary(0.0, 10.0, CHAMPION, 100, 1, 2, log_latency_mean=-3.0, log_latency_var=0.1),
+                Summary(0.0, 10.0, CANDIDATE, 10, 0, 0, log_latency_mean=math.nan),
+                Summary(
+                    10.0, 10.0, CANDIDATE, 10, 0, 0, log_latency_mean=-3.0, log_latency_var=-1.0
+                ),
+            ]
+        ),
+        0,
+    )
+    look = judge.look()
+    latency = _metric(look, "latency")
+    assert look.candidate_requests == 20 and look.champion_requests == 100
+    assert latency.verdict == "no-data" and "20 unreadable latencies left out" in latency.reason
