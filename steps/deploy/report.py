@@ -17,6 +17,7 @@ from typing import Any
 from steps.deploy.options import DeployConfig
 from steps.deploy.state import RolloutState
 
+SHORT = {"errors": "error-rate ratio", "latency": "latency change", "disagreement": "disagreement"}
 UNITS = {
     "errors": "error-rate ratio (candidate / champion)",
     "latency": "latency change (candidate vs champion, geometric mean)",
@@ -113,34 +114,51 @@ def _charts() -> Callable[[str, Sequence[dict[str, Any]], Path], None]:
 
     def draw(name: str, looks: Sequence[dict[str, Any]], path: Path) -> None:
         start = looks[0]["time"] if looks else 0.0
-        xs, lows, highs, margin = [], [], [], None
+        scale, unit = (60.0, "minutes") if looks and looks[-1]["time"] - start > 120 else (
+            1.0, "seconds")  # fmt: skip
+        xs, lows, highs, estimates, margin = [], [], [], [], None
         steps: list[tuple[float, str]] = []
         last_step = None
         for look in looks:
-            minute = (look["time"] - start) / 60
+            at = (look["time"] - start) / scale
             if look.get("step") != last_step:
                 last_step = look.get("step")
-                steps.append((minute, "mirror" if look.get("mirror") else f"{look.get('weight')}%"))
+                steps.append((at, "mirror" if look.get("mirror") else f"{look.get('weight')}%"))
             for m in look.get("metrics", ()):
-                if m["name"] == name and m.get("lower") is not None and m.get("upper") is not None:
-                    xs.append(minute)
-                    lows.append(m["lower"])
-                    highs.append(m["upper"])
-                    margin = m.get("margin")
+                if m["name"] != name:
+                    continue
+                margin = m.get("margin")
+                low, high = m.get("lower"), m.get("upper")
+                # An unbounded side (no errors yet: the ratio may be anything) is not drawn.
+                if (
+                    isinstance(low, (int, float))
+                    and isinstance(high, (int, float))
+                    and (math.isfinite(low) and math.isfinite(high))
+                ):
+                    xs.append(at)
+                    lows.append(low)
+                    highs.append(high)
+                    estimate = m.get("estimate")
+                    estimates.append(estimate if isinstance(estimate, (int, float)) else None)
         figure, axes = pyplot.subplots(figsize=(7, 3.2), dpi=100)
         if xs:
             axes.fill_between(xs, lows, highs, alpha=0.3, label="confidence sequence")
-        if margin is not None:
+            axes.plot(xs, [e if e is not None else math.nan for e in estimates], linewidth=1,
+                      label="estimate")  # fmt: skip
+        if margin is not None and math.isfinite(margin):
             axes.axhline(margin, color="tab:red", linestyle="--", label="margin")
-        for minute, label in steps:
-            axes.axvline(minute, color="grey", linewidth=0.8)
-            axes.annotate(
-                label, (minute, 1), xycoords=("data", "axes fraction"), fontsize=8, va="top"
-            )
-        axes.set_xlabel("minutes since the first look")
-        axes.set_ylabel(UNITS.get(name, name))
-        axes.set_title(f"deploy: {name}")
-        axes.legend(loc="upper right", fontsize=8)
+        for at, label in steps:
+            axes.axvline(at, color="grey", linewidth=0.8)
+            axes.annotate(f" {label}", (at, 0.02), xycoords=("data", "axes fraction"),
+                          fontsize=8)  # fmt: skip
+        axes.set_xlabel(f"{unit} since the first look")
+        axes.set_ylabel(SHORT.get(name, name))
+        axes.set_title(f"deploy: {UNITS.get(name, name)}", fontsize=10)
+        if axes.get_legend_handles_labels()[0]:
+            axes.legend(loc="upper left", fontsize=8)
+        if not xs:
+            axes.text(0.5, 0.5, "no interval yet (too few observations)", ha="center",
+                      transform=axes.transAxes)  # fmt: skip
         figure.tight_layout()
         figure.savefig(path)
         pyplot.close(figure)
