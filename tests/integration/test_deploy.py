@@ -93,7 +93,9 @@ def containers(client: Any, endpoint: Endpoint) -> list[Any]:
 
 
 def images_serving(client: Any, endpoint: Endpoint) -> list[str]:
-    return sorted(c.attrs["Config"]["Image"] for c in containers(client, endpoint))
+    return sorted(
+        client.containers.get(c.id).attrs["Config"]["Image"] for c in containers(client, endpoint)
+    )
 
 
 @pytest.fixture
