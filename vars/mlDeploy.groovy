@@ -26,7 +26,7 @@ def call(Map userConfig = [:]) {
         lookEvery: null,               // How often the judge looks (mlsteps: 10s)
         onInconclusive: null,          // At maxBake with no decision: rollback (traffic back on the champion, exit 3)
         alpha: null,                   // The judge's error budget
-        errorMargin: null,             // Errors (5xx, timeouts, refused connections) the candidate may make
+        errorMargin: null,             // Errors
         errorFloor: null,              // When errors are too rare to compare (none at all is the usual case)
         latencyMargin: null,           // How much slower (geometric mean) the candidate may be and still be shown safe
         disagreementTolerance: null,   // shadow and blue-green

@@ -259,8 +259,9 @@ SECTION = Section(
             parse=parse_ratio,
             default=1.5,
             metavar="RATIO",
-            help="Errors (5xx, timeouts, refused connections) the candidate may make, as a "
-            "multiple of the champion's rate, and still be shown safe.",
+            help="Errors (5xx, timeouts, refused connections; and apart from them 4xx answers) "
+            "the candidate may make, as a multiple of the champion's rate, and still be shown "
+            "safe.",
         ),
         Option(
             name="error-floor",

@@ -37,7 +37,9 @@ class DeployRun:
         self.plan = plan
         self.files = StateFile(config.state_dir)
         self.target = make_target(config, self.face.info)
-        metrics = ("errors", "latency", "disagreement") if config.mirrors else ("errors", "latency")
+        metrics = ("errors", "client-errors", "latency") + (
+            ("disagreement",) if config.mirrors else ()
+        )
         self.settings = JudgeSettings(
             alpha=config.alpha,
             error_margin=config.error_margin,
