@@ -245,3 +245,40 @@ def test_kill_9_then_the_same_deploy_again_ends_consistent(
     assert again.outputs["decision"] == "rolled-out"
     assert images_serving(docker_client, endpoint) == [candidate]
     assert [o for o in load.outcomes if o.status in BROKEN] == []
+
+
+def test_the_report_goes_to_the_candidate_versions_run_and_a_wrong_version_moves_nothing(
+    endpoint: Endpoint,
+    docker_client: Any,
+    deploy_images: Any,
+    tmp_path: Path,
+    mlflow_server: Any,
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(mlflow_server.uri)
+    name = f"deploy-{endpoint.name}"
+    client.create_registered_model(name)
+    run = client.create_run(client.get_experiment_by_name("Default").experiment_id)
+    version = client.create_model_version(
+        name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id
+    ).version
+    tracking = ("--tracking-uri", mlflow_server.uri, "--name", name)
+    # A version the registry does not have: exit 2 before any traffic moves.
+    before = (endpoint.state_dir / "rollout.json").read_text()
+    wrong = deploy(endpoint, deploy_images["failing"].image, *tracking, "--version", "99",
+                   *FAST, cwd=tmp_path)  # fmt: skip
+    assert wrong.code == 2, wrong.err
+    assert "--version 99" in wrong.error and "Traceback" not in wrong.err
+    assert images_serving(docker_client, endpoint) == [deploy_images["good"].image]
+    assert (endpoint.state_dir / "rollout.json").read_text() == before
+
+    with Load(endpoint.url, body, rate=60):
+        done = deploy(endpoint, deploy_images["failing"].image, *tracking, "--version",
+                      str(version), "--steps", "25,100", *FAST, cwd=tmp_path)  # fmt: skip
+    assert done.code == 3, done.err
+    files = {f.path for f in client.list_artifacts(run.info.run_id, "mlsteps/deploy")}
+    assert {"mlsteps/deploy/report.json", "mlsteps/deploy/report.md"} <= files
+    assert "mlsteps/deploy/errors.png" in files
+    assert client.get_run(run.info.run_id).data.tags["mlsteps.deploy.decision"] == "rolled-back"
+    assert client.get_model_version(name, version).tags["mlsteps.deploy.decision"] == "rolled-back"
