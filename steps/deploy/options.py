@@ -246,6 +246,16 @@ SECTION = Section(
             "out). Never a silent promotion.",
         ),
         Option(
+            name="retry",
+            kind="bool",
+            default=False,
+            metavar="true|false",
+            help="Roll the candidate out again although an earlier deploy with the same "
+            "arguments rolled it back (or passed its shadow). Without it such a deploy reports "
+            "the recorded decision and moves nothing, so a re-run job never exposes clients "
+            "to a candidate already judged harmful.",
+        ),
+        Option(
             name="alpha",
             parse=parse_fraction,
             default=0.05,
@@ -355,6 +365,7 @@ class DeployConfig:
     max_bake: float
     look_every: float
     on_inconclusive: str
+    retry: bool
     alpha: float
     error_margin: float
     error_floor: float
@@ -450,6 +461,7 @@ def load_config(runtime: Runtime, flags: Mapping[str, Any]) -> DeployConfig:
         max_bake=values["max-bake"],
         look_every=values["look-every"],
         on_inconclusive=values["on-inconclusive"],
+        retry=values["retry"],
         alpha=values["alpha"],
         error_margin=values["error-margin"],
         error_floor=values["error-floor"],

@@ -282,3 +282,34 @@ def test_the_report_goes_to_the_candidate_versions_run_and_a_wrong_version_moves
     assert "mlsteps/deploy/errors.png" in files
     assert client.get_run(run.info.run_id).data.tags["mlsteps.deploy.decision"] == "rolled-back"
     assert client.get_model_version(name, version).tags["mlsteps.deploy.decision"] == "rolled-back"
+
+
+def test_no_traffic_is_never_a_pass_and_hold_keeps_the_share_until_a_re_run(
+    endpoint: Endpoint, docker_client: Any, deploy_images: Any, tmp_path: Path
+) -> None:
+    candidate = deploy_images["good2"].image
+    short = (*FAST, "--max-bake", "4s", "--steps", "25,100")
+    # No client at all: undecided at --max-bake, and the default rolls back.
+    idle = deploy(endpoint, candidate, *short, cwd=tmp_path)
+    assert idle.code == 3, idle.err
+    assert idle.outputs["decision"] == "rolled-back"
+    assert "undecided" in idle.error and "--on-inconclusive rollback" in idle.error
+    assert images_serving(docker_client, endpoint) == [deploy_images["good"].image]
+    # hold: the candidate keeps its share, exit 3; the same deploy again, with traffic, goes on.
+    # The same deploy again only reports the recorded decision; --retry tries again.
+    same = deploy(endpoint, candidate, *short, cwd=tmp_path)
+    assert same.code == 3 and "decided already" in same.err and "--retry" in same.err
+    held = deploy(endpoint, candidate, *short, "--on-inconclusive", "hold", "--retry", "true",
+                  cwd=tmp_path)  # fmt: skip
+    assert held.code == 3, held.err
+    assert held.outputs["decision"] == "held"
+    assert held.outputs["variant-weights"] == "champion=75,candidate=25"
+    assert images_serving(docker_client, endpoint) == sorted(
+        [deploy_images["good"].image, candidate]
+    )
+    with Load(endpoint.url, body, rate=60):
+        again = deploy(endpoint, candidate, *FAST, "--steps", "25,100", "--on-inconclusive",
+                       "hold", "--retry", "true", cwd=tmp_path)  # fmt: skip
+    assert again.code == 0, again.err
+    assert "resuming the rollout" in again.err and again.outputs["decision"] == "rolled-out"
+    assert images_serving(docker_client, endpoint) == [candidate]
