@@ -30,6 +30,7 @@ def call(Map userConfig = [:]) {
         errorMargin: null,             // Errors
         errorFloor: null,              // When errors are too rare to compare (none at all is the usual case)
         latencyMargin: null,           // How much slower (geometric mean) the candidate may be and still be shown safe
+        latencyTolerance: null,        // How much slower
         disagreementTolerance: null,   // shadow and blue-green
         predictionTolerance: null,     // Two numeric predictions within this absolute difference agree (mlsteps: 0.0)
         version: null,                 // The candidate's version in the MLflow registry

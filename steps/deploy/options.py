@@ -83,6 +83,17 @@ def parse_fraction(text: str) -> float:
     return value
 
 
+def parse_tolerance_fraction(text: str) -> float:
+    form = "a number from 0 to 1, e.g. 0 or 0.1 (or a percentage such as 10%)"
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise ValueError(form) from None
+    if not 0 <= value < 1:
+        raise ValueError(form)
+    return value
+
+
 def parse_ratio(text: str) -> float:
     form = "a rate ratio above 1, e.g. 1.5 (the candidate's error rate may be 1.5x the champion's)"
     try:
@@ -291,6 +302,16 @@ SECTION = Section(
             "safe, e.g. `0.05` or `5%`.",
         ),
         Option(
+            name="latency-tolerance",
+            parse=parse_tolerance_fraction,
+            default=0.0,
+            metavar="FRACTION",
+            help="How much slower (geometric mean) the candidate must be shown to be before "
+            "it is rolled back: 0 rolls back any slowdown the data shows; raise it (e.g. "
+            "`10%`) where two containers of the same model differ (cold caches, busy hosts). "
+            "Below --latency-margin.",
+        ),
+        Option(
             name="disagreement-tolerance",
             parse=parse_fraction,
             default=0.01,
@@ -370,6 +391,7 @@ class DeployConfig:
     error_margin: float
     error_floor: float
     latency_margin: float
+    latency_tolerance: float
     disagreement_tolerance: float
     prediction_tolerance: float
     report_dir: str
@@ -437,6 +459,12 @@ def load_config(runtime: Runtime, flags: Mapping[str, Any]) -> DeployConfig:
             f"--version {values['version']} needs the registered model: give --name (env "
             "MLSTEPS_MODEL_NAME)."
         )
+    if values["latency-tolerance"] >= values["latency-margin"]:
+        raise ConfigError(
+            f"--latency-tolerance {values['latency-tolerance']:g} is not below --latency-margin "
+            f"{values['latency-margin']:g}: a candidate could be harmful and safe at once. Give "
+            "a tolerance (rolled back above it) below the margin (shown safe below it)."
+        )
     if values["min-bake"] > values["max-bake"]:
         raise ConfigError(
             "--min-bake is longer than --max-bake: every step would end at --max-bake "
@@ -466,6 +494,7 @@ def load_config(runtime: Runtime, flags: Mapping[str, Any]) -> DeployConfig:
         error_margin=values["error-margin"],
         error_floor=values["error-floor"],
         latency_margin=values["latency-margin"],
+        latency_tolerance=values["latency-tolerance"],
         disagreement_tolerance=values["disagreement-tolerance"],
         prediction_tolerance=values["prediction-tolerance"],
         report_dir=values["report-dir"],

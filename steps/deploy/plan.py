@@ -55,7 +55,8 @@ def describe_metrics(config: DeployConfig) -> str:
         f"errors (5xx, timeouts, refused; safe below {config.error_margin:g}x the champion's, or "
         f"below {config.error_floor:.1%} outright)",
         "client errors (4xx, the same test: a model that raises answers 400)",
-        f"latency (safe below +{config.latency_margin:.1%})",
+        f"latency (harm above +{config.latency_tolerance:.1%}, safe below "
+        f"+{config.latency_margin:.1%})",
     ]
     if config.mirrors:
         parts.append(

@@ -49,6 +49,7 @@ class DeployRun:
             error_margin=config.error_margin,
             error_rate_floor=config.error_floor,
             latency_margin=config.latency_margin,
+            latency_tolerance=config.latency_tolerance,
             disagreement_tolerance=config.disagreement_tolerance,
             metrics=metrics,
             # A stratum spans at least one look (and 10 s, so each holds requests of both arms).

@@ -4,7 +4,9 @@ through the proxy the whole time. Each test has an endpoint of its own (its own 
 port) whose teardown leaves no container and no nginx.
 
 The judge's margins are wide here (latency +50%, errors 3x, a 5% error floor) so a good
-candidate is shown safe in seconds rather than minutes; the bad ones are far outside them.
+candidate is shown safe in seconds rather than minutes, and only a slowdown above 30% is harm:
+two containers of one model on this busy 2-core machine can differ by 25% (measured), which
+the default tolerance of 0 would roll back. The bad ones are far outside all of them.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 FAST = (
     "--look-every", "1s", "--min-bake", "3s", "--max-bake", "90s", "--min-requests", "20",
-    "--latency-margin", "50%", "--error-margin", "3", "--error-floor", "5%",
+    "--latency-margin", "50%", "--latency-tolerance", "30%", "--error-margin", "3",
+    "--error-floor", "5%",
 )  # fmt: skip
 # Connection-level failures a weight change or a rollback must never cause (a model's own 500
 # is the candidate's harm, which the judge must see, not a failure of the rollout).
@@ -313,3 +316,36 @@ def test_no_traffic_is_never_a_pass_and_hold_keeps_the_share_until_a_re_run(
     assert again.code == 0, again.err
     assert "resuming the rollout" in again.err and again.outputs["decision"] == "rolled-out"
     assert images_serving(docker_client, endpoint) == [candidate]
+
+
+@pytest.mark.parametrize(
+    ("phase", "decision", "serving"),
+    [("starting", "rolled-out", "good2"), ("finishing", "rolled-out", "good2"),
+     ("rolling-back", "rolled-back", "good")],
+)  # fmt: skip
+def test_a_controller_dead_at_a_checkpoint_is_finished_by_the_same_deploy(
+    endpoint: Endpoint,
+    docker_client: Any,
+    deploy_images: Any,
+    tmp_path: Path,
+    phase: str,
+    decision: str,
+    serving: str,
+) -> None:
+    """The candidate at 25% and the state file as the controller writes it at each checkpoint
+    (a kill -9 right after the write): the same deploy again ends consistent, with no second
+    candidate and no failed client request."""
+    candidate = deploy_images["good2"].image
+    args = (*FAST, "--steps", "25,100", "--on-inconclusive", "hold")
+    held = deploy(endpoint, candidate, *args, "--max-bake", "3s", cwd=tmp_path)
+    assert held.code == 3 and held.outputs["decision"] == "held", held.err
+    path = endpoint.state_dir / "rollout.json"
+    state = json.loads(path.read_text())
+    state.update(phase=phase, decision="", reason="killed -9 at this checkpoint")
+    path.write_text(json.dumps(state))
+    with Load(endpoint.url, body, rate=60) as load:
+        again = deploy(endpoint, candidate, *args, cwd=tmp_path)
+    assert again.code == (0 if decision == "rolled-out" else 3), again.err
+    assert again.outputs["decision"] == decision
+    assert images_serving(docker_client, endpoint) == [deploy_images[serving].image]
+    assert [o for o in load.outcomes if o.status in BROKEN] == []
