@@ -19,6 +19,7 @@ from steps.core.text import redact_url
 from steps.core.values import parse_duration, parse_version
 from steps.deploy import HELP
 from steps.services.images.build import parse_image_reference
+from steps.services.sagemaker import is_sagemaker_name
 
 STRATEGIES = ("canary", "linear", "blue-green", "shadow")
 ON_INCONCLUSIVE = ("rollback", "hold", "promote")
@@ -51,9 +52,9 @@ def parse_steps(text: str) -> tuple[int, ...]:
 
 
 def parse_endpoint(text: str) -> str:
-    # Names a container, an nginx file and a SageMaker endpoint: SageMaker's rule (letters,
-    # digits, hyphens; up to 63) is the narrowest, and nothing in it can leave a quote.
-    if len(text) > 63 or not re.fullmatch(r"[A-Za-z0-9](-*[A-Za-z0-9])*", text):
+    # Names a container, an nginx file and a SageMaker endpoint: SageMaker's rule is the
+    # narrowest of them.
+    if not is_sagemaker_name(text):
         raise ValueError(
             "an endpoint name: up to 63 letters, digits and hyphens, starting and ending with "
             "a letter or digit"
@@ -72,26 +73,23 @@ def parse_listen(text: str) -> int:
     return int(match.group(1))
 
 
-def parse_fraction(text: str) -> float:
-    form = "a number from 0 to 1, e.g. 0.05 (or a percentage such as 5%)"
+def _fraction(text: str, *, zero: bool) -> float:
+    form = f"a number from 0 to 1, e.g. {'0 or ' if zero else ''}0.05 (or a percentage such as 5%)"
     try:
         value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
     except ValueError:
         raise ValueError(form) from None
-    if not 0 < value < 1:
+    if not (0 <= value < 1 if zero else 0 < value < 1):
         raise ValueError(form)
     return value
+
+
+def parse_fraction(text: str) -> float:
+    return _fraction(text, zero=False)
 
 
 def parse_tolerance_fraction(text: str) -> float:
-    form = "a number from 0 to 1, e.g. 0 or 0.1 (or a percentage such as 10%)"
-    try:
-        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
-    except ValueError:
-        raise ValueError(form) from None
-    if not 0 <= value < 1:
-        raise ValueError(form)
-    return value
+    return _fraction(text, zero=True)
 
 
 def parse_ratio(text: str) -> float:
