@@ -85,6 +85,8 @@ class DeployRun:
                 with signals.shielded(deliver=False):
                     self._roll_back(f"cancelled by {exc}", raise_rejected=False)
                 raise
+            except GateRejected:
+                raise  # --on-inconclusive hold: the candidate stays at its share (exit 3)
             except MlstepsError as exc:
                 if self.state.phase in ("starting",) and not self.applied_candidate:
                     raise
@@ -227,6 +229,7 @@ class DeployRun:
             self.state.decision, self.state.reason = "held", why + " (--on-inconclusive hold)"
             self._save()
             self._write_report()
+            self.runtime.partial_outputs = self.outputs(self.target.current())
             raise GateRejected(
                 f"deploy held the candidate at its share: {self.state.reason}. Re-run the same "
                 "deploy to bake it again, or roll it back by deploying the champion.",

@@ -206,3 +206,22 @@ def test_report_without_looks_says_so(tmp_path: Path) -> None:
     md = report.write(config(report_dir=str(tmp_path / "r")), state, print)
     assert "first deploy" in Path(md).read_text()
     assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["report.json", "report.md"]
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("image", "[::1]:5000/churn:1"),
+        ("image", "churn@sha512:" + "ab" * 64),
+        ("champion-image", "churn@sha256:" + "AB" * 32),
+    ],
+)
+def test_an_image_the_docker_target_cannot_run_is_bad_input_before_anything_starts(
+    option: str, value: str
+) -> None:
+    """The option's parser takes these (other steps accept them); the docker target refused
+    them mid-rollout: exit 1, "unexpected error", a rolled-back decision left in the state."""
+    message = refused(**{option.replace("-", "_"): value})
+    assert f"--{option} {value!r}" in message
+    assert "MLSTEPS_DEPLOY_" + option.upper().replace("-", "_") in message
+    assert config(target="sagemaker", **{option.replace("-", "_"): value})  # its own rules

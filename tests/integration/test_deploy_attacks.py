@@ -1,0 +1,48 @@
+"""Attacks on `mlsteps deploy` through the real controller (real Docker Engine, real nginx, the
+session's test models): awkward inputs, signals and judgements the happy-path tests in
+test_deploy.py do not reach. Each endpoint is the `endpoint` fixture's (its own state dir and
+port; its teardown leaves no container and no nginx)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.test_deploy import Endpoint, deploy, endpoint, images_serving  # noqa: F401
+
+pytestmark = [pytest.mark.services, pytest.mark.slow]
+
+QUICK = ("--look-every", "1s", "--min-bake", "2s", "--max-bake", "4s", "--steps", "10,100")
+
+
+def test_no_traffic_with_on_inconclusive_hold_holds_then_a_rerun_decides(
+    endpoint: Endpoint,  # noqa: F811 (the fixture)
+    docker_client: Any,
+    deploy_images: Any,
+    tmp_path: Path,
+) -> None:
+    """No request at all is inconclusive, never a pass; `hold` leaves the candidate at its
+    share with exit 3 (it was caught as a failure: rolled back, exit 1, decision rolled-back)
+    and the same deploy re-run bakes it again and decides."""
+    candidate = deploy_images["good2"].image
+    held = deploy(endpoint, candidate, *QUICK, "--on-inconclusive", "hold", cwd=tmp_path)
+    assert held.code == 3, held.err
+    assert "held the candidate at its share" in held.error
+    assert "rolled back" not in held.err
+    assert held.outputs["decision"] == "held"
+    assert held.outputs["variant-weights"] == "champion=90,candidate=10"
+    assert images_serving(docker_client, endpoint) == sorted(
+        [deploy_images["good"].image, candidate]
+    )
+    state = json.loads((endpoint.state_dir / "rollout.json").read_text())
+    assert (state["phase"], state["decision"]) == ("stepping", "held")
+
+    again = deploy(endpoint, candidate, *QUICK, "--on-inconclusive", "rollback", cwd=tmp_path)
+    assert again.code == 3, again.err
+    assert "resuming the rollout" in again.err
+    assert again.outputs["decision"] == "rolled-back"
+    assert "0 candidate requests" in again.error
+    assert images_serving(docker_client, endpoint) == [deploy_images["good"].image]
