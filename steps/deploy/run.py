@@ -18,6 +18,7 @@ from steps.core.plan import Plan
 from steps.core.runtime import Runtime, StepResult
 from steps.deploy import report
 from steps.deploy.judge import Judge, JudgeSettings, Look
+from steps.deploy.observations import Observations
 from steps.deploy.options import DeployConfig, Step
 from steps.deploy.state import RolloutState, StateFile, rollout_key
 from steps.deploy.targets import make_target
@@ -139,6 +140,7 @@ class DeployRun:
                 return
             self.target.ensure_champion(config.champion_image)
             self.applied.append("endpoint.ensure")
+            state.started = time.time()
             self.target.start_candidate(config.image, capture=True)
             self.applied.append("candidate.start")
             state.phase, state.step, state.step_started = "stepping", 0, time.time()
@@ -183,6 +185,7 @@ class DeployRun:
         while True:
             time.sleep(config.look_every)
             observations, cursor = self.target.observe(state.cursor)
+            observations = since(observations, state.started)
             self.judge.add(observations, step=state.step)
             look = self.judge.look()
             state.cursor, state.judge = cursor, self.judge.to_state()
@@ -334,6 +337,17 @@ class DeployRun:
             f"deploy: step {self.state.step + 1}/{len(self.config.schedule)} {share}, "
             f"{elapsed_text(elapsed)}, {requests} candidate requests: {look.verdict} ({metrics})"
         )
+
+
+def since(observations: Observations, started: float) -> Observations:
+    """What was observed from ``started`` on. A new rollout's cursor starts at the beginning
+    of the target's logs, where earlier rollouts' candidates are logged at the same role."""
+    return Observations(
+        requests=[r for r in observations.requests if r.time >= started],
+        pairs=[p for p in observations.pairs if p.time >= started],
+        summaries=[s for s in observations.summaries if s.start + s.seconds > started],
+        source_error=observations.source_error,
+    )
 
 
 def elapsed_text(seconds: float) -> str:

@@ -11,7 +11,15 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_deploy import Endpoint, deploy, endpoint, images_serving  # noqa: F401
+from tests.deploy_load import Load
+from tests.integration.test_deploy import (  # noqa: F401 (endpoint: the fixture)
+    FAST,
+    Endpoint,
+    body,
+    deploy,
+    endpoint,
+    images_serving,
+)
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
@@ -45,4 +53,24 @@ def test_no_traffic_with_on_inconclusive_hold_holds_then_a_rerun_decides(
     assert "resuming the rollout" in again.err
     assert again.outputs["decision"] == "rolled-back"
     assert "0 candidate requests" in again.error
+    assert images_serving(docker_client, endpoint) == [deploy_images["good"].image]
+
+
+def test_a_new_rollout_does_not_judge_an_earlier_candidates_requests(
+    endpoint: Endpoint,  # noqa: F811 (the fixture)
+    docker_client: Any,
+    deploy_images: Any,
+    tmp_path: Path,
+) -> None:
+    """The access log outlives rollouts and names the role, not the image: a new rollout read
+    it from its start and judged the failing candidate before it as its own (a good candidate
+    given no traffic at all was rolled back for "harm", errors it never made)."""
+    with Load(endpoint.url, body, rate=60):
+        failing = deploy(endpoint, deploy_images["failing"].image, "--steps", "50,100", *FAST,
+                         cwd=tmp_path)  # fmt: skip
+    assert failing.code == 3 and "errors: candidate" in failing.error, failing.err
+    good = deploy(endpoint, deploy_images["good2"].image, *QUICK, cwd=tmp_path)
+    assert good.code == 3, good.err
+    assert "0 candidate requests" in good.error  # undecided with no traffic, not harm
+    assert "harm" not in good.err
     assert images_serving(docker_client, endpoint) == [deploy_images["good"].image]
