@@ -262,14 +262,17 @@ class DeployRun:
         """All traffic to the champion, then the candidate removed; the state says so at each
         stage, so a controller killed here finishes the rollback when re-run."""
         state = self.state
-        state.phase, state.reason = "rolling-back", reason
-        self._save()
-        self.face.warning(f"rolling back: {reason}")
-        self.target.remove_candidate()
-        self.applied.append("candidate.remove")
-        self._decide("rolled-back", reason)
-        endpoint = self.target.current()
-        self.runtime.partial_outputs = self.outputs(endpoint)
+        # Shielded: a signal here (CI cancels a job whose deploy is rolling back) would stop it
+        # with the harmful candidate still serving. It is raised once the champion serves all.
+        with signals.shielded():
+            state.phase, state.reason = "rolling-back", reason
+            self._save()
+            self.face.warning(f"rolling back: {reason}")
+            self.target.remove_candidate()
+            self.applied.append("candidate.remove")
+            self._decide("rolled-back", reason)
+            endpoint = self.target.current()
+            self.runtime.partial_outputs = self.outputs(endpoint)
         if raise_rejected:
             raise GateRejected(
                 f"deploy rolled the candidate back: {reason}. All traffic is on the champion.",

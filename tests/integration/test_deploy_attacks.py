@@ -6,6 +6,8 @@ port; its teardown leaves no container and no nginx)."""
 from __future__ import annotations
 
 import json
+import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +15,16 @@ import pytest
 
 from tests.deploy_load import Load
 from tests.integration.test_deploy import (  # noqa: F401 (endpoint: the fixture)
+    BROKEN,
     FAST,
     Endpoint,
     body,
     deploy,
     endpoint,
+    finish,
     images_serving,
+    mlsteps,
+    wait_for_phase,
 )
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
@@ -74,3 +80,31 @@ def test_a_new_rollout_does_not_judge_an_earlier_candidates_requests(
     assert "0 candidate requests" in good.error  # undecided with no traffic, not harm
     assert "harm" not in good.err
     assert images_serving(docker_client, endpoint) == [deploy_images["good"].image]
+
+
+def test_sigterm_during_a_rollback_still_puts_all_traffic_on_the_champion(
+    endpoint: Endpoint,  # noqa: F811 (the fixture)
+    docker_client: Any,
+    deploy_images: Any,
+    tmp_path: Path,
+) -> None:
+    """CI cancels a job while its deploy rolls a harmful candidate back: the rollback was not
+    shielded, so the signal stopped it with the failing candidate still at its share (exit
+    143, the state left "rolling-back" until someone re-ran the deploy)."""
+    state = endpoint.state_dir / "rollout.json"
+    with Load(endpoint.url, body, rate=60) as load:
+        process = mlsteps(*endpoint.args(deploy_images["failing"].image, "--steps", "50,100",
+                                         *FAST), cwd=tmp_path)  # fmt: skip
+        wait_for_phase(endpoint, "stepping", 0)
+        deadline = time.monotonic() + 120
+        while json.loads(state.read_text())["phase"] == "stepping" and time.monotonic() < deadline:
+            time.sleep(0.005)
+        process.send_signal(signal.SIGTERM)
+        done = finish(process, timeout=120)
+    assert done.code == 143, done.err
+    assert "rolling back: roll back: errors" in done.err
+    assert done.outputs.get("decision") == "rolled-back"
+    assert json.loads(state.read_text())["phase"] == "done"
+    assert images_serving(docker_client, endpoint) == [deploy_images["good"].image]
+    assert "weight=100;" in (endpoint.state_dir / "nginx.conf").read_text()
+    assert [o for o in load.outcomes if o.status in BROKEN] == []
