@@ -47,6 +47,8 @@ def parse_steps(text: str) -> tuple[int, ...]:
         raise ValueError(form)
     if weights[-1] != 100:
         raise ValueError(form)
+    if len(weights) == 1:  # 100 alone: all traffic at once, nothing ever judged
+        raise ValueError(form + " (at least one step below 100, where the candidate is judged)")
     return weights
 
 

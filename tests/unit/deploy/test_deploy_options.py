@@ -225,3 +225,11 @@ def test_an_image_the_docker_target_cannot_run_is_bad_input_before_anything_star
     assert f"--{option} {value!r}" in message
     assert "MLSTEPS_DEPLOY_" + option.upper().replace("-", "_") in message
     assert config(target="sagemaker", **{option.replace("-", "_"): value})  # its own rules
+
+
+def test_a_schedule_with_no_judged_step_is_refused() -> None:
+    """--steps 100 alone switched all traffic to the candidate with nothing judged, and the
+    report said "every judged step passed": a silent promotion."""
+    with pytest.raises(ValueError, match="at least one step below 100"):
+        parse_steps("100")
+    assert "--steps" in refused(steps="100")
