@@ -18,7 +18,7 @@ from steps.core.plan import Plan
 from steps.core.runtime import Runtime, StepResult
 from steps.deploy import report
 from steps.deploy.judge import Judge, JudgeSettings, Look
-from steps.deploy.observations import Observations
+from steps.deploy.observations import CANDIDATE, Observations
 from steps.deploy.options import DeployConfig, Step
 from steps.deploy.state import RolloutState, StateFile, rollout_key
 from steps.deploy.targets import make_target
@@ -205,6 +205,7 @@ class DeployRun:
             self.face.progress("deploy", self._look_line(step, look, elapsed, requests), final=True)
             if look.verdict == "rollback":
                 raise RolledBack(look.reason)
+            self._check_parts()
             if observations.source_error:
                 self.face.warning(
                     f"the metrics source did not answer ({observations.source_error}): this "
@@ -219,6 +220,18 @@ class DeployRun:
             if elapsed >= config.max_bake:
                 self._undecided(look, requests)
                 return
+
+    def _check_parts(self) -> None:
+        """A candidate that stopped running is rolled back now (the proxy sends its share to
+        the champion, so its few failed tries leave the judge undecided until --max-bake); a
+        dead proxy or champion is started again, as the next deploy would."""
+        endpoint = self.target.current()
+        down = endpoint.down.split(", ") if endpoint and endpoint.down else []
+        if CANDIDATE in down:
+            raise RolledBack(f"the candidate {self.config.image} stopped running")
+        if down:
+            self.face.warning(f"the endpoint's {endpoint and endpoint.down} is not running")
+            self.target.ensure_champion(None)
 
     def _undecided(self, look: Look, requests: int) -> None:
         config = self.config

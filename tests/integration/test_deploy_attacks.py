@@ -108,3 +108,28 @@ def test_sigterm_during_a_rollback_still_puts_all_traffic_on_the_champion(
     assert images_serving(docker_client, endpoint) == [deploy_images["good"].image]
     assert "weight=100;" in (endpoint.state_dir / "nginx.conf").read_text()
     assert [o for o in load.outcomes if o.status in BROKEN] == []
+
+
+def test_a_candidate_that_dies_mid_rollout_is_rolled_back_at_the_next_look(
+    endpoint: Endpoint,  # noqa: F811 (the fixture)
+    docker_client: Any,
+    deploy_images: Any,
+    tmp_path: Path,
+) -> None:
+    """nginx sends a dead candidate's share to the champion: no client fails, the judge sees
+    a couple of failed tries and stays undecided, and the rollout waited for --max-bake (90 s
+    here, 10 min by default) before rolling back "undecided"."""
+    with Load(endpoint.url, body, rate=60) as load:
+        process = mlsteps(*endpoint.args(deploy_images["good2"].image, "--steps", "30,100",
+                                         *FAST, "--min-bake", "60s"), cwd=tmp_path)  # fmt: skip
+        wait_for_phase(endpoint, "stepping", 0)
+        time.sleep(3)
+        state = json.loads((endpoint.state_dir / "state.json").read_text())
+        docker_client.containers.get(state["candidate"]["container"]).kill()
+        killed = time.monotonic()
+        done = finish(process, timeout=120)
+    assert done.code == 3, done.err
+    assert "stopped running" in done.error
+    assert time.monotonic() - killed < 30
+    assert images_serving(docker_client, endpoint) == [deploy_images["good"].image]
+    assert [o for o in load.outcomes if o.status in BROKEN] == []
