@@ -37,10 +37,16 @@ def test_no_traffic_with_on_inconclusive_hold_holds_then_a_rerun_decides(
     docker_client: Any,
     deploy_images: Any,
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """No request at all is inconclusive, never a pass; `hold` leaves the candidate at its
     share with exit 3 (it was caught as a failure: rolled back, exit 1, decision rolled-back)
-    and the same deploy re-run bakes it again and decides."""
+    and the same deploy re-run bakes it again and decides. Secrets in the environment (none is
+    needed) reach no file deploy writes and no output."""
+    secrets = ("AKIAH6SECRETKEYID", "h6-secret-access-key-value", "h6-token-value")
+    for name, value in zip(("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "GITHUB_TOKEN"),
+                           secrets, strict=True):  # fmt: skip
+        monkeypatch.setenv(name, value)
     candidate = deploy_images["good2"].image
     held = deploy(endpoint, candidate, *QUICK, "--on-inconclusive", "hold", cwd=tmp_path)
     assert held.code == 3, held.err
@@ -60,6 +66,11 @@ def test_no_traffic_with_on_inconclusive_hold_holds_then_a_rerun_decides(
     assert again.outputs["decision"] == "rolled-back"
     assert "0 candidate requests" in again.error
     assert images_serving(docker_client, endpoint) == [deploy_images["good"].image]
+    written = [p for d in (endpoint.state_dir, endpoint.report_dir) for p in d.rglob("*")]
+    texts = [p.read_bytes() for p in written if p.is_file()]
+    texts += [(done.err + json.dumps(done.outputs)).encode() for done in (held, again)]
+    assert len(texts) > 8
+    assert [s for s in secrets for text in texts if s.encode() in text] == []
 
 
 def test_a_new_rollout_does_not_judge_an_earlier_candidates_requests(
