@@ -68,6 +68,12 @@ class DeployRun:
         with self.files.locked():
             previous = self.files.read()
             if previous is not None and previous.key == self.state.key:
+                if previous.step >= len(self.config.schedule):  # edited: never skip a step
+                    raise StepFailed(
+                        f"the rollout state {self.files.path} is damaged (step "
+                        f"{previous.step + 1} of a {len(self.config.schedule)}-step schedule). "
+                        "Look at what the endpoint serves, then remove the file to start afresh."
+                    )
                 self.state = previous
                 if previous.phase == "done" and previous.decision != "held":
                     self.face.info(

@@ -233,3 +233,18 @@ def test_a_schedule_with_no_judged_step_is_refused() -> None:
     with pytest.raises(ValueError, match="at least one step below 100"):
         parse_steps("100")
     assert "--steps" in refused(steps="100")
+
+
+def test_a_state_file_past_the_schedule_is_refused_before_traffic_moves(tmp_path: Path) -> None:
+    """A rollout.json whose step is past the schedule skipped every judged step and switched
+    all traffic to the candidate."""
+    from steps.deploy.run import DeployRun
+
+    found = config(state_dir=str(tmp_path / "state"), steps="5,100")
+    StateFile(found.state_dir).write(RolloutState(rollout_key(found), "stepping", step=7))
+    with pytest.raises(StepFailed, match="is damaged .step 8 of a 2-step schedule"):
+        DeployRun(found, Runtime(environ={}), build_plan(found)).run()
+    assert sorted(p.name for p in (tmp_path / "state").iterdir()) == [
+        "rollout.json",
+        "rollout.lock",
+    ]
