@@ -345,6 +345,10 @@ def _first_number(value: Any) -> float | None:
 # How long an answer of one variant waits for the other's to be read (servers flush every
 # second; a look may read one variant's file just before the other's line is written).
 PENDING_SECONDS = 30.0
+# The most output text kept waiting per variant (it goes into the controller's state file at
+# every look). A server's capture holds bodies up to 64 KiB; a container writing many answers
+# no other variant has (model code can) loses its oldest, never grows the state file.
+PENDING_BYTES = 4 * 2**20
 
 
 def join_pending(
@@ -373,11 +377,24 @@ def join_pending(
     matched = {pair.request_id for pair in joined}
     newest = max((r.time for r in (*mine, *theirs)), default=0.0)
     left = {
-        side: [
-            [r.request_id, r.time, r.output]
-            for r in records
-            if r.request_id not in matched and r.time >= newest - PENDING_SECONDS
-        ]
+        side: _newest(
+            [
+                r
+                for r in records
+                if r.request_id not in matched and r.time >= newest - PENDING_SECONDS
+            ]
+        )
         for side, records in (("champion", mine), ("candidate", theirs))
     }
     return joined, left
+
+
+def _newest(records: list[Record]) -> list[list[Any]]:
+    """The newest of ``records`` whose outputs fit in PENDING_BYTES, as JSON-able lists."""
+    kept, size = [], 0
+    for record in sorted(records, key=lambda r: r.time, reverse=True):
+        size += len(record.output or "") + len(record.request_id)
+        if size > PENDING_BYTES:
+            break
+        kept.append([record.request_id, record.time, record.output])
+    return kept[::-1]

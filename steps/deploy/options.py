@@ -48,6 +48,8 @@ def parse_steps(text: str) -> tuple[int, ...]:
         raise ValueError(form)
     if weights[-1] != 100:
         raise ValueError(form)
+    if len(weights) == 1:  # 100 alone: all traffic at once, nothing ever judged
+        raise ValueError(form + " (at least one step below 100, where the candidate is judged)")
     return weights
 
 
@@ -452,6 +454,8 @@ def load_config(runtime: Runtime, flags: Mapping[str, Any]) -> DeployConfig:
             "no traffic steps (it judges a mirrored copy of the traffic). Leave --steps out, or "
             "use --strategy canary."
         )
+    if values["target"] == "docker":
+        _check_docker_images(values)
     if values["version"] and not model["name"]:
         raise ConfigError(
             f"--version {values['version']} needs the registered model: give --name (env "
@@ -503,6 +507,24 @@ def load_config(runtime: Runtime, flags: Mapping[str, Any]) -> DeployConfig:
         model_name=model["name"],
         version=values["version"],
     )
+
+
+def _check_docker_images(values: Mapping[str, Any]) -> None:
+    """The docker target names containers and labels from the images: it takes a narrower
+    reference than the option's parser (no IPv6 host, sha256 digests only). Refused here,
+    before anything starts, rather than by the target mid-rollout."""
+    from steps.deploy.targets.docker import check_image
+
+    for option in ("image", "champion-image"):
+        if values[option]:
+            try:
+                check_image(values[option], f"--{option}")
+            except ValueError as exc:
+                env = "MLSTEPS_DEPLOY_" + option.upper().replace("-", "_")
+                raise ConfigError(
+                    f"{exc}: the docker target cannot run it. Give --{option} (env {env}) "
+                    "with a registry host name or 127.0.0.1:PORT and a sha256 digest if any."
+                ) from None
 
 
 def _tracking_uri(uri: str | None, version: str | None) -> str | None:

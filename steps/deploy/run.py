@@ -18,6 +18,7 @@ from steps.core.plan import Plan
 from steps.core.runtime import Runtime, StepResult
 from steps.deploy import report
 from steps.deploy.judge import Judge, JudgeSettings, Look
+from steps.deploy.observations import CANDIDATE, Observations
 from steps.deploy.options import DeployConfig, Step
 from steps.deploy.state import RolloutState, StateFile, rollout_key
 from steps.deploy.targets import make_target
@@ -78,6 +79,12 @@ class DeployRun:
                 and self.config.retry
             )
             if previous is not None and previous.key == self.state.key and not retried:
+                if previous.step >= len(self.config.schedule):  # edited: never skip a step
+                    raise StepFailed(
+                        f"the rollout state {self.files.path} is damaged (step "
+                        f"{previous.step + 1} of a {len(self.config.schedule)}-step schedule). "
+                        "Look at what the endpoint serves, then remove the file to start afresh."
+                    )
                 self.state = previous
                 if previous.phase == "done" and previous.decision != "held":
                     again = (
@@ -155,6 +162,7 @@ class DeployRun:
                 return
             self.target.ensure_champion(config.champion_image)
             self.applied.append("endpoint.ensure")
+            state.started = time.time()
             self.target.start_candidate(config.image, capture=True)
             self.applied.append("candidate.start")
             state.phase, state.step, state.step_started = "stepping", 0, time.time()
@@ -199,6 +207,7 @@ class DeployRun:
         while True:
             time.sleep(config.look_every)
             observations, cursor = self.target.observe(state.cursor)
+            observations = since(observations, state.started)
             self.judge.add(observations, step=state.step)
             look = self.judge.look()
             state.cursor, state.judge = cursor, self.judge.to_state()
@@ -218,6 +227,7 @@ class DeployRun:
             self.face.progress("deploy", self._look_line(step, look, elapsed, requests), final=True)
             if look.verdict == "rollback":
                 raise RolledBack(look.reason)
+            self._check_parts()
             if observations.source_error:
                 self.face.warning(
                     f"the metrics source did not answer ({observations.source_error}): this "
@@ -232,6 +242,18 @@ class DeployRun:
             if elapsed >= config.max_bake:
                 self._undecided(look, requests)
                 return
+
+    def _check_parts(self) -> None:
+        """A candidate that stopped running is rolled back now (the proxy sends its share to
+        the champion, so its few failed tries leave the judge undecided until --max-bake); a
+        dead proxy or champion is started again, as the next deploy would."""
+        endpoint = self.target.current()
+        down = endpoint.down.split(", ") if endpoint and endpoint.down else []
+        if CANDIDATE in down:
+            raise RolledBack(f"the candidate {self.config.image} stopped running")
+        if down:
+            self.face.warning(f"the endpoint's {endpoint and endpoint.down} is not running")
+            self.target.ensure_champion(None)
 
     def _undecided(self, look: Look, requests: int) -> None:
         config = self.config
@@ -274,14 +296,17 @@ class DeployRun:
         """All traffic to the champion, then the candidate removed; the state says so at each
         stage, so a controller killed here finishes the rollback when re-run."""
         state = self.state
-        state.phase, state.reason = "rolling-back", reason
-        self._save()
-        self.face.warning(f"rolling back: {reason}")
-        self.target.remove_candidate()
-        self.applied.append("candidate.remove")
-        self._decide("rolled-back", reason)
-        endpoint = self.target.current()
-        self.runtime.partial_outputs = self.outputs(endpoint)
+        # Shielded: a signal here (CI cancels a job whose deploy is rolling back) would stop it
+        # with the harmful candidate still serving. It is raised once the champion serves all.
+        with signals.shielded():
+            state.phase, state.reason = "rolling-back", reason
+            self._save()
+            self.face.warning(f"rolling back: {reason}")
+            self.target.remove_candidate()
+            self.applied.append("candidate.remove")
+            self._decide("rolled-back", reason)
+            endpoint = self.target.current()
+            self.runtime.partial_outputs = self.outputs(endpoint)
         if raise_rejected:
             raise GateRejected(
                 f"deploy rolled the candidate back: {reason}. All traffic is on the champion.",
@@ -349,6 +374,17 @@ class DeployRun:
             f"deploy: step {self.state.step + 1}/{len(self.config.schedule)} {share}, "
             f"{elapsed_text(elapsed)}, {requests} candidate requests: {look.verdict} ({metrics})"
         )
+
+
+def since(observations: Observations, started: float) -> Observations:
+    """What was observed from ``started`` on. A new rollout's cursor starts at the beginning
+    of the target's logs, where earlier rollouts' candidates are logged at the same role."""
+    return Observations(
+        requests=[r for r in observations.requests if r.time >= started],
+        pairs=[p for p in observations.pairs if p.time >= started],
+        summaries=[s for s in observations.summaries if s.start + s.seconds > started],
+        source_error=observations.source_error,
+    )
 
 
 def elapsed_text(seconds: float) -> str:

@@ -51,6 +51,9 @@ class RolloutState:
     key: str
     phase: str = "starting"
     step: int = 0  # index into the schedule
+    # Epoch seconds this rollout's candidate was started: what the target's logs hold from
+    # before (an earlier rollout's candidate, at the same role) is not this candidate's.
+    started: float = 0.0
     step_started: float = 0.0  # epoch seconds the current step's bake started
     step_base_requests: int = 0  # the candidate's requests before the current step
     cursor: dict[str, Any] = field(default_factory=dict)  # the target's observe() cursor
@@ -68,8 +71,9 @@ class RolloutState:
             raise ValueError("not a rollout state")
         state = cls(key=data["key"])
         for name, kind in (
-            ("phase", str), ("step", int), ("step_started", (int, float)),
-            ("step_base_requests", int), ("cursor", dict), ("judge", dict), ("looks", list),
+            ("phase", str), ("step", int), ("started", (int, float)),
+            ("step_started", (int, float)), ("step_base_requests", int), ("cursor", dict),
+            ("judge", dict), ("looks", list),
             ("decision", str), ("reason", str),
         ):  # fmt: skip
             if name in data:

@@ -349,3 +349,27 @@ def test_a_reader_in_a_thread_never_blocks_the_writer(tmp_path: Path) -> None:
         return got
 
     assert asyncio.run(serve()) == [f"r{n}" for n in range(50)]
+
+
+def test_answers_no_other_variant_has_cannot_grow_the_state_file(tmp_path: Path) -> None:
+    """Model code can write its own capture lines: 60 answers of ~0.9 MiB with request ids
+    the champion never saw were all kept waiting for their other half, in the cursor the
+    controller writes into its state file at every look (~54 MB, and more each look)."""
+    from steps.deploy.capture import join_pending
+
+    big = predictions(["x" * 900_000])  # over the server's 64 KiB: written by model code
+
+    def forged_line(i: int) -> str:
+        event = json.loads(line(f"forged-{i}", when=NOON + i / 10))
+        event["captureData"]["endpointOutput"]["data"] = big
+        return json.dumps(event) + "\n"
+
+    write(tmp_path, f"{HOUR}/forged.jsonl", "".join(forged_line(i) for i in range(60)))
+    forged = CaptureReader(tmp_path, "candidate").read()
+    assert len(forged) == 60 and all(r.output == big for r in forged)
+    honest = [record("r1", predictions([1.0]))]
+    found, left = join_pending(honest, forged + [record("r1", predictions([1.0]))], {}, 0.0)
+    assert [pair.request_id for pair in found] == ["r1"]
+    assert len(json.dumps(left)) < 8 * 2**20
+    again, _ = join_pending([record("forged-59", big)], [], json.loads(json.dumps(left)), 0.0)
+    assert [pair.request_id for pair in again] == ["forged-59"]  # the newest still joins

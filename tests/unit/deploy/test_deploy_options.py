@@ -206,3 +206,45 @@ def test_report_without_looks_says_so(tmp_path: Path) -> None:
     md = report.write(config(report_dir=str(tmp_path / "r")), state, print)
     assert "first deploy" in Path(md).read_text()
     assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["report.json", "report.md"]
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("image", "[::1]:5000/churn:1"),
+        ("image", "churn@sha512:" + "ab" * 64),
+        ("champion-image", "churn@sha256:" + "AB" * 32),
+    ],
+)
+def test_an_image_the_docker_target_cannot_run_is_bad_input_before_anything_starts(
+    option: str, value: str
+) -> None:
+    """The option's parser takes these (other steps accept them); the docker target refused
+    them mid-rollout: exit 1, "unexpected error", a rolled-back decision left in the state."""
+    message = refused(**{option.replace("-", "_"): value})
+    assert f"--{option} {value!r}" in message
+    assert "MLSTEPS_DEPLOY_" + option.upper().replace("-", "_") in message
+    assert config(target="sagemaker", **{option.replace("-", "_"): value})  # its own rules
+
+
+def test_a_schedule_with_no_judged_step_is_refused() -> None:
+    """--steps 100 alone switched all traffic to the candidate with nothing judged, and the
+    report said "every judged step passed": a silent promotion."""
+    with pytest.raises(ValueError, match="at least one step below 100"):
+        parse_steps("100")
+    assert "--steps" in refused(steps="100")
+
+
+def test_a_state_file_past_the_schedule_is_refused_before_traffic_moves(tmp_path: Path) -> None:
+    """A rollout.json whose step is past the schedule skipped every judged step and switched
+    all traffic to the candidate."""
+    from steps.deploy.run import DeployRun
+
+    found = config(state_dir=str(tmp_path / "state"), steps="5,100")
+    StateFile(found.state_dir).write(RolloutState(rollout_key(found), "stepping", step=7))
+    with pytest.raises(StepFailed, match="is damaged .step 8 of a 2-step schedule"):
+        DeployRun(found, Runtime(environ={}), build_plan(found)).run()
+    assert sorted(p.name for p in (tmp_path / "state").iterdir()) == [
+        "rollout.json",
+        "rollout.lock",
+    ]
