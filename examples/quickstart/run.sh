@@ -152,9 +152,12 @@ deployed=$("$REPO/.venv/bin/mlsteps" --json deploy --image "$image" --champion-i
     --version "$version") || status=$?
 kill -TERM "$traffic" && wait "$traffic" || true   # it prints how many requests failed
 trap - EXIT
-if ((status != 0)); then
-    # 3: rolled back (the report in .mlsteps/deploy says why), traffic on the champion.
-    say "deploy did not roll version $version out (exit $status): see $HERE/.mlsteps/deploy/report.md"
+if ((status == 3)); then
+    # Harm found, or undecided at the longest bake: all traffic is back on the one serving.
+    say "deploy rolled version $version back: $HERE/.mlsteps/deploy/report.md says why"
+    exit 3
+elif ((status != 0)); then
+    say "deploy failed (exit $status): its message is above"
     exit "$status"
 fi
 say "deploy: $(output decision <<<"$deployed"), $(output variant-weights <<<"$deployed")"
