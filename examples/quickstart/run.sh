@@ -150,7 +150,8 @@ trap 'kill "$traffic" 2>/dev/null || true' EXIT
 status=0
 deployed=$("$REPO/.venv/bin/mlsteps" --json deploy --image "$image" --champion-image "$image" \
     --version "$version") || status=$?
-kill -TERM "$traffic" && wait "$traffic" || true   # it prints how many requests failed
+kill -TERM "$traffic" 2>/dev/null || true
+wait "$traffic" || true   # it prints how many requests failed
 trap - EXIT
 if ((status == 3)); then
     # Harm found, or undecided at the longest bake: all traffic is back on the one serving.
