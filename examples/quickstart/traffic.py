@@ -58,6 +58,7 @@ class Traffic:
         self.stop = threading.Event()
         self.answered = threading.Event()  # the endpoint answered once: count from then on
         self.outcomes: Counter[str] = Counter()
+        self.unanswered = 0  # requests sent before the endpoint first answered
         self.lock = threading.Lock()
 
     def send(self, rng: random.Random) -> str:
@@ -81,13 +82,17 @@ class Traffic:
             outcome = self.send(rng)
             if outcome == "200":
                 self.answered.set()
-            if self.answered.is_set():
-                with self.lock:
+            with self.lock:
+                if self.answered.is_set():
                     self.outcomes[outcome] += 1
+                else:
+                    self.unanswered += 1
             next_at += self.interval
             self.stop.wait(max(0.0, next_at - time.monotonic()))
 
     def report(self) -> str:
+        if not self.answered.is_set():
+            return f"traffic: {self.url} never answered ({self.unanswered} requests sent)"
         total = sum(self.outcomes.values())
         failed = {k: n for k, n in self.outcomes.items() if k != "200"}
         detail = ", ".join(f"{n} {k}" for k, n in sorted(failed.items()))
