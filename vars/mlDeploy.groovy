@@ -25,10 +25,12 @@ def call(Map userConfig = [:]) {
         maxBake: null,                 // The most time a step runs before onInconclusive decides
         lookEvery: null,               // How often the judge looks (mlsteps: 10s)
         onInconclusive: null,          // At maxBake with no decision: rollback (traffic back on the champion, exit 3)
+        retry: null,                   // Roll the candidate out again although an earlier deploy with the same…
         alpha: null,                   // The judge's error budget
-        errorMargin: null,             // Errors (5xx, timeouts, refused connections) the candidate may make
+        errorMargin: null,             // Errors
         errorFloor: null,              // When errors are too rare to compare (none at all is the usual case)
         latencyMargin: null,           // How much slower (geometric mean) the candidate may be and still be shown safe
+        latencyTolerance: null,        // How much slower
         disagreementTolerance: null,   // shadow and blue-green
         predictionTolerance: null,     // Two numeric predictions within this absolute difference agree (mlsteps: 0.0)
         version: null,                 // The candidate's version in the MLflow registry
@@ -41,7 +43,7 @@ def call(Map userConfig = [:]) {
     Cli cli = new Cli(this, 'mlDeploy')
     // The forms a key's value may take (generated from the option table: python -m steps.faces);
     // keys not listed take one String or number.
-    Map<String, String> forms = [mlsteps: Cli.WORDS]
+    Map<String, String> forms = [retry: Cli.BOOLEAN, mlsteps: Cli.WORDS]
     String problem = cli.invalidKeys(userConfig, defaultConfig, forms, Cli.SCALAR)
     if (problem) {
         error problem

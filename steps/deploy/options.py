@@ -19,6 +19,7 @@ from steps.core.text import redact_url
 from steps.core.values import parse_duration, parse_version
 from steps.deploy import HELP
 from steps.services.images.build import parse_image_reference
+from steps.services.sagemaker import is_sagemaker_name
 
 STRATEGIES = ("canary", "linear", "blue-green", "shadow")
 ON_INCONCLUSIVE = ("rollback", "hold", "promote")
@@ -51,9 +52,9 @@ def parse_steps(text: str) -> tuple[int, ...]:
 
 
 def parse_endpoint(text: str) -> str:
-    # Names a container, an nginx file and a SageMaker endpoint: SageMaker's rule (letters,
-    # digits, hyphens; up to 63) is the narrowest, and nothing in it can leave a quote.
-    if len(text) > 63 or not re.fullmatch(r"[A-Za-z0-9](-*[A-Za-z0-9])*", text):
+    # Names a container, an nginx file and a SageMaker endpoint: SageMaker's rule is the
+    # narrowest of them.
+    if not is_sagemaker_name(text):
         raise ValueError(
             "an endpoint name: up to 63 letters, digits and hyphens, starting and ending with "
             "a letter or digit"
@@ -72,15 +73,23 @@ def parse_listen(text: str) -> int:
     return int(match.group(1))
 
 
-def parse_fraction(text: str) -> float:
-    form = "a number from 0 to 1, e.g. 0.05 (or a percentage such as 5%)"
+def _fraction(text: str, *, zero: bool) -> float:
+    form = f"a number from 0 to 1, e.g. {'0 or ' if zero else ''}0.05 (or a percentage such as 5%)"
     try:
         value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
     except ValueError:
         raise ValueError(form) from None
-    if not 0 < value < 1:
+    if not (0 <= value < 1 if zero else 0 < value < 1):
         raise ValueError(form)
     return value
+
+
+def parse_fraction(text: str) -> float:
+    return _fraction(text, zero=False)
+
+
+def parse_tolerance_fraction(text: str) -> float:
+    return _fraction(text, zero=True)
 
 
 def parse_ratio(text: str) -> float:
@@ -246,6 +255,16 @@ SECTION = Section(
             "out). Never a silent promotion.",
         ),
         Option(
+            name="retry",
+            kind="bool",
+            default=False,
+            metavar="true|false",
+            help="Roll the candidate out again although an earlier deploy with the same "
+            "arguments rolled it back (or passed its shadow). Without it such a deploy reports "
+            "the recorded decision and moves nothing, so a re-run job never exposes clients "
+            "to a candidate already judged harmful.",
+        ),
+        Option(
             name="alpha",
             parse=parse_fraction,
             default=0.05,
@@ -259,8 +278,9 @@ SECTION = Section(
             parse=parse_ratio,
             default=1.5,
             metavar="RATIO",
-            help="Errors (5xx, timeouts, refused connections) the candidate may make, as a "
-            "multiple of the champion's rate, and still be shown safe.",
+            help="Errors (5xx, timeouts, refused connections; and apart from them 4xx answers) "
+            "the candidate may make, as a multiple of the champion's rate, and still be shown "
+            "safe.",
         ),
         Option(
             name="error-floor",
@@ -278,6 +298,16 @@ SECTION = Section(
             metavar="FRACTION",
             help="How much slower (geometric mean) the candidate may be and still be shown "
             "safe, e.g. `0.05` or `5%`.",
+        ),
+        Option(
+            name="latency-tolerance",
+            parse=parse_tolerance_fraction,
+            default=0.0,
+            metavar="FRACTION",
+            help="How much slower (geometric mean) the candidate must be shown to be before "
+            "it is rolled back: 0 rolls back any slowdown the data shows; raise it (e.g. "
+            "`10%`) where two containers of the same model differ (cold caches, busy hosts). "
+            "Below --latency-margin.",
         ),
         Option(
             name="disagreement-tolerance",
@@ -354,10 +384,12 @@ class DeployConfig:
     max_bake: float
     look_every: float
     on_inconclusive: str
+    retry: bool
     alpha: float
     error_margin: float
     error_floor: float
     latency_margin: float
+    latency_tolerance: float
     disagreement_tolerance: float
     prediction_tolerance: float
     report_dir: str
@@ -425,6 +457,12 @@ def load_config(runtime: Runtime, flags: Mapping[str, Any]) -> DeployConfig:
             f"--version {values['version']} needs the registered model: give --name (env "
             "MLSTEPS_MODEL_NAME)."
         )
+    if values["latency-tolerance"] >= values["latency-margin"]:
+        raise ConfigError(
+            f"--latency-tolerance {values['latency-tolerance']:g} is not below --latency-margin "
+            f"{values['latency-margin']:g}: a candidate could be harmful and safe at once. Give "
+            "a tolerance (rolled back above it) below the margin (shown safe below it)."
+        )
     if values["min-bake"] > values["max-bake"]:
         raise ConfigError(
             "--min-bake is longer than --max-bake: every step would end at --max-bake "
@@ -449,10 +487,12 @@ def load_config(runtime: Runtime, flags: Mapping[str, Any]) -> DeployConfig:
         max_bake=values["max-bake"],
         look_every=values["look-every"],
         on_inconclusive=values["on-inconclusive"],
+        retry=values["retry"],
         alpha=values["alpha"],
         error_margin=values["error-margin"],
         error_floor=values["error-floor"],
         latency_margin=values["latency-margin"],
+        latency_tolerance=values["latency-tolerance"],
         disagreement_tolerance=values["disagreement-tolerance"],
         prediction_tolerance=values["prediction-tolerance"],
         report_dir=values["report-dir"],

@@ -54,7 +54,9 @@ def describe_metrics(config: DeployConfig) -> str:
     parts = [
         f"errors (5xx, timeouts, refused; safe below {config.error_margin:g}x the champion's, or "
         f"below {config.error_floor:.1%} outright)",
-        f"latency (safe below +{config.latency_margin:.1%})",
+        "client errors (4xx, the same test: a model that raises answers 400)",
+        f"latency (harm above +{config.latency_tolerance:.1%}, safe below "
+        f"+{config.latency_margin:.1%})",
     ]
     if config.mirrors:
         parts.append(

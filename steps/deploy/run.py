@@ -29,6 +29,10 @@ class RolledBack(Exception):
     """The judge (or --on-inconclusive) sent the candidate back; the reason is the message."""
 
 
+class Held(Exception):
+    """--on-inconclusive hold left the candidate at its share; the message says why."""
+
+
 class DeployRun:
     def __init__(self, config: DeployConfig, runtime: Runtime, plan: Plan) -> None:
         self.config = config
@@ -37,12 +41,15 @@ class DeployRun:
         self.plan = plan
         self.files = StateFile(config.state_dir)
         self.target = make_target(config, self.face.info)
-        metrics = ("errors", "latency", "disagreement") if config.mirrors else ("errors", "latency")
+        metrics = ("errors", "client-errors", "latency") + (
+            ("disagreement",) if config.mirrors else ()
+        )
         self.settings = JudgeSettings(
             alpha=config.alpha,
             error_margin=config.error_margin,
             error_rate_floor=config.error_floor,
             latency_margin=config.latency_margin,
+            latency_tolerance=config.latency_tolerance,
             disagreement_tolerance=config.disagreement_tolerance,
             metrics=metrics,
             # A stratum spans at least one look (and 10 s, so each holds requests of both arms).
@@ -64,12 +71,23 @@ class DeployRun:
             self.report_log.check()  # before any traffic moves: exit 2 on a wrong --version
         with self.files.locked():
             previous = self.files.read()
-            if previous is not None and previous.key == self.state.key:
+            retried = (
+                previous is not None
+                and previous.phase == "done"
+                and previous.decision in ("rolled-back", "passed")
+                and self.config.retry
+            )
+            if previous is not None and previous.key == self.state.key and not retried:
                 self.state = previous
                 if previous.phase == "done" and previous.decision != "held":
+                    again = (
+                        " (--retry true rolls it out again)"
+                        if previous.decision in ("rolled-back", "passed")
+                        else ""
+                    )
                     self.face.info(
                         f"this rollout was decided already: {previous.decision} "
-                        f"({previous.reason}); nothing changes"
+                        f"({previous.reason}); nothing changes{again}"
                     )
                     return self._result(self.target.current())
                 self._resume()
@@ -79,6 +97,8 @@ class DeployRun:
                 self._drive()
             except RolledBack as exc:
                 return self._roll_back(str(exc))
+            except Held as exc:
+                raise GateRejected(str(exc), summary=self.summary()) from None
             except signals.Cancelled as exc:
                 with signals.shielded(deliver=False):
                     self._roll_back(f"cancelled by {exc}", raise_rejected=False)
@@ -225,10 +245,10 @@ class DeployRun:
             self.state.decision, self.state.reason = "held", why + " (--on-inconclusive hold)"
             self._save()
             self._write_report()
-            raise GateRejected(
+            self.runtime.partial_outputs = self.outputs(self.target.current())
+            raise Held(
                 f"deploy held the candidate at its share: {self.state.reason}. Re-run the same "
-                "deploy to bake it again, or roll it back by deploying the champion.",
-                summary=self.summary(),
+                "deploy to bake it again, or roll it back by deploying the champion."
             )
         self.face.warning(f"{why}: going on (--on-inconclusive promote)")
 

@@ -21,6 +21,7 @@ from steps.core.text import redact_url
 from steps.core.values import parse_duration, parse_pem_file, parse_version
 from steps.locks import KINDS as LOCK_KINDS
 from steps.promote import HELP
+from steps.services.sagemaker import is_sagemaker_name
 
 NO_CHAMPION = "none"  # the gate's word for "there was no champion" (steps/checks/verdict.py)
 ANY_CHAMPION = "any"
@@ -45,12 +46,11 @@ NO_SYNC = "none"  # --sagemaker-model-package-group none: no SageMaker sync
 
 
 def parse_package_group(text: str) -> str:
-    # SageMaker's ModelPackageGroupName: 1-63 characters (a length limit of its own: the
-    # pattern alone lets hyphens run longer), letters, digits and hyphens, not starting or
-    # ending with a hyphen. "none" turns the sync off, over a group set in mlsteps.yaml.
+    # SageMaker's ModelPackageGroupName. "none" turns the sync off, over a group set in
+    # mlsteps.yaml.
     if text.lower() == NO_SYNC:
         return NO_SYNC
-    if len(text) > 63 or not re.fullmatch(r"[A-Za-z0-9](-*[A-Za-z0-9]){0,62}", text):
+    if not is_sagemaker_name(text):
         raise ValueError(
             "a SageMaker model package group name: up to 63 letters, digits and hyphens, "
             "starting and ending with a letter or digit; or none (no sync)"

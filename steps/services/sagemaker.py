@@ -16,6 +16,16 @@ from typing import Any
 from steps.core.errors import ConfigError, StepFailed
 from steps.core.text import redact_url
 
+# SageMaker's rule for the names of endpoints, variants, models, configs and model package
+# groups: 1-63 letters, digits and hyphens, not starting or ending with a hyphen (the {0,62}
+# bounds the length: the pattern alone lets hyphens run longer). Nothing in it leaves a quote.
+_NAME = re.compile(r"[A-Za-z0-9](-*[A-Za-z0-9]){0,62}")
+
+
+def is_sagemaker_name(text: str) -> bool:
+    return len(text) <= 63 and _NAME.fullmatch(text) is not None
+
+
 IMAGE_TAG = "mlsteps.image.tag"  # written by `mlsteps package` (mlflow/model_versions.py)
 CONTENT_TYPES = ["application/json"]  # what the mlsteps model server takes and answers
 DESCRIPTION_LIMIT = 1024  # SageMaker's limit on ApprovalDescription and ModelPackageDescription

@@ -21,9 +21,10 @@ Contenders, each deciding "roll back" on the two metrics (errors, latency):
   single requests (error indicators, log-latencies), each metric at alpha/2, re-run at the end
   of each step with no correction for the repeats.
 Detection, at 10 requests/s with steps of 600 s: canary requests seen when each rolls back a
-candidate with doubled errors, and one 10% slower. Goals: false rollbacks ≤ 5% in every cell;
-+10% latency caught in under 300 canary requests (the Kayenta-style classifier needs about
-1,800).
+candidate with doubled errors, and one 10% slower; and when mlsteps lets an identical one
+continue. Goals: false rollbacks ≤ 5% in every cell; +10% latency caught in under 300 canary
+requests (the issue quotes about 1,800 for a Kayenta-style classifier; here it can only fail at
+the end of a step, after 300, 1,800 or 4,800 canary requests).
 """
 
 from __future__ import annotations
@@ -210,6 +211,26 @@ def detection(replicates: int) -> tuple[float, float]:
     return medians["+10% latency", "mlsteps"], medians["+10% latency", "Kayenta-style 60 s"]
 
 
+def shown_safe(replicates: int) -> None:
+    """How long a good candidate waits for "continue" (only mlsteps has that verdict: the
+    anchors pass whatever they have not failed)."""
+    for error_rate in (0.001, 0.01):
+        scenario = Scenario(10.0, step_seconds=600.0, error_rate=error_rate)
+        found = []
+        for seed in range(replicates):
+            judge = Judge(JudgeSettings(alpha=ALPHA))
+            for bucket in bucket_arrays(scenario, seed):
+                judge.add(observations(bucket), bucket.step)
+                if judge.look().verdict == "continue":
+                    found.append(bucket.canary_so_far)
+                    break
+        median = f"{statistics.median(found):,.0f}" if len(found) * 2 > replicates else "—"
+        print(
+            f"  identical, {error_rate:.1%} errors: mlsteps says continue after a median of "
+            f"{median} canary requests ({len(found) / replicates:.0%} within the 30 minutes)"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--replicates", type=int, default=150, help="runs per false-rollback cell")
@@ -218,6 +239,7 @@ def main() -> None:
     started = time.perf_counter()
     ours_ok = false_rollbacks(args.replicates)
     ours, kayenta = detection(args.detect_replicates)
+    shown_safe(args.detect_replicates // 2)
     versus = (
         f"{ours / kayenta:.2f}× the Kayenta-style classifier's (60-s buckets)"
         if math.isfinite(kayenta)

@@ -4,7 +4,9 @@ through the proxy the whole time. Each test has an endpoint of its own (its own 
 port) whose teardown leaves no container and no nginx.
 
 The judge's margins are wide here (latency +50%, errors 3x, a 5% error floor) so a good
-candidate is shown safe in seconds rather than minutes; the bad ones are far outside them.
+candidate is shown safe in seconds rather than minutes, and only a slowdown above 30% is harm:
+two containers of one model on this busy 2-core machine can differ by 25% (measured), which
+the default tolerance of 0 would roll back. The bad ones are far outside all of them.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 FAST = (
     "--look-every", "1s", "--min-bake", "3s", "--max-bake", "90s", "--min-requests", "20",
-    "--latency-margin", "50%", "--error-margin", "3", "--error-floor", "5%",
+    "--latency-margin", "50%", "--latency-tolerance", "30%", "--error-margin", "3",
+    "--error-floor", "5%",
 )  # fmt: skip
 # Connection-level failures a weight change or a rollback must never cause (a model's own 500
 # is the candidate's harm, which the judge must see, not a failure of the rollout).
@@ -93,7 +96,9 @@ def containers(client: Any, endpoint: Endpoint) -> list[Any]:
 
 
 def images_serving(client: Any, endpoint: Endpoint) -> list[str]:
-    return sorted(c.attrs["Config"]["Image"] for c in containers(client, endpoint))
+    return sorted(
+        client.containers.get(c.id).attrs["Config"]["Image"] for c in containers(client, endpoint)
+    )
 
 
 @pytest.fixture
@@ -242,4 +247,105 @@ def test_kill_9_then_the_same_deploy_again_ends_consistent(
     assert "resuming the rollout" in again.err
     assert again.outputs["decision"] == "rolled-out"
     assert images_serving(docker_client, endpoint) == [candidate]
+    assert [o for o in load.outcomes if o.status in BROKEN] == []
+
+
+def test_the_report_goes_to_the_candidate_versions_run_and_a_wrong_version_moves_nothing(
+    endpoint: Endpoint,
+    docker_client: Any,
+    deploy_images: Any,
+    tmp_path: Path,
+    mlflow_server: Any,
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(mlflow_server.uri)
+    name = f"deploy-{endpoint.name}"
+    client.create_registered_model(name)
+    run = client.create_run(client.get_experiment_by_name("Default").experiment_id)
+    version = client.create_model_version(
+        name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id
+    ).version
+    tracking = ("--tracking-uri", mlflow_server.uri, "--name", name)
+    # A version the registry does not have: exit 2 before any traffic moves.
+    before = (endpoint.state_dir / "rollout.json").read_text()
+    wrong = deploy(endpoint, deploy_images["failing"].image, *tracking, "--version", "99",
+                   *FAST, cwd=tmp_path)  # fmt: skip
+    assert wrong.code == 2, wrong.err
+    assert "--version 99" in wrong.error and "Traceback" not in wrong.err
+    assert images_serving(docker_client, endpoint) == [deploy_images["good"].image]
+    assert (endpoint.state_dir / "rollout.json").read_text() == before
+
+    with Load(endpoint.url, body, rate=60):
+        done = deploy(endpoint, deploy_images["failing"].image, *tracking, "--version",
+                      str(version), "--steps", "25,100", *FAST, cwd=tmp_path)  # fmt: skip
+    assert done.code == 3, done.err
+    files = {f.path for f in client.list_artifacts(run.info.run_id, "mlsteps/deploy")}
+    assert {"mlsteps/deploy/report.json", "mlsteps/deploy/report.md"} <= files
+    assert "mlsteps/deploy/errors.png" in files
+    assert client.get_run(run.info.run_id).data.tags["mlsteps.deploy.decision"] == "rolled-back"
+    assert client.get_model_version(name, version).tags["mlsteps.deploy.decision"] == "rolled-back"
+
+
+def test_no_traffic_is_never_a_pass_and_hold_keeps_the_share_until_a_re_run(
+    endpoint: Endpoint, docker_client: Any, deploy_images: Any, tmp_path: Path
+) -> None:
+    candidate = deploy_images["good2"].image
+    short = (*FAST, "--max-bake", "4s", "--steps", "25,100")
+    # No client at all: undecided at --max-bake, and the default rolls back.
+    idle = deploy(endpoint, candidate, *short, cwd=tmp_path)
+    assert idle.code == 3, idle.err
+    assert idle.outputs["decision"] == "rolled-back"
+    assert "undecided" in idle.error and "--on-inconclusive rollback" in idle.error
+    assert images_serving(docker_client, endpoint) == [deploy_images["good"].image]
+    # hold: the candidate keeps its share, exit 3; the same deploy again, with traffic, goes on.
+    # The same deploy again only reports the recorded decision; --retry tries again.
+    same = deploy(endpoint, candidate, *short, cwd=tmp_path)
+    assert same.code == 3 and "decided already" in same.err and "--retry" in same.err
+    held = deploy(endpoint, candidate, *short, "--on-inconclusive", "hold", "--retry", "true",
+                  cwd=tmp_path)  # fmt: skip
+    assert held.code == 3, held.err
+    assert held.outputs["decision"] == "held"
+    assert held.outputs["variant-weights"] == "champion=75,candidate=25"
+    assert images_serving(docker_client, endpoint) == sorted(
+        [deploy_images["good"].image, candidate]
+    )
+    with Load(endpoint.url, body, rate=60):
+        again = deploy(endpoint, candidate, *FAST, "--steps", "25,100", "--on-inconclusive",
+                       "hold", "--retry", "true", cwd=tmp_path)  # fmt: skip
+    assert again.code == 0, again.err
+    assert "resuming the rollout" in again.err and again.outputs["decision"] == "rolled-out"
+    assert images_serving(docker_client, endpoint) == [candidate]
+
+
+@pytest.mark.parametrize(
+    ("phase", "decision", "serving"),
+    [("starting", "rolled-out", "good2"), ("finishing", "rolled-out", "good2"),
+     ("rolling-back", "rolled-back", "good")],
+)  # fmt: skip
+def test_a_controller_dead_at_a_checkpoint_is_finished_by_the_same_deploy(
+    endpoint: Endpoint,
+    docker_client: Any,
+    deploy_images: Any,
+    tmp_path: Path,
+    phase: str,
+    decision: str,
+    serving: str,
+) -> None:
+    """The candidate at 25% and the state file as the controller writes it at each checkpoint
+    (a kill -9 right after the write): the same deploy again ends consistent, with no second
+    candidate and no failed client request."""
+    candidate = deploy_images["good2"].image
+    args = (*FAST, "--steps", "25,100", "--on-inconclusive", "hold")
+    held = deploy(endpoint, candidate, *args, "--max-bake", "3s", cwd=tmp_path)
+    assert held.code == 3 and held.outputs["decision"] == "held", held.err
+    path = endpoint.state_dir / "rollout.json"
+    state = json.loads(path.read_text())
+    state.update(phase=phase, decision="", reason="killed -9 at this checkpoint")
+    path.write_text(json.dumps(state))
+    with Load(endpoint.url, body, rate=60) as load:
+        again = deploy(endpoint, candidate, *args, cwd=tmp_path)
+    assert again.code == (0 if decision == "rolled-out" else 3), again.err
+    assert again.outputs["decision"] == decision
+    assert images_serving(docker_client, endpoint) == [deploy_images[serving].image]
     assert [o for o in load.outcomes if o.status in BROKEN] == []

@@ -1,8 +1,10 @@
 """The judge of ``mlsteps deploy``: at every look, roll back, continue or extend the bake, with
 anytime-valid tests (valid however often it looks and however the split changes between steps).
 
-- errors (5xx and no answer; a 4xx is counted, never an error): which arm each error came from,
-  per time bucket (errors.py);
+- errors (5xx and no answer): which arm each error came from, per time bucket (errors.py);
+- client-errors (4xx): the same test on the 4xx answers, apart from errors: a client's bad
+  request reaches either arm alike, so more 4xx on the candidate are its own (MLflow's scoring
+  protocol answers an exception in predict with 400);
 - latency: a one-sided normal-mixture test on log-latency per time bucket (latency.py);
 - disagreement (shadow, double scoring): betting on the share of answers that differ
   (disagreement.py).
@@ -25,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from steps.deploy.judge.disagreement import Betting, disagreement_look
-from steps.deploy.judge.errors import ErrorTests, errors_look
+from steps.deploy.judge.errors import COUNTS, ErrorTests, errors_look
 from steps.deploy.judge.latency import latency_look
 from steps.deploy.judge.looks import Look, MetricLook, overall
 from steps.deploy.judge.strata import LATENCY_RESOLUTION, Arm, Key, Stratum
@@ -33,7 +35,7 @@ from steps.deploy.observations import CANDIDATE, CHAMPION, Observations
 
 __all__ = ["METRICS", "Judge", "JudgeSettings", "Look", "MetricLook"]
 
-METRICS = ("errors", "latency", "disagreement")
+METRICS = ("errors", "client-errors", "latency", "disagreement")
 STATE_VERSION = 1
 
 
@@ -49,7 +51,8 @@ class JudgeSettings:
     latency_tolerance: float = 0.0  # "harm": slower by more than this
     disagreement_tolerance: float = 0.01  # share of mirrored requests answered differently
     bucket_seconds: float = 10.0  # stratum length
-    metrics: tuple[str, ...] = ("errors", "latency")  # "disagreement" added for shadow
+    # deploy judges "client-errors" too, and "disagreement" for shadow (steps/deploy/run.py).
+    metrics: tuple[str, ...] = ("errors", "latency")
 
     def check(self) -> None:
         """ValueError naming the setting, for values no test can be run with."""
@@ -105,7 +108,11 @@ class Judge:
         self._judged: dict[Key, Stratum] = {}  # buckets the tests have read, in that order
         self._next_generation: dict[tuple[int, int], int] = {}
         self._newest: tuple[int, int] | None = None
-        self._errors = ErrorTests(settings.error_tolerance, settings.error_margin)
+        # One pair of tests per count metric (errors, client-errors): the same tolerance, margin
+        # and floor.
+        self._counts = {
+            name: ErrorTests(settings.error_tolerance, settings.error_margin) for name in COUNTS
+        }
         self._betting = Betting()
         # Records that could not be read (unknown variant, time or status that is not a number;
         # latencies that are NaN, inf or negative), never read as 0.
@@ -196,7 +203,9 @@ class Judge:
     def _fold(self, key: Key, stratum: Stratum) -> None:
         self._judged[key] = stratum
         self._next_generation[key[:2]] = key[2] + 1
-        self._errors.add(stratum.share, stratum.candidate.failed, stratum.champion.failed)
+        for name, tests in self._counts.items():
+            count = COUNTS[name]
+            tests.add(stratum.share, count(stratum.candidate), count(stratum.champion))
 
     # ---- the look -----------------------------------------------------------------------
     def look(self) -> Look:
@@ -207,10 +216,10 @@ class Judge:
         strata = [*self._judged.values(), *self._open.values()]
         metrics: list[MetricLook] = []
         for name in settings.metrics:
-            if name == "errors":
+            if name in COUNTS:
                 metrics.append(
-                    errors_look(strata, list(self._judged.values()), self._errors,
-                                settings.error_rate_floor, threshold, level)
+                    errors_look(strata, list(self._judged.values()), self._counts[name],
+                                settings.error_rate_floor, threshold, level, name)
                 )  # fmt: skip
             elif name == "latency":
                 metrics.append(

@@ -21,10 +21,10 @@ safe by a second test: its own rate below an absolute floor (H0 "rate ≥ floor"
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from steps.deploy.judge.looks import HARM, NO_DATA, SAFE, MetricLook, evalue, verdict_of
-from steps.deploy.judge.strata import Stratum
+from steps.deploy.judge.strata import Arm, Stratum
 
 # Alternatives are the null times (harm) or divided by (safe) these, with equal weights: the
 # grid of canary-judge.md §2.4, from a quarter more errors to ten times as many.
@@ -153,6 +153,15 @@ def _rate(errors: int, requests: int) -> str:
     return f"{errors} of {requests} ({errors / requests:.2%})"
 
 
+# The count metrics: what each counts in an arm. client-errors are 4xx answers: a client's
+# fault reaches both arms alike (the split is random), so more of them on the candidate is the
+# model's doing -- MLflow's scoring protocol answers an exception in predict with 400.
+COUNTS: dict[str, Callable[[Arm], int]] = {
+    "errors": lambda arm: arm.failed,
+    "client-errors": lambda arm: arm.client_errors,
+}
+
+
 def errors_look(
     strata: Sequence[Stratum],
     judged: Sequence[Stratum],
@@ -160,22 +169,24 @@ def errors_look(
     floor: float,
     threshold: float,
     level: str,
+    name: str = "errors",
 ) -> MetricLook:
-    """The errors metric from every stratum seen (counts, estimate) and the judged ones (the
-    tests). level is the confidence in words ("95%")."""
+    """A count metric (COUNTS[name]) from every stratum seen (counts, estimate) and the judged
+    ones (the tests). level is the confidence in words ("95%")."""
+    count = COUNTS[name]
     candidate_n = sum(s.candidate.requests for s in strata)
     champion_n = sum(s.champion.requests for s in strata)
     margin = tests.safe.null
     if not candidate_n or not champion_n:
         who = "the candidate" if not candidate_n else "the champion"
-        reason = f"errors: no requests to {who} yet -> no data, no verdict"
-        return MetricLook("errors", NO_DATA, None, None, None, margin, 1.0, 1.0, threshold,
+        reason = f"{name}: no requests to {who} yet -> no data, no verdict"
+        return MetricLook(name, NO_DATA, None, None, None, margin, 1.0, 1.0, threshold,
                           candidate_n, champion_n, reason)  # fmt: skip
-    candidate_k = sum(s.candidate.failed for s in strata)
-    champion_k = sum(s.champion.failed for s in strata)
+    candidate_k = sum(count(s.candidate) for s in strata)
+    champion_k = sum(count(s.champion) for s in strata)
     # Mantel-Haenszel: the rate ratio within buckets, weighted as the test weighs them.
-    above = sum(s.candidate.failed * s.champion.requests / _total(s) for s in strata)
-    below = sum(s.champion.failed * s.candidate.requests / _total(s) for s in strata)
+    above = sum(count(s.candidate) * s.champion.requests / _total(s) for s in strata)
+    below = sum(count(s.champion) * s.candidate.requests / _total(s) for s in strata)
     estimate = None if above == below == 0 else (math.inf if below == 0 else above / below)
     log_threshold = math.log(threshold)
     lower, upper = tests.grid.bounds(log_threshold)
@@ -187,7 +198,7 @@ def errors_look(
         upper = min(upper, margin)
     harm = evalue(tests.harm.log_evalue())
     judged_n = sum(s.candidate.requests for s in judged)
-    judged_k = sum(s.candidate.failed for s in judged)
+    judged_k = sum(count(s.candidate) for s in judged)
     # Safe if either the ratio is below the margin or the rate below the floor: the null is
     # both failing, under which the mean of the two e-values is an e-value.
     safe = 0.5 * (
@@ -216,8 +227,8 @@ def errors_look(
             f"{bound}: neither above tolerance {tests.harm.null:#.3g} nor below margin "
             f"{margin:#.3g} (or {floor:.2%} outright) yet"
         )
-    reason = f"errors: {counts}; {found} -> {verdict}"
-    return MetricLook("errors", verdict, estimate, lower, upper, margin, harm, safe, threshold,
+    reason = f"{name}: {counts}; {found} -> {verdict}"
+    return MetricLook(name, verdict, estimate, lower, upper, margin, harm, safe, threshold,
                       candidate_n, champion_n, reason)  # fmt: skip
 
 

@@ -25,7 +25,7 @@ def _json_number(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class MetricLook:
-    name: str  # "errors" | "latency" | "disagreement"
+    name: str  # "errors" | "client-errors" | "latency" | "disagreement"
     verdict: str  # HARM | SAFE | UNSURE | NO_DATA
     # errors: rate ratio; latency: relative change (0.1 = +10%); disagreement: rate. None with
     # no data (and for errors with no error in either arm: no ratio to estimate).
@@ -57,6 +57,8 @@ def _ruled_out_phrase(metric: MetricLook) -> str:
         return ""
     if metric.name == "errors":
         return f"an error-rate ratio above {metric.upper:.3g}"
+    if metric.name == "client-errors":
+        return f"a 4xx-rate ratio above {metric.upper:.3g}"
     if metric.name == "latency":
         return f"a latency change above {metric.upper:+.1%}"
     return f"a disagreement rate above {metric.upper:.2%}"

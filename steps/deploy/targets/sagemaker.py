@@ -35,7 +35,8 @@ from typing import TYPE_CHECKING, Any
 from steps.core.errors import ConfigError, StepFailed
 from steps.deploy.observations import CANDIDATE, CHAMPION, Observations
 from steps.deploy.targets.base import Endpoint, Target
-from steps.deploy.targets.sagemaker_endpoint import NAME, SageMakerEndpoint, State
+from steps.deploy.targets.sagemaker_endpoint import SageMakerEndpoint, State
+from steps.services.sagemaker import is_sagemaker_name
 
 if TYPE_CHECKING:
     from steps.deploy.options import DeployConfig
@@ -67,7 +68,7 @@ class SageMakerTarget(Target):
             ("the champion's variant name", champion_variant),
             ("the candidate's variant name", candidate_variant),
         ):
-            if not NAME.match(value):
+            if not is_sagemaker_name(value):
                 raise ConfigError(
                     f"{option} {value!r} is not a SageMaker name: 1 to 63 letters, digits and "
                     "hyphens, starting and ending with a letter or digit. Give one of that form."

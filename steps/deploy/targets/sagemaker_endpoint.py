@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from steps.core.errors import ConfigError, StepFailed
+from steps.services.sagemaker import is_sagemaker_name
 
-# SageMaker's pattern for endpoint, endpoint config, model and variant names (63 at most).
-NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 PERMISSIONS = (
     "sagemaker:DescribeEndpoint, DescribeEndpointConfig, CreateEndpointConfig, "
     "DeleteEndpointConfig, ListEndpointConfigs, CreateEndpoint, UpdateEndpoint, "
@@ -156,7 +155,7 @@ class SageMakerEndpoint:
         from steps.services.sagemaker import Absent
 
         if "/" not in ref:
-            if not NAME.match(ref):
+            if not is_sagemaker_name(ref):
                 raise ConfigError(
                     f"{ref!r} is neither an image (registry/repository:tag) nor a SageMaker "
                     "model name. Give the image `mlsteps package` pushed, or a model's name."

@@ -142,6 +142,26 @@ def test_client_errors_are_counted_but_never_errors() -> None:
     )
 
 
+def test_a_candidate_answering_4xx_more_often_is_harm_by_client_errors() -> None:
+    """MLflow's protocol answers an exception in predict with 400: a candidate that fails so
+    is rolled back by client-errors, while a 4xx rate both arms share is no harm."""
+    both = Judge(JudgeSettings(metrics=("errors", "client-errors")))
+    worse = Judge(JudgeSettings(metrics=("errors", "client-errors")))
+    for second in range(300):
+        champion = _requests(second, CHAMPION, 9, status=400 if second % 10 == 0 else 200)
+        shared = _requests(second, CANDIDATE, 1, status=400 if second % 10 == 5 else 200)
+        failing = _requests(second, CANDIDATE, 1, status=400 if second % 3 == 0 else 200)
+        both.add(Observations(requests=champion + shared), 0)
+        worse.add(Observations(requests=champion + failing), 0)
+    look = worse.look()
+    client = _metric(look, "client-errors")
+    assert look.verdict == "rollback" and client.verdict == "harm"
+    assert "client-errors: candidate 100 of 300" in look.reason
+    assert _metric(look, "errors").verdict != "harm"
+    assert both.look().verdict != "rollback"
+    assert _metric(both.look(), "client-errors").verdict != "harm"
+
+
 def test_an_answer_that_never_came_is_an_error() -> None:
     judge = Judge(JudgeSettings(metrics=("errors",)))
     for second in range(200):
