@@ -23,9 +23,9 @@ pytestmark = pytest.mark.faces
 KNOWN_KEYS = (
     "image, championImage, strategy, steps, target, endpoint, listen, stateDir, "
     "sagemakerRoleArn, sagemakerInstanceType, sagemakerInstanceCount, minBake, minRequests, "
-    "maxBake, lookEvery, onInconclusive, alpha, errorMargin, errorFloor, latencyMargin, "
-    "disagreementTolerance, predictionTolerance, version, reportDir, trackingUri, name, config, "
-    "mlsteps"
+    "maxBake, lookEvery, onInconclusive, retry, alpha, errorMargin, errorFloor, latencyMargin, "
+    "latencyTolerance, disagreementTolerance, predictionTolerance, version, reportDir, "
+    "trackingUri, name, config, mlsteps"
 )
 IMAGE = "127.0.0.1:5050/churn@sha256:" + "ab" * 32
 OUTPUTS = {
@@ -133,6 +133,7 @@ def test_unknown_key_fails_naming_the_known_keys(run_jenkins: Any) -> None:
     [
         ("image", [IMAGE], "must be a String or a number, not ArrayList"),
         ("mlsteps", 3, "must be a List of strings or one String, not Integer"),
+        ("retry", "yes", "must be true or false, not 'yes'"),
     ],
 )
 def test_a_value_of_the_wrong_type_fails(
