@@ -68,7 +68,7 @@ def call(Map userConfig = [:]) {
     Map outputs = cli.outputs()
     cli.archiveSummary()
     if (status != 0) {
-        error cli.failure('deploy', status, [:])
+        error cli.failure('deploy', status, [3: 'the candidate was rolled back or held'])
     }
     return outputs
 }

@@ -12,7 +12,12 @@
 # 5. runs `mlsteps package` on the model train logged: a serving image, smoke-tested, pushed
 #    to the registry, and registered in MLflow as a version of quickstart-classifier,
 # 6. runs `mlsteps gate` on that version (mlsteps.yaml's thresholds, against the champion),
-# 7. runs `mlsteps promote`: the version becomes the model's @champion.
+# 7. runs `mlsteps promote`: the version becomes the model's @champion,
+# 8. runs `mlsteps deploy`: a canary of the promoted version's image on this machine (Docker
+#    containers behind nginx on 127.0.0.1:8800, deploy.listen in mlsteps.yaml), judged on the
+#    client traffic traffic.py sends meanwhile. The first run starts the endpoint with that same
+#    image as its champion, so its canary is an A/A (the model against itself); later runs
+#    canary each newly promoted version against the one serving. The endpoint stays up after.
 # Arguments go on to `mlsteps train`: `run.sh --dry-run` prints train's plan and does nothing.
 set -euo pipefail
 
@@ -24,6 +29,10 @@ IMAGE=mlsteps-quickstart-trainer:latest
 PORT=5000
 URI=http://127.0.0.1:$PORT
 REGISTRY=127.0.0.1:5050   # the same address as package.registry in mlsteps.yaml
+ENDPOINT=quickstart-classifier       # deploy.endpoint in mlsteps.yaml
+ENDPOINT_URL=http://127.0.0.1:8800   # deploy.listen in mlsteps.yaml: change both together
+# Where deploy keeps the endpoint's proxy (its nginx.pid), logs and state (--state-dir).
+ENDPOINT_STATE=${XDG_CACHE_HOME:-$HOME/.cache}/mlsteps/endpoints/$ENDPOINT
 # MLflow's usage telemetry stays off: this server and its clients talk to each other only.
 export MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true
 
@@ -115,7 +124,9 @@ output() {  # output NAME: one output of the JSON result on stdin
 }
 
 say "packaging: mlsteps package --model-uri $model_uri (reads $HERE/mlsteps.yaml)"
-version=$("$REPO/.venv/bin/mlsteps" --json package --model-uri "$model_uri" | output model-version)
+packaged=$("$REPO/.venv/bin/mlsteps" --json package --model-uri "$model_uri")
+version=$(output model-version <<<"$packaged")
+image=$(output image-ref <<<"$packaged")   # REGISTRY/NAME@sha256:…, the image deploy runs
 
 say "gate: mlsteps gate --model-uri models:/quickstart-classifier/$version"
 # Exit 3 (rejected) stops here: the report says which threshold the model missed. Its digest
@@ -124,3 +135,34 @@ digest=$("$REPO/.venv/bin/mlsteps" --json gate --model-uri "models:/quickstart-c
 
 say "promote: mlsteps promote --version $version --gate-report-digest $digest"
 "$REPO/.venv/bin/mlsteps" promote --version "$version" --gate-report-digest "$digest"
+
+say "deploy: a canary of version $version ($image) at $ENDPOINT_URL, under traffic.py's requests"
+if [[ ! -f $ENDPOINT_STATE/state.json ]]; then
+    say "nothing serves $ENDPOINT yet: it starts with this same image as its champion, so this" \
+        "canary is an A/A (the model against itself); later runs canary each new version" \
+        "against the one serving"
+fi
+# A canary is judged on client requests: without them it is inconclusive and rolls back.
+"$REPO/.venv/bin/python" "$HERE/traffic.py" "$ENDPOINT_URL" --rate 25 &
+traffic=$!
+trap 'kill "$traffic" 2>/dev/null || true' EXIT
+# --champion-image only counts when nothing serves yet; an endpoint already up keeps its own.
+status=0
+deployed=$("$REPO/.venv/bin/mlsteps" --json deploy --image "$image" --champion-image "$image" \
+    --version "$version") || status=$?
+kill -TERM "$traffic" 2>/dev/null || true
+wait "$traffic" || true   # it prints how many requests failed
+trap - EXIT
+if ((status == 3)); then
+    # Harm found, or undecided at the longest bake: all traffic is back on the one serving.
+    say "deploy rolled version $version back: $HERE/.mlsteps/deploy/report.md says why"
+    exit 3
+elif ((status != 0)); then
+    say "deploy failed (exit $status): its message is above"
+    exit "$status"
+fi
+say "deploy: $(output decision <<<"$deployed"), $(output variant-weights <<<"$deployed")"
+say "version $version serves at $ENDPOINT_URL/invocations (POST JSON, e.g. dataframe_split);" \
+    "more traffic: $REPO/.venv/bin/python $HERE/traffic.py $ENDPOINT_URL (Ctrl-C stops it)"
+say "stop the endpoint with: kill \$(cat $ENDPOINT_STATE/nginx.pid);" \
+    "docker rm -f \$(docker ps -aq --filter label=io.mlsteps.endpoint=$ENDPOINT)"

@@ -407,6 +407,8 @@ def run_act(tmp_path: Path) -> Iterator[Callable[..., ActRun]]:
             str(workflows / "workflow.yml"),
             "-P",
             "ubuntu-latest=-self-hosted",
+            "-P",  # a job that must run on the machine it serves from (deploy's docker target)
+            "self-hosted=-self-hosted",
             "--json",
             "--env",
             f"MLSTEPS_ACT_SOURCE={source}",

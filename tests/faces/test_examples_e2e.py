@@ -6,8 +6,13 @@ requires a login, registered as a version of the quickstart's model. Then it gat
 against the champion with the quickstart's thresholds (the report in the summary, logged to the
 run, archived in Jenkins) and, approved (GitHub: the run's approvals, read from a stand-in for
 GitHub's API; Jenkins: the input step's answer), promotes it: the champion alias points at it,
-with the approver recorded. Afterwards no login token, trainer image or serving image is left,
-the promotion lock file is under the test's temporary directory, and no secret shows in a log.
+with the approver recorded. Last it deploys the promoted version's image on the docker target:
+an endpoint of the test's own (name and port), where nothing serves yet, so the image becomes its
+first champion (no canary: nothing to compare with, and no client traffic under test); it then
+answers the quickstart's traffic.py with no failed request. Afterwards no login token, trainer
+image or serving image is left (but the endpoint's, which the test removes), the promotion lock
+file and the endpoint's state are under the test's temporary directory, and no secret shows in a
+log.
 
 The first package build of the session installs the model's requirements into a dependencies
 image (one to two minutes); the other example, and later sessions, find it by its cache key.
@@ -20,6 +25,7 @@ import os
 import shutil
 import subprocess
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +35,13 @@ import requests
 from tests import vault_setup as vs
 from tests.faces import vault_checks
 from tests.faces.conftest import NOT_CHECKED_OUT
-from tests.faces.examples_setup import GitHubApprovals, alias_version, version_tags
+from tests.faces.examples_setup import (
+    DeployedEndpoint,
+    GitHubApprovals,
+    alias_version,
+    docker_login,
+    version_tags,
+)
 from tests.faces.secrets_setup import leaks_in
 
 pytestmark = [pytest.mark.faces, pytest.mark.services, pytest.mark.slow]
@@ -86,8 +98,9 @@ def assert_delivered(
     assert model_version["run_id"] == run_id
     tags = {t["key"]: t["value"] for t in model_version.get("tags", [])}
     assert tags["image"] == image_ref
-    # load: false in both examples: pushed, then removed from the runner's engine.
-    assert image_tags(repository) == []
+    # load: false in both examples: pushed, then removed from the runner's engine. Deploy
+    # pulled it back by its digest (untagged), to serve it.
+    assert [tag for tag in image_tags(repository) if not tag.endswith(":<none>")] == []
 
 
 def assert_gated_and_promoted(mlflow_uri: str, version: str, approver: str) -> None:
@@ -108,6 +121,40 @@ def lock_file(cache: Path) -> Path:
     return cache / "mlsteps" / "locks" / f"{MODEL_NAME}.lock"
 
 
+@pytest.fixture
+def deployed_endpoint(docker_client: Any) -> Iterator[Callable[[Path], DeployedEndpoint]]:
+    """deployed_endpoint(cache): the endpoint an example's deploy makes, removed afterwards."""
+    made: list[DeployedEndpoint] = []
+
+    def make(cache: Path) -> DeployedEndpoint:
+        made.append(DeployedEndpoint(docker_client, cache))
+        return made[-1]
+
+    yield make
+    for endpoint in made:
+        endpoint.tear_down()
+
+
+def assert_first_deploy(
+    deployed: dict[str, str], summary: str, endpoint: DeployedEndpoint, image_ref: str
+) -> None:
+    """Deploy's outputs for an endpoint that had nothing serving: the image is its champion,
+    serving everything, with a report (where mlsteps.yaml's report-dir says; the summary is its
+    markdown) saying why there was no canary."""
+    assert deployed["decision"] == "rolled-out"
+    assert deployed["endpoint"] == endpoint.url
+    assert deployed["variant-weights"] == "champion=100"
+    report_md = Path(deployed["report"])
+    assert report_md.parts[-5:] == ("examples", "quickstart", ".mlsteps", "deploy", "report.md")
+    assert_first_deploy_report(summary)
+    endpoint.check(image_ref)
+
+
+def assert_first_deploy_report(markdown: str) -> None:
+    assert markdown.startswith("## mlsteps deploy: rolled-out\n"), markdown
+    assert "first deploy: the endpoint had no champion to compare with" in markdown
+
+
 def test_example_workflow_runs_end_to_end(
     run_act: Any,
     trainer_image: str,
@@ -115,6 +162,7 @@ def test_example_workflow_runs_end_to_end(
     docker_client: Any,
     vault_server: Any,
     auth_registry: Any,
+    deployed_endpoint: Callable[[Path], DeployedEndpoint],
     tmp_path: Path,
 ) -> None:
     # The example logs in to Vault with the job's GitHub OIDC token. The runner's id-token
@@ -139,6 +187,8 @@ def test_example_workflow_runs_end_to_end(
     # environments): mlsteps reads it with the job's token (github.token, which act takes from
     # the secret GITHUB_TOKEN) from GitHub's API, played here by a stand-in.
     github_token = f"ghs_{uuid.uuid4().hex}"
+    # act runs the steps with its own XDG_CACHE_HOME: the test's temporary directory.
+    endpoint = deployed_endpoint(tmp_path / "act-cache")
     with (
         vs.GitHubOidcEndpoint(issuer, repository="mlsteps/demo") as oidc,
         GitHubApprovals(github_token, ["release-lead"]) as github,
@@ -150,21 +200,28 @@ def test_example_workflow_runs_end_to_end(
                 "VAULT_ADDR": vault_server.addr,
                 "IMAGE_REGISTRY": auth_registry.address,
                 "IMAGE_REGISTRY_USERNAME": auth_registry.username,
+                "DEPLOY_ENDPOINT": endpoint.name,
+                "DEPLOY_LISTEN": endpoint.listen,
             },
             secrets={
                 "IMAGE_REGISTRY_PASSWORD": auth_registry.password,
                 "GITHUB_TOKEN": github_token,
             },
-            env={**oidc.env(), "GITHUB_API_URL": github.url},
+            env={
+                **oidc.env(),
+                "GITHUB_API_URL": github.url,
+                # The runner's Docker login, which deploy pulls the pushed image with.
+                "DOCKER_CONFIG": str(docker_login(tmp_path / "docker-config", auth_registry)),
+            },
             timeout=1200,
         )
     assert result.returncode == 0, f"{result.annotations}\n{result.results}\n{result.log}"
     # train: checkout (copied in), build, secrets, train, package, gate, report, remove the
-    # image, revoke; promote: checkout ("0" too), secrets, promote, report, revoke. All ran
-    # and succeeded.
-    named = {"train", "package", "gate", "promote-secrets", "promote", "champion"}
-    assert named | {"promote-revoke"} <= set(result.results), result.results
-    assert len(result.results) == 13, result.results
+    # image, revoke; promote: checkout ("0" too), secrets, promote, report, deploy, report,
+    # revoke. All ran and succeeded (deploy exited 0).
+    named = {"train", "package", "gate", "promote-secrets", "promote", "champion", "deploy"}
+    assert named | {"deployed", "promote-revoke"} <= set(result.results), result.results
+    assert len(result.results) == 15, result.results
     assert set(result.results.values()) == {"success"}, result.results
     # One login per job with the OIDC token; the if: always() steps revoked the tokens.
     assert len(oidc.tokens) == 2
@@ -221,8 +278,13 @@ def test_example_workflow_runs_end_to_end(
     )
     assert f"champion is version {packaged['model-version']} (promoted" in result.log
     assert_gated_and_promoted(mlflow_server.uri, packaged["model-version"], "release-lead")
-    # act runs the steps with its own XDG_CACHE_HOME: the test's temporary directory.
     assert lock_file(tmp_path / "act-cache").is_file()
+
+    # Deploy: nothing served at the test's endpoint, so the promoted image is its first
+    # champion, serving all traffic.
+    deployed = result.outputs["deploy"]
+    assert_first_deploy(deployed, result.summaries["deploy"], endpoint, packaged["image-ref"])
+    assert f"deploy rolled-out, {endpoint.url} serves champion=100" in result.log
     # The if: always() step removed the image built for the run; the trainer's own tag stays.
     assert image_tags("quickstart-trainer") == []
     assert docker_client.images.get(trainer_image)
@@ -236,6 +298,7 @@ def test_example_jenkinsfile_runs_end_to_end(
     docker_client: Any,
     vault_server: Any,
     auth_registry: Any,
+    deployed_endpoint: Callable[[Path], DeployedEndpoint],
     tmp_path: Path,
 ) -> None:
     # The Jenkinsfile logs in with an AppRole at approle/ whose ids are Secret text credentials.
@@ -249,6 +312,7 @@ def test_example_jenkinsfile_runs_end_to_end(
     workspace = tmp_path / "ws"
     shutil.copytree(REPO / "examples", workspace / "examples", ignore=NOT_CHECKED_OUT)
     build_tag = f"jenkins-mlsteps-example-{uuid.uuid4().hex[:8]}"
+    endpoint = deployed_endpoint(tmp_path / "cache")
     credentials = {
         "vault-role-id": role_id,
         "vault-secret-id": secret_id,
@@ -264,13 +328,17 @@ def test_example_jenkinsfile_runs_end_to_end(
             "IMAGE_REGISTRY": auth_registry.address,
             "IMAGE_REGISTRY_CREDENTIALS_ID": "image-registry",
             "PROMOTE_APPROVERS": "release-lead,ops",
+            "DEPLOY_ENDPOINT": endpoint.name,
+            "DEPLOY_LISTEN": endpoint.listen,
         },
         credentials=credentials,
         # the agent's mlsteps: the one installed beside the tests; its cache (the promotion's
-        # file lock) under this test's temporary directory
+        # file lock, the endpoint's state) under this test's temporary directory; its Docker
+        # login, which deploy pulls the pushed image with
         extra_env={
             "PATH": f"{Path(mlsteps_cli).parent}:{os.environ['PATH']}",
             "XDG_CACHE_HOME": str(tmp_path / "cache"),
+            "DOCKER_CONFIG": str(docker_login(tmp_path / "docker-config", auth_registry)),
         },
         # the Promote stage's input step: release-lead presses Promote
         answers=[{"submitter": "release-lead"}],
@@ -284,6 +352,7 @@ def test_example_jenkinsfile_runs_end_to_end(
         ("Package", False),
         ("Gate", False),
         ("Promote", False),
+        ("Deploy", False),
     ]
     assert [c["args"]["condition"] for c in run.calls("post")] == ["always"]
 
@@ -305,9 +374,9 @@ def test_example_jenkinsfile_runs_end_to_end(
     assert package["env"]["MLFLOW_TRACKING_TOKEN"] == "********"
     (packaged,) = run.calls("mlPackage")
     assert packaged["args"]["registryCredentialsId"] == "image-registry"
-    # Four logins, one per stage that needs the token; all revoked when their block ended.
+    # Five logins, one per stage that needs the token; all revoked when their block ended.
     assert (
-        len([c for c in run.calls("sh") if c["args"].get("label") == "mlsteps secrets fetch"]) == 4
+        len([c for c in run.calls("sh") if c["args"].get("label") == "mlsteps secrets fetch"]) == 5
     )
     tokens_after = vault_checks.login_tokens(vault_server.addr, vault_server.root_token, "approle")
     assert set(tokens_after) <= tokens_before
@@ -321,7 +390,8 @@ def test_example_jenkinsfile_runs_end_to_end(
     version, image_ref = delivered.removeprefix("model version ").split(": ")
     run_id = run.record["currentBuild"]["description"].split()[2].rstrip(";")
     assert run.record["currentBuild"]["description"] == (
-        f"MLflow run {run_id}; model version {version}; champion {version}"
+        f"MLflow run {run_id}; model version {version}; champion {version}; "
+        f"rolled-out at {endpoint.url}"
     )
     assert_delivered(mlflow_server.uri, auth_registry, run_id, image_ref, version)
 
@@ -361,6 +431,28 @@ def test_example_jenkinsfile_runs_end_to_end(
     assert steps.index("input") < steps.index("mlPromote")
     assert_gated_and_promoted(mlflow_server.uri, version, "release-lead")
     assert lock_file(tmp_path / "cache").is_file()
+
+    # Deploy: the promoted version's image (package's image-ref, carried in env.IMAGE_REF) on
+    # the test's endpoint, given by the build's environment; nothing served there, so it is the
+    # first champion. Its outputs feed the build's log and description; its report archived.
+    (deploy,) = [c for c in run.calls("sh") if c["args"].get("label") == "mlsteps deploy"]
+    assert deploy["args"]["script"] == (
+        "'mlsteps' '--ci' 'jenkins' '--config' 'examples/quickstart/mlsteps.yaml' 'deploy'"
+        f" '--image' '{image_ref}' '--endpoint' '{endpoint.name}'"
+        f" '--listen' '{endpoint.listen}' '--version' '{version}'"
+    )
+    assert deploy["env"]["MLFLOW_TRACKING_TOKEN"] == "********"
+    assert steps.index("mlPromote") < steps.index("mlDeploy")
+    assert f"deploy: rolled-out; {endpoint.url} serves champion=100" in [
+        c["args"]["message"] for c in run.calls("echo")
+    ]
+    deploy_dir = "examples/quickstart/.mlsteps/deploy"
+    archived_reports = [c["args"]["artifacts"] for c in run.calls("archiveArtifacts")]
+    assert f"{deploy_dir}/*" in archived_reports
+    report = json.loads((workspace / deploy_dir / "report.json").read_text(encoding="utf-8"))
+    assert report["decision"] == "rolled-out"
+    assert_first_deploy_report((workspace / deploy_dir / "report.md").read_text(encoding="utf-8"))
+    endpoint.check(image_ref)
     assert (
         leaks_in(
             {

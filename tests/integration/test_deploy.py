@@ -318,6 +318,26 @@ def test_no_traffic_is_never_a_pass_and_hold_keeps_the_share_until_a_re_run(
     assert images_serving(docker_client, endpoint) == [candidate]
 
 
+def test_a_second_rollout_is_judged_on_its_own_requests_only(
+    endpoint: Endpoint, docker_client: Any, deploy_images: Any, tmp_path: Path
+) -> None:
+    """The access log keeps the lines of the last rollout, whose candidate serves as the
+    champion now: none of them is evidence for the next candidate. Without a client, the next
+    canary's first step cannot pass."""
+    with Load(endpoint.url, body, rate=60):
+        first = deploy(endpoint, deploy_images["good2"].image, "--steps", "25,100", *FAST,
+                       cwd=tmp_path)  # fmt: skip
+    assert first.code == 0, first.err
+    idle = deploy(endpoint, deploy_images["good"].image, *FAST, "--max-bake", "4s", "--steps",
+                  "25,100", cwd=tmp_path)  # fmt: skip
+    assert idle.code == 3, idle.err
+    assert idle.outputs["decision"] == "rolled-back"
+    assert "undecided" in idle.error and "(0 candidate requests in the step)" in idle.error
+    report = json.loads((endpoint.report_dir / "report.json").read_text())
+    assert all(look["candidate_requests"] == 0 for look in report["looks"]), report["looks"]
+    assert images_serving(docker_client, endpoint) == [deploy_images["good2"].image]
+
+
 @pytest.mark.parametrize(
     ("phase", "decision", "serving"),
     [("starting", "rolled-out", "good2"), ("finishing", "rolled-out", "good2"),

@@ -356,8 +356,16 @@ class DockerTarget(Target):
         if state is None:
             return Observations(source_error=f"endpoint {self.endpoint} is not up"), dict(since)
         history = [tuple(entry) for entry in state.get("history", [])]
+        # The log keeps the lines of earlier rollouts, whose candidate may serve as the champion
+        # now: a line from before this candidate started is no evidence about it, nor is the
+        # champion's from then (the judge compares the two arms in the same time buckets).
+        begun = max((start for _, name, start in history if name == CANDIDATE), default=0.0)
+        if not state.get("candidate"):
+            begun = 0.0
 
         def variant(addr: str, when: float) -> str | None:
+            if when < begun:
+                return None
             found = None
             for known, name, start in history:  # oldest first: the latest start wins
                 if known == addr and start <= when:
