@@ -35,6 +35,25 @@ DEFAULT_STEPS = {
 }
 
 
+# The image references the docker target runs: name[:tag][@sha256:digest], registry
+# host[:port]/ first; narrower than parse_image_reference (no IPv6 host, sha256 digests only),
+# and nothing that quotes, separates or spaces.
+_DOCKER_IMAGE = re.compile(
+    r"([A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]{1,5})?/)?[A-Za-z0-9][A-Za-z0-9._/-]*"
+    r"(:[A-Za-z0-9._-]{1,128})?(@sha256:[0-9a-f]{64})?"
+)
+
+
+def check_image(image: str, what: str = "image") -> str:
+    """An image reference the docker target can run, or ValueError naming ``what``."""
+    if not isinstance(image, str) or len(image) > 512 or not _DOCKER_IMAGE.fullmatch(image):
+        raise ValueError(
+            f"{what} {image!r}: not an image reference (name[:tag][@sha256:digest], e.g. "
+            "127.0.0.1:5000/iris:model-1a2b)"
+        )
+    return image
+
+
 def parse_steps(text: str) -> tuple[int, ...]:
     form = (
         "a comma-separated list of increasing percentages of traffic on the candidate, each "
@@ -513,8 +532,6 @@ def _check_docker_images(values: Mapping[str, Any]) -> None:
     """The docker target names containers and labels from the images: it takes a narrower
     reference than the option's parser (no IPv6 host, sha256 digests only). Refused here,
     before anything starts, rather than by the target mid-rollout."""
-    from steps.deploy.targets.docker import check_image
-
     for option in ("image", "champion-image"):
         if values[option]:
             try:

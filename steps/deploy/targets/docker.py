@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from steps.core.errors import ConfigError, StepFailed
 from steps.deploy import accesslog, capture, proxy
 from steps.deploy.observations import CANDIDATE, CHAMPION, Observations, Pair
+from steps.deploy.options import check_image
 from steps.deploy.targets.base import Endpoint, Target
 from steps.services.containers import LABEL, connect, ensure_image, remove_container
 
@@ -45,12 +46,6 @@ ENDPOINT_LABEL = f"{LABEL}.endpoint"
 ROLE_LABEL = f"{LABEL}.role"  # the role a container was started in (a candidate may be promoted)
 # Docker's container-name alphabet, which also keeps names out of nginx's and a shell's syntax.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
-# An image reference: name[:tag][@digest], registry host[:port]/ first. Nothing that quotes,
-# separates or spaces.
-_IMAGE = re.compile(
-    r"([A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]{1,5})?/)?[A-Za-z0-9][A-Za-z0-9._/-]*"
-    r"(:[A-Za-z0-9._-]{1,128})?(@sha256:[0-9a-f]{64})?"
-)
 _HISTORY = 32  # address → variant entries kept for reading older log lines
 
 
@@ -61,15 +56,6 @@ def check_name(name: str) -> str:
             "with a letter or digit (it names the endpoint's containers)"
         )
     return name
-
-
-def check_image(image: str, what: str = "image") -> str:
-    if not isinstance(image, str) or len(image) > 512 or not _IMAGE.fullmatch(image):
-        raise ValueError(
-            f"{what} {image!r}: not an image reference (name[:tag][@sha256:digest], e.g. "
-            "127.0.0.1:5000/iris:model-1a2b)"
-        )
-    return image
 
 
 class DockerTarget(Target):
@@ -356,16 +342,10 @@ class DockerTarget(Target):
         if state is None:
             return Observations(source_error=f"endpoint {self.endpoint} is not up"), dict(since)
         history = [tuple(entry) for entry in state.get("history", [])]
-        # The log keeps the lines of earlier rollouts, whose candidate may serve as the champion
-        # now: a line from before this candidate started is no evidence about it, nor is the
-        # champion's from then (the judge compares the two arms in the same time buckets).
-        begun = max((start for _, name, start in history if name == CANDIDATE), default=0.0)
-        if not state.get("candidate"):
-            begun = 0.0
+        # (Lines of earlier rollouts are in the log too: the controller leaves out whatever
+        # came before its candidate started, on every target.)
 
         def variant(addr: str, when: float) -> str | None:
-            if when < begun:
-                return None
             found = None
             for known, name, start in history:  # oldest first: the latest start wins
                 if known == addr and start <= when:

@@ -19,7 +19,8 @@ import pytest
 from steps.core.errors import ConfigError, StepFailed
 from steps.deploy import accesslog, proxy
 from steps.deploy.observations import NO_ANSWER
-from steps.deploy.targets.docker import DockerTarget, check_image, check_name
+from steps.deploy.options import check_image
+from steps.deploy.targets.docker import DockerTarget, check_name
 
 A, B = "127.0.0.1:18101", "127.0.0.1:18102"
 
