@@ -6,8 +6,10 @@ run; prints ratios, never fails CI.
 IMAGE is a `mlsteps package` serving image (the tests build `it-serving:model-…` from the iris
 model; any package image answers /ping). The benchmark starts it as a docker-target endpoint
 (DockerTarget.ensure_champion: a container behind a real nginx on loopback), then sends the
-same requests one at a time over a kept-alive connection either straight to the container's
-port or through nginx, alternating batches so that drift in machine load hits both alike.
+same requests one at a time over a session that keeps connections alive where the server
+does (the container; nginx closes each, see steps/deploy/proxy.py) either straight to the
+container's port or through nginx, alternating batches so that drift in machine load hits
+both alike.
 Goal: under 1 ms added at p50.
 """
 
@@ -82,7 +84,7 @@ def main() -> None:
                 rows.append((path, times))
         finally:
             target.tear_down()
-    print(f"\n{args.requests} sequential requests per route, kept-alive, alternating batches")
+    print(f"\n{args.requests} sequential requests per route, alternating batches")
     print(f"{'path':<14} {'route':<7} {'p50 ms':>8} {'p99 ms':>8}  {'p50 ×':>6} {'added p50':>10}")
     for path, times in rows:
         direct50 = percentile(times["direct"], 50)
