@@ -129,7 +129,14 @@ class DeployRun:
 
     def _resume(self) -> None:
         state = self.state
-        self.judge = Judge.from_state(self.settings, state.judge) if state.judge else self.judge
+        if state.judge:
+            try:
+                self.judge = Judge.from_state(self.settings, state.judge)
+            except ValueError as exc:
+                raise StepFailed(
+                    f"the rollout state {self.files.path} is damaged (the judge's part: {exc}). "
+                    "Look at what the endpoint serves, then remove the file to start afresh."
+                ) from None
         if state.decision == "held":
             # A re-run after --on-inconclusive hold: a new bake window for the same step.
             state.decision, state.reason, state.phase = "", "", "stepping"

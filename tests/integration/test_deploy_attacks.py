@@ -144,3 +144,25 @@ def test_a_candidate_that_dies_mid_rollout_is_rolled_back_at_the_next_look(
     assert time.monotonic() - killed < 30
     assert images_serving(docker_client, endpoint) == [deploy_images["good"].image]
     assert [o for o in load.outcomes if o.status in BROKEN] == []
+
+
+def test_a_damaged_judge_state_stops_the_re_run_clearly_leaving_the_candidate_held(
+    endpoint: Endpoint,  # noqa: F811 (the fixture)
+    docker_client: Any,
+    deploy_images: Any,
+    tmp_path: Path,
+) -> None:
+    candidate = deploy_images["good2"].image
+    held = deploy(endpoint, candidate, *QUICK, "--on-inconclusive", "hold", cwd=tmp_path)
+    assert held.code == 3 and held.outputs["decision"] == "held", held.err
+    path = endpoint.state_dir / "rollout.json"
+    state = json.loads(path.read_text())
+    state["judge"]["judged"] = [["not", "a", "stratum"]]
+    path.write_text(json.dumps(state))
+    again = deploy(endpoint, candidate, *QUICK, "--on-inconclusive", "hold", cwd=tmp_path)
+    assert again.code == 1, again.err
+    assert "is damaged (the judge's part" in again.error and "Traceback" not in again.err
+    # Nothing moved: the held candidate keeps its share until a person looks.
+    assert images_serving(docker_client, endpoint) == sorted(
+        [deploy_images["good"].image, candidate]
+    )
