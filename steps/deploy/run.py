@@ -10,6 +10,7 @@ moves all traffic to the champion before it removes the candidate.
 
 from __future__ import annotations
 
+import math
 import time
 
 from steps.core import signals
@@ -17,7 +18,7 @@ from steps.core.errors import GateRejected, MlstepsError, StepFailed
 from steps.core.plan import Plan
 from steps.core.runtime import Runtime, StepResult
 from steps.deploy import report
-from steps.deploy.judge import Judge, JudgeSettings, Look
+from steps.deploy.judge import Judge, JudgeSettings, Look, MetricLook
 from steps.deploy.observations import CANDIDATE, Observations
 from steps.deploy.options import DeployConfig, Step
 from steps.deploy.state import RolloutState, StateFile, rollout_key
@@ -367,15 +368,14 @@ class DeployRun:
         return f"step {self.state.step + 1} of {len(self.config.schedule)}: candidate at {share}"
 
     def _look_line(self, step: Step, look: Look, elapsed: float, requests: int) -> str:
-        metrics = "; ".join(
-            f"{m.name} {m.verdict}"
-            + (
-                f" [{m.lower:.3g}, {m.upper:.3g}] margin {m.margin:.3g}"
-                if m.lower is not None and m.upper is not None
-                else ""
-            )
-            for m in look.metrics
-        )
+        def bounds(m: MetricLook) -> str:
+            # An interval open on a side (no errors yet: the ratio may be anything) says
+            # nothing a person can read on one line: the verdict alone is shown then.
+            if m.lower is None or m.upper is None or not math.isfinite(m.upper - m.lower):
+                return ""
+            return f" [{m.lower:.3g}, {m.upper:.3g}] margin {m.margin:.3g}"
+
+        metrics = "; ".join(f"{m.name} {m.verdict}{bounds(m)}" for m in look.metrics)
         share = "mirror" if step.mirror else f"{step.weight}%"
         return (
             f"deploy: step {self.state.step + 1}/{len(self.config.schedule)} {share}, "
