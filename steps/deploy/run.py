@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 
 from steps.core import signals
 from steps.core.errors import GateRejected, MlstepsError, StepFailed
@@ -22,9 +23,19 @@ from steps.deploy.judge import Judge, JudgeSettings, Look, MetricLook
 from steps.deploy.observations import CANDIDATE, Observations
 from steps.deploy.options import DeployConfig, Step
 from steps.deploy.state import RolloutState, StateFile, rollout_key
-from steps.deploy.targets import make_target
-from steps.deploy.targets.base import Endpoint
+from steps.deploy.targets.base import Endpoint, Target
 from steps.deploy.tracking import ReportLog
+
+
+def make_target(config: DeployConfig, say: Callable[[str], None]) -> Target:
+    """The target of --target, built from the config; its module is imported only here."""
+    if config.target == "docker":
+        from steps.deploy.targets.docker import DockerTarget
+
+        return DockerTarget.from_config(config, say)
+    from steps.deploy.targets.sagemaker import SageMakerTarget
+
+    return SageMakerTarget.from_config(config, say)
 
 
 class RolledBack(Exception):

@@ -253,9 +253,9 @@ class SageMakerTarget(Target):
             )
 
     def observe(self, since: Mapping[str, object]) -> tuple[Observations, dict[str, object]]:
-        from steps.deploy.targets import sagemaker_metrics
+        from steps.deploy.targets.sagemaker_metrics import read
 
-        return sagemaker_metrics.read(
+        return read(
             self.sm.client, self.endpoint,
             {self.champion_variant: CHAMPION, self.candidate_variant: CANDIDATE},
             since, delay=self.metrics_delay,
