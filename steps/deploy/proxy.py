@@ -214,7 +214,7 @@ class Nginx:
     def start(self, text: str, listen: int) -> None:
         """Write the config and start nginx (a daemon: it outlives mlsteps, the endpoint stays
         up between deploys). A port in use is a ConfigError naming ``listen``."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)  # its logs hold request ids
         self._test(text)
         for pid in self.orphans():
             with contextlib.suppress(ProcessLookupError):

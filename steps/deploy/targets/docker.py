@@ -114,7 +114,9 @@ class DockerTarget(Target):
         return state
 
     def _save(self, state: dict[str, Any]) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
+        # Private: it holds the access log and data capture (sampled request bodies and
+        # predictions), and the capture directories inside are opened to the image's user.
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         temp = self.root / f"{STATE}.new"
         temp.write_text(json.dumps(state, indent=1))
         temp.replace(self.root / STATE)

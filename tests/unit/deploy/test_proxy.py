@@ -320,3 +320,10 @@ def test_the_listen_port_is_checked_before_anything_starts() -> None:
     if os.geteuid() != 0:
         with pytest.raises(ConfigError, match="--listen 80: .* cannot be bound by this user"):
             proxy.check_port(80)
+
+
+def test_the_endpoint_directory_it_makes_is_private(tmp_path: Path) -> None:
+    """It holds the access log and data capture (request bodies, predictions)."""
+    target = DockerTarget("it-private", tmp_path / "endpoint")
+    target._save({"endpoint": "it-private"})
+    assert (tmp_path / "endpoint").stat().st_mode & 0o777 == 0o700
